@@ -1,0 +1,140 @@
+//! The `http` step: one request with an `Idempotency-Key`, its response captured and classified.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use crate::domain::StepFailure;
+use crate::domain::failure::parse_retry_after;
+
+/// Longest response body kept, in bytes; longer text bodies are cut.
+const MAX_BODY: usize = 64 * 1024;
+
+/// A rendered request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<Value>,
+    pub timeout: Duration,
+    pub idempotency_key: String,
+}
+
+/// A response of any status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    /// Parsed JSON, or the text as a string.
+    pub body: Value,
+    pub latency_ms: u64,
+}
+
+/// Sends one request. Transport trouble (connect, timeout) is a transient failure; any status
+/// is a response.
+#[async_trait]
+pub trait HttpSend: Send + Sync {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, StepFailure>;
+}
+
+/// Sends a request and turns a non-2xx status into a classified failure that carries the
+/// server's `Retry-After`.
+pub async fn call(sender: &dyn HttpSend, request: HttpRequest) -> Result<HttpResponse, StepFailure> {
+    let response = sender.send(request).await?;
+    if (200..300).contains(&response.status) {
+        return Ok(response);
+    }
+    let retry_after = response
+        .headers
+        .get("retry-after")
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let snippet: String = match &response.body {
+        Value::String(s) => s.chars().take(200).collect(),
+        other => other.to_string().chars().take(200).collect(),
+    };
+    Err(StepFailure::from_status(
+        response.status,
+        format!("HTTP {}: {snippet}", response.status),
+        retry_after,
+    ))
+}
+
+impl HttpResponse {
+    /// The response metadata stored as the attempt's detail.
+    pub fn detail(&self) -> Value {
+        json!({"status": self.status, "headers": self.headers, "latency_ms": self.latency_ms})
+    }
+}
+
+/// The real sender: reqwest with rustls.
+pub struct ReqwestSender {
+    client: reqwest::Client,
+}
+
+impl ReqwestSender {
+    pub fn new() -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("acp/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self { client })
+    }
+}
+
+#[async_trait]
+impl HttpSend for ReqwestSender {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, StepFailure> {
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .map_err(|_| StepFailure::permanent(format!("bad method `{}`", request.method)))?;
+        let mut builder = self
+            .client
+            .request(method, &request.url)
+            .timeout(request.timeout)
+            .header("Idempotency-Key", &request.idempotency_key);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = &request.body {
+            builder = builder.json(body);
+        }
+        let started = Instant::now();
+        let response = builder.send().await.map_err(transport_failure)?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let bytes = response.bytes().await.map_err(transport_failure)?;
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_BODY)]);
+            Value::String(text.into_owned())
+        });
+        Ok(HttpResponse { status, headers, body, latency_ms: started.elapsed().as_millis() as u64 })
+    }
+}
+
+fn transport_failure(e: reqwest::Error) -> StepFailure {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_builder() {
+        return StepFailure::permanent(format!("bad request: {e}"));
+    } else {
+        "failed"
+    };
+    let url = e.url().map(|u| format!(" {}", u.as_str())).unwrap_or_default();
+    StepFailure::transient(format!("request{url} {what}: {}", root_cause(&e)))
+}
+
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}

@@ -1,0 +1,145 @@
+//! `acp bench engine`: how fast the engine drains runs, against what SQLite commits allow.
+//!
+//! The baseline is single-row commits per second on the same file system and durability mode.
+//! The engine run uses no-op `http` steps answered in process; every `fail_every`-th run's
+//! second step fails once with a 503 and is retried.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use acp::actions::{Actions, HttpRequest, HttpResponse, HttpSend};
+use acp::domain::StepFailure;
+use acp::engine::{Engine, EngineConfig};
+use acp::store::{Durability, SqliteStore, Store};
+use acp::wire::TriggerKind;
+
+#[derive(clap::Args)]
+pub struct EngineArgs {
+    #[arg(long, default_value_t = 100_000)]
+    runs: usize,
+    #[arg(long, default_value_t = 3)]
+    steps: usize,
+    /// Every n-th run's second step fails once (0: never).
+    #[arg(long, default_value_t = 10)]
+    fail_every: i64,
+    #[arg(long, value_enum, default_value_t = Durability::Full)]
+    durability: Durability,
+    #[arg(long, default_value_t = 256)]
+    workers: usize,
+    /// Folder for the temporary database files.
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+}
+
+/// Answers every request with 200, except the first try of a failing run's second step.
+struct NoopHttp {
+    fail_every: i64,
+    failed: Mutex<HashSet<String>>,
+}
+
+#[async_trait]
+impl HttpSend for NoopHttp {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, StepFailure> {
+        let run: i64 = request
+            .idempotency_key
+            .strip_prefix("run-")
+            .and_then(|rest| rest.split(':').next())
+            .and_then(|id| id.parse().ok())
+            .unwrap_or(1);
+        let second = request.idempotency_key.ends_with(":s2");
+        let fail = self.fail_every > 0 && run % self.fail_every == 0 && second;
+        let first_try = fail && self.failed.lock().map(|mut f| f.insert(request.idempotency_key)).unwrap_or(false);
+        let status = if first_try { 503 } else { 200 };
+        Ok(HttpResponse { status, headers: Default::default(), body: json!({"ok": !first_try}), latency_ms: 0 })
+    }
+}
+
+fn workflow(steps: usize) -> String {
+    let steps: Vec<String> = (1..=steps)
+        .map(|i| {
+            format!(
+                r#"(id: "s{i}", action: Http(method: "POST", url: "http://bench.invalid/s{i}"),
+                    retry: (max_attempts: 3, initial_delay: "1ms", max_delay: "1ms"))"#
+            )
+        })
+        .collect();
+    format!(
+        r#"(key: "bench", name: "Bench", team: "perf", trigger: Manual, steps: [{}])"#,
+        steps.join(",\n")
+    )
+}
+
+/// Single-row commits per second for about two seconds.
+fn commit_baseline(path: &std::path::Path, durability: Durability) -> anyhow::Result<f64> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let sync = if durability == Durability::Full { "FULL" } else { "NORMAL" };
+    conn.pragma_update(None, "synchronous", sync)?;
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")?;
+    let started = Instant::now();
+    let mut commits = 0u64;
+    while started.elapsed() < Duration::from_secs(2) {
+        conn.execute("INSERT INTO t (v) VALUES ('x')", [])?;
+        commits += 1;
+    }
+    Ok(commits as f64 / started.elapsed().as_secs_f64())
+}
+
+pub async fn engine(args: EngineArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir_in(&args.dir).with_context(|| format!("temporary folder in {}", args.dir.display()))?;
+    let baseline = commit_baseline(&dir.path().join("baseline.db"), args.durability)?;
+    println!("commit baseline: {baseline:.0} single-row commits/s ({:?})", args.durability);
+
+    let db = dir.path().join("bench.db");
+    let store = Arc::new(SqliteStore::open(&db, args.durability)?);
+    let http = Arc::new(NoopHttp { fail_every: args.fail_every, failed: Mutex::new(HashSet::new()) });
+    let config = EngineConfig { workers: args.workers, ..EngineConfig::default() };
+    let engine = Engine::start(store.clone() as Arc<dyn Store>, config, Actions::with_http(http)).await?;
+    engine.save_draft(&workflow(args.steps), "bench").await?;
+    engine.publish("bench", "bench").await?;
+
+    let started = Instant::now();
+    for chunk in (0..args.runs).collect::<Vec<_>>().chunks(1000) {
+        let payloads: Vec<Value> = chunk.iter().map(|i| json!({"n": i})).collect();
+        engine.start_runs("bench", TriggerKind::Manual, payloads).await?;
+    }
+    let counter = rusqlite::Connection::open(&db)?;
+    let finished = |c: &rusqlite::Connection| -> rusqlite::Result<(i64, i64)> {
+        c.query_row(
+            "SELECT COUNT(*) FILTER (WHERE status IN ('succeeded', 'failed', 'cancelled')), \
+             COUNT(*) FILTER (WHERE status = 'failed') FROM runs",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    };
+    loop {
+        let (done, _) = finished(&counter)?;
+        if done as usize >= args.runs {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let (_, failed) = finished(&counter)?;
+    let attempts: i64 = counter.query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get(0))?;
+    engine.shutdown().await;
+    store.close();
+
+    let runs_per_s = args.runs as f64 / elapsed;
+    let steps_per_s = attempts as f64 / elapsed;
+    println!(
+        "drained {} runs ({} steps each, {} attempts, {failed} failed) in {elapsed:.2}s with {} workers",
+        args.runs, args.steps, attempts, args.workers
+    );
+    println!(
+        "runs_per_s={runs_per_s:.0} steps_per_s={steps_per_s:.0} commit_baseline_per_s={baseline:.0} ratio={:.2}",
+        runs_per_s / baseline
+    );
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! The product's vocabulary as types: workflow definitions and their validation, retry policy,
+//! step failures, run transitions and record writes. No I/O happens here.
+
+pub mod failure;
+pub mod record;
+pub mod retry;
+pub mod run;
+pub mod template;
+pub mod validate;
+pub mod workflow;
+
+pub use failure::StepFailure;
+pub use record::{Provenance, RecordChange, RecordEvent, RecordWrite, RecordWriteOutcome};
+pub use retry::RetryPolicy;
+pub use run::{NewRun, RetryAt, Transition};
+pub use validate::{Problem, parse_workflow};
+pub use workflow::{ActionDef, NotifyChannel, Step, Trigger, Workflow, WorkflowDef};

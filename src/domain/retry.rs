@@ -1,0 +1,106 @@
+//! Retry policy: how many attempts a step gets and how long to wait between them.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+/// The longest `Retry-After` ACP will honour; a server asking for more is retried after this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Exponential backoff with full jitter, capped, honouring `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first one included (1 means never retry).
+    pub max_attempts: u32,
+    pub initial_delay: Duration,
+    pub max_delay: Duration,
+    pub multiplier: f32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+            multiplier: 2.0,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The ceiling of the backoff after failed attempt number `attempt` (1-based), before jitter:
+    /// `min(max_delay, initial_delay * multiplier^(attempt-1))`.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        ExponentialBuilder::new()
+            .with_min_delay(self.initial_delay)
+            .with_max_delay(self.max_delay)
+            .with_factor(self.multiplier)
+            .without_max_times()
+            .build()
+            .nth(attempt.saturating_sub(1) as usize)
+            .unwrap_or(self.max_delay)
+    }
+
+    /// The wait before the next attempt after failed attempt number `attempt`.
+    ///
+    /// Full jitter: a uniform draw (`unit` in `[0, 1)`) from zero to the ceiling. A server's
+    /// `Retry-After` is a floor: the wait is never shorter than what the server asked for (up to
+    /// [`MAX_RETRY_AFTER`]).
+    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>, unit: f64) -> Duration {
+        let jittered = self.ceiling(attempt).mul_f64(unit.clamp(0.0, 1.0));
+        match retry_after {
+            Some(asked) => jittered.max(asked.min(MAX_RETRY_AFTER)),
+            None => jittered,
+        }
+    }
+
+    /// True when another attempt is allowed after `attempts_made` attempts.
+    pub fn allows_another(&self, attempts_made: u32) -> bool {
+        attempts_made < self.max_attempts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 6,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            multiplier: 2.0,
+        }
+    }
+
+    #[test]
+    fn ceiling_grows_exponentially_and_is_capped() {
+        let p = policy();
+        let ms: Vec<u128> = (1..=6).map(|a| p.ceiling(a).as_millis()).collect();
+        assert_eq!(ms, vec![100, 200, 400, 800, 1000, 1000]);
+    }
+
+    #[test]
+    fn full_jitter_spans_zero_to_the_ceiling() {
+        let p = policy();
+        assert_eq!(p.delay(3, None, 0.0), Duration::ZERO);
+        assert_eq!(p.delay(3, None, 0.5), Duration::from_millis(200));
+        assert_eq!(p.delay(3, None, 1.0), Duration::from_millis(400));
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_with_a_ceiling_of_its_own() {
+        let p = policy();
+        assert_eq!(p.delay(1, Some(Duration::from_secs(7)), 0.3), Duration::from_secs(7));
+        assert_eq!(p.delay(4, Some(Duration::from_millis(10)), 1.0), Duration::from_millis(800));
+        assert_eq!(p.delay(1, Some(Duration::from_secs(86_400)), 0.0), MAX_RETRY_AFTER);
+    }
+
+    #[test]
+    fn attempts_are_bounded() {
+        let p = policy();
+        assert!(p.allows_another(5));
+        assert!(!p.allows_another(6));
+    }
+}

@@ -1,0 +1,133 @@
+//! The engine: turns triggers into runs and runs them durably.
+//!
+//! ```text
+//!  trigger ──► queued ──claim──► running ──step ok──► … ──► succeeded
+//!                ▲                 │  │
+//!                │   retry (op)    │  └─ transient error, budget left ─► retrying ──due──► (claim)
+//!                │                 │  └─ delay step ─────────────────► waiting  ──due──► (claim)
+//!             failed ◄── permanent error / budget spent (+ DLQ entry)
+//!  lease expired while running ──► claimed again, in-flight attempt marked abandoned and re-run
+//! ```
+//!
+//! Every transition is persisted by the store (with its event) before the next step starts.
+//! The engine knows no HTTP server and no terminal; step kinds reach the outside world through
+//! [`crate::actions`].
+
+mod catalog;
+mod ops;
+pub mod redact;
+mod step;
+mod triggers;
+mod worker;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::actions::Actions;
+use crate::domain::template::SecretLookup;
+use crate::store::{Store, StoreError};
+use catalog::Catalog;
+
+pub use ops::{LoadReport, ReplayVersion};
+
+/// What can go wrong in an engine call.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+}
+
+/// Tuning and wiring.
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// Runs executed at once.
+    pub workers: usize,
+    /// How long a claimed run stays ours without a heartbeat.
+    pub lease: Duration,
+    /// How often to look for due runs and expired leases when nothing wakes the engine.
+    pub poll: Duration,
+    /// How long shutdown waits for in-flight attempts.
+    pub grace: Duration,
+    pub secrets: SecretLookup,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            workers: 32,
+            lease: Duration::from_secs(30),
+            poll: Duration::from_millis(500),
+            grace: Duration::from_secs(10),
+            secrets: Arc::new(|name| std::env::var(name).ok()),
+        }
+    }
+}
+
+/// A running engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    config: EngineConfig,
+    actions: Actions,
+    catalog: Catalog,
+    /// This engine's identity on leases.
+    owner: String,
+    /// Wakes the claim loop: new runs, a retry falling due, a worker freed.
+    wake: Notify,
+    slots: Arc<Semaphore>,
+    cancels: Mutex<std::collections::HashMap<i64, CancellationToken>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Engine {
+    /// Starts the claim, heartbeat and schedule loops on the current tokio runtime.
+    pub async fn start(store: Arc<dyn Store>, config: EngineConfig, actions: Actions) -> Result<Self, EngineError> {
+        let catalog = Catalog::new(store.clone(), config.secrets.clone());
+        catalog.refresh().await?;
+        let inner = Arc::new(Inner {
+            owner: format!("engine-{}-{:08x}", std::process::id(), fastrand::u32(..)),
+            slots: Arc::new(Semaphore::new(config.workers.max(1))),
+            store,
+            config,
+            actions,
+            catalog,
+            wake: Notify::new(),
+            cancels: Mutex::new(Default::default()),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        inner.tasks.spawn(worker::claim_loop(inner.clone()));
+        inner.tasks.spawn(worker::heartbeat_loop(inner.clone()));
+        inner.tasks.spawn(triggers::schedule_loop(inner.clone()));
+        Ok(Self { inner })
+    }
+
+    /// The store this engine persists to (for reads).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Stops claiming, lets in-flight attempts finish (up to the grace period) and releases
+    /// every run it held, so a restart resumes them at once.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.wake.notify_waiters();
+        self.inner.tasks.close();
+        if tokio::time::timeout(self.inner.config.grace, self.inner.tasks.wait()).await.is_err() {
+            tracing::warn!("shutdown grace period over; unfinished attempts resume after their lease expires");
+        }
+    }
+}

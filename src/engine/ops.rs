@@ -1,0 +1,234 @@
+//! What people and the API ask of the engine: workflows, records, starts, retries, replays.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::{Engine, EngineError, Inner};
+use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, parse_workflow};
+use crate::store::Replay;
+use crate::wire::{RunMode, RunStatus, TriggerKind};
+
+/// Which version a replay runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayVersion {
+    /// The version the failed run ran.
+    Same,
+    /// The version published now (after a fix).
+    Latest,
+}
+
+/// What loading a folder of workflow files did.
+#[derive(Debug, Default, PartialEq)]
+pub struct LoadReport {
+    /// Workflows whose file differed from the published version, with the new version.
+    pub published: Vec<(String, i64)>,
+    pub unchanged: Vec<String>,
+}
+
+impl Engine {
+    /// Checks a workflow file and saves it as its workflow's draft; answers the key.
+    pub async fn save_draft(&self, source: &str, actor: &str) -> Result<String, EngineError> {
+        let workflow = parse_workflow(source).map_err(|problems| {
+            EngineError::Invalid(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        })?;
+        let def = &workflow.def;
+        self.inner.store.save_draft(&def.key, &def.name, &def.team, source, actor).await?;
+        Ok(def.key.clone())
+    }
+
+    /// Publishes the draft as the next version.
+    pub async fn publish(&self, key: &str, actor: &str) -> Result<i64, EngineError> {
+        let version = self.inner.store.publish(key, actor).await?;
+        self.inner.catalog.refresh().await?;
+        Ok(version)
+    }
+
+    /// Makes an earlier version the published one again.
+    pub async fn rollback(&self, key: &str, version: i64, actor: &str) -> Result<(), EngineError> {
+        self.inner.store.rollback(key, version, actor).await?;
+        self.inner.catalog.refresh().await
+    }
+
+    /// Checks every `*.ron` file in `dir` (all problems of all files, as `file:line:col: message`)
+    /// and publishes each one whose text differs from its published version.
+    pub async fn load_dir(&self, dir: &Path, actor: &str) -> Result<LoadReport, EngineError> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| EngineError::Invalid(format!("{}: {e}", dir.display())))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|ext| ext == "ron"))
+            .collect();
+        files.sort();
+        let mut sources = Vec::new();
+        let mut problems = Vec::new();
+        for path in files {
+            let source = std::fs::read_to_string(&path).map_err(|e| EngineError::Invalid(format!("{}: {e}", path.display())))?;
+            match parse_workflow(&source) {
+                Ok(wf) => sources.push((wf.def.key.clone(), source)),
+                Err(found) => problems.extend(found.iter().map(|p| format!("{}:{p}", path.display()))),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(EngineError::Invalid(problems.join("\n")));
+        }
+        let current = self.inner.store.workflows().await?;
+        let mut report = LoadReport::default();
+        for (key, source) in sources {
+            let published = current.iter().find(|w| w.key == key).and_then(|w| w.published_version);
+            let same = match published {
+                Some(v) => self.inner.store.version(&key, v).await?.source == source,
+                None => false,
+            };
+            if same {
+                report.unchanged.push(key);
+                continue;
+            }
+            self.save_draft(&source, actor).await?;
+            let version = self.inner.store.publish(&key, actor).await?;
+            report.published.push((key, version));
+        }
+        self.inner.catalog.refresh().await?;
+        Ok(report)
+    }
+
+    /// Creates or updates a record; matching record triggers start runs.
+    pub async fn write_record(&self, write: RecordWrite) -> Result<RecordWriteOutcome, EngineError> {
+        self.inner.write_record(write).await
+    }
+
+    /// Starts runs of a workflow's published version, one per payload.
+    pub async fn start_runs(&self, key: &str, kind: TriggerKind, payloads: Vec<Value>) -> Result<Vec<i64>, EngineError> {
+        let compiled = self.inner.catalog.published_of(key)?;
+        let runs = payloads
+            .into_iter()
+            .map(|trigger| NewRun {
+                workflow: key.to_owned(),
+                version: compiled.version,
+                team: compiled.workflow.team().to_owned(),
+                mode: RunMode::Live,
+                trigger_kind: kind,
+                trigger,
+                record_id: None,
+                origin_run: None,
+                carry_from_origin: false,
+                dedupe_key: None,
+            })
+            .collect();
+        let ids = self.inner.store.create_runs(runs).await?;
+        self.inner.wake.notify_one();
+        Ok(ids)
+    }
+
+    /// Resumes a failed run at its failed step, with the same idempotency keys.
+    pub async fn retry(&self, run_id: i64, actor: &str) -> Result<(), EngineError> {
+        self.inner.store.retry_run(run_id, actor).await?;
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    /// Starts a new run of the same version on the same trigger, with new keys.
+    pub async fn rerun(&self, run_id: i64, _actor: &str) -> Result<i64, EngineError> {
+        let old = self.inner.store.run(run_id).await?.run;
+        let run = NewRun {
+            workflow: old.workflow,
+            version: old.version,
+            team: old.team,
+            mode: old.mode,
+            trigger_kind: TriggerKind::Rerun,
+            trigger: old.trigger,
+            record_id: old.record_id,
+            origin_run: Some(run_id),
+            carry_from_origin: false,
+            dedupe_key: None,
+        };
+        let ids = self.inner.store.create_runs(vec![run]).await?;
+        self.inner.wake.notify_one();
+        Ok(ids[0])
+    }
+
+    /// Replays a dead-letter entry. On the same version with the same payload, steps that
+    /// succeeded are carried over and the original idempotency keys are reused; otherwise the
+    /// run starts from the first step with new keys.
+    pub async fn replay(&self, dlq_id: i64, version: ReplayVersion, payload: Option<Value>, actor: &str) -> Result<i64, EngineError> {
+        let entry = self.inner.store.dlq_entry(dlq_id).await?;
+        let old = self.inner.store.run(entry.run_id).await?.run;
+        let version = match version {
+            ReplayVersion::Same => old.version,
+            ReplayVersion::Latest => self.inner.catalog.published_of(&old.workflow)?.version,
+        };
+        let carry = version == old.version && payload.as_ref().is_none_or(|p| *p == old.trigger);
+        let run = NewRun {
+            workflow: old.workflow,
+            version,
+            team: old.team,
+            mode: old.mode,
+            trigger_kind: TriggerKind::Replay,
+            trigger: payload.unwrap_or(old.trigger),
+            record_id: old.record_id,
+            origin_run: Some(old.id),
+            carry_from_origin: carry,
+            dedupe_key: None,
+        };
+        let id = self.inner.store.replay(Replay { dlq_id, run, actor: actor.to_owned() }).await?;
+        self.inner.wake.notify_one();
+        Ok(id)
+    }
+
+    /// Closes a dead-letter entry without replaying it.
+    pub async fn discard(&self, dlq_id: i64, reason: &str, actor: &str) -> Result<(), EngineError> {
+        if reason.trim().is_empty() {
+            return Err(EngineError::Invalid("discarding needs a reason".into()));
+        }
+        Ok(self.inner.store.discard_dlq(dlq_id, reason, actor).await?)
+    }
+
+    /// Cancels a run: at once if it is not running, else at its worker's next check.
+    pub async fn cancel(&self, run_id: i64, actor: &str) -> Result<RunStatus, EngineError> {
+        let status = self.inner.store.cancel_run(run_id, actor).await?;
+        if status == RunStatus::Running {
+            self.inner.cancel_local(run_id);
+        }
+        Ok(status)
+    }
+}
+
+impl Inner {
+    pub(super) fn lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.config.lease).unwrap_or_default()
+    }
+
+    pub(super) fn register_cancel(&self, run_id: i64) -> CancellationToken {
+        let token = CancellationToken::new();
+        if let Ok(mut map) = self.cancels.lock() {
+            map.insert(run_id, token.clone());
+        }
+        token
+    }
+
+    pub(super) fn unregister_cancel(&self, run_id: i64) {
+        if let Ok(mut map) = self.cancels.lock() {
+            map.remove(&run_id);
+        }
+    }
+
+    pub(super) fn cancel_local(&self, run_id: i64) {
+        if let Some(token) = self.cancels.lock().ok().and_then(|m| m.get(&run_id).cloned()) {
+            token.cancel();
+        }
+    }
+
+    /// Wakes the claim loop when `at` comes (a retry or a delay falling due).
+    pub(super) fn wake_at(self: &std::sync::Arc<Self>, at: DateTime<Utc>) {
+        let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let inner = self.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => inner.wake.notify_one(),
+                _ = inner.shutdown.cancelled() => {}
+            }
+        });
+    }
+}

@@ -1,0 +1,13 @@
+//! ACP, the Automation Control Plane: durable, observable, auditable business-workflow
+//! automation. See ARCHITECTURE.md for how the modules fit together.
+
+pub mod wire;
+
+#[cfg(feature = "server")]
+pub mod actions;
+#[cfg(feature = "server")]
+pub mod domain;
+#[cfg(feature = "server")]
+pub mod engine;
+#[cfg(feature = "server")]
+pub mod store;

@@ -1,0 +1,121 @@
+//! Persistence: the `Store` trait and its SQLite implementation.
+//!
+//! The store keeps no business rules. It applies what the engine decides, atomically, and
+//! appends one event per state change in the same transaction, numbered by a gap-free
+//! sequence; after the commit the events go out on a broadcast bus. A PostgreSQL store
+//! (several servers, one database, claims with `FOR UPDATE SKIP LOCKED`) implements the same
+//! trait.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+
+use crate::domain::{NewRun, RecordChange, RecordWrite, RecordWriteOutcome, Transition};
+use crate::wire::{
+    AttemptView, DlqView, Event, FieldChange, RecordView, RunDetail, RunStatus,
+    RunView, VersionView, WorkflowView,
+};
+
+pub use sqlite::{Durability, SqliteStore};
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The run was claimed by another worker after this one's lease expired.
+    #[error("lease on run {0} lost")]
+    LeaseLost(i64),
+    #[error("store: {0}")]
+    Other(String),
+}
+
+/// A crate-local result for store calls.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Decides which runs a record change starts; called inside the write's transaction so the
+/// change and its runs commit together.
+pub type TriggerMatcher = Box<dyn FnOnce(&RecordChange) -> Vec<NewRun> + Send>;
+
+/// A run handed to a worker, with everything needed to resume it.
+#[derive(Debug, Clone)]
+pub struct ClaimedRun {
+    pub run: RunView,
+    /// Prefix of the run's idempotency keys (`<prefix>:<step id>`); replays reuse the original's.
+    pub idempotency_prefix: String,
+    /// Attempts with an id at or below this do not count toward retry budgets (set by retry).
+    pub budget_floor: i64,
+    pub attempts: Vec<AttemptView>,
+    /// True when the run was taken over after another worker's lease expired.
+    pub resumed: bool,
+}
+
+/// Which dead-letter entries or runs to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub workflow: Option<String>,
+    pub status: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// A replay of a dead-letter entry, decided by the engine.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub dlq_id: i64,
+    pub run: NewRun,
+    pub actor: String,
+}
+
+/// Everything the engine and the API need from persistence.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Subscribes to events committed from now on.
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Event>>;
+    /// Events with `seq > after`, oldest first.
+    async fn events_since(&self, after: i64, limit: usize) -> Result<Vec<Event>>;
+
+    /// Saves the draft of a workflow (replacing an earlier draft).
+    async fn save_draft(&self, key: &str, name: &str, team: &str, source: &str, actor: &str) -> Result<()>;
+    /// Turns the draft into version N+1 and publishes it.
+    async fn publish(&self, key: &str, actor: &str) -> Result<i64>;
+    /// Publishes an earlier version again.
+    async fn rollback(&self, key: &str, version: i64, actor: &str) -> Result<()>;
+    async fn workflows(&self) -> Result<Vec<WorkflowView>>;
+    async fn versions(&self, key: &str) -> Result<Vec<VersionView>>;
+    async fn version(&self, key: &str, version: i64) -> Result<VersionView>;
+    /// The draft's source, if there is one.
+    async fn draft(&self, key: &str) -> Result<Option<String>>;
+
+    /// Applies a record write and queues the runs `matcher` picks, atomically.
+    async fn write_record(&self, write: RecordWrite, matcher: TriggerMatcher) -> Result<RecordWriteOutcome>;
+    async fn record(&self, id: i64) -> Result<RecordView>;
+    async fn field_history(&self, record_id: i64) -> Result<Vec<FieldChange>>;
+
+    /// Queues runs; a run whose dedupe key exists already yields the existing run's id.
+    async fn create_runs(&self, runs: Vec<NewRun>) -> Result<Vec<i64>>;
+    /// Claims up to `limit` runs that are due (or whose lease expired) for `owner`.
+    async fn claim_runs(&self, owner: &str, limit: usize, lease_until: DateTime<Utc>) -> Result<Vec<ClaimedRun>>;
+    /// Extends `owner`'s leases; answers the ids of its runs that were asked to cancel.
+    async fn heartbeat(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<Vec<i64>>;
+    /// Applies transitions of one run atomically; answers the ids of attempts started.
+    async fn apply(&self, run_id: i64, owner: &str, transitions: Vec<Transition>) -> Result<Vec<i64>>;
+    /// Cancels a run that is not running (answers its new status), or asks its worker to.
+    async fn cancel_run(&self, run_id: i64, actor: &str) -> Result<RunStatus>;
+    /// Queues a failed run again to resume at its failed step; closes its DLQ entry.
+    async fn retry_run(&self, run_id: i64, actor: &str) -> Result<()>;
+    async fn run(&self, run_id: i64) -> Result<RunDetail>;
+    async fn runs(&self, filter: &ListFilter) -> Result<Vec<RunView>>;
+
+    async fn dlq_entry(&self, id: i64) -> Result<DlqView>;
+    async fn dlq(&self, filter: &ListFilter) -> Result<Vec<DlqView>>;
+    /// Queues the replay run and closes the entry as replayed, atomically.
+    async fn replay(&self, replay: Replay) -> Result<i64>;
+    /// Closes an open entry as discarded, with a reason.
+    async fn discard_dlq(&self, id: i64, reason: &str, actor: &str) -> Result<()>;
+}

@@ -1,0 +1,88 @@
+//! The dead-letter queue: entries for failed runs, replay and discard.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+
+use super::rows::{self, DLQ_COLUMNS, ms};
+use super::runs::{self, run_view};
+use super::writer::Tx;
+use crate::store::{ListFilter, Replay, Result, StoreError};
+use crate::wire::{DlqStatus, DlqView, EventKind, StepError};
+
+/// Opens the entry of a failed run (reopening it if the run failed before and was retried).
+pub fn add(tx: &mut Tx<'_>, run_id: i64, step_id: &str, error: &StepError) -> Result<()> {
+    let run = run_view(tx.conn, run_id)?;
+    let id: i64 = tx
+        .conn
+        .prepare_cached(
+            "INSERT INTO dlq (run_id, workflow, version, team, step_id, error, status, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, 'open', ?) \
+             ON CONFLICT (run_id) DO UPDATE SET step_id = excluded.step_id, error = excluded.error, status = 'open', \
+             created_at = excluded.created_at, closed_at = NULL, closed_by = NULL, close_reason = NULL RETURNING id",
+        )?
+        .query_row(
+            params![run_id, run.workflow, run.version, run.team, step_id, json!(error).to_string(), ms(tx.now)],
+            |r| r.get(0),
+        )?;
+    let data = json!({"dlq_id": id, "step_id": step_id, "class": error.class, "message": error.message});
+    tx.emit(EventKind::DlqAdded, Some(&run.workflow), Some(run_id), data)
+}
+
+/// Closes a run's open entry because the run itself was retried.
+pub fn close_for_run(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<()> {
+    tx.conn.execute(
+        "UPDATE dlq SET status = 'retried', closed_at = ?, closed_by = ?, close_reason = 'run retried' \
+         WHERE run_id = ? AND status = 'open'",
+        params![ms(tx.now), actor, run_id],
+    )?;
+    Ok(())
+}
+
+/// Queues the replay run and closes the entry as replayed.
+pub fn replay(tx: &mut Tx<'_>, replay: Replay) -> Result<i64> {
+    let entry = get(tx.conn, replay.dlq_id)?;
+    if entry.status != DlqStatus::Open {
+        return Err(StoreError::Conflict(format!("dead-letter entry {} is already {}", entry.id, entry.status)));
+    }
+    let run_id = runs::create(tx, &replay.run)?;
+    tx.conn.execute(
+        "UPDATE dlq SET status = 'replayed', closed_at = ?, closed_by = ?, close_reason = 'replayed', replay_run = ? \
+         WHERE id = ?",
+        params![ms(tx.now), replay.actor, run_id, entry.id],
+    )?;
+    let data = json!({"dlq_id": entry.id, "replay_run": run_id, "actor": replay.actor});
+    tx.emit(EventKind::DlqReplayed, Some(&entry.workflow), Some(entry.run_id), data)?;
+    Ok(run_id)
+}
+
+/// Discards an open entry, with the reason a person gave.
+pub fn discard(tx: &mut Tx<'_>, id: i64, reason: &str, actor: &str) -> Result<()> {
+    let entry = get(tx.conn, id)?;
+    if entry.status != DlqStatus::Open {
+        return Err(StoreError::Conflict(format!("dead-letter entry {id} is already {}", entry.status)));
+    }
+    tx.conn.execute(
+        "UPDATE dlq SET status = 'discarded', closed_at = ?, closed_by = ?, close_reason = ? WHERE id = ?",
+        params![ms(tx.now), actor, reason, id],
+    )?;
+    let data = json!({"dlq_id": id, "reason": reason, "actor": actor});
+    tx.emit(EventKind::DlqDiscarded, Some(&entry.workflow), Some(entry.run_id), data)
+}
+
+pub fn get(conn: &Connection, id: i64) -> Result<DlqView> {
+    conn.prepare_cached(&format!("SELECT {DLQ_COLUMNS} FROM dlq WHERE id = ?"))?
+        .query_row([id], rows::dlq)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("dead-letter entry {id}")))
+}
+
+pub fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<DlqView>> {
+    let list = conn
+        .prepare_cached(&format!(
+            "SELECT {DLQ_COLUMNS} FROM dlq WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2) \
+             ORDER BY id DESC LIMIT ?3"
+        ))?
+        .query_map(params![filter.workflow, filter.status, filter.limit.unwrap_or(100) as i64], rows::dlq)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(list)
+}

@@ -1,0 +1,248 @@
+//! The SQLite store: one writer thread with group commit, a small pool of reader connections.
+
+mod dlq;
+mod records;
+mod rows;
+mod runs;
+mod schema;
+mod workflows;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{broadcast, oneshot};
+
+use super::{ClaimedRun, ListFilter, Replay, Result, Store, StoreError, TriggerMatcher};
+use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, Transition};
+use crate::wire::{
+    DlqView, Event, FieldChange, RecordView, RunDetail, RunStatus, RunView,
+    VersionView, WorkflowView,
+};
+use writer::{Job, Tx, Typed};
+
+/// How hard each commit pushes data to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Durability {
+    /// `synchronous=NORMAL` in WAL mode: a power cut may lose the last commits, never corrupt.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is on disk before it is acknowledged.
+    Full,
+}
+
+/// Events kept on the in-process bus for slow subscribers before they lag.
+const BUS_CAPACITY: usize = 65_536;
+
+/// A SQLite database file in WAL mode.
+pub struct SqliteStore {
+    jobs: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    readers: Arc<Readers>,
+    bus: broadcast::Sender<Arc<Event>>,
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+fn open(path: &Path, flags: OpenFlags, durability: Durability) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let sync = match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path, durability: Durability) -> Result<Self> {
+        let mut conn = open(path, OpenFlags::default(), durability)?;
+        schema::migrate(&mut conn)?;
+        let (jobs, queue) = mpsc::channel();
+        let (bus, _) = broadcast::channel(BUS_CAPACITY);
+        let publish = bus.clone();
+        let writer = std::thread::Builder::new()
+            .name("acp-store-writer".into())
+            .spawn(move || writer::run(conn, queue, publish))
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        Ok(Self {
+            jobs: Mutex::new(Some(jobs)),
+            writer: Mutex::new(Some(writer)),
+            readers: Arc::new(Readers { path: path.to_owned(), idle: Mutex::new(Vec::new()) }),
+            bus,
+        })
+    }
+
+    /// Stops the writer after the jobs already sent have committed. Later writes fail.
+    pub fn close(&self) {
+        drop(self.jobs.lock().ok().and_then(|mut j| j.take()));
+        if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = handle.join();
+        }
+    }
+
+    async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let sender = self.jobs.lock().ok().and_then(|j| j.clone());
+        let sent = sender.map(|s| s.send(Box::new(Typed::new(work, reply))));
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(StoreError::Other("the store is closed".into()));
+        }
+        answer.await.map_err(|_| StoreError::Other("the store writer stopped".into()))?
+    }
+
+    async fn read<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.idle.lock().ok().and_then(|mut idle| idle.pop());
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open(&readers.path, OpenFlags::SQLITE_OPEN_READ_ONLY, Durability::Normal)?,
+            };
+            let result = work(&conn);
+            if let Ok(mut idle) = readers.idle.lock() {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))?
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.bus.subscribe()
+    }
+
+    async fn events_since(&self, after: i64, limit: usize) -> Result<Vec<Event>> {
+        self.read(move |c| runs::events_since(c, after, limit)).await
+    }
+
+    async fn save_draft(&self, key: &str, name: &str, team: &str, source: &str, actor: &str) -> Result<()> {
+        let args = [key, name, team, source, actor].map(str::to_owned);
+        self.write(move |tx| workflows::save_draft(tx, &args)).await
+    }
+
+    async fn publish(&self, key: &str, actor: &str) -> Result<i64> {
+        let (key, actor) = (key.to_owned(), actor.to_owned());
+        self.write(move |tx| workflows::publish(tx, &key, &actor)).await
+    }
+
+    async fn rollback(&self, key: &str, version: i64, actor: &str) -> Result<()> {
+        let (key, actor) = (key.to_owned(), actor.to_owned());
+        self.write(move |tx| workflows::rollback(tx, &key, version, &actor)).await
+    }
+
+    async fn workflows(&self) -> Result<Vec<WorkflowView>> {
+        self.read(workflows::list).await
+    }
+
+    async fn versions(&self, key: &str) -> Result<Vec<VersionView>> {
+        let key = key.to_owned();
+        self.read(move |c| workflows::versions(c, &key)).await
+    }
+
+    async fn version(&self, key: &str, version: i64) -> Result<VersionView> {
+        let key = key.to_owned();
+        self.read(move |c| workflows::version_view(c, &key, version)).await
+    }
+
+    async fn draft(&self, key: &str) -> Result<Option<String>> {
+        let key = key.to_owned();
+        self.read(move |c| workflows::draft(c, &key)).await
+    }
+
+    async fn write_record(&self, write: RecordWrite, matcher: TriggerMatcher) -> Result<RecordWriteOutcome> {
+        self.write(move |tx| records::write(tx, write, matcher)).await
+    }
+
+    async fn record(&self, id: i64) -> Result<RecordView> {
+        self.read(move |c| records::get(c, id)).await
+    }
+
+    async fn field_history(&self, record_id: i64) -> Result<Vec<FieldChange>> {
+        self.read(move |c| records::history_of(c, record_id)).await
+    }
+
+    async fn create_runs(&self, new: Vec<NewRun>) -> Result<Vec<i64>> {
+        self.write(move |tx| new.iter().map(|run| runs::create(tx, run)).collect()).await
+    }
+
+    async fn claim_runs(&self, owner: &str, limit: usize, lease_until: DateTime<Utc>) -> Result<Vec<ClaimedRun>> {
+        let owner = owner.to_owned();
+        self.write(move |tx| runs::claim(tx, &owner, limit, lease_until)).await
+    }
+
+    async fn heartbeat(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<Vec<i64>> {
+        let owner = owner.to_owned();
+        self.write(move |tx| runs::heartbeat(tx, &owner, lease_until)).await
+    }
+
+    async fn apply(&self, run_id: i64, owner: &str, transitions: Vec<Transition>) -> Result<Vec<i64>> {
+        let owner = owner.to_owned();
+        self.write(move |tx| runs::apply(tx, run_id, &owner, transitions)).await
+    }
+
+    async fn cancel_run(&self, run_id: i64, actor: &str) -> Result<RunStatus> {
+        let actor = actor.to_owned();
+        self.write(move |tx| runs::cancel(tx, run_id, &actor)).await
+    }
+
+    async fn retry_run(&self, run_id: i64, actor: &str) -> Result<()> {
+        let actor = actor.to_owned();
+        self.write(move |tx| runs::retry(tx, run_id, &actor)).await
+    }
+
+    async fn run(&self, run_id: i64) -> Result<RunDetail> {
+        self.read(move |c| runs::detail(c, run_id)).await
+    }
+
+    async fn runs(&self, filter: &ListFilter) -> Result<Vec<RunView>> {
+        let filter = filter.clone();
+        self.read(move |c| runs::list(c, &filter)).await
+    }
+
+    async fn dlq_entry(&self, id: i64) -> Result<DlqView> {
+        self.read(move |c| dlq::get(c, id)).await
+    }
+
+    async fn dlq(&self, filter: &ListFilter) -> Result<Vec<DlqView>> {
+        let filter = filter.clone();
+        self.read(move |c| dlq::list(c, &filter)).await
+    }
+
+    async fn replay(&self, replay: Replay) -> Result<i64> {
+        self.write(move |tx| dlq::replay(tx, replay)).await
+    }
+
+    async fn discard_dlq(&self, id: i64, reason: &str, actor: &str) -> Result<()> {
+        let (reason, actor) = (reason.to_owned(), actor.to_owned());
+        self.write(move |tx| dlq::discard(tx, id, &reason, &actor)).await
+    }
+}

@@ -1,0 +1,144 @@
+//! Records, field history and idempotent writes.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Map, Value, json};
+
+use super::rows::{self, FIELD_CHANGE_COLUMNS, RECORD_COLUMNS, ms};
+use super::runs;
+use super::writer::Tx;
+use crate::domain::{RecordChange, RecordEvent, RecordWrite, RecordWriteOutcome};
+use crate::store::{Result, StoreError, TriggerMatcher};
+use crate::wire::{EventKind, FieldChange, RecordView, Source};
+
+/// Applies a write: the record, one history row per changed field, the event, and the runs
+/// the matcher picks. A write whose idempotency key was applied before changes nothing.
+pub fn write(tx: &mut Tx<'_>, write: RecordWrite, matcher: TriggerMatcher) -> Result<RecordWriteOutcome> {
+    if let Some(key) = &write.idempotency_key {
+        let applied: Option<(i64, String)> = tx
+            .conn
+            .prepare_cached("SELECT record_id, changed FROM applied_writes WHERE key = ?")?
+            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((id, changed)) = applied {
+            return Ok(RecordWriteOutcome {
+                record: get(tx.conn, id)?,
+                changed: rows::json(Some(changed)).unwrap_or_default(),
+                runs: Vec::new(),
+                duplicate: true,
+            });
+        }
+    }
+    let now = ms(tx.now);
+    let (event, previous) = match write.id {
+        Some(id) => {
+            let existing = get(tx.conn, id)?;
+            if !write.object.is_empty() && write.object != existing.object {
+                return Err(StoreError::Conflict(format!(
+                    "record {id} is a `{}`, not a `{}`",
+                    existing.object, write.object
+                )));
+            }
+            (RecordEvent::Updated, existing.values)
+        }
+        None => {
+            if write.object.trim().is_empty() {
+                return Err(StoreError::Conflict("a new record needs an object".into()));
+            }
+            (RecordEvent::Created, Map::new())
+        }
+    };
+    let changed: Vec<String> = write
+        .values
+        .iter()
+        .filter(|(field, value)| event == RecordEvent::Created || previous.get(*field) != Some(value))
+        .map(|(field, _)| field.clone())
+        .collect();
+    let mut values = previous.clone();
+    values.extend(write.values.clone());
+    let id = match write.id {
+        Some(id) if !changed.is_empty() => {
+            tx.conn
+                .prepare_cached("UPDATE records SET vals = ?, updated_at = ? WHERE id = ?")?
+                .execute(params![Value::Object(values).to_string(), now, id])?;
+            id
+        }
+        Some(id) => id,
+        None => {
+            tx.conn
+                .prepare_cached("INSERT INTO records (object, vals, created_at, updated_at) VALUES (?, ?, ?, ?)")?
+                .execute(params![write.object, Value::Object(values).to_string(), now, now])?;
+            tx.conn.last_insert_rowid()
+        }
+    };
+    let record = get(tx.conn, id)?;
+    let mut runs = Vec::new();
+    if !changed.is_empty() {
+        history(tx, &write, id, &previous, &changed)?;
+        let kind = match event {
+            RecordEvent::Created => EventKind::RecordCreated,
+            RecordEvent::Updated => EventKind::RecordUpdated,
+        };
+        let data = json!({"record_id": id, "object": record.object, "changed": changed, "source": write.provenance.source});
+        tx.emit(kind, write.provenance.workflow.as_deref(), write.provenance.run_id, data)?;
+        let change = RecordChange {
+            event,
+            record: record.clone(),
+            previous,
+            changed: changed.clone(),
+            by_workflow: write.provenance.workflow.clone(),
+        };
+        for run in matcher(&change) {
+            runs.push(runs::create(tx, &run)?);
+        }
+    }
+    if let Some(key) = &write.idempotency_key {
+        tx.conn
+            .prepare_cached("INSERT INTO applied_writes (key, record_id, changed, at) VALUES (?, ?, ?, ?)")?
+            .execute(params![key, id, json!(changed).to_string(), now])?;
+    }
+    Ok(RecordWriteOutcome { record, changed, runs, duplicate: false })
+}
+
+fn history(tx: &mut Tx<'_>, write: &RecordWrite, id: i64, previous: &Map<String, Value>, changed: &[String]) -> Result<()> {
+    let p = &write.provenance;
+    let mut insert = tx.conn.prepare_cached(&format!(
+        "INSERT INTO field_history ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        FIELD_CHANGE_COLUMNS.trim_start_matches("id, ")
+    ))?;
+    for field in changed {
+        let policy = p.ai_fields.get(field);
+        let source = if policy.is_some() { Source::Ai } else { p.source };
+        insert.execute(params![
+            id,
+            field,
+            previous.get(field).unwrap_or(&Value::Null).to_string(),
+            write.values.get(field).unwrap_or(&Value::Null).to_string(),
+            ms(tx.now),
+            source.as_str(),
+            p.actor,
+            p.workflow,
+            p.workflow_version,
+            p.run_id,
+            p.step_id,
+            policy
+        ])?;
+    }
+    Ok(())
+}
+
+pub fn get(conn: &Connection, id: i64) -> Result<RecordView> {
+    conn.prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM records WHERE id = ?"))?
+        .query_row([id], rows::record)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("record {id}")))
+}
+
+pub fn history_of(conn: &Connection, record_id: i64) -> Result<Vec<FieldChange>> {
+    let list = conn
+        .prepare_cached(&format!(
+            "SELECT {FIELD_CHANGE_COLUMNS} FROM field_history WHERE record_id = ? ORDER BY id"
+        ))?
+        .query_map([record_id], rows::field_change)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(list)
+}

@@ -1,0 +1,347 @@
+//! Runs and attempts: queueing, claiming with leases, applying transitions, cancel and retry.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Value, json};
+
+use super::dlq;
+use super::rows::{self, ATTEMPT_COLUMNS, RUN_COLUMNS, ms};
+use super::writer::Tx;
+use crate::domain::{NewRun, Transition};
+use crate::store::{ClaimedRun, ListFilter, Result, StoreError};
+use crate::wire::{AttemptStatus, Event, EventKind, RunDetail, RunStatus, RunView};
+
+/// Queues a run; a known dedupe key answers the existing run instead.
+pub fn create(tx: &mut Tx<'_>, run: &NewRun) -> Result<i64> {
+    if let Some(key) = &run.dedupe_key {
+        let existing = tx
+            .conn
+            .prepare_cached("SELECT id FROM runs WHERE dedupe_key = ?")?
+            .query_row([key], |r| r.get::<_, i64>(0))
+            .optional()?;
+        if let Some(id) = existing {
+            return Ok(id);
+        }
+    }
+    let prefix: Option<String> = match (run.carry_from_origin, run.origin_run) {
+        (true, Some(origin)) => Some(tx.conn.query_row(
+            "SELECT COALESCE(idem_prefix, 'run-' || id) FROM runs WHERE id = ?",
+            [origin],
+            |r| r.get(0),
+        )?),
+        _ => None,
+    };
+    let now = ms(tx.now);
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO runs (workflow, version, team, status, mode, trigger_kind, trigger, record_id, \
+             origin_run, idem_prefix, dedupe_key, queued_at, due_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )?
+        .execute(params![
+            run.workflow,
+            run.version,
+            run.team,
+            run.mode.as_str(),
+            run.trigger_kind.as_str(),
+            run.trigger.to_string(),
+            run.record_id,
+            run.origin_run,
+            prefix,
+            run.dedupe_key,
+            now,
+            now
+        ])?;
+    let id = tx.conn.last_insert_rowid();
+    if let (Some(_), Some(origin)) = (&prefix, run.origin_run) {
+        tx.conn.execute(
+            "INSERT INTO attempts (run_id, step_index, step_id, number, status, idempotency_key, input, output, \
+             error, detail, started_at, finished_at, carried_from) \
+             SELECT ?, step_index, step_id, number, status, idempotency_key, input, output, error, detail, \
+             started_at, finished_at, run_id FROM attempts WHERE run_id = ? AND status = 'succeeded'",
+            params![id, origin],
+        )?;
+    }
+    let data = json!({
+        "trigger_kind": run.trigger_kind,
+        "version": run.version,
+        "record_id": run.record_id,
+        "origin_run": run.origin_run,
+    });
+    tx.emit(EventKind::RunQueued, Some(&run.workflow), Some(id), data)?;
+    Ok(id)
+}
+
+/// Claims due runs and runs whose lease expired.
+pub fn claim(tx: &mut Tx<'_>, owner: &str, limit: usize, lease_until: DateTime<Utc>) -> Result<Vec<ClaimedRun>> {
+    let now = ms(tx.now);
+    let due: Vec<(i64, String, Option<i64>)> = tx
+        .conn
+        .prepare_cached(
+            "SELECT id, status, started_at FROM (SELECT id, status, started_at, due_at AS t FROM runs \
+               WHERE status IN ('queued', 'retrying', 'waiting') AND due_at <= ?1 \
+             UNION ALL SELECT id, status, started_at, lease_until AS t FROM runs \
+               WHERE status = 'running' AND lease_until < ?1) ORDER BY t, id LIMIT ?2",
+        )?
+        .query_map(params![now, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut claimed = Vec::with_capacity(due.len());
+    for (id, was, started) in due {
+        tx.conn
+            .prepare_cached(
+                "UPDATE runs SET status = 'running', lease_owner = ?, lease_until = ?, due_at = NULL, \
+                 started_at = COALESCE(started_at, ?) WHERE id = ?",
+            )?
+            .execute(params![owner, ms(lease_until), now, id])?;
+        let resumed = was == "running";
+        let abandoned = if resumed {
+            tx.conn.execute(
+                "UPDATE attempts SET status = 'abandoned', finished_at = ?, \
+                 error = '{\"class\":\"transient\",\"message\":\"the worker running this attempt stopped\",\"retryable\":true}' \
+                 WHERE run_id = ? AND status = 'running'",
+                params![now, id],
+            )?
+        } else {
+            0
+        };
+        let run = run_view(tx.conn, id)?;
+        let kind = if started.is_none() { EventKind::RunStarted } else { EventKind::RunResumed };
+        let data = json!({ "from": was, "abandoned_attempts": abandoned });
+        tx.emit(kind, Some(&run.workflow), Some(id), data)?;
+        let (prefix, floor): (String, i64) = tx.conn.query_row(
+            "SELECT COALESCE(idem_prefix, 'run-' || id), budget_floor FROM runs WHERE id = ?",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        claimed.push(ClaimedRun {
+            attempts: attempts(tx.conn, id)?,
+            run,
+            idempotency_prefix: prefix,
+            budget_floor: floor,
+            resumed,
+        });
+    }
+    Ok(claimed)
+}
+
+/// Extends `owner`'s leases; answers its runs that were asked to cancel.
+pub fn heartbeat(tx: &mut Tx<'_>, owner: &str, lease_until: DateTime<Utc>) -> Result<Vec<i64>> {
+    tx.conn.execute(
+        "UPDATE runs SET lease_until = ? WHERE lease_owner = ? AND status = 'running'",
+        params![ms(lease_until), owner],
+    )?;
+    let ids = tx
+        .conn
+        .prepare_cached("SELECT id FROM runs WHERE lease_owner = ? AND status = 'running' AND cancel_requested = 1")?
+        .query_map([owner], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ids)
+}
+
+/// Applies a run's transitions, refusing them if `owner` lost the lease.
+pub fn apply(tx: &mut Tx<'_>, run_id: i64, owner: &str, transitions: Vec<Transition>) -> Result<Vec<i64>> {
+    let (holder, status, workflow): (Option<String>, String, String) = tx
+        .conn
+        .prepare_cached("SELECT lease_owner, status, workflow FROM runs WHERE id = ?")?
+        .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))?;
+    if holder.as_deref() != Some(owner) || status != "running" {
+        return Err(StoreError::LeaseLost(run_id));
+    }
+    let mut started = Vec::new();
+    for transition in transitions {
+        if let Some(id) = apply_one(tx, run_id, &workflow, transition)? {
+            started.push(id);
+        }
+    }
+    Ok(started)
+}
+
+fn apply_one(tx: &mut Tx<'_>, run_id: i64, workflow: &str, transition: Transition) -> Result<Option<i64>> {
+    let now = ms(tx.now);
+    let wf = Some(workflow);
+    match transition {
+        Transition::StepStarted { index, step_id, number, input, idempotency_key } => {
+            tx.conn
+                .prepare_cached(
+                    "INSERT INTO attempts (run_id, step_index, step_id, number, status, idempotency_key, input, started_at) \
+                     VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+                )?
+                .execute(params![run_id, index as i64, step_id, number, idempotency_key, input.to_string(), now])?;
+            let id = tx.conn.last_insert_rowid();
+            tx.conn
+                .prepare_cached("UPDATE runs SET attempts = attempts + 1 WHERE id = ?")?
+                .execute([run_id])?;
+            tx.emit(EventKind::StepStarted, wf, Some(run_id), json!({"step_id": step_id, "index": index, "attempt": number}))?;
+            return Ok(Some(id));
+        }
+        Transition::StepEnded { attempt, status, output, error, detail, retry } => {
+            let (step_id, number): (String, i64) = tx
+                .conn
+                .prepare_cached(
+                    "UPDATE attempts SET status = ?, output = ?, error = ?, detail = ?, finished_at = ?, retry_delay_ms = ? \
+                     WHERE id = ? RETURNING step_id, number",
+                )?
+                .query_row(
+                    params![
+                        status.as_str(),
+                        output.to_string(),
+                        error.as_ref().map(|e| json!(e).to_string()),
+                        detail.to_string(),
+                        now,
+                        retry.map(|r| r.delay_ms),
+                        attempt
+                    ],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+            let kind = match status {
+                AttemptStatus::Succeeded => EventKind::StepSucceeded,
+                _ => EventKind::StepFailed,
+            };
+            let data = json!({"step_id": step_id, "attempt": number, "status": status, "error": error});
+            tx.emit(kind, wf, Some(run_id), data)?;
+            if let Some(retry) = retry {
+                tx.conn
+                    .prepare_cached(
+                        "UPDATE runs SET status = 'retrying', due_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                    )?
+                    .execute(params![ms(retry.at), run_id])?;
+                let data = json!({"step_id": step_id, "attempt": number, "delay_ms": retry.delay_ms, "at": retry.at});
+                tx.emit(EventKind::StepRetryScheduled, wf, Some(run_id), data)?;
+            }
+        }
+        Transition::StepSkipped { index, step_id, reason } => {
+            tx.conn.execute(
+                "INSERT INTO attempts (run_id, step_index, step_id, number, status, idempotency_key, input, output, \
+                 started_at, finished_at) VALUES (?, ?, ?, 0, 'skipped', '', 'null', ?, ?, ?)",
+                params![run_id, index as i64, step_id, json!({"reason": reason}).to_string(), now, now],
+            )?;
+            tx.emit(EventKind::StepSkipped, wf, Some(run_id), json!({"step_id": step_id, "reason": reason}))?;
+        }
+        Transition::Wait { until } => {
+            tx.conn.execute(
+                "UPDATE runs SET status = 'waiting', due_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                params![ms(until), run_id],
+            )?;
+            tx.emit(EventKind::RunWaiting, wf, Some(run_id), json!({"until": until}))?;
+        }
+        Transition::Finish { status, failed_step, error } => finish(tx, run_id, workflow, status, failed_step, error)?,
+        Transition::DeadLetter { step_id, error } => dlq::add(tx, run_id, &step_id, &error)?,
+        Transition::Release => {
+            tx.conn.execute(
+                "UPDATE runs SET status = 'queued', due_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                params![now, run_id],
+            )?;
+        }
+    }
+    Ok(None)
+}
+
+fn finish(
+    tx: &mut Tx<'_>,
+    run_id: i64,
+    workflow: &str,
+    status: RunStatus,
+    failed_step: Option<String>,
+    error: Option<crate::wire::StepError>,
+) -> Result<()> {
+    tx.conn
+        .prepare_cached(
+            "UPDATE runs SET status = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL, due_at = NULL, \
+             error = ?, failed_step = ? WHERE id = ?",
+        )?
+        .execute(params![
+            status.as_str(),
+            ms(tx.now),
+            error.as_ref().map(|e| json!(e).to_string()),
+            failed_step,
+            run_id
+        ])?;
+    let kind = match status {
+        RunStatus::Succeeded => EventKind::RunSucceeded,
+        RunStatus::Cancelled => EventKind::RunCancelled,
+        _ => EventKind::RunFailed,
+    };
+    tx.emit(kind, Some(workflow), Some(run_id), json!({"step_id": failed_step, "error": error}))
+}
+
+/// Cancels a run that is not running, or asks its worker to stop it.
+pub fn cancel(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<RunStatus> {
+    let run = run_view(tx.conn, run_id)?;
+    match run.status {
+        RunStatus::Queued | RunStatus::Retrying | RunStatus::Waiting => {
+            let error = crate::domain::StepFailure::permanent(format!("cancelled by {actor}")).error;
+            finish(tx, run_id, &run.workflow, RunStatus::Cancelled, None, Some(error))?;
+            Ok(RunStatus::Cancelled)
+        }
+        RunStatus::Running => {
+            tx.conn.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", [run_id])?;
+            tx.emit(EventKind::RunCancelRequested, Some(&run.workflow), Some(run_id), json!({"actor": actor}))?;
+            Ok(RunStatus::Running)
+        }
+        done => Err(StoreError::Conflict(format!("run {run_id} is already {done}"))),
+    }
+}
+
+/// Queues a failed run to resume at its failed step with a fresh retry budget.
+pub fn retry(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<()> {
+    let run = run_view(tx.conn, run_id)?;
+    if run.status != RunStatus::Failed {
+        return Err(StoreError::Conflict(format!("run {run_id} is {}, only failed runs can be retried", run.status)));
+    }
+    let now = ms(tx.now);
+    tx.conn.execute(
+        "UPDATE runs SET status = 'queued', due_at = ?, finished_at = NULL, error = NULL, failed_step = NULL, \
+         cancel_requested = 0, budget_floor = (SELECT COALESCE(MAX(id), 0) FROM attempts WHERE run_id = ?) WHERE id = ?",
+        params![now, run_id, run_id],
+    )?;
+    dlq::close_for_run(tx, run_id, actor)?;
+    tx.emit(EventKind::RunRetried, Some(&run.workflow), Some(run_id), json!({"actor": actor}))
+}
+
+pub fn run_view(conn: &Connection, run_id: i64) -> Result<RunView> {
+    conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"))?
+        .query_row([run_id], rows::run)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))
+}
+
+fn attempts(conn: &Connection, run_id: i64) -> Result<Vec<crate::wire::AttemptView>> {
+    let list = conn
+        .prepare_cached(&format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY id"))?
+        .query_map([run_id], rows::attempt)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(list)
+}
+
+pub fn detail(conn: &Connection, run_id: i64) -> Result<RunDetail> {
+    Ok(RunDetail { run: run_view(conn, run_id)?, attempts: attempts(conn, run_id)? })
+}
+
+pub fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<RunView>> {
+    let list = conn
+        .prepare_cached(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2) \
+             ORDER BY id DESC LIMIT ?3"
+        ))?
+        .query_map(params![filter.workflow, filter.status, filter.limit.unwrap_or(100) as i64], rows::run)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(list)
+}
+
+pub fn events_since(conn: &Connection, after: i64, limit: usize) -> Result<Vec<Event>> {
+    let list = conn
+        .prepare_cached("SELECT seq, at, kind, workflow, run_id, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?")?
+        .query_map(params![after, limit as i64], |r| {
+            Ok(Event {
+                seq: r.get(0)?,
+                at: rows::time(r.get(1)?),
+                kind: rows::parsed(r.get(2)?, EventKind::parse, "event kind")?,
+                workflow: r.get(3)?,
+                run_id: r.get(4)?,
+                data: rows::json::<Value>(r.get(5)?).unwrap_or(Value::Null),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(list)
+}

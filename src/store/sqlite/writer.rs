@@ -1,0 +1,160 @@
+//! The single writer thread and its group commit.
+//!
+//! Every write is a job sent to one thread. The thread takes all jobs waiting (up to a batch
+//! limit), runs each inside its own savepoint of one transaction, commits once, then publishes
+//! the batch's events and answers each caller. One fsync thus covers many state changes, and
+//! event numbers stay gap-free: a job that fails is rolled back to its savepoint together with
+//! the sequence numbers it took.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+use serde_json::Value;
+use tokio::sync::{broadcast, oneshot};
+
+use super::rows::ms;
+use crate::store::{Result, StoreError};
+use crate::wire::{Event, EventKind};
+
+/// Most jobs in one transaction.
+const MAX_BATCH: usize = 4096;
+
+/// What a job sees: the open transaction's connection, the clock, and the event log.
+pub struct Tx<'c> {
+    pub conn: &'c Connection,
+    pub now: DateTime<Utc>,
+    events: Vec<Event>,
+    next_seq: i64,
+}
+
+impl Tx<'_> {
+    /// Appends an event to the run log in this transaction.
+    pub fn emit(&mut self, kind: EventKind, workflow: Option<&str>, run_id: Option<i64>, data: Value) -> Result<()> {
+        let seq = self.next_seq;
+        self.conn
+            .prepare_cached("INSERT INTO events (seq, at, kind, workflow, run_id, data) VALUES (?, ?, ?, ?, ?, ?)")?
+            .execute(params![seq, ms(self.now), kind.as_str(), workflow, run_id, data.to_string()])?;
+        self.next_seq += 1;
+        self.events.push(Event {
+            seq,
+            at: self.now,
+            kind,
+            workflow: workflow.map(str::to_owned),
+            run_id,
+            data,
+        });
+        Ok(())
+    }
+}
+
+/// A unit of work for the writer thread.
+pub trait Job: Send {
+    /// Runs inside the batch's transaction; false rolls this job back.
+    fn run(&mut self, tx: &mut Tx<'_>) -> bool;
+    /// Answers the caller once the batch has committed (or failed to).
+    fn finish(self: Box<Self>, committed: Result<()>);
+}
+
+/// A closure job answering through a oneshot channel.
+pub struct Typed<T, F> {
+    work: Option<F>,
+    outcome: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> Typed<T, F> {
+    pub fn new(work: F, reply: oneshot::Sender<Result<T>>) -> Self {
+        Self { work: Some(work), outcome: None, reply }
+    }
+}
+
+impl<T: Send, F: FnOnce(&mut Tx<'_>) -> Result<T> + Send> Job for Typed<T, F> {
+    fn run(&mut self, tx: &mut Tx<'_>) -> bool {
+        let outcome = match self.work.take() {
+            Some(work) => work(tx),
+            None => Err(StoreError::Other("job ran twice".into())),
+        };
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: Result<()>) {
+        let answer = match (committed, self.outcome) {
+            (Ok(()), Some(outcome)) => outcome,
+            (Err(e), Some(Ok(_))) => Err(e),
+            (_, Some(Err(e))) => Err(e),
+            (_, None) => Err(StoreError::Other("job never ran".into())),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Runs until every sender is gone, then returns (after the last batch committed).
+pub fn run(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, bus: broadcast::Sender<Arc<Event>>) {
+    let mut next_seq: i64 = conn
+        .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| r.get(0))
+        .unwrap_or(1);
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (committed, events, seq) = commit_batch(&conn, &mut batch, next_seq);
+        if committed.is_ok() {
+            next_seq = seq;
+            for event in events {
+                let _ = bus.send(Arc::new(event));
+            }
+        }
+        for job in batch {
+            let answer = match &committed {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Other(e.to_string())),
+            };
+            job.finish(answer);
+        }
+    }
+}
+
+fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Job>], next_seq: i64) -> (Result<()>, Vec<Event>, i64) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        return (Err(e.into()), Vec::new(), next_seq);
+    }
+    let mut tx = Tx { conn, now: Utc::now(), events: Vec::new(), next_seq };
+    for job in batch.iter_mut() {
+        let (seq, len) = (tx.next_seq, tx.events.len());
+        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let ok = savepoint.is_ok() && job.run(&mut tx);
+        let undo = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+        if savepoint.is_ok() && conn.execute_batch(undo).is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+            return (Err(StoreError::Other("savepoint failed".into())), Vec::new(), next_seq);
+        }
+        if !ok {
+            tx.next_seq = seq;
+            tx.events.truncate(len);
+        }
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => (Ok(()), tx.events, tx.next_seq),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            (Err(e.into()), Vec::new(), next_seq)
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound("row".into()),
+            other => StoreError::Other(other.to_string()),
+        }
+    }
+}

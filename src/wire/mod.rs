@@ -1,0 +1,18 @@
+//! Types that cross the network: stream events, run/step read models, errors.
+//!
+//! Plain serde structs with no I/O. Both the server side and the console depend on this module;
+//! it depends on nothing else in the crate. New fields get `#[serde(default)]` so an older
+//! console keeps working against a newer server.
+
+mod event;
+mod runs;
+mod records;
+mod workflows;
+
+pub use event::{Event, EventKind};
+pub use records::{FieldChange, RecordView, Source};
+pub use runs::{
+    AttemptStatus, AttemptView, DlqStatus, DlqView, ErrorClass, RunDetail, RunMode, RunStatus,
+    RunView, StepError, TriggerKind,
+};
+pub use workflows::{VersionView, WorkflowView};

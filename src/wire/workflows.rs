@@ -1,0 +1,28 @@
+//! Workflows and their immutable versions.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A workflow: its current published version and whether a draft is pending.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowView {
+    pub key: String,
+    pub name: String,
+    pub team: String,
+    #[serde(default)]
+    pub published_version: Option<i64>,
+    pub latest_version: i64,
+    pub has_draft: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One immutable version of a workflow, with its RON source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionView {
+    pub workflow: String,
+    pub version: i64,
+    pub published: bool,
+    pub source: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}

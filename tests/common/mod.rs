@@ -1,0 +1,203 @@
+//! Shared test fixtures: a scripted "outside world" HTTP server on 127.0.0.1 and an engine on a
+//! temporary SQLite file.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use acp::actions::Actions;
+use acp::engine::{Engine, EngineConfig};
+use acp::store::{Durability, SqliteStore, Store};
+use acp::wire::RunDetail;
+
+/// The secret every test workflow may read; it must never show up in stored data.
+pub const SECRET: &str = "sk-test-5f3c9a7e1b";
+
+/// One scripted answer.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn ok(body: Value) -> Self {
+        Self { status: 200, headers: Vec::new(), body, delay: Duration::ZERO }
+    }
+    pub fn status(status: u16) -> Self {
+        Self { status, headers: Vec::new(), body: json!({"error": format!("scripted {status}")}), delay: Duration::ZERO }
+    }
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+/// A request the world received.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub key: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct WorldState {
+    scripts: HashMap<String, VecDeque<Reply>>,
+    hits: Vec<Hit>,
+    /// First successful answer per Idempotency-Key: a repeated key is answered from here and
+    /// not applied again, as an idempotent API does.
+    applied: HashMap<String, Reply>,
+}
+
+/// A local HTTP server that fails the way real APIs do, as scripted per path.
+#[derive(Clone)]
+pub struct World {
+    pub url: String,
+    state: Arc<Mutex<WorldState>>,
+}
+
+impl World {
+    pub async fn start() -> Self {
+        let state = Arc::new(Mutex::new(WorldState::default()));
+        let shared = state.clone();
+        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let state = shared.clone();
+            async move { answer(state, method, uri, headers, body).await }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, state }
+    }
+
+    /// Answers requests to `path` with these replies in order; the last one repeats.
+    pub fn script(&self, path: &str, replies: Vec<Reply>) {
+        self.state.lock().unwrap().scripts.insert(path.to_owned(), replies.into());
+    }
+
+    pub fn hits(&self, path: &str) -> Vec<Hit> {
+        self.state.lock().unwrap().hits.iter().filter(|h| h.path == path).cloned().collect()
+    }
+
+    /// How many distinct idempotency keys were applied (answered 2xx the first time).
+    pub fn applied_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.state.lock().unwrap().applied.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+}
+
+async fn answer(state: Arc<Mutex<WorldState>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let path = uri.path().to_owned();
+    let reply = {
+        let mut s = state.lock().unwrap();
+        let replayed = key.as_ref().and_then(|k| s.applied.get(k).cloned());
+        replayed.unwrap_or_else(|| match s.scripts.get_mut(&path) {
+            Some(queue) if queue.len() > 1 => queue.pop_front().unwrap(),
+            Some(queue) => queue.front().cloned().unwrap_or_else(|| Reply::ok(json!({}))),
+            None => Reply::ok(json!({"ok": true, "path": path})),
+        })
+    };
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    {
+        let mut s = state.lock().unwrap();
+        if let (Some(k), true) = (&key, (200..300).contains(&reply.status)) {
+            s.applied.entry(k.clone()).or_insert_with(|| reply.clone());
+        }
+        s.hits.push(Hit {
+            method: method.to_string(),
+            path,
+            query: uri.query().unwrap_or_default().to_owned(),
+            key,
+            headers,
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            status: reply.status,
+        });
+    }
+    let mut response = (StatusCode::from_u16(reply.status).unwrap(), axum::Json(reply.body)).into_response();
+    for (name, value) in reply.headers {
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    response
+}
+
+/// An engine on a temporary database, wired to a world.
+pub struct Harness {
+    pub engine: Engine,
+    pub store: Arc<SqliteStore>,
+    pub world: World,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn config() -> EngineConfig {
+    EngineConfig {
+        workers: 8,
+        lease: Duration::from_secs(2),
+        poll: Duration::from_millis(50),
+        grace: Duration::from_secs(2),
+        secrets: Arc::new(|name| match name {
+            "API_KEY" => Some(SECRET.to_owned()),
+            _ => None,
+        }),
+    }
+}
+
+/// Starts a world and an engine, and publishes the workflows (`{world}` is replaced by the
+/// world's base URL).
+pub async fn harness(workflows: &[&str]) -> Harness {
+    let world = World::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("acp.db"), Durability::Normal).unwrap());
+    let engine = start_engine(store.clone()).await;
+    for source in workflows {
+        let key = engine.save_draft(&source.replace("{world}", &world.url), "test").await.unwrap();
+        engine.publish(&key, "test").await.unwrap();
+    }
+    Harness { engine, store, world, dir }
+}
+
+pub async fn start_engine(store: Arc<SqliteStore>) -> Engine {
+    let actions = Actions::new(None, None).unwrap();
+    Engine::start(store as Arc<dyn Store>, config(), actions).await.unwrap()
+}
+
+/// Waits until a run is succeeded, failed or cancelled.
+pub async fn wait_final(store: &SqliteStore, run_id: i64) -> RunDetail {
+    wait_until(store, run_id, |d| d.run.status.is_final()).await
+}
+
+/// Waits until `done` holds for a run (up to 30 s).
+pub async fn wait_until(store: &SqliteStore, run_id: i64, done: impl Fn(&RunDetail) -> bool) -> RunDetail {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let detail = store.run(run_id).await.unwrap();
+        if done(&detail) {
+            return detail;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "run {run_id} stuck: {detail:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
