@@ -24,32 +24,73 @@ const FLAKY: &str = r#"(
 )"#;
 
 async fn start_one(h: &common::Harness, n: i64) -> i64 {
-    h.engine.start_runs("flaky", TriggerKind::Manual, vec![json!({"n": n})]).await.unwrap()[0]
+    h.engine
+        .start_runs("flaky", TriggerKind::Manual, vec![json!({"n": n})])
+        .await
+        .unwrap()[0]
 }
 
 fn attempts_of(detail: &acp::wire::RunDetail, step: &str) -> Vec<acp::wire::AttemptView> {
-    detail.attempts.iter().filter(|a| a.step_id == step).cloned().collect()
+    detail
+        .attempts
+        .iter()
+        .filter(|a| a.step_id == step)
+        .cloned()
+        .collect()
 }
 
 #[tokio::test]
 async fn transient_errors_retry_with_backoff_and_honour_retry_after_seconds() {
     let h = harness(&[FLAKY]).await;
-    h.world.script("/second", vec![Reply::status(429).header("Retry-After", "1"), Reply::status(503), Reply::ok(json!({}))]);
+    h.world.script(
+        "/second",
+        vec![
+            Reply::status(429).header("Retry-After", "1"),
+            Reply::status(503),
+            Reply::ok(json!({})),
+        ],
+    );
     let run = start_one(&h, 1).await;
     let detail = wait_final(&h.store, run).await;
     assert_eq!(detail.run.status, RunStatus::Succeeded);
     let second = attempts_of(&detail, "second");
     let statuses: Vec<_> = second.iter().map(|a| a.status).collect();
-    assert_eq!(statuses, [AttemptStatus::Failed, AttemptStatus::Failed, AttemptStatus::Succeeded]);
+    assert_eq!(
+        statuses,
+        [
+            AttemptStatus::Failed,
+            AttemptStatus::Failed,
+            AttemptStatus::Succeeded
+        ]
+    );
     let first_error = second[0].error.as_ref().unwrap();
-    assert_eq!((first_error.class, first_error.status), (ErrorClass::Transient, Some(429)));
-    assert!(second[0].retry_delay_ms.unwrap() >= 1000, "Retry-After: 1 is a floor: {:?}", second[0].retry_delay_ms);
-    assert!(second[1].retry_delay_ms.unwrap() <= 20, "second backoff is jittered below 20ms: {:?}", second[1].retry_delay_ms);
+    assert_eq!(
+        (first_error.class, first_error.status),
+        (ErrorClass::Transient, Some(429))
+    );
+    assert!(
+        second[0].retry_delay_ms.unwrap() >= 1000,
+        "Retry-After: 1 is a floor: {:?}",
+        second[0].retry_delay_ms
+    );
+    assert!(
+        second[1].retry_delay_ms.unwrap() <= 20,
+        "second backoff is jittered below 20ms: {:?}",
+        second[1].retry_delay_ms
+    );
     let gap = second[1].started_at - second[0].finished_at.unwrap();
     assert!(gap >= chrono::Duration::milliseconds(1000), "waited {gap}");
-    let keys: Vec<_> = h.world.hits("/second").into_iter().map(|hit| hit.key.unwrap()).collect();
+    let keys: Vec<_> = h
+        .world
+        .hits("/second")
+        .into_iter()
+        .map(|hit| hit.key.unwrap())
+        .collect();
     assert_eq!(keys.len(), 3);
-    assert!(keys.iter().all(|k| *k == keys[0]), "one key for every attempt: {keys:?}");
+    assert!(
+        keys.iter().all(|k| *k == keys[0]),
+        "one key for every attempt: {keys:?}"
+    );
     assert_eq!(h.world.hits("/first").len(), 1);
 }
 
@@ -57,17 +98,32 @@ async fn transient_errors_retry_with_backoff_and_honour_retry_after_seconds() {
 async fn retry_after_as_an_http_date_is_honoured() {
     let h = harness(&[FLAKY]).await;
     let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
-    h.world.script("/second", vec![Reply::status(503).header("Retry-After", &at), Reply::ok(json!({}))]);
+    h.world.script(
+        "/second",
+        vec![
+            Reply::status(503).header("Retry-After", &at),
+            Reply::ok(json!({})),
+        ],
+    );
     let detail = wait_final(&h.store, start_one(&h, 1).await).await;
     assert_eq!(detail.run.status, RunStatus::Succeeded);
     let delay = attempts_of(&detail, "second")[0].retry_delay_ms.unwrap();
-    assert!((900..=2100).contains(&delay), "HTTP-date Retry-After gave {delay} ms");
+    assert!(
+        (900..=2100).contains(&delay),
+        "HTTP-date Retry-After gave {delay} ms"
+    );
 }
 
 #[tokio::test]
 async fn a_hanging_server_times_out_and_the_retry_reuses_the_key() {
     let h = harness(&[FLAKY]).await;
-    h.world.script("/second", vec![Reply::ok(json!({"late": true})).after(Duration::from_secs(2)), Reply::ok(json!({}))]);
+    h.world.script(
+        "/second",
+        vec![
+            Reply::ok(json!({"late": true})).after(Duration::from_secs(2)),
+            Reply::ok(json!({})),
+        ],
+    );
     let detail = wait_final(&h.store, start_one(&h, 1).await).await;
     assert_eq!(detail.run.status, RunStatus::Succeeded);
     let second = attempts_of(&detail, "second");
@@ -88,7 +144,10 @@ async fn permanent_errors_fail_at_once_into_the_dlq() {
     assert!(attempts_of(&detail, "third").is_empty());
     let dlq = h.store.dlq(&ListFilter::default()).await.unwrap();
     assert_eq!(dlq.len(), 1);
-    assert_eq!((dlq[0].run_id, dlq[0].status, dlq[0].error.class), (detail.run.id, DlqStatus::Open, ErrorClass::Permanent));
+    assert_eq!(
+        (dlq[0].run_id, dlq[0].status, dlq[0].error.class),
+        (detail.run.id, DlqStatus::Open, ErrorClass::Permanent)
+    );
     assert_eq!(dlq[0].step_id, "second");
 }
 
@@ -99,20 +158,41 @@ async fn retry_resumes_at_the_failed_step_with_the_same_keys() {
     let run = start_one(&h, 1).await;
     let failed = wait_final(&h.store, run).await;
     assert_eq!(failed.run.status, RunStatus::Failed);
-    assert_eq!(attempts_of(&failed, "second").len(), 3, "the policy allows three attempts");
-    assert_eq!(h.store.dlq(&ListFilter::default()).await.unwrap()[0].error.class, ErrorClass::Transient);
+    assert_eq!(
+        attempts_of(&failed, "second").len(),
+        3,
+        "the policy allows three attempts"
+    );
+    assert_eq!(
+        h.store.dlq(&ListFilter::default()).await.unwrap()[0]
+            .error
+            .class,
+        ErrorClass::Transient
+    );
 
     h.world.script("/second", vec![Reply::ok(json!({}))]);
     h.engine.retry(run, "oncall").await.unwrap();
     let detail = wait_until(&h.store, run, |d| d.run.status == RunStatus::Succeeded).await;
-    assert_eq!(h.world.hits("/first").len(), 1, "succeeded steps are not executed again");
+    assert_eq!(
+        h.world.hits("/first").len(),
+        1,
+        "succeeded steps are not executed again"
+    );
     assert_eq!(attempts_of(&detail, "first").len(), 1);
-    let keys: std::collections::BTreeSet<_> = h.world.hits("/second").into_iter().map(|h| h.key.unwrap()).collect();
+    let keys: std::collections::BTreeSet<_> = h
+        .world
+        .hits("/second")
+        .into_iter()
+        .map(|h| h.key.unwrap())
+        .collect();
     assert_eq!(keys.len(), 1, "the same idempotency key across the retry");
     assert_eq!(h.world.hits("/third").len(), 1);
     let entry = h.store.dlq(&ListFilter::default()).await.unwrap().remove(0);
     assert_eq!(entry.status, DlqStatus::Retried);
-    assert!(h.engine.retry(run, "oncall").await.is_err(), "only failed runs can be retried");
+    assert!(
+        h.engine.retry(run, "oncall").await.is_err(),
+        "only failed runs can be retried"
+    );
 }
 
 #[tokio::test]
@@ -122,8 +202,16 @@ async fn rerun_is_a_new_run_with_new_keys() {
     wait_final(&h.store, run).await;
     let again = h.engine.rerun(run, "oncall").await.unwrap();
     let detail = wait_final(&h.store, again).await;
-    assert_eq!((detail.run.status, detail.run.origin_run), (RunStatus::Succeeded, Some(run)));
-    let keys: Vec<_> = h.world.hits("/first").into_iter().map(|h| h.key.unwrap()).collect();
+    assert_eq!(
+        (detail.run.status, detail.run.origin_run),
+        (RunStatus::Succeeded, Some(run))
+    );
+    let keys: Vec<_> = h
+        .world
+        .hits("/first")
+        .into_iter()
+        .map(|h| h.key.unwrap())
+        .collect();
     assert_eq!(keys.len(), 2);
     assert_ne!(keys[0], keys[1]);
 }
@@ -140,22 +228,55 @@ async fn replay_carries_succeeded_steps_or_starts_fresh_with_an_edited_payload()
     let entry_of = |run: i64| dlq.iter().find(|e| e.run_id == run).unwrap().id;
     h.world.script("/second", vec![Reply::ok(json!({}))]);
 
-    let carried = h.engine.replay(entry_of(first_run), ReplayVersion::Same, None, "oncall").await.unwrap();
+    let carried = h
+        .engine
+        .replay(entry_of(first_run), ReplayVersion::Same, None, "oncall")
+        .await
+        .unwrap();
     let detail = wait_final(&h.store, carried).await;
-    assert_eq!((detail.run.status, detail.run.origin_run), (RunStatus::Succeeded, Some(first_run)));
+    assert_eq!(
+        (detail.run.status, detail.run.origin_run),
+        (RunStatus::Succeeded, Some(first_run))
+    );
     let first = attempts_of(&detail, "first");
-    assert_eq!(first[0].carried_from, Some(first_run), "the succeeded step is carried, not executed");
+    assert_eq!(
+        first[0].carried_from,
+        Some(first_run),
+        "the succeeded step is carried, not executed"
+    );
 
-    let edited = h.engine.replay(entry_of(second_run), ReplayVersion::Latest, Some(json!({"n": 99})), "oncall").await.unwrap();
+    let edited = h
+        .engine
+        .replay(
+            entry_of(second_run),
+            ReplayVersion::Latest,
+            Some(json!({"n": 99})),
+            "oncall",
+        )
+        .await
+        .unwrap();
     let detail = wait_final(&h.store, edited).await;
     assert_eq!(detail.run.status, RunStatus::Succeeded);
-    assert_eq!((detail.run.origin_run, detail.run.trigger.clone()), (Some(second_run), json!({"n": 99})));
+    assert_eq!(
+        (detail.run.origin_run, detail.run.trigger.clone()),
+        (Some(second_run), json!({"n": 99}))
+    );
     let bodies: Vec<_> = h.world.hits("/first").into_iter().map(|h| h.body).collect();
-    assert_eq!(bodies, [json!({"n": 1}), json!({"n": 2}), json!({"n": 99})], "only the edited replay calls /first again");
+    assert_eq!(
+        bodies,
+        [json!({"n": 1}), json!({"n": 2}), json!({"n": 99})],
+        "only the edited replay calls /first again"
+    );
 
     let entry = h.store.dlq_entry(entry_of(second_run)).await.unwrap();
-    assert_eq!((entry.status, entry.replay_run), (DlqStatus::Replayed, Some(edited)));
-    let again = h.engine.replay(entry.id, ReplayVersion::Same, None, "oncall").await;
+    assert_eq!(
+        (entry.status, entry.replay_run),
+        (DlqStatus::Replayed, Some(edited))
+    );
+    let again = h
+        .engine
+        .replay(entry.id, ReplayVersion::Same, None, "oncall")
+        .await;
     assert!(again.is_err(), "a replayed entry cannot be replayed twice");
 }
 
@@ -166,35 +287,72 @@ async fn discard_needs_a_reason_and_closes_the_entry() {
     wait_final(&h.store, start_one(&h, 1).await).await;
     let entry = h.store.dlq(&ListFilter::default()).await.unwrap().remove(0);
     assert!(h.engine.discard(entry.id, "  ", "oncall").await.is_err());
-    h.engine.discard(entry.id, "bad test data", "oncall").await.unwrap();
+    h.engine
+        .discard(entry.id, "bad test data", "oncall")
+        .await
+        .unwrap();
     let entry = h.store.dlq_entry(entry.id).await.unwrap();
-    assert_eq!((entry.status, entry.close_reason.as_deref(), entry.closed_by.as_deref()), (DlqStatus::Discarded, Some("bad test data"), Some("oncall")));
+    assert_eq!(
+        (
+            entry.status,
+            entry.close_reason.as_deref(),
+            entry.closed_by.as_deref()
+        ),
+        (DlqStatus::Discarded, Some("bad test data"), Some("oncall"))
+    );
     assert!(h.engine.discard(entry.id, "again", "oncall").await.is_err());
 }
 
 #[tokio::test]
 async fn cancel_stops_waiting_and_running_runs() {
     let h = harness(&[FLAKY]).await;
-    h.world.script("/second", vec![Reply::status(503).header("Retry-After", "30")]);
+    h.world.script(
+        "/second",
+        vec![Reply::status(503).header("Retry-After", "30")],
+    );
     let waiting = start_one(&h, 1).await;
     wait_until(&h.store, waiting, |d| d.run.status == RunStatus::Retrying).await;
-    assert_eq!(h.engine.cancel(waiting, "oncall").await.unwrap(), RunStatus::Cancelled);
-    assert_eq!(h.store.run(waiting).await.unwrap().run.status, RunStatus::Cancelled);
+    assert_eq!(
+        h.engine.cancel(waiting, "oncall").await.unwrap(),
+        RunStatus::Cancelled
+    );
+    assert_eq!(
+        h.store.run(waiting).await.unwrap().run.status,
+        RunStatus::Cancelled
+    );
 
-    h.world.script("/second", vec![Reply::ok(json!({})).after(Duration::from_millis(400))]);
+    h.world.script(
+        "/second",
+        vec![Reply::ok(json!({})).after(Duration::from_millis(400))],
+    );
     let running = start_one(&h, 2).await;
-    wait_until(&h.store, running, |d| d.attempts.iter().any(|a| a.step_id == "second")).await;
-    assert_eq!(h.engine.cancel(running, "oncall").await.unwrap(), RunStatus::Running);
+    wait_until(&h.store, running, |d| {
+        d.attempts.iter().any(|a| a.step_id == "second")
+    })
+    .await;
+    assert_eq!(
+        h.engine.cancel(running, "oncall").await.unwrap(),
+        RunStatus::Running
+    );
     let detail = wait_final(&h.store, running).await;
     assert_eq!(detail.run.status, RunStatus::Cancelled);
     assert!(attempts_of(&detail, "third").is_empty());
-    assert!(h.engine.cancel(running, "oncall").await.is_err(), "a finished run cannot be cancelled");
+    assert!(
+        h.engine.cancel(running, "oncall").await.is_err(),
+        "a finished run cannot be cancelled"
+    );
 }
 
 #[tokio::test]
 async fn secrets_reach_the_server_but_never_the_database() {
     let h = harness(&[FLAKY]).await;
-    h.world.script("/second", vec![Reply::status(500), Reply::ok(json!({"token": SECRET, "echo": format!("key={SECRET}")}))]);
+    h.world.script(
+        "/second",
+        vec![
+            Reply::status(500),
+            Reply::ok(json!({"token": SECRET, "echo": format!("key={SECRET}")})),
+        ],
+    );
     let detail = wait_final(&h.store, start_one(&h, 1).await).await;
     assert_eq!(detail.run.status, RunStatus::Succeeded);
     let sent = &h.world.hits("/first")[0];
@@ -204,8 +362,16 @@ async fn secrets_reach_the_server_but_never_the_database() {
     let first = &attempts_of(&detail, "first")[0];
     assert_eq!(first.input["headers"]["Authorization"], "[redacted]");
     let second = attempts_of(&detail, "second");
-    assert!(second[0].input["url"].as_str().unwrap().ends_with("key=[redacted]"));
-    assert_eq!(second[1].output, json!({"token": "[redacted]", "echo": "key=[redacted]"}));
+    assert!(
+        second[0].input["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("key=[redacted]")
+    );
+    assert_eq!(
+        second[1].output,
+        json!({"token": "[redacted]", "echo": "key=[redacted]"})
+    );
     let events = h.store.events_since(0, 10_000).await.unwrap();
     assert!(!serde_json::to_string(&events).unwrap().contains(SECRET));
 

@@ -56,7 +56,11 @@ impl std::fmt::Debug for OpenAiCompatible {
 
 impl OpenAiCompatible {
     pub fn new(base_url: String, api_key: Option<String>, http: Arc<dyn HttpSend>) -> Self {
-        Self { base_url: base_url.trim_end_matches('/').to_owned(), api_key, http }
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            api_key,
+            http,
+        }
     }
 }
 
@@ -90,12 +94,21 @@ impl AiProvider for OpenAiCompatible {
         .await?;
         let text = response.body["choices"][0]["message"]["content"]
             .as_str()
-            .ok_or_else(|| StepFailure::permanent("the AI endpoint's answer has no choices[0].message.content"))?;
+            .ok_or_else(|| {
+                StepFailure::permanent("the AI endpoint's answer has no choices[0].message.content")
+            })?;
         Ok(AiCompletion {
             content: content(text, request.json)?,
-            model: response.body["model"].as_str().unwrap_or(&request.model).to_owned(),
-            prompt_tokens: response.body["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
-            completion_tokens: response.body["usage"]["completion_tokens"].as_u64().unwrap_or(0),
+            model: response.body["model"]
+                .as_str()
+                .unwrap_or(&request.model)
+                .to_owned(),
+            prompt_tokens: response.body["usage"]["prompt_tokens"]
+                .as_u64()
+                .unwrap_or(0),
+            completion_tokens: response.body["usage"]["completion_tokens"]
+                .as_u64()
+                .unwrap_or(0),
         })
     }
 }
@@ -104,7 +117,8 @@ fn content(text: &str, json: bool) -> Result<Value, StepFailure> {
     if !json {
         return Ok(Value::String(text.to_owned()));
     }
-    serde_json::from_str(text).map_err(|e| StepFailure::permanent(format!("the AI answer is not JSON: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| StepFailure::permanent(format!("the AI answer is not JSON: {e}")))
 }
 
 /// A deterministic provider for demos and tests: the same prompt always gets the same answer,
@@ -121,9 +135,16 @@ impl AiProvider for BuiltinAi {
             40.. => "warm",
             _ => "cold",
         };
-        let reason = format!("deterministic score from the prompt's {} words", words(&request.prompt));
+        let reason = format!(
+            "deterministic score from the prompt's {} words",
+            words(&request.prompt)
+        );
         let answer = json!({"score": score, "label": label, "reason": reason});
-        let text = if request.json { answer.to_string() } else { format!("{label} ({score}): {reason}") };
+        let text = if request.json {
+            answer.to_string()
+        } else {
+            format!("{label} ({score}): {reason}")
+        };
         Ok(AiCompletion {
             content: content(&text, request.json)?,
             model: request.model,
@@ -138,7 +159,9 @@ fn words(text: &str) -> u64 {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -158,8 +181,14 @@ mod tests {
 
     #[tokio::test]
     async fn builtin_answers_are_deterministic_json() {
-        let a = BuiltinAi.complete(request("score ada@example.com")).await.unwrap();
-        let b = BuiltinAi.complete(request("score ada@example.com")).await.unwrap();
+        let a = BuiltinAi
+            .complete(request("score ada@example.com"))
+            .await
+            .unwrap();
+        let b = BuiltinAi
+            .complete(request("score ada@example.com"))
+            .await
+            .unwrap();
         assert_eq!(a, b);
         assert!(a.content["score"].as_u64().unwrap() < 100);
         assert_eq!(a.prompt_tokens, 2);

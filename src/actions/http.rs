@@ -42,7 +42,10 @@ pub trait HttpSend: Send + Sync {
 
 /// Sends a request and turns a non-2xx status into a classified failure that carries the
 /// server's `Retry-After`.
-pub async fn call(sender: &dyn HttpSend, request: HttpRequest) -> Result<HttpResponse, StepFailure> {
+pub async fn call(
+    sender: &dyn HttpSend,
+    request: HttpRequest,
+) -> Result<HttpResponse, StepFailure> {
     let response = sender.send(request).await?;
     if (200..300).contains(&response.status) {
         return Ok(response);
@@ -113,7 +116,12 @@ impl HttpSend for ReqwestSender {
             let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_BODY)]);
             Value::String(text.into_owned())
         });
-        Ok(HttpResponse { status, headers, body, latency_ms: started.elapsed().as_millis() as u64 })
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+            latency_ms: started.elapsed().as_millis() as u64,
+        })
     }
 }
 
@@ -127,7 +135,10 @@ fn transport_failure(e: reqwest::Error) -> StepFailure {
     } else {
         "failed"
     };
-    let url = e.url().map(|u| format!(" {}", u.as_str())).unwrap_or_default();
+    let url = e
+        .url()
+        .map(|u| format!(" {}", u.as_str()))
+        .unwrap_or_default();
     StepFailure::transient(format!("request{url} {what}: {}", root_cause(&e)))
 }
 

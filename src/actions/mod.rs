@@ -33,16 +33,27 @@ impl Actions {
         ai.insert("builtin".into(), Arc::new(BuiltinAi));
         let mut default_ai = "builtin".to_owned();
         if let Some(url) = openai_url {
-            ai.insert("openai".into(), Arc::new(OpenAiCompatible::new(url, openai_key, http.clone())));
+            ai.insert(
+                "openai".into(),
+                Arc::new(OpenAiCompatible::new(url, openai_key, http.clone())),
+            );
             default_ai = "openai".into();
         }
-        Ok(Self { http, ai, default_ai })
+        Ok(Self {
+            http,
+            ai,
+            default_ai,
+        })
     }
 
     /// The same, with another HTTP implementation (tests, benchmarks).
     pub fn with_http(http: Arc<dyn HttpSend>) -> Self {
         let mut ai: BTreeMap<String, Arc<dyn AiProvider>> = BTreeMap::new();
         ai.insert("builtin".into(), Arc::new(BuiltinAi));
-        Self { http, ai, default_ai: "builtin".into() }
+        Self {
+            http,
+            ai,
+            default_ai: "builtin".into(),
+        }
     }
 }

@@ -8,7 +8,14 @@ use super::http::HttpRequest;
 use crate::domain::NotifyChannel;
 
 /// Builds the request a notification sends.
-pub fn request(channel: NotifyChannel, url: &str, text: &str, context: &Value, timeout: Duration, key: &str) -> HttpRequest {
+pub fn request(
+    channel: NotifyChannel,
+    url: &str,
+    text: &str,
+    context: &Value,
+    timeout: Duration,
+    key: &str,
+) -> HttpRequest {
     let body = match channel {
         NotifyChannel::Slack => json!({"text": text}),
         NotifyChannel::Webhook => json!({"text": text, "context": context}),

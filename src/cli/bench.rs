@@ -54,9 +54,19 @@ impl HttpSend for NoopHttp {
             .unwrap_or(1);
         let second = request.idempotency_key.ends_with(":s2");
         let fail = self.fail_every > 0 && run % self.fail_every == 0 && second;
-        let first_try = fail && self.failed.lock().map(|mut f| f.insert(request.idempotency_key)).unwrap_or(false);
+        let first_try = fail
+            && self
+                .failed
+                .lock()
+                .map(|mut f| f.insert(request.idempotency_key))
+                .unwrap_or(false);
         let status = if first_try { 503 } else { 200 };
-        Ok(HttpResponse { status, headers: Default::default(), body: json!({"ok": !first_try}), latency_ms: 0 })
+        Ok(HttpResponse {
+            status,
+            headers: Default::default(),
+            body: json!({"ok": !first_try}),
+            latency_ms: 0,
+        })
     }
 }
 
@@ -79,7 +89,11 @@ fn workflow(steps: usize) -> String {
 fn commit_baseline(path: &std::path::Path, durability: Durability) -> anyhow::Result<f64> {
     let conn = rusqlite::Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    let sync = if durability == Durability::Full { "FULL" } else { "NORMAL" };
+    let sync = if durability == Durability::Full {
+        "FULL"
+    } else {
+        "NORMAL"
+    };
     conn.pragma_update(None, "synchronous", sync)?;
     conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")?;
     let started = Instant::now();
@@ -92,22 +106,39 @@ fn commit_baseline(path: &std::path::Path, durability: Durability) -> anyhow::Re
 }
 
 pub async fn engine(args: EngineArgs) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir_in(&args.dir).with_context(|| format!("temporary folder in {}", args.dir.display()))?;
+    let dir = tempfile::tempdir_in(&args.dir)
+        .with_context(|| format!("temporary folder in {}", args.dir.display()))?;
     let baseline = commit_baseline(&dir.path().join("baseline.db"), args.durability)?;
-    println!("commit baseline: {baseline:.0} single-row commits/s ({:?})", args.durability);
+    println!(
+        "commit baseline: {baseline:.0} single-row commits/s ({:?})",
+        args.durability
+    );
 
     let db = dir.path().join("bench.db");
     let store = Arc::new(SqliteStore::open(&db, args.durability)?);
-    let http = Arc::new(NoopHttp { fail_every: args.fail_every, failed: Mutex::new(HashSet::new()) });
-    let config = EngineConfig { workers: args.workers, ..EngineConfig::default() };
-    let engine = Engine::start(store.clone() as Arc<dyn Store>, config, Actions::with_http(http)).await?;
+    let http = Arc::new(NoopHttp {
+        fail_every: args.fail_every,
+        failed: Mutex::new(HashSet::new()),
+    });
+    let config = EngineConfig {
+        workers: args.workers,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(
+        store.clone() as Arc<dyn Store>,
+        config,
+        Actions::with_http(http),
+    )
+    .await?;
     engine.save_draft(&workflow(args.steps), "bench").await?;
     engine.publish("bench", "bench").await?;
 
     let started = Instant::now();
     for chunk in (0..args.runs).collect::<Vec<_>>().chunks(1000) {
         let payloads: Vec<Value> = chunk.iter().map(|i| json!({"n": i})).collect();
-        engine.start_runs("bench", TriggerKind::Manual, payloads).await?;
+        engine
+            .start_runs("bench", TriggerKind::Manual, payloads)
+            .await?;
     }
     let counter = rusqlite::Connection::open(&db)?;
     let finished = |c: &rusqlite::Connection| -> rusqlite::Result<(i64, i64)> {

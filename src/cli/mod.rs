@@ -68,9 +68,13 @@ enum BenchCommand {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Workflow(WorkflowCommand::Validate { files }) => return workflow::validate(&files),
+        Command::Workflow(WorkflowCommand::Validate { files }) => {
+            return workflow::validate(&files);
+        }
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::serve(args))),
-        Command::Bench(BenchCommand::Engine(args)) => runtime().and_then(|rt| rt.block_on(bench::engine(args))),
+        Command::Bench(BenchCommand::Engine(args)) => {
+            runtime().and_then(|rt| rt.block_on(bench::engine(args)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -82,5 +86,7 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }

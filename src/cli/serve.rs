@@ -11,10 +11,15 @@ use acp::store::{SqliteStore, Store};
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(
-        SqliteStore::open(&args.db, args.durability).with_context(|| format!("opening {}", args.db.display()))?,
+        SqliteStore::open(&args.db, args.durability)
+            .with_context(|| format!("opening {}", args.db.display()))?,
     );
-    let actions = Actions::new(args.ai_url, std::env::var("ACP_AI_KEY").ok()).map_err(anyhow::Error::msg)?;
-    let config = EngineConfig { workers: args.workers, ..EngineConfig::default() };
+    let actions =
+        Actions::new(args.ai_url, std::env::var("ACP_AI_KEY").ok()).map_err(anyhow::Error::msg)?;
+    let config = EngineConfig {
+        workers: args.workers,
+        ..EngineConfig::default()
+    };
     let engine = Engine::start(store.clone() as Arc<dyn Store>, config, actions).await?;
     if let Some(dir) = &args.workflows {
         let report = engine
@@ -41,10 +46,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

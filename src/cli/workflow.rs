@@ -18,7 +18,12 @@ pub fn validate(files: &[PathBuf]) -> ExitCode {
             }
         };
         match parse_workflow(&source) {
-            Ok(workflow) => println!("{}: ok ({}, {} steps)", file.display(), workflow.def.key, workflow.steps.len()),
+            Ok(workflow) => println!(
+                "{}: ok ({}, {} steps)",
+                file.display(),
+                workflow.def.key,
+                workflow.steps.len()
+            ),
             Err(problems) => {
                 failed = true;
                 for problem in problems {
@@ -27,5 +32,9 @@ pub fn validate(files: &[PathBuf]) -> ExitCode {
             }
         }
     }
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

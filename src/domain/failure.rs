@@ -24,7 +24,11 @@ impl StepFailure {
 
     /// Classifies a non-success HTTP status: 408, 409, 425, 429 and 5xx are transient, other
     /// statuses permanent.
-    pub fn from_status(status: u16, message: impl Into<String>, retry_after: Option<Duration>) -> Self {
+    pub fn from_status(
+        status: u16,
+        message: impl Into<String>,
+        retry_after: Option<Duration>,
+    ) -> Self {
         let class = if matches!(status, 408 | 409 | 425 | 429) || status >= 500 {
             ErrorClass::Transient
         } else {
@@ -72,19 +76,31 @@ mod tests {
     #[test]
     fn statuses_are_classified_like_real_apis_behave() {
         for transient in [408, 409, 429, 500, 502, 503, 504] {
-            assert!(StepFailure::from_status(transient, "x", None).is_retryable(), "{transient}");
+            assert!(
+                StepFailure::from_status(transient, "x", None).is_retryable(),
+                "{transient}"
+            );
         }
         for permanent in [400, 401, 403, 404, 422] {
-            assert!(!StepFailure::from_status(permanent, "x", None).is_retryable(), "{permanent}");
+            assert!(
+                !StepFailure::from_status(permanent, "x", None).is_retryable(),
+                "{permanent}"
+            );
         }
     }
 
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_000);
-        assert_eq!(parse_retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
         let in_80s = httpdate::fmt_http_date(now + Duration::from_secs(80));
-        assert_eq!(parse_retry_after(&in_80s, now), Some(Duration::from_secs(80)));
+        assert_eq!(
+            parse_retry_after(&in_80s, now),
+            Some(Duration::from_secs(80))
+        );
         let past = httpdate::fmt_http_date(now - Duration::from_secs(5));
         assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);

@@ -30,16 +30,17 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// The ceiling of the backoff after failed attempt number `attempt` (1-based), before jitter:
-    /// `min(max_delay, initial_delay * multiplier^(attempt-1))`.
+    /// `min(max_delay, initial_delay * multiplier^(attempt-1))`, in whole milliseconds.
     pub fn ceiling(&self, attempt: u32) -> Duration {
-        ExponentialBuilder::new()
+        let exact = ExponentialBuilder::new()
             .with_min_delay(self.initial_delay)
             .with_max_delay(self.max_delay)
             .with_factor(self.multiplier)
             .without_max_times()
             .build()
             .nth(attempt.saturating_sub(1) as usize)
-            .unwrap_or(self.max_delay)
+            .unwrap_or(self.max_delay);
+        Duration::from_millis((exact.as_secs_f64() * 1000.0).round() as u64)
     }
 
     /// The wait before the next attempt after failed attempt number `attempt`.
@@ -92,9 +93,18 @@ mod tests {
     #[test]
     fn retry_after_is_a_floor_with_a_ceiling_of_its_own() {
         let p = policy();
-        assert_eq!(p.delay(1, Some(Duration::from_secs(7)), 0.3), Duration::from_secs(7));
-        assert_eq!(p.delay(4, Some(Duration::from_millis(10)), 1.0), Duration::from_millis(800));
-        assert_eq!(p.delay(1, Some(Duration::from_secs(86_400)), 0.0), MAX_RETRY_AFTER);
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(7)), 0.3),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            p.delay(4, Some(Duration::from_millis(10)), 1.0),
+            Duration::from_millis(800)
+        );
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(86_400)), 0.0),
+            MAX_RETRY_AFTER
+        );
     }
 
     #[test]

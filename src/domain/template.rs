@@ -169,6 +169,10 @@ fn render_string(
     }
     if let Some(expr) = sole_expression(text) {
         let value = env.compile_expression(expr)?.eval(ctx)?;
+        if value.is_undefined() {
+            let message = format!("`{expr}` is undefined");
+            return Err(minijinja::Error::new(ErrorKind::UndefinedError, message));
+        }
         return serde_json::to_value(&value)
             .map_err(|e| minijinja::Error::new(ErrorKind::BadSerialization, e.to_string()));
     }
@@ -190,7 +194,9 @@ mod tests {
     use serde_json::json;
 
     fn env() -> Environment<'static> {
-        environment(Arc::new(|name| (name == "KEY").then(|| "s3cr3t".to_owned())))
+        environment(Arc::new(|name| {
+            (name == "KEY").then(|| "s3cr3t".to_owned())
+        }))
     }
 
     #[test]
@@ -227,7 +233,10 @@ mod tests {
             &ctx,
         )
         .unwrap();
-        assert_eq!(rendered, json!({"n": 8, "o": {"a": [1]}, "s": "n=4", "k": 3}));
+        assert_eq!(
+            rendered,
+            json!({"n": 8, "o": {"a": [1]}, "s": "n=4", "k": 3})
+        );
     }
 
     #[test]

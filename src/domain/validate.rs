@@ -12,7 +12,9 @@ use minijinja::Environment;
 
 use super::retry::RetryPolicy;
 use super::template::{self, References};
-use super::workflow::{ActionDef, RetryDef, Step, StepDef, Trigger, TriggerDef, Workflow, WorkflowDef};
+use super::workflow::{
+    ActionDef, RetryDef, Step, StepDef, Trigger, TriggerDef, Workflow, WorkflowDef,
+};
 
 /// One problem in a workflow file, 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +32,8 @@ impl std::fmt::Display for Problem {
 
 /// Parses and checks a workflow file's text.
 pub fn parse_workflow(source: &str) -> Result<Workflow, Vec<Problem>> {
-    let options = ron::Options::default()
-        .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    let options =
+        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
     let def: WorkflowDef = options.from_str(source).map_err(|e| {
         vec![Problem {
             line: e.position.line,
@@ -44,20 +46,40 @@ pub fn parse_workflow(source: &str) -> Result<Workflow, Vec<Problem>> {
 
 /// Parses a duration such as `500ms`, `30s`, `5m` or `1h 30m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. \"30s\", \"5m\", \"1h\""))
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); write e.g. \"30s\", \"5m\", \"1h\"")
+    })
 }
 
 /// Where in the file a problem belongs.
-enum Anchor<'a> {
-    /// A top-level or trigger field, found by its name.
-    Field(&'a str),
+#[derive(Clone)]
+enum Anchor {
+    /// A top-level or trigger field, found by its name; at `needle` if it occurs after it.
+    Field(&'static str, Option<String>),
     /// Inside step `index`, at `needle` if it occurs there, else at the step's `id`.
-    Step(usize, Option<&'a str>),
+    Step(usize, Option<String>),
+}
+
+impl Anchor {
+    /// The same place, pointing at `needle`.
+    fn near(&self, needle: &str) -> Self {
+        match self {
+            Self::Field(name, _) => Self::Field(name, Some(needle.to_owned())),
+            Self::Step(index, _) => Self::Step(*index, Some(needle.to_owned())),
+        }
+    }
+
+    fn step(&self) -> Option<usize> {
+        match self {
+            Self::Step(index, _) => Some(*index),
+            Self::Field(..) => None,
+        }
+    }
 }
 
 struct Checker<'s> {
     source: &'s str,
+    fields: Vec<(&'s str, usize)>,
     step_starts: Vec<usize>,
     env: Environment<'static>,
     problems: Vec<Problem>,
@@ -65,52 +87,82 @@ struct Checker<'s> {
 
 impl<'s> Checker<'s> {
     fn new(source: &'s str) -> Self {
-        let steps_at = find_key(source, "steps", 0).unwrap_or(source.len());
-        let mut step_starts = Vec::new();
-        let mut from = steps_at;
-        while let Some(at) = find_key(source, "id", from) {
-            step_starts.push(at);
-            from = at + 2;
-        }
+        let fields = field_names(source);
+        let steps_at = fields
+            .iter()
+            .find(|(name, _)| *name == "steps")
+            .map_or(source.len(), |f| f.1);
+        let step_starts = fields
+            .iter()
+            .filter(|(name, at)| *name == "id" && *at > steps_at)
+            .map(|f| f.1)
+            .collect();
         Self {
             source,
+            fields,
             step_starts,
             env: template::environment(Arc::new(|_| Some(String::new()))),
             problems: Vec::new(),
         }
     }
 
-    fn fail(&mut self, anchor: Anchor<'_>, message: impl Into<String>) {
+    fn fail(&mut self, anchor: Anchor, message: impl Into<String>) {
         let offset = match anchor {
-            Anchor::Field(name) => find_key(self.source, name, 0).unwrap_or(0),
+            Anchor::Field(name, needle) => {
+                let start = self
+                    .fields
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or(0, |f| f.1);
+                self.find_in(start, self.source.len(), needle.as_deref())
+            }
             Anchor::Step(index, needle) => {
                 let start = self.step_starts.get(index).copied().unwrap_or(0);
-                let end = self.step_starts.get(index + 1).copied().unwrap_or(self.source.len());
-                needle
-                    .and_then(|n| self.source[start..end].find(n).map(|at| start + at))
-                    .unwrap_or(start)
+                let end = self
+                    .step_starts
+                    .get(index + 1)
+                    .copied()
+                    .unwrap_or(self.source.len());
+                self.find_in(start, end, needle.as_deref())
             }
         };
         let (line, col) = line_col(self.source, offset);
-        self.problems.push(Problem { line, col, message: message.into() });
+        self.problems.push(Problem {
+            line,
+            col,
+            message: message.into(),
+        });
+    }
+
+    /// The offset of `needle` within `start..end`, else `start`.
+    fn find_in(&self, start: usize, end: usize, needle: Option<&str>) -> usize {
+        needle
+            .and_then(|n| self.source[start..end].find(n).map(|at| start + at))
+            .unwrap_or(start)
     }
 
     fn check(mut self, def: WorkflowDef) -> Result<Workflow, Vec<Problem>> {
         self.check_names(&def);
-        let sla = def.sla.as_deref().and_then(|text| match parse_duration(text) {
-            Ok(d) if !d.is_zero() => Some(d),
-            Ok(_) => {
-                self.fail(Anchor::Field("sla"), "sla must be longer than zero");
-                None
-            }
-            Err(e) => {
-                self.fail(Anchor::Field("sla"), format!("sla: {e}"));
-                None
-            }
-        });
+        let sla = def
+            .sla
+            .as_deref()
+            .and_then(|text| match parse_duration(text) {
+                Ok(d) if !d.is_zero() => Some(d),
+                Ok(_) => {
+                    self.fail(Anchor::Field("sla", None), "sla must be longer than zero");
+                    None
+                }
+                Err(e) => {
+                    self.fail(Anchor::Field("sla", None), format!("sla: {e}"));
+                    None
+                }
+            });
         let trigger = self.check_trigger(&def.trigger);
         if def.steps.is_empty() {
-            self.fail(Anchor::Field("steps"), "a workflow needs at least one step");
+            self.fail(
+                Anchor::Field("steps", None),
+                "a workflow needs at least one step",
+            );
         }
         let mut seen: HashMap<&str, usize> = HashMap::new();
         let mut steps = Vec::with_capacity(def.steps.len());
@@ -118,7 +170,11 @@ impl<'s> Checker<'s> {
             if let Some(first) = seen.insert(&step.id, index) {
                 self.fail(
                     Anchor::Step(index, None),
-                    format!("duplicate step id `{}` (step {} already uses it)", step.id, first + 1),
+                    format!(
+                        "duplicate step id `{}` (step {} already uses it)",
+                        step.id,
+                        first + 1
+                    ),
                 );
             }
             steps.push(self.check_step(&def.steps, index));
@@ -140,29 +196,43 @@ impl<'s> Checker<'s> {
     fn check_names(&mut self, def: &WorkflowDef) {
         if !is_key(&def.key) {
             self.fail(
-                Anchor::Field("key"),
-                format!("key `{}` must be lowercase letters, digits, `_` or `-` (at most 64)", def.key),
+                Anchor::Field("key", None),
+                format!(
+                    "key `{}` must be lowercase letters, digits, `_` or `-` (at most 64)",
+                    def.key
+                ),
             );
         }
         if def.name.trim().is_empty() {
-            self.fail(Anchor::Field("name"), "name must not be empty");
+            self.fail(Anchor::Field("name", None), "name must not be empty");
         }
         if def.team.trim().is_empty() {
-            self.fail(Anchor::Field("team"), "team must not be empty");
+            self.fail(Anchor::Field("team", None), "team must not be empty");
         }
     }
 
     fn check_trigger(&mut self, trigger: &TriggerDef) -> Option<Trigger> {
         match trigger {
-            TriggerDef::Record { object, on, fields, filter } => {
+            TriggerDef::Record {
+                object,
+                on,
+                fields,
+                filter,
+            } => {
                 if object.trim().is_empty() {
-                    self.fail(Anchor::Field("object"), "the record trigger needs an object");
+                    self.fail(
+                        Anchor::Field("object", None),
+                        "the record trigger needs an object",
+                    );
                 }
                 if on.is_empty() {
-                    self.fail(Anchor::Field("on"), "`on` must list Created, Updated or both");
+                    self.fail(
+                        Anchor::Field("on", None),
+                        "`on` must list Created, Updated or both",
+                    );
                 }
                 if let Some(filter) = filter {
-                    self.check_template(Anchor::Field("filter"), filter, true, &[]);
+                    self.check_template(Anchor::Field("filter", None), filter, true, &[]);
                 }
                 Some(Trigger::Record {
                     object: object.clone(),
@@ -175,15 +245,23 @@ impl<'s> Checker<'s> {
                 let parsed = croner::Cron::new(cron).with_seconds_optional().parse();
                 let tz = timezone.parse::<chrono_tz::Tz>();
                 if let Err(e) = &parsed {
-                    self.fail(Anchor::Field("cron"), format!("cron `{cron}` is not valid: {e}"));
+                    self.fail(
+                        Anchor::Field("cron", None),
+                        format!("cron `{cron}` is not valid: {e}"),
+                    );
                 }
                 if tz.is_err() {
                     self.fail(
-                        Anchor::Field("timezone"),
-                        format!("timezone `{timezone}` is not an IANA name such as \"Europe/Berlin\""),
+                        Anchor::Field("timezone", None),
+                        format!(
+                            "timezone `{timezone}` is not an IANA name such as \"Europe/Berlin\""
+                        ),
                     );
                 }
-                Some(Trigger::Schedule { cron: parsed.ok()?, timezone: tz.ok()? })
+                Some(Trigger::Schedule {
+                    cron: parsed.ok()?,
+                    timezone: tz.ok()?,
+                })
             }
             TriggerDef::Webhook { hmac_secret } => Some(Trigger::Webhook {
                 hmac_secret: hmac_secret.clone(),
@@ -197,25 +275,36 @@ impl<'s> Checker<'s> {
         if !is_identifier(&step.id) {
             self.fail(
                 Anchor::Step(index, None),
-                format!("step id `{}` must be a lowercase identifier such as `enrich_lead`", step.id),
+                format!(
+                    "step id `{}` must be a lowercase identifier such as `enrich_lead`",
+                    step.id
+                ),
             );
         }
         let retry = self.check_retry(index, &step.retry);
         let timeout = match step.timeout.as_deref().map(parse_duration) {
             None => Some(Duration::from_secs(30)),
-            Some(Ok(d)) if d >= Duration::from_millis(1) && d <= Duration::from_secs(900) => Some(d),
+            Some(Ok(d)) if d >= Duration::from_millis(1) && d <= Duration::from_secs(900) => {
+                Some(d)
+            }
             Some(Ok(_)) => {
-                self.fail(Anchor::Step(index, Some("timeout")), "timeout must be between 1ms and 15m");
+                self.fail(
+                    Anchor::Step(index, Some("timeout".into())),
+                    "timeout must be between 1ms and 15m",
+                );
                 None
             }
             Some(Err(e)) => {
-                self.fail(Anchor::Step(index, Some("timeout")), format!("timeout: {e}"));
+                self.fail(
+                    Anchor::Step(index, Some("timeout".into())),
+                    format!("timeout: {e}"),
+                );
                 None
             }
         };
         let earlier = &all[..index];
         if let Some(when) = &step.when {
-            self.check_template(Anchor::Step(index, Some(when.as_str())), when, true, earlier);
+            self.check_template(Anchor::Step(index, Some(when.clone())), when, true, earlier);
         }
         let ai_fields = self.check_action(index, &step.action, all);
         Some(Step {
@@ -230,26 +319,49 @@ impl<'s> Checker<'s> {
 
     fn check_retry(&mut self, index: usize, retry: &RetryDef) -> Option<RetryPolicy> {
         let mut ok = true;
-        let mut bad = |this: &mut Self, message: String| {
+        let mut bad = |this: &mut Self, field: &str, message: String| {
             ok = false;
-            this.fail(Anchor::Step(index, Some("retry")), message);
+            this.fail(Anchor::Step(index, Some(field.into())), message);
         };
         if !(1..=20).contains(&retry.max_attempts) {
-            bad(self, format!("retry.max_attempts is {}; it must be 1 to 20", retry.max_attempts));
+            bad(
+                self,
+                "max_attempts",
+                format!(
+                    "retry.max_attempts is {}; it must be 1 to 20",
+                    retry.max_attempts
+                ),
+            );
         }
         if !(1.0..=10.0).contains(&retry.multiplier) {
-            bad(self, format!("retry.multiplier is {}; it must be 1.0 to 10.0", retry.multiplier));
+            bad(
+                self,
+                "multiplier",
+                format!(
+                    "retry.multiplier is {}; it must be 1.0 to 10.0",
+                    retry.multiplier
+                ),
+            );
         }
         let initial = parse_duration(&retry.initial_delay);
         let max = parse_duration(&retry.max_delay);
         match (&initial, &max) {
-            (Err(e), _) | (_, Err(e)) => bad(self, format!("retry: {e}")),
+            (Err(e), _) => bad(self, "initial_delay", format!("retry.initial_delay: {e}")),
+            (_, Err(e)) => bad(self, "max_delay", format!("retry.max_delay: {e}")),
             (Ok(i), Ok(m)) => {
                 if *i < Duration::from_millis(1) || *i > Duration::from_secs(3600) {
-                    bad(self, "retry.initial_delay must be between 1ms and 1h".into());
+                    bad(
+                        self,
+                        "initial_delay",
+                        "retry.initial_delay must be between 1ms and 1h".into(),
+                    );
                 }
                 if m < i || *m > Duration::from_secs(86_400) {
-                    bad(self, "retry.max_delay must be at least initial_delay and at most 24h".into());
+                    bad(
+                        self,
+                        "max_delay",
+                        "retry.max_delay must be at least initial_delay and at most 24h".into(),
+                    );
                 }
             }
         }
@@ -262,108 +374,176 @@ impl<'s> Checker<'s> {
     }
 
     /// Checks an action's fields; returns the record fields fed by `ai` steps.
-    fn check_action(&mut self, index: usize, action: &ActionDef, all: &[StepDef]) -> BTreeMap<String, String> {
+    fn check_action(
+        &mut self,
+        index: usize,
+        action: &ActionDef,
+        all: &[StepDef],
+    ) -> BTreeMap<String, String> {
         let earlier = &all[..index];
         let required = |this: &mut Self, name: &str, value: &str| {
             if value.trim().is_empty() {
-                this.fail(Anchor::Step(index, Some(name)), format!("{} `{name}` must not be empty", action.kind()));
+                this.fail(
+                    Anchor::Step(index, Some(name.into())),
+                    format!("{} `{name}` must not be empty", action.kind()),
+                );
             }
         };
         let mut ai_fields = BTreeMap::new();
         match action {
-            ActionDef::UpdateRecord { record, values } | ActionDef::CreateRecord { object: record, values } => {
-                required(self, if matches!(action, ActionDef::UpdateRecord { .. }) { "record" } else { "object" }, record);
-                self.check_template(Anchor::Step(index, Some(record.as_str())), record, false, earlier);
+            ActionDef::UpdateRecord { record, values }
+            | ActionDef::CreateRecord {
+                object: record,
+                values,
+            } => {
+                required(
+                    self,
+                    if matches!(action, ActionDef::UpdateRecord { .. }) {
+                        "record"
+                    } else {
+                        "object"
+                    },
+                    record,
+                );
+                self.check_template(
+                    Anchor::Step(index, Some(record.clone())),
+                    record,
+                    false,
+                    earlier,
+                );
                 for (field, value) in values {
                     for text in template::strings_in(value) {
-                        let refs = self.check_template(Anchor::Step(index, Some(text)), text, false, earlier);
-                        if let Some(policy) = refs.steps.iter().find_map(|id| ai_policy(earlier, id)) {
+                        let refs = self.check_template(
+                            Anchor::Step(index, Some(text.into())),
+                            text,
+                            false,
+                            earlier,
+                        );
+                        if let Some(policy) =
+                            refs.steps.iter().find_map(|id| ai_policy(earlier, id))
+                        {
                             ai_fields.insert(field.clone(), policy);
                         }
                     }
                 }
             }
-            ActionDef::Http { method, url, headers, body } => {
+            ActionDef::Http {
+                method,
+                url,
+                headers,
+                body,
+            } => {
                 if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"].contains(&method.as_str()) {
-                    self.fail(Anchor::Step(index, Some("method")), format!("http method `{method}` must be GET, POST, PUT, PATCH, DELETE or HEAD"));
+                    self.fail(
+                        Anchor::Step(index, Some("method".into())),
+                        format!(
+                            "http method `{method}` must be GET, POST, PUT, PATCH, DELETE or HEAD"
+                        ),
+                    );
                 }
                 required(self, "url", url);
                 let texts = std::iter::once(url.as_str())
                     .chain(headers.values().map(String::as_str))
                     .chain(body.iter().flat_map(template::strings_in));
                 for text in texts.collect::<Vec<_>>() {
-                    self.check_template(Anchor::Step(index, Some(text)), text, false, earlier);
+                    self.check_template(
+                        Anchor::Step(index, Some(text.into())),
+                        text,
+                        false,
+                        earlier,
+                    );
                 }
             }
-            ActionDef::Ai { provider, model, policy_id, system, prompt, .. } => {
+            ActionDef::Ai {
+                provider,
+                model,
+                policy_id,
+                system,
+                prompt,
+                ..
+            } => {
                 required(self, "model", model);
                 required(self, "policy_id", policy_id);
-                if let Some(p) = provider.as_deref().filter(|p| !["builtin", "openai"].contains(p)) {
-                    self.fail(Anchor::Step(index, Some("provider")), format!("ai provider `{p}` must be \"builtin\" or \"openai\""));
+                if let Some(p) = provider
+                    .as_deref()
+                    .filter(|p| !["builtin", "openai"].contains(p))
+                {
+                    self.fail(
+                        Anchor::Step(index, Some("provider".into())),
+                        format!("ai provider `{p}` must be \"builtin\" or \"openai\""),
+                    );
                 }
                 for text in system.iter().chain(std::iter::once(prompt)) {
-                    self.check_template(Anchor::Step(index, Some(text.as_str())), text, false, earlier);
+                    self.check_template(
+                        Anchor::Step(index, Some(text.clone())),
+                        text,
+                        false,
+                        earlier,
+                    );
                 }
             }
             ActionDef::Notify { url, text, .. } => {
                 required(self, "url", url);
                 for t in [url, text] {
-                    self.check_template(Anchor::Step(index, Some(t.as_str())), t, false, earlier);
+                    self.check_template(Anchor::Step(index, Some(t.clone())), t, false, earlier);
                 }
             }
             ActionDef::Condition { expr } => {
-                self.check_template(Anchor::Step(index, Some(expr.as_str())), expr, true, earlier);
+                self.check_template(Anchor::Step(index, Some(expr.clone())), expr, true, earlier);
             }
             ActionDef::Delay { duration } => match parse_duration(duration) {
                 Ok(d) if d <= Duration::from_secs(30 * 86_400) => {}
-                Ok(_) => self.fail(Anchor::Step(index, Some("duration")), "delay must be at most 30 days"),
-                Err(e) => self.fail(Anchor::Step(index, Some("duration")), format!("delay: {e}")),
+                Ok(_) => self.fail(
+                    Anchor::Step(index, Some("duration".into())),
+                    "delay must be at most 30 days",
+                ),
+                Err(e) => self.fail(
+                    Anchor::Step(index, Some("duration".into())),
+                    format!("delay: {e}"),
+                ),
             },
         }
         ai_fields
     }
 
     /// Compiles a template or expression and checks what it reads against `earlier` steps.
-    fn check_template(&mut self, anchor: Anchor<'_>, text: &str, expression: bool, earlier: &[StepDef]) -> References {
+    fn check_template(
+        &mut self,
+        anchor: Anchor,
+        text: &str,
+        expression: bool,
+        earlier: &[StepDef],
+    ) -> References {
         let refs = match template::references(&self.env, text, expression) {
             Ok(refs) => refs,
             Err(problem) => {
-                self.fail(anchor, format!("template `{}`: {}", first_line(text), problem.message));
+                self.fail(
+                    anchor,
+                    format!("template `{}`: {}", first_line(text), problem.message),
+                );
                 return References::default();
             }
         };
-        let index = match anchor {
-            Anchor::Step(index, _) => Some(index),
-            Anchor::Field(_) => None,
-        };
         for name in &refs.unknown {
-            let message = format!("`{name}` is not defined: templates can read trigger, steps and run");
-            self.fail_near(&anchor_for(index, name), message);
+            let message =
+                format!("`{name}` is not defined: templates can read trigger, steps and run");
+            self.fail(anchor.near(name), message);
         }
         for id in &refs.steps {
             let needle = format!("steps.{id}");
-            let message = match (earlier.iter().any(|s| &s.id == id), index) {
+            let message = match (earlier.iter().any(|s| &s.id == id), anchor.step()) {
                 (true, _) => continue,
-                (false, None) => format!("`{needle}`: steps cannot be read here, no step has run yet"),
+                (false, None) => {
+                    format!("`{needle}`: steps cannot be read here, no step has run yet")
+                }
                 (false, Some(i)) if self.step_exists_at_or_after(i, id) => {
                     format!("`{needle}` refers to a step that runs later (or to this step itself)")
                 }
                 (false, Some(_)) => format!("`{needle}` refers to an unknown step `{id}`"),
             };
-            self.fail_near(&anchor_for(index, &needle), message);
+            self.fail(anchor.near(&needle), message);
         }
         refs
-    }
-
-    fn fail_near(&mut self, anchor: &(Option<usize>, String), message: String) {
-        match anchor {
-            (Some(index), needle) => self.fail(Anchor::Step(*index, Some(needle)), message),
-            (None, needle) => {
-                let offset = self.source.find(needle.as_str()).unwrap_or(0);
-                let (line, col) = line_col(self.source, offset);
-                self.problems.push(Problem { line, col, message });
-            }
-        }
     }
 
     fn step_exists_at_or_after(&self, index: usize, id: &str) -> bool {
@@ -372,24 +552,25 @@ impl<'s> Checker<'s> {
 
     fn step_ids_from(&self, index: usize) -> impl Iterator<Item = &str> {
         let source = self.source;
-        self.step_starts[index.min(self.step_starts.len())..].iter().filter_map(move |&at| {
-            let rest = &source[at..];
-            let open = rest.find('"')? + 1;
-            let close = rest[open..].find('"')?;
-            Some(&rest[open..open + close])
-        })
+        self.step_starts[index.min(self.step_starts.len())..]
+            .iter()
+            .filter_map(move |&at| {
+                let rest = &source[at..];
+                let open = rest.find('"')? + 1;
+                let close = rest[open..].find('"')?;
+                Some(&rest[open..open + close])
+            })
     }
 }
 
-fn anchor_for(index: Option<usize>, needle: &str) -> (Option<usize>, String) {
-    (index, needle.to_owned())
-}
-
 fn ai_policy(earlier: &[StepDef], id: &str) -> Option<String> {
-    earlier.iter().find(|s| s.id == id).and_then(|s| match &s.action {
-        ActionDef::Ai { policy_id, .. } => Some(policy_id.clone()),
-        _ => None,
-    })
+    earlier
+        .iter()
+        .find(|s| s.id == id)
+        .and_then(|s| match &s.action {
+            ActionDef::Ai { policy_id, .. } => Some(policy_id.clone()),
+            _ => None,
+        })
 }
 
 fn first_line(text: &str) -> &str {
@@ -400,37 +581,67 @@ fn is_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 64
         && key.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 fn is_identifier(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && id.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// Finds `name` used as a RON field name (`name:`), not inside a word or a string key.
-fn find_key(source: &str, name: &str, from: usize) -> Option<usize> {
-    let mut at = from;
-    while let Some(found) = source.get(at..)?.find(name) {
-        let start = at + found;
-        let end = start + name.len();
-        let before = source[..start].chars().next_back();
-        let after = source[end..].trim_start().starts_with(':');
-        let boundary = !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"');
-        if after && boundary {
-            return Some(start);
+/// Every field name in RON source (`name:` outside comments and strings), with its offset.
+fn field_names(source: &str) -> Vec<(&str, usize)> {
+    let bytes = source.as_bytes();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = source[i..].find('\n').map_or(bytes.len(), |n| i + n);
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i = source[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |n| i + n + 4);
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                if source[i..].trim_start_matches([' ', '\t']).starts_with(':') {
+                    found.push((&source[start..i], start));
+                }
+            }
+            _ => i += 1,
         }
-        at = end;
     }
-    None
+    found
 }
 
 /// 1-based line and column (in characters) of a byte offset.
 fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let before = &source[..offset.min(source.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().unwrap_or_default().chars().count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .count()
+        + 1;
     (line, col)
 }

@@ -191,11 +191,17 @@ impl ActionDef {
             m.values().flat_map(template::strings_in)
         }
         match self {
-            ActionDef::UpdateRecord { record, values: v } | ActionDef::CreateRecord { object: record, values: v } => {
+            ActionDef::UpdateRecord { record, values: v }
+            | ActionDef::CreateRecord {
+                object: record,
+                values: v,
+            } => {
                 out.push(record);
                 out.extend(values(v));
             }
-            ActionDef::Http { url, headers, body, .. } => {
+            ActionDef::Http {
+                url, headers, body, ..
+            } => {
                 out.push(url);
                 out.extend(headers.values().map(String::as_str));
                 out.extend(body.iter().flat_map(template::strings_in));
@@ -213,7 +219,10 @@ impl ActionDef {
 
     /// True for steps that reach a system outside ACP.
     pub fn is_external(&self) -> bool {
-        matches!(self, Self::Http { .. } | Self::Ai { .. } | Self::Notify { .. })
+        matches!(
+            self,
+            Self::Http { .. } | Self::Ai { .. } | Self::Notify { .. }
+        )
     }
 }
 

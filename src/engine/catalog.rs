@@ -44,9 +44,16 @@ impl Catalog {
         }
         let stored = self.store.version(key, version).await?;
         let workflow = parse_workflow(&stored.source).map_err(|problems| {
-            EngineError::Invalid(format!("version {version} of `{key}` no longer parses: {}", problems[0]))
+            EngineError::Invalid(format!(
+                "version {version} of `{key}` no longer parses: {}",
+                problems[0]
+            ))
         })?;
-        let compiled = Arc::new(Compiled { secrets: secret_names(&self.env, &workflow), workflow, version });
+        let compiled = Arc::new(Compiled {
+            secrets: secret_names(&self.env, &workflow),
+            workflow,
+            version,
+        });
         if let Ok(mut cache) = self.compiled.lock() {
             cache.insert(id, compiled.clone());
         }

@@ -94,7 +94,11 @@ struct Inner {
 
 impl Engine {
     /// Starts the claim, heartbeat and schedule loops on the current tokio runtime.
-    pub async fn start(store: Arc<dyn Store>, config: EngineConfig, actions: Actions) -> Result<Self, EngineError> {
+    pub async fn start(
+        store: Arc<dyn Store>,
+        config: EngineConfig,
+        actions: Actions,
+    ) -> Result<Self, EngineError> {
         let catalog = Catalog::new(store.clone(), config.secrets.clone());
         catalog.refresh().await?;
         let inner = Arc::new(Inner {
@@ -126,8 +130,13 @@ impl Engine {
         self.inner.shutdown.cancel();
         self.inner.wake.notify_waiters();
         self.inner.tasks.close();
-        if tokio::time::timeout(self.inner.config.grace, self.inner.tasks.wait()).await.is_err() {
-            tracing::warn!("shutdown grace period over; unfinished attempts resume after their lease expires");
+        if tokio::time::timeout(self.inner.config.grace, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "shutdown grace period over; unfinished attempts resume after their lease expires"
+            );
         }
     }
 }

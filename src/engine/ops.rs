@@ -33,10 +33,19 @@ impl Engine {
     /// Checks a workflow file and saves it as its workflow's draft; answers the key.
     pub async fn save_draft(&self, source: &str, actor: &str) -> Result<String, EngineError> {
         let workflow = parse_workflow(source).map_err(|problems| {
-            EngineError::Invalid(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+            EngineError::Invalid(
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         })?;
         let def = &workflow.def;
-        self.inner.store.save_draft(&def.key, &def.name, &def.team, source, actor).await?;
+        self.inner
+            .store
+            .save_draft(&def.key, &def.name, &def.team, source, actor)
+            .await?;
         Ok(def.key.clone())
     }
 
@@ -65,10 +74,13 @@ impl Engine {
         let mut sources = Vec::new();
         let mut problems = Vec::new();
         for path in files {
-            let source = std::fs::read_to_string(&path).map_err(|e| EngineError::Invalid(format!("{}: {e}", path.display())))?;
+            let source = std::fs::read_to_string(&path)
+                .map_err(|e| EngineError::Invalid(format!("{}: {e}", path.display())))?;
             match parse_workflow(&source) {
                 Ok(wf) => sources.push((wf.def.key.clone(), source)),
-                Err(found) => problems.extend(found.iter().map(|p| format!("{}:{p}", path.display()))),
+                Err(found) => {
+                    problems.extend(found.iter().map(|p| format!("{}:{p}", path.display())))
+                }
             }
         }
         if !problems.is_empty() {
@@ -77,7 +89,10 @@ impl Engine {
         let current = self.inner.store.workflows().await?;
         let mut report = LoadReport::default();
         for (key, source) in sources {
-            let published = current.iter().find(|w| w.key == key).and_then(|w| w.published_version);
+            let published = current
+                .iter()
+                .find(|w| w.key == key)
+                .and_then(|w| w.published_version);
             let same = match published {
                 Some(v) => self.inner.store.version(&key, v).await?.source == source,
                 None => false,
@@ -95,12 +110,20 @@ impl Engine {
     }
 
     /// Creates or updates a record; matching record triggers start runs.
-    pub async fn write_record(&self, write: RecordWrite) -> Result<RecordWriteOutcome, EngineError> {
+    pub async fn write_record(
+        &self,
+        write: RecordWrite,
+    ) -> Result<RecordWriteOutcome, EngineError> {
         self.inner.write_record(write).await
     }
 
     /// Starts runs of a workflow's published version, one per payload.
-    pub async fn start_runs(&self, key: &str, kind: TriggerKind, payloads: Vec<Value>) -> Result<Vec<i64>, EngineError> {
+    pub async fn start_runs(
+        &self,
+        key: &str,
+        kind: TriggerKind,
+        payloads: Vec<Value>,
+    ) -> Result<Vec<i64>, EngineError> {
         let compiled = self.inner.catalog.published_of(key)?;
         let runs = payloads
             .into_iter()
@@ -152,7 +175,13 @@ impl Engine {
     /// Replays a dead-letter entry. On the same version with the same payload, steps that
     /// succeeded are carried over and the original idempotency keys are reused; otherwise the
     /// run starts from the first step with new keys.
-    pub async fn replay(&self, dlq_id: i64, version: ReplayVersion, payload: Option<Value>, actor: &str) -> Result<i64, EngineError> {
+    pub async fn replay(
+        &self,
+        dlq_id: i64,
+        version: ReplayVersion,
+        payload: Option<Value>,
+        actor: &str,
+    ) -> Result<i64, EngineError> {
         let entry = self.inner.store.dlq_entry(dlq_id).await?;
         let old = self.inner.store.run(entry.run_id).await?.run;
         let version = match version {
@@ -172,7 +201,15 @@ impl Engine {
             carry_from_origin: carry,
             dedupe_key: None,
         };
-        let id = self.inner.store.replay(Replay { dlq_id, run, actor: actor.to_owned() }).await?;
+        let id = self
+            .inner
+            .store
+            .replay(Replay {
+                dlq_id,
+                run,
+                actor: actor.to_owned(),
+            })
+            .await?;
         self.inner.wake.notify_one();
         Ok(id)
     }
@@ -215,7 +252,12 @@ impl Inner {
     }
 
     pub(super) fn cancel_local(&self, run_id: i64) {
-        if let Some(token) = self.cancels.lock().ok().and_then(|m| m.get(&run_id).cloned()) {
+        if let Some(token) = self
+            .cancels
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&run_id).cloned())
+        {
             token.cancel();
         }
     }

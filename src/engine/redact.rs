@@ -56,7 +56,9 @@ impl Redactor {
 
     /// Replaces every secret value inside `text`.
     pub fn text(&self, text: &str) -> String {
-        self.secrets.iter().fold(text.to_owned(), |acc, secret| acc.replace(secret.as_str(), MASK))
+        self.secrets.iter().fold(text.to_owned(), |acc, secret| {
+            acc.replace(secret.as_str(), MASK)
+        })
     }
 
     /// A copy of `value` that is safe to store and stream.
@@ -67,7 +69,11 @@ impl Redactor {
             Value::Object(map) => Value::Object(
                 map.iter()
                     .map(|(k, v)| {
-                        let safe = if is_sensitive(k) && !v.is_null() { Value::String(MASK.into()) } else { self.value(v) };
+                        let safe = if is_sensitive(k) && !v.is_null() {
+                            Value::String(MASK.into())
+                        } else {
+                            self.value(v)
+                        };
                         (k.clone(), safe)
                     })
                     .collect(),

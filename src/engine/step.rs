@@ -3,13 +3,13 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use super::{EngineError, Inner};
-use crate::store::StoreError;
 use super::catalog::Compiled;
+use super::{EngineError, Inner};
 use crate::actions::{AiRequest, HttpRequest, http, notify};
 use crate::domain::template::{is_true, render_value};
 use crate::domain::validate::parse_duration;
 use crate::domain::{ActionDef, Provenance, RecordWrite, Step, StepFailure};
+use crate::store::StoreError;
 use crate::wire::{RunView, Source};
 
 /// What the run does after a step succeeded.
@@ -33,13 +33,18 @@ pub struct Done {
 /// Renders the step's input: the action's fields with every template evaluated.
 pub fn render(inner: &Inner, step: &Step, ctx: &minijinja::Value) -> Result<Value, StepFailure> {
     let env = &inner.catalog.env;
-    let template_error = |e: minijinja::Error| StepFailure::permanent(format!("template error: {e:#}"));
+    let template_error =
+        |e: minijinja::Error| StepFailure::permanent(format!("template error: {e:#}"));
     if let ActionDef::Condition { expr } = &step.action {
         let passed = is_true(env, expr, ctx).map_err(template_error)?;
         return Ok(json!({"expr": expr, "passed": passed}));
     }
     let fields = match serde_json::to_value(&step.action) {
-        Ok(Value::Object(tagged)) => tagged.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Null),
+        Ok(Value::Object(tagged)) => tagged
+            .into_iter()
+            .next()
+            .map(|(_, v)| v)
+            .unwrap_or(Value::Null),
         _ => Value::Null,
     };
     render_value(env, &fields, ctx).map_err(template_error)
@@ -54,7 +59,11 @@ pub async fn perform(
     input: &Value,
     key: &str,
 ) -> Result<Done, StepFailure> {
-    let done = |output: Value, detail: Value| Done { output, detail, control: Control::Continue };
+    let done = |output: Value, detail: Value| Done {
+        output,
+        detail,
+        control: Control::Continue,
+    };
     match &step.action {
         ActionDef::UpdateRecord { .. } | ActionDef::CreateRecord { .. } => {
             let write = record_write(run, compiled, step, input, key)?;
@@ -83,9 +92,14 @@ pub async fn perform(
             Ok(done(response.body.clone(), response.detail()))
         }
         ActionDef::Ai { policy_id, .. } => {
-            let provider_name = input["provider"].as_str().unwrap_or(&inner.actions.default_ai).to_owned();
+            let provider_name = input["provider"]
+                .as_str()
+                .unwrap_or(&inner.actions.default_ai)
+                .to_owned();
             let provider = inner.actions.ai.get(&provider_name).ok_or_else(|| {
-                StepFailure::permanent(format!("AI provider `{provider_name}` is not configured on this server"))
+                StepFailure::permanent(format!(
+                    "AI provider `{provider_name}` is not configured on this server"
+                ))
             })?;
             let request = AiRequest {
                 model: text(input, "model")?.to_owned(),
@@ -110,26 +124,56 @@ pub async fn perform(
             Ok(done(answer.content, provenance))
         }
         ActionDef::Notify { channel, .. } => {
-            let context = json!({"workflow": run.workflow, "version": run.version, "run_id": run.id});
-            let request = notify::request(*channel, text(input, "url")?, text(input, "text")?, &context, step.timeout, key);
+            let context =
+                json!({"workflow": run.workflow, "version": run.version, "run_id": run.id});
+            let request = notify::request(
+                *channel,
+                text(input, "url")?,
+                text(input, "text")?,
+                &context,
+                step.timeout,
+                key,
+            );
             let response = http::call(inner.actions.http.as_ref(), request).await?;
             Ok(done(json!({"status": response.status}), response.detail()))
         }
         ActionDef::Condition { .. } => {
             let passed = input["passed"].as_bool().unwrap_or(false);
-            let control = if passed { Control::Continue } else { Control::SkipRest };
-            Ok(Done { output: json!({"passed": passed}), detail: Value::Null, control })
+            let control = if passed {
+                Control::Continue
+            } else {
+                Control::SkipRest
+            };
+            Ok(Done {
+                output: json!({"passed": passed}),
+                detail: Value::Null,
+                control,
+            })
         }
         ActionDef::Delay { duration } => {
             let wait = parse_duration(duration).map_err(StepFailure::permanent)?;
             let until = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-            let control = if wait.is_zero() { Control::Continue } else { Control::Wait(until) };
-            Ok(Done { output: json!({"until": until}), detail: Value::Null, control })
+            let control = if wait.is_zero() {
+                Control::Continue
+            } else {
+                Control::Wait(until)
+            };
+            Ok(Done {
+                output: json!({"until": until}),
+                detail: Value::Null,
+                control,
+            })
         }
     }
 }
 
-fn record_write(run: &RunView, compiled: &Compiled, step: &Step, input: &Value, key: &str) -> Result<RecordWrite, StepFailure> {
+fn record_write(
+    run: &RunView,
+    compiled: &Compiled,
+    step: &Step,
+    input: &Value,
+    key: &str,
+) -> Result<RecordWrite, StepFailure> {
     let values: Map<String, Value> = input["values"].as_object().cloned().unwrap_or_default();
     let (object, id) = match &step.action {
         ActionDef::UpdateRecord { .. } => {
@@ -138,7 +182,9 @@ fn record_write(run: &RunView, compiled: &Compiled, step: &Step, input: &Value, 
                 Value::String(s) => s.trim().parse().ok(),
                 _ => None,
             };
-            let id = id.ok_or_else(|| StepFailure::permanent(format!("record id `{}` is not a number", input["record"])))?;
+            let id = id.ok_or_else(|| {
+                StepFailure::permanent(format!("record id `{}` is not a number", input["record"]))
+            })?;
             (String::new(), Some(id))
         }
         _ => (text(input, "object")?.to_owned(), None),

@@ -17,7 +17,10 @@ use crate::wire::{RunMode, TriggerKind};
 
 impl Inner {
     /// Writes a record; the runs its change triggers are queued in the same transaction.
-    pub(super) async fn write_record(&self, write: RecordWrite) -> Result<RecordWriteOutcome, EngineError> {
+    pub(super) async fn write_record(
+        &self,
+        write: RecordWrite,
+    ) -> Result<RecordWriteOutcome, EngineError> {
         let matcher = matcher(self.catalog.published(), self.catalog.env.clone());
         let outcome = self.store.write_record(write, matcher).await?;
         if !outcome.runs.is_empty() {
@@ -28,7 +31,10 @@ impl Inner {
 }
 
 /// Picks the published workflows whose record trigger matches a change.
-fn matcher(published: Arc<Vec<Arc<Compiled>>>, env: Arc<minijinja::Environment<'static>>) -> TriggerMatcher {
+fn matcher(
+    published: Arc<Vec<Arc<Compiled>>>,
+    env: Arc<minijinja::Environment<'static>>,
+) -> TriggerMatcher {
     Box::new(move |change: &RecordChange| {
         let payload = change.payload();
         let ctx = minijinja::Value::from_serialize(json!({ "trigger": payload }));
@@ -51,8 +57,21 @@ fn matcher(published: Arc<Vec<Arc<Compiled>>>, env: Arc<minijinja::Environment<'
     })
 }
 
-fn matches(compiled: &Compiled, change: &RecordChange, env: &minijinja::Environment<'static>, ctx: &minijinja::Value) -> bool {
-    let Trigger::Record { object, on, fields, filter } = &compiled.workflow.trigger else { return false };
+fn matches(
+    compiled: &Compiled,
+    change: &RecordChange,
+    env: &minijinja::Environment<'static>,
+    ctx: &minijinja::Value,
+) -> bool {
+    let Trigger::Record {
+        object,
+        on,
+        fields,
+        filter,
+    } = &compiled.workflow.trigger
+    else {
+        return false;
+    };
     let event = match change.event {
         RecordEvent::Created => RecordOn::Created,
         RecordEvent::Updated => RecordOn::Updated,
@@ -65,7 +84,10 @@ fn matches(compiled: &Compiled, change: &RecordChange, env: &minijinja::Environm
     match filter {
         None => true,
         Some(expr) => is_true(env, expr, ctx).unwrap_or_else(|e| {
-            tracing::warn!(workflow = compiled.workflow.key(), "trigger filter failed: {e}");
+            tracing::warn!(
+                workflow = compiled.workflow.key(),
+                "trigger filter failed: {e}"
+            );
             false
         }),
     }
@@ -80,9 +102,13 @@ pub async fn schedule_loop(inner: Arc<Inner>) {
         let now = Utc::now();
         let mut due = Vec::new();
         for compiled in inner.catalog.published().iter() {
-            let Trigger::Schedule { cron, timezone } = &compiled.workflow.trigger else { continue };
+            let Trigger::Schedule { cron, timezone } = &compiled.workflow.trigger else {
+                continue;
+            };
             let id = (compiled.workflow.key().to_owned(), compiled.version);
-            let fire = next.entry(id.clone()).or_insert_with(|| next_fire(cron, timezone, now).unwrap_or(DateTime::<Utc>::MAX_UTC));
+            let fire = next.entry(id.clone()).or_insert_with(|| {
+                next_fire(cron, timezone, now).unwrap_or(DateTime::<Utc>::MAX_UTC)
+            });
             if *fire <= now {
                 due.push(NewRun {
                     workflow: id.0.clone(),
@@ -113,7 +139,11 @@ pub async fn schedule_loop(inner: Arc<Inner>) {
 }
 
 /// The first occurrence strictly after `after`, in UTC.
-pub fn next_fire(cron: &croner::Cron, timezone: &chrono_tz::Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub fn next_fire(
+    cron: &croner::Cron,
+    timezone: &chrono_tz::Tz,
+    after: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     cron.find_next_occurrence(&after.with_timezone(timezone), false)
         .ok()
         .map(|t| t.with_timezone(&Utc))
@@ -125,7 +155,10 @@ mod tests {
 
     #[test]
     fn cron_fires_in_the_workflow_timezone() {
-        let cron = croner::Cron::new("0 9 * * MON-FRI").with_seconds_optional().parse().unwrap();
+        let cron = croner::Cron::new("0 9 * * MON-FRI")
+            .with_seconds_optional()
+            .parse()
+            .unwrap();
         let tz: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
         let after: DateTime<Utc> = "2026-11-25T09:30:00Z".parse().unwrap();
         let fire = next_fire(&cron, &tz, after).unwrap();

@@ -23,11 +23,17 @@ pub async fn claim_loop(inner: Arc<Inner>) {
         let mut more = false;
         if free > 0 {
             let lease_until = Utc::now() + inner.lease();
-            match inner.store.claim_runs(&inner.owner, free, lease_until).await {
+            match inner
+                .store
+                .claim_runs(&inner.owner, free, lease_until)
+                .await
+            {
                 Ok(runs) => {
                     more = runs.len() == free;
                     for run in runs {
-                        let Ok(permit) = inner.slots.clone().try_acquire_owned() else { break };
+                        let Ok(permit) = inner.slots.clone().try_acquire_owned() else {
+                            break;
+                        };
                         inner.tasks.spawn(execute(inner.clone(), run, permit));
                     }
                 }
@@ -53,7 +59,11 @@ pub async fn heartbeat_loop(inner: Arc<Inner>) {
             _ = tokio::time::sleep(every) => {}
             _ = inner.shutdown.cancelled() => return,
         }
-        match inner.store.heartbeat(&inner.owner, Utc::now() + inner.lease()).await {
+        match inner
+            .store
+            .heartbeat(&inner.owner, Utc::now() + inner.lease())
+            .await
+        {
             Ok(ids) => {
                 for id in ids {
                     inner.cancel_local(id);
@@ -85,10 +95,19 @@ struct Progress {
 impl Progress {
     fn new(claimed: &ClaimedRun, compiled: &Compiled) -> Self {
         let n = compiled.workflow.steps.len();
-        let mut progress = Self { done: vec![false; n], attempts: vec![0; n], steps: Map::new() };
+        let mut progress = Self {
+            done: vec![false; n],
+            attempts: vec![0; n],
+            steps: Map::new(),
+        };
         for attempt in &claimed.attempts {
-            let Some(index) = usize::try_from(attempt.step_index).ok().filter(|i| *i < n) else { continue };
-            let finished = matches!(attempt.status, AttemptStatus::Succeeded | AttemptStatus::Skipped);
+            let Some(index) = usize::try_from(attempt.step_index).ok().filter(|i| *i < n) else {
+                continue;
+            };
+            let finished = matches!(
+                attempt.status,
+                AttemptStatus::Succeeded | AttemptStatus::Skipped
+            );
             progress.done[index] = finished;
             if finished {
                 let state = json!({"status": attempt.status, "output": attempt.output, "detail": attempt.detail});
@@ -111,7 +130,11 @@ impl Progress {
     }
 }
 
-async fn drive(inner: &Arc<Inner>, claimed: ClaimedRun, cancel: &CancellationToken) -> Result<(), EngineError> {
+async fn drive(
+    inner: &Arc<Inner>,
+    claimed: ClaimedRun,
+    cancel: &CancellationToken,
+) -> Result<(), EngineError> {
     let run = &claimed.run;
     let apply = |transitions: Vec<Transition>| inner.store.apply(run.id, &inner.owner, transitions);
     let compiled = match inner.catalog.get(&run.workflow, run.version).await {
@@ -119,14 +142,26 @@ async fn drive(inner: &Arc<Inner>, claimed: ClaimedRun, cancel: &CancellationTok
         Err(e) => {
             let error = StepFailure::permanent(e.to_string()).error;
             apply(vec![
-                Transition::Finish { status: RunStatus::Failed, failed_step: None, error: Some(error.clone()) },
-                Transition::DeadLetter { step_id: String::new(), error },
+                Transition::Finish {
+                    status: RunStatus::Failed,
+                    failed_step: None,
+                    error: Some(error.clone()),
+                },
+                Transition::DeadLetter {
+                    step_id: String::new(),
+                    error,
+                },
             ])
             .await?;
             return Ok(());
         }
     };
-    let redactor = Redactor::new(compiled.secrets.iter().filter_map(|name| (inner.config.secrets)(name)));
+    let redactor = Redactor::new(
+        compiled
+            .secrets
+            .iter()
+            .filter_map(|name| (inner.config.secrets)(name)),
+    );
     let mut progress = Progress::new(&claimed, &compiled);
     for (index, step) in compiled.workflow.steps.iter().enumerate() {
         if progress.done[index] {
@@ -138,11 +173,20 @@ async fn drive(inner: &Arc<Inner>, claimed: ClaimedRun, cancel: &CancellationTok
         }
         let ctx = progress.context(run);
         if let Some(when) = &step.when {
-            let run_it = crate::domain::template::is_true(&inner.catalog.env, when, &ctx).unwrap_or(true);
+            let run_it =
+                crate::domain::template::is_true(&inner.catalog.env, when, &ctx).unwrap_or(true);
             if !run_it {
                 let reason = format!("`when` was false: {when}");
-                apply(vec![Transition::StepSkipped { index, step_id: step.id.clone(), reason }]).await?;
-                progress.steps.insert(step.id.clone(), json!({"status": "skipped", "output": null}));
+                apply(vec![Transition::StepSkipped {
+                    index,
+                    step_id: step.id.clone(),
+                    reason,
+                }])
+                .await?;
+                progress.steps.insert(
+                    step.id.clone(),
+                    json!({"status": "skipped", "output": null}),
+                );
                 continue;
             }
         }
@@ -160,7 +204,11 @@ async fn drive(inner: &Arc<Inner>, claimed: ClaimedRun, cancel: &CancellationTok
             input: stored_input,
             idempotency_key: key.clone(),
         };
-        let attempt = apply(vec![started]).await?.first().copied().unwrap_or_default();
+        let attempt = apply(vec![started])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or_default();
         let outcome = match rendered {
             Err(failure) => Err(failure),
             Ok(input) => tokio::select! {
@@ -180,9 +228,17 @@ async fn drive(inner: &Arc<Inner>, claimed: ClaimedRun, cancel: &CancellationTok
         match outcome {
             Ok(done) => {
                 let (output, detail) = (redactor.value(&done.output), redactor.value(&done.detail));
-                let state = json!({"status": "succeeded", "output": done.output, "detail": done.detail});
+                let state =
+                    json!({"status": "succeeded", "output": done.output, "detail": done.detail});
                 progress.steps.insert(step.id.clone(), state);
-                let mut transitions = vec![ended(attempt, AttemptStatus::Succeeded, output, detail, None, None)];
+                let mut transitions = vec![ended(
+                    attempt,
+                    AttemptStatus::Succeeded,
+                    output,
+                    detail,
+                    None,
+                    None,
+                )];
                 match done.control {
                     Control::Continue => {}
                     Control::Wait(until) => {
@@ -192,11 +248,21 @@ async fn drive(inner: &Arc<Inner>, claimed: ClaimedRun, cancel: &CancellationTok
                         return Ok(());
                     }
                     Control::SkipRest => {
-                        for (later, skipped) in compiled.workflow.steps.iter().enumerate().skip(index + 1) {
+                        for (later, skipped) in
+                            compiled.workflow.steps.iter().enumerate().skip(index + 1)
+                        {
                             let reason = format!("condition `{}` was false", step.id);
-                            transitions.push(Transition::StepSkipped { index: later, step_id: skipped.id.clone(), reason });
+                            transitions.push(Transition::StepSkipped {
+                                index: later,
+                                step_id: skipped.id.clone(),
+                                reason,
+                            });
                         }
-                        transitions.push(Transition::Finish { status: RunStatus::Succeeded, failed_step: None, error: None });
+                        transitions.push(Transition::Finish {
+                            status: RunStatus::Succeeded,
+                            failed_step: None,
+                            error: None,
+                        });
                         apply(transitions).await?;
                         return Ok(());
                     }
@@ -207,16 +273,43 @@ async fn drive(inner: &Arc<Inner>, claimed: ClaimedRun, cancel: &CancellationTok
                 failure.error.message = redactor.text(&failure.error.message);
                 let error = failure.error.clone();
                 if failure.is_retryable() && step.retry.allows_another(number) {
-                    let delay = step.retry.delay(number, failure.retry_after, fastrand::f64());
+                    let delay = step
+                        .retry
+                        .delay(number, failure.retry_after, fastrand::f64());
                     let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                    let retry = RetryAt { at, delay_ms: delay.as_millis() as i64 };
-                    apply(vec![ended(attempt, AttemptStatus::Failed, Value::Null, Value::Null, Some(error), Some(retry))]).await?;
+                    let retry = RetryAt {
+                        at,
+                        delay_ms: delay.as_millis() as i64,
+                    };
+                    apply(vec![ended(
+                        attempt,
+                        AttemptStatus::Failed,
+                        Value::Null,
+                        Value::Null,
+                        Some(error),
+                        Some(retry),
+                    )])
+                    .await?;
                     inner.wake_at(at);
                 } else {
                     apply(vec![
-                        ended(attempt, AttemptStatus::Failed, Value::Null, Value::Null, Some(error.clone()), None),
-                        Transition::Finish { status: RunStatus::Failed, failed_step: Some(step.id.clone()), error: Some(error.clone()) },
-                        Transition::DeadLetter { step_id: step.id.clone(), error },
+                        ended(
+                            attempt,
+                            AttemptStatus::Failed,
+                            Value::Null,
+                            Value::Null,
+                            Some(error.clone()),
+                            None,
+                        ),
+                        Transition::Finish {
+                            status: RunStatus::Failed,
+                            failed_step: Some(step.id.clone()),
+                            error: Some(error.clone()),
+                        },
+                        Transition::DeadLetter {
+                            step_id: step.id.clone(),
+                            error,
+                        },
                     ])
                     .await?;
                 }
@@ -224,7 +317,12 @@ async fn drive(inner: &Arc<Inner>, claimed: ClaimedRun, cancel: &CancellationTok
             }
         }
     }
-    apply(vec![Transition::Finish { status: RunStatus::Succeeded, failed_step: None, error: None }]).await?;
+    apply(vec![Transition::Finish {
+        status: RunStatus::Succeeded,
+        failed_step: None,
+        error: None,
+    }])
+    .await?;
     Ok(())
 }
 
@@ -236,5 +334,12 @@ fn ended(
     error: Option<crate::wire::StepError>,
     retry: Option<RetryAt>,
 ) -> Transition {
-    Transition::StepEnded { attempt, status, output, error, detail, retry }
+    Transition::StepEnded {
+        attempt,
+        status,
+        output,
+        error,
+        detail,
+        retry,
+    }
 }

@@ -16,8 +16,8 @@ use tokio::sync::broadcast;
 
 use crate::domain::{NewRun, RecordChange, RecordWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
-    AttemptView, DlqView, Event, FieldChange, RecordView, RunDetail, RunStatus,
-    RunView, VersionView, WorkflowView,
+    AttemptView, DlqView, Event, FieldChange, RecordView, RunDetail, RunStatus, RunView,
+    VersionView, WorkflowView,
 };
 
 pub use sqlite::{Durability, SqliteStore};
@@ -81,7 +81,14 @@ pub trait Store: Send + Sync + 'static {
     async fn events_since(&self, after: i64, limit: usize) -> Result<Vec<Event>>;
 
     /// Saves the draft of a workflow (replacing an earlier draft).
-    async fn save_draft(&self, key: &str, name: &str, team: &str, source: &str, actor: &str) -> Result<()>;
+    async fn save_draft(
+        &self,
+        key: &str,
+        name: &str,
+        team: &str,
+        source: &str,
+        actor: &str,
+    ) -> Result<()>;
     /// Turns the draft into version N+1 and publishes it.
     async fn publish(&self, key: &str, actor: &str) -> Result<i64>;
     /// Publishes an earlier version again.
@@ -93,18 +100,32 @@ pub trait Store: Send + Sync + 'static {
     async fn draft(&self, key: &str) -> Result<Option<String>>;
 
     /// Applies a record write and queues the runs `matcher` picks, atomically.
-    async fn write_record(&self, write: RecordWrite, matcher: TriggerMatcher) -> Result<RecordWriteOutcome>;
+    async fn write_record(
+        &self,
+        write: RecordWrite,
+        matcher: TriggerMatcher,
+    ) -> Result<RecordWriteOutcome>;
     async fn record(&self, id: i64) -> Result<RecordView>;
     async fn field_history(&self, record_id: i64) -> Result<Vec<FieldChange>>;
 
     /// Queues runs; a run whose dedupe key exists already yields the existing run's id.
     async fn create_runs(&self, runs: Vec<NewRun>) -> Result<Vec<i64>>;
     /// Claims up to `limit` runs that are due (or whose lease expired) for `owner`.
-    async fn claim_runs(&self, owner: &str, limit: usize, lease_until: DateTime<Utc>) -> Result<Vec<ClaimedRun>>;
+    async fn claim_runs(
+        &self,
+        owner: &str,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedRun>>;
     /// Extends `owner`'s leases; answers the ids of its runs that were asked to cancel.
     async fn heartbeat(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<Vec<i64>>;
     /// Applies transitions of one run atomically; answers the ids of attempts started.
-    async fn apply(&self, run_id: i64, owner: &str, transitions: Vec<Transition>) -> Result<Vec<i64>>;
+    async fn apply(
+        &self,
+        run_id: i64,
+        owner: &str,
+        transitions: Vec<Transition>,
+    ) -> Result<Vec<i64>>;
     /// Cancels a run that is not running (answers its new status), or asks its worker to.
     async fn cancel_run(&self, run_id: i64, actor: &str) -> Result<RunStatus>;
     /// Queues a failed run again to resume at its failed step; closes its DLQ entry.

@@ -74,7 +74,10 @@ const NAMES: &[(EventKind, &str)] = &[
 impl EventKind {
     /// The dotted name used on the wire and in the database.
     pub fn as_str(self) -> &'static str {
-        NAMES.iter().find(|(k, _)| *k == self).map_or("unknown", |(_, n)| n)
+        NAMES
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map_or("unknown", |(_, n)| n)
     }
 
     /// Parses a dotted name such as `run.failed`.

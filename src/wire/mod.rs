@@ -5,8 +5,8 @@
 //! console keeps working against a newer server.
 
 mod event;
-mod runs;
 mod records;
+mod runs;
 mod workflows;
 
 pub use event::{Event, EventKind};

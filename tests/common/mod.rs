@@ -30,10 +30,20 @@ pub struct Reply {
 
 impl Reply {
     pub fn ok(body: Value) -> Self {
-        Self { status: 200, headers: Vec::new(), body, delay: Duration::ZERO }
+        Self {
+            status: 200,
+            headers: Vec::new(),
+            body,
+            delay: Duration::ZERO,
+        }
     }
     pub fn status(status: u16) -> Self {
-        Self { status, headers: Vec::new(), body: json!({"error": format!("scripted {status}")}), delay: Duration::ZERO }
+        Self {
+            status,
+            headers: Vec::new(),
+            body: json!({"error": format!("scripted {status}")}),
+            delay: Duration::ZERO,
+        }
     }
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
@@ -77,10 +87,12 @@ impl World {
     pub async fn start() -> Self {
         let state = Arc::new(Mutex::new(WorldState::default()));
         let shared = state.clone();
-        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let state = shared.clone();
-            async move { answer(state, method, uri, headers, body).await }
-        });
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let state = shared.clone();
+                async move { answer(state, method, uri, headers, body).await }
+            },
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -89,11 +101,22 @@ impl World {
 
     /// Answers requests to `path` with these replies in order; the last one repeats.
     pub fn script(&self, path: &str, replies: Vec<Reply>) {
-        self.state.lock().unwrap().scripts.insert(path.to_owned(), replies.into());
+        self.state
+            .lock()
+            .unwrap()
+            .scripts
+            .insert(path.to_owned(), replies.into());
     }
 
     pub fn hits(&self, path: &str) -> Vec<Hit> {
-        self.state.lock().unwrap().hits.iter().filter(|h| h.path == path).cloned().collect()
+        self.state
+            .lock()
+            .unwrap()
+            .hits
+            .iter()
+            .filter(|h| h.path == path)
+            .cloned()
+            .collect()
     }
 
     /// How many distinct idempotency keys were applied (answered 2xx the first time).
@@ -104,25 +127,38 @@ impl World {
     }
 }
 
-async fn answer(state: Arc<Mutex<WorldState>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+async fn answer(
+    state: Arc<Mutex<WorldState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let path = uri.path().to_owned();
     let reply = {
         let mut s = state.lock().unwrap();
         let replayed = key.as_ref().and_then(|k| s.applied.get(k).cloned());
         replayed.unwrap_or_else(|| match s.scripts.get_mut(&path) {
             Some(queue) if queue.len() > 1 => queue.pop_front().unwrap(),
-            Some(queue) => queue.front().cloned().unwrap_or_else(|| Reply::ok(json!({}))),
+            Some(queue) => queue
+                .front()
+                .cloned()
+                .unwrap_or_else(|| Reply::ok(json!({}))),
             None => Reply::ok(json!({"ok": true, "path": path})),
         })
     };
-    if !reply.delay.is_zero() {
-        tokio::time::sleep(reply.delay).await;
-    }
     {
+        // The effect is applied on arrival, before the (possibly slow) answer: a client that
+        // gives up or dies before the answer arrives must not apply it again.
         let mut s = state.lock().unwrap();
         if let (Some(k), true) = (&key, (200..300).contains(&reply.status)) {
-            s.applied.entry(k.clone()).or_insert_with(|| reply.clone());
+            s.applied
+                .entry(k.clone())
+                .or_insert_with(|| reply.clone().after(Duration::ZERO));
         }
         s.hits.push(Hit {
             method: method.to_string(),
@@ -134,7 +170,14 @@ async fn answer(state: Arc<Mutex<WorldState>>, method: Method, uri: Uri, headers
             status: reply.status,
         });
     }
-    let mut response = (StatusCode::from_u16(reply.status).unwrap(), axum::Json(reply.body)).into_response();
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut response = (
+        StatusCode::from_u16(reply.status).unwrap(),
+        axum::Json(reply.body),
+    )
+        .into_response();
     for (name, value) in reply.headers {
         response.headers_mut().insert(
             axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
@@ -170,18 +213,29 @@ pub fn config() -> EngineConfig {
 pub async fn harness(workflows: &[&str]) -> Harness {
     let world = World::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("acp.db"), Durability::Normal).unwrap());
+    let store =
+        Arc::new(SqliteStore::open(&dir.path().join("acp.db"), Durability::Normal).unwrap());
     let engine = start_engine(store.clone()).await;
     for source in workflows {
-        let key = engine.save_draft(&source.replace("{world}", &world.url), "test").await.unwrap();
+        let key = engine
+            .save_draft(&source.replace("{world}", &world.url), "test")
+            .await
+            .unwrap();
         engine.publish(&key, "test").await.unwrap();
     }
-    Harness { engine, store, world, dir }
+    Harness {
+        engine,
+        store,
+        world,
+        dir,
+    }
 }
 
 pub async fn start_engine(store: Arc<SqliteStore>) -> Engine {
     let actions = Actions::new(None, None).unwrap();
-    Engine::start(store as Arc<dyn Store>, config(), actions).await.unwrap()
+    Engine::start(store as Arc<dyn Store>, config(), actions)
+        .await
+        .unwrap()
 }
 
 /// Waits until a run is succeeded, failed or cancelled.
@@ -190,14 +244,21 @@ pub async fn wait_final(store: &SqliteStore, run_id: i64) -> RunDetail {
 }
 
 /// Waits until `done` holds for a run (up to 30 s).
-pub async fn wait_until(store: &SqliteStore, run_id: i64, done: impl Fn(&RunDetail) -> bool) -> RunDetail {
+pub async fn wait_until(
+    store: &SqliteStore,
+    run_id: i64,
+    done: impl Fn(&RunDetail) -> bool,
+) -> RunDetail {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let detail = store.run(run_id).await.unwrap();
         if done(&detail) {
             return detail;
         }
-        assert!(tokio::time::Instant::now() < deadline, "run {run_id} stuck: {detail:#?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "run {run_id} stuck: {detail:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -24,7 +24,8 @@ pub fn add(tx: &mut Tx<'_>, run_id: i64, step_id: &str, error: &StepError) -> Re
             params![run_id, run.workflow, run.version, run.team, step_id, json!(error).to_string(), ms(tx.now)],
             |r| r.get(0),
         )?;
-    let data = json!({"dlq_id": id, "step_id": step_id, "class": error.class, "message": error.message});
+    let data =
+        json!({"dlq_id": id, "step_id": step_id, "class": error.class, "message": error.message});
     tx.emit(EventKind::DlqAdded, Some(&run.workflow), Some(run_id), data)
 }
 
@@ -42,7 +43,10 @@ pub fn close_for_run(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<()> {
 pub fn replay(tx: &mut Tx<'_>, replay: Replay) -> Result<i64> {
     let entry = get(tx.conn, replay.dlq_id)?;
     if entry.status != DlqStatus::Open {
-        return Err(StoreError::Conflict(format!("dead-letter entry {} is already {}", entry.id, entry.status)));
+        return Err(StoreError::Conflict(format!(
+            "dead-letter entry {} is already {}",
+            entry.id, entry.status
+        )));
     }
     let run_id = runs::create(tx, &replay.run)?;
     tx.conn.execute(
@@ -51,7 +55,12 @@ pub fn replay(tx: &mut Tx<'_>, replay: Replay) -> Result<i64> {
         params![ms(tx.now), replay.actor, run_id, entry.id],
     )?;
     let data = json!({"dlq_id": entry.id, "replay_run": run_id, "actor": replay.actor});
-    tx.emit(EventKind::DlqReplayed, Some(&entry.workflow), Some(entry.run_id), data)?;
+    tx.emit(
+        EventKind::DlqReplayed,
+        Some(&entry.workflow),
+        Some(entry.run_id),
+        data,
+    )?;
     Ok(run_id)
 }
 
@@ -59,14 +68,22 @@ pub fn replay(tx: &mut Tx<'_>, replay: Replay) -> Result<i64> {
 pub fn discard(tx: &mut Tx<'_>, id: i64, reason: &str, actor: &str) -> Result<()> {
     let entry = get(tx.conn, id)?;
     if entry.status != DlqStatus::Open {
-        return Err(StoreError::Conflict(format!("dead-letter entry {id} is already {}", entry.status)));
+        return Err(StoreError::Conflict(format!(
+            "dead-letter entry {id} is already {}",
+            entry.status
+        )));
     }
     tx.conn.execute(
         "UPDATE dlq SET status = 'discarded', closed_at = ?, closed_by = ?, close_reason = ? WHERE id = ?",
         params![ms(tx.now), actor, reason, id],
     )?;
     let data = json!({"dlq_id": id, "reason": reason, "actor": actor});
-    tx.emit(EventKind::DlqDiscarded, Some(&entry.workflow), Some(entry.run_id), data)
+    tx.emit(
+        EventKind::DlqDiscarded,
+        Some(&entry.workflow),
+        Some(entry.run_id),
+        data,
+    )
 }
 
 pub fn get(conn: &Connection, id: i64) -> Result<DlqView> {

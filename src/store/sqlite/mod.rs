@@ -20,8 +20,8 @@ use tokio::sync::{broadcast, oneshot};
 use super::{ClaimedRun, ListFilter, Replay, Result, Store, StoreError, TriggerMatcher};
 use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
-    DlqView, Event, FieldChange, RecordView, RunDetail, RunStatus, RunView,
-    VersionView, WorkflowView,
+    DlqView, Event, FieldChange, RecordView, RunDetail, RunStatus, RunView, VersionView,
+    WorkflowView,
 };
 use writer::{Job, Tx, Typed};
 
@@ -78,7 +78,10 @@ impl SqliteStore {
         Ok(Self {
             jobs: Mutex::new(Some(jobs)),
             writer: Mutex::new(Some(writer)),
-            readers: Arc::new(Readers { path: path.to_owned(), idle: Mutex::new(Vec::new()) }),
+            readers: Arc::new(Readers {
+                path: path.to_owned(),
+                idle: Mutex::new(Vec::new()),
+            }),
             bus,
         })
     }
@@ -102,7 +105,9 @@ impl SqliteStore {
         if !matches!(sent, Some(Ok(()))) {
             return Err(StoreError::Other("the store is closed".into()));
         }
-        answer.await.map_err(|_| StoreError::Other("the store writer stopped".into()))?
+        answer
+            .await
+            .map_err(|_| StoreError::Other("the store writer stopped".into()))?
     }
 
     async fn read<T, F>(&self, work: F) -> Result<T>
@@ -115,7 +120,11 @@ impl SqliteStore {
             let pooled = readers.idle.lock().ok().and_then(|mut idle| idle.pop());
             let conn = match pooled {
                 Some(conn) => conn,
-                None => open(&readers.path, OpenFlags::SQLITE_OPEN_READ_ONLY, Durability::Normal)?,
+                None => open(
+                    &readers.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY,
+                    Durability::Normal,
+                )?,
             };
             let result = work(&conn);
             if let Ok(mut idle) = readers.idle.lock() {
@@ -141,22 +150,32 @@ impl Store for SqliteStore {
     }
 
     async fn events_since(&self, after: i64, limit: usize) -> Result<Vec<Event>> {
-        self.read(move |c| runs::events_since(c, after, limit)).await
+        self.read(move |c| runs::events_since(c, after, limit))
+            .await
     }
 
-    async fn save_draft(&self, key: &str, name: &str, team: &str, source: &str, actor: &str) -> Result<()> {
+    async fn save_draft(
+        &self,
+        key: &str,
+        name: &str,
+        team: &str,
+        source: &str,
+        actor: &str,
+    ) -> Result<()> {
         let args = [key, name, team, source, actor].map(str::to_owned);
         self.write(move |tx| workflows::save_draft(tx, &args)).await
     }
 
     async fn publish(&self, key: &str, actor: &str) -> Result<i64> {
         let (key, actor) = (key.to_owned(), actor.to_owned());
-        self.write(move |tx| workflows::publish(tx, &key, &actor)).await
+        self.write(move |tx| workflows::publish(tx, &key, &actor))
+            .await
     }
 
     async fn rollback(&self, key: &str, version: i64, actor: &str) -> Result<()> {
         let (key, actor) = (key.to_owned(), actor.to_owned());
-        self.write(move |tx| workflows::rollback(tx, &key, version, &actor)).await
+        self.write(move |tx| workflows::rollback(tx, &key, version, &actor))
+            .await
     }
 
     async fn workflows(&self) -> Result<Vec<WorkflowView>> {
@@ -170,7 +189,8 @@ impl Store for SqliteStore {
 
     async fn version(&self, key: &str, version: i64) -> Result<VersionView> {
         let key = key.to_owned();
-        self.read(move |c| workflows::version_view(c, &key, version)).await
+        self.read(move |c| workflows::version_view(c, &key, version))
+            .await
     }
 
     async fn draft(&self, key: &str) -> Result<Option<String>> {
@@ -178,8 +198,13 @@ impl Store for SqliteStore {
         self.read(move |c| workflows::draft(c, &key)).await
     }
 
-    async fn write_record(&self, write: RecordWrite, matcher: TriggerMatcher) -> Result<RecordWriteOutcome> {
-        self.write(move |tx| records::write(tx, write, matcher)).await
+    async fn write_record(
+        &self,
+        write: RecordWrite,
+        matcher: TriggerMatcher,
+    ) -> Result<RecordWriteOutcome> {
+        self.write(move |tx| records::write(tx, write, matcher))
+            .await
     }
 
     async fn record(&self, id: i64) -> Result<RecordView> {
@@ -191,22 +216,36 @@ impl Store for SqliteStore {
     }
 
     async fn create_runs(&self, new: Vec<NewRun>) -> Result<Vec<i64>> {
-        self.write(move |tx| new.iter().map(|run| runs::create(tx, run)).collect()).await
+        self.write(move |tx| new.iter().map(|run| runs::create(tx, run)).collect())
+            .await
     }
 
-    async fn claim_runs(&self, owner: &str, limit: usize, lease_until: DateTime<Utc>) -> Result<Vec<ClaimedRun>> {
+    async fn claim_runs(
+        &self,
+        owner: &str,
+        limit: usize,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedRun>> {
         let owner = owner.to_owned();
-        self.write(move |tx| runs::claim(tx, &owner, limit, lease_until)).await
+        self.write(move |tx| runs::claim(tx, &owner, limit, lease_until))
+            .await
     }
 
     async fn heartbeat(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<Vec<i64>> {
         let owner = owner.to_owned();
-        self.write(move |tx| runs::heartbeat(tx, &owner, lease_until)).await
+        self.write(move |tx| runs::heartbeat(tx, &owner, lease_until))
+            .await
     }
 
-    async fn apply(&self, run_id: i64, owner: &str, transitions: Vec<Transition>) -> Result<Vec<i64>> {
+    async fn apply(
+        &self,
+        run_id: i64,
+        owner: &str,
+        transitions: Vec<Transition>,
+    ) -> Result<Vec<i64>> {
         let owner = owner.to_owned();
-        self.write(move |tx| runs::apply(tx, run_id, &owner, transitions)).await
+        self.write(move |tx| runs::apply(tx, run_id, &owner, transitions))
+            .await
     }
 
     async fn cancel_run(&self, run_id: i64, actor: &str) -> Result<RunStatus> {
@@ -243,6 +282,7 @@ impl Store for SqliteStore {
 
     async fn discard_dlq(&self, id: i64, reason: &str, actor: &str) -> Result<()> {
         let (reason, actor) = (reason.to_owned(), actor.to_owned());
-        self.write(move |tx| dlq::discard(tx, id, &reason, &actor)).await
+        self.write(move |tx| dlq::discard(tx, id, &reason, &actor))
+            .await
     }
 }

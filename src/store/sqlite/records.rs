@@ -12,7 +12,11 @@ use crate::wire::{EventKind, FieldChange, RecordView, Source};
 
 /// Applies a write: the record, one history row per changed field, the event, and the runs
 /// the matcher picks. A write whose idempotency key was applied before changes nothing.
-pub fn write(tx: &mut Tx<'_>, write: RecordWrite, matcher: TriggerMatcher) -> Result<RecordWriteOutcome> {
+pub fn write(
+    tx: &mut Tx<'_>,
+    write: RecordWrite,
+    matcher: TriggerMatcher,
+) -> Result<RecordWriteOutcome> {
     if let Some(key) = &write.idempotency_key {
         let applied: Option<(i64, String)> = tx
             .conn
@@ -50,7 +54,9 @@ pub fn write(tx: &mut Tx<'_>, write: RecordWrite, matcher: TriggerMatcher) -> Re
     let changed: Vec<String> = write
         .values
         .iter()
-        .filter(|(field, value)| event == RecordEvent::Created || previous.get(*field) != Some(value))
+        .filter(|(field, value)| {
+            event == RecordEvent::Created || previous.get(*field) != Some(value)
+        })
         .map(|(field, _)| field.clone())
         .collect();
     let mut values = previous.clone();
@@ -79,7 +85,12 @@ pub fn write(tx: &mut Tx<'_>, write: RecordWrite, matcher: TriggerMatcher) -> Re
             RecordEvent::Updated => EventKind::RecordUpdated,
         };
         let data = json!({"record_id": id, "object": record.object, "changed": changed, "source": write.provenance.source});
-        tx.emit(kind, write.provenance.workflow.as_deref(), write.provenance.run_id, data)?;
+        tx.emit(
+            kind,
+            write.provenance.workflow.as_deref(),
+            write.provenance.run_id,
+            data,
+        )?;
         let change = RecordChange {
             event,
             record: record.clone(),
@@ -93,13 +104,26 @@ pub fn write(tx: &mut Tx<'_>, write: RecordWrite, matcher: TriggerMatcher) -> Re
     }
     if let Some(key) = &write.idempotency_key {
         tx.conn
-            .prepare_cached("INSERT INTO applied_writes (key, record_id, changed, at) VALUES (?, ?, ?, ?)")?
+            .prepare_cached(
+                "INSERT INTO applied_writes (key, record_id, changed, at) VALUES (?, ?, ?, ?)",
+            )?
             .execute(params![key, id, json!(changed).to_string(), now])?;
     }
-    Ok(RecordWriteOutcome { record, changed, runs, duplicate: false })
+    Ok(RecordWriteOutcome {
+        record,
+        changed,
+        runs,
+        duplicate: false,
+    })
 }
 
-fn history(tx: &mut Tx<'_>, write: &RecordWrite, id: i64, previous: &Map<String, Value>, changed: &[String]) -> Result<()> {
+fn history(
+    tx: &mut Tx<'_>,
+    write: &RecordWrite,
+    id: i64,
+    previous: &Map<String, Value>,
+    changed: &[String],
+) -> Result<()> {
     let p = &write.provenance;
     let mut insert = tx.conn.prepare_cached(&format!(
         "INSERT INTO field_history ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -107,7 +131,11 @@ fn history(tx: &mut Tx<'_>, write: &RecordWrite, id: i64, previous: &Map<String,
     ))?;
     for field in changed {
         let policy = p.ai_fields.get(field);
-        let source = if policy.is_some() { Source::Ai } else { p.source };
+        let source = if policy.is_some() {
+            Source::Ai
+        } else {
+            p.source
+        };
         insert.execute(params![
             id,
             field,
@@ -127,10 +155,12 @@ fn history(tx: &mut Tx<'_>, write: &RecordWrite, id: i64, previous: &Map<String,
 }
 
 pub fn get(conn: &Connection, id: i64) -> Result<RecordView> {
-    conn.prepare_cached(&format!("SELECT {RECORD_COLUMNS} FROM records WHERE id = ?"))?
-        .query_row([id], rows::record)
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("record {id}")))
+    conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM records WHERE id = ?"
+    ))?
+    .query_row([id], rows::record)
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("record {id}")))
 }
 
 pub fn history_of(conn: &Connection, record_id: i64) -> Result<Vec<FieldChange>> {

@@ -35,7 +35,11 @@ fn json_value(text: Option<String>) -> Value {
 
 pub fn parsed<T>(text: String, parse: fn(&str) -> Option<T>, what: &str) -> rusqlite::Result<T> {
     parse(&text).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("bad {what} `{text}`").into())
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("bad {what} `{text}`").into(),
+        )
     })
 }
 

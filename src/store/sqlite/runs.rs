@@ -72,7 +72,12 @@ pub fn create(tx: &mut Tx<'_>, run: &NewRun) -> Result<i64> {
 }
 
 /// Claims due runs and runs whose lease expired.
-pub fn claim(tx: &mut Tx<'_>, owner: &str, limit: usize, lease_until: DateTime<Utc>) -> Result<Vec<ClaimedRun>> {
+pub fn claim(
+    tx: &mut Tx<'_>,
+    owner: &str,
+    limit: usize,
+    lease_until: DateTime<Utc>,
+) -> Result<Vec<ClaimedRun>> {
     let now = ms(tx.now);
     let due: Vec<(i64, String, Option<i64>)> = tx
         .conn
@@ -104,7 +109,11 @@ pub fn claim(tx: &mut Tx<'_>, owner: &str, limit: usize, lease_until: DateTime<U
             0
         };
         let run = run_view(tx.conn, id)?;
-        let kind = if started.is_none() { EventKind::RunStarted } else { EventKind::RunResumed };
+        let kind = if started.is_none() {
+            EventKind::RunStarted
+        } else {
+            EventKind::RunResumed
+        };
         let data = json!({ "from": was, "abandoned_attempts": abandoned });
         tx.emit(kind, Some(&run.workflow), Some(id), data)?;
         let (prefix, floor): (String, i64) = tx.conn.query_row(
@@ -138,7 +147,12 @@ pub fn heartbeat(tx: &mut Tx<'_>, owner: &str, lease_until: DateTime<Utc>) -> Re
 }
 
 /// Applies a run's transitions, refusing them if `owner` lost the lease.
-pub fn apply(tx: &mut Tx<'_>, run_id: i64, owner: &str, transitions: Vec<Transition>) -> Result<Vec<i64>> {
+pub fn apply(
+    tx: &mut Tx<'_>,
+    run_id: i64,
+    owner: &str,
+    transitions: Vec<Transition>,
+) -> Result<Vec<i64>> {
     let (holder, status, workflow): (Option<String>, String, String) = tx
         .conn
         .prepare_cached("SELECT lease_owner, status, workflow FROM runs WHERE id = ?")?
@@ -157,11 +171,22 @@ pub fn apply(tx: &mut Tx<'_>, run_id: i64, owner: &str, transitions: Vec<Transit
     Ok(started)
 }
 
-fn apply_one(tx: &mut Tx<'_>, run_id: i64, workflow: &str, transition: Transition) -> Result<Option<i64>> {
+fn apply_one(
+    tx: &mut Tx<'_>,
+    run_id: i64,
+    workflow: &str,
+    transition: Transition,
+) -> Result<Option<i64>> {
     let now = ms(tx.now);
     let wf = Some(workflow);
     match transition {
-        Transition::StepStarted { index, step_id, number, input, idempotency_key } => {
+        Transition::StepStarted {
+            index,
+            step_id,
+            number,
+            input,
+            idempotency_key,
+        } => {
             tx.conn
                 .prepare_cached(
                     "INSERT INTO attempts (run_id, step_index, step_id, number, status, idempotency_key, input, started_at) \
@@ -172,10 +197,22 @@ fn apply_one(tx: &mut Tx<'_>, run_id: i64, workflow: &str, transition: Transitio
             tx.conn
                 .prepare_cached("UPDATE runs SET attempts = attempts + 1 WHERE id = ?")?
                 .execute([run_id])?;
-            tx.emit(EventKind::StepStarted, wf, Some(run_id), json!({"step_id": step_id, "index": index, "attempt": number}))?;
+            tx.emit(
+                EventKind::StepStarted,
+                wf,
+                Some(run_id),
+                json!({"step_id": step_id, "index": index, "attempt": number}),
+            )?;
             return Ok(Some(id));
         }
-        Transition::StepEnded { attempt, status, output, error, detail, retry } => {
+        Transition::StepEnded {
+            attempt,
+            status,
+            output,
+            error,
+            detail,
+            retry,
+        } => {
             let (step_id, number): (String, i64) = tx
                 .conn
                 .prepare_cached(
@@ -198,7 +235,8 @@ fn apply_one(tx: &mut Tx<'_>, run_id: i64, workflow: &str, transition: Transitio
                 AttemptStatus::Succeeded => EventKind::StepSucceeded,
                 _ => EventKind::StepFailed,
             };
-            let data = json!({"step_id": step_id, "attempt": number, "status": status, "error": error});
+            let data =
+                json!({"step_id": step_id, "attempt": number, "status": status, "error": error});
             tx.emit(kind, wf, Some(run_id), data)?;
             if let Some(retry) = retry {
                 tx.conn
@@ -210,22 +248,40 @@ fn apply_one(tx: &mut Tx<'_>, run_id: i64, workflow: &str, transition: Transitio
                 tx.emit(EventKind::StepRetryScheduled, wf, Some(run_id), data)?;
             }
         }
-        Transition::StepSkipped { index, step_id, reason } => {
+        Transition::StepSkipped {
+            index,
+            step_id,
+            reason,
+        } => {
             tx.conn.execute(
                 "INSERT INTO attempts (run_id, step_index, step_id, number, status, idempotency_key, input, output, \
                  started_at, finished_at) VALUES (?, ?, ?, 0, 'skipped', '', 'null', ?, ?, ?)",
                 params![run_id, index as i64, step_id, json!({"reason": reason}).to_string(), now, now],
             )?;
-            tx.emit(EventKind::StepSkipped, wf, Some(run_id), json!({"step_id": step_id, "reason": reason}))?;
+            tx.emit(
+                EventKind::StepSkipped,
+                wf,
+                Some(run_id),
+                json!({"step_id": step_id, "reason": reason}),
+            )?;
         }
         Transition::Wait { until } => {
             tx.conn.execute(
                 "UPDATE runs SET status = 'waiting', due_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
                 params![ms(until), run_id],
             )?;
-            tx.emit(EventKind::RunWaiting, wf, Some(run_id), json!({"until": until}))?;
+            tx.emit(
+                EventKind::RunWaiting,
+                wf,
+                Some(run_id),
+                json!({"until": until}),
+            )?;
         }
-        Transition::Finish { status, failed_step, error } => finish(tx, run_id, workflow, status, failed_step, error)?,
+        Transition::Finish {
+            status,
+            failed_step,
+            error,
+        } => finish(tx, run_id, workflow, status, failed_step, error)?,
         Transition::DeadLetter { step_id, error } => dlq::add(tx, run_id, &step_id, &error)?,
         Transition::Release => {
             tx.conn.execute(
@@ -262,7 +318,12 @@ fn finish(
         RunStatus::Cancelled => EventKind::RunCancelled,
         _ => EventKind::RunFailed,
     };
-    tx.emit(kind, Some(workflow), Some(run_id), json!({"step_id": failed_step, "error": error}))
+    tx.emit(
+        kind,
+        Some(workflow),
+        Some(run_id),
+        json!({"step_id": failed_step, "error": error}),
+    )
 }
 
 /// Cancels a run that is not running, or asks its worker to stop it.
@@ -270,16 +331,34 @@ pub fn cancel(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<RunStatus> {
     let run = run_view(tx.conn, run_id)?;
     match run.status {
         RunStatus::Queued | RunStatus::Retrying | RunStatus::Waiting => {
-            let error = crate::domain::StepFailure::permanent(format!("cancelled by {actor}")).error;
-            finish(tx, run_id, &run.workflow, RunStatus::Cancelled, None, Some(error))?;
+            let error =
+                crate::domain::StepFailure::permanent(format!("cancelled by {actor}")).error;
+            finish(
+                tx,
+                run_id,
+                &run.workflow,
+                RunStatus::Cancelled,
+                None,
+                Some(error),
+            )?;
             Ok(RunStatus::Cancelled)
         }
         RunStatus::Running => {
-            tx.conn.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", [run_id])?;
-            tx.emit(EventKind::RunCancelRequested, Some(&run.workflow), Some(run_id), json!({"actor": actor}))?;
+            tx.conn.execute(
+                "UPDATE runs SET cancel_requested = 1 WHERE id = ?",
+                [run_id],
+            )?;
+            tx.emit(
+                EventKind::RunCancelRequested,
+                Some(&run.workflow),
+                Some(run_id),
+                json!({"actor": actor}),
+            )?;
             Ok(RunStatus::Running)
         }
-        done => Err(StoreError::Conflict(format!("run {run_id} is already {done}"))),
+        done => Err(StoreError::Conflict(format!(
+            "run {run_id} is already {done}"
+        ))),
     }
 }
 
@@ -287,7 +366,10 @@ pub fn cancel(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<RunStatus> {
 pub fn retry(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<()> {
     let run = run_view(tx.conn, run_id)?;
     if run.status != RunStatus::Failed {
-        return Err(StoreError::Conflict(format!("run {run_id} is {}, only failed runs can be retried", run.status)));
+        return Err(StoreError::Conflict(format!(
+            "run {run_id} is {}, only failed runs can be retried",
+            run.status
+        )));
     }
     let now = ms(tx.now);
     tx.conn.execute(
@@ -296,7 +378,12 @@ pub fn retry(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<()> {
         params![now, run_id, run_id],
     )?;
     dlq::close_for_run(tx, run_id, actor)?;
-    tx.emit(EventKind::RunRetried, Some(&run.workflow), Some(run_id), json!({"actor": actor}))
+    tx.emit(
+        EventKind::RunRetried,
+        Some(&run.workflow),
+        Some(run_id),
+        json!({"actor": actor}),
+    )
 }
 
 pub fn run_view(conn: &Connection, run_id: i64) -> Result<RunView> {
@@ -308,14 +395,19 @@ pub fn run_view(conn: &Connection, run_id: i64) -> Result<RunView> {
 
 fn attempts(conn: &Connection, run_id: i64) -> Result<Vec<crate::wire::AttemptView>> {
     let list = conn
-        .prepare_cached(&format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY id"))?
+        .prepare_cached(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY id"
+        ))?
         .query_map([run_id], rows::attempt)?
         .collect::<rusqlite::Result<_>>()?;
     Ok(list)
 }
 
 pub fn detail(conn: &Connection, run_id: i64) -> Result<RunDetail> {
-    Ok(RunDetail { run: run_view(conn, run_id)?, attempts: attempts(conn, run_id)? })
+    Ok(RunDetail {
+        run: run_view(conn, run_id)?,
+        attempts: attempts(conn, run_id)?,
+    })
 }
 
 pub fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<RunView>> {

@@ -16,17 +16,27 @@ pub fn save_draft(tx: &mut Tx<'_>, args: &[String; 5]) -> Result<()> {
          ON CONFLICT (key) DO UPDATE SET name = ?2, team = ?3, draft_source = ?4, draft_by = ?5, updated_at = ?6",
         params![key, name, team, source, actor, ms(tx.now)],
     )?;
-    tx.emit(EventKind::WorkflowDraftSaved, Some(key), None, json!({"actor": actor}))
+    tx.emit(
+        EventKind::WorkflowDraftSaved,
+        Some(key),
+        None,
+        json!({"actor": actor}),
+    )
 }
 
 /// Turns the draft into the next version and publishes it.
 pub fn publish(tx: &mut Tx<'_>, key: &str, actor: &str) -> Result<i64> {
     let draft: Option<String> = tx
         .conn
-        .query_row("SELECT draft_source FROM workflows WHERE key = ?", [key], |r| r.get(0))
+        .query_row(
+            "SELECT draft_source FROM workflows WHERE key = ?",
+            [key],
+            |r| r.get(0),
+        )
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("workflow `{key}`")))?;
-    let source = draft.ok_or_else(|| StoreError::Conflict(format!("workflow `{key}` has no draft to publish")))?;
+    let source = draft
+        .ok_or_else(|| StoreError::Conflict(format!("workflow `{key}` has no draft to publish")))?;
     let version: i64 = tx.conn.query_row(
         "SELECT COALESCE(MAX(version), 0) + 1 FROM workflow_versions WHERE workflow = ?",
         [key],
@@ -41,7 +51,12 @@ pub fn publish(tx: &mut Tx<'_>, key: &str, actor: &str) -> Result<i64> {
         "UPDATE workflows SET published_version = ?, draft_source = NULL, draft_by = NULL, updated_at = ? WHERE key = ?",
         params![version, now, key],
     )?;
-    tx.emit(EventKind::WorkflowPublished, Some(key), None, json!({"version": version, "actor": actor}))?;
+    tx.emit(
+        EventKind::WorkflowPublished,
+        Some(key),
+        None,
+        json!({"version": version, "actor": actor}),
+    )?;
     Ok(version)
 }
 
@@ -50,7 +65,9 @@ pub fn rollback(tx: &mut Tx<'_>, key: &str, version: i64, actor: &str) -> Result
     let current = current_version(tx.conn, key)?;
     version_view(tx.conn, key, version)?;
     if current == Some(version) {
-        return Err(StoreError::Conflict(format!("version {version} of `{key}` is already published")));
+        return Err(StoreError::Conflict(format!(
+            "version {version} of `{key}` is already published"
+        )));
     }
     tx.conn.execute(
         "UPDATE workflows SET published_version = ?, updated_at = ? WHERE key = ?",
@@ -61,9 +78,13 @@ pub fn rollback(tx: &mut Tx<'_>, key: &str, version: i64, actor: &str) -> Result
 }
 
 fn current_version(conn: &Connection, key: &str) -> Result<Option<i64>> {
-    conn.query_row("SELECT published_version FROM workflows WHERE key = ?", [key], |r| r.get(0))
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("workflow `{key}`")))
+    conn.query_row(
+        "SELECT published_version FROM workflows WHERE key = ?",
+        [key],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("workflow `{key}`")))
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<WorkflowView>> {
@@ -104,22 +125,30 @@ fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionView> {
 
 pub fn versions(conn: &Connection, key: &str) -> Result<Vec<VersionView>> {
     let list = conn
-        .prepare_cached(&format!("{VERSION_SELECT} WHERE v.workflow = ? ORDER BY v.version"))?
+        .prepare_cached(&format!(
+            "{VERSION_SELECT} WHERE v.workflow = ? ORDER BY v.version"
+        ))?
         .query_map([key], version_row)?
         .collect::<rusqlite::Result<_>>()?;
     Ok(list)
 }
 
 pub fn version_view(conn: &Connection, key: &str, version: i64) -> Result<VersionView> {
-    conn.prepare_cached(&format!("{VERSION_SELECT} WHERE v.workflow = ? AND v.version = ?"))?
-        .query_row(params![key, version], version_row)
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("version {version} of workflow `{key}`")))
+    conn.prepare_cached(&format!(
+        "{VERSION_SELECT} WHERE v.workflow = ? AND v.version = ?"
+    ))?
+    .query_row(params![key, version], version_row)
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("version {version} of workflow `{key}`")))
 }
 
 pub fn draft(conn: &Connection, key: &str) -> Result<Option<String>> {
     Ok(conn
-        .query_row("SELECT draft_source FROM workflows WHERE key = ?", [key], |r| r.get(0))
+        .query_row(
+            "SELECT draft_source FROM workflows WHERE key = ?",
+            [key],
+            |r| r.get(0),
+        )
         .optional()?
         .flatten())
 }

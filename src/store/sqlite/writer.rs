@@ -31,7 +31,13 @@ pub struct Tx<'c> {
 
 impl Tx<'_> {
     /// Appends an event to the run log in this transaction.
-    pub fn emit(&mut self, kind: EventKind, workflow: Option<&str>, run_id: Option<i64>, data: Value) -> Result<()> {
+    pub fn emit(
+        &mut self,
+        kind: EventKind,
+        workflow: Option<&str>,
+        run_id: Option<i64>,
+        data: Value,
+    ) -> Result<()> {
         let seq = self.next_seq;
         self.conn
             .prepare_cached("INSERT INTO events (seq, at, kind, workflow, run_id, data) VALUES (?, ?, ?, ?, ?, ?)")?
@@ -66,7 +72,11 @@ pub struct Typed<T, F> {
 
 impl<T, F> Typed<T, F> {
     pub fn new(work: F, reply: oneshot::Sender<Result<T>>) -> Self {
-        Self { work: Some(work), outcome: None, reply }
+        Self {
+            work: Some(work),
+            outcome: None,
+            reply,
+        }
     }
 }
 
@@ -93,9 +103,15 @@ impl<T: Send, F: FnOnce(&mut Tx<'_>) -> Result<T> + Send> Job for Typed<T, F> {
 }
 
 /// Runs until every sender is gone, then returns (after the last batch committed).
-pub fn run(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, bus: broadcast::Sender<Arc<Event>>) {
+pub fn run(
+    conn: Connection,
+    jobs: mpsc::Receiver<Box<dyn Job>>,
+    bus: broadcast::Sender<Arc<Event>>,
+) {
     let mut next_seq: i64 = conn
-        .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| r.get(0))
+        .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
+            r.get(0)
+        })
         .unwrap_or(1);
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -122,19 +138,36 @@ pub fn run(conn: Connection, jobs: mpsc::Receiver<Box<dyn Job>>, bus: broadcast:
     }
 }
 
-fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Job>], next_seq: i64) -> (Result<()>, Vec<Event>, i64) {
+fn commit_batch(
+    conn: &Connection,
+    batch: &mut [Box<dyn Job>],
+    next_seq: i64,
+) -> (Result<()>, Vec<Event>, i64) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         return (Err(e.into()), Vec::new(), next_seq);
     }
-    let mut tx = Tx { conn, now: Utc::now(), events: Vec::new(), next_seq };
+    let mut tx = Tx {
+        conn,
+        now: Utc::now(),
+        events: Vec::new(),
+        next_seq,
+    };
     for job in batch.iter_mut() {
         let (seq, len) = (tx.next_seq, tx.events.len());
         let savepoint = conn.execute_batch("SAVEPOINT job");
         let ok = savepoint.is_ok() && job.run(&mut tx);
-        let undo = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+        let undo = if ok {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
         if savepoint.is_ok() && conn.execute_batch(undo).is_err() {
             let _ = conn.execute_batch("ROLLBACK");
-            return (Err(StoreError::Other("savepoint failed".into())), Vec::new(), next_seq);
+            return (
+                Err(StoreError::Other("savepoint failed".into())),
+                Vec::new(),
+                next_seq,
+            );
         }
         if !ok {
             tx.next_seq = seq;
