@@ -130,200 +130,168 @@ impl Progress {
     }
 }
 
-async fn drive(
-    inner: &Arc<Inner>,
-    claimed: ClaimedRun,
-    cancel: &CancellationToken,
-) -> Result<(), EngineError> {
-    let run = &claimed.run;
-    let apply = |transitions: Vec<Transition>| inner.store.apply(run.id, &inner.owner, transitions);
-    let compiled = match inner.catalog.get(&run.workflow, run.version).await {
+async fn drive(inner: &Arc<Inner>, claimed: ClaimedRun, cancel: &CancellationToken) -> Result<(), EngineError> {
+    let compiled = match inner.catalog.get(&claimed.run.workflow, claimed.run.version).await {
         Ok(compiled) => compiled,
         Err(e) => {
             let error = StepFailure::permanent(e.to_string()).error;
-            apply(vec![
-                Transition::Finish {
-                    status: RunStatus::Failed,
-                    failed_step: None,
-                    error: Some(error.clone()),
-                },
-                Transition::DeadLetter {
-                    step_id: String::new(),
-                    error,
-                },
-            ])
-            .await?;
+            let transitions = vec![
+                Transition::Finish { status: RunStatus::Failed, failed_step: None, error: Some(error.clone()) },
+                Transition::DeadLetter { step_id: String::new(), error },
+            ];
+            inner.store.apply(claimed.run.id, &inner.owner, transitions).await?;
             return Ok(());
         }
     };
-    let redactor = Redactor::new(
-        compiled
-            .secrets
-            .iter()
-            .filter_map(|name| (inner.config.secrets)(name)),
-    );
-    let mut progress = Progress::new(&claimed, &compiled);
-    for (index, step) in compiled.workflow.steps.iter().enumerate() {
-        if progress.done[index] {
-            continue;
-        }
-        if inner.shutdown.is_cancelled() {
-            apply(vec![Transition::Release]).await?;
-            return Ok(());
-        }
-        let ctx = progress.context(run);
-        if let Some(when) = &step.when {
-            let run_it =
-                crate::domain::template::is_true(&inner.catalog.env, when, &ctx).unwrap_or(true);
-            if !run_it {
-                let reason = format!("`when` was false: {when}");
-                apply(vec![Transition::StepSkipped {
-                    index,
-                    step_id: step.id.clone(),
-                    reason,
-                }])
-                .await?;
-                progress.steps.insert(
-                    step.id.clone(),
-                    json!({"status": "skipped", "output": null}),
-                );
+    let driver = Driver {
+        redactor: Redactor::new(compiled.secrets.iter().filter_map(|name| (inner.config.secrets)(name))),
+        progress: Progress::new(&claimed, &compiled),
+        pending: Vec::new(),
+        inner,
+        claimed: &claimed,
+        compiled: &compiled,
+        cancel,
+    };
+    driver.run().await
+}
+
+/// Whether the run goes on after a step.
+enum Next {
+    Continue,
+    Stop,
+}
+
+/// Drives one claimed run through its remaining steps.
+///
+/// Transitions that need not be durable before anything else happens (a step's end, a
+/// skip) wait in `pending` and commit together with the next step's start: the next step
+/// still never starts before the previous one is persisted, and each step costs one commit.
+struct Driver<'a> {
+    inner: &'a Arc<Inner>,
+    claimed: &'a ClaimedRun,
+    compiled: &'a Compiled,
+    cancel: &'a CancellationToken,
+    redactor: Redactor,
+    progress: Progress,
+    pending: Vec<Transition>,
+}
+
+impl Driver<'_> {
+    async fn run(mut self) -> Result<(), EngineError> {
+        for index in 0..self.compiled.workflow.steps.len() {
+            if self.progress.done[index] {
                 continue;
             }
-        }
-        let number = progress.attempts[index] + 1;
-        let key = format!("{}:{}", claimed.idempotency_prefix, step.id);
-        let rendered = step::render(inner, step, &ctx);
-        let stored_input = match &rendered {
-            Ok(input) => redactor.value(input),
-            Err(_) => redactor.value(&serde_json::to_value(&step.action).unwrap_or_default()),
-        };
-        let started = Transition::StepStarted {
-            index,
-            step_id: step.id.clone(),
-            number,
-            input: stored_input,
-            idempotency_key: key.clone(),
-        };
-        let attempt = apply(vec![started])
-            .await?
-            .first()
-            .copied()
-            .unwrap_or_default();
-        let outcome = match rendered {
-            Err(failure) => Err(failure),
-            Ok(input) => tokio::select! {
-                result = tokio::time::timeout(step.timeout, step::perform(inner, run, &compiled, step, &input, &key)) => {
-                    result.unwrap_or_else(|_| Err(StepFailure::transient(format!("timed out after {}", humantime::format_duration(step.timeout)))))
-                }
-                _ = cancel.cancelled() => {
-                    let error = StepFailure::permanent("cancelled while running").error;
-                    apply(vec![
-                        ended(attempt, AttemptStatus::Cancelled, Value::Null, Value::Null, Some(error.clone()), None),
-                        Transition::Finish { status: RunStatus::Cancelled, failed_step: Some(step.id.clone()), error: Some(error) },
-                    ]).await?;
-                    return Ok(());
-                }
-            },
-        };
-        match outcome {
-            Ok(done) => {
-                let (output, detail) = (redactor.value(&done.output), redactor.value(&done.detail));
-                let state =
-                    json!({"status": "succeeded", "output": done.output, "detail": done.detail});
-                progress.steps.insert(step.id.clone(), state);
-                let mut transitions = vec![ended(
-                    attempt,
-                    AttemptStatus::Succeeded,
-                    output,
-                    detail,
-                    None,
-                    None,
-                )];
-                match done.control {
-                    Control::Continue => {}
-                    Control::Wait(until) => {
-                        transitions.push(Transition::Wait { until });
-                        apply(transitions).await?;
-                        inner.wake_at(until);
-                        return Ok(());
-                    }
-                    Control::SkipRest => {
-                        for (later, skipped) in
-                            compiled.workflow.steps.iter().enumerate().skip(index + 1)
-                        {
-                            let reason = format!("condition `{}` was false", step.id);
-                            transitions.push(Transition::StepSkipped {
-                                index: later,
-                                step_id: skipped.id.clone(),
-                                reason,
-                            });
-                        }
-                        transitions.push(Transition::Finish {
-                            status: RunStatus::Succeeded,
-                            failed_step: None,
-                            error: None,
-                        });
-                        apply(transitions).await?;
-                        return Ok(());
-                    }
-                }
-                apply(transitions).await?;
+            if self.inner.shutdown.is_cancelled() {
+                return self.commit(Transition::Release).await;
             }
-            Err(mut failure) => {
-                failure.error.message = redactor.text(&failure.error.message);
-                let error = failure.error.clone();
-                if failure.is_retryable() && step.retry.allows_another(number) {
-                    let delay = step
-                        .retry
-                        .delay(number, failure.retry_after, fastrand::f64());
-                    let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-                    let retry = RetryAt {
-                        at,
-                        delay_ms: delay.as_millis() as i64,
-                    };
-                    apply(vec![ended(
-                        attempt,
-                        AttemptStatus::Failed,
-                        Value::Null,
-                        Value::Null,
-                        Some(error),
-                        Some(retry),
-                    )])
-                    .await?;
-                    inner.wake_at(at);
-                } else {
-                    apply(vec![
-                        ended(
-                            attempt,
-                            AttemptStatus::Failed,
-                            Value::Null,
-                            Value::Null,
-                            Some(error.clone()),
-                            None,
-                        ),
-                        Transition::Finish {
-                            status: RunStatus::Failed,
-                            failed_step: Some(step.id.clone()),
-                            error: Some(error.clone()),
-                        },
-                        Transition::DeadLetter {
-                            step_id: step.id.clone(),
-                            error,
-                        },
-                    ])
-                    .await?;
-                }
+            if let Next::Stop = self.step(index).await? {
                 return Ok(());
             }
         }
+        self.commit(Transition::Finish { status: RunStatus::Succeeded, failed_step: None, error: None }).await
     }
-    apply(vec![Transition::Finish {
-        status: RunStatus::Succeeded,
-        failed_step: None,
-        error: None,
-    }])
-    .await?;
-    Ok(())
+
+    /// Applies the pending transitions and `last`; answers the ids of attempts started.
+    async fn flush(&mut self, last: Transition) -> Result<Vec<i64>, EngineError> {
+        let mut transitions = std::mem::take(&mut self.pending);
+        transitions.push(last);
+        Ok(self.inner.store.apply(self.claimed.run.id, &self.inner.owner, transitions).await?)
+    }
+
+    async fn commit(&mut self, last: Transition) -> Result<(), EngineError> {
+        self.flush(last).await.map(drop)
+    }
+
+    async fn step(&mut self, index: usize) -> Result<Next, EngineError> {
+        let step = &self.compiled.workflow.steps[index];
+        let run = &self.claimed.run;
+        let ctx = self.progress.context(run);
+        if let Some(when) = &step.when {
+            if !crate::domain::template::is_true(&self.inner.catalog.env, when, &ctx).unwrap_or(true) {
+                let reason = format!("`when` was false: {when}");
+                self.pending.push(Transition::StepSkipped { index, step_id: step.id.clone(), reason });
+                self.progress.steps.insert(step.id.clone(), json!({"status": "skipped", "output": null}));
+                return Ok(Next::Continue);
+            }
+        }
+        let number = self.progress.attempts[index] + 1;
+        let key = format!("{}:{}", self.claimed.idempotency_prefix, step.id);
+        let rendered = step::render(self.inner, step, &ctx);
+        let stored_input = match &rendered {
+            Ok(input) => self.redactor.value(input),
+            Err(_) => self.redactor.value(&serde_json::to_value(&step.action).unwrap_or_default()),
+        };
+        let started = Transition::StepStarted { index, step_id: step.id.clone(), number, input: stored_input, idempotency_key: key.clone() };
+        let attempt = self.flush(started).await?.first().copied().unwrap_or_default();
+        let outcome = match rendered {
+            Err(failure) => Err(failure),
+            Ok(input) => {
+                let perform = step::perform(self.inner, run, self.compiled, step, &input, &key);
+                tokio::select! {
+                    result = tokio::time::timeout(step.timeout, perform) => result.unwrap_or_else(|_| {
+                        Err(StepFailure::transient(format!("timed out after {}", humantime::format_duration(step.timeout))))
+                    }),
+                    _ = self.cancel.cancelled() => return self.cancelled(attempt, &step.id).await,
+                }
+            }
+        };
+        match outcome {
+            Ok(done) => self.succeeded(index, attempt, done).await,
+            Err(failure) => self.failed(index, attempt, number, failure).await,
+        }
+    }
+
+    async fn succeeded(&mut self, index: usize, attempt: i64, done: step::Done) -> Result<Next, EngineError> {
+        let step = &self.compiled.workflow.steps[index];
+        let (output, detail) = (self.redactor.value(&done.output), self.redactor.value(&done.detail));
+        self.pending.push(ended(attempt, AttemptStatus::Succeeded, output, detail, None, None));
+        let state = json!({"status": "succeeded", "output": done.output, "detail": done.detail});
+        self.progress.steps.insert(step.id.clone(), state);
+        match done.control {
+            Control::Continue => Ok(Next::Continue),
+            Control::Wait(until) => {
+                self.commit(Transition::Wait { until }).await?;
+                self.inner.wake_at(until);
+                Ok(Next::Stop)
+            }
+            Control::SkipRest => {
+                for (later, skipped) in self.compiled.workflow.steps.iter().enumerate().skip(index + 1) {
+                    let reason = format!("condition `{}` was false", step.id);
+                    self.pending.push(Transition::StepSkipped { index: later, step_id: skipped.id.clone(), reason });
+                }
+                self.commit(Transition::Finish { status: RunStatus::Succeeded, failed_step: None, error: None }).await?;
+                Ok(Next::Stop)
+            }
+        }
+    }
+
+    async fn failed(&mut self, index: usize, attempt: i64, number: u32, mut failure: StepFailure) -> Result<Next, EngineError> {
+        let step = &self.compiled.workflow.steps[index];
+        failure.error.message = self.redactor.text(&failure.error.message);
+        let error = failure.error.clone();
+        if failure.is_retryable() && step.retry.allows_another(number) {
+            let delay = step.retry.delay(number, failure.retry_after, fastrand::f64());
+            let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            let retry = RetryAt { at, delay_ms: delay.as_millis() as i64 };
+            self.commit(ended(attempt, AttemptStatus::Failed, Value::Null, Value::Null, Some(error), Some(retry))).await?;
+            self.inner.wake_at(at);
+        } else {
+            self.pending.push(ended(attempt, AttemptStatus::Failed, Value::Null, Value::Null, Some(error.clone()), None));
+            let failed_step = Some(step.id.clone());
+            self.pending.push(Transition::Finish { status: RunStatus::Failed, failed_step, error: Some(error.clone()) });
+            self.commit(Transition::DeadLetter { step_id: step.id.clone(), error }).await?;
+        }
+        Ok(Next::Stop)
+    }
+
+    async fn cancelled(&mut self, attempt: i64, step_id: &str) -> Result<Next, EngineError> {
+        let error = StepFailure::permanent("cancelled while running").error;
+        self.pending.push(ended(attempt, AttemptStatus::Cancelled, Value::Null, Value::Null, Some(error.clone()), None));
+        let finish = Transition::Finish { status: RunStatus::Cancelled, failed_step: Some(step_id.to_owned()), error: Some(error) };
+        self.commit(finish).await?;
+        Ok(Next::Stop)
+    }
 }
 
 fn ended(
@@ -334,12 +302,5 @@ fn ended(
     error: Option<crate::wire::StepError>,
     retry: Option<RetryAt>,
 ) -> Transition {
-    Transition::StepEnded {
-        attempt,
-        status,
-        output,
-        error,
-        detail,
-        retry,
-    }
+    Transition::StepEnded { attempt, status, output, error, detail, retry }
 }

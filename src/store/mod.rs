@@ -41,7 +41,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Decides which runs a record change starts; called inside the write's transaction so the
 /// change and its runs commit together.
-pub type TriggerMatcher = Box<dyn FnOnce(&RecordChange) -> Vec<NewRun> + Send>;
+pub type TriggerMatcher = Box<dyn Fn(&RecordChange) -> Vec<NewRun> + Send>;
 
 /// A run handed to a worker, with everything needed to resume it.
 #[derive(Debug, Clone)]

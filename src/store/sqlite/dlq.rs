@@ -40,7 +40,7 @@ pub fn close_for_run(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<()> {
 }
 
 /// Queues the replay run and closes the entry as replayed.
-pub fn replay(tx: &mut Tx<'_>, replay: Replay) -> Result<i64> {
+pub fn replay(tx: &mut Tx<'_>, replay: &Replay) -> Result<i64> {
     let entry = get(tx.conn, replay.dlq_id)?;
     if entry.status != DlqStatus::Open {
         return Err(StoreError::Conflict(format!(

@@ -60,6 +60,7 @@ fn open(path: &Path, flags: OpenFlags, durability: Durability) -> Result<Connect
         Durability::Full => "FULL",
     };
     conn.pragma_update(None, "synchronous", sync)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 
@@ -97,7 +98,7 @@ impl SqliteStore {
     async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
+        F: Fn(&mut Tx<'_>) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let sender = self.jobs.lock().ok().and_then(|j| j.clone());
@@ -203,7 +204,7 @@ impl Store for SqliteStore {
         write: RecordWrite,
         matcher: TriggerMatcher,
     ) -> Result<RecordWriteOutcome> {
-        self.write(move |tx| records::write(tx, write, matcher))
+        self.write(move |tx| records::write(tx, &write, &matcher))
             .await
     }
 
@@ -244,7 +245,7 @@ impl Store for SqliteStore {
         transitions: Vec<Transition>,
     ) -> Result<Vec<i64>> {
         let owner = owner.to_owned();
-        self.write(move |tx| runs::apply(tx, run_id, &owner, transitions))
+        self.write(move |tx| runs::apply(tx, run_id, &owner, &transitions))
             .await
     }
 
@@ -277,7 +278,7 @@ impl Store for SqliteStore {
     }
 
     async fn replay(&self, replay: Replay) -> Result<i64> {
-        self.write(move |tx| dlq::replay(tx, replay)).await
+        self.write(move |tx| dlq::replay(tx, &replay)).await
     }
 
     async fn discard_dlq(&self, id: i64, reason: &str, actor: &str) -> Result<()> {

@@ -14,8 +14,8 @@ use crate::wire::{EventKind, FieldChange, RecordView, Source};
 /// the matcher picks. A write whose idempotency key was applied before changes nothing.
 pub fn write(
     tx: &mut Tx<'_>,
-    write: RecordWrite,
-    matcher: TriggerMatcher,
+    write: &RecordWrite,
+    matcher: &TriggerMatcher,
 ) -> Result<RecordWriteOutcome> {
     if let Some(key) = &write.idempotency_key {
         let applied: Option<(i64, String)> = tx
@@ -79,7 +79,7 @@ pub fn write(
     let record = get(tx.conn, id)?;
     let mut runs = Vec::new();
     if !changed.is_empty() {
-        history(tx, &write, id, &previous, &changed)?;
+        history(tx, write, id, &previous, &changed)?;
         let kind = match event {
             RecordEvent::Created => EventKind::RecordCreated,
             RecordEvent::Updated => EventKind::RecordUpdated,

@@ -79,16 +79,20 @@ pub fn claim(
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<ClaimedRun>> {
     let now = ms(tx.now);
-    let due: Vec<(i64, String, Option<i64>)> = tx
-        .conn
-        .prepare_cached(
-            "SELECT id, status, started_at FROM (SELECT id, status, started_at, due_at AS t FROM runs \
-               WHERE status IN ('queued', 'retrying', 'waiting') AND due_at <= ?1 \
-             UNION ALL SELECT id, status, started_at, lease_until AS t FROM runs \
-               WHERE status = 'running' AND lease_until < ?1) ORDER BY t, id LIMIT ?2",
-        )?
-        .query_map(params![now, limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    // Two index-ordered scans (expired leases first, then due runs) rather than one sorted
+    // union: the union would sort every queued run on every claim.
+    let mut due: Vec<(i64, String, Option<i64>)> = Vec::new();
+    for sql in [
+        "SELECT id, status, started_at FROM runs WHERE status = 'running' AND lease_until < ?1 \
+         ORDER BY lease_until LIMIT ?2",
+        "SELECT id, status, started_at FROM runs WHERE status IN ('queued', 'retrying', 'waiting') \
+         AND due_at <= ?1 ORDER BY due_at, id LIMIT ?2",
+    ] {
+        let left = limit.saturating_sub(due.len()) as i64;
+        let mut statement = tx.conn.prepare_cached(sql)?;
+        let rows = statement.query_map(params![now, left], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        due.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+    }
     let mut claimed = Vec::with_capacity(due.len());
     for (id, was, started) in due {
         tx.conn
@@ -151,7 +155,7 @@ pub fn apply(
     tx: &mut Tx<'_>,
     run_id: i64,
     owner: &str,
-    transitions: Vec<Transition>,
+    transitions: &[Transition],
 ) -> Result<Vec<i64>> {
     let (holder, status, workflow): (Option<String>, String, String) = tx
         .conn
@@ -175,7 +179,7 @@ fn apply_one(
     tx: &mut Tx<'_>,
     run_id: i64,
     workflow: &str,
-    transition: Transition,
+    transition: &Transition,
 ) -> Result<Option<i64>> {
     let now = ms(tx.now);
     let wf = Some(workflow);
@@ -192,7 +196,7 @@ fn apply_one(
                     "INSERT INTO attempts (run_id, step_index, step_id, number, status, idempotency_key, input, started_at) \
                      VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
                 )?
-                .execute(params![run_id, index as i64, step_id, number, idempotency_key, input.to_string(), now])?;
+                .execute(params![run_id, *index as i64, step_id, number, idempotency_key, input.to_string(), now])?;
             let id = tx.conn.last_insert_rowid();
             tx.conn
                 .prepare_cached("UPDATE runs SET attempts = attempts + 1 WHERE id = ?")?
@@ -256,7 +260,7 @@ fn apply_one(
             tx.conn.execute(
                 "INSERT INTO attempts (run_id, step_index, step_id, number, status, idempotency_key, input, output, \
                  started_at, finished_at) VALUES (?, ?, ?, 0, 'skipped', '', 'null', ?, ?, ?)",
-                params![run_id, index as i64, step_id, json!({"reason": reason}).to_string(), now, now],
+                params![run_id, *index as i64, step_id, json!({"reason": reason}).to_string(), now, now],
             )?;
             tx.emit(
                 EventKind::StepSkipped,
@@ -268,7 +272,7 @@ fn apply_one(
         Transition::Wait { until } => {
             tx.conn.execute(
                 "UPDATE runs SET status = 'waiting', due_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
-                params![ms(until), run_id],
+                params![ms(*until), run_id],
             )?;
             tx.emit(
                 EventKind::RunWaiting,
@@ -281,7 +285,7 @@ fn apply_one(
             status,
             failed_step,
             error,
-        } => finish(tx, run_id, workflow, status, failed_step, error)?,
+        } => finish(tx, run_id, workflow, *status, failed_step.clone(), error.clone())?,
         Transition::DeadLetter { step_id, error } => dlq::add(tx, run_id, &step_id, &error)?,
         Transition::Release => {
             tx.conn.execute(
