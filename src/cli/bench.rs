@@ -17,7 +17,8 @@ use acp::actions::{Actions, HttpRequest, HttpResponse, HttpSend};
 use acp::domain::StepFailure;
 use acp::engine::{Engine, EngineConfig};
 use acp::store::{Durability, SqliteStore, Store};
-use acp::wire::TriggerKind;
+use acp::wire::{Event, EventKind, TriggerKind};
+use tokio::sync::broadcast;
 
 #[derive(clap::Args)]
 pub struct EngineArgs {
@@ -124,6 +125,7 @@ pub async fn engine(args: EngineArgs) -> anyhow::Result<()> {
         workers: args.workers,
         ..EngineConfig::default()
     };
+    let mut events = store.subscribe();
     let engine = Engine::start(
         store.clone() as Arc<dyn Store>,
         config,
@@ -140,24 +142,14 @@ pub async fn engine(args: EngineArgs) -> anyhow::Result<()> {
             .start_runs("bench", TriggerKind::Manual, payloads)
             .await?;
     }
-    let counter = rusqlite::Connection::open(&db)?;
-    let finished = |c: &rusqlite::Connection| -> rusqlite::Result<(i64, i64)> {
-        c.query_row(
-            "SELECT COUNT(*) FILTER (WHERE status IN ('succeeded', 'failed', 'cancelled')), \
-             COUNT(*) FILTER (WHERE status = 'failed') FROM runs",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-    };
-    loop {
-        let (done, _) = finished(&counter)?;
-        if done as usize >= args.runs {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_runs(&mut events, args.runs).await?;
     let elapsed = started.elapsed().as_secs_f64();
-    let (_, failed) = finished(&counter)?;
+    let counter = rusqlite::Connection::open(&db)?;
+    let failed: i64 = counter.query_row(
+        "SELECT COUNT(*) FROM runs WHERE status = 'failed'",
+        [],
+        |r| r.get(0),
+    )?;
     let attempts: i64 = counter.query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get(0))?;
     engine.shutdown().await;
     store.close();
@@ -172,5 +164,26 @@ pub async fn engine(args: EngineArgs) -> anyhow::Result<()> {
         "runs_per_s={runs_per_s:.0} steps_per_s={steps_per_s:.0} commit_baseline_per_s={baseline:.0} ratio={:.2}",
         runs_per_s / baseline
     );
+    Ok(())
+}
+
+/// Counts finished runs on the event bus until there are `runs` of them.
+async fn wait_for_runs(
+    events: &mut broadcast::Receiver<Arc<Event>>,
+    runs: usize,
+) -> anyhow::Result<()> {
+    let mut finished = 0;
+    while finished < runs {
+        match events.recv().await {
+            Ok(event) if matches!(event.kind, EventKind::RunSucceeded | EventKind::RunFailed) => {
+                finished += 1
+            }
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                anyhow::bail!("the benchmark fell {n} events behind the bus")
+            }
+            Err(broadcast::error::RecvError::Closed) => anyhow::bail!("the store closed"),
+        }
+    }
     Ok(())
 }

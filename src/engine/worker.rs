@@ -12,6 +12,7 @@ use super::catalog::Compiled;
 use super::redact::Redactor;
 use super::step::{self, Control};
 use super::{EngineError, Inner};
+use crate::domain::template::is_true;
 use crate::domain::{RetryAt, StepFailure, Transition};
 use crate::store::ClaimedRun;
 use crate::wire::{AttemptStatus, RunStatus, RunView};
@@ -130,21 +131,44 @@ impl Progress {
     }
 }
 
-async fn drive(inner: &Arc<Inner>, claimed: ClaimedRun, cancel: &CancellationToken) -> Result<(), EngineError> {
-    let compiled = match inner.catalog.get(&claimed.run.workflow, claimed.run.version).await {
+async fn drive(
+    inner: &Arc<Inner>,
+    claimed: ClaimedRun,
+    cancel: &CancellationToken,
+) -> Result<(), EngineError> {
+    let compiled = match inner
+        .catalog
+        .get(&claimed.run.workflow, claimed.run.version)
+        .await
+    {
         Ok(compiled) => compiled,
         Err(e) => {
             let error = StepFailure::permanent(e.to_string()).error;
             let transitions = vec![
-                Transition::Finish { status: RunStatus::Failed, failed_step: None, error: Some(error.clone()) },
-                Transition::DeadLetter { step_id: String::new(), error },
+                Transition::Finish {
+                    status: RunStatus::Failed,
+                    failed_step: None,
+                    error: Some(error.clone()),
+                },
+                Transition::DeadLetter {
+                    step_id: String::new(),
+                    error,
+                },
             ];
-            inner.store.apply(claimed.run.id, &inner.owner, transitions).await?;
+            inner
+                .store
+                .apply(claimed.run.id, &inner.owner, transitions)
+                .await?;
             return Ok(());
         }
     };
     let driver = Driver {
-        redactor: Redactor::new(compiled.secrets.iter().filter_map(|name| (inner.config.secrets)(name))),
+        redactor: Redactor::new(
+            compiled
+                .secrets
+                .iter()
+                .filter_map(|name| (inner.config.secrets)(name)),
+        ),
         progress: Progress::new(&claimed, &compiled),
         pending: Vec::new(),
         inner,
@@ -189,14 +213,23 @@ impl Driver<'_> {
                 return Ok(());
             }
         }
-        self.commit(Transition::Finish { status: RunStatus::Succeeded, failed_step: None, error: None }).await
+        self.commit(Transition::Finish {
+            status: RunStatus::Succeeded,
+            failed_step: None,
+            error: None,
+        })
+        .await
     }
 
     /// Applies the pending transitions and `last`; answers the ids of attempts started.
     async fn flush(&mut self, last: Transition) -> Result<Vec<i64>, EngineError> {
         let mut transitions = std::mem::take(&mut self.pending);
         transitions.push(last);
-        Ok(self.inner.store.apply(self.claimed.run.id, &self.inner.owner, transitions).await?)
+        Ok(self
+            .inner
+            .store
+            .apply(self.claimed.run.id, &self.inner.owner, transitions)
+            .await?)
     }
 
     async fn commit(&mut self, last: Transition) -> Result<(), EngineError> {
@@ -207,23 +240,51 @@ impl Driver<'_> {
         let step = &self.compiled.workflow.steps[index];
         let run = &self.claimed.run;
         let ctx = self.progress.context(run);
-        if let Some(when) = &step.when {
-            if !crate::domain::template::is_true(&self.inner.catalog.env, when, &ctx).unwrap_or(true) {
-                let reason = format!("`when` was false: {when}");
-                self.pending.push(Transition::StepSkipped { index, step_id: step.id.clone(), reason });
-                self.progress.steps.insert(step.id.clone(), json!({"status": "skipped", "output": null}));
-                return Ok(Next::Continue);
-            }
+        let when = step.when.as_deref().map(|when| {
+            is_true(&self.inner.catalog.env, when, &ctx).map_err(|e| {
+                StepFailure::permanent(format!("`when` could not be evaluated: {e:#}"))
+            })
+        });
+        if let Some(Ok(false)) = when {
+            let reason = format!(
+                "`when` was false: {}",
+                step.when.as_deref().unwrap_or_default()
+            );
+            let step_id = step.id.clone();
+            self.pending.push(Transition::StepSkipped {
+                index,
+                step_id,
+                reason,
+            });
+            let state = json!({"status": "skipped", "output": null});
+            self.progress.steps.insert(step.id.clone(), state);
+            return Ok(Next::Continue);
         }
         let number = self.progress.attempts[index] + 1;
         let key = format!("{}:{}", self.claimed.idempotency_prefix, step.id);
-        let rendered = step::render(self.inner, step, &ctx);
+        let rendered = match when {
+            Some(Err(failure)) => Err(failure),
+            _ => step::render(self.inner, step, &ctx),
+        };
         let stored_input = match &rendered {
             Ok(input) => self.redactor.value(input),
-            Err(_) => self.redactor.value(&serde_json::to_value(&step.action).unwrap_or_default()),
+            Err(_) => self
+                .redactor
+                .value(&serde_json::to_value(&step.action).unwrap_or_default()),
         };
-        let started = Transition::StepStarted { index, step_id: step.id.clone(), number, input: stored_input, idempotency_key: key.clone() };
-        let attempt = self.flush(started).await?.first().copied().unwrap_or_default();
+        let started = Transition::StepStarted {
+            index,
+            step_id: step.id.clone(),
+            number,
+            input: stored_input,
+            idempotency_key: key.clone(),
+        };
+        let attempt = self
+            .flush(started)
+            .await?
+            .first()
+            .copied()
+            .unwrap_or_default();
         let outcome = match rendered {
             Err(failure) => Err(failure),
             Ok(input) => {
@@ -242,10 +303,25 @@ impl Driver<'_> {
         }
     }
 
-    async fn succeeded(&mut self, index: usize, attempt: i64, done: step::Done) -> Result<Next, EngineError> {
+    async fn succeeded(
+        &mut self,
+        index: usize,
+        attempt: i64,
+        done: step::Done,
+    ) -> Result<Next, EngineError> {
         let step = &self.compiled.workflow.steps[index];
-        let (output, detail) = (self.redactor.value(&done.output), self.redactor.value(&done.detail));
-        self.pending.push(ended(attempt, AttemptStatus::Succeeded, output, detail, None, None));
+        let (output, detail) = (
+            self.redactor.value(&done.output),
+            self.redactor.value(&done.detail),
+        );
+        self.pending.push(ended(
+            attempt,
+            AttemptStatus::Succeeded,
+            output,
+            detail,
+            None,
+            None,
+        ));
         let state = json!({"status": "succeeded", "output": done.output, "detail": done.detail});
         self.progress.steps.insert(step.id.clone(), state);
         match done.control {
@@ -256,39 +332,100 @@ impl Driver<'_> {
                 Ok(Next::Stop)
             }
             Control::SkipRest => {
-                for (later, skipped) in self.compiled.workflow.steps.iter().enumerate().skip(index + 1) {
+                for (later, skipped) in self
+                    .compiled
+                    .workflow
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .skip(index + 1)
+                {
                     let reason = format!("condition `{}` was false", step.id);
-                    self.pending.push(Transition::StepSkipped { index: later, step_id: skipped.id.clone(), reason });
+                    self.pending.push(Transition::StepSkipped {
+                        index: later,
+                        step_id: skipped.id.clone(),
+                        reason,
+                    });
                 }
-                self.commit(Transition::Finish { status: RunStatus::Succeeded, failed_step: None, error: None }).await?;
+                self.commit(Transition::Finish {
+                    status: RunStatus::Succeeded,
+                    failed_step: None,
+                    error: None,
+                })
+                .await?;
                 Ok(Next::Stop)
             }
         }
     }
 
-    async fn failed(&mut self, index: usize, attempt: i64, number: u32, mut failure: StepFailure) -> Result<Next, EngineError> {
+    async fn failed(
+        &mut self,
+        index: usize,
+        attempt: i64,
+        number: u32,
+        mut failure: StepFailure,
+    ) -> Result<Next, EngineError> {
         let step = &self.compiled.workflow.steps[index];
         failure.error.message = self.redactor.text(&failure.error.message);
         let error = failure.error.clone();
         if failure.is_retryable() && step.retry.allows_another(number) {
-            let delay = step.retry.delay(number, failure.retry_after, fastrand::f64());
+            let delay = step
+                .retry
+                .delay(number, failure.retry_after, fastrand::f64());
             let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-            let retry = RetryAt { at, delay_ms: delay.as_millis() as i64 };
-            self.commit(ended(attempt, AttemptStatus::Failed, Value::Null, Value::Null, Some(error), Some(retry))).await?;
+            let retry = RetryAt {
+                at,
+                delay_ms: delay.as_millis() as i64,
+            };
+            self.commit(ended(
+                attempt,
+                AttemptStatus::Failed,
+                Value::Null,
+                Value::Null,
+                Some(error),
+                Some(retry),
+            ))
+            .await?;
             self.inner.wake_at(at);
         } else {
-            self.pending.push(ended(attempt, AttemptStatus::Failed, Value::Null, Value::Null, Some(error.clone()), None));
+            self.pending.push(ended(
+                attempt,
+                AttemptStatus::Failed,
+                Value::Null,
+                Value::Null,
+                Some(error.clone()),
+                None,
+            ));
             let failed_step = Some(step.id.clone());
-            self.pending.push(Transition::Finish { status: RunStatus::Failed, failed_step, error: Some(error.clone()) });
-            self.commit(Transition::DeadLetter { step_id: step.id.clone(), error }).await?;
+            self.pending.push(Transition::Finish {
+                status: RunStatus::Failed,
+                failed_step,
+                error: Some(error.clone()),
+            });
+            self.commit(Transition::DeadLetter {
+                step_id: step.id.clone(),
+                error,
+            })
+            .await?;
         }
         Ok(Next::Stop)
     }
 
     async fn cancelled(&mut self, attempt: i64, step_id: &str) -> Result<Next, EngineError> {
         let error = StepFailure::permanent("cancelled while running").error;
-        self.pending.push(ended(attempt, AttemptStatus::Cancelled, Value::Null, Value::Null, Some(error.clone()), None));
-        let finish = Transition::Finish { status: RunStatus::Cancelled, failed_step: Some(step_id.to_owned()), error: Some(error) };
+        self.pending.push(ended(
+            attempt,
+            AttemptStatus::Cancelled,
+            Value::Null,
+            Value::Null,
+            Some(error.clone()),
+            None,
+        ));
+        let finish = Transition::Finish {
+            status: RunStatus::Cancelled,
+            failed_step: Some(step_id.to_owned()),
+            error: Some(error),
+        };
         self.commit(finish).await?;
         Ok(Next::Stop)
     }
@@ -302,5 +439,12 @@ fn ended(
     error: Option<crate::wire::StepError>,
     retry: Option<RetryAt>,
 ) -> Transition {
-    Transition::StepEnded { attempt, status, output, error, detail, retry }
+    Transition::StepEnded {
+        attempt,
+        status,
+        output,
+        error,
+        detail,
+        retry,
+    }
 }

@@ -42,6 +42,7 @@ const BUS_CAPACITY: usize = 65_536;
 pub struct SqliteStore {
     jobs: Mutex<Option<mpsc::Sender<Box<dyn Job>>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Arc<Readers>,
     bus: broadcast::Sender<Arc<Event>>,
 }
@@ -64,11 +65,31 @@ fn open(path: &Path, flags: OpenFlags, durability: Durability) -> Result<Connect
     Ok(conn)
 }
 
+/// Copies the WAL into the database file off the writer's thread, so commits never wait for a
+/// checkpoint; truncates the WAL when the store closes.
+fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) =
+        stop.recv_timeout(std::time::Duration::from_millis(200))
+    {
+        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+            tracing::warn!("checkpoint failed: {e}");
+        }
+    }
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path, durability: Durability) -> Result<Self> {
         let mut conn = open(path, OpenFlags::default(), durability)?;
         schema::migrate(&mut conn)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let (stop_checkpoints, stopped) = mpsc::channel::<()>();
+        let checkpoints = open(path, OpenFlags::default(), durability)?;
+        let checkpointer = std::thread::Builder::new()
+            .name("acp-store-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpoints, &stopped))
+            .map_err(|e| StoreError::Other(e.to_string()))?;
         let (jobs, queue) = mpsc::channel();
         let (bus, _) = broadcast::channel(BUS_CAPACITY);
         let publish = bus.clone();
@@ -79,6 +100,7 @@ impl SqliteStore {
         Ok(Self {
             jobs: Mutex::new(Some(jobs)),
             writer: Mutex::new(Some(writer)),
+            checkpointer: Mutex::new(Some((stop_checkpoints, checkpointer))),
             readers: Arc::new(Readers {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
@@ -91,6 +113,10 @@ impl SqliteStore {
     pub fn close(&self) {
         drop(self.jobs.lock().ok().and_then(|mut j| j.take()));
         if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = handle.join();
+        }
+        if let Some((stop, handle)) = self.checkpointer.lock().ok().and_then(|mut c| c.take()) {
+            drop(stop);
             let _ = handle.join();
         }
     }

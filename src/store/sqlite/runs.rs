@@ -90,7 +90,9 @@ pub fn claim(
     ] {
         let left = limit.saturating_sub(due.len()) as i64;
         let mut statement = tx.conn.prepare_cached(sql)?;
-        let rows = statement.query_map(params![now, left], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let rows = statement.query_map(params![now, left], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
         due.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
     }
     let mut claimed = Vec::with_capacity(due.len());
@@ -112,7 +114,12 @@ pub fn claim(
         } else {
             0
         };
-        let run = run_view(tx.conn, id)?;
+        let (run, prefix, floor) = tx
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS}, COALESCE(idem_prefix, 'run-' || id), budget_floor FROM runs WHERE id = ?"
+            ))?
+            .query_row([id], |r| Ok((rows::run(r)?, r.get::<_, String>(17)?, r.get::<_, i64>(18)?)))?;
         let kind = if started.is_none() {
             EventKind::RunStarted
         } else {
@@ -120,13 +127,13 @@ pub fn claim(
         };
         let data = json!({ "from": was, "abandoned_attempts": abandoned });
         tx.emit(kind, Some(&run.workflow), Some(id), data)?;
-        let (prefix, floor): (String, i64) = tx.conn.query_row(
-            "SELECT COALESCE(idem_prefix, 'run-' || id), budget_floor FROM runs WHERE id = ?",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let fresh = started.is_none() && run.origin_run.is_none();
         claimed.push(ClaimedRun {
-            attempts: attempts(tx.conn, id)?,
+            attempts: if fresh {
+                Vec::new()
+            } else {
+                attempts(tx.conn, id)?
+            },
             run,
             idempotency_prefix: prefix,
             budget_floor: floor,
@@ -285,8 +292,15 @@ fn apply_one(
             status,
             failed_step,
             error,
-        } => finish(tx, run_id, workflow, *status, failed_step.clone(), error.clone())?,
-        Transition::DeadLetter { step_id, error } => dlq::add(tx, run_id, &step_id, &error)?,
+        } => finish(
+            tx,
+            run_id,
+            workflow,
+            *status,
+            failed_step.clone(),
+            error.clone(),
+        )?,
+        Transition::DeadLetter { step_id, error } => dlq::add(tx, run_id, step_id, error)?,
         Transition::Release => {
             tx.conn.execute(
                 "UPDATE runs SET status = 'queued', due_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",

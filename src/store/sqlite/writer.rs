@@ -139,14 +139,24 @@ pub fn run(
     }
 }
 
-fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Job>], next_seq: i64) -> (Result<()>, Vec<Event>, i64) {
+fn commit_batch(
+    conn: &Connection,
+    batch: &mut [Box<dyn Job>],
+    next_seq: i64,
+) -> (Result<()>, Vec<Event>, i64) {
     let outcome = match run_batch(conn, batch, next_seq, false) {
         Batch::JobFailed => run_batch(conn, batch, next_seq, true),
         other => other,
     };
     match outcome {
         Batch::Committed(events, seq) => (Ok(()), events, seq),
-        Batch::JobFailed => (Err(StoreError::Other("a job failed inside its savepoint".into())), Vec::new(), next_seq),
+        Batch::JobFailed => (
+            Err(StoreError::Other(
+                "a job failed inside its savepoint".into(),
+            )),
+            Vec::new(),
+            next_seq,
+        ),
         Batch::Failed(e) => (Err(e), Vec::new(), next_seq),
     }
 }
@@ -163,7 +173,12 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>], next_seq: i64, isola
     if let Err(e) = statement(conn, "BEGIN IMMEDIATE") {
         return Batch::Failed(e.into());
     }
-    let mut tx = Tx { conn, now: Utc::now(), events: Vec::new(), next_seq };
+    let mut tx = Tx {
+        conn,
+        now: Utc::now(),
+        events: Vec::new(),
+        next_seq,
+    };
     for job in batch.iter_mut() {
         let (seq, len) = (tx.next_seq, tx.events.len());
         if isolate && statement(conn, "SAVEPOINT job").is_err() {
