@@ -14,6 +14,7 @@
 //! [`crate::actions`].
 
 mod catalog;
+mod driver;
 mod ops;
 pub mod redact;
 mod step;
@@ -41,7 +42,7 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("{0} not found")]
     NotFound(String),
-    #[error("invalid: {0}")]
+    #[error("{0}")]
     Invalid(String),
 }
 

@@ -3,8 +3,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
+use super::queue::{self, run_view};
 use super::rows::{self, DLQ_COLUMNS, ms};
-use super::runs::{self, run_view};
 use super::writer::Tx;
 use crate::store::{ListFilter, Replay, Result, StoreError};
 use crate::wire::{DlqStatus, DlqView, EventKind, StepError};
@@ -48,7 +48,7 @@ pub fn replay(tx: &mut Tx<'_>, replay: &Replay) -> Result<i64> {
             entry.id, entry.status
         )));
     }
-    let run_id = runs::create(tx, &replay.run)?;
+    let run_id = queue::create(tx, &replay.run)?;
     tx.conn.execute(
         "UPDATE dlq SET status = 'replayed', closed_at = ?, closed_by = ?, close_reason = 'replayed', replay_run = ? \
          WHERE id = ?",

@@ -1,6 +1,8 @@
 //! The SQLite store: one writer thread with group commit, a small pool of reader connections.
 
 mod dlq;
+mod events;
+mod queue;
 mod records;
 mod rows;
 mod runs;
@@ -177,7 +179,7 @@ impl Store for SqliteStore {
     }
 
     async fn events_since(&self, after: i64, limit: usize) -> Result<Vec<Event>> {
-        self.read(move |c| runs::events_since(c, after, limit))
+        self.read(move |c| events::events_since(c, after, limit))
             .await
     }
 
@@ -243,7 +245,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_runs(&self, new: Vec<NewRun>) -> Result<Vec<i64>> {
-        self.write(move |tx| new.iter().map(|run| runs::create(tx, run)).collect())
+        self.write(move |tx| new.iter().map(|run| queue::create(tx, run)).collect())
             .await
     }
 
@@ -286,12 +288,12 @@ impl Store for SqliteStore {
     }
 
     async fn run(&self, run_id: i64) -> Result<RunDetail> {
-        self.read(move |c| runs::detail(c, run_id)).await
+        self.read(move |c| queue::detail(c, run_id)).await
     }
 
     async fn runs(&self, filter: &ListFilter) -> Result<Vec<RunView>> {
         let filter = filter.clone();
-        self.read(move |c| runs::list(c, &filter)).await
+        self.read(move |c| queue::list(c, &filter)).await
     }
 
     async fn dlq_entry(&self, id: i64) -> Result<DlqView> {

@@ -3,8 +3,8 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value, json};
 
+use super::queue;
 use super::rows::{self, FIELD_CHANGE_COLUMNS, RECORD_COLUMNS, ms};
-use super::runs;
 use super::writer::Tx;
 use crate::domain::{RecordChange, RecordEvent, RecordWrite, RecordWriteOutcome};
 use crate::store::{Result, StoreError, TriggerMatcher};
@@ -99,7 +99,7 @@ pub fn write(
             by_workflow: write.provenance.workflow.clone(),
         };
         for run in matcher(&change) {
-            runs.push(runs::create(tx, &run)?);
+            runs.push(queue::create(tx, &run)?);
         }
     }
     if let Some(key) = &write.idempotency_key {

@@ -1,75 +1,16 @@
 //! Runs and attempts: queueing, claiming with leases, applying transitions, cancel and retry.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Value, json};
+use rusqlite::{OptionalExtension, params};
+use serde_json::json;
 
 use super::dlq;
-use super::rows::{self, ATTEMPT_COLUMNS, RUN_COLUMNS, ms};
+use super::queue;
+use super::rows::{self, RUN_COLUMNS, ms};
 use super::writer::Tx;
-use crate::domain::{NewRun, Transition};
-use crate::store::{ClaimedRun, ListFilter, Result, StoreError};
-use crate::wire::{AttemptStatus, Event, EventKind, RunDetail, RunStatus, RunView};
-
-/// Queues a run; a known dedupe key answers the existing run instead.
-pub fn create(tx: &mut Tx<'_>, run: &NewRun) -> Result<i64> {
-    if let Some(key) = &run.dedupe_key {
-        let existing = tx
-            .conn
-            .prepare_cached("SELECT id FROM runs WHERE dedupe_key = ?")?
-            .query_row([key], |r| r.get::<_, i64>(0))
-            .optional()?;
-        if let Some(id) = existing {
-            return Ok(id);
-        }
-    }
-    let prefix: Option<String> = match (run.carry_from_origin, run.origin_run) {
-        (true, Some(origin)) => Some(tx.conn.query_row(
-            "SELECT COALESCE(idem_prefix, 'run-' || id) FROM runs WHERE id = ?",
-            [origin],
-            |r| r.get(0),
-        )?),
-        _ => None,
-    };
-    let now = ms(tx.now);
-    tx.conn
-        .prepare_cached(
-            "INSERT INTO runs (workflow, version, team, status, mode, trigger_kind, trigger, record_id, \
-             origin_run, idem_prefix, dedupe_key, queued_at, due_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )?
-        .execute(params![
-            run.workflow,
-            run.version,
-            run.team,
-            run.mode.as_str(),
-            run.trigger_kind.as_str(),
-            run.trigger.to_string(),
-            run.record_id,
-            run.origin_run,
-            prefix,
-            run.dedupe_key,
-            now,
-            now
-        ])?;
-    let id = tx.conn.last_insert_rowid();
-    if let (Some(_), Some(origin)) = (&prefix, run.origin_run) {
-        tx.conn.execute(
-            "INSERT INTO attempts (run_id, step_index, step_id, number, status, idempotency_key, input, output, \
-             error, detail, started_at, finished_at, carried_from) \
-             SELECT ?, step_index, step_id, number, status, idempotency_key, input, output, error, detail, \
-             started_at, finished_at, run_id FROM attempts WHERE run_id = ? AND status = 'succeeded'",
-            params![id, origin],
-        )?;
-    }
-    let data = json!({
-        "trigger_kind": run.trigger_kind,
-        "version": run.version,
-        "record_id": run.record_id,
-        "origin_run": run.origin_run,
-    });
-    tx.emit(EventKind::RunQueued, Some(&run.workflow), Some(id), data)?;
-    Ok(id)
-}
+use crate::domain::Transition;
+use crate::store::{ClaimedRun, Result, StoreError};
+use crate::wire::{AttemptStatus, EventKind, RunStatus};
 
 /// Claims due runs and runs whose lease expired.
 pub fn claim(
@@ -132,7 +73,7 @@ pub fn claim(
             attempts: if fresh {
                 Vec::new()
             } else {
-                attempts(tx.conn, id)?
+                queue::attempts(tx.conn, id)?
             },
             run,
             idempotency_prefix: prefix,
@@ -346,7 +287,7 @@ fn finish(
 
 /// Cancels a run that is not running, or asks its worker to stop it.
 pub fn cancel(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<RunStatus> {
-    let run = run_view(tx.conn, run_id)?;
+    let run = queue::run_view(tx.conn, run_id)?;
     match run.status {
         RunStatus::Queued | RunStatus::Retrying | RunStatus::Waiting => {
             let error =
@@ -382,7 +323,7 @@ pub fn cancel(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<RunStatus> {
 
 /// Queues a failed run to resume at its failed step with a fresh retry budget.
 pub fn retry(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<()> {
-    let run = run_view(tx.conn, run_id)?;
+    let run = queue::run_view(tx.conn, run_id)?;
     if run.status != RunStatus::Failed {
         return Err(StoreError::Conflict(format!(
             "run {run_id} is {}, only failed runs can be retried",
@@ -402,56 +343,4 @@ pub fn retry(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<()> {
         Some(run_id),
         json!({"actor": actor}),
     )
-}
-
-pub fn run_view(conn: &Connection, run_id: i64) -> Result<RunView> {
-    conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"))?
-        .query_row([run_id], rows::run)
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))
-}
-
-fn attempts(conn: &Connection, run_id: i64) -> Result<Vec<crate::wire::AttemptView>> {
-    let list = conn
-        .prepare_cached(&format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE run_id = ? ORDER BY id"
-        ))?
-        .query_map([run_id], rows::attempt)?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(list)
-}
-
-pub fn detail(conn: &Connection, run_id: i64) -> Result<RunDetail> {
-    Ok(RunDetail {
-        run: run_view(conn, run_id)?,
-        attempts: attempts(conn, run_id)?,
-    })
-}
-
-pub fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<RunView>> {
-    let list = conn
-        .prepare_cached(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2) \
-             ORDER BY id DESC LIMIT ?3"
-        ))?
-        .query_map(params![filter.workflow, filter.status, filter.limit.unwrap_or(100) as i64], rows::run)?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(list)
-}
-
-pub fn events_since(conn: &Connection, after: i64, limit: usize) -> Result<Vec<Event>> {
-    let list = conn
-        .prepare_cached("SELECT seq, at, kind, workflow, run_id, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?")?
-        .query_map(params![after, limit as i64], |r| {
-            Ok(Event {
-                seq: r.get(0)?,
-                at: rows::time(r.get(1)?),
-                kind: rows::parsed(r.get(2)?, EventKind::parse, "event kind")?,
-                workflow: r.get(3)?,
-                run_id: r.get(4)?,
-                data: rows::json::<Value>(r.get(5)?).unwrap_or(Value::Null),
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(list)
 }

@@ -1,0 +1,379 @@
+//! Drives one claimed run through its remaining steps, persisting each transition.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::catalog::Compiled;
+use super::redact::Redactor;
+use super::step::{self, Control};
+use super::{EngineError, Inner};
+use crate::domain::template::is_true;
+use crate::domain::{RetryAt, StepFailure, Transition};
+use crate::store::ClaimedRun;
+use crate::wire::{AttemptStatus, RunStatus, RunView};
+
+/// What earlier attempts of a run tell: which steps are done, their outputs, attempts used.
+struct Progress {
+    done: Vec<bool>,
+    attempts: Vec<u32>,
+    steps: Map<String, Value>,
+}
+
+impl Progress {
+    fn new(claimed: &ClaimedRun, compiled: &Compiled) -> Self {
+        let n = compiled.workflow.steps.len();
+        let mut progress = Self {
+            done: vec![false; n],
+            attempts: vec![0; n],
+            steps: Map::new(),
+        };
+        for attempt in &claimed.attempts {
+            let Some(index) = usize::try_from(attempt.step_index).ok().filter(|i| *i < n) else {
+                continue;
+            };
+            let finished = matches!(
+                attempt.status,
+                AttemptStatus::Succeeded | AttemptStatus::Skipped
+            );
+            progress.done[index] = finished;
+            if finished {
+                let state = json!({"status": attempt.status, "output": attempt.output, "detail": attempt.detail});
+                progress.steps.insert(attempt.step_id.clone(), state);
+            }
+            let counts = attempt.id > claimed.budget_floor
+                && attempt.carried_from.is_none()
+                && attempt.status != AttemptStatus::Skipped;
+            progress.attempts[index] += u32::from(counts);
+        }
+        progress
+    }
+
+    fn context(&self, run: &RunView) -> minijinja::Value {
+        minijinja::Value::from_serialize(json!({
+            "trigger": run.trigger,
+            "steps": self.steps,
+            "run": {"id": run.id, "workflow": run.workflow, "version": run.version, "team": run.team, "mode": run.mode},
+        }))
+    }
+}
+
+pub async fn drive(
+    inner: &Arc<Inner>,
+    claimed: ClaimedRun,
+    cancel: &CancellationToken,
+) -> Result<(), EngineError> {
+    let compiled = match inner
+        .catalog
+        .get(&claimed.run.workflow, claimed.run.version)
+        .await
+    {
+        Ok(compiled) => compiled,
+        Err(e) => {
+            let error = StepFailure::permanent(e.to_string()).error;
+            let transitions = vec![
+                Transition::Finish {
+                    status: RunStatus::Failed,
+                    failed_step: None,
+                    error: Some(error.clone()),
+                },
+                Transition::DeadLetter {
+                    step_id: String::new(),
+                    error,
+                },
+            ];
+            inner
+                .store
+                .apply(claimed.run.id, &inner.owner, transitions)
+                .await?;
+            return Ok(());
+        }
+    };
+    let driver = Driver {
+        redactor: Redactor::new(
+            compiled
+                .secrets
+                .iter()
+                .filter_map(|name| (inner.config.secrets)(name)),
+        ),
+        progress: Progress::new(&claimed, &compiled),
+        pending: Vec::new(),
+        inner,
+        claimed: &claimed,
+        compiled: &compiled,
+        cancel,
+    };
+    driver.run().await
+}
+
+/// Whether the run goes on after a step.
+enum Next {
+    Continue,
+    Stop,
+}
+
+/// Drives one claimed run through its remaining steps.
+///
+/// Transitions that need not be durable before anything else happens (a step's end, a
+/// skip) wait in `pending` and commit together with the next step's start: the next step
+/// still never starts before the previous one is persisted, and each step costs one commit.
+struct Driver<'a> {
+    inner: &'a Arc<Inner>,
+    claimed: &'a ClaimedRun,
+    compiled: &'a Compiled,
+    cancel: &'a CancellationToken,
+    redactor: Redactor,
+    progress: Progress,
+    pending: Vec<Transition>,
+}
+
+impl Driver<'_> {
+    async fn run(mut self) -> Result<(), EngineError> {
+        for index in 0..self.compiled.workflow.steps.len() {
+            if self.progress.done[index] {
+                continue;
+            }
+            if self.inner.shutdown.is_cancelled() {
+                return self.commit(Transition::Release).await;
+            }
+            if let Next::Stop = self.step(index).await? {
+                return Ok(());
+            }
+        }
+        self.commit(Transition::Finish {
+            status: RunStatus::Succeeded,
+            failed_step: None,
+            error: None,
+        })
+        .await
+    }
+
+    /// Applies the pending transitions and `last`; answers the ids of attempts started.
+    async fn flush(&mut self, last: Transition) -> Result<Vec<i64>, EngineError> {
+        let mut transitions = std::mem::take(&mut self.pending);
+        transitions.push(last);
+        Ok(self
+            .inner
+            .store
+            .apply(self.claimed.run.id, &self.inner.owner, transitions)
+            .await?)
+    }
+
+    async fn commit(&mut self, last: Transition) -> Result<(), EngineError> {
+        self.flush(last).await.map(drop)
+    }
+
+    async fn step(&mut self, index: usize) -> Result<Next, EngineError> {
+        let step = &self.compiled.workflow.steps[index];
+        let run = &self.claimed.run;
+        let ctx = self.progress.context(run);
+        let when = step.when.as_deref().map(|when| {
+            is_true(&self.inner.catalog.env, when, &ctx).map_err(|e| {
+                StepFailure::permanent(format!("`when` could not be evaluated: {e:#}"))
+            })
+        });
+        if let Some(Ok(false)) = when {
+            let reason = format!(
+                "`when` was false: {}",
+                step.when.as_deref().unwrap_or_default()
+            );
+            let step_id = step.id.clone();
+            self.pending.push(Transition::StepSkipped {
+                index,
+                step_id,
+                reason,
+            });
+            let state = json!({"status": "skipped", "output": null});
+            self.progress.steps.insert(step.id.clone(), state);
+            return Ok(Next::Continue);
+        }
+        let number = self.progress.attempts[index] + 1;
+        let key = format!("{}:{}", self.claimed.idempotency_prefix, step.id);
+        let rendered = match when {
+            Some(Err(failure)) => Err(failure),
+            _ => step::render(self.inner, step, &ctx),
+        };
+        let stored_input = match &rendered {
+            Ok(input) => self.redactor.value(input),
+            Err(_) => self
+                .redactor
+                .value(&serde_json::to_value(&step.action).unwrap_or_default()),
+        };
+        let started = Transition::StepStarted {
+            index,
+            step_id: step.id.clone(),
+            number,
+            input: stored_input,
+            idempotency_key: key.clone(),
+        };
+        let attempt = self
+            .flush(started)
+            .await?
+            .first()
+            .copied()
+            .unwrap_or_default();
+        let outcome = match rendered {
+            Err(failure) => Err(failure),
+            Ok(input) => {
+                let perform = step::perform(self.inner, run, self.compiled, step, &input, &key);
+                tokio::select! {
+                    result = tokio::time::timeout(step.timeout, perform) => result.unwrap_or_else(|_| {
+                        Err(StepFailure::transient(format!("timed out after {}", humantime::format_duration(step.timeout))))
+                    }),
+                    _ = self.cancel.cancelled() => return self.cancelled(attempt, &step.id).await,
+                }
+            }
+        };
+        match outcome {
+            Ok(done) => self.succeeded(index, attempt, done).await,
+            Err(failure) => self.failed(index, attempt, number, failure).await,
+        }
+    }
+
+    async fn succeeded(
+        &mut self,
+        index: usize,
+        attempt: i64,
+        done: step::Done,
+    ) -> Result<Next, EngineError> {
+        let step = &self.compiled.workflow.steps[index];
+        let (output, detail) = (
+            self.redactor.value(&done.output),
+            self.redactor.value(&done.detail),
+        );
+        self.pending.push(ended(
+            attempt,
+            AttemptStatus::Succeeded,
+            output,
+            detail,
+            None,
+            None,
+        ));
+        let state = json!({"status": "succeeded", "output": done.output, "detail": done.detail});
+        self.progress.steps.insert(step.id.clone(), state);
+        match done.control {
+            Control::Continue => Ok(Next::Continue),
+            Control::Wait(until) => {
+                self.commit(Transition::Wait { until }).await?;
+                self.inner.wake_at(until);
+                Ok(Next::Stop)
+            }
+            Control::SkipRest => {
+                for (later, skipped) in self
+                    .compiled
+                    .workflow
+                    .steps
+                    .iter()
+                    .enumerate()
+                    .skip(index + 1)
+                {
+                    let reason = format!("condition `{}` was false", step.id);
+                    self.pending.push(Transition::StepSkipped {
+                        index: later,
+                        step_id: skipped.id.clone(),
+                        reason,
+                    });
+                }
+                self.commit(Transition::Finish {
+                    status: RunStatus::Succeeded,
+                    failed_step: None,
+                    error: None,
+                })
+                .await?;
+                Ok(Next::Stop)
+            }
+        }
+    }
+
+    async fn failed(
+        &mut self,
+        index: usize,
+        attempt: i64,
+        number: u32,
+        mut failure: StepFailure,
+    ) -> Result<Next, EngineError> {
+        let step = &self.compiled.workflow.steps[index];
+        failure.error.message = self.redactor.text(&failure.error.message);
+        let error = failure.error.clone();
+        if failure.is_retryable() && step.retry.allows_another(number) {
+            let delay = step
+                .retry
+                .delay(number, failure.retry_after, fastrand::f64());
+            let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            let retry = RetryAt {
+                at,
+                delay_ms: delay.as_millis() as i64,
+            };
+            self.commit(ended(
+                attempt,
+                AttemptStatus::Failed,
+                Value::Null,
+                Value::Null,
+                Some(error),
+                Some(retry),
+            ))
+            .await?;
+            self.inner.wake_at(at);
+        } else {
+            self.pending.push(ended(
+                attempt,
+                AttemptStatus::Failed,
+                Value::Null,
+                Value::Null,
+                Some(error.clone()),
+                None,
+            ));
+            let failed_step = Some(step.id.clone());
+            self.pending.push(Transition::Finish {
+                status: RunStatus::Failed,
+                failed_step,
+                error: Some(error.clone()),
+            });
+            self.commit(Transition::DeadLetter {
+                step_id: step.id.clone(),
+                error,
+            })
+            .await?;
+        }
+        Ok(Next::Stop)
+    }
+
+    async fn cancelled(&mut self, attempt: i64, step_id: &str) -> Result<Next, EngineError> {
+        let error = StepFailure::permanent("cancelled while running").error;
+        self.pending.push(ended(
+            attempt,
+            AttemptStatus::Cancelled,
+            Value::Null,
+            Value::Null,
+            Some(error.clone()),
+            None,
+        ));
+        let finish = Transition::Finish {
+            status: RunStatus::Cancelled,
+            failed_step: Some(step_id.to_owned()),
+            error: Some(error),
+        };
+        self.commit(finish).await?;
+        Ok(Next::Stop)
+    }
+}
+
+fn ended(
+    attempt: i64,
+    status: AttemptStatus,
+    output: Value,
+    detail: Value,
+    error: Option<crate::wire::StepError>,
+    retry: Option<RetryAt>,
+) -> Transition {
+    Transition::StepEnded {
+        attempt,
+        status,
+        output,
+        error,
+        detail,
+        retry,
+    }
+}
