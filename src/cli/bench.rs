@@ -125,7 +125,7 @@ pub async fn engine(args: EngineArgs) -> anyhow::Result<()> {
         workers: args.workers,
         ..EngineConfig::default()
     };
-    let mut events = store.subscribe();
+    let events = store.subscribe();
     let engine = Engine::start(
         store.clone() as Arc<dyn Store>,
         config,
@@ -136,13 +136,14 @@ pub async fn engine(args: EngineArgs) -> anyhow::Result<()> {
     engine.publish("bench", "bench").await?;
 
     let started = Instant::now();
+    let finished = tokio::spawn(wait_for_runs(events, args.runs));
     for chunk in (0..args.runs).collect::<Vec<_>>().chunks(1000) {
         let payloads: Vec<Value> = chunk.iter().map(|i| json!({"n": i})).collect();
         engine
             .start_runs("bench", TriggerKind::Manual, payloads)
             .await?;
     }
-    wait_for_runs(&mut events, args.runs).await?;
+    finished.await??;
     let elapsed = started.elapsed().as_secs_f64();
     let counter = rusqlite::Connection::open(&db)?;
     let failed: i64 = counter.query_row(
@@ -169,7 +170,7 @@ pub async fn engine(args: EngineArgs) -> anyhow::Result<()> {
 
 /// Counts finished runs on the event bus until there are `runs` of them.
 async fn wait_for_runs(
-    events: &mut broadcast::Receiver<Arc<Event>>,
+    mut events: broadcast::Receiver<Arc<Event>>,
     runs: usize,
 ) -> anyhow::Result<()> {
     let mut finished = 0;

@@ -94,12 +94,10 @@ pub fn get(conn: &Connection, id: i64) -> Result<DlqView> {
 }
 
 pub fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<DlqView>> {
-    let list = conn
-        .prepare_cached(&format!(
-            "SELECT {DLQ_COLUMNS} FROM dlq WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2) \
-             ORDER BY id DESC LIMIT ?3"
-        ))?
-        .query_map(params![filter.workflow, filter.status, filter.limit.unwrap_or(100) as i64], rows::dlq)?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(list)
+    queue::filtered(
+        conn,
+        &format!("SELECT {DLQ_COLUMNS} FROM dlq"),
+        filter,
+        rows::dlq,
+    )
 }

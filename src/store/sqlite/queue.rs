@@ -94,12 +94,28 @@ pub fn detail(conn: &Connection, run_id: i64) -> Result<RunDetail> {
 }
 
 pub fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<RunView>> {
+    filtered(
+        conn,
+        &format!("SELECT {RUN_COLUMNS} FROM runs"),
+        filter,
+        rows::run,
+    )
+}
+
+/// Newest first, by workflow and status, from a `SELECT ... FROM table` of runs or entries.
+pub fn filtered<T>(
+    conn: &Connection,
+    select: &str,
+    filter: &ListFilter,
+    row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let sql = format!(
+        "{select} WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY id DESC LIMIT ?3"
+    );
+    let limit = filter.limit.unwrap_or(100) as i64;
     let list = conn
-        .prepare_cached(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2) \
-             ORDER BY id DESC LIMIT ?3"
-        ))?
-        .query_map(params![filter.workflow, filter.status, filter.limit.unwrap_or(100) as i64], rows::run)?
+        .prepare_cached(&sql)?
+        .query_map(params![filter.workflow, filter.status, limit], row)?
         .collect::<rusqlite::Result<_>>()?;
     Ok(list)
 }
