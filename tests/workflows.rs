@@ -245,3 +245,59 @@ async fn ai_steps_call_an_openai_compatible_endpoint_with_provenance() {
     assert_eq!(history[0].ai_policy_id.as_deref(), Some("p-7"));
     engine.shutdown().await;
 }
+
+const NOTIFY: &str = r#"(
+    key: "hook", name: "Hook", team: "qa", trigger: Manual,
+    steps: [
+        (id: "check", when: "trigger.account.tier == 'gold'", action: Notify(channel: Webhook, url: "{world}/hook", text: "gold!")),
+        (id: "tell", action: Notify(channel: Webhook, url: "{world}/hook", text: "account {{ trigger.account.name }}")),
+    ],
+)"#;
+
+#[tokio::test]
+async fn webhook_notifications_carry_context_and_a_broken_when_fails_the_step() {
+    let h = harness(&[NOTIFY]).await;
+    let ok = h
+        .engine
+        .start_runs(
+            "hook",
+            TriggerKind::Manual,
+            vec![json!({"account": {"tier": "gold", "name": "Acme"}})],
+        )
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        wait_final(&h.store, ok).await.run.status,
+        RunStatus::Succeeded
+    );
+    let bodies: Vec<_> = h.world.hits("/hook").into_iter().map(|h| h.body).collect();
+    assert_eq!(bodies[0]["text"], "gold!");
+    assert_eq!(bodies[1]["text"], "account Acme");
+    assert_eq!(
+        bodies[1]["context"],
+        json!({"workflow": "hook", "version": 1, "run_id": ok})
+    );
+
+    let broken = h
+        .engine
+        .start_runs(
+            "hook",
+            TriggerKind::Manual,
+            vec![json!({"name": "no account"})],
+        )
+        .await
+        .unwrap()[0];
+    let detail = wait_final(&h.store, broken).await;
+    assert_eq!(detail.run.status, RunStatus::Failed);
+    let error = detail.run.error.unwrap();
+    assert!(
+        error.message.starts_with("`when` could not be evaluated"),
+        "{error:?}"
+    );
+    assert_eq!(error.class, acp::wire::ErrorClass::Permanent);
+    assert_eq!(
+        h.world.hits("/hook").len(),
+        2,
+        "nothing was sent for the broken run"
+    );
+}
