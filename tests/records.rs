@@ -5,8 +5,8 @@ mod common;
 use serde_json::{Map, Value, json};
 
 use acp::domain::{Provenance, RecordWrite};
-use acp::store::{ListFilter, Store};
-use acp::wire::{RunStatus, Source};
+use acp::store::Store;
+use acp::wire::{RunQuery, RunStatus, Source};
 use common::{harness, wait_final};
 
 const SCORE: &str = r#"(
@@ -135,7 +135,7 @@ async fn an_applied_idempotency_key_makes_the_write_a_no_op() {
     );
     assert!(again.runs.is_empty(), "no second trigger");
     wait_final(&h.store, first.runs[0]).await;
-    let runs = h.store.runs(&ListFilter::default()).await.unwrap();
+    let runs = h.store.runs(&RunQuery::default()).await.unwrap().items;
     assert_eq!(runs.len(), 1);
 }
 
@@ -185,7 +185,7 @@ async fn record_triggers_honour_fields_and_filters_and_do_not_retrigger_themselv
     assert_eq!(run.run.record_id, Some(id));
     assert_eq!(run.run.trigger["changed"], json!(["stage"]));
     assert_eq!(run.run.trigger["previous"]["stage"], "negotiation");
-    let runs = h.store.runs(&ListFilter::default()).await.unwrap();
+    let runs = h.store.runs(&RunQuery::default()).await.unwrap().items;
     assert_eq!(
         runs.len(),
         1,

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use acp::store::{Durability, ListFilter, SqliteStore, Store};
-use acp::wire::{AttemptStatus, EventKind, RunStatus, TriggerKind};
+use acp::store::{Durability, SqliteStore, Store};
+use acp::wire::{AttemptStatus, EventKind, RunQuery, RunStatus, TriggerKind};
 use common::{Reply, World, start_engine, wait_final};
 
 const SLOW: &str = r#"(
@@ -67,12 +67,13 @@ async fn runs_interrupted_by_a_crash_complete_exactly_once_after_restart() {
     let store = Arc::new(SqliteStore::open(&db, Durability::Full).unwrap());
     let engine = start_engine(store.clone()).await;
     let runs = store
-        .runs(&ListFilter {
-            limit: Some(1000),
+        .runs(&RunQuery {
+            limit: Some(500),
             ..Default::default()
         })
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(runs.len(), RUNS as usize);
     for run in &runs {
         assert_eq!(

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
-use acp::engine::ReplayVersion;
-use acp::store::{ListFilter, Store};
-use acp::wire::{AttemptStatus, DlqStatus, ErrorClass, RunStatus, TriggerKind};
+use acp::store::Store;
+use acp::wire::ReplayOn;
+use acp::wire::{AttemptStatus, DlqStatus, ErrorClass, RunQuery, RunStatus, TriggerKind};
 use common::{Reply, SECRET, harness, wait_final, wait_until};
 
 const FLAKY: &str = r#"(
@@ -142,7 +142,7 @@ async fn permanent_errors_fail_at_once_into_the_dlq() {
     assert_eq!(detail.run.failed_step.as_deref(), Some("second"));
     assert_eq!(attempts_of(&detail, "second").len(), 1);
     assert!(attempts_of(&detail, "third").is_empty());
-    let dlq = h.store.dlq(&ListFilter::default()).await.unwrap();
+    let dlq = h.store.dlq(&RunQuery::default()).await.unwrap().items;
     assert_eq!(dlq.len(), 1);
     assert_eq!(
         (dlq[0].run_id, dlq[0].status, dlq[0].error.class),
@@ -164,7 +164,7 @@ async fn retry_resumes_at_the_failed_step_with_the_same_keys() {
         "the policy allows three attempts"
     );
     assert_eq!(
-        h.store.dlq(&ListFilter::default()).await.unwrap()[0]
+        h.store.dlq(&RunQuery::default()).await.unwrap().items[0]
             .error
             .class,
         ErrorClass::Transient
@@ -187,7 +187,13 @@ async fn retry_resumes_at_the_failed_step_with_the_same_keys() {
         .collect();
     assert_eq!(keys.len(), 1, "the same idempotency key across the retry");
     assert_eq!(h.world.hits("/third").len(), 1);
-    let entry = h.store.dlq(&ListFilter::default()).await.unwrap().remove(0);
+    let entry = h
+        .store
+        .dlq(&RunQuery::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
     assert_eq!(entry.status, DlqStatus::Retried);
     assert!(
         h.engine.retry(run, "oncall").await.is_err(),
@@ -224,13 +230,13 @@ async fn replay_carries_succeeded_steps_or_starts_fresh_with_an_edited_payload()
     let second_run = start_one(&h, 2).await;
     wait_final(&h.store, first_run).await;
     wait_final(&h.store, second_run).await;
-    let dlq = h.store.dlq(&ListFilter::default()).await.unwrap();
+    let dlq = h.store.dlq(&RunQuery::default()).await.unwrap().items;
     let entry_of = |run: i64| dlq.iter().find(|e| e.run_id == run).unwrap().id;
     h.world.script("/second", vec![Reply::ok(json!({}))]);
 
     let carried = h
         .engine
-        .replay(entry_of(first_run), ReplayVersion::Same, None, "oncall")
+        .replay(entry_of(first_run), ReplayOn::Same, None, "oncall")
         .await
         .unwrap();
     let detail = wait_final(&h.store, carried).await;
@@ -249,7 +255,7 @@ async fn replay_carries_succeeded_steps_or_starts_fresh_with_an_edited_payload()
         .engine
         .replay(
             entry_of(second_run),
-            ReplayVersion::Latest,
+            ReplayOn::Latest,
             Some(json!({"n": 99})),
             "oncall",
         )
@@ -275,7 +281,7 @@ async fn replay_carries_succeeded_steps_or_starts_fresh_with_an_edited_payload()
     );
     let again = h
         .engine
-        .replay(entry.id, ReplayVersion::Same, None, "oncall")
+        .replay(entry.id, ReplayOn::Same, None, "oncall")
         .await;
     assert!(again.is_err(), "a replayed entry cannot be replayed twice");
 }
@@ -285,7 +291,13 @@ async fn discard_needs_a_reason_and_closes_the_entry() {
     let h = harness(&[FLAKY]).await;
     h.world.script("/second", vec![Reply::status(400)]);
     wait_final(&h.store, start_one(&h, 1).await).await;
-    let entry = h.store.dlq(&ListFilter::default()).await.unwrap().remove(0);
+    let entry = h
+        .store
+        .dlq(&RunQuery::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
     assert!(h.engine.discard(entry.id, "  ", "oncall").await.is_err());
     h.engine
         .discard(entry.id, "bad test data", "oncall")

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use acp::actions::{Actions, AiProvider, OpenAiCompatible, ReqwestSender};
-use acp::store::{ListFilter, Store};
-use acp::wire::{AttemptStatus, RunStatus, TriggerKind};
+use acp::store::Store;
+use acp::wire::{AttemptStatus, RunQuery, RunStatus, TriggerKind};
 use common::{Reply, harness, wait_final, wait_until};
 
 const V1: &str = r#"(
@@ -169,7 +169,7 @@ const TICK: &str = r#"(
 async fn schedules_start_runs_once_per_occurrence() {
     let h = harness(&[TICK]).await;
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    let runs = h.store.runs(&ListFilter::default()).await.unwrap();
+    let runs = h.store.runs(&RunQuery::default()).await.unwrap().items;
     assert!(
         (2..=4).contains(&runs.len()),
         "one run per second, got {}",

@@ -17,6 +17,7 @@ mod catalog;
 mod driver;
 mod ops;
 pub mod redact;
+mod replay;
 mod step;
 mod triggers;
 mod worker;
@@ -33,7 +34,7 @@ use crate::domain::template::SecretLookup;
 use crate::store::{Store, StoreError};
 use catalog::Catalog;
 
-pub use ops::{LoadReport, ReplayVersion};
+pub use ops::LoadReport;
 
 /// What can go wrong in an engine call.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,9 @@ pub enum EngineError {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
+    /// A workflow file with problems, each with its line and column.
+    #[error("the workflow has {} problem(s), the first at {}", .0.len(), .0.first().map(ToString::to_string).unwrap_or_default())]
+    Problems(Vec<crate::domain::Problem>),
 }
 
 /// Tuning and wiring.

@@ -9,17 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Engine, EngineError, Inner};
 use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, parse_workflow};
-use crate::store::Replay;
 use crate::wire::{RunMode, RunStatus, TriggerKind};
-
-/// Which version a replay runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplayVersion {
-    /// The version the failed run ran.
-    Same,
-    /// The version published now (after a fix).
-    Latest,
-}
 
 /// What loading a folder of workflow files did.
 #[derive(Debug, Default, PartialEq)]
@@ -32,15 +22,7 @@ pub struct LoadReport {
 impl Engine {
     /// Checks a workflow file and saves it as its workflow's draft; answers the key.
     pub async fn save_draft(&self, source: &str, actor: &str) -> Result<String, EngineError> {
-        let workflow = parse_workflow(source).map_err(|problems| {
-            EngineError::Invalid(
-                problems
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+        let workflow = parse_workflow(source).map_err(EngineError::Problems)?;
         let def = &workflow.def;
         self.inner
             .store
@@ -170,48 +152,6 @@ impl Engine {
         let ids = self.inner.store.create_runs(vec![run]).await?;
         self.inner.wake.notify_one();
         Ok(ids[0])
-    }
-
-    /// Replays a dead-letter entry. On the same version with the same payload, steps that
-    /// succeeded are carried over and the original idempotency keys are reused; otherwise the
-    /// run starts from the first step with new keys.
-    pub async fn replay(
-        &self,
-        dlq_id: i64,
-        version: ReplayVersion,
-        payload: Option<Value>,
-        actor: &str,
-    ) -> Result<i64, EngineError> {
-        let entry = self.inner.store.dlq_entry(dlq_id).await?;
-        let old = self.inner.store.run(entry.run_id).await?.run;
-        let version = match version {
-            ReplayVersion::Same => old.version,
-            ReplayVersion::Latest => self.inner.catalog.published_of(&old.workflow)?.version,
-        };
-        let carry = version == old.version && payload.as_ref().is_none_or(|p| *p == old.trigger);
-        let run = NewRun {
-            workflow: old.workflow,
-            version,
-            team: old.team,
-            mode: old.mode,
-            trigger_kind: TriggerKind::Replay,
-            trigger: payload.unwrap_or(old.trigger),
-            record_id: old.record_id,
-            origin_run: Some(old.id),
-            carry_from_origin: carry,
-            dedupe_key: None,
-        };
-        let id = self
-            .inner
-            .store
-            .replay(Replay {
-                dlq_id,
-                run,
-                actor: actor.to_owned(),
-            })
-            .await?;
-        self.inner.wake.notify_one();
-        Ok(id)
     }
 
     /// Closes a dead-letter entry without replaying it.

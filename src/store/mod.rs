@@ -16,8 +16,8 @@ use tokio::sync::broadcast;
 
 use crate::domain::{NewRun, RecordChange, RecordWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
-    AttemptView, DlqView, Event, FieldChange, RecordView, RunDetail, RunStatus, RunView,
-    VersionView, WorkflowView,
+    AttemptView, AuditEntry, DlqView, Event, FieldChange, Page, RecordView, Role, RunDetail,
+    RunQuery, RunStatus, RunView, TokenView, VersionView, WorkflowView,
 };
 
 pub use sqlite::{Durability, SqliteStore};
@@ -32,6 +32,9 @@ pub enum StoreError {
     /// The run was claimed by another worker after this one's lease expired.
     #[error("lease on run {0} lost")]
     LeaseLost(i64),
+    /// A caller's argument is malformed (a bad cursor, say).
+    #[error("{0}")]
+    Invalid(String),
     #[error("store: {0}")]
     Other(String),
 }
@@ -56,12 +59,15 @@ pub struct ClaimedRun {
     pub resumed: bool,
 }
 
-/// Which dead-letter entries or runs to list.
-#[derive(Debug, Clone, Default)]
-pub struct ListFilter {
-    pub workflow: Option<String>,
-    pub status: Option<String>,
-    pub limit: Option<usize>,
+/// A control action for the audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAudit {
+    pub actor: String,
+    pub role: Role,
+    pub action: String,
+    pub target: String,
+    pub reason: Option<String>,
+    pub outcome: String,
 }
 
 /// A replay of a dead-letter entry, decided by the engine.
@@ -131,12 +137,28 @@ pub trait Store: Send + Sync + 'static {
     /// Queues a failed run again to resume at its failed step; closes its DLQ entry.
     async fn retry_run(&self, run_id: i64, actor: &str) -> Result<()>;
     async fn run(&self, run_id: i64) -> Result<RunDetail>;
-    async fn runs(&self, filter: &ListFilter) -> Result<Vec<RunView>>;
+    /// One page of runs, newest first.
+    async fn runs(&self, query: &RunQuery) -> Result<Page<RunView>>;
 
     async fn dlq_entry(&self, id: i64) -> Result<DlqView>;
-    async fn dlq(&self, filter: &ListFilter) -> Result<Vec<DlqView>>;
+    /// One page of dead-letter entries, newest first.
+    async fn dlq(&self, query: &RunQuery) -> Result<Page<DlqView>>;
     /// Queues the replay run and closes the entry as replayed, atomically.
     async fn replay(&self, replay: Replay) -> Result<i64>;
+    /// Creates a token with the hash of its secret.
+    async fn create_token(&self, name: &str, role: Role, hash: &str) -> Result<TokenView>;
+    /// Revokes an active token.
+    async fn revoke_token(&self, id: i64) -> Result<()>;
+    /// The token whose secret hashes to `hash`, with the stored hash.
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenView, String)>>;
+    async fn tokens(&self) -> Result<Vec<TokenView>>;
+    /// Appends a control action to the audit log.
+    async fn audit(&self, entry: NewAudit) -> Result<()>;
+    /// One page of the audit log, newest first, before the entry `before`.
+    async fn audit_log(&self, before: Option<i64>, limit: usize) -> Result<Page<AuditEntry>>;
+    /// The oldest event still kept (0 when there is none).
+    async fn oldest_seq(&self) -> Result<i64>;
+
     /// Closes an open entry as discarded, with a reason.
     async fn discard_dlq(&self, id: i64, reason: &str, actor: &str) -> Result<()>;
 }

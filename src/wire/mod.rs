@@ -4,11 +4,17 @@
 //! it depends on nothing else in the crate. New fields get `#[serde(default)]` so an older
 //! console keeps working against a newer server.
 
+mod api;
 mod event;
 mod records;
 mod runs;
 mod workflows;
 
+pub use api::{
+    AuditEntry, BulkReplay, Created, Diff, ErrorBody, ErrorDetail, ExternalStep, Page, ProblemView,
+    Published, Reason, RecordInput, RecordWritten, ReplayOn, ReplayPlan, ReplayRequest, Role,
+    Rollback, RunQuery, StartRun, StreamMessage, TokenCreated, TokenRequest, TokenView,
+};
 pub use event::{Event, EventKind};
 pub use records::{FieldChange, RecordView, Source};
 pub use runs::{

@@ -6,8 +6,8 @@ use serde_json::json;
 use super::queue::{self, run_view};
 use super::rows::{self, DLQ_COLUMNS, ms};
 use super::writer::Tx;
-use crate::store::{ListFilter, Replay, Result, StoreError};
-use crate::wire::{DlqStatus, DlqView, EventKind, StepError};
+use crate::store::{Replay, Result, StoreError};
+use crate::wire::{DlqStatus, DlqView, EventKind, Page, RunQuery, StepError};
 
 /// Opens the entry of a failed run (reopening it if the run failed before and was retried).
 pub fn add(tx: &mut Tx<'_>, run_id: i64, step_id: &str, error: &StepError) -> Result<()> {
@@ -93,11 +93,17 @@ pub fn get(conn: &Connection, id: i64) -> Result<DlqView> {
         .ok_or_else(|| StoreError::NotFound(format!("dead-letter entry {id}")))
 }
 
-pub fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<DlqView>> {
-    queue::filtered(
-        conn,
-        &format!("SELECT {DLQ_COLUMNS} FROM dlq"),
-        filter,
-        rows::dlq,
-    )
+pub fn list(conn: &Connection, query: &RunQuery) -> Result<Page<DlqView>> {
+    let columns: Vec<String> = DLQ_COLUMNS.split(", ").map(|c| format!("d.{c}")).collect();
+    let select = format!(
+        "SELECT {} FROM dlq d JOIN runs r ON r.id = d.run_id",
+        columns.join(", ")
+    );
+    let cols = queue::Columns {
+        id: "d.id",
+        status: "d.status",
+        at: "d.created_at",
+        error: "d.error",
+    };
+    queue::page(conn, &select, query, &cols, rows::dlq, |d| d.id)
 }

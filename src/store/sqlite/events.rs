@@ -23,3 +23,8 @@ pub fn events_since(conn: &Connection, after: i64, limit: usize) -> Result<Vec<E
         .collect::<rusqlite::Result<_>>()?;
     Ok(list)
 }
+
+/// The oldest event kept, or 0 when there is none.
+pub fn oldest_seq(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("SELECT COALESCE(MIN(seq), 0) FROM events", [], |r| r.get(0))?)
+}

@@ -1,5 +1,6 @@
 //! The SQLite store: one writer thread with group commit, a small pool of reader connections.
 
+mod access;
 mod dlq;
 mod events;
 mod queue;
@@ -19,11 +20,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, oneshot};
 
-use super::{ClaimedRun, ListFilter, Replay, Result, Store, StoreError, TriggerMatcher};
+use super::{ClaimedRun, NewAudit, Replay, Result, Store, StoreError, TriggerMatcher};
 use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
-    DlqView, Event, FieldChange, RecordView, RunDetail, RunStatus, RunView, VersionView,
-    WorkflowView,
+    AuditEntry, DlqView, Event, FieldChange, Page, RecordView, Role, RunDetail, RunQuery,
+    RunStatus, RunView, TokenView, VersionView, WorkflowView,
 };
 use writer::{Job, Tx, Typed};
 
@@ -291,18 +292,50 @@ impl Store for SqliteStore {
         self.read(move |c| queue::detail(c, run_id)).await
     }
 
-    async fn runs(&self, filter: &ListFilter) -> Result<Vec<RunView>> {
-        let filter = filter.clone();
-        self.read(move |c| queue::list(c, &filter)).await
+    async fn runs(&self, query: &RunQuery) -> Result<Page<RunView>> {
+        let query = query.clone();
+        self.read(move |c| queue::list(c, &query)).await
     }
 
     async fn dlq_entry(&self, id: i64) -> Result<DlqView> {
         self.read(move |c| dlq::get(c, id)).await
     }
 
-    async fn dlq(&self, filter: &ListFilter) -> Result<Vec<DlqView>> {
-        let filter = filter.clone();
-        self.read(move |c| dlq::list(c, &filter)).await
+    async fn dlq(&self, query: &RunQuery) -> Result<Page<DlqView>> {
+        let query = query.clone();
+        self.read(move |c| dlq::list(c, &query)).await
+    }
+
+    async fn create_token(&self, name: &str, role: Role, hash: &str) -> Result<TokenView> {
+        let (name, hash) = (name.to_owned(), hash.to_owned());
+        self.write(move |tx| access::create_token(tx, &name, role, &hash))
+            .await
+    }
+
+    async fn revoke_token(&self, id: i64) -> Result<()> {
+        self.write(move |tx| access::revoke_token(tx, id)).await
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenView, String)>> {
+        let hash = hash.to_owned();
+        self.read(move |c| access::token_by_hash(c, &hash)).await
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenView>> {
+        self.read(access::tokens).await
+    }
+
+    async fn audit(&self, entry: NewAudit) -> Result<()> {
+        self.write(move |tx| access::audit(tx, &entry)).await
+    }
+
+    async fn audit_log(&self, before: Option<i64>, limit: usize) -> Result<Page<AuditEntry>> {
+        self.read(move |c| access::audit_log(c, before, limit))
+            .await
+    }
+
+    async fn oldest_seq(&self) -> Result<i64> {
+        self.read(events::oldest_seq).await
     }
 
     async fn replay(&self, replay: Replay) -> Result<i64> {

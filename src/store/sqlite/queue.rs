@@ -6,8 +6,8 @@ use serde_json::json;
 use super::rows::{self, ATTEMPT_COLUMNS, RUN_COLUMNS, ms};
 use super::writer::Tx;
 use crate::domain::NewRun;
-use crate::store::{ListFilter, Result, StoreError};
-use crate::wire::{AttemptView, EventKind, RunDetail, RunView};
+use crate::store::{Result, StoreError};
+use crate::wire::{AttemptView, EventKind, Page, RunDetail, RunQuery, RunView};
 
 /// Queues a run; a known dedupe key answers the existing run instead.
 pub fn create(tx: &mut Tx<'_>, run: &NewRun) -> Result<i64> {
@@ -93,29 +93,82 @@ pub fn detail(conn: &Connection, run_id: i64) -> Result<RunDetail> {
     })
 }
 
-pub fn list(conn: &Connection, filter: &ListFilter) -> Result<Vec<RunView>> {
-    filtered(
-        conn,
-        &format!("SELECT {RUN_COLUMNS} FROM runs"),
-        filter,
-        rows::run,
-    )
+pub fn list(conn: &Connection, query: &RunQuery) -> Result<Page<RunView>> {
+    let select = format!("SELECT {RUN_COLUMNS} FROM runs r");
+    page(conn, &select, query, &Columns::RUNS, rows::run, |r| r.id)
 }
 
-/// Newest first, by workflow and status, from a `SELECT ... FROM table` of runs or entries.
-pub fn filtered<T>(
+/// Where a filtered list finds each filter's column.
+pub struct Columns {
+    pub id: &'static str,
+    pub status: &'static str,
+    pub at: &'static str,
+    pub error: &'static str,
+}
+
+impl Columns {
+    pub const RUNS: Columns = Columns {
+        id: "r.id",
+        status: "r.status",
+        at: "r.queued_at",
+        error: "r.error",
+    };
+}
+
+/// Most items in one page.
+pub const MAX_PAGE: usize = 500;
+
+/// One page, newest first, of `select` (which names the runs table `r`) filtered by `query`.
+pub fn page<T>(
     conn: &Connection,
     select: &str,
-    filter: &ListFilter,
+    query: &RunQuery,
+    cols: &Columns,
     row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Vec<T>> {
+    id_of: fn(&T) -> i64,
+) -> Result<Page<T>> {
+    let Columns {
+        id,
+        status,
+        at,
+        error,
+    } = cols;
     let sql = format!(
-        "{select} WHERE (?1 IS NULL OR workflow = ?1) AND (?2 IS NULL OR status = ?2) ORDER BY id DESC LIMIT ?3"
+        "{select} WHERE (?1 IS NULL OR r.workflow = ?1) AND (?2 IS NULL OR {status} = ?2) \
+         AND (?3 IS NULL OR r.team = ?3) AND (?4 IS NULL OR r.mode = ?4) AND (?5 IS NULL OR r.record_id = ?5) \
+         AND (?6 IS NULL OR {at} >= ?6) AND (?7 IS NULL OR {at} < ?7) \
+         AND (?8 IS NULL OR {error} LIKE '%' || ?8 || '%') AND (?9 IS NULL OR {id} < ?9) \
+         ORDER BY {id} DESC LIMIT ?10"
     );
-    let limit = filter.limit.unwrap_or(100) as i64;
-    let list = conn
+    let cursor = match &query.cursor {
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| StoreError::Invalid(format!("cursor `{c}` is not valid")))?,
+        ),
+        None => None,
+    };
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let items: Vec<T> = conn
         .prepare_cached(&sql)?
-        .query_map(params![filter.workflow, filter.status, limit], row)?
+        .query_map(
+            params![
+                query.workflow,
+                query.status,
+                query.team,
+                query.mode,
+                query.record_id,
+                query.since.map(ms),
+                query.until.map(ms),
+                query.q,
+                cursor,
+                limit as i64
+            ],
+            row,
+        )?
         .collect::<rusqlite::Result<_>>()?;
-    Ok(list)
+    let next_cursor = items
+        .last()
+        .filter(|_| items.len() == limit)
+        .map(|last| id_of(last).to_string());
+    Ok(Page { items, next_cursor })
 }

@@ -3,7 +3,8 @@
 use rusqlite::Connection;
 
 /// Each entry moves the schema one version forward. Never edit a shipped entry; append.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,
@@ -120,7 +121,30 @@ CREATE TABLE dlq (
     replay_run INTEGER
 );
 CREATE INDEX dlq_status ON dlq (status, id);
-"#];
+"#,
+    r#"
+CREATE TABLE tokens (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    role TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    reason TEXT,
+    outcome TEXT NOT NULL
+);
+CREATE INDEX runs_status ON runs (status, id);
+CREATE INDEX runs_record ON runs (record_id, id);
+"#,
+];
 
 /// Brings the database up to the newest schema.
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -1,0 +1,259 @@
+//! REST request and response bodies under `/api/v1`, and websocket stream messages.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::event::Event;
+use super::runs::string_enum;
+
+string_enum!(
+    /// What a token may do: `viewer` reads; `operator` also retries, replays, discards, cancels
+    /// and acknowledges; `admin` also publishes, rolls back and manages tokens and webhooks.
+    Role {
+        Viewer => "viewer",
+        Operator => "operator",
+        Admin => "admin",
+    }
+);
+
+impl Role {
+    /// True when this role includes everything `needed` may do.
+    pub fn allows(self, needed: Role) -> bool {
+        self.rank() >= needed.rank()
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            Self::Viewer => 0,
+            Self::Operator => 1,
+            Self::Admin => 2,
+        }
+    }
+}
+
+/// Every error the API answers: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// A machine-readable code (`not_found`, `forbidden`, `invalid_workflow`...) and a sentence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    /// For `invalid_workflow`: every problem with its line and column.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<ProblemView>,
+}
+
+/// One problem in a workflow file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProblemView {
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+/// One page of a list, newest first; pass `next_cursor` as `cursor` for the next page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+/// Filters for runs and dead-letter entries (query string).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunQuery {
+    pub workflow: Option<String>,
+    pub status: Option<String>,
+    pub team: Option<String>,
+    pub mode: Option<String>,
+    pub record_id: Option<i64>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Free text searched in error messages.
+    pub q: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// `POST /runs`: start a workflow's published version by hand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartRun {
+    pub workflow: String,
+    #[serde(default)]
+    pub payload: Value,
+}
+
+/// The id of a run (or runs) just created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Created {
+    pub id: i64,
+}
+
+/// A reason, where an action takes one (discard needs it; cancel may have it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reason {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Which version a replay runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayOn {
+    /// The version the failed run ran.
+    #[default]
+    Same,
+    /// The version published now.
+    Latest,
+}
+
+/// `POST /dlq/{id}/replay`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplayRequest {
+    #[serde(default)]
+    pub version: ReplayOn,
+    /// An edited trigger payload; the original one when absent.
+    #[serde(default)]
+    pub payload: Option<Value>,
+}
+
+/// `POST /dlq/replay`: replay every open entry that matches a filter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BulkReplay {
+    #[serde(default)]
+    pub filter: RunQuery,
+    #[serde(default)]
+    pub version: ReplayOn,
+    /// Only answer what would happen.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What a bulk replay does (or would do).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayPlan {
+    pub count: usize,
+    pub workflows: Vec<String>,
+    pub records: Vec<i64>,
+    /// Steps that would call an outside system again.
+    pub external_steps: Vec<ExternalStep>,
+    /// Runs created (empty for a dry run).
+    #[serde(default)]
+    pub runs: Vec<i64>,
+}
+
+/// A step that reaches outside ACP and would run again on replay.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ExternalStep {
+    pub workflow: String,
+    pub version: i64,
+    pub step_id: String,
+    pub kind: String,
+    /// Whether the call carries an `Idempotency-Key` the outside system can deduplicate on.
+    pub idempotency_key: bool,
+    /// How many of the replayed runs would call it.
+    pub runs: usize,
+}
+
+/// `POST /workflows/{key}/rollback`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollback {
+    pub version: i64,
+}
+
+/// The new published version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Published {
+    pub workflow: String,
+    pub version: i64,
+}
+
+/// `GET /workflows/{key}/diff?from=&to=`: a unified diff of two versions' sources.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diff {
+    pub from: i64,
+    pub to: i64,
+    pub unified: String,
+}
+
+/// `POST /records` (create) and `PATCH /records/{id}` (update some fields).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordInput {
+    #[serde(default)]
+    pub object: String,
+    pub values: serde_json::Map<String, Value>,
+    /// A key already applied makes the write a no-op returning the first result.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+/// The record after a write, and what the write did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordWritten {
+    pub record: super::RecordView,
+    pub changed: Vec<String>,
+    pub runs: Vec<i64>,
+    pub duplicate: bool,
+}
+
+/// `POST /tokens`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRequest {
+    pub name: String,
+    pub role: Role,
+}
+
+/// A token as listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A token just created: the secret is shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    #[serde(flatten)]
+    pub view: TokenView,
+    pub token: String,
+}
+
+/// One control action: who did what to what, and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub role: Role,
+    pub action: String,
+    pub target: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// `ok`, or the error code the action ended with.
+    pub outcome: String,
+}
+
+/// A websocket stream message (one JSON text frame each).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamMessage {
+    Event(Event),
+    /// `since` is older than the oldest event kept: reload over REST, then resume from `seq`.
+    Reset {
+        seq: i64,
+    },
+    /// The client fell too far behind and is disconnected; reconnect with `since=seq`.
+    Lagged {
+        seq: i64,
+    },
+}
