@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use acp::store::Durability;
+use acp::wire::Role;
 
 /// ACP, the Automation Control Plane.
 #[derive(Parser)]
@@ -29,6 +30,26 @@ enum Command {
     /// Measure throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Manage API tokens directly in the database (no server needed).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (once).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        #[arg(long, default_value = "acp.db", env = "ACP_DB")]
+        db: PathBuf,
+    },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| format!("`{text}` is not a role: viewer, operator or admin"))
 }
 
 #[derive(clap::Args)]
@@ -36,6 +57,9 @@ pub struct ServeArgs {
     /// The SQLite database file (created if missing).
     #[arg(long, default_value = "acp.db", env = "ACP_DB")]
     db: PathBuf,
+    /// Address of the HTTP API.
+    #[arg(long, default_value = "127.0.0.1:7700", env = "ACP_LISTEN")]
+    listen: String,
     /// A folder of `*.ron` workflow files to load and publish at start.
     #[arg(long)]
     workflows: Option<PathBuf>,
@@ -74,6 +98,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::serve(args))),
         Command::Bench(BenchCommand::Engine(args)) => {
             runtime().and_then(|rt| rt.block_on(bench::engine(args)))
+        }
+        Command::Token(TokenCommand::Create { name, role, db }) => {
+            runtime().and_then(|rt| rt.block_on(serve::create_token(&db, &name, role)))
         }
     };
     match result {

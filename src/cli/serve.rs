@@ -7,7 +7,10 @@ use anyhow::Context;
 use super::ServeArgs;
 use acp::actions::Actions;
 use acp::engine::{Engine, EngineConfig};
+use acp::server::auth;
+use acp::server::{AppState, ServerConfig, launch};
 use acp::store::{SqliteStore, Store};
+use tokio_util::sync::CancellationToken;
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(
@@ -33,9 +36,29 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(workflow = %key, "unchanged");
         }
     }
-    tracing::info!(db = %args.db.display(), durability = ?args.durability, "ACP engine running; Ctrl-C stops it");
+    let store_dyn: Arc<dyn Store> = store.clone();
+    if let Some(token) =
+        auth::bootstrap_admin(store_dyn.as_ref(), std::env::var("ACP_ADMIN_TOKEN").ok()).await?
+    {
+        println!("First start: created the admin token (shown once, keep it safe):\n  {token}");
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let state = AppState {
+        engine: engine.clone(),
+        store: store_dyn,
+        config: Arc::new(ServerConfig::default()),
+        shutdown: CancellationToken::new(),
+    };
+    let shutdown = state.shutdown.clone();
+    let server = tokio::spawn(launch(listener, state));
+    tracing::info!(db = %args.db.display(), durability = ?args.durability, "ACP serving http://{address}/api/v1; Ctrl-C stops it");
     shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight attempts");
+    tracing::info!("shutting down: closing streams, finishing in-flight attempts");
+    shutdown.cancel();
+    server.await??;
     engine.shutdown().await;
     store.close();
     tracing::info!("stopped");
@@ -58,4 +81,22 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// `acp token create`: a token straight into the database.
+pub async fn create_token(
+    db: &std::path::Path,
+    name: &str,
+    role: acp::wire::Role,
+) -> anyhow::Result<()> {
+    let store = SqliteStore::open(db, acp::store::Durability::Normal)
+        .with_context(|| format!("opening {}", db.display()))?;
+    let created = auth::create_token(&store, name, role, None).await?;
+    store.close();
+    println!("{}", created.token);
+    eprintln!(
+        "created {} token `{}` (id {}); it is shown only this once",
+        created.view.role, created.view.name, created.view.id
+    );
+    Ok(())
 }

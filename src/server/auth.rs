@@ -1,0 +1,143 @@
+//! Bearer tokens and roles. Tokens are random, shown once, stored as SHA-256 hashes and
+//! compared in constant time.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::store::{NewAudit, Store, StoreError};
+use crate::wire::{Role, TokenCreated};
+
+/// A new random token: `acp_` and 40 hex digits (160 bits from the OS).
+pub fn new_token() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Other(format!("no randomness: {e}")))?;
+    Ok(format!("acp_{}", hex::encode(bytes)))
+}
+
+/// The hash stored for a token.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Creates a token and answers its secret (shown once).
+pub async fn create_token(
+    store: &dyn Store,
+    name: &str,
+    role: Role,
+    secret: Option<String>,
+) -> Result<TokenCreated, StoreError> {
+    let token = match secret {
+        Some(token) => token,
+        None => new_token()?,
+    };
+    let view = store.create_token(name, role, &hash_token(&token)).await?;
+    Ok(TokenCreated { view, token })
+}
+
+/// On a database without tokens, creates the first admin token: `ACP_ADMIN_TOKEN` when given,
+/// else a random one. Answers the secret only when it was generated (to print it once).
+pub async fn bootstrap_admin(
+    store: &dyn Store,
+    given: Option<String>,
+) -> Result<Option<String>, StoreError> {
+    if !store.tokens().await?.is_empty() {
+        return Ok(None);
+    }
+    let generated = given.is_none();
+    let created = create_token(store, "admin", Role::Admin, given).await?;
+    Ok(generated.then_some(created.token))
+}
+
+/// Who is calling: the token's name and role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Refuses callers whose role does not include `needed`.
+    pub fn require(&self, needed: Role) -> Result<(), ApiError> {
+        if self.role.allows(needed) {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(format!(
+            "this needs the {needed} role; the token `{}` is {}",
+            self.name, self.role
+        )))
+    }
+}
+
+/// Checks a token against the store.
+pub async fn authenticate(store: &dyn Store, token: &str) -> Result<Caller, ApiError> {
+    let hash = hash_token(token.trim());
+    let found = store.token_by_hash(&hash).await?;
+    match found {
+        Some((view, stored))
+            if bool::from(stored.as_bytes().ct_eq(hash.as_bytes()))
+                && view.revoked_at.is_none() =>
+        {
+            Ok(Caller {
+                name: view.name,
+                role: view.role,
+            })
+        }
+        Some(_) | None => Err(ApiError::unauthorized(
+            "the token is not valid or was revoked",
+        )),
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let token = header
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <token>`"))?;
+        authenticate(state.store.as_ref(), token).await
+    }
+}
+
+impl AppState {
+    /// Records a control action and its outcome in the audit log, then passes the result on.
+    pub async fn audited<T>(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: String,
+        reason: Option<String>,
+        result: Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let outcome = match &result {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.code.to_owned(),
+        };
+        let entry = NewAudit {
+            actor: caller.name.clone(),
+            role: caller.role,
+            action: action.to_owned(),
+            target,
+            reason,
+            outcome,
+        };
+        if let Err(e) = self.store.audit(entry).await {
+            tracing::error!("writing the audit log failed: {e}");
+        }
+        result
+    }
+}

@@ -1,0 +1,186 @@
+//! The API's one error type: every failure becomes `{"error": {"code", "message"}}` with the
+//! right status. HTTP status codes appear here and nowhere else.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection, StringRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::engine::EngineError;
+use crate::store::StoreError;
+use crate::wire::{ErrorBody, ErrorDetail, ProblemView};
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub problems: Vec<ProblemView>,
+}
+
+/// A handler's result.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            problems: Vec::new(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the server log has the details",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                problems: self.problems,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => Self::not_found(format!("{what} not found")),
+            StoreError::Conflict(why) => Self::new(StatusCode::CONFLICT, "conflict", why),
+            StoreError::LeaseLost(run) => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("run {run} changed hands"),
+            ),
+            StoreError::Invalid(why) => Self::bad_request(why),
+            StoreError::Other(detail) => {
+                tracing::error!("store error: {detail}");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Store(e) => e.into(),
+            EngineError::NotFound(what) => Self::not_found(format!("{what} not found")),
+            EngineError::Invalid(why) => Self::unprocessable("invalid", why),
+            EngineError::Problems(problems) => Self {
+                problems: problems
+                    .iter()
+                    .map(|p| ProblemView {
+                        line: p.line,
+                        col: p.col,
+                        message: p.message.clone(),
+                    })
+                    .collect(),
+                ..Self::unprocessable(
+                    "invalid_workflow",
+                    EngineError::Problems(problems).to_string(),
+                )
+            },
+        }
+    }
+}
+
+/// Maps a body, query or path rejection to our error body, keeping axum's status
+/// (400 malformed, 413 too large, 415 wrong content type, 422 wrong shape).
+fn rejection(status: StatusCode, text: String) -> ApiError {
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
+        _ => "bad_request",
+    };
+    ApiError::new(status, code, text)
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        rejection(r.status(), r.body_text())
+    }
+}
+
+impl From<StringRejection> for ApiError {
+    fn from(r: StringRejection) -> Self {
+        rejection(r.status(), r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::bad_request(r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        Self::bad_request(r.body_text())
+    }
+}
+
+/// `Json` whose rejections are [`ApiError`]s.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}
+
+/// `Query` whose rejections are [`ApiError`]s.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// `Path` whose rejections are [`ApiError`]s.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// Parses an optional JSON body: empty means the default; bad JSON is 400, a wrong shape 422.
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::unprocessable("invalid_body", e.to_string()),
+        _ => ApiError::bad_request(format!("the body is not valid JSON: {e}")),
+    })
+}

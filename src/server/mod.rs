@@ -1,0 +1,72 @@
+//! The HTTP API under `/api/v1` (axum): REST handlers, the websocket stream, auth and roles.
+//!
+//! Handlers translate between wire types and engine or store calls and hold no business
+//! rules. Every error leaves through [`error::ApiError`].
+
+pub mod auth;
+mod error;
+mod routes;
+mod stream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::Engine;
+use crate::store::Store;
+pub use error::ApiError;
+
+/// Settings of the API.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest request body; larger ones get 413.
+    pub body_limit: usize,
+    /// How often the stream pings idle clients.
+    pub ping: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            body_limit: 1024 * 1024,
+            ping: Duration::from_secs(15),
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub store: Arc<dyn Store>,
+    pub config: Arc<ServerConfig>,
+    /// Cancelled on shutdown: streams send a close frame and end.
+    pub shutdown: CancellationToken,
+}
+
+/// The whole API as a router.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.body_limit;
+    Router::new()
+        .nest("/api/v1", routes::api().merge(stream::routes()))
+        .fallback(routes::no_route)
+        .method_not_allowed_fallback(routes::no_method)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            routes::panicked,
+        ))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled; open streams are closed with a
+/// close frame first.
+pub async fn launch(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let shutdown = state.shutdown.clone();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

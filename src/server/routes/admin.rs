@@ -1,0 +1,113 @@
+//! Tokens, the audit log and the event log.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use serde::Deserialize;
+
+use super::super::AppState;
+use super::super::auth::{self, Caller};
+use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::wire::{AuditEntry, Event, Page, Role, TokenCreated, TokenRequest, TokenView};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/tokens", get(tokens).post(create_token))
+        .route("/tokens/{id}", delete(revoke_token))
+        .route("/audit", get(audit))
+        .route("/events", get(events))
+}
+
+async fn tokens(State(s): State<AppState>, caller: Caller) -> ApiResult<ApiJson<Vec<TokenView>>> {
+    caller.require(Role::Admin)?;
+    Ok(ApiJson(s.store.tokens().await?))
+}
+
+async fn create_token(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<TokenRequest>,
+) -> ApiResult<(StatusCode, ApiJson<TokenCreated>)> {
+    let result = async {
+        caller.require(Role::Admin)?;
+        if body.name.trim().is_empty() {
+            return Err(ApiError::unprocessable(
+                "name_required",
+                "a token needs a name",
+            ));
+        }
+        let created =
+            auth::create_token(s.store.as_ref(), body.name.trim(), body.role, None).await?;
+        Ok((StatusCode::CREATED, ApiJson(created)))
+    };
+    let result = result.await;
+    s.audited(
+        &caller,
+        "token.create",
+        format!("token:{} ({})", body.name, body.role),
+        None,
+        result,
+    )
+    .await
+}
+
+async fn revoke_token(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    let result = async {
+        caller.require(Role::Admin)?;
+        s.store.revoke_token(id).await?;
+        Ok(StatusCode::NO_CONTENT)
+    };
+    let result = result.await;
+    s.audited(&caller, "token.revoke", format!("token:{id}"), None, result)
+        .await
+}
+
+#[derive(Deserialize)]
+struct Cursor {
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn audit(
+    State(s): State<AppState>,
+    _: Caller,
+    ApiQuery(q): ApiQuery<Cursor>,
+) -> ApiResult<ApiJson<Page<AuditEntry>>> {
+    let before = match q.cursor {
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("cursor `{c}` is not valid")))?,
+        ),
+        None => None,
+    };
+    Ok(ApiJson(
+        s.store
+            .audit_log(before, q.limit.unwrap_or(50).clamp(1, 500))
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct Since {
+    #[serde(default)]
+    since: i64,
+    limit: Option<usize>,
+}
+
+/// Events after `since`, oldest first.
+async fn events(
+    State(s): State<AppState>,
+    _: Caller,
+    ApiQuery(q): ApiQuery<Since>,
+) -> ApiResult<ApiJson<Vec<Event>>> {
+    Ok(ApiJson(
+        s.store
+            .events_since(q.since, q.limit.unwrap_or(500).clamp(1, 10_000))
+            .await?,
+    ))
+}

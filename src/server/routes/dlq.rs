@@ -1,0 +1,116 @@
+//! The dead-letter queue: list, detail, replay (one, or by filter with a dry run), discard.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+
+use super::super::AppState;
+use super::super::auth::Caller;
+use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, optional_json};
+use crate::wire::{
+    BulkReplay, Created, DlqView, Page, Reason, ReplayPlan, ReplayRequest, Role, RunQuery,
+};
+use axum::body::Bytes;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/dlq", get(list))
+        .route("/dlq/replay", post(replay_matching))
+        .route("/dlq/{id}", get(one))
+        .route("/dlq/{id}/replay", post(replay))
+        .route("/dlq/{id}/discard", post(discard))
+}
+
+async fn list(
+    State(s): State<AppState>,
+    _: Caller,
+    ApiQuery(q): ApiQuery<RunQuery>,
+) -> ApiResult<ApiJson<Page<DlqView>>> {
+    Ok(ApiJson(s.store.dlq(&q).await?))
+}
+
+async fn one(
+    State(s): State<AppState>,
+    _: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<ApiJson<DlqView>> {
+    Ok(ApiJson(s.store.dlq_entry(id).await?))
+}
+
+async fn replay(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, ApiJson<Created>)> {
+    let result = async {
+        caller.require(Role::Operator)?;
+        let body: ReplayRequest = optional_json(&body)?;
+        let run = s
+            .engine
+            .replay(id, body.version, body.payload.clone(), &caller.name)
+            .await?;
+        Ok((StatusCode::CREATED, ApiJson(Created { id: run })))
+    };
+    let result = result.await;
+    s.audited(&caller, "dlq.replay", format!("dlq:{id}"), None, result)
+        .await
+}
+
+async fn replay_matching(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<BulkReplay>,
+) -> ApiResult<ApiJson<ReplayPlan>> {
+    let result = async {
+        caller.require(Role::Operator)?;
+        let plan = s
+            .engine
+            .replay_matching(&body.filter, body.version, body.dry_run, &caller.name)
+            .await?;
+        Ok(ApiJson(plan))
+    };
+    let result = result.await;
+    if body.dry_run {
+        return result;
+    }
+    let target = serde_json::to_string(&body.filter).unwrap_or_default();
+    s.audited(
+        &caller,
+        "dlq.replay_matching",
+        format!("dlq:{target}"),
+        None,
+        result,
+    )
+    .await
+}
+
+async fn discard(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Reason>,
+) -> ApiResult<StatusCode> {
+    let reason = body.reason.unwrap_or_default();
+    let result = async {
+        caller.require(Role::Operator)?;
+        if reason.trim().is_empty() {
+            return Err(ApiError::unprocessable(
+                "reason_required",
+                "discarding needs a reason",
+            ));
+        }
+        s.engine.discard(id, &reason, &caller.name).await?;
+        Ok(StatusCode::NO_CONTENT)
+    };
+    let result = result.await;
+    s.audited(
+        &caller,
+        "dlq.discard",
+        format!("dlq:{id}"),
+        Some(reason.clone()),
+        result,
+    )
+    .await
+}

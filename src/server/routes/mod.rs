@@ -1,0 +1,40 @@
+//! REST routes, one module per resource.
+
+mod admin;
+mod dlq;
+mod records;
+mod runs;
+mod workflows;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ApiError;
+
+/// Every REST route under `/api/v1`.
+pub fn api() -> Router<AppState> {
+    workflows::routes()
+        .merge(runs::routes())
+        .merge(dlq::routes())
+        .merge(records::routes())
+        .merge(admin::routes())
+}
+
+pub async fn no_route() -> ApiError {
+    ApiError::not_found("no such route; the API lives under /api/v1")
+}
+
+pub async fn no_method() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+pub fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a handler panicked");
+    ApiError::internal().into_response()
+}

@@ -1,0 +1,122 @@
+//! Runs: list with filters, detail, manual start, retry, re-run, cancel.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+
+use super::super::AppState;
+use super::super::auth::Caller;
+use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, optional_json};
+use crate::wire::{
+    Created, Page, Reason, Role, RunDetail, RunQuery, RunStatus, RunView, StartRun, TriggerKind,
+};
+use axum::body::Bytes;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/runs", get(list).post(start))
+        .route("/runs/{id}", get(one))
+        .route("/runs/{id}/retry", post(retry))
+        .route("/runs/{id}/rerun", post(rerun))
+        .route("/runs/{id}/cancel", post(cancel))
+}
+
+async fn list(
+    State(s): State<AppState>,
+    _: Caller,
+    ApiQuery(q): ApiQuery<RunQuery>,
+) -> ApiResult<ApiJson<Page<RunView>>> {
+    Ok(ApiJson(s.store.runs(&q).await?))
+}
+
+async fn one(
+    State(s): State<AppState>,
+    _: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<ApiJson<RunDetail>> {
+    Ok(ApiJson(s.store.run(id).await?))
+}
+
+async fn start(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<StartRun>,
+) -> ApiResult<(StatusCode, ApiJson<Created>)> {
+    let result = async {
+        caller.require(Role::Operator)?;
+        let ids = s
+            .engine
+            .start_runs(
+                &body.workflow,
+                TriggerKind::Manual,
+                vec![body.payload.clone()],
+            )
+            .await?;
+        let id = ids.first().copied().ok_or_else(ApiError::internal)?;
+        Ok((StatusCode::CREATED, ApiJson(Created { id })))
+    };
+    let result = result.await;
+    s.audited(
+        &caller,
+        "run.start",
+        format!("workflow:{}", body.workflow),
+        None,
+        result,
+    )
+    .await
+}
+
+async fn retry(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    let result = async {
+        caller.require(Role::Operator)?;
+        s.engine.retry(id, &caller.name).await?;
+        Ok(StatusCode::ACCEPTED)
+    };
+    let result = result.await;
+    s.audited(&caller, "run.retry", format!("run:{id}"), None, result)
+        .await
+}
+
+async fn rerun(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<(StatusCode, ApiJson<Created>)> {
+    let result = async {
+        caller.require(Role::Operator)?;
+        let new = s.engine.rerun(id, &caller.name).await?;
+        Ok((StatusCode::CREATED, ApiJson(Created { id: new })))
+    };
+    let result = result.await;
+    s.audited(&caller, "run.rerun", format!("run:{id}"), None, result)
+        .await
+}
+
+async fn cancel(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    body: Bytes,
+) -> ApiResult<ApiJson<serde_json::Value>> {
+    let parsed = optional_json::<Reason>(&body);
+    let reason = parsed.as_ref().ok().and_then(|r| r.reason.clone());
+    let result = async {
+        caller.require(Role::Operator)?;
+        parsed?;
+        let status = s.engine.cancel(id, &caller.name).await?;
+        let outcome = if status == RunStatus::Cancelled {
+            "cancelled"
+        } else {
+            "cancel_requested"
+        };
+        Ok(ApiJson(serde_json::json!({"status": outcome})))
+    };
+    let result = result.await;
+    s.audited(&caller, "run.cancel", format!("run:{id}"), reason, result)
+        .await
+}

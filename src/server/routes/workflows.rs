@@ -1,0 +1,195 @@
+//! Workflows: list, versions, diff, drafts, validation, publish, rollback.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post, put};
+use serde::Deserialize;
+
+use super::super::AppState;
+use super::super::auth::Caller;
+use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::domain::parse_workflow;
+use crate::engine::EngineError;
+use crate::wire::{Diff, Published, Role, Rollback, VersionView, WorkflowView};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/workflows", get(list))
+        .route("/workflows/validate", post(validate))
+        .route("/workflows/{key}", get(one))
+        .route("/workflows/{key}/versions", get(versions))
+        .route("/workflows/{key}/versions/{version}", get(version))
+        .route("/workflows/{key}/diff", get(diff))
+        .route("/workflows/{key}/draft", put(put_draft))
+        .route("/workflows/{key}/publish", post(publish))
+        .route("/workflows/{key}/rollback", post(rollback))
+}
+
+async fn list(State(s): State<AppState>, _: Caller) -> ApiResult<ApiJson<Vec<WorkflowView>>> {
+    Ok(ApiJson(s.store.workflows().await?))
+}
+
+async fn one(
+    State(s): State<AppState>,
+    _: Caller,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<ApiJson<WorkflowView>> {
+    let found = s
+        .store
+        .workflows()
+        .await?
+        .into_iter()
+        .find(|w| w.key == key);
+    found
+        .map(ApiJson)
+        .ok_or_else(|| ApiError::not_found(format!("workflow `{key}` not found")))
+}
+
+async fn versions(
+    State(s): State<AppState>,
+    _: Caller,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<ApiJson<Vec<VersionView>>> {
+    let list = s.store.versions(&key).await?;
+    if list.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "workflow `{key}` has no versions"
+        )));
+    }
+    Ok(ApiJson(list))
+}
+
+async fn version(
+    State(s): State<AppState>,
+    _: Caller,
+    ApiPath((key, version)): ApiPath<(String, i64)>,
+) -> ApiResult<ApiJson<VersionView>> {
+    Ok(ApiJson(s.store.version(&key, version).await?))
+}
+
+#[derive(Deserialize)]
+struct DiffQuery {
+    from: i64,
+    to: i64,
+}
+
+async fn diff(
+    State(s): State<AppState>,
+    _: Caller,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DiffQuery>,
+) -> ApiResult<ApiJson<Diff>> {
+    let (a, b) = (
+        s.store.version(&key, q.from).await?,
+        s.store.version(&key, q.to).await?,
+    );
+    let unified = similar::TextDiff::from_lines(&a.source, &b.source)
+        .unified_diff()
+        .header(&format!("{key}@{}", q.from), &format!("{key}@{}", q.to))
+        .to_string();
+    Ok(ApiJson(Diff {
+        from: q.from,
+        to: q.to,
+        unified,
+    }))
+}
+
+/// The body is the RON file itself.
+async fn put_draft(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+    source: String,
+) -> ApiResult<ApiJson<WorkflowView>> {
+    let result = save(&s, &caller, &key, &source).await;
+    s.audited(
+        &caller,
+        "workflow.save_draft",
+        format!("workflow:{key}"),
+        None,
+        result,
+    )
+    .await
+}
+
+async fn save(
+    s: &AppState,
+    caller: &Caller,
+    key: &str,
+    source: &str,
+) -> ApiResult<ApiJson<WorkflowView>> {
+    caller.require(Role::Admin)?;
+    let workflow = parse_workflow(source).map_err(EngineError::Problems)?;
+    if workflow.def.key != key {
+        let message = format!(
+            "the file's key is `{}` but the URL names `{key}`",
+            workflow.def.key
+        );
+        return Err(ApiError::unprocessable("key_mismatch", message));
+    }
+    s.engine.save_draft(source, &caller.name).await?;
+    let saved = s
+        .store
+        .workflows()
+        .await?
+        .into_iter()
+        .find(|w| w.key == key);
+    saved.map(ApiJson).ok_or_else(ApiError::internal)
+}
+
+/// Checks a RON file without saving it: 200 when valid, 422 with every problem otherwise.
+async fn validate(_: Caller, source: String) -> ApiResult<ApiJson<serde_json::Value>> {
+    let workflow = parse_workflow(&source).map_err(EngineError::Problems)?;
+    Ok(ApiJson(
+        serde_json::json!({"key": workflow.def.key, "steps": workflow.steps.len()}),
+    ))
+}
+
+async fn publish(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+) -> ApiResult<ApiJson<Published>> {
+    let result = async {
+        caller.require(Role::Admin)?;
+        let version = s.engine.publish(&key, &caller.name).await?;
+        Ok(ApiJson(Published {
+            workflow: key.clone(),
+            version,
+        }))
+    };
+    let result = result.await;
+    s.audited(
+        &caller,
+        "workflow.publish",
+        format!("workflow:{key}"),
+        None,
+        result,
+    )
+    .await
+}
+
+async fn rollback(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<Rollback>,
+) -> ApiResult<ApiJson<Published>> {
+    let result = async {
+        caller.require(Role::Admin)?;
+        s.engine.rollback(&key, body.version, &caller.name).await?;
+        Ok(ApiJson(Published {
+            workflow: key.clone(),
+            version: body.version,
+        }))
+    };
+    let result = result.await;
+    s.audited(
+        &caller,
+        "workflow.rollback",
+        format!("workflow:{key}@{}", body.version),
+        None,
+        result,
+    )
+    .await
+}

@@ -1,0 +1,211 @@
+//! `GET /api/v1/stream?since=SEQ`: the run log over a websocket, with no gap and no duplicate.
+//!
+//! The handler subscribes to the event bus *before* reading the backlog from the store, so an
+//! event committed while the backlog is sent is either in the backlog or on the bus; events
+//! at or below the last sequence sent are dropped as duplicates. A client that falls behind
+//! the bus is told `lagged` and disconnected (the engine never waits for it) and resumes with
+//! its last `seq`. A `since` older than the oldest kept event gets `reset` first.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::AppState;
+use super::auth::authenticate;
+use super::error::{ApiError, ApiQuery};
+use crate::wire::{Event, EventKind, StreamMessage};
+
+/// Events read from the store per backlog query.
+const BACKLOG_PAGE: usize = 1000;
+/// How long one frame may take to send before the client counts as stuck.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/stream", get(upgrade))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct StreamQuery {
+    #[serde(default)]
+    since: i64,
+    workflow: Option<String>,
+    team: Option<String>,
+    token: Option<String>,
+}
+
+async fn upgrade(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<StreamQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let token = header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .or(q.token.as_deref())
+        .ok_or_else(|| {
+            ApiError::unauthorized("send `Authorization: Bearer <token>` or `?token=`")
+        })?;
+    authenticate(s.store.as_ref(), token).await?;
+    Ok(ws.on_upgrade(move |socket| async move {
+        if let Err(e) = serve(s, socket, q).await {
+            tracing::debug!("stream ended: {e}");
+        }
+    }))
+}
+
+/// Which events a client asked for.
+struct Filter {
+    workflow: Option<String>,
+    /// The workflows of the requested team (refreshed when workflows change).
+    team: Option<(String, HashSet<String>)>,
+}
+
+impl Filter {
+    async fn new(s: &AppState, q: &StreamQuery) -> Result<Self, ApiError> {
+        let mut filter = Self {
+            workflow: q.workflow.clone(),
+            team: q.team.clone().map(|t| (t, HashSet::new())),
+        };
+        filter.refresh(s).await?;
+        Ok(filter)
+    }
+
+    async fn refresh(&mut self, s: &AppState) -> Result<(), ApiError> {
+        if let Some((team, keys)) = &mut self.team {
+            *keys = s
+                .store
+                .workflows()
+                .await?
+                .into_iter()
+                .filter(|w| &w.team == team)
+                .map(|w| w.key)
+                .collect();
+        }
+        Ok(())
+    }
+
+    fn wants(&self, event: &Event) -> bool {
+        let workflow = event.workflow.as_deref();
+        let by_workflow = self.workflow.as_deref().is_none_or(|w| workflow == Some(w));
+        let by_team = self
+            .team
+            .as_ref()
+            .is_none_or(|(_, keys)| workflow.is_some_and(|w| keys.contains(w)));
+        by_workflow && by_team
+    }
+}
+
+struct Sender {
+    socket: WebSocket,
+    last: i64,
+}
+
+impl Sender {
+    async fn send(&mut self, message: &StreamMessage) -> Result<(), String> {
+        let text = serde_json::to_string(message).map_err(|e| e.to_string())?;
+        self.raw(Message::Text(text.into())).await
+    }
+
+    async fn raw(&mut self, message: Message) -> Result<(), String> {
+        match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the client stopped reading".into()),
+        }
+    }
+
+    /// Sends an event unless it was sent already; `wanted` is false for filtered-out events,
+    /// which still move the position forward.
+    async fn event(&mut self, event: &Event, wanted: bool) -> Result<(), String> {
+        if event.seq <= self.last {
+            return Ok(());
+        }
+        if wanted {
+            self.send(&StreamMessage::Event(event.clone())).await?;
+        }
+        self.last = event.seq;
+        Ok(())
+    }
+
+    async fn close(&mut self, code: u16, reason: &str) -> Result<(), String> {
+        self.raw(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await
+    }
+}
+
+async fn serve(s: AppState, socket: WebSocket, q: StreamQuery) -> Result<(), String> {
+    let mut bus = s.store.subscribe();
+    let mut filter = Filter::new(&s, &q).await.map_err(|e| e.message)?;
+    let mut out = Sender {
+        socket,
+        last: q.since.max(0),
+    };
+    let oldest = s.store.oldest_seq().await.map_err(|e| e.to_string())?;
+    if oldest > 0 && out.last + 1 < oldest {
+        out.last = oldest - 1;
+        out.send(&StreamMessage::Reset { seq: out.last }).await?;
+    }
+    loop {
+        let page = s
+            .store
+            .events_since(out.last, BACKLOG_PAGE)
+            .await
+            .map_err(|e| e.to_string())?;
+        for event in &page {
+            out.event(event, filter.wants(event)).await?;
+        }
+        if page.len() < BACKLOG_PAGE {
+            break;
+        }
+    }
+    let mut ping = tokio::time::interval(s.config.ping);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            received = bus.recv() => match received {
+                Ok(event) => live(&s, &mut out, &mut filter, event).await?,
+                Err(RecvError::Lagged(_)) => {
+                    out.send(&StreamMessage::Lagged { seq: out.last }).await?;
+                    return out.close(close_code::POLICY, "lagged; reconnect with since=seq").await;
+                }
+                Err(RecvError::Closed) => return out.close(close_code::AWAY, "server stopping").await,
+            },
+            incoming = out.socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => out.raw(Message::Ping(Vec::new().into())).await?,
+            _ = s.shutdown.cancelled() => return out.close(close_code::AWAY, "server stopping").await,
+        }
+    }
+}
+
+async fn live(
+    s: &AppState,
+    out: &mut Sender,
+    filter: &mut Filter,
+    event: Arc<Event>,
+) -> Result<(), String> {
+    if matches!(
+        event.kind,
+        EventKind::WorkflowDraftSaved | EventKind::WorkflowPublished
+    ) {
+        filter.refresh(s).await.map_err(|e| e.message)?;
+    }
+    out.event(&event, filter.wants(&event)).await
+}
