@@ -262,3 +262,67 @@ pub async fn wait_until(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The API served over a harness's engine on 127.0.0.1:0, with one token per role.
+pub struct Api {
+    pub url: String,
+    pub admin: String,
+    pub operator: String,
+    pub viewer: String,
+    pub http: reqwest::Client,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+pub async fn serve_api(h: &Harness) -> Api {
+    use acp::server::{AppState, ServerConfig, auth, launch};
+    use acp::wire::Role;
+    let store: Arc<dyn Store> = h.store.clone();
+    let mut tokens = Vec::new();
+    for (name, role) in [
+        ("admin", Role::Admin),
+        ("oncall", Role::Operator),
+        ("watcher", Role::Viewer),
+    ] {
+        tokens.push(
+            auth::create_token(store.as_ref(), name, role, None)
+                .await
+                .unwrap()
+                .token,
+        );
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api/v1", listener.local_addr().unwrap());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let state = AppState {
+        engine: h.engine.clone(),
+        store,
+        config: Arc::new(ServerConfig {
+            body_limit: 64 * 1024,
+            ping: Duration::from_secs(15),
+        }),
+        shutdown: shutdown.clone(),
+    };
+    tokio::spawn(launch(listener, state));
+    let [admin, operator, viewer] = tokens.try_into().unwrap();
+    Api {
+        url,
+        admin,
+        operator,
+        viewer,
+        http: reqwest::Client::new(),
+        shutdown,
+    }
+}
+
+impl Api {
+    pub fn get(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token)
+    }
+    pub fn post(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(token)
+    }
+}

@@ -1,0 +1,456 @@
+//! The REST API end to end: a real server on 127.0.0.1:0, driven with reqwest.
+
+mod common;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use acp::wire::{Page, RunDetail, RunStatus, RunView};
+use common::{Reply, harness, serve_api, wait_final};
+
+const FLAKY: &str = r#"(
+    key: "flaky", name: "Flaky", team: "qa", trigger: Manual,
+    steps: [
+        (id: "first", action: Http(method: "POST", url: "{world}/first")),
+        (id: "second", action: Http(method: "POST", url: "{world}/second"), retry: (max_attempts: 1)),
+    ],
+)"#;
+
+async fn json(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn every_mutating_endpoint_checks_the_role() {
+    let h = harness(&[FLAKY]).await;
+    h.world.script("/second", vec![Reply::status(500)]);
+    let api = serve_api(&h).await;
+    let failed = h
+        .engine
+        .start_runs("flaky", acp::wire::TriggerKind::Manual, vec![json!({})])
+        .await
+        .unwrap()[0];
+    wait_final(&h.store, failed).await;
+    let source = FLAKY.replace("{world}", &h.world.url);
+    // (method, path, body, least role) for every mutating endpoint.
+    let cases: Vec<(&str, String, Option<Value>, &str)> = vec![
+        (
+            "POST",
+            "/runs".into(),
+            Some(json!({"workflow": "flaky"})),
+            "operator",
+        ),
+        ("POST", format!("/runs/{failed}/rerun"), None, "operator"),
+        ("POST", format!("/runs/{failed}/cancel"), None, "operator"),
+        (
+            "POST",
+            "/dlq/replay".into(),
+            Some(json!({"dry_run": true})),
+            "operator",
+        ),
+        (
+            "POST",
+            "/dlq/1/discard".into(),
+            Some(json!({"reason": "test"})),
+            "operator",
+        ),
+        (
+            "POST",
+            "/records".into(),
+            Some(json!({"object": "people", "values": {"a": 1}})),
+            "operator",
+        ),
+        (
+            "PATCH",
+            "/records/1".into(),
+            Some(json!({"values": {"a": 2}})),
+            "operator",
+        ),
+        ("PUT", "/workflows/flaky/draft".into(), None, "admin"),
+        ("POST", "/workflows/flaky/publish".into(), None, "admin"),
+        (
+            "POST",
+            "/workflows/flaky/rollback".into(),
+            Some(json!({"version": 1})),
+            "admin",
+        ),
+        (
+            "POST",
+            "/tokens".into(),
+            Some(json!({"name": "ci", "role": "viewer"})),
+            "admin",
+        ),
+        ("DELETE", "/tokens/99".into(), None, "admin"),
+    ];
+    for (method, path, body, least) in &cases {
+        let send = |token: Option<&str>| {
+            let mut request = api
+                .http
+                .request(method.parse().unwrap(), format!("{}{path}", api.url));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            match (body, *path == "/workflows/flaky/draft") {
+                (_, true) => request.body(source.clone()),
+                (Some(body), _) => request.json(body),
+                (None, _) => request,
+            }
+        };
+        let expect = |role: &str| -> bool {
+            let rank = |r: &str| {
+                ["viewer", "operator", "admin"]
+                    .iter()
+                    .position(|x| *x == r)
+                    .unwrap()
+            };
+            rank(role) >= rank(least)
+        };
+        assert_eq!(
+            send(None).send().await.unwrap().status(),
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} without a token"
+        );
+        assert_eq!(
+            send(Some("acp_nope")).send().await.unwrap().status(),
+            StatusCode::UNAUTHORIZED,
+            "{method} {path} bad token"
+        );
+        for (role, token) in [
+            ("viewer", &api.viewer),
+            ("operator", &api.operator),
+            ("admin", &api.admin),
+        ] {
+            let (status, body) = json(send(Some(token)).send().await.unwrap()).await;
+            if expect(role) {
+                assert!(
+                    status != StatusCode::FORBIDDEN && status != StatusCode::UNAUTHORIZED,
+                    "{method} {path} as {role}: {status} {body}"
+                );
+            } else {
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{method} {path} as {role}: {body}"
+                );
+                assert_eq!(body["error"]["code"], "forbidden");
+            }
+        }
+    }
+    let audit: Page<acp::wire::AuditEntry> = api
+        .get("/audit?limit=500", &api.viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refused = audit
+        .items
+        .iter()
+        .filter(|e| e.outcome == "forbidden")
+        .count();
+    assert!(
+        refused >= cases.len(),
+        "refusals are audited too ({refused})"
+    );
+    assert!(
+        audit
+            .items
+            .iter()
+            .any(|e| e.action == "run.rerun" && e.actor == "oncall" && e.outcome == "ok")
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_the_documented_status_and_code() {
+    let h = harness(&[FLAKY]).await;
+    let api = serve_api(&h).await;
+    let t = &api.admin;
+    let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        (
+            api.post("/records", t)
+                .header("content-type", "application/json")
+                .body("{\"object\":"),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            api.post("/records", t)
+                .json(&json!({"object": "people", "values": 7})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            api.post("/records", t).body("x=1"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            api.post("/records", t)
+                .json(&json!({"object": "people", "values": {"blob": "x".repeat(100_000)}})),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+        ),
+        (
+            api.post("/runs", t).json(&json!({"workflow": "nope"})),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            api.get("/runs?cursor=abc", t),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            api.get("/runs?limit=minus", t),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            api.get("/runs/12345", t),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            api.get("/runs/abc", t),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (api.get("/nowhere", t), StatusCode::NOT_FOUND, "not_found"),
+        (
+            api.http.delete(format!("{}/runs", api.url)).bearer_auth(t),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            api.post("/dlq/1/discard", t).json(&json!({})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reason_required",
+        ),
+        (
+            api.post("/workflows/flaky/publish", t),
+            StatusCode::CONFLICT,
+            "conflict",
+        ),
+        (
+            api.post("/workflows/flaky/rollback", t)
+                .json(&json!({"version": 9})),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            api.http
+                .put(format!("{}/workflows/other/draft", api.url))
+                .bearer_auth(t)
+                .body(FLAKY.to_owned()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "key_mismatch",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let (got, body) = json(request.send().await.unwrap()).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str().unwrap_or_default()),
+            (status, code),
+            "{body}"
+        );
+        assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+    }
+
+    let broken = "(\n    key: \"flaky\",\n    name: \"x\",\n    team: \"t\",\n    trigger: Manual,\n    steps: [(id: \"a\", action: Delay(duration: \"soon\"))],\n)";
+    let (status, body) = json(
+        api.http
+            .put(format!("{}/workflows/flaky/draft", api.url))
+            .bearer_auth(t)
+            .body(broken)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_workflow"))
+    );
+    assert_eq!(body["error"]["problems"][0]["line"], 6);
+    assert_eq!(body["error"]["problems"][0]["col"], 37);
+    let (status, _) = json(
+        api.post("/workflows/validate", t)
+            .body(broken)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let versions: Vec<Value> = api
+        .get("/workflows/flaky/versions", t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(versions.len(), 1, "nothing stored was lost");
+}
+
+#[tokio::test]
+async fn runs_are_listed_with_filters_and_keyset_pages_and_the_dlq_replays_through_the_api() {
+    let h = harness(&[FLAKY]).await;
+    h.world.script("/second", vec![Reply::status(422)]);
+    let api = serve_api(&h).await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let (status, body) = json(
+            api.post("/runs", &api.operator)
+                .json(&json!({"workflow": "flaky", "payload": {"n": n}}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        ids.push(body["id"].as_i64().unwrap());
+    }
+    for id in &ids {
+        wait_final(&h.store, *id).await;
+    }
+    let page: Page<RunView> = api
+        .get("/runs?status=failed&limit=2", &api.viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [ids[4], ids[3]]
+    );
+    let cursor = page.next_cursor.unwrap();
+    let next: Page<RunView> = api
+        .get(
+            &format!("/runs?status=failed&limit=2&cursor={cursor}"),
+            &api.viewer,
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        next.items.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [ids[2], ids[1]]
+    );
+    let none: Page<RunView> = api
+        .get("/runs?q=nothing-like-this", &api.viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(none.items.is_empty());
+    let by_error: Page<RunView> = api
+        .get("/runs?q=HTTP%20422&team=qa", &api.viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_error.items.len(), 5);
+
+    let plan: Value = api
+        .post("/dlq/replay", &api.operator)
+        .json(&json!({"dry_run": true, "filter": {"workflow": "flaky"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(plan["count"], 5);
+    assert_eq!(plan["runs"], json!([]));
+    assert_eq!(
+        plan["external_steps"],
+        json!([{"workflow": "flaky", "version": 1, "step_id": "second", "kind": "http", "idempotency_key": true, "runs": 5}])
+    );
+    h.world.script("/second", vec![Reply::ok(json!({}))]);
+    let (status, done) = json(
+        api.post("/dlq/replay", &api.operator)
+            .json(&json!({"filter": {"workflow": "flaky"}}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for run in done["runs"].as_array().unwrap() {
+        let detail: RunDetail =
+            serde_json::from_value(json!(wait_final(&h.store, run.as_i64().unwrap()).await))
+                .unwrap();
+        assert_eq!(detail.run.status, RunStatus::Succeeded);
+    }
+    assert_eq!(
+        h.world.hits("/first").len(),
+        5,
+        "carried replays did not call /first again"
+    );
+    let open: Page<Value> = api
+        .get("/dlq?status=open", &api.viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(open.items.is_empty());
+}
+
+#[tokio::test]
+async fn tokens_are_shown_once_and_revocation_takes_effect() {
+    let h = harness(&[]).await;
+    let api = serve_api(&h).await;
+    let (status, created) = json(
+        api.post("/tokens", &api.admin)
+            .json(&json!({"name": "ci", "role": "viewer"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let secret = created["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.get("/runs", &secret).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let listed: Value = api
+        .get("/tokens", &api.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !listed.to_string().contains(&secret),
+        "tokens are never listed with their secret"
+    );
+    let id = created["id"].as_i64().unwrap();
+    let revoked = api
+        .http
+        .delete(format!("{}/tokens/{id}", api.url))
+        .bearer_auth(&api.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.get("/runs", &secret).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
