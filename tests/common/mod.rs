@@ -211,10 +211,16 @@ pub fn config() -> EngineConfig {
 /// Starts a world and an engine, and publishes the workflows (`{world}` is replaced by the
 /// world's base URL).
 pub async fn harness(workflows: &[&str]) -> Harness {
+    harness_with_bus(workflows, 65_536).await
+}
+
+/// A harness whose event bus keeps only `bus_capacity` events for slow subscribers.
+pub async fn harness_with_bus(workflows: &[&str], bus_capacity: usize) -> Harness {
     let world = World::start().await;
     let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("acp.db");
     let store =
-        Arc::new(SqliteStore::open(&dir.path().join("acp.db"), Durability::Normal).unwrap());
+        Arc::new(SqliteStore::open_with_bus(&path, Durability::Normal, bus_capacity).unwrap());
     let engine = start_engine(store.clone()).await;
     for source in workflows {
         let key = engine
@@ -274,6 +280,15 @@ pub struct Api {
 }
 
 pub async fn serve_api(h: &Harness) -> Api {
+    serve_api_on(
+        h,
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await
+}
+
+/// The API on a listener the test prepared (small socket buffers, say).
+pub async fn serve_api_on(h: &Harness, listener: tokio::net::TcpListener) -> Api {
     use acp::server::{AppState, ServerConfig, auth, launch};
     use acp::wire::Role;
     let store: Arc<dyn Store> = h.store.clone();
@@ -290,7 +305,6 @@ pub async fn serve_api(h: &Harness) -> Api {
                 .token,
         );
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/api/v1", listener.local_addr().unwrap());
     let shutdown = tokio_util::sync::CancellationToken::new();
     let state = AppState {

@@ -84,6 +84,12 @@ fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path, durability: Durability) -> Result<Self> {
+        Self::open_with_bus(path, durability, BUS_CAPACITY)
+    }
+
+    /// Like [`SqliteStore::open`], keeping `bus_capacity` events for slow subscribers before
+    /// they lag.
+    pub fn open_with_bus(path: &Path, durability: Durability, bus_capacity: usize) -> Result<Self> {
         let mut conn = open(path, OpenFlags::default(), durability)?;
         schema::migrate(&mut conn)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -94,7 +100,7 @@ impl SqliteStore {
             .spawn(move || checkpoint_loop(&checkpoints, &stopped))
             .map_err(|e| StoreError::Other(e.to_string()))?;
         let (jobs, queue) = mpsc::channel();
-        let (bus, _) = broadcast::channel(BUS_CAPACITY);
+        let (bus, _) = broadcast::channel(bus_capacity.max(1));
         let publish = bus.clone();
         let writer = std::thread::Builder::new()
             .name("acp-store-writer".into())
