@@ -454,3 +454,115 @@ async fn tokens_are_shown_once_and_revocation_takes_effect() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn inbound_webhooks_are_signed_or_authenticated_and_deduplicated() {
+    use hmac::{Hmac, Mac};
+    let signed = r#"(key: "signup", name: "Signup", team: "revops", trigger: Webhook(hmac_secret: "API_KEY"),
+        steps: [(id: "wait", action: Delay(duration: "0s"))])"#;
+    let open = r#"(key: "ping", name: "Ping", team: "revops", trigger: Webhook(),
+        steps: [(id: "wait", action: Delay(duration: "0s"))])"#;
+    let h = harness(&[signed, open, FLAKY]).await;
+    let api = serve_api(&h).await;
+    let body = r#"{"email": "Ada@Example.com"}"#;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(common::SECRET.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let hook = |key: &str| api.http.post(format!("{}/hooks/{key}", api.url));
+
+    let (status, first) = json(
+        hook("signup")
+            .header("X-ACP-Signature", &signature)
+            .header("Idempotency-Key", "delivery-1")
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, again) = json(
+        hook("signup")
+            .header("X-ACP-Signature", &signature)
+            .header("Idempotency-Key", "delivery-1")
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        first["id"], again["id"],
+        "a redelivery starts no second run"
+    );
+    let run = wait_final(&h.store, first["id"].as_i64().unwrap()).await;
+    assert_eq!(
+        (run.run.trigger_kind, run.run.trigger["email"].clone()),
+        (acp::wire::TriggerKind::Webhook, json!("Ada@Example.com"))
+    );
+
+    let (status, err) = json(
+        hook("signup")
+            .header("X-ACP-Signature", "sha256=00")
+            .body(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("bad_signature"))
+    );
+    let (status, _) = json(hook("signup").body(body).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    assert_eq!(
+        hook("ping").body("{}").send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        hook("ping")
+            .bearer_auth(&api.viewer)
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        hook("ping")
+            .bearer_auth(&api.operator)
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        hook("ping")
+            .bearer_auth(&api.operator)
+            .body("not json")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        hook("flaky")
+            .bearer_auth(&api.operator)
+            .body("{}")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        hook("missing").body("{}").send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+}

@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{Engine, EngineError, Inner};
-use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, parse_workflow};
+use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, Trigger, parse_workflow};
 use crate::wire::{RunMode, RunStatus, TriggerKind};
 
 /// What loading a folder of workflow files did.
@@ -125,6 +125,58 @@ impl Engine {
         let ids = self.inner.store.create_runs(runs).await?;
         self.inner.wake.notify_one();
         Ok(ids)
+    }
+
+    /// Starts a run from an inbound webhook. A repeated `delivery` id (the sender's
+    /// idempotency key) answers the run the first delivery started.
+    pub async fn start_webhook(
+        &self,
+        key: &str,
+        payload: Value,
+        delivery: Option<&str>,
+    ) -> Result<i64, EngineError> {
+        let compiled = self.inner.catalog.published_of(key)?;
+        if !matches!(compiled.workflow.trigger, Trigger::Webhook { .. }) {
+            return Err(EngineError::NotFound(format!(
+                "webhook trigger of workflow `{key}`"
+            )));
+        }
+        let run = NewRun {
+            workflow: key.to_owned(),
+            version: compiled.version,
+            team: compiled.workflow.team().to_owned(),
+            mode: RunMode::Live,
+            trigger_kind: TriggerKind::Webhook,
+            trigger: payload,
+            record_id: None,
+            origin_run: None,
+            carry_from_origin: false,
+            dedupe_key: delivery.map(|d| format!("webhook:{key}:{d}")),
+        };
+        let ids = self.inner.store.create_runs(vec![run]).await?;
+        self.inner.wake.notify_one();
+        ids.first()
+            .copied()
+            .ok_or_else(|| EngineError::Invalid("no run was created".into()))
+    }
+
+    /// The value of the secret that signs a workflow's inbound webhooks, if it names one.
+    /// Errors when the workflow has no webhook trigger or the secret is not set.
+    pub fn webhook_secret(&self, key: &str) -> Result<Option<String>, EngineError> {
+        let compiled = self.inner.catalog.published_of(key)?;
+        match &compiled.workflow.trigger {
+            Trigger::Webhook { hmac_secret: None } => Ok(None),
+            Trigger::Webhook {
+                hmac_secret: Some(name),
+            } => (self.inner.config.secrets)(name).map(Some).ok_or_else(|| {
+                EngineError::Invalid(format!(
+                    "the webhook secret `{name}` is not set on this server"
+                ))
+            }),
+            _ => Err(EngineError::NotFound(format!(
+                "webhook trigger of workflow `{key}`"
+            ))),
+        }
     }
 
     /// Resumes a failed run at its failed step, with the same idempotency keys.

@@ -2,6 +2,7 @@
 
 mod admin;
 mod dlq;
+mod hooks;
 mod records;
 mod runs;
 mod workflows;
@@ -20,6 +21,7 @@ pub fn api() -> Router<AppState> {
         .merge(dlq::routes())
         .merge(records::routes())
         .merge(admin::routes())
+        .merge(hooks::routes())
 }
 
 pub async fn no_route() -> ApiError {
