@@ -1,7 +1,10 @@
 //! Subcommands. Each lives in its own module; this one parses and dispatches.
 
 mod bench;
+mod client;
+mod remote;
 mod serve;
+mod tail;
 mod workflow;
 
 use std::path::PathBuf;
@@ -18,15 +21,29 @@ use acp::wire::Role;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    remote: client::Remote,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane: the engine on a SQLite file, with the workflows of a folder.
     Serve(ServeArgs),
-    /// Work with workflow files.
+    /// Workflows: check files locally; list, push, publish, roll back and diff on a server.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
+    /// Runs on a server: list, show, retry, re-run, cancel.
+    #[command(subcommand)]
+    Runs(remote::RunsCommand),
+    /// The dead-letter queue on a server: list, show, replay, discard.
+    #[command(subcommand)]
+    Dlq(remote::DlqCommand),
+    /// Records on a server: put, get, history.
+    #[command(subcommand)]
+    Records(remote::RecordsCommand),
+    /// The event stream of a server.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Measure throughput.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -81,6 +98,22 @@ enum WorkflowCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    #[command(flatten)]
+    Remote(remote::RemoteWorkflowCommand),
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Print events as they happen (reconnects and resumes by sequence number).
+    Tail {
+        /// Start after this sequence number (0: from the oldest kept event).
+        #[arg(long, default_value_t = 0)]
+        since: i64,
+        #[arg(long)]
+        workflow: Option<String>,
+        #[arg(long)]
+        team: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -99,6 +132,33 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Bench(BenchCommand::Engine(args)) => {
             runtime().and_then(|rt| rt.block_on(bench::engine(args)))
         }
+        Command::Workflow(WorkflowCommand::Remote(command)) => {
+            remote_call(&cli.remote, |c| async move {
+                remote::workflow(&c, command).await
+            })
+        }
+        Command::Runs(command) => {
+            remote_call(
+                &cli.remote,
+                |c| async move { remote::runs(&c, command).await },
+            )
+        }
+        Command::Dlq(command) => {
+            remote_call(
+                &cli.remote,
+                |c| async move { remote::dlq(&c, command).await },
+            )
+        }
+        Command::Records(command) => remote_call(&cli.remote, |c| async move {
+            remote::records(&c, command).await
+        }),
+        Command::Events(EventsCommand::Tail {
+            since,
+            workflow,
+            team,
+        }) => remote_call(&cli.remote, |c| async move {
+            tail::tail(&c, since, workflow, team).await
+        }),
         Command::Token(TokenCommand::Create { name, role, db }) => {
             runtime().and_then(|rt| rt.block_on(serve::create_token(&db, &name, role)))
         }
@@ -110,6 +170,16 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs a command against a server through the API client.
+fn remote_call<F, Fut>(remote: &client::Remote, call: F) -> anyhow::Result<()>
+where
+    F: FnOnce(client::Client) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let client = client::Client::new(remote)?;
+    runtime()?.block_on(call(client))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
