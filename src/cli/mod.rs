@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// Runs executed at once.
     #[arg(long, default_value_t = 32)]
     workers: usize,
+    /// How long a run stays with this server without a heartbeat; after a crash, its runs
+    /// resume (here or on another server) once this has passed.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    lease: std::time::Duration,
     /// Base URL of an OpenAI-compatible API for `ai` steps (else the built-in provider).
     #[arg(long, env = "ACP_AI_URL")]
     ai_url: Option<String>,

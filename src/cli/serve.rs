@@ -21,6 +21,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Actions::new(args.ai_url, std::env::var("ACP_AI_KEY").ok()).map_err(anyhow::Error::msg)?;
     let config = EngineConfig {
         workers: args.workers,
+        lease: args.lease,
         ..EngineConfig::default()
     };
     let engine = Engine::start(store.clone() as Arc<dyn Store>, config, actions).await?;
