@@ -566,3 +566,95 @@ async fn inbound_webhooks_are_signed_or_authenticated_and_deduplicated() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn health_counts_outcomes_durations_buckets_and_groups_failure_reasons() {
+    let h = harness(&[FLAKY]).await;
+    h.world.script(
+        "/second",
+        vec![
+            Reply::status(422),
+            Reply::status(422),
+            Reply::status(422),
+            Reply::ok(json!({})),
+        ],
+    );
+    let api = serve_api(&h).await;
+    for n in 0..5 {
+        let id = h
+            .engine
+            .start_runs(
+                "flaky",
+                acp::wire::TriggerKind::Manual,
+                vec![json!({"n": n})],
+            )
+            .await
+            .unwrap()[0];
+        wait_final(&h.store, id).await;
+    }
+    let health: acp::wire::Health = api
+        .get("/health?window=15m&buckets=5", &api.viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let flaky = &health.workflows[0];
+    assert_eq!(
+        (
+            flaky.counts.runs,
+            flaky.counts.succeeded,
+            flaky.counts.failed
+        ),
+        (5, 2, 3)
+    );
+    assert!((flaky.counts.failure_rate - 0.6).abs() < 1e-9);
+    assert_eq!((flaky.counts.dlq_depth, health.dlq_depth), (3, 3));
+    assert_eq!(flaky.throughput.len(), 5);
+    assert_eq!(flaky.throughput.iter().sum::<i64>(), 5);
+    assert_eq!(
+        *flaky.throughput.last().unwrap(),
+        5,
+        "all runs are in the newest bucket"
+    );
+    assert_eq!(flaky.failures.iter().sum::<i64>(), 3);
+    assert!(flaky.p50_ms.is_some() && flaky.p95_ms >= flaky.p50_ms);
+    assert_eq!(health.teams[0].team, "qa");
+    assert_eq!(health.teams[0].counts.failed, 3);
+    assert_eq!(
+        health.failure_reasons.len(),
+        1,
+        "{:?}",
+        health.failure_reasons
+    );
+    let reason = &health.failure_reasons[0];
+    assert_eq!((reason.count, reason.workflow.as_str()), (3, "flaky"));
+    assert!(
+        reason.signature.starts_with("HTTP 422"),
+        "{}",
+        reason.signature
+    );
+    assert!(reason.first_seen <= reason.last_seen);
+
+    let other_team: acp::wire::Health = api
+        .get("/health?team=sales", &api.viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(other_team.workflows.is_empty());
+    let (status, body) = json(
+        api.get("/health?window=soon", &api.viewer)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid"))
+    );
+}

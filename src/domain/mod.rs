@@ -5,6 +5,7 @@ pub mod failure;
 pub mod record;
 pub mod retry;
 pub mod run;
+pub mod signature;
 pub mod template;
 pub mod validate;
 pub mod workflow;

@@ -15,6 +15,7 @@
 
 mod catalog;
 mod driver;
+mod health;
 mod ops;
 pub mod redact;
 mod replay;

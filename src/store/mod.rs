@@ -59,6 +59,18 @@ pub struct ClaimedRun {
     pub resumed: bool,
 }
 
+/// What the health numbers need of one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunFact {
+    pub workflow: String,
+    pub team: String,
+    pub status: RunStatus,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
 /// A control action for the audit log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewAudit {
@@ -156,6 +168,10 @@ pub trait Store: Send + Sync + 'static {
     async fn audit(&self, entry: NewAudit) -> Result<()>;
     /// One page of the audit log, newest first, before the entry `before`.
     async fn audit_log(&self, before: Option<i64>, limit: usize) -> Result<Page<AuditEntry>>;
+    /// Every run queued at or after `since`, oldest first.
+    async fn run_facts(&self, since: DateTime<Utc>) -> Result<Vec<RunFact>>;
+    /// Open dead-letter entries per workflow.
+    async fn dlq_depths(&self) -> Result<Vec<(String, i64)>>;
     /// The oldest event still kept (0 when there is none).
     async fn oldest_seq(&self) -> Result<i64>;
 

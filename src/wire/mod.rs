@@ -11,9 +11,10 @@ mod runs;
 mod workflows;
 
 pub use api::{
-    AuditEntry, BulkReplay, Created, Diff, ErrorBody, ErrorDetail, ExternalStep, Page, ProblemView,
-    Published, Reason, RecordInput, RecordWritten, ReplayOn, ReplayPlan, ReplayRequest, Role,
-    Rollback, RunQuery, StartRun, StreamMessage, TokenCreated, TokenRequest, TokenView,
+    AuditEntry, BulkReplay, Counts, Created, Diff, ErrorBody, ErrorDetail, ExternalStep,
+    FailureReason, Health, HealthQuery, Page, ProblemView, Published, Reason, RecordInput,
+    RecordWritten, ReplayOn, ReplayPlan, ReplayRequest, Role, Rollback, RunQuery, StartRun,
+    StreamMessage, TeamHealth, TokenCreated, TokenRequest, TokenView, WorkflowHealth,
 };
 pub use event::{Event, EventKind};
 pub use records::{FieldChange, RecordView, Source};

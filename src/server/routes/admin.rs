@@ -9,7 +9,9 @@ use serde::Deserialize;
 use super::super::AppState;
 use super::super::auth::{self, Caller};
 use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
-use crate::wire::{AuditEntry, Event, Page, Role, TokenCreated, TokenRequest, TokenView};
+use crate::wire::{
+    AuditEntry, Event, Health, HealthQuery, Page, Role, TokenCreated, TokenRequest, TokenView,
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -17,6 +19,7 @@ pub fn routes() -> Router<AppState> {
         .route("/tokens/{id}", delete(revoke_token))
         .route("/audit", get(audit))
         .route("/events", get(events))
+        .route("/health", get(health))
 }
 
 async fn tokens(State(s): State<AppState>, caller: Caller) -> ApiResult<ApiJson<Vec<TokenView>>> {
@@ -110,4 +113,13 @@ async fn events(
             .events_since(q.since, q.limit.unwrap_or(500).clamp(1, 10_000))
             .await?,
     ))
+}
+
+/// Runs, outcomes, durations, throughput and failure reasons per workflow and team.
+async fn health(
+    State(s): State<AppState>,
+    _: Caller,
+    ApiQuery(q): ApiQuery<HealthQuery>,
+) -> ApiResult<ApiJson<Health>> {
+    Ok(ApiJson(s.engine.health(&q).await?))
 }

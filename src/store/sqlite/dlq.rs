@@ -107,3 +107,14 @@ pub fn list(conn: &Connection, query: &RunQuery) -> Result<Page<DlqView>> {
     };
     queue::page(conn, &select, query, &cols, rows::dlq, |d| d.id)
 }
+
+/// Open entries per workflow.
+pub fn depths(conn: &Connection) -> Result<Vec<(String, i64)>> {
+    let list = conn
+        .prepare_cached(
+            "SELECT workflow, COUNT(*) FROM dlq WHERE status = 'open' GROUP BY workflow",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(list)
+}

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, oneshot};
 
-use super::{ClaimedRun, NewAudit, Replay, Result, Store, StoreError, TriggerMatcher};
+use super::{ClaimedRun, NewAudit, Replay, Result, RunFact, Store, StoreError, TriggerMatcher};
 use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
     AuditEntry, DlqView, Event, FieldChange, Page, RecordView, Role, RunDetail, RunQuery,
@@ -338,6 +338,14 @@ impl Store for SqliteStore {
     async fn audit_log(&self, before: Option<i64>, limit: usize) -> Result<Page<AuditEntry>> {
         self.read(move |c| access::audit_log(c, before, limit))
             .await
+    }
+
+    async fn run_facts(&self, since: DateTime<Utc>) -> Result<Vec<RunFact>> {
+        self.read(move |c| queue::facts(c, since)).await
+    }
+
+    async fn dlq_depths(&self) -> Result<Vec<(String, i64)>> {
+        self.read(dlq::depths).await
     }
 
     async fn oldest_seq(&self) -> Result<i64> {

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::rows::{self, ATTEMPT_COLUMNS, RUN_COLUMNS, ms};
 use super::writer::Tx;
 use crate::domain::NewRun;
-use crate::store::{Result, StoreError};
+use crate::store::{Result, RunFact, StoreError};
 use crate::wire::{AttemptView, EventKind, Page, RunDetail, RunQuery, RunView};
 
 /// Queues a run; a known dedupe key answers the existing run instead.
@@ -171,4 +171,26 @@ pub fn page<T>(
         .filter(|_| items.len() == limit)
         .map(|last| id_of(last).to_string());
     Ok(Page { items, next_cursor })
+}
+
+/// Every run queued at or after `since`, for the health numbers.
+pub fn facts(conn: &Connection, since: chrono::DateTime<chrono::Utc>) -> Result<Vec<RunFact>> {
+    let list = conn
+        .prepare_cached(
+            "SELECT workflow, team, status, queued_at, started_at, finished_at, json_extract(error, '$.message') \
+             FROM runs WHERE queued_at >= ? ORDER BY id",
+        )?
+        .query_map([ms(since)], |r| {
+            Ok(RunFact {
+                workflow: r.get(0)?,
+                team: r.get(1)?,
+                status: rows::parsed(r.get(2)?, crate::wire::RunStatus::parse, "run status")?,
+                queued_at: rows::time(r.get(3)?),
+                started_at: r.get::<_, Option<i64>>(4)?.map(rows::time),
+                finished_at: r.get::<_, Option<i64>>(5)?.map(rows::time),
+                error: r.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(list)
 }

@@ -143,6 +143,7 @@ CREATE TABLE audit_log (
 );
 CREATE INDEX runs_status ON runs (status, id);
 CREATE INDEX runs_record ON runs (record_id, id);
+CREATE INDEX runs_queued ON runs (queued_at);
 "#,
 ];
 
