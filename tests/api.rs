@@ -82,6 +82,13 @@ async fn every_mutating_endpoint_checks_the_role() {
             "admin",
         ),
         ("DELETE", "/tokens/99".into(), None, "admin"),
+        (
+            "POST",
+            "/webhooks".into(),
+            Some(json!({"url": "http://127.0.0.1:9/hook", "events": ["run.failed"]})),
+            "admin",
+        ),
+        ("DELETE", "/webhooks/99".into(), None, "admin"),
     ];
     for (method, path, body, least) in &cases {
         let send = |token: Option<&str>| {

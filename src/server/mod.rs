@@ -7,6 +7,7 @@ pub mod auth;
 mod error;
 mod routes;
 mod stream;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,13 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// How often the stream pings idle clients.
     pub ping: Duration,
+    /// Time limit of one webhook delivery.
+    pub webhook_timeout: Duration,
+    /// First and longest wait before delivering a refused webhook message again.
+    pub webhook_retry_initial: Duration,
+    pub webhook_retry_max: Duration,
+    /// How often the deliverer looks for due messages when idle.
+    pub webhook_poll: Duration,
 }
 
 impl Default for ServerConfig {
@@ -34,6 +42,10 @@ impl Default for ServerConfig {
         Self {
             body_limit: 1024 * 1024,
             ping: Duration::from_secs(15),
+            webhook_timeout: Duration::from_secs(10),
+            webhook_retry_initial: Duration::from_secs(1),
+            webhook_retry_max: Duration::from_secs(300),
+            webhook_poll: Duration::from_millis(500),
         }
     }
 }
@@ -52,7 +64,12 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let limit = state.config.body_limit;
     Router::new()
-        .nest("/api/v1", routes::api().merge(stream::routes()))
+        .nest(
+            "/api/v1",
+            routes::api()
+                .merge(stream::routes())
+                .merge(webhooks::routes()),
+        )
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::no_method)
         .layer(DefaultBodyLimit::max(limit))
@@ -62,10 +79,12 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` is cancelled; open streams are closed with a
-/// close frame first.
+/// Serves the API on `listener`, and delivers outbound webhooks, until `state.shutdown` is
+/// cancelled; open streams are closed with a close frame first.
 pub async fn launch(listener: TcpListener, state: AppState) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
+    tokio::spawn(webhooks::dispatch(state.clone()));
+    tokio::spawn(webhooks::deliver(state.clone()));
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

@@ -16,8 +16,8 @@ use tokio::sync::broadcast;
 
 use crate::domain::{NewRun, RecordChange, RecordWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
-    AttemptView, AuditEntry, DlqView, Event, FieldChange, Page, RecordView, Role, RunDetail,
-    RunQuery, RunStatus, RunView, TokenView, VersionView, WorkflowView,
+    AttemptView, AuditEntry, DeliveryView, DlqView, Event, FieldChange, Page, RecordView, Role,
+    RunDetail, RunQuery, RunStatus, RunView, TokenView, VersionView, WebhookView, WorkflowView,
 };
 
 pub use sqlite::{Durability, SqliteStore};
@@ -69,6 +69,43 @@ pub struct RunFact {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
+}
+
+/// A webhook subscription with its signing secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookRow {
+    pub view: WebhookView,
+    pub secret: String,
+}
+
+/// A message to queue for a subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    pub webhook_id: i64,
+    pub event_seq: i64,
+    pub kind: String,
+    pub payload: serde_json::Value,
+}
+
+/// A queued message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub id: i64,
+    pub event_seq: i64,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub attempts: i64,
+    pub due_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How one delivery attempt went; `retry_at` is set when it must be tried again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub status_code: Option<u16>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 /// A control action for the audit log.
@@ -172,6 +209,26 @@ pub trait Store: Send + Sync + 'static {
     async fn run_facts(&self, since: DateTime<Utc>) -> Result<Vec<RunFact>>;
     /// Open dead-letter entries per workflow.
     async fn dlq_depths(&self) -> Result<Vec<(String, i64)>>;
+    /// Creates a subscription (the row's `view.id` and counts are ignored).
+    async fn create_webhook(&self, webhook: WebhookRow) -> Result<WebhookRow>;
+    /// Deletes a subscription; its undelivered messages are dropped.
+    async fn delete_webhook(&self, id: i64) -> Result<()>;
+    async fn webhooks(&self) -> Result<Vec<WebhookRow>>;
+    /// A named position in the event log (0 when never set).
+    async fn cursor(&self, name: &str) -> Result<i64>;
+    /// Queues messages and moves the cursor `name` to `seq`, atomically.
+    async fn enqueue(&self, messages: Vec<NewMessage>, name: &str, seq: i64) -> Result<()>;
+    /// The oldest undelivered message of a subscription.
+    async fn outbox_head(&self, webhook_id: i64) -> Result<Option<Message>>;
+    /// Records a delivery attempt of a message.
+    async fn record_attempt(
+        &self,
+        message: Message,
+        webhook_id: i64,
+        attempt: Attempt,
+    ) -> Result<()>;
+    /// Delivery attempts of a subscription, newest first.
+    async fn deliveries(&self, webhook_id: i64, limit: usize) -> Result<Vec<DeliveryView>>;
     /// The oldest event still kept (0 when there is none).
     async fn oldest_seq(&self) -> Result<i64>;
 

@@ -10,12 +10,7 @@ mod records;
 mod runs;
 mod workflows;
 
-pub use api::{
-    AuditEntry, BulkReplay, Counts, Created, Diff, ErrorBody, ErrorDetail, ExternalStep,
-    FailureReason, Health, HealthQuery, Page, ProblemView, Published, Reason, RecordInput,
-    RecordWritten, ReplayOn, ReplayPlan, ReplayRequest, Role, Rollback, RunQuery, StartRun,
-    StreamMessage, TeamHealth, TokenCreated, TokenRequest, TokenView, WorkflowHealth,
-};
+pub use api::*;
 pub use event::{Event, EventKind};
 pub use records::{FieldChange, RecordView, Source};
 pub use runs::{

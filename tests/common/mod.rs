@@ -312,7 +312,10 @@ pub async fn serve_api_on(h: &Harness, listener: tokio::net::TcpListener) -> Api
         store,
         config: Arc::new(ServerConfig {
             body_limit: 64 * 1024,
-            ping: Duration::from_secs(15),
+            webhook_retry_initial: Duration::from_millis(50),
+            webhook_retry_max: Duration::from_millis(200),
+            webhook_poll: Duration::from_millis(20),
+            ..ServerConfig::default()
         }),
         shutdown: shutdown.clone(),
     };

@@ -8,6 +8,7 @@ mod records;
 mod rows;
 mod runs;
 mod schema;
+mod webhooks;
 mod workflows;
 mod writer;
 
@@ -20,11 +21,14 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, oneshot};
 
-use super::{ClaimedRun, NewAudit, Replay, Result, RunFact, Store, StoreError, TriggerMatcher};
+use super::{
+    Attempt, ClaimedRun, Message, NewAudit, NewMessage, Replay, Result, RunFact, Store, StoreError,
+    TriggerMatcher, WebhookRow,
+};
 use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
-    AuditEntry, DlqView, Event, FieldChange, Page, RecordView, Role, RunDetail, RunQuery,
-    RunStatus, RunView, TokenView, VersionView, WorkflowView,
+    AuditEntry, DeliveryView, DlqView, Event, FieldChange, Page, RecordView, Role, RunDetail,
+    RunQuery, RunStatus, RunView, TokenView, VersionView, WorkflowView,
 };
 use writer::{Job, Tx, Typed};
 
@@ -346,6 +350,48 @@ impl Store for SqliteStore {
 
     async fn dlq_depths(&self) -> Result<Vec<(String, i64)>> {
         self.read(dlq::depths).await
+    }
+
+    async fn create_webhook(&self, webhook: WebhookRow) -> Result<WebhookRow> {
+        self.write(move |tx| webhooks::create(tx, &webhook)).await
+    }
+
+    async fn delete_webhook(&self, id: i64) -> Result<()> {
+        self.write(move |tx| webhooks::delete(tx, id)).await
+    }
+
+    async fn webhooks(&self) -> Result<Vec<WebhookRow>> {
+        self.read(webhooks::list).await
+    }
+
+    async fn cursor(&self, name: &str) -> Result<i64> {
+        let name = name.to_owned();
+        self.read(move |c| webhooks::cursor(c, &name)).await
+    }
+
+    async fn enqueue(&self, messages: Vec<NewMessage>, name: &str, seq: i64) -> Result<()> {
+        let name = name.to_owned();
+        self.write(move |tx| webhooks::enqueue(tx, &messages, &name, seq))
+            .await
+    }
+
+    async fn outbox_head(&self, webhook_id: i64) -> Result<Option<Message>> {
+        self.read(move |c| webhooks::head(c, webhook_id)).await
+    }
+
+    async fn record_attempt(
+        &self,
+        message: Message,
+        webhook_id: i64,
+        attempt: Attempt,
+    ) -> Result<()> {
+        self.write(move |tx| webhooks::attempt(tx, &message, webhook_id, &attempt))
+            .await
+    }
+
+    async fn deliveries(&self, webhook_id: i64, limit: usize) -> Result<Vec<DeliveryView>> {
+        self.read(move |c| webhooks::deliveries(c, webhook_id, limit))
+            .await
     }
 
     async fn oldest_seq(&self) -> Result<i64> {

@@ -144,6 +144,43 @@ CREATE TABLE audit_log (
 CREATE INDEX runs_status ON runs (status, id);
 CREATE INDEX runs_record ON runs (record_id, id);
 CREATE INDEX runs_queued ON runs (queued_at);
+CREATE TABLE webhooks (
+    id INTEGER PRIMARY KEY,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    kinds TEXT NOT NULL,
+    workflow TEXT,
+    team TEXT,
+    created_at INTEGER NOT NULL,
+    deleted_at INTEGER
+);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    webhook_id INTEGER NOT NULL,
+    event_seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    delivered_at INTEGER
+);
+CREATE INDEX outbox_pending ON outbox (webhook_id, id) WHERE status = 'pending';
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY,
+    outbox_id INTEGER NOT NULL,
+    webhook_id INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    status_code INTEGER,
+    latency_ms INTEGER NOT NULL,
+    error TEXT
+);
+CREATE INDEX deliveries_webhook ON deliveries (webhook_id, id);
+CREATE TABLE cursors (
+    name TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
 "#,
 ];
 

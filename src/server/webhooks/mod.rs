@@ -1,0 +1,153 @@
+//! Outbound webhooks: subscriptions (admin), signed deliveries from a durable outbox, and the
+//! record of every attempt.
+
+mod outbox;
+pub mod sign;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use serde::Deserialize;
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::store::WebhookRow;
+use crate::wire::{DeliveryView, EventKind, Role, WebhookCreated, WebhookRequest, WebhookView};
+
+pub use outbox::{deliver, dispatch};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks", get(list).post(create))
+        .route("/webhooks/{id}", delete(remove))
+        .route("/webhooks/{id}/deliveries", get(deliveries))
+}
+
+async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<ApiJson<Vec<WebhookView>>> {
+    caller.require(Role::Admin)?;
+    Ok(ApiJson(
+        s.store
+            .webhooks()
+            .await?
+            .into_iter()
+            .map(|h| h.view)
+            .collect(),
+    ))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<WebhookRequest>,
+) -> ApiResult<(StatusCode, ApiJson<WebhookCreated>)> {
+    let result = async {
+        caller.require(Role::Admin)?;
+        check(&body)?;
+        let secret = sign::new_secret().map_err(|e| {
+            tracing::error!("{e}");
+            ApiError::internal()
+        })?;
+        let view = WebhookView {
+            id: 0,
+            url: body.url.clone(),
+            events: body.events.clone(),
+            workflow: body.workflow.clone(),
+            team: body.team.clone(),
+            created_at: chrono::Utc::now(),
+            pending: 0,
+        };
+        let row = s.store.create_webhook(WebhookRow { view, secret }).await?;
+        Ok((
+            StatusCode::CREATED,
+            ApiJson(WebhookCreated {
+                view: row.view,
+                secret: row.secret,
+            }),
+        ))
+    };
+    let result = result.await;
+    s.audited(
+        &caller,
+        "webhook.create",
+        format!("webhook:{}", body.url),
+        None,
+        result,
+    )
+    .await
+}
+
+/// Refuses URLs that are not http(s) and event patterns that match no event kind.
+fn check(body: &WebhookRequest) -> Result<(), ApiError> {
+    if !(body.url.starts_with("http://") || body.url.starts_with("https://")) {
+        return Err(ApiError::unprocessable(
+            "invalid_url",
+            format!("`{}` is not an http(s) URL", body.url),
+        ));
+    }
+    if body.events.is_empty() {
+        return Err(ApiError::unprocessable(
+            "invalid_events",
+            "name at least one event kind, e.g. run.failed or run.*",
+        ));
+    }
+    for pattern in &body.events {
+        let known = match pattern.strip_suffix('*') {
+            Some(prefix) => {
+                !prefix.is_empty()
+                    && ["run.", "step.", "dlq.", "workflow.", "record."]
+                        .iter()
+                        .any(|p| p.starts_with(prefix) || prefix.starts_with(p))
+            }
+            None => EventKind::parse(pattern).is_some(),
+        };
+        if !known {
+            return Err(ApiError::unprocessable(
+                "invalid_events",
+                format!("`{pattern}` matches no event kind"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn remove(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    let result = async {
+        caller.require(Role::Admin)?;
+        s.store.delete_webhook(id).await?;
+        Ok(StatusCode::NO_CONTENT)
+    };
+    let result = result.await;
+    s.audited(
+        &caller,
+        "webhook.delete",
+        format!("webhook:{id}"),
+        None,
+        result,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn deliveries(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<Limit>,
+) -> ApiResult<ApiJson<Vec<DeliveryView>>> {
+    caller.require(Role::Admin)?;
+    Ok(ApiJson(
+        s.store
+            .deliveries(id, q.limit.unwrap_or(100).clamp(1, 1000))
+            .await?,
+    ))
+}

@@ -1,0 +1,163 @@
+//! Outbound webhook subscriptions, their durable outbox and every delivery attempt.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::rows::{self, ms};
+use super::writer::Tx;
+use crate::store::{Message, NewMessage, Result, StoreError, WebhookRow};
+use crate::wire::{DeliveryView, WebhookView};
+
+const SELECT: &str = "SELECT w.id, w.url, w.kinds, w.workflow, w.team, w.created_at, \
+     (SELECT COUNT(*) FROM outbox o WHERE o.webhook_id = w.id AND o.status = 'pending'), w.secret FROM webhooks w";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WebhookRow> {
+    Ok(WebhookRow {
+        view: WebhookView {
+            id: r.get(0)?,
+            url: r.get(1)?,
+            events: rows::json(r.get(2)?).unwrap_or_default(),
+            workflow: r.get(3)?,
+            team: r.get(4)?,
+            created_at: rows::time(r.get(5)?),
+            pending: r.get(6)?,
+        },
+        secret: r.get(7)?,
+    })
+}
+
+pub fn create(tx: &mut Tx<'_>, request: &WebhookRow) -> Result<WebhookRow> {
+    let v = &request.view;
+    tx.conn.execute(
+        "INSERT INTO webhooks (url, secret, kinds, workflow, team, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        params![v.url, request.secret, serde_json::to_string(&v.events).unwrap_or_default(), v.workflow, v.team, ms(tx.now)],
+    )?;
+    let id = tx.conn.last_insert_rowid();
+    Ok(tx
+        .conn
+        .query_row(&format!("{SELECT} WHERE w.id = ?"), [id], row)?)
+}
+
+pub fn delete(tx: &mut Tx<'_>, id: i64) -> Result<()> {
+    let changed = tx.conn.execute(
+        "UPDATE webhooks SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
+        params![ms(tx.now), id],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::NotFound(format!("webhook {id}")));
+    }
+    tx.conn.execute(
+        "UPDATE outbox SET status = 'dropped' WHERE webhook_id = ? AND status = 'pending'",
+        [id],
+    )?;
+    Ok(())
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<WebhookRow>> {
+    let list = conn
+        .prepare_cached(&format!(
+            "{SELECT} WHERE w.deleted_at IS NULL ORDER BY w.id"
+        ))?
+        .query_map([], row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(list)
+}
+
+pub fn cursor(conn: &Connection, name: &str) -> Result<i64> {
+    Ok(conn
+        .query_row("SELECT seq FROM cursors WHERE name = ?", [name], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Queues messages and moves the cursor past the events they came from, atomically.
+pub fn enqueue(tx: &mut Tx<'_>, messages: &[NewMessage], cursor: &str, seq: i64) -> Result<()> {
+    let now = ms(tx.now);
+    let mut insert = tx.conn.prepare_cached(
+        "INSERT INTO outbox (webhook_id, event_seq, kind, payload, status, due_at, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+    )?;
+    for m in messages {
+        insert.execute(params![
+            m.webhook_id,
+            m.event_seq,
+            m.kind,
+            m.payload.to_string(),
+            now,
+            now
+        ])?;
+    }
+    tx.conn.execute(
+        "INSERT INTO cursors (name, seq) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET seq = ?2",
+        params![cursor, seq],
+    )?;
+    Ok(())
+}
+
+/// The oldest pending message of a subscription (delivered in order, one at a time).
+pub fn head(conn: &Connection, webhook_id: i64) -> Result<Option<Message>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, event_seq, kind, payload, attempts, due_at, created_at FROM outbox \
+             WHERE webhook_id = ? AND status = 'pending' ORDER BY id LIMIT 1",
+        )?
+        .query_row([webhook_id], |r| {
+            Ok(Message {
+                id: r.get(0)?,
+                event_seq: r.get(1)?,
+                kind: r.get(2)?,
+                payload: rows::json(r.get(3)?).unwrap_or_default(),
+                attempts: r.get(4)?,
+                due_at: rows::time(r.get(5)?),
+                created_at: rows::time(r.get(6)?),
+            })
+        })
+        .optional()?)
+}
+
+/// Records one attempt; the message is delivered, or due again at `retry_at`.
+pub fn attempt(
+    tx: &mut Tx<'_>,
+    message: &Message,
+    webhook_id: i64,
+    outcome: &crate::store::Attempt,
+) -> Result<()> {
+    let now = ms(tx.now);
+    tx.conn.execute(
+        "INSERT INTO deliveries (outbox_id, webhook_id, at, status_code, latency_ms, error) VALUES (?, ?, ?, ?, ?, ?)",
+        params![message.id, webhook_id, now, outcome.status_code, outcome.latency_ms, outcome.error],
+    )?;
+    match outcome.retry_at {
+        None => tx.conn.execute(
+            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ? WHERE id = ?",
+            params![now, message.id],
+        )?,
+        Some(at) => tx.conn.execute(
+            "UPDATE outbox SET attempts = attempts + 1, due_at = ? WHERE id = ?",
+            params![ms(at), message.id],
+        )?,
+    };
+    Ok(())
+}
+
+pub fn deliveries(conn: &Connection, webhook_id: i64, limit: usize) -> Result<Vec<DeliveryView>> {
+    let list = conn
+        .prepare_cached(
+            "SELECT d.id, d.outbox_id, o.event_seq, o.kind, d.at, d.status_code, d.latency_ms, d.error \
+             FROM deliveries d JOIN outbox o ON o.id = d.outbox_id WHERE d.webhook_id = ? ORDER BY d.id DESC LIMIT ?",
+        )?
+        .query_map(params![webhook_id, limit as i64], |r| {
+            Ok(DeliveryView {
+                id: r.get(0)?,
+                message: r.get(1)?,
+                event_seq: r.get(2)?,
+                kind: r.get(3)?,
+                at: rows::time(r.get(4)?),
+                status_code: r.get(5)?,
+                latency_ms: r.get(6)?,
+                error: r.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(list)
+}
