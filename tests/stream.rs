@@ -232,3 +232,43 @@ async fn filters_auth_and_a_close_frame_on_shutdown() {
     };
     assert_eq!(u16::from(frame.unwrap().code), 1001);
 }
+
+#[tokio::test]
+async fn a_since_older_than_the_kept_events_gets_reset_first() {
+    let h = harness(&[TWO]).await;
+    let api = serve_api(&h).await;
+    for id in start(&h, "two", 2).await {
+        wait_final(&h.store, id).await;
+    }
+    let end = last_seq(&h).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while h.store.cursor("webhooks").await.unwrap() < end {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the webhook dispatcher never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pruned = h
+        .store
+        .prune_events(chrono::Utc::now() + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(pruned as i64, end - 1, "everything but the newest event");
+    assert_eq!(h.store.oldest_seq().await.unwrap(), end);
+
+    let mut old = connect(&api, "since=3").await;
+    assert_eq!(
+        next(&mut old).await,
+        Some(StreamMessage::Reset { seq: end - 1 })
+    );
+    match next(&mut old).await {
+        Some(StreamMessage::Event(e)) => assert_eq!(e.seq, end),
+        other => panic!("expected the kept event, got {other:?}"),
+    }
+    let mut current = connect(&api, &format!("since={}", end - 1)).await;
+    match next(&mut current).await {
+        Some(StreamMessage::Event(e)) => assert_eq!(e.seq, end, "no reset when nothing was missed"),
+        other => panic!("unexpected {other:?}"),
+    }
+}

@@ -55,6 +55,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let shutdown = state.shutdown.clone();
     let server = tokio::spawn(launch(listener, state));
+    tokio::spawn(prune_loop(
+        store.clone(),
+        args.keep_events,
+        shutdown.clone(),
+    ));
     tracing::info!(db = %args.db.display(), durability = ?args.durability, "ACP serving http://{address}/api/v1; Ctrl-C stops it");
     shutdown_signal().await;
     tracing::info!("shutting down: closing streams, finishing in-flight attempts");
@@ -100,4 +105,24 @@ pub async fn create_token(
         created.view.role, created.view.name, created.view.id
     );
     Ok(())
+}
+
+/// Drops events older than `keep` every hour.
+async fn prune_loop(
+    store: Arc<SqliteStore>,
+    keep: std::time::Duration,
+    shutdown: CancellationToken,
+) {
+    let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(30));
+    loop {
+        match store.prune_events(chrono::Utc::now() - keep).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("dropped {n} events older than {keep}"),
+            Err(e) => tracing::warn!("pruning events failed: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
 }

@@ -229,6 +229,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Delivery attempts of a subscription, newest first.
     async fn deliveries(&self, webhook_id: i64, limit: usize) -> Result<Vec<DeliveryView>>;
+    /// Deletes events older than `before` that every cursor has passed; answers how many.
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<usize>;
     /// The oldest event still kept (0 when there is none).
     async fn oldest_seq(&self) -> Result<i64>;
 

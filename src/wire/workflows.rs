@@ -14,6 +14,11 @@ pub struct WorkflowView {
     pub latest_version: i64,
     pub has_draft: bool,
     pub updated_at: DateTime<Utc>,
+    /// Runs queued in the last 24 hours, and how many of them failed.
+    #[serde(default)]
+    pub runs_24h: i64,
+    #[serde(default)]
+    pub failed_24h: i64,
 }
 
 /// One immutable version of a workflow, with its RON source.

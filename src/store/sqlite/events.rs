@@ -4,6 +4,7 @@ use rusqlite::{Connection, params};
 use serde_json::Value;
 
 use super::rows;
+use super::writer::Tx;
 use crate::store::Result;
 use crate::wire::{Event, EventKind};
 
@@ -27,4 +28,15 @@ pub fn events_since(conn: &Connection, after: i64, limit: usize) -> Result<Vec<E
 /// The oldest event kept, or 0 when there is none.
 pub fn oldest_seq(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT COALESCE(MIN(seq), 0) FROM events", [], |r| r.get(0))?)
+}
+
+/// Deletes events older than `before`, keeping any a cursor (the webhook dispatcher) has not
+/// passed yet and always the newest one (so the oldest kept event tells clients where the log
+/// starts).
+pub fn prune(tx: &mut Tx<'_>, before: chrono::DateTime<chrono::Utc>) -> Result<usize> {
+    Ok(tx.conn.execute(
+        "DELETE FROM events WHERE at < ?1 AND seq < (SELECT MAX(seq) FROM events) \
+         AND seq <= (SELECT COALESCE(MIN(seq), 9223372036854775807) FROM cursors)",
+        [super::rows::ms(before)],
+    )?)
 }

@@ -394,6 +394,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<usize> {
+        self.write(move |tx| events::prune(tx, before)).await
+    }
+
     async fn oldest_seq(&self) -> Result<i64> {
         self.read(events::oldest_seq).await
     }

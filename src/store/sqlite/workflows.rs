@@ -92,9 +92,12 @@ pub fn list(conn: &Connection) -> Result<Vec<WorkflowView>> {
         .prepare_cached(
             "SELECT key, name, team, published_version, \
              (SELECT COALESCE(MAX(version), 0) FROM workflow_versions v WHERE v.workflow = w.key), \
-             draft_source IS NOT NULL, updated_at FROM workflows w ORDER BY key",
+             draft_source IS NOT NULL, updated_at, \
+             (SELECT COUNT(*) FROM runs r WHERE r.workflow = w.key AND r.queued_at >= ?1), \
+             (SELECT COUNT(*) FROM runs r WHERE r.workflow = w.key AND r.queued_at >= ?1 AND r.status = 'failed') \
+             FROM workflows w ORDER BY key",
         )?
-        .query_map([], |r| {
+        .query_map([ms(chrono::Utc::now() - chrono::Duration::hours(24))], |r| {
             Ok(WorkflowView {
                 key: r.get(0)?,
                 name: r.get(1)?,
@@ -103,6 +106,8 @@ pub fn list(conn: &Connection) -> Result<Vec<WorkflowView>> {
                 latest_version: r.get(4)?,
                 has_draft: r.get(5)?,
                 updated_at: rows::time(r.get(6)?),
+                runs_24h: r.get(7)?,
+                failed_24h: r.get(8)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
