@@ -127,6 +127,11 @@ enum EventsCommand {
 enum BenchCommand {
     /// Drain many runs of no-op steps through the engine and compare with plain SQLite commits.
     Engine(bench::EngineArgs),
+    /// The engine workload with websocket subscribers: throughput, latency, CPU overhead.
+    Stream(bench::stream::StreamArgs),
+    /// The subscribers of `bench stream` (run by it as a child process).
+    #[command(hide = true)]
+    StreamClients(bench::stream::ClientsArgs),
 }
 
 /// Runs a parsed command line.
@@ -138,6 +143,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::serve(args))),
         Command::Bench(BenchCommand::Engine(args)) => {
             runtime().and_then(|rt| rt.block_on(bench::engine(args)))
+        }
+        Command::Bench(BenchCommand::Stream(args)) => {
+            runtime().and_then(|rt| rt.block_on(bench::stream::stream(args)))
+        }
+        Command::Bench(BenchCommand::StreamClients(args)) => {
+            runtime().and_then(|rt| rt.block_on(bench::stream::clients(args)))
         }
         Command::Workflow(WorkflowCommand::Remote(command)) => {
             remote_call(&cli.remote, |c| async move {

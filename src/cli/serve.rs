@@ -47,12 +47,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr()?;
-    let state = AppState {
-        engine: engine.clone(),
-        store: store_dyn,
-        config: Arc::new(ServerConfig::default()),
-        shutdown: CancellationToken::new(),
-    };
+    let state = AppState::new(engine.clone(), store_dyn, ServerConfig::default());
     let shutdown = state.shutdown.clone();
     let server = tokio::spawn(launch(listener, state));
     tokio::spawn(prune_loop(

@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// How often the stream pings idle clients.
     pub ping: Duration,
+    /// Events a stream client may fall behind before it is told it lagged.
+    pub stream_buffer: usize,
     /// Time limit of one webhook delivery.
     pub webhook_timeout: Duration,
     /// First and longest wait before delivering a refused webhook message again.
@@ -42,6 +44,7 @@ impl Default for ServerConfig {
         Self {
             body_limit: 1024 * 1024,
             ping: Duration::from_secs(15),
+            stream_buffer: 65_536,
             webhook_timeout: Duration::from_secs(10),
             webhook_retry_initial: Duration::from_secs(1),
             webhook_retry_max: Duration::from_secs(300),
@@ -58,6 +61,21 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Cancelled on shutdown: streams send a close frame and end.
     pub shutdown: CancellationToken,
+    /// Events serialized once for every stream client (see `stream::fan_out`).
+    frames: tokio::sync::broadcast::Sender<Arc<stream::Frame>>,
+}
+
+impl AppState {
+    pub fn new(engine: Engine, store: Arc<dyn Store>, config: ServerConfig) -> Self {
+        let (frames, _) = tokio::sync::broadcast::channel(config.stream_buffer.max(1));
+        Self {
+            engine,
+            store,
+            config: Arc::new(config),
+            shutdown: CancellationToken::new(),
+            frames,
+        }
+    }
 }
 
 /// The whole API as a router.
@@ -83,6 +101,7 @@ pub fn router(state: AppState) -> Router {
 /// cancelled; open streams are closed with a close frame first.
 pub async fn launch(listener: TcpListener, state: AppState) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
+    tokio::spawn(stream::fan_out(state.clone(), state.frames.clone()));
     tokio::spawn(webhooks::dispatch(state.clone()));
     tokio::spawn(webhooks::deliver(state.clone()));
     axum::serve(listener, router(state))

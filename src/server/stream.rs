@@ -12,12 +12,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::extract::ws::Utf8Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
+use futures_util::SinkExt;
 use serde::Deserialize;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::AppState;
 use super::auth::authenticate;
@@ -26,6 +29,8 @@ use crate::wire::{Event, EventKind, StreamMessage};
 
 /// Events read from the store per backlog query.
 const BACKLOG_PAGE: usize = 1000;
+/// Most live frames queued before one flush.
+const BATCH: usize = 512;
 /// How long one frame may take to send before the client counts as stuck.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -107,6 +112,37 @@ impl Filter {
     }
 }
 
+/// One event, serialized once for every client.
+pub struct Frame {
+    event: Arc<Event>,
+    text: Utf8Bytes,
+}
+
+/// Serializes each committed event once and hands it to every stream client.
+pub async fn fan_out(s: AppState, frames: broadcast::Sender<Arc<Frame>>) {
+    let mut bus = s.store.subscribe();
+    loop {
+        let event = tokio::select! {
+            received = bus.recv() => match received {
+                Ok(event) => event,
+                // Clients fill any gap from the store; nothing is lost here.
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            },
+            _ = s.shutdown.cancelled() => return,
+        };
+        match serde_json::to_string(&StreamMessage::Event((*event).clone())) {
+            Ok(text) => {
+                let _ = frames.send(Arc::new(Frame {
+                    event,
+                    text: text.into(),
+                }));
+            }
+            Err(e) => tracing::error!("serializing event {}: {e}", event.seq),
+        }
+    }
+}
+
 struct Sender {
     socket: WebSocket,
     last: i64,
@@ -119,21 +155,42 @@ impl Sender {
     }
 
     async fn raw(&mut self, message: Message) -> Result<(), String> {
-        match tokio::time::timeout(SEND_TIMEOUT, self.socket.send(message)).await {
+        self.timed(|socket| socket.send(message)).await
+    }
+
+    /// Runs a socket operation under the send time limit.
+    async fn timed<'a, F, Fut>(&'a mut self, operation: F) -> Result<(), String>
+    where
+        F: FnOnce(&'a mut WebSocket) -> Fut,
+        Fut: std::future::Future<Output = Result<(), axum::Error>>,
+    {
+        match tokio::time::timeout(SEND_TIMEOUT, operation(&mut self.socket)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err("the client stopped reading".into()),
         }
     }
 
-    /// Sends an event unless it was sent already; `wanted` is false for filtered-out events,
-    /// which still move the position forward.
-    async fn event(&mut self, event: &Event, wanted: bool) -> Result<(), String> {
+    /// Queues an event unless it was sent already (flushed by the caller); `wanted` is false
+    /// for filtered-out events, which still move the position forward.
+    async fn event(
+        &mut self,
+        event: &Event,
+        text: Option<&Utf8Bytes>,
+        wanted: bool,
+    ) -> Result<(), String> {
         if event.seq <= self.last {
             return Ok(());
         }
         if wanted {
-            self.send(&StreamMessage::Event(event.clone())).await?;
+            let text = match text {
+                Some(text) => text.clone(),
+                None => serde_json::to_string(&StreamMessage::Event(event.clone()))
+                    .map_err(|e| e.to_string())?
+                    .into(),
+            };
+            self.timed(|socket| socket.feed(Message::Text(text)))
+                .await?;
         }
         self.last = event.seq;
         Ok(())
@@ -149,7 +206,7 @@ impl Sender {
 }
 
 async fn serve(s: AppState, socket: WebSocket, q: StreamQuery) -> Result<(), String> {
-    let mut bus = s.store.subscribe();
+    let mut bus = s.frames.subscribe();
     let mut filter = Filter::new(&s, &q).await.map_err(|e| e.message)?;
     let mut out = Sender {
         socket,
@@ -160,25 +217,26 @@ async fn serve(s: AppState, socket: WebSocket, q: StreamQuery) -> Result<(), Str
         out.last = oldest - 1;
         out.send(&StreamMessage::Reset { seq: out.last }).await?;
     }
-    loop {
-        let page = s
-            .store
-            .events_since(out.last, BACKLOG_PAGE)
-            .await
-            .map_err(|e| e.to_string())?;
-        for event in &page {
-            out.event(event, filter.wants(event)).await?;
-        }
-        if page.len() < BACKLOG_PAGE {
-            break;
-        }
-    }
+    backlog(&s, &mut out, &filter, i64::MAX).await?;
     let mut ping = tokio::time::interval(s.config.ping);
     ping.tick().await;
     loop {
         tokio::select! {
             received = bus.recv() => match received {
-                Ok(event) => live(&s, &mut out, &mut filter, event).await?,
+                Ok(frame) => {
+                    live(&s, &mut out, &mut filter, &frame).await?;
+                    for _ in 0..BATCH {
+                        match bus.try_recv() {
+                            Ok(frame) => live(&s, &mut out, &mut filter, &frame).await?,
+                            Err(TryRecvError::Lagged(_)) => {
+                                out.send(&StreamMessage::Lagged { seq: out.last }).await?;
+                                return out.close(close_code::POLICY, "lagged; reconnect with since=seq").await;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    out.timed(|socket| socket.flush()).await?;
+                }
                 Err(RecvError::Lagged(_)) => {
                     out.send(&StreamMessage::Lagged { seq: out.last }).await?;
                     return out.close(close_code::POLICY, "lagged; reconnect with since=seq").await;
@@ -195,17 +253,46 @@ async fn serve(s: AppState, socket: WebSocket, q: StreamQuery) -> Result<(), Str
     }
 }
 
+/// Sends stored events after `out.last` up to `until` (inclusive), a page at a time.
+async fn backlog(
+    s: &AppState,
+    out: &mut Sender,
+    filter: &Filter,
+    until: i64,
+) -> Result<(), String> {
+    loop {
+        let page = s
+            .store
+            .events_since(out.last, BACKLOG_PAGE)
+            .await
+            .map_err(|e| e.to_string())?;
+        for event in page.iter().take_while(|e| e.seq <= until) {
+            out.event(event, None, filter.wants(event)).await?;
+        }
+        out.timed(|socket| socket.flush()).await?;
+        if page.len() < BACKLOG_PAGE || out.last >= until {
+            return Ok(());
+        }
+    }
+}
+
+/// Queues a live frame, first filling from the store any gap the fan-out let through.
 async fn live(
     s: &AppState,
     out: &mut Sender,
     filter: &mut Filter,
-    event: Arc<Event>,
+    frame: &Frame,
 ) -> Result<(), String> {
+    let event = &frame.event;
     if matches!(
         event.kind,
         EventKind::WorkflowDraftSaved | EventKind::WorkflowPublished
     ) {
         filter.refresh(s).await.map_err(|e| e.message)?;
     }
-    out.event(&event, filter.wants(&event)).await
+    if event.seq > out.last + 1 {
+        backlog(s, out, filter, event.seq - 1).await?;
+    }
+    out.event(event, Some(&frame.text), filter.wants(event))
+        .await
 }

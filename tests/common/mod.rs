@@ -189,6 +189,8 @@ async fn answer(
 
 /// An engine on a temporary database, wired to a world.
 pub struct Harness {
+    /// Events a slow subscriber may fall behind (the store's bus and the stream's buffer).
+    pub bus_capacity: usize,
     pub engine: Engine,
     pub store: Arc<SqliteStore>,
     pub world: World,
@@ -230,6 +232,7 @@ pub async fn harness_with_bus(workflows: &[&str], bus_capacity: usize) -> Harnes
         engine.publish(&key, "test").await.unwrap();
     }
     Harness {
+        bus_capacity,
         engine,
         store,
         world,
@@ -306,19 +309,19 @@ pub async fn serve_api_on(h: &Harness, listener: tokio::net::TcpListener) -> Api
         );
     }
     let url = format!("http://{}/api/v1", listener.local_addr().unwrap());
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let state = AppState {
-        engine: h.engine.clone(),
+    let state = AppState::new(
+        h.engine.clone(),
         store,
-        config: Arc::new(ServerConfig {
+        ServerConfig {
             body_limit: 64 * 1024,
+            stream_buffer: h.bus_capacity,
             webhook_retry_initial: Duration::from_millis(50),
             webhook_retry_max: Duration::from_millis(200),
             webhook_poll: Duration::from_millis(20),
             ..ServerConfig::default()
-        }),
-        shutdown: shutdown.clone(),
-    };
+        },
+    );
+    let shutdown = state.shutdown.clone();
     tokio::spawn(launch(listener, state));
     let [admin, operator, viewer] = tokens.try_into().unwrap();
     Api {

@@ -1,4 +1,5 @@
 //! `acp bench engine`: how fast the engine drains runs, against what SQLite commits allow.
+//! `acp bench stream` (in `stream.rs`): the same workload watched by websocket subscribers.
 //!
 //! The baseline is single-row commits per second on the same file system and durability mode.
 //! The engine run uses no-op `http` steps answered in process; every `fail_every`-th run's
@@ -8,6 +9,8 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+pub mod stream;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -20,22 +23,22 @@ use acp::store::{Durability, SqliteStore, Store};
 use acp::wire::{Event, EventKind, TriggerKind};
 use tokio::sync::broadcast;
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct EngineArgs {
     #[arg(long, default_value_t = 100_000)]
-    runs: usize,
+    pub runs: usize,
     #[arg(long, default_value_t = 3)]
-    steps: usize,
+    pub steps: usize,
     /// Every n-th run's second step fails once (0: never).
     #[arg(long, default_value_t = 10)]
-    fail_every: i64,
+    pub fail_every: i64,
     #[arg(long, value_enum, default_value_t = Durability::Full)]
-    durability: Durability,
+    pub durability: Durability,
     #[arg(long, default_value_t = 256)]
-    workers: usize,
+    pub workers: usize,
     /// Folder for the temporary database files.
     #[arg(long, default_value = ".")]
-    dir: PathBuf,
+    pub dir: PathBuf,
 }
 
 /// Answers every request with 200, except the first try of a failing run's second step.
@@ -106,6 +109,60 @@ fn commit_baseline(path: &std::path::Path, durability: Durability) -> anyhow::Re
     Ok(commits as f64 / started.elapsed().as_secs_f64())
 }
 
+/// An engine on a fresh database in `dir`, with the benchmark workflow published.
+pub struct Workload {
+    pub db: PathBuf,
+    pub store: Arc<SqliteStore>,
+    pub engine: Engine,
+}
+
+impl Workload {
+    pub async fn start(
+        dir: &std::path::Path,
+        name: &str,
+        args: &EngineArgs,
+    ) -> anyhow::Result<Self> {
+        let db = dir.join(format!("{name}.db"));
+        let store = Arc::new(SqliteStore::open(&db, args.durability)?);
+        let http = Arc::new(NoopHttp {
+            fail_every: args.fail_every,
+            failed: Mutex::new(HashSet::new()),
+        });
+        let config = EngineConfig {
+            workers: args.workers,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::start(
+            store.clone() as Arc<dyn Store>,
+            config,
+            Actions::with_http(http),
+        )
+        .await?;
+        engine.save_draft(&workflow(args.steps), "bench").await?;
+        engine.publish("bench", "bench").await?;
+        Ok(Self { db, store, engine })
+    }
+
+    /// Queues `runs` runs and waits until all have finished; answers the time it took.
+    pub async fn drain(&self, runs: usize) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let finished = tokio::spawn(wait_for_runs(self.store.subscribe(), runs));
+        for chunk in (0..runs).collect::<Vec<_>>().chunks(1000) {
+            let payloads: Vec<Value> = chunk.iter().map(|i| json!({"n": i})).collect();
+            self.engine
+                .start_runs("bench", TriggerKind::Manual, payloads)
+                .await?;
+        }
+        finished.await??;
+        Ok(started.elapsed())
+    }
+
+    pub async fn stop(&self) {
+        self.engine.shutdown().await;
+        self.store.close();
+    }
+}
+
 pub async fn engine(args: EngineArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir_in(&args.dir)
         .with_context(|| format!("temporary folder in {}", args.dir.display()))?;
@@ -114,46 +171,16 @@ pub async fn engine(args: EngineArgs) -> anyhow::Result<()> {
         "commit baseline: {baseline:.0} single-row commits/s ({:?})",
         args.durability
     );
-
-    let db = dir.path().join("bench.db");
-    let store = Arc::new(SqliteStore::open(&db, args.durability)?);
-    let http = Arc::new(NoopHttp {
-        fail_every: args.fail_every,
-        failed: Mutex::new(HashSet::new()),
-    });
-    let config = EngineConfig {
-        workers: args.workers,
-        ..EngineConfig::default()
-    };
-    let events = store.subscribe();
-    let engine = Engine::start(
-        store.clone() as Arc<dyn Store>,
-        config,
-        Actions::with_http(http),
-    )
-    .await?;
-    engine.save_draft(&workflow(args.steps), "bench").await?;
-    engine.publish("bench", "bench").await?;
-
-    let started = Instant::now();
-    let finished = tokio::spawn(wait_for_runs(events, args.runs));
-    for chunk in (0..args.runs).collect::<Vec<_>>().chunks(1000) {
-        let payloads: Vec<Value> = chunk.iter().map(|i| json!({"n": i})).collect();
-        engine
-            .start_runs("bench", TriggerKind::Manual, payloads)
-            .await?;
-    }
-    finished.await??;
-    let elapsed = started.elapsed().as_secs_f64();
-    let counter = rusqlite::Connection::open(&db)?;
+    let workload = Workload::start(dir.path(), "bench", &args).await?;
+    let elapsed = workload.drain(args.runs).await?.as_secs_f64();
+    let counter = rusqlite::Connection::open(&workload.db)?;
     let failed: i64 = counter.query_row(
         "SELECT COUNT(*) FROM runs WHERE status = 'failed'",
         [],
         |r| r.get(0),
     )?;
     let attempts: i64 = counter.query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get(0))?;
-    engine.shutdown().await;
-    store.close();
+    workload.stop().await;
 
     let runs_per_s = args.runs as f64 / elapsed;
     let steps_per_s = attempts as f64 / elapsed;
