@@ -665,3 +665,47 @@ async fn health_counts_outcomes_durations_buckets_and_groups_failure_reasons() {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid"))
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_that_exists() {
+    let h = harness(&[FLAKY]).await;
+    let api = serve_api(&h).await;
+    let doc: Value = api
+        .http
+        .get(format!("{}/openapi.json", api.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["components"]["schemas"]["RunView"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            operations += 1;
+            let url = format!(
+                "{}{}",
+                api.url.trim_end_matches("/api/v1"),
+                path.replace("{key}", "flaky")
+                    .replace("{id}", "1")
+                    .replace("{version}", "1")
+            );
+            let request = api
+                .http
+                .request(method.to_uppercase().parse().unwrap(), url)
+                .bearer_auth(&api.admin);
+            let (_, body) = json(request.send().await.unwrap()).await;
+            let code = body["error"]["code"].as_str().unwrap_or_default();
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                !message.starts_with("no such route") && code != "method_not_allowed",
+                "{method} {path} is documented but not served"
+            );
+        }
+    }
+    assert_eq!(operations, 36, "every route is documented");
+}

@@ -5,6 +5,7 @@
 
 pub mod auth;
 mod error;
+pub mod openapi;
 mod routes;
 mod stream;
 pub mod webhooks;
@@ -86,7 +87,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1",
             routes::api()
                 .merge(stream::routes())
-                .merge(webhooks::routes()),
+                .merge(webhooks::routes())
+                .merge(openapi::routes()),
         )
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::no_method)

@@ -6,6 +6,7 @@
 //! the bus is told `lagged` and disconnected (the engine never waits for it) and resumes with
 //! its last `seq`. A `since` older than the oldest kept event gets `reset` first.
 
+use crate::wire::ErrorBody;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +40,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 #[derive(Debug, Default, Deserialize)]
-struct StreamQuery {
+pub(crate) struct StreamQuery {
     #[serde(default)]
     since: i64,
     workflow: Option<String>,
@@ -47,7 +48,8 @@ struct StreamQuery {
     token: Option<String>,
 }
 
-async fn upgrade(
+#[utoipa::path(get, path = "/api/v1/stream", params(("since" = Option<i64>, Query), ("workflow" = Option<String>, Query), ("team" = Option<String>, Query), ("token" = Option<String>, Query)), responses((status = 101, description = "websocket of JSON text frames", body = StreamMessage), (status = "4XX", description = "an error", body = ErrorBody)), tag = "stream", security(("bearer" = [])))]
+pub(crate) async fn upgrade(
     State(s): State<AppState>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<StreamQuery>,

@@ -34,12 +34,14 @@ impl Role {
 
 /// Every error the API answers: `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 /// A machine-readable code (`not_found`, `forbidden`, `invalid_workflow`...) and a sentence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
@@ -50,6 +52,7 @@ pub struct ErrorDetail {
 
 /// One problem in a workflow file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct ProblemView {
     pub line: usize,
     pub col: usize,
@@ -58,6 +61,7 @@ pub struct ProblemView {
 
 /// One page of a list, newest first; pass `next_cursor` as `cursor` for the next page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub items: Vec<T>,
     #[serde(default)]
@@ -66,7 +70,9 @@ pub struct Page<T> {
 
 /// Filters for runs and dead-letter entries (query string).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(default)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct RunQuery {
     pub workflow: Option<String>,
     pub status: Option<String>,
@@ -83,6 +89,7 @@ pub struct RunQuery {
 
 /// `POST /runs`: start a workflow's published version by hand.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct StartRun {
     pub workflow: String,
     #[serde(default)]
@@ -91,12 +98,14 @@ pub struct StartRun {
 
 /// The id of a run (or runs) just created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Created {
     pub id: i64,
 }
 
 /// A reason, where an action takes one (discard needs it; cancel may have it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Reason {
     #[serde(default)]
     pub reason: Option<String>,
@@ -104,6 +113,7 @@ pub struct Reason {
 
 /// Which version a replay runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReplayOn {
     /// The version the failed run ran.
@@ -115,6 +125,7 @@ pub enum ReplayOn {
 
 /// `POST /dlq/{id}/replay`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct ReplayRequest {
     #[serde(default)]
     pub version: ReplayOn,
@@ -125,6 +136,7 @@ pub struct ReplayRequest {
 
 /// `POST /dlq/replay`: replay every open entry that matches a filter.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct BulkReplay {
     #[serde(default)]
     pub filter: RunQuery,
@@ -137,6 +149,7 @@ pub struct BulkReplay {
 
 /// What a bulk replay does (or would do).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct ReplayPlan {
     pub count: usize,
     pub workflows: Vec<String>,
@@ -150,6 +163,7 @@ pub struct ReplayPlan {
 
 /// A step that reaches outside ACP and would run again on replay.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct ExternalStep {
     pub workflow: String,
     pub version: i64,
@@ -163,12 +177,14 @@ pub struct ExternalStep {
 
 /// `POST /workflows/{key}/rollback`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Rollback {
     pub version: i64,
 }
 
 /// The new published version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Published {
     pub workflow: String,
     pub version: i64,
@@ -176,6 +192,7 @@ pub struct Published {
 
 /// `GET /workflows/{key}/diff?from=&to=`: a unified diff of two versions' sources.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Diff {
     pub from: i64,
     pub to: i64,
@@ -184,6 +201,7 @@ pub struct Diff {
 
 /// `POST /records` (create) and `PATCH /records/{id}` (update some fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct RecordInput {
     #[serde(default)]
     pub object: String,
@@ -195,6 +213,7 @@ pub struct RecordInput {
 
 /// The record after a write, and what the write did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct RecordWritten {
     pub record: super::RecordView,
     pub changed: Vec<String>,
@@ -204,6 +223,7 @@ pub struct RecordWritten {
 
 /// `POST /tokens`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
     pub name: String,
     pub role: Role,
@@ -211,6 +231,7 @@ pub struct TokenRequest {
 
 /// A token as listed (never its secret).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct TokenView {
     pub id: i64,
     pub name: String,
@@ -222,6 +243,7 @@ pub struct TokenView {
 
 /// A token just created: the secret is shown this once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct TokenCreated {
     #[serde(flatten)]
     pub view: TokenView,
@@ -230,6 +252,7 @@ pub struct TokenCreated {
 
 /// One control action: who did what to what, and how it ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub id: i64,
     pub at: DateTime<Utc>,
@@ -245,6 +268,7 @@ pub struct AuditEntry {
 
 /// A websocket stream message (one JSON text frame each).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamMessage {
     Event(Event),
@@ -260,7 +284,9 @@ pub enum StreamMessage {
 
 /// `GET /health`: what happened over a window, per workflow and per team.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(default)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct HealthQuery {
     /// How far back, e.g. `1h` (default), `15m`, `24h`.
     pub window: Option<String>,
@@ -272,6 +298,7 @@ pub struct HealthQuery {
 
 /// The health dashboard's numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Health {
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
@@ -286,6 +313,7 @@ pub struct Health {
 
 /// Counts shared by workflows and teams.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Counts {
     pub runs: i64,
     pub succeeded: i64,
@@ -297,6 +325,7 @@ pub struct Counts {
 
 /// One workflow over the window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct WorkflowHealth {
     pub workflow: String,
     pub team: String,
@@ -314,6 +343,7 @@ pub struct WorkflowHealth {
 
 /// One team over the window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct TeamHealth {
     pub team: String,
     #[serde(flatten)]
@@ -322,6 +352,7 @@ pub struct TeamHealth {
 
 /// Failures that share an error signature (ids, numbers and times masked).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct FailureReason {
     pub signature: String,
     pub workflow: String,
@@ -334,6 +365,7 @@ pub struct FailureReason {
 
 /// `POST /webhooks`: deliver these event kinds (optionally of one workflow or team) to a URL.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct WebhookRequest {
     pub url: String,
     /// Event kinds such as `run.failed`, or a prefix with `*` such as `run.*`.
@@ -353,6 +385,7 @@ fn default_webhook_kinds() -> Vec<String> {
 
 /// A webhook subscription.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct WebhookView {
     pub id: i64,
     pub url: String,
@@ -368,6 +401,7 @@ pub struct WebhookView {
 
 /// A subscription just created, with its signing secret (`whsec_...`), shown this once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct WebhookCreated {
     #[serde(flatten)]
     pub view: WebhookView,
@@ -376,6 +410,7 @@ pub struct WebhookCreated {
 
 /// One delivery attempt of one message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct DeliveryView {
     pub id: i64,
     /// The message (`webhook-id: msg_<message>`).

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// One persisted state change. `seq` is gap-free and strictly increasing across the database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Event {
     pub seq: i64,
     pub at: DateTime<Utc>,
@@ -85,6 +86,21 @@ impl EventKind {
         NAMES.iter().find(|(_, n)| *n == name).map(|(k, _)| *k)
     }
 }
+
+/// The schema is the list of dotted names, as serialized.
+#[cfg(feature = "server")]
+impl utoipa::PartialSchema for EventKind {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let names = NAMES.iter().map(|(_, name)| *name);
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(names))
+            .into()
+    }
+}
+
+#[cfg(feature = "server")]
+impl utoipa::ToSchema for EventKind {}
 
 impl From<EventKind> for &'static str {
     fn from(kind: EventKind) -> Self {

@@ -17,6 +17,7 @@ string_enum!(
 
 /// A record: an object name and its JSON field values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct RecordView {
     pub id: i64,
     pub object: String,
@@ -27,6 +28,7 @@ pub struct RecordView {
 
 /// One field changing value, with everything needed to answer "why did this change?".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct FieldChange {
     pub id: i64,
     pub record_id: i64,

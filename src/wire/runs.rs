@@ -9,6 +9,7 @@ macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
 
@@ -108,6 +109,7 @@ string_enum!(
 
 /// A step failure as stored and shown: its class, a plain message, and whether it may be retried.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct StepError {
     pub class: ErrorClass,
     pub message: String,
@@ -119,6 +121,7 @@ pub struct StepError {
 
 /// One run, without its attempts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct RunView {
     pub id: i64,
     pub workflow: String,
@@ -151,6 +154,7 @@ pub struct RunView {
 
 /// One attempt of one step, with its redacted input and output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct AttemptView {
     pub id: i64,
     pub step_index: i64,
@@ -179,6 +183,7 @@ pub struct AttemptView {
 
 /// A run with every attempt of every step, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct RunDetail {
     pub run: RunView,
     pub attempts: Vec<AttemptView>,
@@ -186,6 +191,7 @@ pub struct RunDetail {
 
 /// A dead-letter entry: one failed run waiting for a decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct DlqView {
     pub id: i64,
     pub run_id: i64,

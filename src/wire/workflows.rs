@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// A workflow: its current published version and whether a draft is pending.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct WorkflowView {
     pub key: String,
     pub name: String,
@@ -23,6 +24,7 @@ pub struct WorkflowView {
 
 /// One immutable version of a workflow, with its RON source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct VersionView {
     pub workflow: String,
     pub version: i64,

@@ -1,5 +1,6 @@
 //! Tokens, the audit log and the event log.
 
+use crate::wire::ErrorBody;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -22,12 +23,17 @@ pub fn routes() -> Router<AppState> {
         .route("/health", get(health))
 }
 
-async fn tokens(State(s): State<AppState>, caller: Caller) -> ApiResult<ApiJson<Vec<TokenView>>> {
+#[utoipa::path(get, path = "/api/v1/tokens", responses((status = 200, body = Vec<TokenView>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "admin", security(("bearer" = [])))]
+pub(crate) async fn tokens(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<ApiJson<Vec<TokenView>>> {
     caller.require(Role::Admin)?;
     Ok(ApiJson(s.store.tokens().await?))
 }
 
-async fn create_token(
+#[utoipa::path(post, path = "/api/v1/tokens", request_body = TokenRequest, responses((status = 201, body = TokenCreated), (status = "4XX", description = "an error", body = ErrorBody)), tag = "admin", security(("bearer" = [])))]
+pub(crate) async fn create_token(
     State(s): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<TokenRequest>,
@@ -55,7 +61,8 @@ async fn create_token(
     .await
 }
 
-async fn revoke_token(
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", params(("id" = i64, Path)), responses((status = 204, description = "revoked"), (status = "4XX", description = "an error", body = ErrorBody)), tag = "admin", security(("bearer" = [])))]
+pub(crate) async fn revoke_token(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
@@ -71,12 +78,13 @@ async fn revoke_token(
 }
 
 #[derive(Deserialize)]
-struct Cursor {
+pub(crate) struct Cursor {
     cursor: Option<String>,
     limit: Option<usize>,
 }
 
-async fn audit(
+#[utoipa::path(get, path = "/api/v1/audit", params(("cursor" = Option<String>, Query), ("limit" = Option<usize>, Query)), responses((status = 200, body = Page<AuditEntry>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "admin", security(("bearer" = [])))]
+pub(crate) async fn audit(
     State(s): State<AppState>,
     _: Caller,
     ApiQuery(q): ApiQuery<Cursor>,
@@ -96,14 +104,15 @@ async fn audit(
 }
 
 #[derive(Deserialize)]
-struct Since {
+pub(crate) struct Since {
     #[serde(default)]
     since: i64,
     limit: Option<usize>,
 }
 
 /// Events after `since`, oldest first.
-async fn events(
+#[utoipa::path(get, path = "/api/v1/events", params(("since" = Option<i64>, Query), ("limit" = Option<usize>, Query)), responses((status = 200, body = Vec<Event>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "admin", security(("bearer" = [])))]
+pub(crate) async fn events(
     State(s): State<AppState>,
     _: Caller,
     ApiQuery(q): ApiQuery<Since>,
@@ -116,7 +125,8 @@ async fn events(
 }
 
 /// Runs, outcomes, durations, throughput and failure reasons per workflow and team.
-async fn health(
+#[utoipa::path(get, path = "/api/v1/health", params(HealthQuery), responses((status = 200, body = Health), (status = "4XX", description = "an error", body = ErrorBody)), tag = "admin", security(("bearer" = [])))]
+pub(crate) async fn health(
     State(s): State<AppState>,
     _: Caller,
     ApiQuery(q): ApiQuery<HealthQuery>,

@@ -1,5 +1,6 @@
 //! The dead-letter queue: list, detail, replay (one, or by filter with a dry run), discard.
 
+use crate::wire::ErrorBody;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -22,7 +23,8 @@ pub fn routes() -> Router<AppState> {
         .route("/dlq/{id}/discard", post(discard))
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/v1/dlq", params(RunQuery), responses((status = 200, body = Page<DlqView>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "dlq", security(("bearer" = [])))]
+pub(crate) async fn list(
     State(s): State<AppState>,
     _: Caller,
     ApiQuery(q): ApiQuery<RunQuery>,
@@ -30,7 +32,8 @@ async fn list(
     Ok(ApiJson(s.store.dlq(&q).await?))
 }
 
-async fn one(
+#[utoipa::path(get, path = "/api/v1/dlq/{id}", params(("id" = i64, Path)), responses((status = 200, body = DlqView), (status = "4XX", description = "an error", body = ErrorBody)), tag = "dlq", security(("bearer" = [])))]
+pub(crate) async fn one(
     State(s): State<AppState>,
     _: Caller,
     ApiPath(id): ApiPath<i64>,
@@ -38,7 +41,8 @@ async fn one(
     Ok(ApiJson(s.store.dlq_entry(id).await?))
 }
 
-async fn replay(
+#[utoipa::path(post, path = "/api/v1/dlq/{id}/replay", params(("id" = i64, Path)), request_body(content = Option<ReplayRequest>), responses((status = 201, body = Created), (status = "4XX", description = "an error", body = ErrorBody)), tag = "dlq", security(("bearer" = [])))]
+pub(crate) async fn replay(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
@@ -58,7 +62,8 @@ async fn replay(
         .await
 }
 
-async fn replay_matching(
+#[utoipa::path(post, path = "/api/v1/dlq/replay", request_body = BulkReplay, responses((status = 200, body = ReplayPlan), (status = "4XX", description = "an error", body = ErrorBody)), tag = "dlq", security(("bearer" = [])))]
+pub(crate) async fn replay_matching(
     State(s): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<BulkReplay>,
@@ -86,7 +91,8 @@ async fn replay_matching(
     .await
 }
 
-async fn discard(
+#[utoipa::path(post, path = "/api/v1/dlq/{id}/discard", params(("id" = i64, Path)), request_body = Reason, responses((status = 204, description = "discarded"), (status = "4XX", description = "an error", body = ErrorBody)), tag = "dlq", security(("bearer" = [])))]
+pub(crate) async fn discard(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,

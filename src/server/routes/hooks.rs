@@ -4,6 +4,7 @@
 //! `X-ACP-Signature: sha256=<hex HMAC-SHA256 of the raw body>`. Without one, the caller needs
 //! an operator token. An `Idempotency-Key` header makes redeliveries start no second run.
 
+use crate::wire::ErrorBody;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -21,7 +22,8 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/hooks/{key}", post(receive))
 }
 
-async fn receive(
+#[utoipa::path(post, path = "/api/v1/hooks/{key}", params(("key" = String, Path, description = "workflow key"), ("X-ACP-Signature" = Option<String>, Header, description = "sha256=<hex HMAC of the body>"), ("Idempotency-Key" = Option<String>, Header)), request_body = Object, responses((status = 202, body = Created), (status = "4XX", description = "an error", body = ErrorBody)), tag = "hooks", security(("bearer" = [])))]
+pub(crate) async fn receive(
     State(s): State<AppState>,
     ApiPath(key): ApiPath<String>,
     headers: HeaderMap,

@@ -1,11 +1,11 @@
 //! REST routes, one module per resource.
 
-mod admin;
-mod dlq;
-mod hooks;
-mod records;
-mod runs;
-mod workflows;
+pub(crate) mod admin;
+pub(crate) mod dlq;
+pub(crate) mod hooks;
+pub(crate) mod records;
+pub(crate) mod runs;
+pub(crate) mod workflows;
 
 use axum::Router;
 use axum::http::StatusCode;

@@ -1,5 +1,6 @@
 //! Records: create, update (both fire record triggers), read, field history.
 
+use crate::wire::ErrorBody;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -41,7 +42,8 @@ async fn write(
     }))
 }
 
-async fn create(
+#[utoipa::path(post, path = "/api/v1/records", request_body = RecordInput, responses((status = 201, body = RecordWritten), (status = "4XX", description = "an error", body = ErrorBody)), tag = "records", security(("bearer" = [])))]
+pub(crate) async fn create(
     State(s): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<RecordInput>,
@@ -54,7 +56,8 @@ async fn create(
         .await
 }
 
-async fn update(
+#[utoipa::path(patch, path = "/api/v1/records/{id}", params(("id" = i64, Path)), request_body = RecordInput, responses((status = 200, body = RecordWritten), (status = "4XX", description = "an error", body = ErrorBody)), tag = "records", security(("bearer" = [])))]
+pub(crate) async fn update(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
@@ -71,7 +74,8 @@ async fn update(
     .await
 }
 
-async fn one(
+#[utoipa::path(get, path = "/api/v1/records/{id}", params(("id" = i64, Path)), responses((status = 200, body = RecordView), (status = "4XX", description = "an error", body = ErrorBody)), tag = "records", security(("bearer" = [])))]
+pub(crate) async fn one(
     State(s): State<AppState>,
     _: Caller,
     ApiPath(id): ApiPath<i64>,
@@ -79,7 +83,8 @@ async fn one(
     Ok(ApiJson(s.store.record(id).await?))
 }
 
-async fn history(
+#[utoipa::path(get, path = "/api/v1/records/{id}/history", params(("id" = i64, Path)), responses((status = 200, body = Vec<FieldChange>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "records", security(("bearer" = [])))]
+pub(crate) async fn history(
     State(s): State<AppState>,
     _: Caller,
     ApiPath(id): ApiPath<i64>,

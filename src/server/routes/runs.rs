@@ -1,5 +1,6 @@
 //! Runs: list with filters, detail, manual start, retry, re-run, cancel.
 
+use crate::wire::ErrorBody;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -22,7 +23,8 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/{id}/cancel", post(cancel))
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/v1/runs", params(RunQuery), responses((status = 200, body = Page<RunView>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "runs", security(("bearer" = [])))]
+pub(crate) async fn list(
     State(s): State<AppState>,
     _: Caller,
     ApiQuery(q): ApiQuery<RunQuery>,
@@ -30,7 +32,8 @@ async fn list(
     Ok(ApiJson(s.store.runs(&q).await?))
 }
 
-async fn one(
+#[utoipa::path(get, path = "/api/v1/runs/{id}", params(("id" = i64, Path)), responses((status = 200, body = RunDetail), (status = "4XX", description = "an error", body = ErrorBody)), tag = "runs", security(("bearer" = [])))]
+pub(crate) async fn one(
     State(s): State<AppState>,
     _: Caller,
     ApiPath(id): ApiPath<i64>,
@@ -38,7 +41,8 @@ async fn one(
     Ok(ApiJson(s.store.run(id).await?))
 }
 
-async fn start(
+#[utoipa::path(post, path = "/api/v1/runs", request_body = StartRun, responses((status = 201, body = Created), (status = "4XX", description = "an error", body = ErrorBody)), tag = "runs", security(("bearer" = [])))]
+pub(crate) async fn start(
     State(s): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<StartRun>,
@@ -67,7 +71,8 @@ async fn start(
     .await
 }
 
-async fn retry(
+#[utoipa::path(post, path = "/api/v1/runs/{id}/retry", params(("id" = i64, Path)), responses((status = 202, description = "queued to resume"), (status = "4XX", description = "an error", body = ErrorBody)), tag = "runs", security(("bearer" = [])))]
+pub(crate) async fn retry(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
@@ -82,7 +87,8 @@ async fn retry(
         .await
 }
 
-async fn rerun(
+#[utoipa::path(post, path = "/api/v1/runs/{id}/rerun", params(("id" = i64, Path)), responses((status = 201, body = Created), (status = "4XX", description = "an error", body = ErrorBody)), tag = "runs", security(("bearer" = [])))]
+pub(crate) async fn rerun(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
@@ -97,7 +103,8 @@ async fn rerun(
         .await
 }
 
-async fn cancel(
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", params(("id" = i64, Path)), request_body(content = Option<Reason>), responses((status = 200, body = Object), (status = "4XX", description = "an error", body = ErrorBody)), tag = "runs", security(("bearer" = [])))]
+pub(crate) async fn cancel(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,

@@ -1,5 +1,6 @@
 //! Workflows: list, versions, diff, drafts, validation, publish, rollback.
 
+use crate::wire::ErrorBody;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post, put};
@@ -25,11 +26,16 @@ pub fn routes() -> Router<AppState> {
         .route("/workflows/{key}/rollback", post(rollback))
 }
 
-async fn list(State(s): State<AppState>, _: Caller) -> ApiResult<ApiJson<Vec<WorkflowView>>> {
+#[utoipa::path(get, path = "/api/v1/workflows", responses((status = 200, body = Vec<WorkflowView>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    _: Caller,
+) -> ApiResult<ApiJson<Vec<WorkflowView>>> {
     Ok(ApiJson(s.store.workflows().await?))
 }
 
-async fn one(
+#[utoipa::path(get, path = "/api/v1/workflows/{key}", params(("key" = String, Path, description = "workflow key")), responses((status = 200, body = WorkflowView), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+pub(crate) async fn one(
     State(s): State<AppState>,
     _: Caller,
     ApiPath(key): ApiPath<String>,
@@ -45,7 +51,8 @@ async fn one(
         .ok_or_else(|| ApiError::not_found(format!("workflow `{key}` not found")))
 }
 
-async fn versions(
+#[utoipa::path(get, path = "/api/v1/workflows/{key}/versions", params(("key" = String, Path, description = "workflow key")), responses((status = 200, body = Vec<VersionView>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+pub(crate) async fn versions(
     State(s): State<AppState>,
     _: Caller,
     ApiPath(key): ApiPath<String>,
@@ -59,7 +66,8 @@ async fn versions(
     Ok(ApiJson(list))
 }
 
-async fn version(
+#[utoipa::path(get, path = "/api/v1/workflows/{key}/versions/{version}", params(("key" = String, Path, description = "workflow key"), ("version" = i64, Path)), responses((status = 200, body = VersionView), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+pub(crate) async fn version(
     State(s): State<AppState>,
     _: Caller,
     ApiPath((key, version)): ApiPath<(String, i64)>,
@@ -68,12 +76,13 @@ async fn version(
 }
 
 #[derive(Deserialize)]
-struct DiffQuery {
+pub(crate) struct DiffQuery {
     from: i64,
     to: i64,
 }
 
-async fn diff(
+#[utoipa::path(get, path = "/api/v1/workflows/{key}/diff", params(("key" = String, Path, description = "workflow key"), ("from" = i64, Query), ("to" = i64, Query)), responses((status = 200, body = Diff), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+pub(crate) async fn diff(
     State(s): State<AppState>,
     _: Caller,
     ApiPath(key): ApiPath<String>,
@@ -95,7 +104,8 @@ async fn diff(
 }
 
 /// The body is the RON file itself.
-async fn put_draft(
+#[utoipa::path(put, path = "/api/v1/workflows/{key}/draft", params(("key" = String, Path, description = "workflow key")), request_body(content = String, content_type = "text/plain", description = "the RON file"), responses((status = 200, body = WorkflowView), (status = 422, description = "problems with line and column", body = ErrorBody), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+pub(crate) async fn put_draft(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(key): ApiPath<String>,
@@ -138,14 +148,16 @@ async fn save(
 }
 
 /// Checks a RON file without saving it: 200 when valid, 422 with every problem otherwise.
-async fn validate(_: Caller, source: String) -> ApiResult<ApiJson<serde_json::Value>> {
+#[utoipa::path(post, path = "/api/v1/workflows/validate", request_body(content = String, content_type = "text/plain"), responses((status = 200, body = Object), (status = 422, body = ErrorBody), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+pub(crate) async fn validate(_: Caller, source: String) -> ApiResult<ApiJson<serde_json::Value>> {
     let workflow = parse_workflow(&source).map_err(EngineError::Problems)?;
     Ok(ApiJson(
         serde_json::json!({"key": workflow.def.key, "steps": workflow.steps.len()}),
     ))
 }
 
-async fn publish(
+#[utoipa::path(post, path = "/api/v1/workflows/{key}/publish", params(("key" = String, Path, description = "workflow key")), responses((status = 200, body = Published), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+pub(crate) async fn publish(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(key): ApiPath<String>,
@@ -169,7 +181,8 @@ async fn publish(
     .await
 }
 
-async fn rollback(
+#[utoipa::path(post, path = "/api/v1/workflows/{key}/rollback", params(("key" = String, Path, description = "workflow key")), request_body = Rollback, responses((status = 200, body = Published), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+pub(crate) async fn rollback(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(key): ApiPath<String>,

@@ -4,6 +4,7 @@
 mod outbox;
 pub mod sign;
 
+use crate::wire::ErrorBody;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -25,7 +26,11 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks/{id}/deliveries", get(deliveries))
 }
 
-async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<ApiJson<Vec<WebhookView>>> {
+#[utoipa::path(get, path = "/api/v1/webhooks", responses((status = 200, body = Vec<WebhookView>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "webhooks", security(("bearer" = [])))]
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> ApiResult<ApiJson<Vec<WebhookView>>> {
     caller.require(Role::Admin)?;
     Ok(ApiJson(
         s.store
@@ -37,7 +42,8 @@ async fn list(State(s): State<AppState>, caller: Caller) -> ApiResult<ApiJson<Ve
     ))
 }
 
-async fn create(
+#[utoipa::path(post, path = "/api/v1/webhooks", request_body = WebhookRequest, responses((status = 201, body = WebhookCreated), (status = "4XX", description = "an error", body = ErrorBody)), tag = "webhooks", security(("bearer" = [])))]
+pub(crate) async fn create(
     State(s): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<WebhookRequest>,
@@ -112,7 +118,8 @@ fn check(body: &WebhookRequest) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn remove(
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", params(("id" = i64, Path)), responses((status = 204, description = "deleted"), (status = "4XX", description = "an error", body = ErrorBody)), tag = "webhooks", security(("bearer" = [])))]
+pub(crate) async fn remove(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
@@ -134,11 +141,12 @@ async fn remove(
 }
 
 #[derive(Deserialize)]
-struct Limit {
+pub(crate) struct Limit {
     limit: Option<usize>,
 }
 
-async fn deliveries(
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", params(("id" = i64, Path), ("limit" = Option<usize>, Query)), responses((status = 200, body = Vec<DeliveryView>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "webhooks", security(("bearer" = [])))]
+pub(crate) async fn deliveries(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
