@@ -191,8 +191,12 @@ impl Sender {
                     .map_err(|e| e.to_string())?
                     .into(),
             };
-            self.timed(|socket| socket.feed(Message::Text(text)))
-                .await?;
+            // Feeding only buffers (or flushes a full buffer); the caller bounds the whole batch
+            // with one time limit.
+            self.socket
+                .feed(Message::Text(text))
+                .await
+                .map_err(|e| e.to_string())?;
         }
         self.last = event.seq;
         Ok(())
@@ -226,18 +230,14 @@ async fn serve(s: AppState, socket: WebSocket, q: StreamQuery) -> Result<(), Str
         tokio::select! {
             received = bus.recv() => match received {
                 Ok(frame) => {
-                    live(&s, &mut out, &mut filter, &frame).await?;
-                    for _ in 0..BATCH {
-                        match bus.try_recv() {
-                            Ok(frame) => live(&s, &mut out, &mut filter, &frame).await?,
-                            Err(TryRecvError::Lagged(_)) => {
-                                out.send(&StreamMessage::Lagged { seq: out.last }).await?;
-                                return out.close(close_code::POLICY, "lagged; reconnect with since=seq").await;
-                            }
-                            Err(_) => break,
-                        }
+                    let batch = batch(&s, &mut out, &mut filter, &mut bus, &frame);
+                    let lagged = tokio::time::timeout(SEND_TIMEOUT, batch)
+                        .await
+                        .map_err(|_| "the client stopped reading".to_owned())??;
+                    if lagged {
+                        out.send(&StreamMessage::Lagged { seq: out.last }).await?;
+                        return out.close(close_code::POLICY, "lagged; reconnect with since=seq").await;
                     }
-                    out.timed(|socket| socket.flush()).await?;
                 }
                 Err(RecvError::Lagged(_)) => {
                     out.send(&StreamMessage::Lagged { seq: out.last }).await?;
@@ -253,6 +253,27 @@ async fn serve(s: AppState, socket: WebSocket, q: StreamQuery) -> Result<(), Str
             _ = s.shutdown.cancelled() => return out.close(close_code::AWAY, "server stopping").await,
         }
     }
+}
+
+/// Queues `first` and every frame already waiting (up to [`BATCH`]), then flushes once.
+/// Answers true when the client lagged behind the fan-out.
+async fn batch(
+    s: &AppState,
+    out: &mut Sender,
+    filter: &mut Filter,
+    bus: &mut broadcast::Receiver<Arc<Frame>>,
+    first: &Frame,
+) -> Result<bool, String> {
+    live(s, out, filter, first).await?;
+    for _ in 0..BATCH {
+        match bus.try_recv() {
+            Ok(frame) => live(s, out, filter, &frame).await?,
+            Err(TryRecvError::Lagged(_)) => return Ok(true),
+            Err(_) => break,
+        }
+    }
+    out.socket.flush().await.map_err(|e| e.to_string())?;
+    Ok(false)
 }
 
 /// Sends stored events after `out.last` up to `until` (inclusive), a page at a time.
