@@ -6,15 +6,19 @@
 
 mod api;
 mod event;
+mod health;
 mod records;
 mod runs;
+mod webhooks;
 mod workflows;
 
 pub use api::*;
 pub use event::{Event, EventKind};
+pub use health::{Counts, FailureReason, Health, HealthQuery, TeamHealth, WorkflowHealth};
 pub use records::{FieldChange, RecordView, Source};
 pub use runs::{
     AttemptStatus, AttemptView, DlqStatus, DlqView, ErrorClass, RunDetail, RunMode, RunStatus,
     RunView, StepError, TriggerKind,
 };
+pub use webhooks::{DeliveryView, WebhookCreated, WebhookRequest, WebhookView};
 pub use workflows::{VersionView, WorkflowView};

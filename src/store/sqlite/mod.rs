@@ -1,6 +1,7 @@
 //! The SQLite store: one writer thread with group commit, a small pool of reader connections.
 
 mod access;
+mod connection;
 mod dlq;
 mod events;
 mod queue;
@@ -12,7 +13,7 @@ mod webhooks;
 mod workflows;
 mod writer;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
@@ -30,6 +31,7 @@ use crate::wire::{
     AuditEntry, DeliveryView, DlqView, Event, FieldChange, Page, RecordView, Role, RunDetail,
     RunQuery, RunStatus, RunView, TokenView, VersionView, WorkflowView,
 };
+use connection::{Readers, checkpoint_loop, open};
 use writer::{Job, Tx, Typed};
 
 /// How hard each commit pushes data to disk.
@@ -52,37 +54,6 @@ pub struct SqliteStore {
     checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Arc<Readers>,
     bus: broadcast::Sender<Arc<Event>>,
-}
-
-struct Readers {
-    path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
-}
-
-fn open(path: &Path, flags: OpenFlags, durability: Durability) -> Result<Connection> {
-    let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    let sync = match durability {
-        Durability::Normal => "NORMAL",
-        Durability::Full => "FULL",
-    };
-    conn.pragma_update(None, "synchronous", sync)?;
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
-    Ok(conn)
-}
-
-/// Copies the WAL into the database file off the writer's thread, so commits never wait for a
-/// checkpoint; truncates the WAL when the store closes.
-fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
-    while let Err(mpsc::RecvTimeoutError::Timeout) =
-        stop.recv_timeout(std::time::Duration::from_millis(200))
-    {
-        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-            tracing::warn!("checkpoint failed: {e}");
-        }
-    }
-    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
 impl SqliteStore {

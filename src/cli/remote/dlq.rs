@@ -1,0 +1,173 @@
+//! `acp dlq`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::super::client::Client;
+use super::{Filter, done};
+use acp::wire::{BulkReplay, Created, DlqView, Page, ReplayOn, ReplayPlan};
+
+#[derive(Subcommand)]
+pub enum DlqCommand {
+    /// Dead-letter entries, newest first.
+    List(Filter),
+    /// One entry.
+    Show { id: i64 },
+    /// Replay one entry, or with --all every open entry matching the filters.
+    Replay {
+        id: Option<i64>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+        /// Run the version published now instead of the one that failed.
+        #[arg(long)]
+        latest: bool,
+        /// A JSON file with an edited trigger payload (one entry only).
+        #[arg(long, requires = "id")]
+        payload: Option<PathBuf>,
+        /// Only show what would happen.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Close an entry without replaying it.
+    Discard {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+pub async fn dlq(c: &Client, command: DlqCommand) -> anyhow::Result<()> {
+    match command {
+        DlqCommand::List(filter) => {
+            let page: Page<DlqView> = c.get_with("/dlq", &filter.query()).await?;
+            c.show(
+                &page,
+                &["id", "run", "workflow", "step", "status", "error"],
+                |p| {
+                    p.items
+                        .iter()
+                        .map(|d| {
+                            let error = format!(
+                                "{}: {}",
+                                d.error.class,
+                                d.error.message.chars().take(50).collect::<String>()
+                            );
+                            let workflow = format!("{}@{}", d.workflow, d.version);
+                            vec![
+                                d.id.to_string(),
+                                d.run_id.to_string(),
+                                workflow,
+                                d.step_id.clone(),
+                                d.status.to_string(),
+                                error,
+                            ]
+                        })
+                        .collect()
+                },
+            )
+        }
+        DlqCommand::Show { id } => {
+            let entry: DlqView = c.get(&format!("/dlq/{id}")).await?;
+            println!("{}", serde_json::to_string_pretty(&entry)?);
+            Ok(())
+        }
+        DlqCommand::Replay {
+            id,
+            all,
+            latest,
+            payload,
+            dry_run,
+            filter,
+        } => {
+            let version = if latest {
+                ReplayOn::Latest
+            } else {
+                ReplayOn::Same
+            };
+            match (id, all) {
+                (Some(id), _) if !dry_run => {
+                    let payload: Option<Value> = match payload {
+                        Some(path) => Some(
+                            serde_json::from_str(&std::fs::read_to_string(&path)?)
+                                .with_context(|| format!("{} is not JSON", path.display()))?,
+                        ),
+                        None => None,
+                    };
+                    let created: Created = c
+                        .post(
+                            &format!("/dlq/{id}/replay"),
+                            &json!({"version": version, "payload": payload}),
+                        )
+                        .await?;
+                    done(
+                        c,
+                        &created,
+                        &format!("entry {id} replayed as run {}", created.id),
+                    )
+                }
+                (Some(_), _) => anyhow::bail!(
+                    "--dry-run goes with --all and filters: `acp dlq replay --all --dry-run --workflow KEY`"
+                ),
+                (None, true) => {
+                    bulk(
+                        c,
+                        BulkReplay {
+                            filter: filter.query(),
+                            version,
+                            dry_run,
+                        },
+                    )
+                    .await
+                }
+                (None, false) => anyhow::bail!(
+                    "name an entry id, or pass --all to replay every open entry matching the filters"
+                ),
+            }
+        }
+        DlqCommand::Discard { id, reason } => {
+            c.post::<Value>(&format!("/dlq/{id}/discard"), &json!({ "reason": reason }))
+                .await?;
+            done(
+                c,
+                &json!({"discarded": id}),
+                &format!("entry {id} discarded"),
+            )
+        }
+    }
+}
+
+async fn bulk(c: &Client, request: BulkReplay) -> anyhow::Result<()> {
+    let plan: ReplayPlan = c.post("/dlq/replay", &request).await?;
+    if c.json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+        return Ok(());
+    }
+    let verb = if request.dry_run {
+        "would replay"
+    } else {
+        "replayed"
+    };
+    println!(
+        "{verb} {} entries of {} ({} records)",
+        plan.count,
+        plan.workflows.join(", "),
+        plan.records.len()
+    );
+    for step in &plan.external_steps {
+        let key = if step.idempotency_key {
+            "same idempotency key"
+        } else {
+            "NEW idempotency key"
+        };
+        println!(
+            "  calls out again: {}@{} step {} ({}) x{} — {key}",
+            step.workflow, step.version, step.step_id, step.kind, step.runs
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! Opening connections: pragmas, the pool of readers, and the checkpoint thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, mpsc};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::Durability;
+use crate::store::Result;
+
+pub struct Readers {
+    pub path: PathBuf,
+    pub idle: Mutex<Vec<Connection>>,
+}
+
+pub fn open(path: &Path, flags: OpenFlags, durability: Durability) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let sync = match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(conn)
+}
+
+/// Copies the WAL into the database file off the writer's thread, so commits never wait for a
+/// checkpoint; truncates the WAL when the store closes.
+pub fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) =
+        stop.recv_timeout(std::time::Duration::from_millis(200))
+    {
+        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+            tracing::warn!("checkpoint failed: {e}");
+        }
+    }
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+}

@@ -1,0 +1,85 @@
+//! The health dashboard's numbers.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// `GET /health`: what happened over a window, per workflow and per team.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(default)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct HealthQuery {
+    /// How far back, e.g. `1h` (default), `15m`, `24h`.
+    pub window: Option<String>,
+    /// Number of time buckets for the sparklines (default 12).
+    pub buckets: Option<usize>,
+    pub team: Option<String>,
+    pub workflow: Option<String>,
+}
+
+/// The health dashboard's numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Health {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub bucket_secs: i64,
+    pub workflows: Vec<WorkflowHealth>,
+    pub teams: Vec<TeamHealth>,
+    /// Failure reasons over the window, most frequent first.
+    pub failure_reasons: Vec<FailureReason>,
+    /// Open dead-letter entries (all time).
+    pub dlq_depth: i64,
+}
+
+/// Counts shared by workflows and teams.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Counts {
+    pub runs: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    /// failed / (succeeded + failed); 0 when nothing finished.
+    pub failure_rate: f64,
+    pub dlq_depth: i64,
+}
+
+/// One workflow over the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct WorkflowHealth {
+    pub workflow: String,
+    pub team: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+    #[serde(default)]
+    pub p50_ms: Option<i64>,
+    #[serde(default)]
+    pub p95_ms: Option<i64>,
+    /// Runs started per bucket, oldest first.
+    pub throughput: Vec<i64>,
+    /// Runs failed per bucket, oldest first.
+    pub failures: Vec<i64>,
+}
+
+/// One team over the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct TeamHealth {
+    pub team: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+/// Failures that share an error signature (ids, numbers and times masked).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct FailureReason {
+    pub signature: String,
+    pub workflow: String,
+    pub count: i64,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// One full message with this signature.
+    pub example: String,
+}

@@ -1,0 +1,66 @@
+//! Outbound webhook subscriptions and their delivery attempts.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// `POST /webhooks`: deliver these event kinds (optionally of one workflow or team) to a URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct WebhookRequest {
+    pub url: String,
+    /// Event kinds such as `run.failed`, or a prefix with `*` such as `run.*`.
+    #[serde(default = "default_webhook_kinds")]
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub workflow: Option<String>,
+    #[serde(default)]
+    pub team: Option<String>,
+}
+
+fn default_webhook_kinds() -> Vec<String> {
+    ["run.succeeded", "run.failed", "run.cancelled"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// A webhook subscription.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct WebhookView {
+    pub id: i64,
+    pub url: String,
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub workflow: Option<String>,
+    #[serde(default)]
+    pub team: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Deliveries waiting (including ones being retried).
+    pub pending: i64,
+}
+
+/// A subscription just created, with its signing secret (`whsec_...`), shown this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct WebhookCreated {
+    #[serde(flatten)]
+    pub view: WebhookView,
+    pub secret: String,
+}
+
+/// One delivery attempt of one message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct DeliveryView {
+    pub id: i64,
+    /// The message (`webhook-id: msg_<message>`).
+    pub message: i64,
+    pub event_seq: i64,
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    #[serde(default)]
+    pub status_code: Option<u16>,
+    pub latency_ms: i64,
+    #[serde(default)]
+    pub error: Option<String>,
+}
