@@ -206,7 +206,7 @@ async fn rerun_is_a_new_run_with_new_keys() {
     let h = harness(&[FLAKY]).await;
     let run = start_one(&h, 1).await;
     wait_final(&h.store, run).await;
-    let again = h.engine.rerun(run, "oncall").await.unwrap();
+    let again = h.engine.rerun(run).await.unwrap();
     let detail = wait_final(&h.store, again).await;
     assert_eq!(
         (detail.run.status, detail.run.origin_run),

@@ -187,7 +187,7 @@ impl Engine {
     }
 
     /// Starts a new run of the same version on the same trigger, with new keys.
-    pub async fn rerun(&self, run_id: i64, _actor: &str) -> Result<i64, EngineError> {
+    pub async fn rerun(&self, run_id: i64) -> Result<i64, EngineError> {
         let old = self.inner.store.run(run_id).await?.run;
         let run = NewRun {
             workflow: old.workflow,

@@ -55,8 +55,6 @@ pub struct ClaimedRun {
     /// Attempts with an id at or below this do not count toward retry budgets (set by retry).
     pub budget_floor: i64,
     pub attempts: Vec<AttemptView>,
-    /// True when the run was taken over after another worker's lease expired.
-    pub resumed: bool,
 }
 
 /// What the health numbers need of one run.

@@ -95,7 +95,7 @@ pub(crate) async fn rerun(
 ) -> ApiResult<(StatusCode, ApiJson<Created>)> {
     let result = async {
         caller.require(Role::Operator)?;
-        let new = s.engine.rerun(id, &caller.name).await?;
+        let new = s.engine.rerun(id).await?;
         Ok((StatusCode::CREATED, ApiJson(Created { id: new })))
     };
     let result = result.await;

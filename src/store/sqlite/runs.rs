@@ -44,8 +44,7 @@ pub fn claim(
                  started_at = COALESCE(started_at, ?) WHERE id = ?",
             )?
             .execute(params![owner, ms(lease_until), now, id])?;
-        let resumed = was == "running";
-        let abandoned = if resumed {
+        let abandoned = if was == "running" {
             tx.conn.execute(
                 "UPDATE attempts SET status = 'abandoned', finished_at = ?, \
                  error = '{\"class\":\"transient\",\"message\":\"the worker running this attempt stopped\",\"retryable\":true}' \
@@ -78,7 +77,6 @@ pub fn claim(
             run,
             idempotency_prefix: prefix,
             budget_floor: floor,
-            resumed,
         });
     }
     Ok(claimed)
