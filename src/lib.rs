@@ -6,6 +6,8 @@ pub mod wire;
 #[cfg(feature = "server")]
 pub mod actions;
 #[cfg(feature = "server")]
+pub mod alerts;
+#[cfg(feature = "server")]
 pub mod domain;
 #[cfg(feature = "server")]
 pub mod engine;

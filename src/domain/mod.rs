@@ -1,6 +1,7 @@
 //! The product's vocabulary as types: workflow definitions and their validation, retry policy,
 //! step failures, run transitions and record writes. No I/O happens here.
 
+pub mod alert;
 pub mod failure;
 pub mod record;
 pub mod retry;

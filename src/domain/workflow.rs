@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::alert::{Rule, RuleDef};
 use super::retry::RetryPolicy;
 use super::template;
 
@@ -23,6 +24,9 @@ pub struct WorkflowDef {
     #[serde(default)]
     pub sla: Option<String>,
     pub steps: Vec<StepDef>,
+    /// Alert rules; a workflow without any gets the default rules.
+    #[serde(default)]
+    pub alerts: Vec<RuleDef>,
 }
 
 /// What starts a run.
@@ -233,6 +237,8 @@ pub struct Workflow {
     pub sla: Option<Duration>,
     pub trigger: Trigger,
     pub steps: Vec<Step>,
+    /// The workflow's alert rules (the default rules when the file names none).
+    pub rules: Vec<Rule>,
 }
 
 /// A checked trigger.

@@ -35,7 +35,7 @@ use crate::domain::template::SecretLookup;
 use crate::store::{Store, StoreError};
 use catalog::Catalog;
 
-pub use ops::LoadReport;
+pub use ops::{LoadReport, Watched};
 
 /// What can go wrong in an engine call.
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,15 @@ use super::{Engine, EngineError, Inner};
 use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, Trigger, parse_workflow};
 use crate::wire::{RunMode, RunStatus, TriggerKind};
 
+/// A published workflow as the alert evaluator sees it.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub key: String,
+    pub team: String,
+    pub sla: Option<Duration>,
+    pub rules: Vec<crate::domain::alert::Rule>,
+}
+
 /// What loading a folder of workflow files did.
 #[derive(Debug, Default, PartialEq)]
 pub struct LoadReport {
@@ -97,6 +106,21 @@ impl Engine {
         write: RecordWrite,
     ) -> Result<RecordWriteOutcome, EngineError> {
         self.inner.write_record(write).await
+    }
+
+    /// Every published workflow with its alert rules.
+    pub fn watched(&self) -> Vec<Watched> {
+        self.inner
+            .catalog
+            .published()
+            .iter()
+            .map(|c| Watched {
+                key: c.workflow.key().to_owned(),
+                team: c.workflow.team().to_owned(),
+                sla: c.workflow.sla,
+                rules: c.workflow.rules.clone(),
+            })
+            .collect()
     }
 
     /// Starts runs of a workflow's published version, one per payload.

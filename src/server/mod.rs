@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub webhook_retry_max: Duration,
     /// How often the deliverer looks for due messages when idle.
     pub webhook_poll: Duration,
+    /// How often alert rules are evaluated.
+    pub alert_every: Duration,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +52,7 @@ impl Default for ServerConfig {
             webhook_retry_initial: Duration::from_secs(1),
             webhook_retry_max: Duration::from_secs(300),
             webhook_poll: Duration::from_millis(500),
+            alert_every: Duration::from_secs(5),
         }
     }
 }
@@ -105,6 +108,12 @@ pub async fn launch(listener: TcpListener, state: AppState) -> std::io::Result<(
     let shutdown = state.shutdown.clone();
     tokio::spawn(stream::fan_out(state.clone(), state.frames.clone()));
     tokio::spawn(webhooks::dispatch(state.clone()));
+    let evaluator = crate::alerts::Evaluator::new(state.engine.clone(), state.store.clone());
+    tokio::spawn(crate::alerts::run(
+        evaluator,
+        state.config.alert_every,
+        shutdown.clone(),
+    ));
     tokio::spawn(webhooks::deliver(state.clone()));
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

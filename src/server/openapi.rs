@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::AppState;
 use super::error::ApiJson;
-use super::routes::{admin, dlq, hooks, records, runs, workflows};
+use super::routes::{admin, alerts, dlq, hooks, records, runs, workflows};
 use super::{stream, webhooks};
 
 #[derive(OpenApi)]
@@ -21,6 +21,7 @@ use super::{stream, webhooks};
         dlq::list, dlq::one, dlq::replay, dlq::replay_matching, dlq::discard,
         records::create, records::update, records::one, records::history,
         admin::tokens, admin::create_token, admin::revoke_token, admin::audit, admin::events, admin::health,
+        alerts::list, alerts::one, alerts::ack, alerts::silence,
         hooks::receive, stream::upgrade,
         webhooks::list, webhooks::create, webhooks::remove, webhooks::deliveries,
     ),

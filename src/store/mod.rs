@@ -16,8 +16,9 @@ use tokio::sync::broadcast;
 
 use crate::domain::{NewRun, RecordChange, RecordWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
-    AttemptView, AuditEntry, DeliveryView, DlqView, Event, FieldChange, Page, RecordView, Role,
-    RunDetail, RunQuery, RunStatus, RunView, TokenView, VersionView, WebhookView, WorkflowView,
+    AlertState, AlertView, AttemptView, AuditEntry, DeliveryView, DlqView, Event, FieldChange,
+    Page, RecordView, Role, RunDetail, RunQuery, RunStatus, RunView, TokenView, VersionView,
+    WebhookView, WorkflowView,
 };
 
 pub use sqlite::{Durability, SqliteStore};
@@ -104,6 +105,40 @@ pub struct Attempt {
     pub latency_ms: i64,
     pub error: Option<String>,
     pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// A change to an alert, decided by the evaluator or a person.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertChange {
+    /// The condition became true: a new alert, pending or (with no waiting time) firing.
+    Open {
+        rule: String,
+        workflow: String,
+        severity: String,
+        firing: bool,
+        detail: serde_json::Value,
+    },
+    Fire {
+        id: i64,
+        detail: serde_json::Value,
+    },
+    /// New counts while the condition holds (no event).
+    Update {
+        id: i64,
+        detail: serde_json::Value,
+    },
+    Resolve {
+        id: i64,
+    },
+    Ack {
+        id: i64,
+        actor: String,
+    },
+    Silence {
+        id: i64,
+        until: DateTime<Utc>,
+        actor: String,
+    },
 }
 
 /// A control action for the audit log.
@@ -229,6 +264,13 @@ pub trait Store: Send + Sync + 'static {
     async fn deliveries(&self, webhook_id: i64, limit: usize) -> Result<Vec<DeliveryView>>;
     /// Deletes events older than `before` that every cursor has passed; answers how many.
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<usize>;
+    /// Applies an alert change (with its event) and answers the alert.
+    async fn alert_change(&self, change: AlertChange) -> Result<AlertView>;
+    async fn alert(&self, id: i64) -> Result<AlertView>;
+    /// Alerts newest first, optionally in one state.
+    async fn alerts(&self, state: Option<AlertState>, limit: usize) -> Result<Vec<AlertView>>;
+    /// Pending and firing alerts.
+    async fn active_alerts(&self) -> Result<Vec<AlertView>>;
     /// The oldest event still kept (0 when there is none).
     async fn oldest_seq(&self) -> Result<i64>;
 

@@ -45,6 +45,11 @@ pub enum EventKind {
     WorkflowRolledBack,
     RecordCreated,
     RecordUpdated,
+    AlertPending,
+    AlertFiring,
+    AlertResolved,
+    AlertAcked,
+    AlertSilenced,
 }
 
 const NAMES: &[(EventKind, &str)] = &[
@@ -70,6 +75,11 @@ const NAMES: &[(EventKind, &str)] = &[
     (EventKind::WorkflowRolledBack, "workflow.rolled_back"),
     (EventKind::RecordCreated, "record.created"),
     (EventKind::RecordUpdated, "record.updated"),
+    (EventKind::AlertPending, "alert.pending"),
+    (EventKind::AlertFiring, "alert.firing"),
+    (EventKind::AlertResolved, "alert.resolved"),
+    (EventKind::AlertAcked, "alert.acked"),
+    (EventKind::AlertSilenced, "alert.silenced"),
 ];
 
 impl EventKind {

@@ -4,6 +4,7 @@
 //! it depends on nothing else in the crate. New fields get `#[serde(default)]` so an older
 //! console keeps working against a newer server.
 
+mod alerts;
 mod api;
 mod event;
 mod health;
@@ -12,6 +13,7 @@ mod runs;
 mod webhooks;
 mod workflows;
 
+pub use alerts::{AlertState, AlertView, SilenceRequest};
 pub use api::*;
 pub use event::{Event, EventKind};
 pub use health::{Counts, FailureReason, Health, HealthQuery, TeamHealth, WorkflowHealth};

@@ -318,6 +318,8 @@ pub async fn serve_api_on(h: &Harness, listener: tokio::net::TcpListener) -> Api
             webhook_retry_initial: Duration::from_millis(50),
             webhook_retry_max: Duration::from_millis(200),
             webhook_poll: Duration::from_millis(20),
+            // Tests evaluate alerts themselves, at the moments they choose.
+            alert_every: Duration::from_secs(3600),
             ..ServerConfig::default()
         },
     );

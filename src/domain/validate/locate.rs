@@ -11,6 +11,8 @@ pub enum Anchor {
     Field(&'static str, Option<String>),
     /// Inside step `index`, at `needle` if it occurs there, else at the step's `id`.
     Step(usize, Option<String>),
+    /// Inside alert rule `index`, at `needle` if it occurs there, else at the rule's `name`.
+    Alert(usize, Option<String>),
 }
 
 impl Anchor {
@@ -19,13 +21,14 @@ impl Anchor {
         match self {
             Self::Field(name, _) => Self::Field(name, Some(needle.to_owned())),
             Self::Step(index, _) => Self::Step(*index, Some(needle.to_owned())),
+            Self::Alert(index, _) => Self::Alert(*index, Some(needle.to_owned())),
         }
     }
 
     pub fn step(&self) -> Option<usize> {
         match self {
             Self::Step(index, _) => Some(*index),
-            Self::Field(..) => None,
+            Self::Field(..) | Self::Alert(..) => None,
         }
     }
 }
@@ -35,6 +38,7 @@ pub struct Locator<'s> {
     source: &'s str,
     fields: Vec<(&'s str, usize)>,
     step_starts: Vec<usize>,
+    alert_starts: Vec<usize>,
 }
 
 impl<'s> Locator<'s> {
@@ -44,15 +48,40 @@ impl<'s> Locator<'s> {
             .iter()
             .find(|(name, _)| *name == "steps")
             .map_or(source.len(), |f| f.1);
-        let step_starts = fields
+        let alerts_at = fields
             .iter()
-            .filter(|(name, at)| *name == "id" && *at > steps_at)
-            .map(|f| f.1)
-            .collect();
+            .find(|(name, _)| *name == "alerts")
+            .map_or(source.len(), |f| f.1);
+        let starts = |key: &str, after: usize, before: usize| -> Vec<usize> {
+            fields
+                .iter()
+                .filter(|(name, at)| *name == key && *at > after && *at < before)
+                .map(|f| f.1)
+                .collect()
+        };
+        let step_starts = starts(
+            "id",
+            steps_at,
+            if alerts_at > steps_at {
+                alerts_at
+            } else {
+                source.len()
+            },
+        );
+        let alert_starts = starts(
+            "name",
+            alerts_at,
+            if steps_at > alerts_at {
+                steps_at
+            } else {
+                source.len()
+            },
+        );
         Self {
             source,
             fields,
             step_starts,
+            alert_starts,
         }
     }
 
@@ -68,16 +97,21 @@ impl<'s> Locator<'s> {
                 self.find_in(start, self.source.len(), needle.as_deref())
             }
             Anchor::Step(index, needle) => {
-                let start = self.step_starts.get(*index).copied().unwrap_or(0);
-                let end = self
-                    .step_starts
-                    .get(index + 1)
-                    .copied()
-                    .unwrap_or(self.source.len());
-                self.find_in(start, end, needle.as_deref())
+                self.within(&self.step_starts, *index, needle.as_deref())
+            }
+            Anchor::Alert(index, needle) => {
+                self.within(&self.alert_starts, *index, needle.as_deref())
             }
         };
         line_col(self.source, offset)
+    }
+
+    /// The offset of `needle` inside item `index` of `starts` (a step or a rule), else the
+    /// item's start.
+    fn within(&self, starts: &[usize], index: usize, needle: Option<&str>) -> usize {
+        let start = starts.get(index).copied().unwrap_or(0);
+        let end = starts.get(index + 1).copied().unwrap_or(self.source.len());
+        self.find_in(start, end, needle)
     }
 
     /// The offset of `needle` within `start..end`, else `start`.

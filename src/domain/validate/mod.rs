@@ -13,6 +13,7 @@ use minijinja::Environment;
 mod locate;
 mod steps;
 
+use super::alert;
 use super::template::{self, References};
 use super::workflow::{StepDef, Trigger, TriggerDef, Workflow, WorkflowDef};
 use locate::{Anchor, Locator};
@@ -114,18 +115,46 @@ impl<'s> Checker<'s> {
             }
             steps.push(self.check_step(&def.steps, index));
         }
+        let rules = self.check_rules(&def);
         match (trigger, self.problems.is_empty()) {
             (Some(trigger), true) => Ok(Workflow {
                 steps: steps.into_iter().flatten().collect(),
                 def,
                 sla,
                 trigger,
+                rules,
             }),
             _ => {
                 self.problems.sort_by_key(|p| (p.line, p.col));
                 Err(self.problems)
             }
         }
+    }
+
+    /// Checks the alert rules; answers them, or the default rules when there are none.
+    fn check_rules(&mut self, def: &WorkflowDef) -> Vec<alert::Rule> {
+        if def.alerts.is_empty() {
+            return alert::default_rules();
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut rules = Vec::new();
+        for (index, rule) in def.alerts.iter().enumerate() {
+            if !names.insert(rule.name.as_str()) {
+                self.fail(
+                    Anchor::Alert(index, None),
+                    format!("duplicate alert name `{}`", rule.name),
+                );
+            }
+            match rule.check(parse_duration) {
+                Ok(rule) => rules.push(rule),
+                Err(problems) => {
+                    for (field, message) in problems {
+                        self.fail(Anchor::Alert(index, Some(field.to_owned())), message);
+                    }
+                }
+            }
+        }
+        rules
     }
 
     fn check_names(&mut self, def: &WorkflowDef) {

@@ -1,6 +1,7 @@
 //! REST routes, one module per resource.
 
 pub(crate) mod admin;
+pub(crate) mod alerts;
 pub(crate) mod dlq;
 pub(crate) mod hooks;
 pub(crate) mod records;
@@ -21,6 +22,7 @@ pub fn api() -> Router<AppState> {
         .merge(dlq::routes())
         .merge(records::routes())
         .merge(admin::routes())
+        .merge(alerts::routes())
         .merge(hooks::routes())
 }
 

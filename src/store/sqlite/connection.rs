@@ -5,8 +5,17 @@ use std::sync::{Mutex, mpsc};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::Durability;
 use crate::store::Result;
+
+/// How hard each commit pushes data to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Durability {
+    /// `synchronous=NORMAL` in WAL mode: a power cut may lose the last commits, never corrupt.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is on disk before it is acknowledged.
+    Full,
+}
 
 pub struct Readers {
     pub path: PathBuf,

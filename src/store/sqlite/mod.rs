@@ -1,6 +1,7 @@
 //! The SQLite store: one writer thread with group commit, a small pool of reader connections.
 
 mod access;
+mod alerts;
 mod connection;
 mod dlq;
 mod events;
@@ -23,26 +24,17 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, oneshot};
 
 use super::{
-    Attempt, ClaimedRun, Message, NewAudit, NewMessage, Replay, Result, RunFact, Store, StoreError,
-    TriggerMatcher, WebhookRow,
+    AlertChange, Attempt, ClaimedRun, Message, NewAudit, NewMessage, Replay, Result, RunFact,
+    Store, StoreError, TriggerMatcher, WebhookRow,
 };
 use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
-    AuditEntry, DeliveryView, DlqView, Event, FieldChange, Page, RecordView, Role, RunDetail,
-    RunQuery, RunStatus, RunView, TokenView, VersionView, WorkflowView,
+    AlertState, AlertView, AuditEntry, DeliveryView, DlqView, Event, FieldChange, Page, RecordView,
+    Role, RunDetail, RunQuery, RunStatus, RunView, TokenView, VersionView, WorkflowView,
 };
+pub use connection::Durability;
 use connection::{Readers, checkpoint_loop, open};
 use writer::{Job, Tx, Typed};
-
-/// How hard each commit pushes data to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Durability {
-    /// `synchronous=NORMAL` in WAL mode: a power cut may lose the last commits, never corrupt.
-    #[default]
-    Normal,
-    /// `synchronous=FULL`: every commit is on disk before it is acknowledged.
-    Full,
-}
 
 /// Events kept on the in-process bus for slow subscribers before they lag.
 const BUS_CAPACITY: usize = 65_536;
@@ -367,6 +359,22 @@ impl Store for SqliteStore {
 
     async fn prune_events(&self, before: DateTime<Utc>) -> Result<usize> {
         self.write(move |tx| events::prune(tx, before)).await
+    }
+
+    async fn alert_change(&self, change: AlertChange) -> Result<AlertView> {
+        self.write(move |tx| alerts::apply(tx, &change)).await
+    }
+
+    async fn alert(&self, id: i64) -> Result<AlertView> {
+        self.read(move |c| alerts::get(c, id)).await
+    }
+
+    async fn alerts(&self, state: Option<AlertState>, limit: usize) -> Result<Vec<AlertView>> {
+        self.read(move |c| alerts::list(c, state, limit)).await
+    }
+
+    async fn active_alerts(&self) -> Result<Vec<AlertView>> {
+        self.read(alerts::active).await
     }
 
     async fn oldest_seq(&self) -> Result<i64> {

@@ -181,6 +181,21 @@ CREATE TABLE cursors (
     name TEXT PRIMARY KEY,
     seq INTEGER NOT NULL
 );
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    rule TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    state TEXT NOT NULL,
+    opened_at INTEGER NOT NULL,
+    fired_at INTEGER,
+    resolved_at INTEGER,
+    acked_at INTEGER,
+    acked_by TEXT,
+    silenced_until INTEGER,
+    detail TEXT NOT NULL
+);
+CREATE UNIQUE INDEX alerts_active ON alerts (rule, workflow) WHERE state IN ('pending', 'firing');
 "#,
 ];
 

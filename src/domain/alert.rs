@@ -1,0 +1,228 @@
+//! Alert rules: what to watch on a workflow, and how bad it is when it happens.
+//!
+//! Rules are written in a workflow file (`alerts: [...]`); a workflow without any gets
+//! [`default_rules`], so nothing is unwatched.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How bad an alert is; routing picks channels by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Severity {
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+/// A rule as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Alert")]
+pub struct RuleDef {
+    /// Unique within the workflow; an alert is identified by (rule name, workflow).
+    pub name: String,
+    pub severity: Severity,
+    pub when: ConditionDef,
+    /// How long the condition must hold before the alert fires (default: at once).
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+/// When a rule's alert is on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Condition")]
+pub enum ConditionDef {
+    /// More than `above` (0 to 1) of the runs finished in `window` failed, counting only when
+    /// at least `min_runs` finished.
+    FailureRate {
+        above: f64,
+        min_runs: u32,
+        window: String,
+    },
+    /// Any run failed in `window` (default 15m): every failure is seen, grouped into one alert.
+    AnyFailure {
+        #[serde(default)]
+        window: Option<String>,
+    },
+    /// A run in `window` took longer than the workflow's `sla`, or waited in the queue longer
+    /// than `queued_longer_than`.
+    SlaBreach {
+        #[serde(default)]
+        queued_longer_than: Option<String>,
+        #[serde(default)]
+        window: Option<String>,
+    },
+    /// Dead-man's switch: no run started (or, with `succeeded`, none succeeded) in `window`.
+    Silence {
+        window: String,
+        #[serde(default)]
+        succeeded: bool,
+    },
+    /// More than `above` dead-letter entries are open.
+    DlqDepth { above: u32 },
+}
+
+/// A checked rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub name: String,
+    pub severity: Severity,
+    pub condition: Condition,
+    pub after: Duration,
+}
+
+/// A checked condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    FailureRate {
+        above: f64,
+        min_runs: u32,
+        window: Duration,
+    },
+    AnyFailure {
+        window: Duration,
+    },
+    SlaBreach {
+        queued_longer_than: Option<Duration>,
+        window: Duration,
+    },
+    Silence {
+        window: Duration,
+        succeeded: bool,
+    },
+    DlqDepth {
+        above: u32,
+    },
+}
+
+const DEFAULT_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// The rules of a workflow that names none: every failure (warning), a failure rate above 10%
+/// of at least 20 runs in 15 minutes (critical), and any dead letter left open (warning).
+pub fn default_rules() -> Vec<Rule> {
+    vec![
+        Rule {
+            name: "any_failure".into(),
+            severity: Severity::Warning,
+            condition: Condition::AnyFailure {
+                window: DEFAULT_WINDOW,
+            },
+            after: Duration::ZERO,
+        },
+        Rule {
+            name: "failure_rate".into(),
+            severity: Severity::Critical,
+            condition: Condition::FailureRate {
+                above: 0.10,
+                min_runs: 20,
+                window: DEFAULT_WINDOW,
+            },
+            after: Duration::ZERO,
+        },
+        Rule {
+            name: "dead_letters".into(),
+            severity: Severity::Warning,
+            condition: Condition::DlqDepth { above: 0 },
+            after: Duration::ZERO,
+        },
+    ]
+}
+
+impl RuleDef {
+    /// Checks the rule; `parse` reads durations. Answers the problems as (field, message).
+    pub fn check(
+        &self,
+        parse: impl Fn(&str) -> Result<Duration, String>,
+    ) -> Result<Rule, Vec<(&'static str, String)>> {
+        let mut problems = Vec::new();
+        let mut duration = |field: &'static str, text: Option<&str>| match text.map(&parse) {
+            None => Some(DEFAULT_WINDOW),
+            Some(Ok(d)) if !d.is_zero() => Some(d),
+            Some(Ok(_)) => {
+                problems.push((
+                    field,
+                    format!("alert `{}`: {field} must be longer than zero", self.name),
+                ));
+                None
+            }
+            Some(Err(e)) => {
+                problems.push((field, format!("alert `{}`: {field}: {e}", self.name)));
+                None
+            }
+        };
+        let condition = match &self.when {
+            ConditionDef::FailureRate {
+                above,
+                min_runs,
+                window,
+            } => {
+                let window = duration("window", Some(window));
+                if !(*above > 0.0 && *above < 1.0) {
+                    problems.push(("above", format!("alert `{}`: above is {above}; write a share between 0 and 1, e.g. 0.1 for 10%", self.name)));
+                }
+                if *min_runs == 0 {
+                    problems.push((
+                        "min_runs",
+                        format!("alert `{}`: min_runs must be at least 1", self.name),
+                    ));
+                }
+                window.map(|window| Condition::FailureRate {
+                    above: *above,
+                    min_runs: *min_runs,
+                    window,
+                })
+            }
+            ConditionDef::AnyFailure { window } => {
+                duration("window", window.as_deref()).map(|window| Condition::AnyFailure { window })
+            }
+            ConditionDef::SlaBreach {
+                queued_longer_than,
+                window,
+            } => {
+                let queued = queued_longer_than
+                    .as_deref()
+                    .map(|q| duration("queued_longer_than", Some(q)));
+                let window = duration("window", window.as_deref());
+                match (queued, window) {
+                    (Some(None), _) | (_, None) => None,
+                    (queued, Some(window)) => Some(Condition::SlaBreach {
+                        queued_longer_than: queued.flatten(),
+                        window,
+                    }),
+                }
+            }
+            ConditionDef::Silence { window, succeeded } => {
+                duration("window", Some(window)).map(|window| Condition::Silence {
+                    window,
+                    succeeded: *succeeded,
+                })
+            }
+            ConditionDef::DlqDepth { above } => Some(Condition::DlqDepth { above: *above }),
+        };
+        let after = match self.after.as_deref().map(&parse) {
+            None => Some(Duration::ZERO),
+            Some(Ok(d)) => Some(d),
+            Some(Err(e)) => {
+                problems.push(("after", format!("alert `{}`: after: {e}", self.name)));
+                None
+            }
+        };
+        match (condition, after, problems.is_empty()) {
+            (Some(condition), Some(after), true) => Ok(Rule {
+                name: self.name.clone(),
+                severity: self.severity,
+                condition,
+                after,
+            }),
+            _ => Err(problems),
+        }
+    }
+}

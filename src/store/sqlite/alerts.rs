@@ -1,0 +1,173 @@
+//! Alerts and their lifecycle: pending -> firing -> resolved, acknowledgements and silences.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+
+use super::rows::{self, ms};
+use super::writer::Tx;
+use crate::store::{AlertChange, Result, StoreError};
+use crate::wire::{AlertState, AlertView, EventKind};
+
+const SELECT: &str = "SELECT id, rule, workflow, severity, state, opened_at, fired_at, resolved_at, acked_at, \
+     acked_by, silenced_until, detail FROM alerts";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertView> {
+    let time = |i: usize| -> rusqlite::Result<Option<chrono::DateTime<chrono::Utc>>> {
+        Ok(r.get::<_, Option<i64>>(i)?.map(rows::time))
+    };
+    Ok(AlertView {
+        id: r.get(0)?,
+        rule: r.get(1)?,
+        workflow: r.get(2)?,
+        severity: r.get(3)?,
+        state: rows::parsed(r.get(4)?, AlertState::parse, "alert state")?,
+        opened_at: rows::time(r.get(5)?),
+        fired_at: time(6)?,
+        resolved_at: time(7)?,
+        acked_at: time(8)?,
+        acked_by: r.get(9)?,
+        silenced_until: time(10)?,
+        detail: rows::json(r.get(11)?).unwrap_or_default(),
+    })
+}
+
+pub fn get(conn: &Connection, id: i64) -> Result<AlertView> {
+    conn.prepare_cached(&format!("{SELECT} WHERE id = ?"))?
+        .query_row([id], row)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("alert {id}")))
+}
+
+/// Alerts newest first, optionally in one state.
+pub fn list(conn: &Connection, state: Option<AlertState>, limit: usize) -> Result<Vec<AlertView>> {
+    let list = conn
+        .prepare_cached(&format!(
+            "{SELECT} WHERE (?1 IS NULL OR state = ?1) ORDER BY id DESC LIMIT ?2"
+        ))?
+        .query_map(params![state.map(AlertState::as_str), limit as i64], row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(list)
+}
+
+/// Pending and firing alerts.
+pub fn active(conn: &Connection) -> Result<Vec<AlertView>> {
+    let list = conn
+        .prepare_cached(&format!(
+            "{SELECT} WHERE state IN ('pending', 'firing') ORDER BY id"
+        ))?
+        .query_map([], row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(list)
+}
+
+/// Applies one change and appends its event.
+pub fn apply(tx: &mut Tx<'_>, change: &AlertChange) -> Result<AlertView> {
+    let now = ms(tx.now);
+    let (id, kind, data) = match change {
+        AlertChange::Open {
+            rule,
+            workflow,
+            severity,
+            firing,
+            detail,
+        } => {
+            let state = if *firing { "firing" } else { "pending" };
+            tx.conn.execute(
+                "INSERT INTO alerts (rule, workflow, severity, state, opened_at, fired_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                params![rule, workflow, severity, state, now, firing.then_some(now), detail.to_string()],
+            )?;
+            let kind = if *firing {
+                EventKind::AlertFiring
+            } else {
+                EventKind::AlertPending
+            };
+            (
+                tx.conn.last_insert_rowid(),
+                kind,
+                json!({"rule": rule, "severity": severity, "detail": detail}),
+            )
+        }
+        AlertChange::Fire { id, detail } => {
+            update(
+                tx,
+                *id,
+                "UPDATE alerts SET state = 'firing', fired_at = ?2, detail = ?3 WHERE id = ?1 AND state = 'pending'",
+                now,
+                Some(detail),
+            )?;
+            (*id, EventKind::AlertFiring, json!({"detail": detail}))
+        }
+        AlertChange::Update { id, detail } => {
+            update(
+                tx,
+                *id,
+                "UPDATE alerts SET detail = ?3 WHERE id = ?1 AND state IN ('pending', 'firing')",
+                now,
+                Some(detail),
+            )?;
+            return get(tx.conn, *id);
+        }
+        AlertChange::Resolve { id } => {
+            update(
+                tx,
+                *id,
+                "UPDATE alerts SET state = 'resolved', resolved_at = ?2 WHERE id = ?1 AND state IN ('pending', 'firing')",
+                now,
+                None,
+            )?;
+            (*id, EventKind::AlertResolved, json!({}))
+        }
+        AlertChange::Ack { id, actor } => {
+            let changed = tx.conn.execute(
+                "UPDATE alerts SET acked_at = ?2, acked_by = ?3 WHERE id = ?1 AND state IN ('pending', 'firing')",
+                params![id, now, actor],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::Conflict(format!("alert {id} is not open")));
+            }
+            (*id, EventKind::AlertAcked, json!({"actor": actor}))
+        }
+        AlertChange::Silence { id, until, actor } => {
+            let changed = tx.conn.execute(
+                "UPDATE alerts SET silenced_until = ?2 WHERE id = ?1",
+                params![id, ms(*until)],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!("alert {id}")));
+            }
+            (
+                *id,
+                EventKind::AlertSilenced,
+                json!({"actor": actor, "until": until}),
+            )
+        }
+    };
+    let alert = get(tx.conn, id)?;
+    tx.emit(
+        kind,
+        Some(&alert.workflow),
+        None,
+        json!({"alert_id": id, "rule": alert.rule, "state": alert.state, "data": data}),
+    )?;
+    Ok(alert)
+}
+
+fn update(
+    tx: &mut Tx<'_>,
+    id: i64,
+    sql: &str,
+    now: i64,
+    detail: Option<&serde_json::Value>,
+) -> Result<()> {
+    let detail = detail.map(ToString::to_string).unwrap_or_default();
+    let changed = match sql.contains("?3") {
+        true => tx.conn.execute(sql, params![id, now, detail])?,
+        false => tx.conn.execute(sql, params![id, now])?,
+    };
+    if changed == 0 {
+        return Err(StoreError::Conflict(format!(
+            "alert {id} is not in a state that allows this"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! Alert rules fire and resolve as time moves (an injected clock: the evaluator takes `now`),
+//! and people acknowledge and silence alerts through the API.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use serde_json::{Value, json};
+
+use acp::alerts::Evaluator;
+use acp::store::Store;
+use acp::wire::{AlertState, AlertView, EventKind, TriggerKind};
+use common::{Harness, Reply, harness, serve_api, wait_final};
+
+fn evaluator(h: &Harness) -> Evaluator {
+    Evaluator::new(h.engine.clone(), h.store.clone() as Arc<dyn Store>)
+}
+
+async fn run(h: &Harness, key: &str, n: usize) {
+    let payloads = (0..n).map(|i| json!({"i": i})).collect();
+    for id in h
+        .engine
+        .start_runs(key, TriggerKind::Manual, payloads)
+        .await
+        .unwrap()
+    {
+        wait_final(&h.store, id).await;
+    }
+}
+
+fn states(changed: &[AlertView]) -> Vec<(String, AlertState)> {
+    changed.iter().map(|a| (a.rule.clone(), a.state)).collect()
+}
+
+const RATE: &str = r#"(key: "rate", name: "Rate", team: "qa", trigger: Manual,
+    steps: [(id: "call", action: Http(method: "POST", url: "{world}/call"), retry: (max_attempts: 1))],
+    alerts: [(name: "too_many_failures", severity: Critical, when: FailureRate(above: 0.5, min_runs: 5, window: "15m"))])"#;
+
+#[tokio::test]
+async fn failure_rate_fires_past_the_threshold_and_resolves_when_the_window_slides() {
+    let h = harness(&[RATE]).await;
+    let ev = evaluator(&h);
+    h.world.script("/call", vec![Reply::status(503)]);
+    run(&h, "rate", 4).await;
+    assert!(
+        ev.evaluate_at(Utc::now()).await.unwrap().is_empty(),
+        "4 runs are below min_runs"
+    );
+    h.world.script("/call", vec![Reply::ok(json!({}))]);
+    run(&h, "rate", 1).await;
+    let now = Utc::now();
+    let fired = ev.evaluate_at(now).await.unwrap();
+    assert_eq!(
+        states(&fired),
+        [("too_many_failures".to_owned(), AlertState::Firing)]
+    );
+    assert_eq!(fired[0].severity, "critical");
+    assert_eq!(
+        (
+            fired[0].detail["failed"].clone(),
+            fired[0].detail["finished"].clone()
+        ),
+        (json!(4), json!(5))
+    );
+    assert!(
+        fired[0].detail["top_error"]["signature"]
+            .as_str()
+            .unwrap()
+            .starts_with("HTTP 503")
+    );
+    assert!(
+        ev.evaluate_at(now).await.unwrap().is_empty(),
+        "no change, no noise"
+    );
+    let resolved = ev.evaluate_at(now + Duration::minutes(16)).await.unwrap();
+    assert_eq!(
+        states(&resolved),
+        [("too_many_failures".to_owned(), AlertState::Resolved)]
+    );
+    assert!(resolved[0].resolved_at.is_some());
+    let kinds: Vec<EventKind> = h
+        .store
+        .events_since(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .filter(|k| k.as_str().starts_with("alert."))
+        .collect();
+    assert_eq!(kinds, [EventKind::AlertFiring, EventKind::AlertResolved]);
+}
+
+const SLOW: &str = r#"(key: "slow", name: "Slow", team: "qa", trigger: Manual, sla: "20ms",
+    steps: [(id: "nap", action: Delay(duration: "60ms"))],
+    alerts: [
+        (name: "late", severity: Warning, when: SlaBreach(), after: "5m"),
+        (name: "quiet", severity: Critical, when: Silence(window: "10m")),
+    ])"#;
+
+#[tokio::test]
+async fn sla_breaches_wait_out_their_pending_time_and_silence_needs_a_whole_window() {
+    let h = harness(&[SLOW]).await;
+    let ev = evaluator(&h);
+    let start = Utc::now();
+    assert!(ev.evaluate_at(start).await.unwrap().is_empty());
+    run(&h, "slow", 1).await;
+    let now = Utc::now();
+    let pending = ev.evaluate_at(now).await.unwrap();
+    assert_eq!(states(&pending), [("late".to_owned(), AlertState::Pending)]);
+    assert_eq!(pending[0].detail["slower_than_sla"], 1);
+    let firing = ev.evaluate_at(now + Duration::minutes(6)).await.unwrap();
+    assert_eq!(states(&firing), [("late".to_owned(), AlertState::Firing)]);
+
+    let silent = ev.evaluate_at(now + Duration::minutes(30)).await.unwrap();
+    let mut got = states(&silent);
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        [
+            ("late".to_owned(), AlertState::Resolved),
+            ("quiet".to_owned(), AlertState::Firing)
+        ]
+    );
+    run(&h, "slow", 1).await;
+    let back = ev.evaluate_at(Utc::now()).await.unwrap();
+    assert!(
+        states(&back).contains(&("quiet".to_owned(), AlertState::Resolved)),
+        "{back:?}"
+    );
+}
+
+const PLAIN: &str = r#"(key: "plain", name: "Plain", team: "qa", trigger: Manual,
+    steps: [(id: "call", action: Http(method: "POST", url: "{world}/call"), retry: (max_attempts: 1))])"#;
+
+#[tokio::test]
+async fn workflows_without_rules_get_the_defaults_and_people_ack_and_silence_through_the_api() {
+    let h = harness(&[PLAIN]).await;
+    let api = serve_api(&h).await;
+    let ev = evaluator(&h);
+    h.world.script("/call", vec![Reply::status(422)]);
+    run(&h, "plain", 1).await;
+    let mut fired = states(&ev.evaluate_at(Utc::now()).await.unwrap());
+    fired.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        fired,
+        [
+            ("any_failure".to_owned(), AlertState::Firing),
+            ("dead_letters".to_owned(), AlertState::Firing)
+        ]
+    );
+
+    let entry = h.store.dlq(&Default::default()).await.unwrap().items[0].id;
+    h.engine.discard(entry, "bad data", "test").await.unwrap();
+    let after_discard = states(&ev.evaluate_at(Utc::now()).await.unwrap());
+    assert_eq!(
+        after_discard,
+        [("dead_letters".to_owned(), AlertState::Resolved)]
+    );
+
+    let firing: Vec<AlertView> = api
+        .get("/alerts?state=firing", &api.viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(firing.len(), 1);
+    let id = firing[0].id;
+    assert_eq!(
+        api.post(&format!("/alerts/{id}/ack"), &api.viewer)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let acked: AlertView = api
+        .post(&format!("/alerts/{id}/ack"), &api.operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(acked.acked_by.as_deref(), Some("oncall"));
+    let silence = json!({"for": "1h", "reason": "maintenance"});
+    assert_eq!(
+        api.post(&format!("/alerts/{id}/silence"), &api.operator)
+            .json(&silence)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let silenced: AlertView = api
+        .post(&format!("/alerts/{id}/silence"), &api.admin)
+        .json(&silence)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(silenced.silenced_until.unwrap() > Utc::now() + Duration::minutes(59));
+    let bad = api
+        .post(&format!("/alerts/{id}/silence"), &api.admin)
+        .json(&json!({"for": "a while"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let audit: Value = api
+        .get("/audit", &api.viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"alert.ack") && actions.contains(&"alert.silence"),
+        "{actions:?}"
+    );
+    let kinds: Vec<EventKind> = h
+        .store
+        .events_since(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.contains(&EventKind::AlertAcked) && kinds.contains(&EventKind::AlertSilenced));
+}
