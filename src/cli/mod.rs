@@ -38,6 +38,9 @@ enum Command {
     /// The dead-letter queue on a server: list, show, replay, discard.
     #[command(subcommand)]
     Dlq(remote::DlqCommand),
+    /// Alerts on a server: list, ack, silence.
+    #[command(subcommand)]
+    Alerts(remote::AlertsCommand),
     /// Records on a server: put, get, history.
     #[command(subcommand)]
     Records(remote::RecordsCommand),
@@ -159,6 +162,12 @@ pub fn run(cli: Cli) -> ExitCode {
             remote_call(
                 &cli.remote,
                 |c| async move { remote::runs(&c, command).await },
+            )
+        }
+        Command::Alerts(command) => {
+            remote_call(
+                &cli.remote,
+                |c| async move { remote::alerts(&c, command).await },
             )
         }
         Command::Dlq(command) => {

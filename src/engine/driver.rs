@@ -170,9 +170,8 @@ impl Driver<'_> {
         let run = &self.claimed.run;
         let ctx = self.progress.context(run);
         let when = step.when.as_deref().map(|when| {
-            is_true(&self.inner.catalog.env, when, &ctx).map_err(|e| {
-                StepFailure::permanent(format!("`when` could not be evaluated: {e:#}"))
-            })
+            is_true(&self.inner.catalog.env, when, &ctx)
+                .map_err(|e| StepFailure::permanent(format!("`when` could not be evaluated: {e}")))
         });
         if let Some(Ok(false)) = when {
             let reason = format!(

@@ -34,7 +34,7 @@ pub struct Done {
 pub fn render(inner: &Inner, step: &Step, ctx: &minijinja::Value) -> Result<Value, StepFailure> {
     let env = &inner.catalog.env;
     let template_error =
-        |e: minijinja::Error| StepFailure::permanent(format!("template error: {e:#}"));
+        |e: minijinja::Error| StepFailure::permanent(format!("template error: {e}"));
     if let ActionDef::Condition { expr } = &step.action {
         let passed = is_true(env, expr, ctx).map_err(template_error)?;
         return Ok(json!({"expr": expr, "passed": passed}));

@@ -1,10 +1,12 @@
 //! Remote commands: runs, dead letters, workflows and records, over the API.
 
+mod alerts;
 mod dlq;
 mod records;
 mod runs;
 mod workflow;
 
+pub use alerts::{AlertsCommand, alerts};
 pub use dlq::{DlqCommand, dlq};
 pub use records::{RecordsCommand, records};
 pub use runs::{RunsCommand, runs};

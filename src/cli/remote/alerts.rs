@@ -1,0 +1,82 @@
+//! `acp alerts`.
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::super::client::{Client, clock};
+use super::done;
+use acp::wire::AlertView;
+
+#[derive(Subcommand)]
+pub enum AlertsCommand {
+    /// Alerts, newest first.
+    List {
+        /// `pending`, `firing` or `resolved`.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Acknowledge an alert: it stops re-notifying, and still resolves by itself.
+    Ack { id: i64 },
+    /// Silence an alert for a while (admin), e.g. `--for 2h`.
+    Silence {
+        id: i64,
+        #[arg(long = "for")]
+        duration: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+pub async fn alerts(c: &Client, command: AlertsCommand) -> anyhow::Result<()> {
+    match command {
+        AlertsCommand::List { state, limit } => {
+            let mut query: Vec<(&str, String)> = Vec::new();
+            query.extend(state.map(|s| ("state", s)));
+            query.extend(limit.map(|l| ("limit", l.to_string())));
+            let list: Vec<AlertView> = c.get_with("/alerts", &query).await?;
+            c.show(
+                &list,
+                &[
+                    "id", "state", "severity", "rule", "workflow", "since", "acked by",
+                ],
+                |l| {
+                    l.iter()
+                        .map(|a| {
+                            let since = clock(&a.fired_at.unwrap_or(a.opened_at));
+                            let acked = a.acked_by.clone().unwrap_or_else(|| "-".into());
+                            vec![
+                                a.id.to_string(),
+                                a.state.to_string(),
+                                a.severity.clone(),
+                                a.rule.clone(),
+                                a.workflow.clone(),
+                                since,
+                                acked,
+                            ]
+                        })
+                        .collect()
+                },
+            )
+        }
+        AlertsCommand::Ack { id } => {
+            let alert: AlertView = c.post(&format!("/alerts/{id}/ack"), &json!({})).await?;
+            done(c, &alert, &format!("alert {id} acknowledged"))
+        }
+        AlertsCommand::Silence {
+            id,
+            duration,
+            reason,
+        } => {
+            let alert: AlertView = c
+                .post(
+                    &format!("/alerts/{id}/silence"),
+                    &json!({"for": duration, "reason": reason}),
+                )
+                .await?;
+            let until = alert.silenced_until.map(|t| clock(&t)).unwrap_or_default();
+            done(c, &alert, &format!("alert {id} silenced until {until}"))
+        }
+    }
+}
