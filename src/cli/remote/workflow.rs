@@ -76,25 +76,9 @@ pub async fn workflow(c: &Client, command: RemoteWorkflowCommand) -> anyhow::Res
                     ),
                 );
             }
-            let published: Published = c
-                .post(&format!("/workflows/{key}/publish"), &json!({}))
-                .await?;
-            done(
-                c,
-                &published,
-                &format!("`{key}` version {} published", published.version),
-            )
+            publish_draft(c, &key).await
         }
-        RemoteWorkflowCommand::Publish { key } => {
-            let published: Published = c
-                .post(&format!("/workflows/{key}/publish"), &json!({}))
-                .await?;
-            done(
-                c,
-                &published,
-                &format!("`{key}` version {} published", published.version),
-            )
-        }
+        RemoteWorkflowCommand::Publish { key } => publish_draft(c, &key).await,
         RemoteWorkflowCommand::Rollback { key, version } => {
             let published: Published = c
                 .post(
@@ -118,4 +102,16 @@ pub async fn workflow(c: &Client, command: RemoteWorkflowCommand) -> anyhow::Res
             done(c, &diff, diff.unified.trim_end())
         }
     }
+}
+
+/// Publishes a workflow's draft and says which version it became.
+async fn publish_draft(c: &Client, key: &str) -> anyhow::Result<()> {
+    let published: Published = c
+        .post(&format!("/workflows/{key}/publish"), &json!({}))
+        .await?;
+    done(
+        c,
+        &published,
+        &format!("`{key}` version {} published", published.version),
+    )
 }
