@@ -14,7 +14,11 @@ use acp::wire::{AlertState, AlertView, EventKind, TriggerKind};
 use common::{Harness, Reply, harness, serve_api, wait_final};
 
 fn evaluator(h: &Harness) -> Evaluator {
-    Evaluator::new(h.engine.clone(), h.store.clone() as Arc<dyn Store>)
+    Evaluator::new(
+        h.engine.clone(),
+        h.store.clone() as Arc<dyn Store>,
+        Arc::default(),
+    )
 }
 
 async fn run(h: &Harness, key: &str, n: usize) {
@@ -239,4 +243,42 @@ async fn workflows_without_rules_get_the_defaults_and_people_ack_and_silence_thr
         .map(|e| e.kind)
         .collect();
     assert!(kinds.contains(&EventKind::AlertAcked) && kinds.contains(&EventKind::AlertSilenced));
+}
+
+#[tokio::test]
+async fn an_evaluator_that_stops_running_shows_in_health_and_on_the_stream() {
+    let h = harness(&[PLAIN]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // The evaluator runs once at start and then not for an hour: past 300 ms it counts as stuck.
+    let api = common::serve_api_with(&h, listener, |c| {
+        c.evaluator_stale_after = std::time::Duration::from_millis(300)
+    })
+    .await;
+    let health = |api: &common::Api| {
+        let request = api.get("/health", &api.viewer);
+        async move {
+            request
+                .send()
+                .await
+                .unwrap()
+                .json::<acp::wire::Health>()
+                .await
+                .unwrap()
+        }
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let fresh = health(&api).await;
+    assert!(fresh.control.evaluator_healthy, "{:?}", fresh.control);
+    let last = fresh.control.evaluator_last_run.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let stale = health(&api).await;
+    assert!(!stale.control.evaluator_healthy);
+    assert_eq!(stale.control.evaluator_last_run, Some(last));
+    let events = h.store.events_since(0, 10_000).await.unwrap();
+    let degraded: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::ControlDegraded)
+        .collect();
+    assert_eq!(degraded.len(), 1, "one event, not one per check");
+    assert_eq!(degraded[0].data["part"], "alert evaluator");
 }

@@ -7,6 +7,7 @@
 mod conditions;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,25 +17,51 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::alert::Condition;
 use crate::engine::Engine;
 use crate::store::{AlertChange, RunFact, Store, StoreError};
-use crate::wire::{AlertState, AlertView};
+use crate::wire::{AlertState, AlertView, EventKind};
 use conditions::{Scene, holds};
 
 /// The shortest look-back, even when every rule looks at less.
 const MIN_LOOKBACK: Duration = Duration::from_secs(3600);
 
+/// When the evaluator last finished a round, for the watchdog and the health numbers.
+#[derive(Debug, Default)]
+pub struct Heartbeat(AtomicI64);
+
+impl Heartbeat {
+    fn beat(&self, at: DateTime<Utc>) {
+        self.0.store(at.timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// The last finished round, if any.
+    pub fn last(&self) -> Option<DateTime<Utc>> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            ms => DateTime::from_timestamp_millis(ms),
+        }
+    }
+
+    /// True when the last round is older than `limit` (or there was none).
+    pub fn is_stale(&self, limit: Duration) -> bool {
+        self.last()
+            .is_none_or(|at| (Utc::now() - at).to_std().unwrap_or_default() > limit)
+    }
+}
+
 /// Evaluates every published workflow's rules and moves alerts through their lifecycle.
 pub struct Evaluator {
     engine: Engine,
     store: Arc<dyn Store>,
+    heartbeat: Arc<Heartbeat>,
     /// When each workflow was first watched (a silence rule needs a whole window of watching).
     first_seen: Mutex<HashMap<String, DateTime<Utc>>>,
 }
 
 impl Evaluator {
-    pub fn new(engine: Engine, store: Arc<dyn Store>) -> Self {
+    pub fn new(engine: Engine, store: Arc<dyn Store>, heartbeat: Arc<Heartbeat>) -> Self {
         Self {
             engine,
             store,
+            heartbeat,
             first_seen: Mutex::new(HashMap::new()),
         }
     }
@@ -132,12 +159,46 @@ fn window(condition: &Condition) -> Duration {
 /// Evaluates every `every` until shutdown.
 pub async fn run(evaluator: Evaluator, every: Duration, shutdown: CancellationToken) {
     loop {
-        if let Err(e) = evaluator.evaluate_at(Utc::now()).await {
-            tracing::warn!("alert evaluation failed: {e}");
+        match evaluator.evaluate_at(Utc::now()).await {
+            Ok(_) => evaluator.heartbeat.beat(Utc::now()),
+            Err(e) => tracing::warn!("alert evaluation failed: {e}"),
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Monitors the monitor: when the evaluator has not finished a round for `stale_after`, appends
+/// `control.degraded` to the run log (so every stream client sees it), and
+/// `control.recovered` once it runs again.
+pub async fn watchdog(
+    heartbeat: Arc<Heartbeat>,
+    store: Arc<dyn Store>,
+    stale_after: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut degraded = false;
+    let every = (stale_after / 4).max(Duration::from_millis(10));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let stale = heartbeat.is_stale(stale_after);
+        if stale == degraded {
+            continue;
+        }
+        let kind = if stale {
+            EventKind::ControlDegraded
+        } else {
+            EventKind::ControlRecovered
+        };
+        let data = serde_json::json!({"part": "alert evaluator", "last_run": heartbeat.last()});
+        match store.record_event(kind, data).await {
+            Ok(()) => degraded = stale,
+            Err(e) => tracing::warn!("recording the evaluator's state failed: {e}"),
         }
     }
 }

@@ -10,7 +10,8 @@ use super::{Engine, EngineError};
 use crate::domain::signature::signature;
 use crate::store::RunFact;
 use crate::wire::{
-    Counts, FailureReason, Health, HealthQuery, RunStatus, TeamHealth, WorkflowHealth,
+    ControlStatus, Counts, FailureReason, Health, HealthQuery, RunStatus, TeamHealth,
+    WorkflowHealth,
 };
 
 /// Most failure reasons listed.
@@ -92,6 +93,7 @@ impl Engine {
             workflows,
             teams,
             failure_reasons: reasons(&facts),
+            control: ControlStatus::default(),
         })
     }
 }

@@ -40,6 +40,9 @@ pub struct ServerConfig {
     pub webhook_poll: Duration,
     /// How often alert rules are evaluated.
     pub alert_every: Duration,
+    /// How long the evaluator may go without finishing a round before the control plane counts
+    /// as degraded.
+    pub evaluator_stale_after: Duration,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +56,7 @@ impl Default for ServerConfig {
             webhook_retry_max: Duration::from_secs(300),
             webhook_poll: Duration::from_millis(500),
             alert_every: Duration::from_secs(5),
+            evaluator_stale_after: Duration::from_secs(30),
         }
     }
 }
@@ -67,6 +71,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Events serialized once for every stream client (see `stream::fan_out`).
     frames: tokio::sync::broadcast::Sender<Arc<stream::Frame>>,
+    /// The alert evaluator's last round.
+    pub heartbeat: Arc<crate::alerts::Heartbeat>,
 }
 
 impl AppState {
@@ -78,6 +84,7 @@ impl AppState {
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
             frames,
+            heartbeat: Arc::default(),
         }
     }
 }
@@ -108,7 +115,17 @@ pub async fn launch(listener: TcpListener, state: AppState) -> std::io::Result<(
     let shutdown = state.shutdown.clone();
     tokio::spawn(stream::fan_out(state.clone(), state.frames.clone()));
     tokio::spawn(webhooks::dispatch(state.clone()));
-    let evaluator = crate::alerts::Evaluator::new(state.engine.clone(), state.store.clone());
+    let evaluator = crate::alerts::Evaluator::new(
+        state.engine.clone(),
+        state.store.clone(),
+        state.heartbeat.clone(),
+    );
+    tokio::spawn(crate::alerts::watchdog(
+        state.heartbeat.clone(),
+        state.store.clone(),
+        state.config.evaluator_stale_after,
+        shutdown.clone(),
+    ));
     tokio::spawn(crate::alerts::run(
         evaluator,
         state.config.alert_every,

@@ -16,9 +16,9 @@ use tokio::sync::broadcast;
 
 use crate::domain::{NewRun, RecordChange, RecordWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
-    AlertState, AlertView, AttemptView, AuditEntry, DeliveryView, DlqView, Event, FieldChange,
-    Page, RecordView, Role, RunDetail, RunQuery, RunStatus, RunView, TokenView, VersionView,
-    WebhookView, WorkflowView,
+    AlertState, AlertView, AttemptView, AuditEntry, DeliveryView, DlqView, Event, EventKind,
+    FieldChange, Page, RecordView, Role, RunDetail, RunQuery, RunStatus, RunView, TokenView,
+    VersionView, WebhookView, WorkflowView,
 };
 
 pub use sqlite::{Durability, SqliteStore};
@@ -271,6 +271,8 @@ pub trait Store: Send + Sync + 'static {
     async fn alerts(&self, state: Option<AlertState>, limit: usize) -> Result<Vec<AlertView>>;
     /// Pending and firing alerts.
     async fn active_alerts(&self) -> Result<Vec<AlertView>>;
+    /// Appends an event that comes with no other change (the control plane's own state).
+    async fn record_event(&self, kind: EventKind, data: serde_json::Value) -> Result<()>;
     /// The oldest event still kept (0 when there is none).
     async fn oldest_seq(&self) -> Result<i64>;
 

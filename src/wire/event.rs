@@ -50,6 +50,8 @@ pub enum EventKind {
     AlertResolved,
     AlertAcked,
     AlertSilenced,
+    ControlDegraded,
+    ControlRecovered,
 }
 
 const NAMES: &[(EventKind, &str)] = &[
@@ -80,6 +82,8 @@ const NAMES: &[(EventKind, &str)] = &[
     (EventKind::AlertResolved, "alert.resolved"),
     (EventKind::AlertAcked, "alert.acked"),
     (EventKind::AlertSilenced, "alert.silenced"),
+    (EventKind::ControlDegraded, "control.degraded"),
+    (EventKind::ControlRecovered, "control.recovered"),
 ];
 
 impl EventKind {

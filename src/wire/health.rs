@@ -30,6 +30,20 @@ pub struct Health {
     pub failure_reasons: Vec<FailureReason>,
     /// Open dead-letter entries (all time).
     pub dlq_depth: i64,
+    /// The control plane's own health.
+    #[serde(default)]
+    pub control: ControlStatus,
+}
+
+/// Whether the parts that watch the workflows are themselves alive.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct ControlStatus {
+    /// When the alert evaluator last finished a round.
+    #[serde(default)]
+    pub evaluator_last_run: Option<DateTime<Utc>>,
+    /// False when the evaluator has not finished a round for longer than expected.
+    pub evaluator_healthy: bool,
 }
 
 /// Counts shared by workflows and teams.

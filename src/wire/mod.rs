@@ -16,7 +16,9 @@ mod workflows;
 pub use alerts::{AlertState, AlertView, SilenceRequest};
 pub use api::*;
 pub use event::{Event, EventKind};
-pub use health::{Counts, FailureReason, Health, HealthQuery, TeamHealth, WorkflowHealth};
+pub use health::{
+    ControlStatus, Counts, FailureReason, Health, HealthQuery, TeamHealth, WorkflowHealth,
+};
 pub use records::{FieldChange, RecordView, Source};
 pub use runs::{
     AttemptStatus, AttemptView, DlqStatus, DlqView, ErrorClass, RunDetail, RunMode, RunStatus,

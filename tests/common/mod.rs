@@ -292,6 +292,15 @@ pub async fn serve_api(h: &Harness) -> Api {
 
 /// The API on a listener the test prepared (small socket buffers, say).
 pub async fn serve_api_on(h: &Harness, listener: tokio::net::TcpListener) -> Api {
+    serve_api_with(h, listener, |_| {}).await
+}
+
+/// The API with test settings adjusted by `tweak`.
+pub async fn serve_api_with(
+    h: &Harness,
+    listener: tokio::net::TcpListener,
+    tweak: impl FnOnce(&mut acp::server::ServerConfig),
+) -> Api {
     use acp::server::{AppState, ServerConfig, auth, launch};
     use acp::wire::Role;
     let store: Arc<dyn Store> = h.store.clone();
@@ -309,20 +318,18 @@ pub async fn serve_api_on(h: &Harness, listener: tokio::net::TcpListener) -> Api
         );
     }
     let url = format!("http://{}/api/v1", listener.local_addr().unwrap());
-    let state = AppState::new(
-        h.engine.clone(),
-        store,
-        ServerConfig {
-            body_limit: 64 * 1024,
-            stream_buffer: h.bus_capacity,
-            webhook_retry_initial: Duration::from_millis(50),
-            webhook_retry_max: Duration::from_millis(200),
-            webhook_poll: Duration::from_millis(20),
-            // Tests evaluate alerts themselves, at the moments they choose.
-            alert_every: Duration::from_secs(3600),
-            ..ServerConfig::default()
-        },
-    );
+    let mut config = ServerConfig {
+        body_limit: 64 * 1024,
+        stream_buffer: h.bus_capacity,
+        webhook_retry_initial: Duration::from_millis(50),
+        webhook_retry_max: Duration::from_millis(200),
+        webhook_poll: Duration::from_millis(20),
+        // Tests evaluate alerts themselves, at the moments they choose.
+        alert_every: Duration::from_secs(3600),
+        ..ServerConfig::default()
+    };
+    tweak(&mut config);
+    let state = AppState::new(h.engine.clone(), store, config);
     let shutdown = state.shutdown.clone();
     tokio::spawn(launch(listener, state));
     let [admin, operator, viewer] = tokens.try_into().unwrap();

@@ -11,7 +11,8 @@ use super::super::AppState;
 use super::super::auth::{self, Caller};
 use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::wire::{
-    AuditEntry, Event, Health, HealthQuery, Page, Role, TokenCreated, TokenRequest, TokenView,
+    AuditEntry, ControlStatus, Event, Health, HealthQuery, Page, Role, TokenCreated, TokenRequest,
+    TokenView,
 };
 
 pub fn routes() -> Router<AppState> {
@@ -131,5 +132,10 @@ pub(crate) async fn health(
     _: Caller,
     ApiQuery(q): ApiQuery<HealthQuery>,
 ) -> ApiResult<ApiJson<Health>> {
-    Ok(ApiJson(s.engine.health(&q).await?))
+    let mut health = s.engine.health(&q).await?;
+    health.control = ControlStatus {
+        evaluator_last_run: s.heartbeat.last(),
+        evaluator_healthy: !s.heartbeat.is_stale(s.config.evaluator_stale_after),
+    };
+    Ok(ApiJson(health))
 }

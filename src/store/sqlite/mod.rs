@@ -29,8 +29,9 @@ use super::{
 };
 use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
-    AlertState, AlertView, AuditEntry, DeliveryView, DlqView, Event, FieldChange, Page, RecordView,
-    Role, RunDetail, RunQuery, RunStatus, RunView, TokenView, VersionView, WorkflowView,
+    AlertState, AlertView, AuditEntry, DeliveryView, DlqView, Event, EventKind, FieldChange, Page,
+    RecordView, Role, RunDetail, RunQuery, RunStatus, RunView, TokenView, VersionView,
+    WorkflowView,
 };
 pub use connection::Durability;
 use connection::{Readers, checkpoint_loop, open};
@@ -375,6 +376,11 @@ impl Store for SqliteStore {
 
     async fn active_alerts(&self) -> Result<Vec<AlertView>> {
         self.read(alerts::active).await
+    }
+
+    async fn record_event(&self, kind: EventKind, data: serde_json::Value) -> Result<()> {
+        self.write(move |tx| tx.emit(kind, None, None, data.clone()))
+            .await
     }
 
     async fn oldest_seq(&self) -> Result<i64> {
