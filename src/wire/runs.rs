@@ -14,9 +14,6 @@ macro_rules! string_enum {
         pub enum $name { $($variant),+ }
 
         impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
             /// The snake_case name.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }

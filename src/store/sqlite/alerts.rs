@@ -92,8 +92,7 @@ pub fn apply(tx: &mut Tx<'_>, change: &AlertChange) -> Result<AlertView> {
                 tx,
                 *id,
                 "UPDATE alerts SET state = 'firing', fired_at = ?2, detail = ?3 WHERE id = ?1 AND state = 'pending'",
-                now,
-                Some(detail),
+                params![id, now, detail.to_string()],
             )?;
             (*id, EventKind::AlertFiring, json!({"detail": detail}))
         }
@@ -101,9 +100,8 @@ pub fn apply(tx: &mut Tx<'_>, change: &AlertChange) -> Result<AlertView> {
             update(
                 tx,
                 *id,
-                "UPDATE alerts SET detail = ?3 WHERE id = ?1 AND state IN ('pending', 'firing')",
-                now,
-                Some(detail),
+                "UPDATE alerts SET detail = ?2 WHERE id = ?1 AND state IN ('pending', 'firing')",
+                params![id, detail.to_string()],
             )?;
             return get(tx.conn, *id);
         }
@@ -112,8 +110,7 @@ pub fn apply(tx: &mut Tx<'_>, change: &AlertChange) -> Result<AlertView> {
                 tx,
                 *id,
                 "UPDATE alerts SET state = 'resolved', resolved_at = ?2 WHERE id = ?1 AND state IN ('pending', 'firing')",
-                now,
-                None,
+                params![id, now],
             )?;
             (*id, EventKind::AlertResolved, json!({}))
         }
@@ -152,19 +149,9 @@ pub fn apply(tx: &mut Tx<'_>, change: &AlertChange) -> Result<AlertView> {
     Ok(alert)
 }
 
-fn update(
-    tx: &mut Tx<'_>,
-    id: i64,
-    sql: &str,
-    now: i64,
-    detail: Option<&serde_json::Value>,
-) -> Result<()> {
-    let detail = detail.map(ToString::to_string).unwrap_or_default();
-    let changed = match sql.contains("?3") {
-        true => tx.conn.execute(sql, params![id, now, detail])?,
-        false => tx.conn.execute(sql, params![id, now])?,
-    };
-    if changed == 0 {
+/// Runs an update of one alert; no row changed means the alert was not in a state that allows it.
+fn update(tx: &mut Tx<'_>, id: i64, sql: &str, params: impl rusqlite::Params) -> Result<()> {
+    if tx.conn.execute(sql, params)? == 0 {
         return Err(StoreError::Conflict(format!(
             "alert {id} is not in a state that allows this"
         )));
