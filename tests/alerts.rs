@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::{Duration, SubsecRound, Utc};
 use serde_json::{Value, json};
 
 use acp::alerts::Evaluator;
@@ -209,13 +209,31 @@ async fn workflows_without_rules_get_the_defaults_and_people_ack_and_silence_thr
         .await
         .unwrap();
     assert!(silenced.silenced_until.unwrap() > Utc::now() + Duration::minutes(59));
-    let bad = api
+    let window_end = (Utc::now() + Duration::hours(3)).trunc_subsecs(0);
+    let maintenance: AlertView = api
         .post(&format!("/alerts/{id}/silence"), &api.admin)
-        .json(&json!({"for": "a while"}))
+        .json(&json!({"until": window_end, "reason": "CRM maintenance window"}))
         .send()
         .await
+        .unwrap()
+        .json()
+        .await
         .unwrap();
-    assert_eq!(bad.status(), 422);
+    assert_eq!(maintenance.silenced_until, Some(window_end));
+    for bad in [
+        json!({"for": "a while"}),
+        json!({}),
+        json!({"for": "1h", "until": window_end}),
+        json!({"until": Utc::now() - Duration::hours(1)}),
+    ] {
+        let response = api
+            .post(&format!("/alerts/{id}/silence"), &api.admin)
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "{bad}");
+    }
     let audit: Value = api
         .get("/audit", &api.viewer)
         .send()

@@ -1,10 +1,17 @@
 //! Alerting: rules evaluated against the run log, alerts with a lifecycle (pending -> firing ->
-//! resolved), acknowledgements and silences. Notification channels come next (issue 4).
+//! resolved), acknowledgements and silences, and notifications to channels (Slack, email,
+//! signed webhooks) through a durable queue, grouped per alert, repeated until acknowledged,
+//! with a record of which notification told someone about which failed run.
 //!
 //! The evaluator is a pure function of the store's contents and a moment: [`Evaluator::evaluate_at`]
 //! takes `now` as an argument, so tests move time by passing a later moment.
 
+mod channels;
 mod conditions;
+mod notice;
+pub mod rules;
+
+pub use channels::{Delivery, deliver};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -14,9 +21,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::alert::Condition;
+use crate::domain::alert::{Condition, Rule, Severity};
+use crate::domain::config::Policy;
 use crate::engine::Engine;
-use crate::store::{AlertChange, RunFact, Store, StoreError};
+use crate::store::{AlertChange, NewNotice, RunFact, Store, StoreError};
 use crate::wire::{AlertState, AlertView, EventKind};
 use conditions::{Scene, holds};
 
@@ -52,8 +60,16 @@ pub struct Evaluator {
     engine: Engine,
     store: Arc<dyn Store>,
     heartbeat: Arc<Heartbeat>,
+    policy: Arc<Policy>,
     /// When each workflow was first watched (a silence rule needs a whole window of watching).
     first_seen: Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+/// What routing and grouping need to know about an alert's rule.
+struct Origin {
+    severity: Severity,
+    team: String,
+    window: Duration,
 }
 
 impl Evaluator {
@@ -62,16 +78,32 @@ impl Evaluator {
             engine,
             store,
             heartbeat,
+            policy: Arc::default(),
             first_seen: Mutex::new(HashMap::new()),
         }
     }
 
+    /// Uses global and team rules, channels, routes and timing from a policy.
+    pub fn with_policy(mut self, policy: Arc<Policy>) -> Self {
+        self.policy = policy;
+        self
+    }
+
     /// Evaluates at `now`; answers the alerts that changed.
     pub async fn evaluate_at(&self, now: DateTime<Utc>) -> Result<Vec<AlertView>, StoreError> {
-        let watched = self.engine.watched();
+        let api = rules::checked(&self.store.alert_rules().await?);
+        let watched: Vec<(crate::engine::Watched, Vec<Rule>)> = self
+            .engine
+            .watched()
+            .into_iter()
+            .map(|w| {
+                let rules = rules::effective(&w, &self.policy, &api);
+                (w, rules)
+            })
+            .collect();
         let lookback = watched
             .iter()
-            .flat_map(|w| w.rules.iter())
+            .flat_map(|(_, rules)| rules.iter())
             .map(|r| window(&r.condition))
             .fold(MIN_LOOKBACK, Duration::max);
         let since = now - chrono::Duration::from_std(lookback * 2).unwrap_or_default();
@@ -86,7 +118,8 @@ impl Evaluator {
             .collect();
         let mut changes = Vec::new();
         let mut live = HashSet::new();
-        for w in &watched {
+        let mut origins = HashMap::new();
+        for (w, rules) in &watched {
             let runs: Vec<&RunFact> = facts.iter().filter(|f| f.workflow == w.key).collect();
             let watched_since = *self
                 .first_seen
@@ -101,9 +134,17 @@ impl Evaluator {
                 dlq_depth: depths.get(&w.key).copied().unwrap_or(0),
                 watched_since,
             };
-            for rule in &w.rules {
+            for rule in rules {
                 let id = (rule.name.clone(), w.key.clone());
                 live.insert(id.clone());
+                origins.insert(
+                    id.clone(),
+                    Origin {
+                        severity: rule.severity,
+                        team: w.team.clone(),
+                        window: window(&rule.condition),
+                    },
+                );
                 let change = match (holds(&rule.condition, &scene), active.remove(&id)) {
                     (Some(detail), None) => Some(AlertChange::Open {
                         rule: rule.name.clone(),
@@ -137,7 +178,89 @@ impl Evaluator {
         for change in changes {
             changed.push(self.store.alert_change(change).await?);
         }
+        self.notify(now, &changed, &origins).await?;
         Ok(changed)
+    }
+
+    /// Queues notifications: when an alert fires; when new failures join a firing alert (at
+    /// most every `group_interval`); again every `renotify` until someone acknowledges it; and
+    /// when it resolves. Silenced alerts stay quiet.
+    async fn notify(
+        &self,
+        now: DateTime<Utc>,
+        changed: &[AlertView],
+        origins: &HashMap<(String, String), Origin>,
+    ) -> Result<(), StoreError> {
+        if self.policy.channels.is_empty() {
+            return Ok(());
+        }
+        let silenced = |a: &AlertView| a.silenced_until.is_some_and(|until| until > now);
+        let resolved = changed
+            .iter()
+            .filter(|a| a.state == AlertState::Resolved && a.notified_at.is_some() && !silenced(a));
+        let firing = self.store.active_alerts().await?;
+        let firing = firing
+            .iter()
+            .filter(|a| a.state == AlertState::Firing && !silenced(a));
+        for alert in resolved.chain(firing) {
+            let Some(origin) = origins.get(&(alert.rule.clone(), alert.workflow.clone())) else {
+                continue;
+            };
+            let channels = self
+                .policy
+                .channels_for(origin.severity, &origin.team, &alert.workflow);
+            if channels.is_empty() {
+                continue;
+            }
+            let lookback =
+                chrono::Duration::from_std(origin.window.max(MIN_LOOKBACK / 4)).unwrap_or_default();
+            let since = alert.fired_at.unwrap_or(alert.opened_at) - lookback;
+            let fresh = match alert.state {
+                AlertState::Resolved => Vec::new(),
+                _ => {
+                    self.store
+                        .uncovered_failures(alert.id, &alert.workflow, since)
+                        .await?
+                }
+            };
+            let quiet_for = |since: DateTime<Utc>| (now - since).to_std().unwrap_or_default();
+            let reason = match (alert.state, alert.notified_at) {
+                (AlertState::Resolved, _) => "resolved",
+                (_, None) => "firing",
+                (_, Some(at))
+                    if !fresh.is_empty() && quiet_for(at) >= self.policy.group_interval =>
+                {
+                    "update"
+                }
+                (_, Some(at))
+                    if alert.acked_at.is_none() && quiet_for(at) >= self.policy.renotify =>
+                {
+                    "reminder"
+                }
+                _ => continue,
+            };
+            let public_url = self
+                .policy
+                .public_url
+                .as_deref()
+                .unwrap_or("http://127.0.0.1:7700");
+            let cx = notice::Context {
+                team: &origin.team,
+                public_url,
+                since,
+                new_failures: fresh.len(),
+            };
+            self.store
+                .notify(NewNotice {
+                    alert_id: alert.id,
+                    reason: reason.to_owned(),
+                    channels,
+                    payload: notice::payload(alert, reason, &cx),
+                    runs: fresh,
+                })
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -99,6 +99,10 @@ pub struct ServeArgs {
     /// Base URL of an OpenAI-compatible API for `ai` steps (else the built-in provider).
     #[arg(long, env = "ACP_AI_URL")]
     ai_url: Option<String>,
+    /// Alerting config (RON): global and team rules, channels (Slack, email, webhook), routes,
+    /// re-notify interval and the public URL notifications link to.
+    #[arg(long, env = "ACP_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]

@@ -6,6 +6,7 @@ use anyhow::Context;
 
 use super::ServeArgs;
 use acp::actions::Actions;
+use acp::domain::config::{Policy, parse_config};
 use acp::engine::{Engine, EngineConfig};
 use acp::server::auth;
 use acp::server::{AppState, ServerConfig, launch};
@@ -13,6 +14,10 @@ use acp::store::{SqliteStore, Store};
 use tokio_util::sync::CancellationToken;
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut policy = match &args.config {
+        Some(path) => load_policy(path)?,
+        None => Policy::default(),
+    };
     let store = Arc::new(
         SqliteStore::open(&args.db, args.durability)
             .with_context(|| format!("opening {}", args.db.display()))?,
@@ -47,7 +52,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr()?;
-    let state = AppState::new(engine.clone(), store_dyn, ServerConfig::default());
+    policy
+        .public_url
+        .get_or_insert_with(|| format!("http://{address}"));
+    if !policy.channels.is_empty() {
+        let names: Vec<&str> = policy.channels.keys().map(String::as_str).collect();
+        tracing::info!("alert notifications go to: {}", names.join(", "));
+    }
+    let config = ServerConfig {
+        alerting: Arc::new(policy),
+        ..ServerConfig::default()
+    };
+    let state = AppState::new(engine.clone(), store_dyn, config);
     let shutdown = state.shutdown.clone();
     let server = tokio::spawn(launch(listener, state));
     tokio::spawn(prune_loop(
@@ -64,6 +80,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     store.close();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads the alerting config; every problem is reported as file:line:col.
+fn load_policy(path: &std::path::Path) -> anyhow::Result<Policy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the config file {}", path.display()))?;
+    parse_config(&text, |name| std::env::var(name).ok()).map_err(|problems| {
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| format!("  {}:{p}", path.display()))
+            .collect();
+        anyhow::anyhow!("the config file has problems:\n{}", lines.join("\n"))
+    })
 }
 
 async fn shutdown_signal() {

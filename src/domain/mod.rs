@@ -2,11 +2,13 @@
 //! step failures, run transitions and record writes. No I/O happens here.
 
 pub mod alert;
+pub mod config;
 pub mod failure;
 pub mod record;
 pub mod retry;
 pub mod run;
 pub mod signature;
+pub mod standard_webhooks;
 pub mod template;
 pub mod validate;
 pub mod workflow;

@@ -94,6 +94,7 @@ impl Engine {
             teams,
             failure_reasons: reasons(&facts),
             control: ControlStatus::default(),
+            unnotified: Default::default(),
         })
     }
 }
@@ -152,6 +153,7 @@ fn workflow_health(
         p95_ms: percentile(0.95),
         throughput,
         failures,
+        unnotified: Default::default(),
     }
 }
 

@@ -17,7 +17,10 @@ pub struct Watched {
     pub key: String,
     pub team: String,
     pub sla: Option<Duration>,
+    /// The workflow's own rules (team, global or default rules come on top; see `alerts`).
     pub rules: Vec<crate::domain::alert::Rule>,
+    /// The same rules as written.
+    pub rule_defs: Vec<crate::domain::alert::RuleDef>,
 }
 
 /// What loading a folder of workflow files did.
@@ -119,6 +122,7 @@ impl Engine {
                 team: c.workflow.team().to_owned(),
                 sla: c.workflow.sla,
                 rules: c.workflow.rules.clone(),
+                rule_defs: c.workflow.def.alerts.clone(),
             })
             .collect()
     }

@@ -18,6 +18,7 @@ use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::config::Policy;
 use crate::engine::Engine;
 use crate::store::Store;
 pub use error::ApiError;
@@ -43,6 +44,8 @@ pub struct ServerConfig {
     /// How long the evaluator may go without finishing a round before the control plane counts
     /// as degraded.
     pub evaluator_stale_after: Duration,
+    /// Global and team rules, notification channels, routes and timing (`acp.ron`).
+    pub alerting: Arc<Policy>,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +60,7 @@ impl Default for ServerConfig {
             webhook_poll: Duration::from_millis(500),
             alert_every: Duration::from_secs(5),
             evaluator_stale_after: Duration::from_secs(30),
+            alerting: Arc::default(),
         }
     }
 }
@@ -109,7 +113,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener`, and delivers outbound webhooks, until `state.shutdown` is
+/// Serves the API on `listener`, evaluates alert rules, and delivers outbound webhooks and
+/// notifications, until `state.shutdown` is
 /// cancelled; open streams are closed with a close frame first.
 pub async fn launch(listener: TcpListener, state: AppState) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
@@ -119,7 +124,19 @@ pub async fn launch(listener: TcpListener, state: AppState) -> std::io::Result<(
         state.engine.clone(),
         state.store.clone(),
         state.heartbeat.clone(),
-    );
+    )
+    .with_policy(state.config.alerting.clone());
+    tokio::spawn(crate::alerts::deliver(
+        state.store.clone(),
+        state.config.alerting.clone(),
+        crate::alerts::Delivery {
+            timeout: state.config.webhook_timeout,
+            retry_initial: state.config.webhook_retry_initial,
+            retry_max: state.config.webhook_retry_max,
+            poll: state.config.webhook_poll,
+        },
+        shutdown.clone(),
+    ));
     tokio::spawn(crate::alerts::watchdog(
         state.heartbeat.clone(),
         state.store.clone(),

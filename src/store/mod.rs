@@ -17,8 +17,8 @@ use tokio::sync::broadcast;
 use crate::domain::{NewRun, RecordChange, RecordWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
     AlertState, AlertView, AttemptView, AuditEntry, DeliveryView, DlqView, Event, EventKind,
-    FieldChange, Page, RecordView, Role, RunDetail, RunQuery, RunStatus, RunView, TokenView,
-    VersionView, WebhookView, WorkflowView,
+    FieldChange, NotificationView, Page, RecordView, Role, RunDetail, RunQuery, RunStatus, RunView,
+    TokenView, VersionView, WebhookView, WorkflowView,
 };
 
 pub use sqlite::{Durability, SqliteStore};
@@ -105,6 +105,49 @@ pub struct Attempt {
     pub latency_ms: i64,
     pub error: Option<String>,
     pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// An alert rule created through the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRule {
+    pub id: i64,
+    /// `global` or `team:NAME`.
+    pub scope: String,
+    pub name: String,
+    /// The rule as written (a serialized `RuleDef`).
+    pub definition: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+/// A notification to queue: one per channel, covering the given failed runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotice {
+    pub alert_id: i64,
+    pub reason: String,
+    pub channels: Vec<String>,
+    pub payload: serde_json::Value,
+    pub runs: Vec<i64>,
+}
+
+/// A queued notification for one channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub id: i64,
+    pub alert_id: i64,
+    pub channel: String,
+    pub reason: String,
+    pub payload: serde_json::Value,
+    pub attempts: i64,
+    pub due_at: DateTime<Utc>,
+}
+
+/// Failed runs of one workflow and how many of them nobody was told about in time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnnotifiedCount {
+    pub workflow: String,
+    pub failed: i64,
+    pub unnotified: i64,
 }
 
 /// A change to an alert, decided by the evaluator or a person.
@@ -271,6 +314,39 @@ pub trait Store: Send + Sync + 'static {
     async fn alerts(&self, state: Option<AlertState>, limit: usize) -> Result<Vec<AlertView>>;
     /// Pending and firing alerts.
     async fn active_alerts(&self) -> Result<Vec<AlertView>>;
+    /// Alert rules created through the API.
+    async fn alert_rules(&self) -> Result<Vec<StoredRule>>;
+    /// Creates a rule or replaces the one with the same scope and name (`id` is ignored).
+    async fn put_alert_rule(&self, rule: StoredRule) -> Result<StoredRule>;
+    async fn delete_alert_rule(&self, id: i64) -> Result<StoredRule>;
+    /// Failed live runs of a workflow, finished since `since`, that the alert has not told
+    /// anyone about yet.
+    async fn uncovered_failures(
+        &self,
+        alert_id: i64,
+        workflow: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<i64>>;
+    /// Queues a notification per channel; answers their ids.
+    async fn notify(&self, notice: NewNotice) -> Result<Vec<i64>>;
+    /// The oldest undelivered notification of a channel.
+    async fn notification_head(&self, channel: &str) -> Result<Option<Notice>>;
+    /// Records a delivery attempt of a notification.
+    async fn notification_attempt(&self, id: i64, attempt: Attempt) -> Result<()>;
+    /// Notifications newest first, optionally of one alert.
+    async fn notifications(
+        &self,
+        alert: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<NotificationView>>;
+    /// Failed runs per workflow between `since` and `until - within`, and how many had no
+    /// delivered notification within `within`.
+    async fn unnotified(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        within: std::time::Duration,
+    ) -> Result<Vec<UnnotifiedCount>>;
     /// Appends an event that comes with no other change (the control plane's own state).
     async fn record_event(&self, kind: EventKind, data: serde_json::Value) -> Result<()>;
     /// The oldest event still kept (0 when there is none).

@@ -35,6 +35,9 @@ pub struct AlertView {
     pub acked_by: Option<String>,
     #[serde(default)]
     pub silenced_until: Option<DateTime<Utc>>,
+    /// When a notification about this alert was last queued for the channels.
+    #[serde(default)]
+    pub notified_at: Option<DateTime<Utc>>,
     /// What the evaluator saw last: counts, rate, the most frequent error.
     #[serde(default)]
     pub detail: serde_json::Value,
@@ -44,9 +47,84 @@ pub struct AlertView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct SilenceRequest {
-    /// How long, e.g. `1h`.
-    #[serde(rename = "for")]
-    pub duration: String,
+    /// How long, e.g. `1h`; or give `until`.
+    #[serde(rename = "for", default)]
+    pub duration: Option<String>,
+    /// The end of a maintenance window, e.g. `2026-12-01T06:00:00Z`; or give `for`.
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// One notification of an alert to one channel, with every delivery attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct NotificationView {
+    pub id: i64,
+    pub alert_id: i64,
+    pub channel: String,
+    /// `firing`, `update` (new failures grouped into a firing alert), `reminder` (still firing,
+    /// nobody acknowledged it) or `resolved`.
+    pub reason: String,
+    /// `pending` (queued or being retried) or `delivered`.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    #[serde(default)]
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// Failed runs this notification told someone about.
+    pub runs_covered: i64,
+    /// The message as the channels render it.
+    pub payload: serde_json::Value,
+    /// Delivery attempts, oldest first.
+    pub attempts: Vec<NotificationAttempt>,
+}
+
+/// One try at delivering a notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct NotificationAttempt {
+    pub at: DateTime<Utc>,
+    /// The HTTP status, or the SMTP reply code.
+    #[serde(default)]
+    pub status_code: Option<u16>,
+    pub latency_ms: i64,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// `GET /notifications`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+#[serde(default)]
+pub struct NotificationQuery {
+    pub alert: Option<i64>,
+    pub limit: Option<usize>,
+}
+
+/// An alert rule and where it comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct RuleView {
+    /// Set for rules created through the API (the id to delete them by).
+    #[serde(default)]
+    pub id: Option<i64>,
+    /// `global`, `team:NAME` or `workflow:KEY`.
+    pub scope: String,
+    /// `workflow_file`, `config` (acp.ron), `api` or `default`.
+    pub source: String,
+    pub name: String,
+    /// The rule as written: `{"name", "severity", "when": {...}, "after"}`.
+    pub rule: serde_json::Value,
+}
+
+/// `POST /rules`: creates or replaces a global or team rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct RuleRequest {
+    /// `global` or `team:NAME`.
+    pub scope: String,
+    /// e.g. `{"name": "burst", "severity": "Critical", "when": {"FailureRate": {"above": 0.2, "min_runs": 10, "window": "15m"}}}`.
+    pub rule: serde_json::Value,
 }

@@ -33,6 +33,22 @@ pub struct Health {
     /// The control plane's own health.
     #[serde(default)]
     pub control: ControlStatus,
+    /// Failed runs nobody was told about, over the window.
+    #[serde(default)]
+    pub unnotified: Unnotified,
+}
+
+/// Failed live runs with no delivered notification within `within_ms` milliseconds of failing.
+/// Runs that failed more recently are not counted yet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Unnotified {
+    pub within_ms: i64,
+    /// Failed runs old enough to count.
+    pub failed: i64,
+    pub unnotified: i64,
+    /// unnotified / failed; 0 when nothing failed.
+    pub rate: f64,
 }
 
 /// Whether the parts that watch the workflows are themselves alive.
@@ -74,6 +90,8 @@ pub struct WorkflowHealth {
     pub throughput: Vec<i64>,
     /// Runs failed per bucket, oldest first.
     pub failures: Vec<i64>,
+    #[serde(default)]
+    pub unnotified: Unnotified,
 }
 
 /// One team over the window.

@@ -13,11 +13,15 @@ mod runs;
 mod webhooks;
 mod workflows;
 
-pub use alerts::{AlertState, AlertView, SilenceRequest};
+pub use alerts::{
+    AlertState, AlertView, NotificationAttempt, NotificationQuery, NotificationView, RuleRequest,
+    RuleView, SilenceRequest,
+};
 pub use api::*;
 pub use event::{Event, EventKind};
 pub use health::{
-    ControlStatus, Counts, FailureReason, Health, HealthQuery, TeamHealth, WorkflowHealth,
+    ControlStatus, Counts, FailureReason, Health, HealthQuery, TeamHealth, Unnotified,
+    WorkflowHealth,
 };
 pub use records::{FieldChange, RecordView, Source};
 pub use runs::{

@@ -19,11 +19,18 @@ pub enum AlertsCommand {
     },
     /// Acknowledge an alert: it stops re-notifying, and still resolves by itself.
     Ack { id: i64 },
-    /// Silence an alert for a while (admin), e.g. `--for 2h`.
+    /// Silence an alert (admin) for a while (`--for 2h`) or until a maintenance window ends
+    /// (`--until 2026-12-01T06:00:00Z`).
     Silence {
         id: i64,
-        #[arg(long = "for")]
-        duration: String,
+        #[arg(
+            long = "for",
+            required_unless_present = "until",
+            conflicts_with = "until"
+        )]
+        duration: Option<String>,
+        #[arg(long)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
         #[arg(long)]
         reason: Option<String>,
     },
@@ -67,12 +74,13 @@ pub async fn alerts(c: &Client, command: AlertsCommand) -> anyhow::Result<()> {
         AlertsCommand::Silence {
             id,
             duration,
+            until,
             reason,
         } => {
             let alert: AlertView = c
                 .post(
                     &format!("/alerts/{id}/silence"),
-                    &json!({"for": duration, "reason": reason}),
+                    &json!({"for": duration, "until": until, "reason": reason}),
                 )
                 .await?;
             let until = alert.silenced_until.map(|t| clock(&t)).unwrap_or_default();

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use minijinja::Environment;
 
-mod locate;
+pub(crate) mod locate;
 mod steps;
 
 use super::alert;
@@ -34,9 +34,7 @@ impl std::fmt::Display for Problem {
 
 /// Parses and checks a workflow file's text.
 pub fn parse_workflow(source: &str) -> Result<Workflow, Vec<Problem>> {
-    let options =
-        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
-    let def: WorkflowDef = options.from_str(source).map_err(|e| {
+    let def: WorkflowDef = ron_options().from_str(source).map_err(|e| {
         vec![Problem {
             line: e.position.line,
             col: e.position.col,
@@ -44,6 +42,11 @@ pub fn parse_workflow(source: &str) -> Result<Workflow, Vec<Problem>> {
         }]
     })?;
     Checker::new(source).check(def)
+}
+
+/// How ACP reads RON files: `Some(...)` may be left out around optional values.
+pub(crate) fn ron_options() -> ron::Options {
+    ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
 }
 
 /// Parses a duration such as `500ms`, `30s`, `5m` or `1h 30m`.
@@ -131,11 +134,8 @@ impl<'s> Checker<'s> {
         }
     }
 
-    /// Checks the alert rules; answers them, or the default rules when there are none.
+    /// Checks the alert rules (none is fine: team, global or default rules apply then).
     fn check_rules(&mut self, def: &WorkflowDef) -> Vec<alert::Rule> {
-        if def.alerts.is_empty() {
-            return alert::default_rules();
-        }
         let mut names = std::collections::HashSet::new();
         let mut rules = Vec::new();
         for (index, rule) in def.alerts.iter().enumerate() {

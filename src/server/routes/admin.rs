@@ -12,7 +12,7 @@ use super::super::auth::{self, Caller};
 use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::wire::{
     AuditEntry, ControlStatus, Event, Health, HealthQuery, Page, Role, TokenCreated, TokenRequest,
-    TokenView,
+    TokenView, Unnotified,
 };
 
 pub fn routes() -> Router<AppState> {
@@ -137,5 +137,47 @@ pub(crate) async fn health(
         evaluator_last_run: s.heartbeat.last(),
         evaluator_healthy: !s.heartbeat.is_stale(s.config.evaluator_stale_after),
     };
+    let within = s.config.alerting.notify_within;
+    let counts = s
+        .store
+        .unnotified(health.since, health.until, within)
+        .await?;
+    let unfiltered = q.team.is_none() && q.workflow.is_none();
+    let within_ms = within.as_millis() as i64;
+    let mut overall = Unnotified {
+        within_ms,
+        ..Unnotified::default()
+    };
+    for count in counts {
+        let row = health
+            .workflows
+            .iter_mut()
+            .find(|w| w.workflow == count.workflow);
+        if !unfiltered && row.is_none() {
+            continue;
+        }
+        overall.failed += count.failed;
+        overall.unnotified += count.unnotified;
+        if let Some(row) = row {
+            row.unnotified = unnotified(within_ms, count.failed, count.unnotified);
+        }
+    }
+    health.unnotified = unnotified(within_ms, overall.failed, overall.unnotified);
+    for row in &mut health.workflows {
+        row.unnotified.within_ms = within_ms;
+    }
     Ok(ApiJson(health))
+}
+
+fn unnotified(within_ms: i64, failed: i64, unnotified: i64) -> Unnotified {
+    Unnotified {
+        within_ms,
+        failed,
+        unnotified,
+        rate: if failed == 0 {
+            0.0
+        } else {
+            unnotified as f64 / failed as f64
+        },
+    }
 }

@@ -1,17 +1,23 @@
-//! Alerts: list, detail, acknowledge (operator), silence (admin).
+//! Alerts: list, detail, acknowledge (operator), silence (admin); rules (admin changes them);
+//! notifications with their delivery attempts.
 
 use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::Deserialize;
 
 use super::super::AppState;
 use super::super::auth::Caller;
 use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::alerts::rules;
 use crate::domain::validate::parse_duration;
 use crate::store::AlertChange;
+use crate::store::StoredRule;
 use crate::wire::ErrorBody;
-use crate::wire::{AlertState, AlertView, Role, SilenceRequest};
+use crate::wire::{
+    AlertState, AlertView, NotificationQuery, NotificationView, Role, RuleRequest, RuleView,
+    SilenceRequest,
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -19,6 +25,9 @@ pub fn routes() -> Router<AppState> {
         .route("/alerts/{id}", get(one))
         .route("/alerts/{id}/ack", post(ack))
         .route("/alerts/{id}/silence", post(silence))
+        .route("/rules", get(rules).post(put_rule))
+        .route("/rules/{id}", delete(delete_rule))
+        .route("/notifications", get(notifications))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -89,11 +98,28 @@ pub(crate) async fn silence(
 ) -> ApiResult<ApiJson<AlertView>> {
     let result = async {
         caller.require(Role::Admin)?;
-        let duration = parse_duration(&body.duration)
-            .map_err(|e| ApiError::unprocessable("invalid_duration", e))?;
-        let until = chrono::Utc::now()
-            + chrono::Duration::from_std(duration)
-                .map_err(|e| ApiError::unprocessable("invalid_duration", e.to_string()))?;
+        let until = match (&body.duration, body.until) {
+            (Some(text), None) => {
+                let duration = parse_duration(text)
+                    .map_err(|e| ApiError::unprocessable("invalid_duration", e))?;
+                chrono::Utc::now()
+                    + chrono::Duration::from_std(duration)
+                        .map_err(|e| ApiError::unprocessable("invalid_duration", e.to_string()))?
+            }
+            (None, Some(until)) if until > chrono::Utc::now() => until,
+            (None, Some(until)) => {
+                return Err(ApiError::unprocessable(
+                    "invalid_duration",
+                    format!("until {until} is in the past"),
+                ));
+            }
+            _ => {
+                return Err(ApiError::unprocessable(
+                    "invalid_duration",
+                    "give either `for` (e.g. \"2h\") or `until` (the end of a maintenance window)",
+                ));
+            }
+        };
         Ok(ApiJson(
             s.store
                 .alert_change(AlertChange::Silence {
@@ -108,9 +134,111 @@ pub(crate) async fn silence(
     s.audited(
         &caller,
         "alert.silence",
-        format!("alert:{id} for {}", body.duration),
+        match (&body.duration, body.until) {
+            (Some(duration), _) => format!("alert:{id} for {duration}"),
+            (None, Some(until)) => format!("alert:{id} until {until}"),
+            (None, None) => format!("alert:{id}"),
+        },
         body.reason.clone(),
         result,
     )
     .await
+}
+
+#[utoipa::path(get, path = "/api/v1/rules", responses((status = 200, body = Vec<RuleView>), (status = "4XX", body = ErrorBody)), tag = "alerts", security(("bearer" = [])))]
+pub(crate) async fn rules(
+    State(s): State<AppState>,
+    _: Caller,
+) -> ApiResult<ApiJson<Vec<RuleView>>> {
+    let stored = s.store.alert_rules().await?;
+    Ok(ApiJson(rules::list(
+        &s.engine.watched(),
+        &s.config.alerting,
+        &stored,
+    )))
+}
+
+/// Creates a global or team rule, or replaces the one with the same scope and name.
+#[utoipa::path(post, path = "/api/v1/rules", request_body = RuleRequest, responses((status = 200, body = RuleView), (status = "4XX", body = ErrorBody)), tag = "alerts", security(("bearer" = [])))]
+pub(crate) async fn put_rule(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<RuleRequest>,
+) -> ApiResult<ApiJson<RuleView>> {
+    let result = async {
+        caller.require(Role::Admin)?;
+        let scope_ok = body.scope == "global"
+            || body
+                .scope
+                .strip_prefix("team:")
+                .is_some_and(|team| !team.is_empty());
+        if !scope_ok {
+            return Err(ApiError::unprocessable(
+                "invalid_scope",
+                format!(
+                    "scope `{}` is not `global` or `team:NAME` (workflow rules live in the workflow file)",
+                    body.scope
+                ),
+            ));
+        }
+        let (def, _) =
+            rules::read(&body.rule).map_err(|e| ApiError::unprocessable("invalid_rule", e))?;
+        let stored = s
+            .store
+            .put_alert_rule(StoredRule {
+                id: 0,
+                scope: body.scope.clone(),
+                name: def.name.clone(),
+                definition: serde_json::to_value(&def).unwrap_or_default(),
+                created_at: chrono::Utc::now(),
+                created_by: caller.name.clone(),
+            })
+            .await?;
+        Ok(ApiJson(RuleView {
+            id: Some(stored.id),
+            scope: stored.scope,
+            source: "api".into(),
+            name: stored.name,
+            rule: stored.definition,
+        }))
+    };
+    let result = result.await;
+    let target = format!(
+        "rule:{}/{}",
+        body.scope,
+        body.rule
+            .get("name")
+            .and_then(|n| n.as_str())
+            .unwrap_or("?")
+    );
+    s.audited(&caller, "rule.put", target, None, result).await
+}
+
+#[utoipa::path(delete, path = "/api/v1/rules/{id}", params(("id" = i64, Path)), responses((status = 204, description = "deleted"), (status = "4XX", body = ErrorBody)), tag = "alerts", security(("bearer" = [])))]
+pub(crate) async fn delete_rule(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<axum::http::StatusCode> {
+    let result = async {
+        caller.require(Role::Admin)?;
+        s.store.delete_alert_rule(id).await?;
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    };
+    let result = result.await;
+    s.audited(&caller, "rule.delete", format!("rule:{id}"), None, result)
+        .await
+}
+
+#[utoipa::path(get, path = "/api/v1/notifications", params(NotificationQuery), responses((status = 200, body = Vec<NotificationView>), (status = "4XX", body = ErrorBody)), tag = "alerts", security(("bearer" = [])))]
+pub(crate) async fn notifications(
+    State(s): State<AppState>,
+    _: Caller,
+    ApiQuery(q): ApiQuery<NotificationQuery>,
+) -> ApiResult<ApiJson<Vec<NotificationView>>> {
+    Ok(ApiJson(
+        s.store
+            .notifications(q.alert, q.limit.unwrap_or(100).clamp(1, 1000))
+            .await?,
+    ))
 }

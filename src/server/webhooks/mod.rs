@@ -2,7 +2,6 @@
 //! record of every attempt.
 
 mod outbox;
-pub mod sign;
 
 use crate::wire::ErrorBody;
 use axum::Router;
@@ -14,6 +13,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use crate::domain::standard_webhooks as sign;
 use crate::store::WebhookRow;
 use crate::wire::{DeliveryView, EventKind, Role, WebhookCreated, WebhookRequest, WebhookView};
 

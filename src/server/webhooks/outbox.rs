@@ -10,7 +10,8 @@ use chrono::Utc;
 use futures_util::future::join_all;
 use serde_json::json;
 
-use super::sign;
+use crate::domain::retry::redelivery_delay;
+use crate::domain::standard_webhooks as sign;
 use crate::server::AppState;
 use crate::store::{Attempt, Message, NewMessage, WebhookRow};
 use crate::wire::Event;
@@ -170,12 +171,11 @@ async fn post(
         ),
         Err(e) => (None, Some(e)),
     };
-    let ceiling = s
-        .config
-        .webhook_retry_initial
-        .saturating_mul(1 << message.attempts.clamp(0, 16))
-        .min(s.config.webhook_retry_max);
-    let delay = ceiling.mul_f64(0.5 + fastrand::f64() / 2.0);
+    let delay = redelivery_delay(
+        s.config.webhook_retry_initial,
+        s.config.webhook_retry_max,
+        message.attempts,
+    );
     let retry_at = Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
     Attempt {
         status_code,

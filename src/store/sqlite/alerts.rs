@@ -9,7 +9,7 @@ use crate::store::{AlertChange, Result, StoreError};
 use crate::wire::{AlertState, AlertView, EventKind};
 
 const SELECT: &str = "SELECT id, rule, workflow, severity, state, opened_at, fired_at, resolved_at, acked_at, \
-     acked_by, silenced_until, detail FROM alerts";
+     acked_by, silenced_until, detail, notified_at FROM alerts";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertView> {
     let time = |i: usize| -> rusqlite::Result<Option<chrono::DateTime<chrono::Utc>>> {
@@ -28,6 +28,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertView> {
         acked_by: r.get(9)?,
         silenced_until: time(10)?,
         detail: rows::json(r.get(11)?).unwrap_or_default(),
+        notified_at: time(12)?,
     })
 }
 

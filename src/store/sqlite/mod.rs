@@ -5,6 +5,7 @@ mod alerts;
 mod connection;
 mod dlq;
 mod events;
+mod notify;
 mod queue;
 mod records;
 mod rows;
@@ -24,14 +25,14 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, oneshot};
 
 use super::{
-    AlertChange, Attempt, ClaimedRun, Message, NewAudit, NewMessage, Replay, Result, RunFact,
-    Store, StoreError, TriggerMatcher, WebhookRow,
+    AlertChange, Attempt, ClaimedRun, Message, NewAudit, NewMessage, NewNotice, Notice, Replay,
+    Result, RunFact, Store, StoreError, StoredRule, TriggerMatcher, UnnotifiedCount, WebhookRow,
 };
 use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
-    AlertState, AlertView, AuditEntry, DeliveryView, DlqView, Event, EventKind, FieldChange, Page,
-    RecordView, Role, RunDetail, RunQuery, RunStatus, RunView, TokenView, VersionView,
-    WorkflowView,
+    AlertState, AlertView, AuditEntry, DeliveryView, DlqView, Event, EventKind, FieldChange,
+    NotificationView, Page, RecordView, Role, RunDetail, RunQuery, RunStatus, RunView, TokenView,
+    VersionView, WorkflowView,
 };
 pub use connection::Durability;
 use connection::{Readers, checkpoint_loop, open};
@@ -376,6 +377,61 @@ impl Store for SqliteStore {
 
     async fn active_alerts(&self) -> Result<Vec<AlertView>> {
         self.read(alerts::active).await
+    }
+
+    async fn alert_rules(&self) -> Result<Vec<StoredRule>> {
+        self.read(notify::rules).await
+    }
+
+    async fn put_alert_rule(&self, rule: StoredRule) -> Result<StoredRule> {
+        self.write(move |tx| notify::put_rule(tx, &rule)).await
+    }
+
+    async fn delete_alert_rule(&self, id: i64) -> Result<StoredRule> {
+        self.write(move |tx| notify::delete_rule(tx, id)).await
+    }
+
+    async fn uncovered_failures(
+        &self,
+        alert_id: i64,
+        workflow: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<i64>> {
+        let workflow = workflow.to_owned();
+        self.read(move |c| notify::uncovered(c, alert_id, &workflow, since))
+            .await
+    }
+
+    async fn notify(&self, notice: NewNotice) -> Result<Vec<i64>> {
+        self.write(move |tx| notify::notify(tx, &notice)).await
+    }
+
+    async fn notification_head(&self, channel: &str) -> Result<Option<Notice>> {
+        let channel = channel.to_owned();
+        self.read(move |c| notify::head(c, &channel)).await
+    }
+
+    async fn notification_attempt(&self, id: i64, attempt: Attempt) -> Result<()> {
+        self.write(move |tx| notify::attempt(tx, id, &attempt))
+            .await
+    }
+
+    async fn notifications(
+        &self,
+        alert: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<NotificationView>> {
+        self.read(move |c| notify::list(c, alert, limit)).await
+    }
+
+    async fn unnotified(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        within: std::time::Duration,
+    ) -> Result<Vec<UnnotifiedCount>> {
+        self.read(move |c| notify::unnotified(c, since, until, within))
+            .await
     }
 
     async fn record_event(&self, kind: EventKind, data: serde_json::Value) -> Result<()> {

@@ -197,6 +197,49 @@ CREATE TABLE alerts (
 );
 CREATE UNIQUE INDEX alerts_active ON alerts (rule, workflow) WHERE state IN ('pending', 'firing');
 "#,
+    r#"
+ALTER TABLE alerts ADD COLUMN notified_at INTEGER;
+CREATE TABLE alert_rules (
+    id INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    name TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    UNIQUE (scope, name)
+);
+CREATE TABLE notifications (
+    id INTEGER PRIMARY KEY,
+    alert_id INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    delivered_at INTEGER
+);
+CREATE INDEX notifications_pending ON notifications (channel, id) WHERE status = 'pending';
+CREATE INDEX notifications_alert ON notifications (alert_id, id);
+CREATE TABLE notification_attempts (
+    id INTEGER PRIMARY KEY,
+    notification_id INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    status_code INTEGER,
+    latency_ms INTEGER NOT NULL,
+    error TEXT
+);
+CREATE INDEX notification_attempts_of ON notification_attempts (notification_id, id);
+CREATE TABLE coverage (
+    run_id INTEGER NOT NULL,
+    notification_id INTEGER NOT NULL,
+    alert_id INTEGER NOT NULL,
+    PRIMARY KEY (run_id, notification_id)
+);
+CREATE INDEX coverage_alert ON coverage (alert_id, run_id);
+CREATE INDEX runs_failed ON runs (workflow, finished_at) WHERE status = 'failed';
+"#,
 ];
 
 /// Brings the database up to the newest schema.

@@ -1,0 +1,238 @@
+//! What a notification says: one JSON model per notification (stored, and posted as is to
+//! generic webhooks), rendered as Slack blocks or as an email.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use crate::wire::{AlertState, AlertView};
+
+/// Who the alert is about and where to look.
+pub struct Context<'a> {
+    pub team: &'a str,
+    /// The server's address as people reach it.
+    pub public_url: &'a str,
+    /// Failures counted from here (the rule's window before the alert fired).
+    pub since: DateTime<Utc>,
+    /// Failed runs this notification is the first to report.
+    pub new_failures: usize,
+}
+
+/// The notification's model. `reason` is `firing`, `update`, `reminder` or `resolved`.
+pub fn payload(alert: &AlertView, reason: &str, cx: &Context<'_>) -> Value {
+    let since = cx.since.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let runs = format!(
+        "{}/api/v1/runs?workflow={}&status=failed&since={since}",
+        cx.public_url, alert.workflow
+    );
+    json!({
+        "type": format!("alert.{reason}"),
+        "title": title(alert, reason),
+        "summary": summary(&alert.detail),
+        "alert": {
+            "id": alert.id,
+            "rule": alert.rule,
+            "workflow": alert.workflow,
+            "team": cx.team,
+            "severity": alert.severity,
+            "state": alert.state,
+            "opened_at": alert.opened_at,
+            "fired_at": alert.fired_at,
+            "resolved_at": alert.resolved_at,
+            "acked_by": alert.acked_by,
+        },
+        "top_error": alert.detail.get("top_error").cloned().unwrap_or(Value::Null),
+        "detail": alert.detail,
+        "new_failures": cx.new_failures,
+        "links": {
+            "runs": runs,
+            "alert": format!("{}/api/v1/alerts/{}", cx.public_url, alert.id),
+            "console": format!("acp console --server {} --alert {}", cx.public_url, alert.id),
+        },
+    })
+}
+
+fn title(alert: &AlertView, reason: &str) -> String {
+    let what = format!("`{}` on {}", alert.rule, alert.workflow);
+    match (reason, alert.state) {
+        (_, AlertState::Resolved) => format!("Resolved: {what}"),
+        ("update", _) => format!("{}: {what}, more failures", severity(alert)),
+        ("reminder", _) => format!("{}: {what}, still firing", severity(alert)),
+        _ => format!("{}: {what} is firing", severity(alert)),
+    }
+}
+
+fn severity(alert: &AlertView) -> String {
+    alert.severity.to_uppercase()
+}
+
+/// One sentence on how bad it is, from what the evaluator saw.
+fn summary(detail: &Value) -> String {
+    let n = |key: &str| detail.get(key).and_then(Value::as_i64);
+    if let (Some(failed), Some(finished)) = (n("failed"), n("finished")) {
+        let rate = detail.get("rate").and_then(Value::as_f64).unwrap_or(0.0);
+        return format!("{failed} of {finished} runs failed ({:.0}%)", rate * 100.0);
+    }
+    if let Some(failed) = n("failed") {
+        return format!("{failed} run{} failed", if failed == 1 { "" } else { "s" });
+    }
+    if let (Some(slow), Some(waiting)) = (n("slower_than_sla"), n("queued_too_long")) {
+        return format!("{slow} runs slower than the SLA, {waiting} queued too long");
+    }
+    if let Some(secs) = n("silent_for_secs") {
+        let needs = detail
+            .get("needs")
+            .and_then(Value::as_str)
+            .unwrap_or("started");
+        let window = humantime::format_duration(Duration::from_secs(secs as u64));
+        return format!("no run {needs} in {window}");
+    }
+    if let Some(depth) = n("dlq_depth") {
+        return format!("{depth} dead-letter entries open");
+    }
+    "the condition cleared".into()
+}
+
+fn text<'a>(payload: &'a Value, pointer: &str) -> &'a str {
+    payload
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// The most frequent error as one line with its count, if any.
+fn top_error(payload: &Value) -> Option<String> {
+    let top = payload.get("top_error").filter(|t| !t.is_null())?;
+    let example = top.get("example").and_then(Value::as_str)?;
+    let count = top.get("count").and_then(Value::as_i64).unwrap_or(1);
+    Some(format!("{example} ({count}x)"))
+}
+
+/// A Slack incoming-webhook message: what, how bad, since when, top error, counts, links.
+pub fn slack(payload: &Value) -> Value {
+    let mut fields = vec![
+        json!({"type": "mrkdwn", "text": format!("*Severity*\n{}", text(payload, "/alert/severity"))}),
+        json!({"type": "mrkdwn", "text": format!("*Since*\n{}", text(payload, "/alert/fired_at"))}),
+        json!({"type": "mrkdwn", "text": format!("*Team*\n{}", text(payload, "/alert/team"))}),
+        json!({"type": "mrkdwn", "text": format!("*New failures*\n{}", payload["new_failures"])}),
+    ];
+    if let Some(depth) = payload.pointer("/detail/dlq_depth") {
+        fields.push(json!({"type": "mrkdwn", "text": format!("*Dead letters*\n{depth}")}));
+    }
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": text(payload, "/title")}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*", text(payload, "/summary"))}}),
+        json!({"type": "section", "fields": fields}),
+    ];
+    if let Some(error) = top_error(payload) {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*Top error*\n```{error}```")}}));
+    }
+    blocks.push(
+        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!(
+            "<{}|Failed runs> | <{}|Alert {}> | `{}`",
+            text(payload, "/links/runs"),
+            text(payload, "/links/alert"),
+            payload.pointer("/alert/id").cloned().unwrap_or(Value::Null),
+            text(payload, "/links/console"),
+        )}]}),
+    );
+    json!({
+        "text": format!("{} - {}", text(payload, "/title"), text(payload, "/summary")),
+        "blocks": blocks,
+    })
+}
+
+/// An email's subject and plain-text body.
+pub fn email(payload: &Value) -> (String, String) {
+    let subject = format!("[ACP] {}", text(payload, "/title")).replace('`', "");
+    let mut body = format!(
+        "{}\n\n{}\n\nWorkflow:     {}\nTeam:         {}\nSeverity:     {}\nFiring since: {}\nNew failures: {}\n",
+        text(payload, "/title").replace('`', ""),
+        text(payload, "/summary"),
+        text(payload, "/alert/workflow"),
+        text(payload, "/alert/team"),
+        text(payload, "/alert/severity"),
+        text(payload, "/alert/fired_at"),
+        payload["new_failures"],
+    );
+    if let Some(error) = top_error(payload) {
+        body.push_str(&format!("Top error:    {error}\n"));
+    }
+    body.push_str(&format!(
+        "\nFailed runs:  {}\nAlert:        {}\nConsole:      {}\n",
+        text(payload, "/links/runs"),
+        text(payload, "/links/alert"),
+        text(payload, "/links/console"),
+    ));
+    (subject, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert() -> AlertView {
+        AlertView {
+            id: 7,
+            rule: "failure_rate".into(),
+            workflow: "lead_routing".into(),
+            severity: "critical".into(),
+            state: AlertState::Firing,
+            opened_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            fired_at: DateTime::from_timestamp(1_800_000_000, 0),
+            resolved_at: None,
+            acked_at: None,
+            acked_by: None,
+            silenced_until: None,
+            notified_at: None,
+            detail: json!({"failed": 12, "finished": 40, "rate": 0.3,
+                "top_error": {"signature": "HTTP 503 for lead #", "count": 9, "example": "HTTP 503 for lead 1841"}}),
+        }
+    }
+
+    #[test]
+    fn a_notification_says_what_how_bad_since_when_and_where_to_look() {
+        let cx = Context {
+            team: "revops",
+            public_url: "https://acp.example.com",
+            since: DateTime::from_timestamp(1_799_999_100, 0).unwrap(),
+            new_failures: 12,
+        };
+        let p = payload(&alert(), "firing", &cx);
+        assert_eq!(
+            p["title"],
+            "CRITICAL: `failure_rate` on lead_routing is firing"
+        );
+        assert_eq!(p["summary"], "12 of 40 runs failed (30%)");
+        assert_eq!(
+            p["links"]["runs"],
+            "https://acp.example.com/api/v1/runs?workflow=lead_routing&status=failed&since=2027-01-15T07:45:00Z"
+        );
+        assert_eq!(
+            p["links"]["console"],
+            "acp console --server https://acp.example.com --alert 7"
+        );
+        let message = slack(&p);
+        let blocks = message["blocks"].as_array().unwrap();
+        assert_eq!(blocks[0]["type"], "header");
+        assert!(
+            blocks[3]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("HTTP 503 for lead 1841 (9x)")
+        );
+        assert!(
+            blocks[4]["elements"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("acp console --server https://acp.example.com --alert 7")
+        );
+        let (subject, body) = email(&p);
+        assert_eq!(
+            subject,
+            "[ACP] CRITICAL: failure_rate on lead_routing is firing"
+        );
+        assert!(body.contains("New failures: 12"), "{body}");
+    }
+}

@@ -1,0 +1,403 @@
+//! The server's alerting policy, read from `acp serve --config acp.ron`: global and per-team
+//! rules, notification channels, routes from rules to channels by severity and team, and the
+//! timing of notifications.
+//!
+//! Secrets (a Slack URL, a signing secret, an SMTP password) may be written as `"env:NAME"` to
+//! read them from the environment when the file is loaded.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::alert::{Rule, RuleDef, Severity};
+use super::validate::locate::{Anchor, Locator};
+use super::validate::{Problem, parse_duration, ron_options};
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Config")]
+pub struct ConfigDef {
+    /// The address people reach this server at; notifications link to it.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// How often a firing alert that nobody acknowledged is sent again (default `1h`).
+    #[serde(default)]
+    pub renotify: Option<String>,
+    /// The shortest time between two notifications of one alert about new failures (default `1m`).
+    #[serde(default)]
+    pub group_interval: Option<String>,
+    /// A failed run counts as unnotified when no notification about it was delivered within
+    /// this time (default `10m`).
+    #[serde(default)]
+    pub notify_within: Option<String>,
+    #[serde(default)]
+    pub channels: BTreeMap<String, ChannelDef>,
+    #[serde(default)]
+    pub routes: Vec<RouteDef>,
+    /// Rules for every workflow.
+    #[serde(default)]
+    pub rules: Vec<RuleDef>,
+    /// Rules for the workflows of one team.
+    #[serde(default)]
+    pub teams: BTreeMap<String, Vec<RuleDef>>,
+}
+
+/// Where notifications go.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum ChannelDef {
+    /// A Slack incoming webhook.
+    Slack { url: String },
+    /// A JSON POST signed like the status webhooks (Standard Webhooks, `whsec_...` secret).
+    Webhook { url: String, secret: String },
+    /// Email over SMTP.
+    Email {
+        host: String,
+        #[serde(default)]
+        port: Option<u16>,
+        #[serde(default)]
+        tls: EmailTls,
+        from: String,
+        to: Vec<String>,
+        #[serde(default)]
+        username: Option<String>,
+        #[serde(default)]
+        password: Option<String>,
+    },
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum EmailTls {
+    /// Plain text, for a relay on the same machine or network.
+    None,
+    /// Upgrade with STARTTLS (port 587 by default).
+    #[default]
+    StartTls,
+    /// TLS from the first byte (port 465 by default).
+    Tls,
+}
+
+/// Which channels an alert goes to: every route whose filters match adds its channels.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteDef {
+    #[serde(default)]
+    pub severity: Option<Severity>,
+    #[serde(default)]
+    pub team: Option<String>,
+    #[serde(default)]
+    pub workflow: Option<String>,
+    pub channels: Vec<String>,
+}
+
+/// The checked policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Where people reach the server; `acp serve` fills in its listen address when unset.
+    pub public_url: Option<String>,
+    pub renotify: Duration,
+    pub group_interval: Duration,
+    pub notify_within: Duration,
+    /// Channels by name, secrets resolved.
+    pub channels: BTreeMap<String, ChannelDef>,
+    pub routes: Vec<RouteDef>,
+    pub rules: Vec<Rule>,
+    pub team_rules: BTreeMap<String, Vec<Rule>>,
+    /// The rules as written, for listing them.
+    pub rule_defs: Vec<RuleDef>,
+    pub team_rule_defs: BTreeMap<String, Vec<RuleDef>>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            renotify: Duration::from_secs(3600),
+            group_interval: Duration::from_secs(60),
+            notify_within: Duration::from_secs(600),
+            channels: BTreeMap::new(),
+            routes: Vec::new(),
+            rules: Vec::new(),
+            team_rules: BTreeMap::new(),
+            rule_defs: Vec::new(),
+            team_rule_defs: BTreeMap::new(),
+        }
+    }
+}
+
+impl Policy {
+    /// The channels an alert of `severity` on `workflow` (of `team`) goes to. Without routes,
+    /// every channel gets every alert.
+    pub fn channels_for(&self, severity: Severity, team: &str, workflow: &str) -> Vec<String> {
+        if self.routes.is_empty() {
+            return self.channels.keys().cloned().collect();
+        }
+        let mut names: Vec<String> = self
+            .routes
+            .iter()
+            .filter(|r| r.severity.is_none_or(|s| s == severity))
+            .filter(|r| r.team.as_deref().is_none_or(|t| t == team))
+            .filter(|r| r.workflow.as_deref().is_none_or(|w| w == workflow))
+            .flat_map(|r| r.channels.iter().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// Parses and checks a config file's text; `env` answers environment variables.
+pub fn parse_config(
+    source: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Policy, Vec<Problem>> {
+    let def: ConfigDef = ron_options().from_str(source).map_err(|e| {
+        vec![Problem {
+            line: e.position.line,
+            col: e.position.col,
+            message: e.code.to_string(),
+        }]
+    })?;
+    let at = Locator::new(source);
+    let mut problems = Vec::new();
+    let mut fail = |anchor: Anchor, message: String| {
+        let (line, col) = at.position(&anchor);
+        problems.push(Problem { line, col, message });
+    };
+    let defaults = Policy::default();
+    let mut duration = |field: &'static str, text: &Option<String>, default: Duration| match text
+        .as_deref()
+        .map(parse_duration)
+    {
+        None => default,
+        Some(Ok(d)) if !d.is_zero() => d,
+        Some(Ok(_)) => {
+            fail(
+                Anchor::Field(field, None),
+                format!("{field} must be longer than zero"),
+            );
+            default
+        }
+        Some(Err(e)) => {
+            fail(Anchor::Field(field, None), format!("{field}: {e}"));
+            default
+        }
+    };
+    let renotify = duration("renotify", &def.renotify, defaults.renotify);
+    let group_interval = duration(
+        "group_interval",
+        &def.group_interval,
+        defaults.group_interval,
+    );
+    let notify_within = duration("notify_within", &def.notify_within, defaults.notify_within);
+    let public_url = match def.public_url {
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            Some(url.trim_end_matches('/').to_owned())
+        }
+        Some(url) => {
+            fail(
+                Anchor::Field("public_url", None),
+                format!("public_url `{url}` is not an http(s) URL"),
+            );
+            None
+        }
+        None => defaults.public_url,
+    };
+    let names: Vec<String> = def.channels.keys().cloned().collect();
+    let mut channels = BTreeMap::new();
+    for (name, channel) in def.channels {
+        let near = Anchor::Field("channels", Some(format!("\"{name}\"")));
+        match resolve_channel(channel, &env) {
+            Ok(channel) => {
+                channels.insert(name, channel);
+            }
+            Err(message) => fail(near, format!("channel `{name}`: {message}")),
+        }
+    }
+    for route in &def.routes {
+        for name in &route.channels {
+            if !names.contains(name) {
+                fail(
+                    Anchor::Field("routes", Some(format!("\"{name}\""))),
+                    format!("route names channel `{name}`, which is not in `channels`"),
+                );
+            }
+        }
+    }
+    let mut check_rules = |field: &'static str, defs: &[RuleDef]| {
+        let mut rules = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for rule in defs {
+            let near = Anchor::Field(field, Some(format!("\"{}\"", rule.name)));
+            if !names.insert(rule.name.as_str()) {
+                fail(near.clone(), format!("duplicate rule name `{}`", rule.name));
+            }
+            match rule.check(parse_duration) {
+                Ok(rule) => rules.push(rule),
+                Err(found) => found
+                    .into_iter()
+                    .for_each(|(_, message)| fail(near.clone(), message)),
+            }
+        }
+        rules
+    };
+    let rules = check_rules("rules", &def.rules);
+    let team_rules = def
+        .teams
+        .iter()
+        .map(|(team, defs)| (team.clone(), check_rules("teams", defs)))
+        .collect();
+    if !problems.is_empty() {
+        problems.sort_by_key(|p| (p.line, p.col));
+        return Err(problems);
+    }
+    Ok(Policy {
+        public_url,
+        renotify,
+        group_interval,
+        notify_within,
+        channels,
+        routes: def.routes,
+        rules,
+        team_rules,
+        rule_defs: def.rules,
+        team_rule_defs: def.teams,
+    })
+}
+
+/// Reads `env:NAME` secrets and checks addresses.
+fn resolve_channel(
+    channel: ChannelDef,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<ChannelDef, String> {
+    let secret = |value: String| match value.strip_prefix("env:") {
+        Some(name) => env(name).ok_or_else(|| format!("environment variable {name} is not set")),
+        None => Ok(value),
+    };
+    let url = |value: String| {
+        let value = secret(value)?;
+        if value.starts_with("http://") || value.starts_with("https://") {
+            Ok(value)
+        } else {
+            Err("url is not an http(s) URL".to_owned())
+        }
+    };
+    Ok(match channel {
+        ChannelDef::Slack { url: u } => ChannelDef::Slack { url: url(u)? },
+        ChannelDef::Webhook { url: u, secret: s } => {
+            let s = secret(s)?;
+            if !s.starts_with("whsec_") {
+                return Err("secret must be a `whsec_...` signing secret".into());
+            }
+            ChannelDef::Webhook {
+                url: url(u)?,
+                secret: s,
+            }
+        }
+        ChannelDef::Email {
+            host,
+            port,
+            tls,
+            from,
+            to,
+            username,
+            password,
+        } => {
+            if to.is_empty() {
+                return Err("name at least one recipient in `to`".into());
+            }
+            for address in std::iter::once(&from).chain(&to) {
+                if !address.contains('@') {
+                    return Err(format!("`{address}` is not an email address"));
+                }
+            }
+            ChannelDef::Email {
+                host,
+                port,
+                tls,
+                from,
+                to,
+                username,
+                password: password.map(secret).transpose()?,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"(
+    public_url: "https://acp.example.com/",
+    renotify: "30m",
+    channels: {
+        "oncall": Slack(url: "env:SLACK_URL"),
+        "mail": Email(host: "127.0.0.1", port: 2525, tls: None, from: "acp@example.com", to: ["ops@example.com"]),
+    },
+    routes: [
+        (severity: Critical, channels: ["oncall", "mail"]),
+        (team: "revops", channels: ["mail"]),
+    ],
+    rules: [(name: "dead_letters", severity: Warning, when: DlqDepth(above: 10))],
+    teams: {"revops": [(name: "burst", severity: Critical, when: AnyFailure())]},
+)"#;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "SLACK_URL").then(|| "https://hooks.slack.test/T1".to_owned())
+    }
+
+    #[test]
+    fn reads_channels_routes_rules_and_timing() {
+        let policy = parse_config(GOOD, env).unwrap();
+        assert_eq!(
+            policy.public_url.as_deref(),
+            Some("https://acp.example.com")
+        );
+        assert_eq!(policy.renotify, Duration::from_secs(1800));
+        assert_eq!(policy.group_interval, Duration::from_secs(60));
+        assert_eq!(
+            policy.channels["oncall"],
+            ChannelDef::Slack {
+                url: "https://hooks.slack.test/T1".into()
+            }
+        );
+        assert_eq!(
+            policy.channels_for(Severity::Critical, "sales", "big_deal"),
+            ["mail", "oncall"]
+        );
+        assert_eq!(
+            policy.channels_for(Severity::Warning, "revops", "lead_routing"),
+            ["mail"]
+        );
+        assert!(
+            policy
+                .channels_for(Severity::Warning, "sales", "big_deal")
+                .is_empty()
+        );
+        assert_eq!(policy.rules[0].name, "dead_letters");
+        assert_eq!(policy.team_rules["revops"][0].name, "burst");
+    }
+
+    #[test]
+    fn problems_say_where() {
+        let bad = GOOD
+            .replace("\"30m\"", "\"soon\"")
+            .replace("[\"mail\"]),", "[\"pager\"]),");
+        let problems = parse_config(&bad, |_| None).unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "3:5: renotify: `soon` is not a duration (expected number at 0); write e.g. \"30s\", \"5m\", \"1h\"".to_owned(),
+                "5:9: channel `oncall`: environment variable SLACK_URL is not set".to_owned(),
+                "10:37: route names channel `pager`, which is not in `channels`".to_owned(),
+            ]
+        );
+        let syntax = parse_config("(channels: {\"x\": Pager(url: \"\")})", |_| None).unwrap_err();
+        assert_eq!((syntax[0].line, syntax[0].col), (1, 23));
+        assert!(syntax[0].message.contains("Pager"), "{}", syntax[0].message);
+    }
+}
