@@ -89,7 +89,8 @@ fn summary(detail: &Value) -> String {
         return format!("no run {needs} in {window}");
     }
     if let Some(depth) = n("dlq_depth") {
-        return format!("{depth} dead-letter entries open");
+        let entries = if depth == 1 { "entry" } else { "entries" };
+        return format!("{depth} dead-letter {entries} open");
     }
     "the condition cleared".into()
 }

@@ -2,7 +2,7 @@
 //! `acp.ron` and the API). A name used at a narrower scope hides the same name at a wider one;
 //! a workflow that ends up with no rule at all gets the default rules.
 
-use crate::domain::alert::{Rule, RuleDef, default_rules};
+use crate::domain::alert::{Rule, RuleDef, default_rule_defs, default_rules};
 use crate::domain::config::Policy;
 use crate::domain::validate::parse_duration;
 use crate::engine::Watched;
@@ -48,6 +48,16 @@ pub fn checked(stored: &[StoredRule]) -> Vec<ApiRule> {
 
 /// The rules that watch one workflow.
 pub fn effective(workflow: &Watched, policy: &Policy, api: &[ApiRule]) -> Vec<Rule> {
+    let rules = chosen(workflow, policy, api);
+    if rules.is_empty() {
+        default_rules()
+    } else {
+        rules
+    }
+}
+
+/// The workflow's own, team and global rules, without the defaults.
+fn chosen(workflow: &Watched, policy: &Policy, api: &[ApiRule]) -> Vec<Rule> {
     let team_scope = format!("team:{}", workflow.team);
     let scoped = |scope: &str| -> Vec<&Rule> {
         api.iter()
@@ -66,11 +76,7 @@ pub fn effective(workflow: &Watched, policy: &Policy, api: &[ApiRule]) -> Vec<Ru
             rules.push(rule.clone());
         }
     }
-    if rules.is_empty() {
-        default_rules()
-    } else {
-        rules
-    }
+    rules
 }
 
 /// Every rule with where it comes from, for `GET /rules`.
@@ -109,6 +115,14 @@ pub fn list(watched: &[Watched], policy: &Policy, stored: &[StoredRule]) -> Vec<
             w.rule_defs
                 .iter()
                 .map(|d| view(None, format!("workflow:{}", w.key), "workflow_file", d)),
+        );
+    }
+    let api = checked(stored);
+    if watched.iter().any(|w| chosen(w, policy, &api).is_empty()) {
+        list.extend(
+            default_rule_defs()
+                .iter()
+                .map(|d| view(None, "default".into(), "default", d)),
         );
     }
     list

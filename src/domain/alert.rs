@@ -105,35 +105,49 @@ pub enum Condition {
 
 const DEFAULT_WINDOW: Duration = Duration::from_secs(15 * 60);
 
-/// The rules of a workflow that names none: every failure (warning), a failure rate above 10%
+/// The rules of a workflow no rule reaches: every failure (warning), a failure rate above 10%
 /// of at least 20 runs in 15 minutes (critical), and any dead letter left open (warning).
-pub fn default_rules() -> Vec<Rule> {
+pub fn default_rule_defs() -> Vec<RuleDef> {
+    let rule = |name: &str, severity, when| RuleDef {
+        name: name.into(),
+        severity,
+        when,
+        after: None,
+    };
     vec![
-        Rule {
-            name: "any_failure".into(),
-            severity: Severity::Warning,
-            condition: Condition::AnyFailure {
-                window: DEFAULT_WINDOW,
+        rule(
+            "any_failure",
+            Severity::Warning,
+            ConditionDef::AnyFailure {
+                window: Some("15m".into()),
             },
-            after: Duration::ZERO,
-        },
-        Rule {
-            name: "failure_rate".into(),
-            severity: Severity::Critical,
-            condition: Condition::FailureRate {
+        ),
+        rule(
+            "failure_rate",
+            Severity::Critical,
+            ConditionDef::FailureRate {
                 above: 0.10,
                 min_runs: 20,
-                window: DEFAULT_WINDOW,
+                window: "15m".into(),
             },
-            after: Duration::ZERO,
-        },
-        Rule {
-            name: "dead_letters".into(),
-            severity: Severity::Warning,
-            condition: Condition::DlqDepth { above: 0 },
-            after: Duration::ZERO,
-        },
+        ),
+        rule(
+            "dead_letters",
+            Severity::Warning,
+            ConditionDef::DlqDepth { above: 0 },
+        ),
     ]
+}
+
+/// [`default_rule_defs`], checked.
+pub fn default_rules() -> Vec<Rule> {
+    default_rule_defs()
+        .iter()
+        .filter_map(|d| {
+            d.check(|t| humantime::parse_duration(t).map_err(|e| e.to_string()))
+                .ok()
+        })
+        .collect()
 }
 
 impl RuleDef {

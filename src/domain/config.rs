@@ -382,6 +382,22 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_valid() {
+        let text = include_str!("../../assets/acp.example.ron");
+        let policy = parse_config(text, |name| match name {
+            "ACP_SLACK_WEBHOOK_URL" => Some("https://hooks.slack.com/services/T/B/X".into()),
+            "ACP_PAGER_SECRET" => Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+            _ => Some("secret".into()),
+        })
+        .unwrap();
+        assert_eq!(policy.channels.len(), 3);
+        assert_eq!(
+            policy.channels_for(Severity::Warning, "revops", "lead_routing"),
+            ["oncall-slack", "ops-email"]
+        );
+    }
+
+    #[test]
     fn problems_say_where() {
         let bad = GOOD
             .replace("\"30m\"", "\"soon\"")

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::super::client::{Client, clock};
 use super::done;
-use acp::wire::AlertView;
+use acp::wire::{AlertView, NotificationView, RuleView};
 
 #[derive(Subcommand)]
 pub enum AlertsCommand {
@@ -34,6 +34,15 @@ pub enum AlertsCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Notifications sent (or still being retried), newest first, with their last attempt.
+    Notifications {
+        #[arg(long)]
+        alert: Option<i64>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Every rule and where it comes from (workflow file, acp.ron, API, defaults).
+    Rules,
 }
 
 pub async fn alerts(c: &Client, command: AlertsCommand) -> anyhow::Result<()> {
@@ -85,6 +94,58 @@ pub async fn alerts(c: &Client, command: AlertsCommand) -> anyhow::Result<()> {
                 .await?;
             let until = alert.silenced_until.map(|t| clock(&t)).unwrap_or_default();
             done(c, &alert, &format!("alert {id} silenced until {until}"))
+        }
+        AlertsCommand::Notifications { alert, limit } => {
+            let mut query: Vec<(&str, String)> = Vec::new();
+            query.extend(alert.map(|a| ("alert", a.to_string())));
+            query.extend(limit.map(|l| ("limit", l.to_string())));
+            let list: Vec<NotificationView> = c.get_with("/notifications", &query).await?;
+            c.show(
+                &list,
+                &[
+                    "id", "alert", "channel", "reason", "status", "runs", "tries", "last try",
+                ],
+                |l| {
+                    l.iter()
+                        .map(|n| {
+                            let last = n.attempts.last().map_or_else(
+                                || "-".to_owned(),
+                                |a| match (&a.error, a.status_code) {
+                                    (Some(error), _) => error.clone(),
+                                    (None, Some(code)) => code.to_string(),
+                                    (None, None) => "ok".to_owned(),
+                                },
+                            );
+                            vec![
+                                n.id.to_string(),
+                                n.alert_id.to_string(),
+                                n.channel.clone(),
+                                n.reason.clone(),
+                                n.status.clone(),
+                                n.runs_covered.to_string(),
+                                n.attempts.len().to_string(),
+                                last,
+                            ]
+                        })
+                        .collect()
+                },
+            )
+        }
+        AlertsCommand::Rules => {
+            let list: Vec<RuleView> = c.get("/rules").await?;
+            c.show(&list, &["scope", "name", "source", "id", "when"], |l| {
+                l.iter()
+                    .map(|r| {
+                        vec![
+                            r.scope.clone(),
+                            r.name.clone(),
+                            r.source.clone(),
+                            r.id.map_or_else(|| "-".to_owned(), |id| id.to_string()),
+                            r.rule["when"].to_string(),
+                        ]
+                    })
+                    .collect()
+            })
         }
     }
 }
