@@ -20,7 +20,7 @@ use acp::alerts::Evaluator;
 use acp::domain::config::{Policy, parse_config};
 use acp::store::Store;
 use acp::wire::{AlertView, Health, NotificationView, TriggerKind};
-use common::{Api, Harness, Reply, harness, serve_api_with, wait_final};
+use common::{Api, Harness, Reply, harness, serve_api_with, until, wait_final};
 
 const FAILING: &str = r#"(key: "fail", name: "Fail", team: "revops", trigger: Manual,
     steps: [(id: "call", action: Http(method: "POST", url: "{world}/call"), retry: (max_attempts: 1))],
@@ -194,17 +194,6 @@ async fn fail_runs(h: &Harness, n: usize) {
         .unwrap()
     {
         wait_final(&h.store, id).await;
-    }
-}
-
-async fn until(what: &str, done: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

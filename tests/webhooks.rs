@@ -5,7 +5,6 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -15,7 +14,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 
 use acp::wire::{DeliveryView, TriggerKind};
-use common::{harness, serve_api, wait_final};
+use common::{harness, serve_api, until, wait_final};
 
 const QUICK: &str = r#"(key: "quick", name: "Quick", team: "qa", trigger: Manual,
     steps: [(id: "a", action: Delay(duration: "0s"))])"#;
@@ -58,17 +57,6 @@ async fn receiver(state: Arc<Mutex<Receiver>>) -> String {
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     url
-}
-
-async fn until(what: &str, done: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]

@@ -272,6 +272,18 @@ pub async fn wait_until(
     }
 }
 
+/// Waits (up to 20 s) until `done` holds.
+pub async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The API served over a harness's engine on 127.0.0.1:0, with one token per role.
 pub struct Api {
     pub url: String,
