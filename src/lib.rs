@@ -3,6 +3,9 @@
 
 pub mod wire;
 
+#[cfg(feature = "console")]
+pub mod console;
+
 #[cfg(feature = "server")]
 pub mod actions;
 #[cfg(feature = "server")]

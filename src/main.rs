@@ -21,13 +21,43 @@ fn main() -> std::process::ExitCode {
     }
     #[cfg(not(feature = "server"))]
     {
-        let _ = Cli::parse();
-        std::process::ExitCode::SUCCESS
+        console_only(Cli::parse())
     }
 }
 
-/// Without the `server` feature the binary has no commands yet (the console lands later).
+/// Without the `server` feature the binary is the console alone.
 #[cfg(not(feature = "server"))]
 #[derive(Parser)]
 #[command(name = "acp", version)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: ConsoleOnly,
+    /// The ACP server.
+    #[arg(long, global = true, env = "ACP_SERVER")]
+    server: Option<String>,
+    /// An API token.
+    #[arg(long, global = true, env = "ACP_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[cfg(not(feature = "server"))]
+#[derive(clap::Subcommand)]
+enum ConsoleOnly {
+    /// The terminal console.
+    Console(acp::console::Args),
+}
+
+#[cfg(not(feature = "server"))]
+fn console_only(cli: Cli) -> std::process::ExitCode {
+    let ConsoleOnly::Console(args) = cli.command;
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(acp::console::run(cli.server, cli.token, args)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

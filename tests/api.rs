@@ -707,5 +707,5 @@ async fn the_openapi_document_describes_every_route_that_exists() {
             );
         }
     }
-    assert_eq!(operations, 44, "every route is documented");
+    assert_eq!(operations, 45, "every route is documented");
 }

@@ -12,14 +12,9 @@ use acp::wire::ErrorBody;
 /// `--server`, `--token` and `--json`, shared by every remote command.
 #[derive(clap::Args, Clone, Debug)]
 pub struct Remote {
-    /// The ACP server.
-    #[arg(
-        long,
-        global = true,
-        env = "ACP_SERVER",
-        default_value = "http://127.0.0.1:7700"
-    )]
-    pub server: String,
+    /// The ACP server [default: http://127.0.0.1:7700, or the console context's].
+    #[arg(long, global = true, env = "ACP_SERVER")]
+    pub server: Option<String>,
     /// An API token (prefer the ACP_TOKEN variable: arguments show up in `ps`).
     #[arg(long, global = true, env = "ACP_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -41,7 +36,8 @@ impl Client {
             .token
             .clone()
             .context("no token: pass --token or set ACP_TOKEN")?;
-        let base = format!("{}/api/v1", remote.server.trim_end_matches('/'));
+        let server = remote.server.as_deref().unwrap_or("http://127.0.0.1:7700");
+        let base = format!("{}/api/v1", server.trim_end_matches('/'));
         Ok(Self {
             http: reqwest::Client::new(),
             base,

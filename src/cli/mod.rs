@@ -53,6 +53,9 @@ enum Command {
     /// Manage API tokens directly in the database (no server needed).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The terminal console: live runs, step inspector, DLQ replay, health, alerts.
+    #[cfg(feature = "console")]
+    Console(acp::console::Args),
 }
 
 #[derive(Subcommand)]
@@ -148,6 +151,11 @@ pub fn run(cli: Cli) -> ExitCode {
             return workflow::validate(&files);
         }
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::serve(args))),
+        #[cfg(feature = "console")]
+        Command::Console(args) => {
+            let (server, token) = (cli.remote.server.clone(), cli.remote.token.clone());
+            runtime().and_then(|rt| rt.block_on(acp::console::run(server, token, args)))
+        }
         Command::Bench(BenchCommand::Engine(args)) => {
             runtime().and_then(|rt| rt.block_on(bench::engine(args)))
         }

@@ -44,11 +44,15 @@ impl Engine {
     pub async fn replay_matching(
         &self,
         query: &RunQuery,
+        ids: &[i64],
         on: ReplayOn,
         dry_run: bool,
         actor: &str,
     ) -> Result<ReplayPlan, EngineError> {
-        let entries = self.open_entries(query).await?;
+        let mut entries = self.open_entries(query).await?;
+        if !ids.is_empty() {
+            entries.retain(|e| ids.contains(&e.id));
+        }
         let mut workflows = BTreeSet::new();
         let mut records = BTreeSet::new();
         let mut steps: BTreeMap<(String, i64, String, String, bool), usize> = BTreeMap::new();

@@ -20,7 +20,7 @@ use super::{stream, webhooks};
         runs::list, runs::one, runs::start, runs::retry, runs::rerun, runs::cancel,
         dlq::list, dlq::one, dlq::replay, dlq::replay_matching, dlq::discard,
         records::create, records::update, records::one, records::history,
-        admin::tokens, admin::create_token, admin::revoke_token, admin::audit, admin::events, admin::health,
+        admin::tokens, admin::create_token, admin::revoke_token, admin::audit, admin::events, admin::health, admin::me,
         alerts::list, alerts::one, alerts::ack, alerts::silence, alerts::rules, alerts::put_rule,
         alerts::delete_rule, alerts::notifications,
         hooks::receive, stream::upgrade,

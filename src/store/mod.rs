@@ -351,6 +351,8 @@ pub trait Store: Send + Sync + 'static {
     async fn record_event(&self, kind: EventKind, data: serde_json::Value) -> Result<()>;
     /// The oldest event still kept (0 when there is none).
     async fn oldest_seq(&self) -> Result<i64>;
+    /// The newest event (0 when there is none).
+    async fn newest_seq(&self) -> Result<i64>;
 
     /// Closes an open entry as discarded, with a reason.
     async fn discard_dlq(&self, id: i64, reason: &str, actor: &str) -> Result<()>;

@@ -145,6 +145,9 @@ pub struct BulkReplay {
     /// Only answer what would happen.
     #[serde(default)]
     pub dry_run: bool,
+    /// Only these dead-letter entries (of those the filter matches), when not empty.
+    #[serde(default)]
+    pub ids: Vec<i64>,
 }
 
 /// What a bulk replay does (or would do).
@@ -264,6 +267,17 @@ pub struct AuditEntry {
     pub reason: Option<String>,
     /// `ok`, or the error code the action ended with.
     pub outcome: String,
+}
+
+/// `GET /me`: who the token belongs to, and where the event log is now (a client loads over
+/// REST, then streams from `seq` so nothing falls between the two).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Me {
+    pub name: String,
+    pub role: Role,
+    /// The newest event's sequence number.
+    pub seq: i64,
 }
 
 /// A websocket stream message (one JSON text frame each).

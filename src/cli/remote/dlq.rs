@@ -120,6 +120,7 @@ pub async fn dlq(c: &Client, command: DlqCommand) -> anyhow::Result<()> {
                             filter: filter.query(),
                             version,
                             dry_run,
+                            ids: Vec::new(),
                         },
                     )
                     .await

@@ -11,8 +11,8 @@ use super::super::AppState;
 use super::super::auth::{self, Caller};
 use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
 use crate::wire::{
-    AuditEntry, ControlStatus, Event, Health, HealthQuery, Page, Role, TokenCreated, TokenRequest,
-    TokenView, Unnotified,
+    AuditEntry, ControlStatus, Event, Health, HealthQuery, Me, Page, Role, TokenCreated,
+    TokenRequest, TokenView, Unnotified,
 };
 
 pub fn routes() -> Router<AppState> {
@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/audit", get(audit))
         .route("/events", get(events))
         .route("/health", get(health))
+        .route("/me", get(me))
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", responses((status = 200, body = Vec<TokenView>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "admin", security(("bearer" = [])))]
@@ -109,6 +110,16 @@ pub(crate) struct Since {
     #[serde(default)]
     since: i64,
     limit: Option<usize>,
+}
+
+/// Who the token belongs to, and the newest event's sequence number.
+#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = Me), (status = "4XX", description = "an error", body = ErrorBody)), tag = "admin", security(("bearer" = [])))]
+pub(crate) async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<ApiJson<Me>> {
+    Ok(ApiJson(Me {
+        name: caller.name,
+        role: caller.role,
+        seq: s.store.newest_seq().await?,
+    }))
 }
 
 /// Events after `since`, oldest first.

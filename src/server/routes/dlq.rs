@@ -72,7 +72,13 @@ pub(crate) async fn replay_matching(
         caller.require(Role::Operator)?;
         let plan = s
             .engine
-            .replay_matching(&body.filter, body.version, body.dry_run, &caller.name)
+            .replay_matching(
+                &body.filter,
+                &body.ids,
+                body.version,
+                body.dry_run,
+                &caller.name,
+            )
             .await?;
         Ok(ApiJson(plan))
     };

@@ -30,6 +30,10 @@ pub fn oldest_seq(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT COALESCE(MIN(seq), 0) FROM events", [], |r| r.get(0))?)
 }
 
+pub fn newest_seq(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+}
+
 /// Deletes events older than `before`, keeping any a cursor (the webhook dispatcher) has not
 /// passed yet and always the newest one (so the oldest kept event tells clients where the log
 /// starts).

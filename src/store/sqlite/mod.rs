@@ -443,6 +443,10 @@ impl Store for SqliteStore {
         self.read(events::oldest_seq).await
     }
 
+    async fn newest_seq(&self) -> Result<i64> {
+        self.read(events::newest_seq).await
+    }
+
     async fn replay(&self, replay: Replay) -> Result<i64> {
         self.write(move |tx| dlq::replay(tx, &replay)).await
     }

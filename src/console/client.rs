@@ -1,0 +1,310 @@
+//! The only part of the console that touches the network: REST calls and the websocket stream,
+//! each turned into a [`Msg`] for `update`. The stream reconnects with backoff forever and
+//! resumes after the last sequence number it delivered.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use super::msg::{Msg, Reply, Request};
+use super::state::Conn;
+use crate::wire::{
+    AlertView, AuditEntry, Diff, DlqView, ErrorBody, FieldChange, Health, Me, Page, Reason,
+    RecordView, ReplayPlan, ReplayRequest, RunDetail, RunView, StreamMessage, VersionView,
+    WorkflowView,
+};
+
+/// Talks to one server with one token; replies go to `tx`.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    /// `http://host:port/api/v1`.
+    base: String,
+    token: String,
+    tx: UnboundedSender<Msg>,
+}
+
+impl Client {
+    pub fn new(server: &str, token: String, tx: UnboundedSender<Msg>) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .unwrap_or_default(),
+            base: format!("{}/api/v1", server.trim_end_matches('/')),
+            token,
+            tx,
+        }
+    }
+
+    /// Sends a request in the background; its reply arrives as [`Msg::Reply`].
+    pub fn send(&self, request: Request) {
+        let client = self.clone();
+        tokio::spawn(async move {
+            let result = client.call(&request).await;
+            let _ = client.tx.send(Msg::Reply(request, Box::new(result)));
+        });
+    }
+
+    async fn call(&self, request: &Request) -> Result<Reply, String> {
+        Ok(match request {
+            Request::Me => Reply::Me(self.get::<Me>("/me").await?),
+            Request::Runs { cursor } => {
+                let mut path = "/runs?limit=200".to_owned();
+                if let Some(cursor) = cursor {
+                    path.push_str(&format!("&cursor={cursor}"));
+                }
+                Reply::Runs(self.get::<Page<RunView>>(&path).await?)
+            }
+            Request::Run(id) => Reply::Run(Box::new(
+                self.get::<RunDetail>(&format!("/runs/{id}")).await?,
+            )),
+            Request::Dlq => Reply::Dlq(self.get::<Page<DlqView>>("/dlq?limit=500").await?.items),
+            Request::Health { team } => {
+                let mut path = "/health?window=1h&buckets=30".to_owned();
+                if let Some(team) = team {
+                    path.push_str(&format!("&team={team}"));
+                }
+                Reply::Health(Box::new(self.get::<Health>(&path).await?))
+            }
+            Request::Alerts => {
+                Reply::Alerts(self.get::<Vec<AlertView>>("/alerts?limit=200").await?)
+            }
+            Request::Workflows => {
+                Reply::Workflows(self.get::<Vec<WorkflowView>>("/workflows").await?)
+            }
+            Request::Versions(key) => Reply::Versions(
+                self.get::<Vec<VersionView>>(&format!("/workflows/{key}/versions"))
+                    .await?,
+            ),
+            Request::Diff { workflow, from, to } => Reply::Diff(
+                self.get::<Diff>(&format!("/workflows/{workflow}/diff?from={from}&to={to}"))
+                    .await?,
+            ),
+            Request::Audit => Reply::Audit(
+                self.get::<Page<AuditEntry>>("/audit?limit=200")
+                    .await?
+                    .items,
+            ),
+            Request::Record(id) => {
+                let record = self.get::<RecordView>(&format!("/records/{id}")).await?;
+                let history = self
+                    .get::<Vec<FieldChange>>(&format!("/records/{id}/history"))
+                    .await?;
+                Reply::Record(Box::new(record), history)
+            }
+            Request::Retry(id) => {
+                self.done(
+                    &format!("/runs/{id}/retry"),
+                    &serde_json::json!({}),
+                    format!("run {id} retried"),
+                )
+                .await?
+            }
+            Request::Rerun(id) => {
+                self.done(
+                    &format!("/runs/{id}/rerun"),
+                    &serde_json::json!({}),
+                    format!("run {id} re-run"),
+                )
+                .await?
+            }
+            Request::Cancel(id) => {
+                self.done(
+                    &format!("/runs/{id}/cancel"),
+                    &Reason {
+                        reason: Some("cancelled from the console".into()),
+                    },
+                    format!("run {id} cancelled"),
+                )
+                .await?
+            }
+            Request::Replay(bulk) => {
+                let plan: ReplayPlan = self.post("/dlq/replay", bulk).await?;
+                if bulk.dry_run {
+                    Reply::Plan(Box::new(plan))
+                } else {
+                    Reply::Done(format!("{} runs replayed", plan.count))
+                }
+            }
+            Request::ReplayEdited { dlq, payload } => {
+                let body = ReplayRequest {
+                    payload: Some(payload.clone()),
+                    ..ReplayRequest::default()
+                };
+                self.done(
+                    &format!("/dlq/{dlq}/replay"),
+                    &body,
+                    format!("entry {dlq} replayed with the edited payload"),
+                )
+                .await?
+            }
+            Request::Discard { ids, reason } => {
+                for id in ids {
+                    let body = Reason {
+                        reason: Some(reason.clone()),
+                    };
+                    self.post::<serde_json::Value, _>(&format!("/dlq/{id}/discard"), &body)
+                        .await?;
+                }
+                Reply::Done(format!("{} entries discarded", ids.len()))
+            }
+            Request::Ack(id) => {
+                self.done(
+                    &format!("/alerts/{id}/ack"),
+                    &serde_json::json!({}),
+                    format!("alert {id} acknowledged"),
+                )
+                .await?
+            }
+            Request::Publish(key) => {
+                self.done(
+                    &format!("/workflows/{key}/publish"),
+                    &serde_json::json!({}),
+                    format!("{key}: draft published"),
+                )
+                .await?
+            }
+            Request::Rollback { workflow, version } => {
+                self.done(
+                    &format!("/workflows/{workflow}/rollback"),
+                    &serde_json::json!({"version": version}),
+                    format!("{workflow} rolled back to version {version}"),
+                )
+                .await?
+            }
+        })
+    }
+
+    async fn done<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+        said: String,
+    ) -> Result<Reply, String> {
+        self.post::<serde_json::Value, _>(path, body).await?;
+        Ok(Reply::Done(said))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.answer(request).await
+    }
+
+    async fn post<T: DeserializeOwned, B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, String> {
+        let request = self.http.post(format!("{}{path}", self.base)).json(body);
+        self.answer(request).await
+    }
+
+    /// Sends with the token; a non-2xx answer becomes the server's own error message.
+    async fn answer<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, String> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach the server: {e}"))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(body) => format!("{}: {}", body.error.code, body.error.message),
+                Err(_) => format!("HTTP {status}"),
+            });
+        }
+        if bytes.is_empty() {
+            return serde_json::from_str("null").map_err(|e| e.to_string());
+        }
+        serde_json::from_slice(&bytes).map_err(|e| format!("unexpected answer: {e}"))
+    }
+
+    /// Follows the stream from `since`, forever: every message becomes [`Msg::Stream`], the
+    /// connection's state [`Msg::Conn`]. After a drop it reconnects with backoff and resumes
+    /// after the last event it delivered.
+    pub async fn stream(self, mut since: i64) {
+        let url = format!("{}/stream", self.base.replacen("http", "ws", 1));
+        let mut backoff = retry_delays();
+        let mut attempt = 0u32;
+        loop {
+            let result = self
+                .follow(&url, &mut since, &mut || {
+                    attempt = 0;
+                    backoff = retry_delays();
+                })
+                .await;
+            attempt += 1;
+            let delay = backoff.next().unwrap_or(Duration::from_secs(30));
+            let _ = self.tx.send(Msg::Conn(Conn::Reconnecting {
+                attempt,
+                next_in_secs: delay.as_secs().max(1),
+                error: result
+                    .err()
+                    .unwrap_or_else(|| "the server closed the stream".into()),
+            }));
+            if self.tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One connection: forwards messages until it ends.
+    async fn follow(
+        &self,
+        url: &str,
+        since: &mut i64,
+        connected: &mut impl FnMut(),
+    ) -> Result<(), String> {
+        let mut request = format!("{url}?since={since}")
+            .into_client_request()
+            .map_err(|e| e.to_string())?;
+        let auth = format!("Bearer {}", self.token)
+            .parse()
+            .map_err(|_| "the token is not a valid header value".to_owned())?;
+        request.headers_mut().insert("authorization", auth);
+        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(|e| format!("cannot open the stream: {e}"))?;
+        connected();
+        let _ = self.tx.send(Msg::Conn(Conn::Live));
+        while let Some(frame) = socket.next().await {
+            let text = match frame.map_err(|e| e.to_string())? {
+                Message::Text(text) => text,
+                Message::Close(_) => return Ok(()),
+                _ => continue,
+            };
+            let message: StreamMessage = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            match &message {
+                StreamMessage::Event(event) => *since = event.seq,
+                StreamMessage::Reset { seq } => *since = *seq,
+                StreamMessage::Lagged { seq } => *since = (*since).max(*seq),
+            }
+            if self.tx.send(Msg::Stream(message)).is_err() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reconnect delays: from half a second up to 30 s, jittered, never giving up.
+fn retry_delays() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(30))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}

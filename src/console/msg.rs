@@ -1,0 +1,113 @@
+//! The console's messages: everything that happens (a key, a reply, a stream event, the
+//! connection changing) becomes a [`Msg`]; `update` answers with [`Effect`]s to carry out.
+
+use crossterm::event::KeyEvent;
+
+use crate::wire::{
+    AlertView, AuditEntry, BulkReplay, Diff, DlqView, FieldChange, Health, Me, Page, RecordView,
+    ReplayPlan, RunDetail, RunView, StreamMessage, VersionView, WorkflowView,
+};
+
+use super::state::Conn;
+
+/// A call to the server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Me,
+    /// A page of runs, newest first; `cursor` for older ones.
+    Runs {
+        cursor: Option<String>,
+    },
+    Run(i64),
+    Dlq,
+    Health {
+        team: Option<String>,
+    },
+    Alerts,
+    Workflows,
+    Versions(String),
+    Diff {
+        workflow: String,
+        from: i64,
+        to: i64,
+    },
+    Audit,
+    Record(i64),
+    Retry(i64),
+    Rerun(i64),
+    Cancel(i64),
+    /// A bulk replay; with `dry_run` only the plan.
+    Replay(Box<BulkReplay>),
+    ReplayEdited {
+        dlq: i64,
+        payload: serde_json::Value,
+    },
+    Discard {
+        ids: Vec<i64>,
+        reason: String,
+    },
+    Ack(i64),
+    Publish(String),
+    Rollback {
+        workflow: String,
+        version: i64,
+    },
+}
+
+impl Request {
+    /// True for calls that change something (their reply is a message for the user).
+    pub fn mutates(&self) -> bool {
+        matches!(
+            self,
+            Self::Retry(_)
+                | Self::Rerun(_)
+                | Self::Cancel(_)
+                | Self::ReplayEdited { .. }
+                | Self::Discard { .. }
+                | Self::Ack(_)
+                | Self::Publish(_)
+                | Self::Rollback { .. }
+        ) || matches!(self, Self::Replay(b) if !b.dry_run)
+    }
+}
+
+/// What the server answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Me(Me),
+    Runs(Page<RunView>),
+    Run(Box<RunDetail>),
+    Dlq(Vec<DlqView>),
+    Health(Box<Health>),
+    Alerts(Vec<AlertView>),
+    Workflows(Vec<WorkflowView>),
+    Versions(Vec<VersionView>),
+    Diff(Diff),
+    Audit(Vec<AuditEntry>),
+    Record(Box<RecordView>, Vec<FieldChange>),
+    Plan(Box<ReplayPlan>),
+    /// A change went through; what to tell the user.
+    Done(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    Key(KeyEvent),
+    /// A timer: reload what the stream marked stale.
+    Tick,
+    Reply(Request, Box<Result<Reply, String>>),
+    Stream(StreamMessage),
+    Conn(Conn),
+}
+
+/// What `update` asks the outside world to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Request(Request),
+    /// Start following the stream after `since` (once; it reconnects by itself).
+    Stream {
+        since: i64,
+    },
+    /// Put text on the clipboard with OSC 52.
+    Copy(String),
+}

@@ -1,0 +1,527 @@
+//! The console's state: a cache of the server's, rebuilt from REST and kept fresh by the
+//! stream, plus where the user is (view, history, selection, overlays). Views read it; only
+//! `update` changes it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::wire::{
+    AlertView, AuditEntry, Diff, DlqView, FieldChange, Health, Me, RecordView, ReplayOn,
+    ReplayPlan, Role, RunDetail, RunStatus, RunView, VersionView, WorkflowView,
+};
+
+use super::keymap::{Context, Keymap};
+
+/// Something fetched over REST.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Load<T> {
+    #[default]
+    Idle,
+    Loading,
+    Loaded(T),
+    Failed(String),
+}
+
+impl<T> Load<T> {
+    pub fn get(&self) -> Option<&T> {
+        match self {
+            Self::Loaded(value) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// The connection to the server, always shown in the status bar.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Conn {
+    Connecting,
+    Live,
+    /// Trying again: attempt `attempt`, the next try in `next_in_secs`.
+    Reconnecting {
+        attempt: u32,
+        next_in_secs: u64,
+        error: String,
+    },
+}
+
+/// A screen; the history stack holds the ones Esc goes back to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum View {
+    Runs,
+    Inspector { run: i64 },
+    Dlq,
+    Health,
+    Alerts,
+    Workflows,
+    Versions { workflow: String },
+    Diff { workflow: String },
+    Audit,
+    Record { id: i64 },
+}
+
+impl View {
+    /// Its keymap context.
+    pub fn context(&self) -> Context {
+        match self {
+            Self::Runs => Context::Runs,
+            Self::Inspector { .. } => Context::Inspector,
+            Self::Dlq => Context::Dlq,
+            Self::Health => Context::Health,
+            Self::Alerts => Context::Alerts,
+            Self::Workflows | Self::Versions { .. } | Self::Diff { .. } => Context::Workflows,
+            Self::Audit | Self::Record { .. } => Context::Audit,
+        }
+    }
+
+    /// Its name in breadcrumbs.
+    pub fn crumb(&self) -> String {
+        match self {
+            Self::Runs => "runs".into(),
+            Self::Inspector { run } => format!("run {run}"),
+            Self::Dlq => "dlq".into(),
+            Self::Health => "health".into(),
+            Self::Alerts => "alerts".into(),
+            Self::Workflows => "workflows".into(),
+            Self::Versions { workflow } => format!("{workflow} versions"),
+            Self::Diff { workflow } => format!("{workflow} diff"),
+            Self::Audit => "audit".into(),
+            Self::Record { id } => format!("record {id}"),
+        }
+    }
+}
+
+/// A change waiting for a yes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pending {
+    Retry(i64),
+    Rerun(i64),
+    Cancel(i64),
+    Ack(i64),
+    Publish(String),
+    Rollback {
+        workflow: String,
+        version: i64,
+    },
+    /// Replay the entries of a previewed plan.
+    Replay {
+        ids: Vec<i64>,
+        filter: Option<crate::wire::RunQuery>,
+        version: ReplayOn,
+    },
+    ReplayEdited {
+        dlq: i64,
+        payload: serde_json::Value,
+    },
+}
+
+/// What sits over the view and takes the keys.
+#[derive(Debug, Default)]
+pub enum Overlay {
+    #[default]
+    None,
+    Help,
+    /// `:` command line.
+    Command(String),
+    /// `/` filter line (applies as you type).
+    Filter(String),
+    /// A question answered with y / n.
+    Confirm {
+        question: String,
+        then: Pending,
+    },
+    /// A typed reason, then the discard of these dead-letter entries.
+    Reason {
+        prompt: String,
+        input: String,
+        ids: Vec<i64>,
+    },
+    /// The server's dry-run answer before a replay.
+    Preview {
+        plan: Load<ReplayPlan>,
+        then: Pending,
+    },
+    /// The trigger payload of a dead-letter entry, being edited.
+    Editor {
+        dlq: i64,
+        editor: Box<tui_textarea::TextArea<'static>>,
+        error: Option<String>,
+    },
+}
+
+/// How the run table is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortKey {
+    #[default]
+    Newest,
+    Workflow,
+    Status,
+    Duration,
+}
+
+impl SortKey {
+    pub fn next(self) -> Self {
+        match self {
+            Self::Newest => Self::Workflow,
+            Self::Workflow => Self::Status,
+            Self::Status => Self::Duration,
+            Self::Duration => Self::Newest,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Newest => "newest",
+            Self::Workflow => "workflow",
+            Self::Status => "status",
+            Self::Duration => "duration",
+        }
+    }
+}
+
+/// A parsed filter: `status:failed`, `wf:KEY`, `team:NAME` and fuzzy words.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub status: Option<String>,
+    pub workflow: Option<String>,
+    pub team: Option<String>,
+    pub words: Vec<String>,
+}
+
+impl Filter {
+    pub fn parse(text: &str) -> Self {
+        let mut filter = Filter::default();
+        for token in text.split_whitespace() {
+            match token.split_once(':') {
+                Some(("status", v)) => filter.status = Some(v.to_lowercase()),
+                Some(("wf" | "workflow", v)) => filter.workflow = Some(v.to_owned()),
+                Some(("team", v)) => filter.team = Some(v.to_owned()),
+                _ => filter.words.push(token.to_lowercase()),
+            }
+        }
+        filter
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Filter::default()
+    }
+
+    /// True when a run matches: exact on the tokens, fuzzy (letters in order) on the words
+    /// against workflow, record id and error message.
+    pub fn matches_run(&self, run: &RunView) -> bool {
+        let error = run.error.as_ref().map(|e| e.message.as_str()).unwrap_or("");
+        let record = run.record_id.map(|r| r.to_string()).unwrap_or_default();
+        self.status
+            .as_deref()
+            .is_none_or(|s| run.status.as_str() == s)
+            && self.workflow.as_deref().is_none_or(|w| run.workflow == w)
+            && self.team.as_deref().is_none_or(|t| run.team == t)
+            && self
+                .words
+                .iter()
+                .all(|w| fuzzy(w, &run.workflow) || fuzzy(w, &record) || fuzzy(w, error))
+    }
+
+    /// The same for a dead-letter entry.
+    pub fn matches_dlq(&self, entry: &DlqView) -> bool {
+        self.workflow.as_deref().is_none_or(|w| entry.workflow == w)
+            && self.team.as_deref().is_none_or(|t| entry.team == t)
+            && self.words.iter().all(|w| {
+                fuzzy(w, &entry.workflow)
+                    || fuzzy(w, &entry.error.message)
+                    || fuzzy(w, &entry.step_id)
+            })
+    }
+
+    /// The server-side query for a bulk replay of what this filter shows.
+    pub fn query(&self) -> crate::wire::RunQuery {
+        crate::wire::RunQuery {
+            workflow: self.workflow.clone(),
+            team: self.team.clone(),
+            q: (!self.words.is_empty()).then(|| self.words.join(" ")),
+            ..Default::default()
+        }
+    }
+}
+
+/// True when the letters of `needle` appear in `haystack` in order (case-insensitive).
+pub fn fuzzy(needle: &str, haystack: &str) -> bool {
+    let mut letters = haystack.chars().flat_map(char::to_lowercase);
+    needle.chars().all(|n| letters.any(|h| h == n))
+}
+
+/// The run explorer's cache and position.
+#[derive(Debug, Default)]
+pub struct Runs {
+    pub rows: BTreeMap<i64, RunView>,
+    pub filter_text: String,
+    pub filter: Filter,
+    /// Ids of the rows that pass the filter, in display order.
+    pub visible: Vec<i64>,
+    pub selected: usize,
+    pub follow: bool,
+    pub sort: SortKey,
+    /// The REST cursor for older runs, while there are more.
+    pub next_cursor: Option<String>,
+    pub loading_more: bool,
+    pub loaded: bool,
+}
+
+impl Runs {
+    /// Recomputes the visible rows, keeping the selected run selected unless following.
+    pub fn refresh(&mut self) {
+        let selected_id = self.visible.get(self.selected).copied();
+        let mut visible: Vec<&RunView> = self
+            .rows
+            .values()
+            .rev()
+            .filter(|r| self.filter.matches_run(r))
+            .collect();
+        match self.sort {
+            SortKey::Newest => {}
+            SortKey::Workflow => visible.sort_by(|a, b| a.workflow.cmp(&b.workflow)),
+            SortKey::Status => visible.sort_by_key(|r| r.status.as_str()),
+            SortKey::Duration => visible.sort_by_key(|r| std::cmp::Reverse(duration_ms(r))),
+        }
+        self.visible = visible.into_iter().map(|r| r.id).collect();
+        self.selected = match (self.follow, selected_id) {
+            (true, _) | (_, None) => 0,
+            (false, Some(id)) => self.visible.iter().position(|v| *v == id).unwrap_or(0),
+        };
+    }
+
+    pub fn selected_run(&self) -> Option<&RunView> {
+        self.visible
+            .get(self.selected)
+            .and_then(|id| self.rows.get(id))
+    }
+
+    /// Counts per status over every cached run.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut counts = BTreeMap::new();
+        for run in self.rows.values() {
+            *counts.entry(run.status.as_str()).or_default() += 1;
+        }
+        counts
+    }
+}
+
+/// How long a run took (or has taken so far is unknown: finished runs only).
+pub fn duration_ms(run: &RunView) -> Option<i64> {
+    Some((run.finished_at? - run.started_at?).num_milliseconds())
+}
+
+/// The dead-letter view.
+#[derive(Debug, Default)]
+pub struct Dlq {
+    pub entries: Load<Vec<DlqView>>,
+    pub filter_text: String,
+    pub filter: Filter,
+    pub visible: Vec<usize>,
+    pub selected: usize,
+    pub marked: BTreeSet<i64>,
+    /// Where the last mark was set, for range marking.
+    pub anchor: Option<usize>,
+}
+
+impl Dlq {
+    pub fn refresh(&mut self) {
+        let Some(entries) = self.entries.get() else {
+            self.visible.clear();
+            return;
+        };
+        self.visible = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| self.filter.matches_dlq(e))
+            .map(|(i, _)| i)
+            .collect();
+        self.selected = self.selected.min(self.visible.len().saturating_sub(1));
+        let open: BTreeSet<i64> = entries.iter().map(|e| e.id).collect();
+        self.marked.retain(|id| open.contains(id));
+    }
+
+    pub fn selected_entry(&self) -> Option<&DlqView> {
+        let index = *self.visible.get(self.selected)?;
+        self.entries.get()?.get(index)
+    }
+
+    /// The marked entries, or the selected one when nothing is marked.
+    pub fn targets(&self) -> Vec<i64> {
+        if self.marked.is_empty() {
+            self.selected_entry()
+                .map(|e| vec![e.id])
+                .unwrap_or_default()
+        } else {
+            self.marked.iter().copied().collect()
+        }
+    }
+}
+
+/// The step inspector's position.
+#[derive(Debug, Default)]
+pub struct Inspector {
+    pub detail: Load<RunDetail>,
+    pub step: usize,
+    pub scroll: u16,
+}
+
+/// One step of a run as the inspector shows it: its attempts, newest last.
+pub struct StepSummary<'a> {
+    pub step_id: &'a str,
+    pub attempts: Vec<&'a crate::wire::AttemptView>,
+}
+
+impl Inspector {
+    /// The run's steps in order, each with its attempts.
+    pub fn steps(&self) -> Vec<StepSummary<'_>> {
+        let Some(detail) = self.detail.get() else {
+            return Vec::new();
+        };
+        let mut by_index: BTreeMap<i64, StepSummary<'_>> = BTreeMap::new();
+        for attempt in &detail.attempts {
+            by_index
+                .entry(attempt.step_index)
+                .or_insert_with(|| StepSummary {
+                    step_id: &attempt.step_id,
+                    attempts: Vec::new(),
+                })
+                .attempts
+                .push(attempt);
+        }
+        by_index.into_values().collect()
+    }
+}
+
+/// A list with a selection.
+#[derive(Debug)]
+pub struct Listing<T> {
+    pub items: Load<T>,
+    pub selected: usize,
+}
+
+impl<T> Default for Listing<T> {
+    fn default() -> Self {
+        Self {
+            items: Load::Idle,
+            selected: 0,
+        }
+    }
+}
+
+/// The whole console state.
+#[derive(Debug)]
+pub struct App {
+    pub server: String,
+    pub keymap: Keymap,
+    /// Started with `--read-only`; a viewer token is read-only too.
+    pub read_only_flag: bool,
+    pub me: Load<Me>,
+    pub conn: Conn,
+    pub view: View,
+    pub history: Vec<View>,
+    pub overlay: Overlay,
+    pub runs: Runs,
+    pub inspector: Inspector,
+    pub dlq: Dlq,
+    pub health: Load<Health>,
+    pub health_team: Option<String>,
+    pub alerts: Listing<Vec<AlertView>>,
+    pub workflows: Listing<Vec<WorkflowView>>,
+    pub versions: Listing<Vec<VersionView>>,
+    pub diff: Load<Diff>,
+    pub audit: Listing<Vec<AuditEntry>>,
+    pub record: Load<(RecordView, Vec<FieldChange>)>,
+    /// The last outcome or refusal, shown in the status bar.
+    pub toast: Option<(String, bool)>,
+    /// Workflow key -> team, for events that carry no team.
+    pub teams: HashMap<String, String>,
+    /// Lists to reload on the next tick (stream events touched them).
+    pub stale: BTreeSet<&'static str>,
+    /// An alert to select once the alerts have loaded (`--alert ID`).
+    pub focus_alert: Option<i64>,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(server: String, keymap: Keymap, read_only: bool) -> Self {
+        Self {
+            server,
+            keymap,
+            read_only_flag: read_only,
+            me: Load::Loading,
+            conn: Conn::Connecting,
+            view: View::Runs,
+            history: Vec::new(),
+            overlay: Overlay::None,
+            runs: Runs {
+                follow: true,
+                ..Runs::default()
+            },
+            inspector: Inspector::default(),
+            dlq: Dlq::default(),
+            health: Load::Idle,
+            health_team: None,
+            alerts: Listing::default(),
+            workflows: Listing::default(),
+            versions: Listing::default(),
+            diff: Load::Idle,
+            audit: Listing::default(),
+            record: Load::Idle,
+            toast: None,
+            teams: HashMap::new(),
+            stale: BTreeSet::new(),
+            focus_alert: None,
+            quit: false,
+        }
+    }
+
+    /// The role the server gave this token (viewer until it answered).
+    pub fn role(&self) -> Role {
+        self.me.get().map_or(Role::Viewer, |m| m.role)
+    }
+
+    /// True when changes are hidden: `--read-only` or a viewer token.
+    pub fn read_only(&self) -> bool {
+        self.read_only_flag || self.role() == Role::Viewer
+    }
+
+    /// Firing alerts, for the header and the health view.
+    pub fn firing(&self) -> Vec<&AlertView> {
+        self.alerts
+            .items
+            .get()
+            .map(|list| {
+                list.iter()
+                    .filter(|a| a.state == crate::wire::AlertState::Firing)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The glyph for a run status (colour comes from the theme).
+pub fn glyph(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Queued => "·",
+        RunStatus::Running => "▶",
+        RunStatus::Retrying => "↻",
+        RunStatus::Waiting => "…",
+        RunStatus::Succeeded => "✓",
+        RunStatus::Failed => "✗",
+        RunStatus::Cancelled => "⊘",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_read_tokens_and_fuzzy_words() {
+        let f = Filter::parse("status:failed wf:lead_routing 503");
+        assert_eq!(f.status.as_deref(), Some("failed"));
+        assert_eq!(f.workflow.as_deref(), Some("lead_routing"));
+        assert_eq!(f.words, ["503"]);
+        assert!(fuzzy("ldrt", "lead_routing"));
+        assert!(!fuzzy("xyz", "lead_routing"));
+    }
+}

@@ -1,0 +1,869 @@
+//! `update`: the only place the console's state changes. Keys become commands through the
+//! keymap; replies and stream events refresh the cache; every change on the server goes
+//! through a confirmation (or a typed reason, or a replay preview) first.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::keymap::Command;
+use super::msg::{Effect, Msg, Reply, Request};
+use super::state::{App, Conn, Filter, Load, Overlay, Pending, View};
+use crate::wire::{BulkReplay, EventKind, ReplayOn, Role, RunStatus, RunView, StreamMessage};
+
+/// Rows a page key moves.
+const PAGE: usize = 10;
+
+/// What to load when the console starts.
+pub fn start() -> Vec<Effect> {
+    vec![Effect::Request(Request::Me)]
+}
+
+/// Applies one message; answers what to do outside.
+pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
+    let effects = match msg {
+        Msg::Key(key) => key_pressed(app, key),
+        Msg::Reply(request, result) => replied(app, request, *result),
+        Msg::Stream(message) => streamed(app, message),
+        Msg::Conn(conn) => {
+            let back = conn == Conn::Live && app.conn != Conn::Live;
+            app.conn = conn;
+            // Back after a drop: reload what may have been missed before the stream resumed.
+            if back && app.me.get().is_some() {
+                app.stale.extend(["alerts", "dlq", "workflows"]);
+            }
+            Vec::new()
+        }
+        Msg::Tick => tick(app),
+    };
+    app.runs.refresh();
+    app.dlq.refresh();
+    effects
+}
+
+fn tick(app: &mut App) -> Vec<Effect> {
+    let mut effects: Vec<Effect> = std::mem::take(&mut app.stale)
+        .into_iter()
+        .filter_map(|what| match what {
+            "alerts" => Some(Request::Alerts),
+            "dlq" => Some(Request::Dlq),
+            "workflows" => Some(Request::Workflows),
+            _ => None,
+        })
+        .map(Effect::Request)
+        .collect();
+    if app.view == View::Health && app.conn == Conn::Live {
+        effects.push(Effect::Request(Request::Health {
+            team: app.health_team.clone(),
+        }));
+    }
+    effects
+}
+
+fn replied(app: &mut App, request: Request, result: Result<Reply, String>) -> Vec<Effect> {
+    let reply = match result {
+        Ok(reply) => reply,
+        Err(error) => return failed(app, &request, error),
+    };
+    match reply {
+        Reply::Me(me) => {
+            let since = me.seq;
+            app.me = Load::Loaded(me);
+            let mut effects: Vec<Effect> = [
+                Request::Runs { cursor: None },
+                Request::Workflows,
+                Request::Alerts,
+                Request::Dlq,
+            ]
+            .into_iter()
+            .map(Effect::Request)
+            .collect();
+            effects.extend(open_effects(app));
+            effects.push(Effect::Stream { since });
+            return effects;
+        }
+        Reply::Runs(page) => {
+            for run in page.items {
+                app.runs.rows.entry(run.id).or_insert(run);
+            }
+            app.runs.next_cursor = page.next_cursor;
+            app.runs.loading_more = false;
+            app.runs.loaded = true;
+        }
+        Reply::Run(detail) => {
+            app.runs.rows.insert(detail.run.id, detail.run.clone());
+            if matches!(app.view, View::Inspector { run } if run == detail.run.id) {
+                app.inspector.detail = Load::Loaded(*detail);
+            } else if let Overlay::Editor { editor, .. } = &mut app.overlay {
+                let text = serde_json::to_string_pretty(&detail.run.trigger).unwrap_or_default();
+                **editor = tui_textarea::TextArea::from(text.lines().map(str::to_owned));
+            }
+        }
+        Reply::Dlq(entries) => app.dlq.entries = Load::Loaded(entries),
+        Reply::Health(health) => app.health = Load::Loaded(*health),
+        Reply::Alerts(alerts) => {
+            if let Some(id) = app.focus_alert.take() {
+                app.alerts.selected = alerts.iter().position(|a| a.id == id).unwrap_or(0);
+            }
+            app.alerts.items = Load::Loaded(alerts);
+        }
+        Reply::Workflows(list) => {
+            app.teams = list
+                .iter()
+                .map(|w| (w.key.clone(), w.team.clone()))
+                .collect();
+            app.workflows.items = Load::Loaded(list);
+        }
+        Reply::Versions(mut list) => {
+            list.sort_by_key(|v| std::cmp::Reverse(v.version));
+            app.versions.items = Load::Loaded(list);
+        }
+        Reply::Diff(diff) => app.diff = Load::Loaded(diff),
+        Reply::Audit(list) => app.audit.items = Load::Loaded(list),
+        Reply::Record(record, history) => app.record = Load::Loaded((*record, history)),
+        Reply::Plan(plan) => {
+            if let Overlay::Preview { plan: shown, .. } = &mut app.overlay {
+                *shown = Load::Loaded(*plan);
+            }
+        }
+        Reply::Done(said) => {
+            app.toast = Some((said, false));
+            app.stale.extend(["dlq", "alerts", "workflows"]);
+            return open_effects(app);
+        }
+    }
+    Vec::new()
+}
+
+fn failed(app: &mut App, request: &Request, error: String) -> Vec<Effect> {
+    match request {
+        Request::Me => app.me = Load::Failed(error.clone()),
+        Request::Runs { .. } => app.runs.loading_more = false,
+        Request::Run(_) => app.inspector.detail = Load::Failed(error.clone()),
+        Request::Dlq => app.dlq.entries = Load::Failed(error.clone()),
+        Request::Health { .. } => app.health = Load::Failed(error.clone()),
+        Request::Alerts => app.alerts.items = Load::Failed(error.clone()),
+        Request::Workflows => app.workflows.items = Load::Failed(error.clone()),
+        Request::Versions(_) => app.versions.items = Load::Failed(error.clone()),
+        Request::Diff { .. } => app.diff = Load::Failed(error.clone()),
+        Request::Audit => app.audit.items = Load::Failed(error.clone()),
+        Request::Record(_) => app.record = Load::Failed(error.clone()),
+        Request::Replay(b) if b.dry_run => {
+            if let Overlay::Preview { plan, .. } = &mut app.overlay {
+                *plan = Load::Failed(error.clone());
+            }
+        }
+        _ => {}
+    }
+    app.toast = Some((error, true));
+    Vec::new()
+}
+
+/// Patches the cache from an event, so the explorer moves without a request per event.
+fn streamed(app: &mut App, message: StreamMessage) -> Vec<Effect> {
+    let event = match message {
+        StreamMessage::Event(event) => event,
+        StreamMessage::Reset { .. } => {
+            app.runs.rows.clear();
+            app.stale.extend(["alerts", "dlq", "workflows"]);
+            return vec![Effect::Request(Request::Runs { cursor: None })];
+        }
+        StreamMessage::Lagged { .. } => return Vec::new(),
+    };
+    let kind = event.kind;
+    let group = kind.as_str().split('.').next().unwrap_or("");
+    match group {
+        "alert" => {
+            app.stale.insert("alerts");
+        }
+        "dlq" => {
+            app.stale.insert("dlq");
+        }
+        "workflow" => {
+            app.stale.insert("workflows");
+        }
+        _ => {}
+    }
+    let (Some(run_id), Some(workflow)) = (event.run_id, event.workflow.clone()) else {
+        return Vec::new();
+    };
+    if kind == EventKind::RunQueued {
+        let team = app.teams.get(&workflow).cloned().unwrap_or_default();
+        app.runs.rows.entry(run_id).or_insert_with(|| RunView {
+            id: run_id,
+            workflow,
+            version: event.data["version"].as_i64().unwrap_or(0),
+            team,
+            status: RunStatus::Queued,
+            mode: crate::wire::RunMode::Live,
+            trigger_kind: serde_json::from_value(event.data["trigger_kind"].clone())
+                .unwrap_or(crate::wire::TriggerKind::Manual),
+            trigger: serde_json::Value::Null,
+            record_id: event.data["record_id"].as_i64(),
+            origin_run: event.data["origin_run"].as_i64(),
+            queued_at: event.at,
+            started_at: None,
+            finished_at: None,
+            next_attempt_at: None,
+            attempts: 0,
+            error: None,
+            failed_step: None,
+        });
+    }
+    let Some(run) = app.runs.rows.get_mut(&run_id) else {
+        return Vec::new();
+    };
+    match kind {
+        EventKind::RunStarted | EventKind::RunResumed => {
+            run.status = RunStatus::Running;
+            run.started_at.get_or_insert(event.at);
+        }
+        EventKind::RunWaiting => run.status = RunStatus::Waiting,
+        EventKind::StepStarted => {
+            run.status = RunStatus::Running;
+            run.attempts += 1;
+        }
+        EventKind::StepRetryScheduled => run.status = RunStatus::Retrying,
+        EventKind::RunRetried => {
+            run.status = RunStatus::Queued;
+            run.finished_at = None;
+            run.error = None;
+        }
+        EventKind::RunSucceeded | EventKind::RunFailed | EventKind::RunCancelled => {
+            run.status = match kind {
+                EventKind::RunSucceeded => RunStatus::Succeeded,
+                EventKind::RunFailed => RunStatus::Failed,
+                _ => RunStatus::Cancelled,
+            };
+            run.finished_at = Some(event.at);
+            run.error = serde_json::from_value(event.data["error"].clone()).ok();
+            run.failed_step = event.data["step_id"].as_str().map(str::to_owned);
+        }
+        _ => {}
+    }
+    // The inspector shows this run: reload its detail.
+    let shown = matches!(app.view, View::Inspector { run } if run == run_id);
+    if shown && matches!(group, "run" | "step") {
+        return vec![Effect::Request(Request::Run(run_id))];
+    }
+    Vec::new()
+}
+
+fn key_pressed(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    if !matches!(app.overlay, Overlay::None) {
+        return overlay_key(app, key);
+    }
+    let Some(command) = app.keymap.command(app.view.context(), &key) else {
+        return Vec::new();
+    };
+    command_run(app, command)
+}
+
+/// Runs a command in the current view.
+pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
+    if command.mutates()
+        && let Some(refusal) = refusal(app, command)
+    {
+        app.toast = Some((refusal, true));
+        return Vec::new();
+    }
+    app.toast = None;
+    match command {
+        Command::Quit => app.quit = true,
+        Command::Help => app.overlay = Overlay::Help,
+        Command::CommandMode => app.overlay = Overlay::Command(String::new()),
+        Command::Filter => {
+            let current = match app.view {
+                View::Dlq => app.dlq.filter_text.clone(),
+                _ => app.runs.filter_text.clone(),
+            };
+            if matches!(app.view, View::Runs | View::Dlq) {
+                app.overlay = Overlay::Filter(current);
+            }
+        }
+        Command::Back => back(app),
+        Command::Up => move_by(app, -1),
+        Command::Down => move_by(app, 1),
+        Command::PageUp => move_by(app, -(PAGE as i64)),
+        Command::PageDown => move_by(app, PAGE as i64),
+        Command::Top => move_by(app, i64::MIN / 2),
+        Command::Bottom => move_by(app, i64::MAX / 2),
+        Command::Open => return open(app),
+        Command::Refresh => return refresh(app),
+        Command::Follow => {
+            app.runs.follow = !app.runs.follow;
+        }
+        Command::SortNext => app.runs.sort = app.runs.sort.next(),
+        Command::NextPane | Command::PrevPane => {
+            let steps = app.inspector.steps().len();
+            let step = &mut app.inspector.step;
+            *step = match command {
+                Command::NextPane => (*step + 1).min(steps.saturating_sub(1)),
+                _ => step.saturating_sub(1),
+            };
+            app.inspector.scroll = 0;
+        }
+        Command::Copy => {
+            if let Some(text) = selected_json(app) {
+                app.toast = Some(("copied to the clipboard (OSC 52)".into(), false));
+                return vec![Effect::Copy(text)];
+            }
+        }
+        Command::History => {
+            if let Some(record) = current_run(app).and_then(|r| r.record_id) {
+                return go(app, View::Record { id: record });
+            }
+            app.toast = Some(("this run has no record".into(), true));
+        }
+        Command::Retry | Command::Rerun | Command::Cancel => {
+            if let Some(run) = current_run(app) {
+                let (question, then) = match command {
+                    Command::Retry => (
+                        format!("Retry run {} from its failed step?", run.id),
+                        Pending::Retry(run.id),
+                    ),
+                    Command::Rerun => (
+                        format!("Re-run run {} from the start with new keys?", run.id),
+                        Pending::Rerun(run.id),
+                    ),
+                    _ => (format!("Cancel run {}?", run.id), Pending::Cancel(run.id)),
+                };
+                app.overlay = Overlay::Confirm { question, then };
+            }
+        }
+        Command::Mark => {
+            if let Some(id) = app.dlq.selected_entry().map(|e| e.id) {
+                if !app.dlq.marked.remove(&id) {
+                    app.dlq.marked.insert(id);
+                }
+                app.dlq.anchor = Some(app.dlq.selected);
+                move_by(app, 1);
+            }
+        }
+        Command::MarkRange => {
+            let (from, to) = match app.dlq.anchor {
+                Some(a) => (a.min(app.dlq.selected), a.max(app.dlq.selected)),
+                None => (app.dlq.selected, app.dlq.selected),
+            };
+            let entries = app.dlq.entries.get().cloned().unwrap_or_default();
+            for index in from..=to {
+                if let Some(entry) = app.dlq.visible.get(index).and_then(|i| entries.get(*i)) {
+                    app.dlq.marked.insert(entry.id);
+                }
+            }
+        }
+        Command::Replay | Command::ReplayLatest | Command::ReplayFiltered => {
+            return preview(app, command);
+        }
+        Command::EditPayload => {
+            if let Some(entry) = app.dlq.selected_entry() {
+                let (dlq, run) = (entry.id, entry.run_id);
+                app.overlay = Overlay::Editor {
+                    dlq,
+                    editor: Box::new(tui_textarea::TextArea::from(["loading…".to_owned()])),
+                    error: None,
+                };
+                return vec![Effect::Request(Request::Run(run))];
+            }
+        }
+        Command::Discard => {
+            let ids = app.dlq.targets();
+            if !ids.is_empty() {
+                app.overlay = Overlay::Reason {
+                    prompt: format!(
+                        "Discard {} entr{}: why?",
+                        ids.len(),
+                        if ids.len() == 1 { "y" } else { "ies" }
+                    ),
+                    input: String::new(),
+                    ids,
+                };
+            }
+        }
+        Command::Ack => {
+            if let Some(alert) = selected_alert(app) {
+                app.overlay = Overlay::Confirm {
+                    question: format!(
+                        "Acknowledge alert {} ({} on {})?",
+                        alert.id, alert.rule, alert.workflow
+                    ),
+                    then: Pending::Ack(alert.id),
+                };
+            }
+        }
+        Command::Diff => {
+            if let Some((workflow, to)) = selected_version(app) {
+                let from = (to - 1).max(1);
+                app.diff = Load::Loading;
+                let mut effects = go(
+                    app,
+                    View::Diff {
+                        workflow: workflow.clone(),
+                    },
+                );
+                effects.push(Effect::Request(Request::Diff { workflow, from, to }));
+                return effects;
+            }
+        }
+        Command::Publish => {
+            if let Some(w) = selected_workflow(app) {
+                app.overlay = Overlay::Confirm {
+                    question: format!("Publish the draft of {}?", w),
+                    then: Pending::Publish(w),
+                };
+            }
+        }
+        Command::Rollback => {
+            if let Some((workflow, version)) = selected_version(app) {
+                app.overlay = Overlay::Confirm {
+                    question: format!("Roll {workflow} back to version {version}?"),
+                    then: Pending::Rollback { workflow, version },
+                };
+            }
+        }
+        Command::GoRuns => return go(app, View::Runs),
+        Command::GoDlq => return go(app, View::Dlq),
+        Command::GoHealth => return go(app, View::Health),
+        Command::GoAlerts => return go(app, View::Alerts),
+        Command::GoWorkflows => return go(app, View::Workflows),
+        Command::GoAudit => return go(app, View::Audit),
+    }
+    Vec::new()
+}
+
+/// Why a change is not possible now, if it is not.
+fn refusal(app: &App, command: Command) -> Option<String> {
+    if app.read_only_flag {
+        return Some("read-only console (--read-only): changes are disabled".into());
+    }
+    match app.role() {
+        Role::Viewer => return Some("read-only: this token has the viewer role".into()),
+        Role::Operator if matches!(command, Command::Publish | Command::Rollback) => {
+            return Some("publish and rollback need an admin token".into());
+        }
+        _ => {}
+    }
+    if app.conn != Conn::Live {
+        return Some("offline: changes are disabled until the connection is back".into());
+    }
+    None
+}
+
+/// Moves to another view, remembering where we were.
+pub fn go(app: &mut App, view: View) -> Vec<Effect> {
+    if app.view != view {
+        let previous = std::mem::replace(&mut app.view, view);
+        app.history.push(previous);
+    }
+    open_effects(app)
+}
+
+fn back(app: &mut App) {
+    if let Some(previous) = app.history.pop() {
+        app.view = previous;
+    }
+}
+
+/// What a view needs loaded when it opens (or after a change).
+fn open_effects(app: &mut App) -> Vec<Effect> {
+    let request = match &app.view {
+        View::Inspector { run } => {
+            if app.inspector.detail.get().is_none_or(|d| d.run.id != *run) {
+                app.inspector = Default::default();
+                app.inspector.detail = Load::Loading;
+            }
+            Request::Run(*run)
+        }
+        View::Dlq => Request::Dlq,
+        View::Health => Request::Health {
+            team: app.health_team.clone(),
+        },
+        View::Alerts => Request::Alerts,
+        View::Workflows => Request::Workflows,
+        View::Versions { workflow } => Request::Versions(workflow.clone()),
+        View::Audit => Request::Audit,
+        View::Record { id } => Request::Record(*id),
+        View::Runs | View::Diff { .. } => return Vec::new(),
+    };
+    vec![Effect::Request(request)]
+}
+
+fn refresh(app: &mut App) -> Vec<Effect> {
+    if app.view == View::Runs {
+        app.runs.rows.clear();
+        return vec![Effect::Request(Request::Runs { cursor: None })];
+    }
+    open_effects(app)
+}
+
+fn open(app: &mut App) -> Vec<Effect> {
+    match app.view.clone() {
+        View::Runs => match app.runs.selected_run() {
+            Some(run) => {
+                let run = run.id;
+                go(app, View::Inspector { run })
+            }
+            None => Vec::new(),
+        },
+        View::Dlq => match app.dlq.selected_entry() {
+            Some(entry) => {
+                let run = entry.run_id;
+                go(app, View::Inspector { run })
+            }
+            None => Vec::new(),
+        },
+        View::Alerts => match selected_alert(app) {
+            Some(alert) => {
+                let text = format!("wf:{} status:failed", alert.workflow);
+                app.runs.filter = Filter::parse(&text);
+                app.runs.filter_text = text;
+                go(app, View::Runs)
+            }
+            None => Vec::new(),
+        },
+        View::Workflows => match selected_workflow(app) {
+            Some(workflow) => {
+                app.versions = Default::default();
+                go(app, View::Versions { workflow })
+            }
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// Asks the server what a replay would do; the preview needs an explicit yes.
+fn preview(app: &mut App, command: Command) -> Vec<Effect> {
+    let version = match command {
+        Command::ReplayLatest => ReplayOn::Latest,
+        _ => ReplayOn::Same,
+    };
+    let (ids, filter) = match command {
+        Command::ReplayFiltered => (Vec::new(), Some(app.dlq.filter.query())),
+        _ => (app.dlq.targets(), None),
+    };
+    if ids.is_empty() && filter.is_none() {
+        return Vec::new();
+    }
+    let bulk = BulkReplay {
+        filter: filter.clone().unwrap_or_default(),
+        version,
+        dry_run: true,
+        ids: ids.clone(),
+    };
+    app.overlay = Overlay::Preview {
+        plan: Load::Loading,
+        then: Pending::Replay {
+            ids,
+            filter,
+            version,
+        },
+    };
+    vec![Effect::Request(Request::Replay(Box::new(bulk)))]
+}
+
+/// The request a confirmed change sends.
+fn confirmed(then: Pending) -> Request {
+    match then {
+        Pending::Retry(id) => Request::Retry(id),
+        Pending::Rerun(id) => Request::Rerun(id),
+        Pending::Cancel(id) => Request::Cancel(id),
+        Pending::Ack(id) => Request::Ack(id),
+        Pending::Publish(key) => Request::Publish(key),
+        Pending::Rollback { workflow, version } => Request::Rollback { workflow, version },
+        Pending::Replay {
+            ids,
+            filter,
+            version,
+        } => Request::Replay(Box::new(BulkReplay {
+            filter: filter.unwrap_or_default(),
+            version,
+            dry_run: false,
+            ids,
+        })),
+        Pending::ReplayEdited { dlq, payload } => Request::ReplayEdited { dlq, payload },
+    }
+}
+
+fn overlay_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    match &mut app.overlay {
+        Overlay::None => Vec::new(),
+        Overlay::Help => {
+            app.overlay = Overlay::None;
+            Vec::new()
+        }
+        Overlay::Command(input) | Overlay::Filter(input) => match key.code {
+            KeyCode::Esc => {
+                app.overlay = Overlay::None;
+                Vec::new()
+            }
+            KeyCode::Enter => {
+                let overlay = std::mem::take(&mut app.overlay);
+                match overlay {
+                    Overlay::Command(text) => run_command_line(app, &text),
+                    _ => Vec::new(),
+                }
+            }
+            KeyCode::Tab => {
+                if let Overlay::Command(text) = &mut app.overlay
+                    && let Some(done) = complete(text)
+                {
+                    *text = done.to_owned();
+                }
+                Vec::new()
+            }
+            KeyCode::Backspace => {
+                input.pop();
+                apply_filter(app);
+                Vec::new()
+            }
+            KeyCode::Char(c) if !ctrl => {
+                input.push(c);
+                apply_filter(app);
+                Vec::new()
+            }
+            _ => Vec::new(),
+        },
+        Overlay::Confirm { .. } => match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') => {
+                let Overlay::Confirm { then, .. } = std::mem::take(&mut app.overlay) else {
+                    return Vec::new();
+                };
+                app.toast = Some(("sent…".into(), false));
+                vec![Effect::Request(confirmed(then))]
+            }
+            KeyCode::Char('n') | KeyCode::Esc => {
+                app.overlay = Overlay::None;
+                app.toast = Some(("nothing changed".into(), false));
+                Vec::new()
+            }
+            _ => Vec::new(),
+        },
+        Overlay::Preview { plan, .. } => match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') if matches!(plan, Load::Loaded(p) if p.count > 0) =>
+            {
+                let Overlay::Preview { then, .. } = std::mem::take(&mut app.overlay) else {
+                    return Vec::new();
+                };
+                app.dlq.marked.clear();
+                app.toast = Some(("replaying…".into(), false));
+                vec![Effect::Request(confirmed(then))]
+            }
+            KeyCode::Char('n') | KeyCode::Esc => {
+                app.overlay = Overlay::None;
+                app.toast = Some(("replay cancelled; nothing changed".into(), false));
+                Vec::new()
+            }
+            _ => Vec::new(),
+        },
+        Overlay::Reason { input, ids, .. } => match key.code {
+            KeyCode::Esc => {
+                app.overlay = Overlay::None;
+                Vec::new()
+            }
+            KeyCode::Enter if !input.trim().is_empty() => {
+                let (reason, ids) = (input.trim().to_owned(), std::mem::take(ids));
+                app.overlay = Overlay::None;
+                app.dlq.marked.clear();
+                vec![Effect::Request(Request::Discard { ids, reason })]
+            }
+            KeyCode::Backspace => {
+                input.pop();
+                Vec::new()
+            }
+            KeyCode::Char(c) if !ctrl => {
+                input.push(c);
+                Vec::new()
+            }
+            _ => Vec::new(),
+        },
+        Overlay::Editor { dlq, editor, error } => match key.code {
+            KeyCode::Esc => {
+                app.overlay = Overlay::None;
+                Vec::new()
+            }
+            KeyCode::Char('s') if ctrl => {
+                let text = editor.lines().join("\n");
+                match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(payload) if payload.is_object() => {
+                        let dlq = *dlq;
+                        app.overlay = Overlay::Confirm {
+                            question: format!("Replay entry {dlq} with the edited payload?"),
+                            then: Pending::ReplayEdited { dlq, payload },
+                        };
+                    }
+                    Ok(_) => *error = Some("the payload must be a JSON object".into()),
+                    Err(e) => *error = Some(format!("not valid JSON: {e}")),
+                }
+                Vec::new()
+            }
+            _ => {
+                editor.input(key);
+                *error = None;
+                Vec::new()
+            }
+        },
+    }
+}
+
+/// Filters as the user types.
+fn apply_filter(app: &mut App) {
+    let Overlay::Filter(text) = &app.overlay else {
+        return;
+    };
+    let text = text.clone();
+    match app.view {
+        View::Dlq => {
+            app.dlq.filter = Filter::parse(&text);
+            app.dlq.filter_text = text;
+        }
+        _ => {
+            app.runs.filter = Filter::parse(&text);
+            app.runs.filter_text = text;
+        }
+    }
+}
+
+/// The `:` commands, for completion.
+pub const COMMANDS: &[&str] = &[
+    "runs", "dlq", "health", "alerts", "wf", "audit", "record ", "quit",
+];
+
+fn complete(text: &str) -> Option<&'static str> {
+    let matches: Vec<&&str> = COMMANDS.iter().filter(|c| c.starts_with(text)).collect();
+    (matches.len() == 1).then(|| *matches[0])
+}
+
+/// Runs a `:` command line.
+pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
+    let mut words = text.split_whitespace();
+    let view = match (words.next().unwrap_or(""), words.next()) {
+        ("runs" | "r", _) => View::Runs,
+        ("dlq" | "d", _) => View::Dlq,
+        ("health" | "h", _) => View::Health,
+        ("alerts" | "a", _) => View::Alerts,
+        ("wf" | "workflows" | "w", _) => View::Workflows,
+        ("audit", _) => View::Audit,
+        ("run", Some(id)) if id.parse::<i64>().is_ok() => View::Inspector {
+            run: id.parse().unwrap_or(0),
+        },
+        ("record", Some(id)) if id.parse::<i64>().is_ok() => View::Record {
+            id: id.parse().unwrap_or(0),
+        },
+        ("q" | "quit", _) => {
+            app.quit = true;
+            return Vec::new();
+        }
+        ("", _) => return Vec::new(),
+        (other, _) => {
+            app.toast = Some((
+                format!(
+                    "unknown command `{other}`; try :runs :dlq :health :alerts :wf :audit :record ID :run ID"
+                ),
+                true,
+            ));
+            return Vec::new();
+        }
+    };
+    go(app, view)
+}
+
+fn move_by(app: &mut App, delta: i64) {
+    let (selected, len) = match &app.view {
+        View::Runs => (&mut app.runs.selected, app.runs.visible.len()),
+        View::Dlq => (&mut app.dlq.selected, app.dlq.visible.len()),
+        View::Alerts => (
+            &mut app.alerts.selected,
+            app.alerts.items.get().map_or(0, Vec::len),
+        ),
+        View::Workflows => (
+            &mut app.workflows.selected,
+            app.workflows.items.get().map_or(0, Vec::len),
+        ),
+        View::Versions { .. } => (
+            &mut app.versions.selected,
+            app.versions.items.get().map_or(0, Vec::len),
+        ),
+        View::Audit => (
+            &mut app.audit.selected,
+            app.audit.items.get().map_or(0, Vec::len),
+        ),
+        View::Inspector { .. } | View::Diff { .. } | View::Record { .. } | View::Health => {
+            let scroll = &mut app.inspector.scroll;
+            *scroll = (i64::from(*scroll) + delta.clamp(-1000, 1000)).clamp(0, 10_000) as u16;
+            return;
+        }
+    };
+    let target = (*selected as i64)
+        .saturating_add(delta)
+        .clamp(0, len.saturating_sub(1) as i64);
+    *selected = target as usize;
+    if app.view == View::Runs {
+        // Moving away from the top pauses following; the newest row resumes it.
+        app.runs.follow = app.runs.selected == 0 && app.runs.follow;
+    }
+}
+
+/// Near the end of the cached runs: the next page over REST.
+pub fn more_runs(app: &mut App, visible_rows: usize) -> Option<Effect> {
+    let runs = &mut app.runs;
+    let near_end = runs.selected + visible_rows >= runs.visible.len();
+    match (&runs.next_cursor, near_end, runs.loading_more) {
+        (Some(cursor), true, false) => {
+            runs.loading_more = true;
+            Some(Effect::Request(Request::Runs {
+                cursor: Some(cursor.clone()),
+            }))
+        }
+        _ => None,
+    }
+}
+
+fn current_run(app: &App) -> Option<&RunView> {
+    match &app.view {
+        View::Inspector { .. } => app.inspector.detail.get().map(|d| &d.run),
+        View::Runs => app.runs.selected_run(),
+        _ => None,
+    }
+}
+
+fn selected_alert(app: &App) -> Option<&crate::wire::AlertView> {
+    app.alerts.items.get()?.get(app.alerts.selected)
+}
+
+/// The workflow and version selected in the versions view.
+fn selected_version(app: &App) -> Option<(String, i64)> {
+    let View::Versions { workflow } = &app.view else {
+        return None;
+    };
+    let version = app
+        .versions
+        .items
+        .get()?
+        .get(app.versions.selected)?
+        .version;
+    Some((workflow.clone(), version))
+}
+
+fn selected_workflow(app: &App) -> Option<String> {
+    match &app.view {
+        View::Versions { workflow } => Some(workflow.clone()),
+        _ => app
+            .workflows
+            .items
+            .get()?
+            .get(app.workflows.selected)
+            .map(|w| w.key.clone()),
+    }
+}
+
+/// The JSON the inspector shows for the selected step (its last attempt).
+fn selected_json(app: &App) -> Option<String> {
+    let steps = app.inspector.steps();
+    let attempt = steps.get(app.inspector.step)?.attempts.last()?;
+    serde_json::to_string_pretty(&serde_json::json!({
+        "input": attempt.input,
+        "output": attempt.output,
+        "error": attempt.error,
+    }))
+    .ok()
+}

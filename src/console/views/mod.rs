@@ -1,0 +1,217 @@
+//! Drawing: a pure function of the state and the theme. The header shows where you are and the
+//! counts that matter; the status bar always shows the connection, the role and the last
+//! outcome; overlays (help, command line, confirmations, replay preview, editor) sit on top.
+
+mod lists;
+mod overlays;
+mod runs;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::state::{App, Conn, View};
+use super::theme::Theme;
+
+/// The smallest terminal the console lays out for.
+pub const MIN: (u16, u16) = (80, 24);
+
+/// Draws the whole screen.
+pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
+    let area = frame.area();
+    if area.width < MIN.0 || area.height < MIN.1 {
+        let text = format!(
+            "The terminal is {}x{}; the console needs at least {}x{}.",
+            area.width, area.height, MIN.0, MIN.1
+        );
+        frame.render_widget(
+            Paragraph::new(text)
+                .style(theme.warning)
+                .wrap(Default::default()),
+            area,
+        );
+        return;
+    }
+    let [header, body, status] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(frame, header, app, theme);
+    match &app.view {
+        View::Runs => runs::table(frame, body, app, theme),
+        View::Inspector { .. } => runs::inspector(frame, body, app, theme),
+        View::Dlq => lists::dlq(frame, body, app, theme),
+        View::Health => lists::health(frame, body, app, theme),
+        View::Alerts => lists::alerts(frame, body, app, theme),
+        View::Workflows => lists::workflows(frame, body, app, theme),
+        View::Versions { .. } => lists::versions(frame, body, app, theme),
+        View::Diff { .. } => lists::diff(frame, body, app, theme),
+        View::Audit => lists::audit(frame, body, app, theme),
+        View::Record { .. } => lists::record(frame, body, app, theme),
+    }
+    draw_status(frame, status, app, theme);
+    overlays::draw(frame, body, app, theme);
+}
+
+fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let mut crumbs: Vec<Span<'_>> = vec![Span::styled(" ACP ", theme.title)];
+    for view in app.history.iter().chain(std::iter::once(&app.view)) {
+        crumbs.push(Span::styled("› ", theme.dim));
+        crumbs.push(Span::styled(format!("{} ", view.crumb()), theme.text));
+    }
+    let counts = app.runs.counts();
+    let mut right: Vec<Span<'_>> = Vec::new();
+    for (status, style) in [
+        ("running", theme.run_running),
+        ("retrying", theme.run_retrying),
+        ("failed", theme.run_failed),
+        ("succeeded", theme.run_succeeded),
+    ] {
+        right.push(Span::styled(
+            format!("{status} {} ", counts.get(status).copied().unwrap_or(0)),
+            style,
+        ));
+    }
+    let dlq = app.dlq.entries.get().map_or(0, Vec::len);
+    right.push(Span::styled(
+        format!("dlq {dlq} "),
+        if dlq > 0 { theme.dlq_badge } else { theme.dim },
+    ));
+    let firing = app.firing().len();
+    right.push(Span::styled(
+        format!("alerts {firing} "),
+        if firing > 0 {
+            theme.alert_firing
+        } else {
+            theme.dim
+        },
+    ));
+    let width: u16 = right.iter().map(|s| s.width() as u16).sum();
+    let [left_area, right_area] =
+        Layout::horizontal([Constraint::Min(1), Constraint::Length(width)]).areas(area);
+    frame.render_widget(Line::from(crumbs), left_area);
+    frame.render_widget(Line::from(right), right_area);
+}
+
+fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let (conn, conn_style) = match &app.conn {
+        Conn::Connecting => ("◌ connecting".to_owned(), theme.conn_reconnecting),
+        Conn::Live => ("● live".to_owned(), theme.conn_live),
+        Conn::Reconnecting {
+            attempt,
+            next_in_secs,
+            ..
+        } if *attempt > 3 => (
+            format!("✕ offline (attempt {attempt}, next try in {next_in_secs}s)"),
+            theme.conn_offline,
+        ),
+        Conn::Reconnecting {
+            attempt,
+            next_in_secs,
+            ..
+        } => (
+            format!("◌ reconnecting (attempt {attempt}, next try in {next_in_secs}s)"),
+            theme.conn_reconnecting,
+        ),
+    };
+    let role = match (&app.me, app.read_only_flag) {
+        (_, true) => "read-only".to_owned(),
+        (super::state::Load::Loaded(me), false) => format!("{} ({})", me.name, me.role),
+        _ => "…".to_owned(),
+    };
+    let mut spans = vec![
+        Span::styled(format!(" {conn} "), conn_style.patch(theme.status_bar)),
+        Span::styled(format!("│ {role} │ {} ", app.server), theme.status_bar),
+    ];
+    match &app.toast {
+        Some((text, true)) => spans.push(Span::styled(
+            format!("│ {text} "),
+            theme.error.patch(theme.status_bar),
+        )),
+        Some((text, false)) => spans.push(Span::styled(format!("│ {text} "), theme.status_bar)),
+        None => {}
+    }
+    let hint = format!(" {}  ", hints(app));
+    let hint_width = hint.chars().count() as u16;
+    let [left, right] =
+        Layout::horizontal([Constraint::Min(1), Constraint::Length(hint_width)]).areas(area);
+    frame.render_widget(
+        Paragraph::new(Line::from(spans)).style(theme.status_bar),
+        left,
+    );
+    frame.render_widget(
+        Paragraph::new(Span::styled(hint, theme.key_hint.patch(theme.status_bar)))
+            .style(theme.status_bar),
+        right,
+    );
+}
+
+/// The few keys worth knowing on this screen, from the active keymap.
+fn hints(app: &App) -> String {
+    use super::keymap::Command;
+    let context = app.view.context();
+    let chord = |command| {
+        app.keymap
+            .chord_for(context, command)
+            .map(|c| c.to_string())
+    };
+    [
+        (Command::Help, "help"),
+        (Command::CommandMode, "cmd"),
+        (Command::Back, "back"),
+    ]
+    .into_iter()
+    .filter_map(|(command, label)| chord(command).map(|c| format!("{c} {label}")))
+    .collect::<Vec<_>>()
+    .join("  ")
+}
+
+/// A centred rectangle of `width` x `height` inside `area`.
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    }
+}
+
+/// A line saying why a list is empty or not there yet.
+pub fn placeholder<T>(
+    load: &super::state::Load<T>,
+    empty: &str,
+    theme: &Theme,
+) -> Option<Paragraph<'static>> {
+    use super::state::Load;
+    let (text, style): (String, Style) = match load {
+        Load::Idle | Load::Loading => ("loading…".into(), theme.dim),
+        Load::Failed(e) => (format!("could not load: {e}"), theme.error),
+        Load::Loaded(_) => (empty.to_owned(), theme.dim),
+    };
+    Some(Paragraph::new(text).style(style))
+}
+
+/// `2m 05s`-style durations.
+pub fn short_duration(ms: i64) -> String {
+    match ms {
+        ms if ms < 1000 => format!("{ms}ms"),
+        ms if ms < 60_000 => format!("{:.1}s", ms as f64 / 1000.0),
+        ms if ms < 3_600_000 => format!("{}m {:02}s", ms / 60_000, (ms / 1000) % 60),
+        ms => format!("{}h {:02}m", ms / 3_600_000, (ms / 60_000) % 60),
+    }
+}
+
+/// `21:04:05` today, `11-28 21:04` otherwise (UTC).
+pub fn clock(at: &chrono::DateTime<chrono::Utc>) -> String {
+    if at.date_naive() == chrono::Utc::now().date_naive() {
+        at.format("%H:%M:%S").to_string()
+    } else {
+        at.format("%m-%d %H:%M").to_string()
+    }
+}
