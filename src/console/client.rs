@@ -65,7 +65,11 @@ impl Client {
             Request::Run(id) => Reply::Run(Box::new(
                 self.get::<RunDetail>(&format!("/runs/{id}")).await?,
             )),
-            Request::Dlq => Reply::Dlq(self.get::<Page<DlqView>>("/dlq?limit=500").await?.items),
+            Request::Dlq => Reply::Dlq(
+                self.get::<Page<DlqView>>("/dlq?status=open&limit=500")
+                    .await?
+                    .items,
+            ),
             Request::Health { team } => {
                 let mut path = "/health?window=1h&buckets=30".to_owned();
                 if let Some(team) = team {

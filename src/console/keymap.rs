@@ -42,7 +42,7 @@ macro_rules! commands {
 commands!(
     Quit => (false, "quit"),
     Help => (false, "this help"),
-    CommandMode => (false, "command: :runs :dlq :health :alerts :wf :audit :record ID"),
+    CommandMode => (false, "command line: :runs :dlq :health :alerts :wf :audit"),
     Filter => (false, "filter (fuzzy; status:failed wf:KEY team:NAME)"),
     Back => (false, "back / close"),
     Up => (false, "up"),

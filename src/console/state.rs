@@ -474,6 +474,12 @@ impl App {
         }
     }
 
+    /// Recomputes what the filtered lists show.
+    pub fn refresh_lists(&mut self) {
+        self.runs.refresh();
+        self.dlq.refresh();
+    }
+
     /// The role the server gave this token (viewer until it answered).
     pub fn role(&self) -> Role {
         self.me.get().map_or(Role::Viewer, |m| m.role)

@@ -34,8 +34,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Tick => tick(app),
     };
-    app.runs.refresh();
-    app.dlq.refresh();
+    app.refresh_lists();
     effects
 }
 

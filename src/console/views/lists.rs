@@ -125,7 +125,7 @@ pub fn dlq(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 Constraint::Length(7),
                 Constraint::Length(22),
                 Constraint::Length(12),
-                Constraint::Length(9),
+                Constraint::Length(11),
                 Constraint::Min(10),
             ],
         },
@@ -139,7 +139,7 @@ pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some(health) = app.health.get() else {
         return loading(frame, area, "Health", &app.health, theme);
     };
-    let reasons_height = (health.failure_reasons.len().min(6) + 2) as u16;
+    let reasons_height = (health.failure_reasons.len().min(6) + 3) as u16;
     let [control, workflows, reasons] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(4),

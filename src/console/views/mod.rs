@@ -5,6 +5,8 @@
 mod lists;
 mod overlays;
 mod runs;
+#[cfg(test)]
+mod tests;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};

@@ -52,7 +52,7 @@ pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         frame.render_widget(Paragraph::new(text).style(theme.dim), inner);
         return;
     }
-    let wide = inner.width >= 120;
+    let (medium, wide) = (inner.width >= 100, inner.width >= 120);
     let height = inner.height.saturating_sub(1) as usize;
     let offset = runs.selected.saturating_sub(height.saturating_sub(1));
     let rows = runs.visible[offset..(offset + height).min(runs.visible.len())]
@@ -76,14 +76,16 @@ pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 )),
                 Cell::from(run.id.to_string()),
                 Cell::from(format!("{}@{}", run.workflow, run.version)),
-                Cell::from(
+            ];
+            if medium {
+                cells.push(Cell::from(
                     run.record_id
                         .map(|r| format!("rec {r}"))
                         .unwrap_or_else(|| run.trigger_kind.to_string()),
-                ),
-                Cell::from(clock(&run.started_at.unwrap_or(run.queued_at))),
-                Cell::from(duration),
-            ];
+                ));
+            }
+            cells.push(Cell::from(clock(&run.started_at.unwrap_or(run.queued_at))));
+            cells.push(Cell::from(duration));
             if wide {
                 cells.push(Cell::from(run.attempts.to_string()));
             }
@@ -96,14 +98,17 @@ pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             })
         });
     let mut widths = vec![
-        Constraint::Length(12),
-        Constraint::Length(7),
+        Constraint::Length(11),
+        Constraint::Length(6),
         Constraint::Length(if wide { 26 } else { 20 }),
-        Constraint::Length(10),
-        Constraint::Length(9),
-        Constraint::Length(8),
     ];
-    let mut header = vec!["STATUS", "ID", "WORKFLOW", "TRIGGER", "STARTED", "TOOK"];
+    let mut header = vec!["STATUS", "ID", "WORKFLOW"];
+    if medium {
+        widths.push(Constraint::Length(9));
+        header.push("TRIGGER");
+    }
+    widths.extend([Constraint::Length(11), Constraint::Length(7)]);
+    header.extend(["STARTED", "TOOK"]);
     if wide {
         widths.push(Constraint::Length(5));
         header.push("TRIES");

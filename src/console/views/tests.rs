@@ -1,0 +1,408 @@
+//! Snapshots of every screen at 80x24 and 160x48 in the `default` and `mono` themes, drawn
+//! from fixed data with ratatui's `TestBackend` (styles included, so a theme change shows).
+
+use chrono::{DateTime, Utc};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use serde_json::json;
+
+use super::draw;
+use crate::console::keymap;
+use crate::console::state::{App, Conn, Load, Overlay, Pending, View};
+use crate::console::theme;
+use crate::wire::*;
+
+fn at(minute: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_795_900_000 + minute * 60, 0).expect("a time")
+}
+
+fn error(message: &str) -> StepError {
+    StepError {
+        class: ErrorClass::Transient,
+        message: message.into(),
+        retryable: true,
+        status: Some(503),
+    }
+}
+
+fn run(id: i64, workflow: &str, status: RunStatus) -> RunView {
+    RunView {
+        id,
+        workflow: workflow.into(),
+        version: 3,
+        team: "revops".into(),
+        status,
+        mode: RunMode::Live,
+        trigger_kind: TriggerKind::Record,
+        trigger: json!({"record": {"id": 40 + id}}),
+        record_id: Some(40 + id),
+        origin_run: None,
+        queued_at: at(id),
+        started_at: Some(at(id)),
+        finished_at: status
+            .is_final()
+            .then(|| at(id) + chrono::Duration::milliseconds(1234 * id)),
+        next_attempt_at: None,
+        attempts: id % 3 + 1,
+        error: (status == RunStatus::Failed)
+            .then(|| error("HTTP 503 from enrichment for lead 1841")),
+        failed_step: (status == RunStatus::Failed).then(|| "enrich".into()),
+    }
+}
+
+fn attempt(id: i64, index: i64, step: &str, number: i64, status: AttemptStatus) -> AttemptView {
+    AttemptView {
+        id,
+        step_index: index,
+        step_id: step.into(),
+        number,
+        status,
+        idempotency_key: format!("run-7:{step}"),
+        input: json!({"Http": {"method": "GET", "url": "https://enrich.example.com/v1/person?email=ada%40example.com", "headers": {"Authorization": "[redacted]"}}}),
+        output: if status == AttemptStatus::Succeeded {
+            json!({"score": 87, "segment": "enterprise", "verified": true})
+        } else {
+            json!(null)
+        },
+        error: (status == AttemptStatus::Failed)
+            .then(|| error("HTTP 503 from enrichment for lead 1841")),
+        detail: if step == "score" {
+            json!({"provider": "builtin", "model": "acp-score-1", "policy_id": "lead-scoring-v2", "tokens": 212})
+        } else {
+            json!({})
+        },
+        started_at: at(7),
+        finished_at: Some(at(7) + chrono::Duration::milliseconds(300 * number)),
+        carried_from: None,
+        retry_delay_ms: (status == AttemptStatus::Failed).then_some(2000),
+    }
+}
+
+fn app() -> App {
+    let mut app = App::new(
+        "http://acp.example.com:7700".into(),
+        keymap::load("default", None).expect("the default keymap"),
+        false,
+    );
+    app.me = Load::Loaded(Me {
+        name: "oncall".into(),
+        role: Role::Operator,
+        seq: 99,
+    });
+    app.conn = Conn::Live;
+    let statuses = [
+        RunStatus::Failed,
+        RunStatus::Succeeded,
+        RunStatus::Running,
+        RunStatus::Retrying,
+        RunStatus::Succeeded,
+        RunStatus::Queued,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+        RunStatus::Waiting,
+    ];
+    let workflows = ["lead_routing", "deal_stage_followup", "big_deal_alert"];
+    for (i, status) in statuses.iter().cycle().take(40).enumerate() {
+        let id = i as i64 + 1;
+        app.runs.rows.insert(id, run(id, workflows[i % 3], *status));
+    }
+    app.runs.loaded = true;
+    app.inspector.detail = Load::Loaded(RunDetail {
+        run: run(7, "lead_routing", RunStatus::Failed),
+        attempts: vec![
+            attempt(1, 0, "enrich", 1, AttemptStatus::Failed),
+            attempt(2, 0, "enrich", 2, AttemptStatus::Succeeded),
+            attempt(3, 1, "score", 1, AttemptStatus::Succeeded),
+            attempt(4, 2, "tell_sales", 1, AttemptStatus::Failed),
+        ],
+    });
+    app.inspector.step = 1;
+    app.dlq.entries = Load::Loaded(
+        (1..=6)
+            .map(|id| DlqView {
+                id,
+                run_id: id * 7,
+                workflow: workflows[id as usize % 3].into(),
+                version: 3,
+                team: "revops".into(),
+                step_id: "enrich".into(),
+                error: error("HTTP 503 from enrichment for lead 1841"),
+                status: DlqStatus::Open,
+                created_at: at(id),
+                closed_at: None,
+                closed_by: None,
+                close_reason: None,
+                replay_run: None,
+            })
+            .collect(),
+    );
+    app.dlq.marked.extend([2, 3]);
+    app.alerts.items = Load::Loaded(vec![
+        AlertView {
+            id: 4,
+            rule: "failure_rate".into(),
+            workflow: "lead_routing".into(),
+            severity: "critical".into(),
+            state: AlertState::Firing,
+            opened_at: at(3),
+            fired_at: Some(at(3)),
+            resolved_at: None,
+            acked_at: None,
+            acked_by: None,
+            silenced_until: None,
+            notified_at: Some(at(3)),
+            detail: json!({"failed": 12, "finished": 40}),
+        },
+        AlertView {
+            id: 3,
+            rule: "dead_letters".into(),
+            workflow: "big_deal_alert".into(),
+            severity: "warning".into(),
+            state: AlertState::Resolved,
+            opened_at: at(1),
+            fired_at: Some(at(1)),
+            resolved_at: Some(at(2)),
+            acked_at: Some(at(1)),
+            acked_by: Some("oncall".into()),
+            silenced_until: None,
+            notified_at: None,
+            detail: json!({}),
+        },
+    ]);
+    let buckets = |base: i64| (0..30).map(|i| (i * 7 + base) % 11).collect::<Vec<i64>>();
+    app.health = Load::Loaded(Health {
+        since: at(0),
+        until: at(60),
+        bucket_secs: 120,
+        workflows: workflows
+            .iter()
+            .enumerate()
+            .map(|(i, w)| WorkflowHealth {
+                workflow: (*w).into(),
+                team: "revops".into(),
+                counts: Counts {
+                    runs: 120 + i as i64,
+                    succeeded: 100,
+                    failed: 20 - i as i64 * 9,
+                    failure_rate: 0.16 - i as f64 * 0.07,
+                    dlq_depth: 2 - i as i64,
+                },
+                p50_ms: Some(420),
+                p95_ms: Some(2300 + i as i64 * 1000),
+                throughput: buckets(i as i64),
+                failures: buckets(i as i64 + 3).into_iter().map(|v| v / 4).collect(),
+                unnotified: Unnotified::default(),
+            })
+            .collect(),
+        teams: Vec::new(),
+        failure_reasons: vec![FailureReason {
+            signature: "HTTP 503 from enrichment for lead #".into(),
+            workflow: "lead_routing".into(),
+            count: 18,
+            first_seen: at(2),
+            last_seen: at(50),
+            example: "HTTP 503 from enrichment for lead 1841".into(),
+        }],
+        dlq_depth: 6,
+        control: ControlStatus {
+            evaluator_last_run: Some(at(59)),
+            evaluator_healthy: true,
+        },
+        unnotified: Unnotified {
+            within_ms: 600_000,
+            failed: 20,
+            unnotified: 0,
+            rate: 0.0,
+        },
+    });
+    app.workflows.items = Load::Loaded(
+        workflows
+            .iter()
+            .map(|w| WorkflowView {
+                key: (*w).into(),
+                name: w.replace('_', " "),
+                team: "revops".into(),
+                published_version: Some(3),
+                latest_version: 4,
+                has_draft: *w == "lead_routing",
+                updated_at: at(5),
+                runs_24h: 120,
+                failed_24h: 7,
+            })
+            .collect(),
+    );
+    app.versions.items = Load::Loaded(
+        (1..=4)
+            .rev()
+            .map(|v| VersionView {
+                workflow: "lead_routing".into(),
+                version: v,
+                published: v == 3,
+                source: String::new(),
+                created_at: at(v),
+                created_by: "admin".into(),
+            })
+            .collect(),
+    );
+    app.diff = Load::Loaded(Diff {
+        from: 2,
+        to: 3,
+        unified: "--- v2\n+++ v3\n@@ -4,3 +4,3 @@\n     steps: [\n-        (id: \"enrich\", retry: (max_attempts: 3)),\n+        (id: \"enrich\", retry: (max_attempts: 5)),\n     ]\n".into(),
+    });
+    app.audit.items = Load::Loaded(vec![AuditEntry {
+        id: 1,
+        at: at(9),
+        actor: "oncall".into(),
+        role: Role::Operator,
+        action: "dlq.replay_matching".into(),
+        target: "dlq:2,3".into(),
+        reason: Some("enrichment back".into()),
+        outcome: "ok".into(),
+    }]);
+    app.record = Load::Loaded((
+        RecordView {
+            id: 47,
+            object: "people".into(),
+            values: serde_json::Map::new(),
+            created_at: at(1),
+            updated_at: at(8),
+        },
+        vec![FieldChange {
+            id: 1,
+            record_id: 47,
+            field: "score".into(),
+            old: json!(null),
+            new: json!(87),
+            at: at(8),
+            source: Source::Ai,
+            actor: "lead_routing".into(),
+            workflow: Some("lead_routing".into()),
+            workflow_version: Some(3),
+            run_id: Some(7),
+            step_id: Some("score".into()),
+            ai_policy_id: Some("lead-scoring-v2".into()),
+        }],
+    ));
+    app.refresh_lists();
+    app
+}
+
+fn screens() -> Vec<(&'static str, View, Overlay)> {
+    vec![
+        ("runs", View::Runs, Overlay::None),
+        ("inspector", View::Inspector { run: 7 }, Overlay::None),
+        ("dlq", View::Dlq, Overlay::None),
+        ("health", View::Health, Overlay::None),
+        ("alerts", View::Alerts, Overlay::None),
+        ("workflows", View::Workflows, Overlay::None),
+        (
+            "versions",
+            View::Versions {
+                workflow: "lead_routing".into(),
+            },
+            Overlay::None,
+        ),
+        (
+            "diff",
+            View::Diff {
+                workflow: "lead_routing".into(),
+            },
+            Overlay::None,
+        ),
+        ("audit", View::Audit, Overlay::None),
+        ("record", View::Record { id: 47 }, Overlay::None),
+        ("help", View::Runs, Overlay::Help),
+        (
+            "confirm",
+            View::Runs,
+            Overlay::Confirm {
+                question: "Retry run 7 from its failed step?".into(),
+                then: Pending::Retry(7),
+            },
+        ),
+        (
+            "preview",
+            View::Dlq,
+            Overlay::Preview {
+                plan: Load::Loaded(ReplayPlan {
+                    count: 2,
+                    workflows: vec!["lead_routing".into()],
+                    records: vec![44, 47],
+                    external_steps: vec![
+                        ExternalStep {
+                            workflow: "lead_routing".into(),
+                            version: 3,
+                            step_id: "enrich".into(),
+                            kind: "http".into(),
+                            idempotency_key: true,
+                            runs: 2,
+                        },
+                        ExternalStep {
+                            workflow: "lead_routing".into(),
+                            version: 4,
+                            step_id: "tell_sales".into(),
+                            kind: "notify".into(),
+                            idempotency_key: false,
+                            runs: 2,
+                        },
+                    ],
+                    runs: Vec::new(),
+                }),
+                then: Pending::Retry(0),
+            },
+        ),
+    ]
+}
+
+fn render(app: &App, theme: &theme::Theme, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+    terminal.draw(|f| draw(f, app, theme)).expect("a frame");
+    format!("{:?}", terminal.backend().buffer())
+}
+
+#[test]
+fn every_screen_in_both_sizes_and_themes() {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"\d{2}-\d{2} \d{2}:\d{2}", "[time]");
+    settings.add_filter(r"\d{2}:\d{2}:\d{2}", "[time]");
+    settings.set_prepend_module_to_snapshot(false);
+    let _guard = settings.bind_to_scope();
+    for theme_name in ["default", "mono"] {
+        let theme = theme::load(theme_name, None).expect("a built-in theme");
+        for (name, view, overlay) in screens() {
+            for (width, height) in [(80, 24), (160, 48)] {
+                let mut app = app();
+                app.view = view.clone();
+                app.history = if view == View::Runs {
+                    Vec::new()
+                } else {
+                    vec![View::Runs]
+                };
+                app.overlay = match &overlay {
+                    Overlay::None => Overlay::None,
+                    Overlay::Help => Overlay::Help,
+                    Overlay::Confirm { question, then } => Overlay::Confirm {
+                        question: question.clone(),
+                        then: then.clone(),
+                    },
+                    Overlay::Preview { plan, then } => Overlay::Preview {
+                        plan: plan.clone(),
+                        then: then.clone(),
+                    },
+                    _ => unreachable!("not in screens()"),
+                };
+                let screen = render(&app, &theme, width, height);
+                insta::assert_snapshot!(format!("{name}_{width}x{height}_{theme_name}"), screen);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_terminal_below_80x24_says_so() {
+    let screen = render(&app(), &theme::load("default", None).unwrap(), 70, 20);
+    assert!(
+        screen.contains("The terminal is 70x20; the console needs at least 80x24."),
+        "{screen}"
+    );
+}
