@@ -2,16 +2,21 @@
 //! keymap; replies and stream events refresh the cache; every change on the server goes
 //! through a confirmation (or a typed reason, or a replay preview) first.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+mod overlay;
+mod replies;
+#[cfg(test)]
+mod tests;
+
+use crossterm::event::KeyEvent;
 
 use super::keymap::Command;
-use super::msg::{Effect, Msg, Reply, Request};
+use super::msg::{Effect, Msg, Request};
 use super::state::{App, Conn, Filter, Load, Overlay, Pending, View};
-use crate::wire::{BulkReplay, EventKind, ReplayOn, Role, RunStatus, RunView, StreamMessage};
+use crate::wire::{BulkReplay, ReplayOn, Role, RunView};
+pub use overlay::{COMMANDS, run_command_line};
 
 /// Rows a page key moves.
 const PAGE: usize = 10;
-
 /// What to load when the console starts.
 pub fn start() -> Vec<Effect> {
     vec![Effect::Request(Request::Me)]
@@ -21,8 +26,8 @@ pub fn start() -> Vec<Effect> {
 pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
     let effects = match msg {
         Msg::Key(key) => key_pressed(app, key),
-        Msg::Reply(request, result) => replied(app, request, *result),
-        Msg::Stream(message) => streamed(app, message),
+        Msg::Reply(request, result) => replies::replied(app, request, *result),
+        Msg::Stream(message) => replies::streamed(app, message),
         Msg::Conn(conn) => {
             let back = conn == Conn::Live && app.conn != Conn::Live;
             app.conn = conn;
@@ -57,198 +62,9 @@ fn tick(app: &mut App) -> Vec<Effect> {
     effects
 }
 
-fn replied(app: &mut App, request: Request, result: Result<Reply, String>) -> Vec<Effect> {
-    let reply = match result {
-        Ok(reply) => reply,
-        Err(error) => return failed(app, &request, error),
-    };
-    match reply {
-        Reply::Me(me) => {
-            let since = me.seq;
-            app.me = Load::Loaded(me);
-            let mut effects: Vec<Effect> = [
-                Request::Runs { cursor: None },
-                Request::Workflows,
-                Request::Alerts,
-                Request::Dlq,
-            ]
-            .into_iter()
-            .map(Effect::Request)
-            .collect();
-            effects.extend(open_effects(app));
-            effects.push(Effect::Stream { since });
-            return effects;
-        }
-        Reply::Runs(page) => {
-            for run in page.items {
-                app.runs.rows.entry(run.id).or_insert(run);
-            }
-            app.runs.next_cursor = page.next_cursor;
-            app.runs.loading_more = false;
-            app.runs.loaded = true;
-        }
-        Reply::Run(detail) => {
-            app.runs.rows.insert(detail.run.id, detail.run.clone());
-            if matches!(app.view, View::Inspector { run } if run == detail.run.id) {
-                app.inspector.detail = Load::Loaded(*detail);
-            } else if let Overlay::Editor { editor, .. } = &mut app.overlay {
-                let text = serde_json::to_string_pretty(&detail.run.trigger).unwrap_or_default();
-                **editor = tui_textarea::TextArea::from(text.lines().map(str::to_owned));
-            }
-        }
-        Reply::Dlq(entries) => app.dlq.entries = Load::Loaded(entries),
-        Reply::Health(health) => app.health = Load::Loaded(*health),
-        Reply::Alerts(alerts) => {
-            if let Some(id) = app.focus_alert.take() {
-                app.alerts.selected = alerts.iter().position(|a| a.id == id).unwrap_or(0);
-            }
-            app.alerts.items = Load::Loaded(alerts);
-        }
-        Reply::Workflows(list) => {
-            app.teams = list
-                .iter()
-                .map(|w| (w.key.clone(), w.team.clone()))
-                .collect();
-            app.workflows.items = Load::Loaded(list);
-        }
-        Reply::Versions(mut list) => {
-            list.sort_by_key(|v| std::cmp::Reverse(v.version));
-            app.versions.items = Load::Loaded(list);
-        }
-        Reply::Diff(diff) => app.diff = Load::Loaded(diff),
-        Reply::Audit(list) => app.audit.items = Load::Loaded(list),
-        Reply::Record(record, history) => app.record = Load::Loaded((*record, history)),
-        Reply::Plan(plan) => {
-            if let Overlay::Preview { plan: shown, .. } = &mut app.overlay {
-                *shown = Load::Loaded(*plan);
-            }
-        }
-        Reply::Done(said) => {
-            app.toast = Some((said, false));
-            app.stale.extend(["dlq", "alerts", "workflows"]);
-            return open_effects(app);
-        }
-    }
-    Vec::new()
-}
-
-fn failed(app: &mut App, request: &Request, error: String) -> Vec<Effect> {
-    match request {
-        Request::Me => app.me = Load::Failed(error.clone()),
-        Request::Runs { .. } => app.runs.loading_more = false,
-        Request::Run(_) => app.inspector.detail = Load::Failed(error.clone()),
-        Request::Dlq => app.dlq.entries = Load::Failed(error.clone()),
-        Request::Health { .. } => app.health = Load::Failed(error.clone()),
-        Request::Alerts => app.alerts.items = Load::Failed(error.clone()),
-        Request::Workflows => app.workflows.items = Load::Failed(error.clone()),
-        Request::Versions(_) => app.versions.items = Load::Failed(error.clone()),
-        Request::Diff { .. } => app.diff = Load::Failed(error.clone()),
-        Request::Audit => app.audit.items = Load::Failed(error.clone()),
-        Request::Record(_) => app.record = Load::Failed(error.clone()),
-        Request::Replay(b) if b.dry_run => {
-            if let Overlay::Preview { plan, .. } = &mut app.overlay {
-                *plan = Load::Failed(error.clone());
-            }
-        }
-        _ => {}
-    }
-    app.toast = Some((error, true));
-    Vec::new()
-}
-
-/// Patches the cache from an event, so the explorer moves without a request per event.
-fn streamed(app: &mut App, message: StreamMessage) -> Vec<Effect> {
-    let event = match message {
-        StreamMessage::Event(event) => event,
-        StreamMessage::Reset { .. } => {
-            app.runs.rows.clear();
-            app.stale.extend(["alerts", "dlq", "workflows"]);
-            return vec![Effect::Request(Request::Runs { cursor: None })];
-        }
-        StreamMessage::Lagged { .. } => return Vec::new(),
-    };
-    let kind = event.kind;
-    let group = kind.as_str().split('.').next().unwrap_or("");
-    match group {
-        "alert" => {
-            app.stale.insert("alerts");
-        }
-        "dlq" => {
-            app.stale.insert("dlq");
-        }
-        "workflow" => {
-            app.stale.insert("workflows");
-        }
-        _ => {}
-    }
-    let (Some(run_id), Some(workflow)) = (event.run_id, event.workflow.clone()) else {
-        return Vec::new();
-    };
-    if kind == EventKind::RunQueued {
-        let team = app.teams.get(&workflow).cloned().unwrap_or_default();
-        app.runs.rows.entry(run_id).or_insert_with(|| RunView {
-            id: run_id,
-            workflow,
-            version: event.data["version"].as_i64().unwrap_or(0),
-            team,
-            status: RunStatus::Queued,
-            mode: crate::wire::RunMode::Live,
-            trigger_kind: serde_json::from_value(event.data["trigger_kind"].clone())
-                .unwrap_or(crate::wire::TriggerKind::Manual),
-            trigger: serde_json::Value::Null,
-            record_id: event.data["record_id"].as_i64(),
-            origin_run: event.data["origin_run"].as_i64(),
-            queued_at: event.at,
-            started_at: None,
-            finished_at: None,
-            next_attempt_at: None,
-            attempts: 0,
-            error: None,
-            failed_step: None,
-        });
-    }
-    let Some(run) = app.runs.rows.get_mut(&run_id) else {
-        return Vec::new();
-    };
-    match kind {
-        EventKind::RunStarted | EventKind::RunResumed => {
-            run.status = RunStatus::Running;
-            run.started_at.get_or_insert(event.at);
-        }
-        EventKind::RunWaiting => run.status = RunStatus::Waiting,
-        EventKind::StepStarted => {
-            run.status = RunStatus::Running;
-            run.attempts += 1;
-        }
-        EventKind::StepRetryScheduled => run.status = RunStatus::Retrying,
-        EventKind::RunRetried => {
-            run.status = RunStatus::Queued;
-            run.finished_at = None;
-            run.error = None;
-        }
-        EventKind::RunSucceeded | EventKind::RunFailed | EventKind::RunCancelled => {
-            run.status = match kind {
-                EventKind::RunSucceeded => RunStatus::Succeeded,
-                EventKind::RunFailed => RunStatus::Failed,
-                _ => RunStatus::Cancelled,
-            };
-            run.finished_at = Some(event.at);
-            run.error = serde_json::from_value(event.data["error"].clone()).ok();
-            run.failed_step = event.data["step_id"].as_str().map(str::to_owned);
-        }
-        _ => {}
-    }
-    // The inspector shows this run: reload its detail.
-    let shown = matches!(app.view, View::Inspector { run } if run == run_id);
-    if shown && matches!(group, "run" | "step") {
-        return vec![Effect::Request(Request::Run(run_id))];
-    }
-    Vec::new()
-}
-
 fn key_pressed(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     if !matches!(app.overlay, Overlay::None) {
-        return overlay_key(app, key);
+        return overlay::key(app, key);
     }
     let Some(command) = app.keymap.command(app.view.context(), &key) else {
         return Vec::new();
@@ -462,7 +278,7 @@ fn back(app: &mut App) {
 }
 
 /// What a view needs loaded when it opens (or after a change).
-fn open_effects(app: &mut App) -> Vec<Effect> {
+pub(super) fn open_effects(app: &mut App) -> Vec<Effect> {
     let request = match &app.view {
         View::Inspector { run } => {
             if app.inspector.detail.get().is_none_or(|d| d.run.id != *run) {
@@ -560,7 +376,7 @@ fn preview(app: &mut App, command: Command) -> Vec<Effect> {
 }
 
 /// The request a confirmed change sends.
-fn confirmed(then: Pending) -> Request {
+pub(super) fn confirmed(then: Pending) -> Request {
     match then {
         Pending::Retry(id) => Request::Retry(id),
         Pending::Rerun(id) => Request::Rerun(id),
@@ -582,191 +398,7 @@ fn confirmed(then: Pending) -> Request {
     }
 }
 
-fn overlay_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
-    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-    match &mut app.overlay {
-        Overlay::None => Vec::new(),
-        Overlay::Help => {
-            app.overlay = Overlay::None;
-            Vec::new()
-        }
-        Overlay::Command(input) | Overlay::Filter(input) => match key.code {
-            KeyCode::Esc => {
-                app.overlay = Overlay::None;
-                Vec::new()
-            }
-            KeyCode::Enter => {
-                let overlay = std::mem::take(&mut app.overlay);
-                match overlay {
-                    Overlay::Command(text) => run_command_line(app, &text),
-                    _ => Vec::new(),
-                }
-            }
-            KeyCode::Tab => {
-                if let Overlay::Command(text) = &mut app.overlay
-                    && let Some(done) = complete(text)
-                {
-                    *text = done.to_owned();
-                }
-                Vec::new()
-            }
-            KeyCode::Backspace => {
-                input.pop();
-                apply_filter(app);
-                Vec::new()
-            }
-            KeyCode::Char(c) if !ctrl => {
-                input.push(c);
-                apply_filter(app);
-                Vec::new()
-            }
-            _ => Vec::new(),
-        },
-        Overlay::Confirm { .. } => match key.code {
-            KeyCode::Char('y') | KeyCode::Char('Y') => {
-                let Overlay::Confirm { then, .. } = std::mem::take(&mut app.overlay) else {
-                    return Vec::new();
-                };
-                app.toast = Some(("sent…".into(), false));
-                vec![Effect::Request(confirmed(then))]
-            }
-            KeyCode::Char('n') | KeyCode::Esc => {
-                app.overlay = Overlay::None;
-                app.toast = Some(("nothing changed".into(), false));
-                Vec::new()
-            }
-            _ => Vec::new(),
-        },
-        Overlay::Preview { plan, .. } => match key.code {
-            KeyCode::Char('y') | KeyCode::Char('Y') if matches!(plan, Load::Loaded(p) if p.count > 0) =>
-            {
-                let Overlay::Preview { then, .. } = std::mem::take(&mut app.overlay) else {
-                    return Vec::new();
-                };
-                app.dlq.marked.clear();
-                app.toast = Some(("replaying…".into(), false));
-                vec![Effect::Request(confirmed(then))]
-            }
-            KeyCode::Char('n') | KeyCode::Esc => {
-                app.overlay = Overlay::None;
-                app.toast = Some(("replay cancelled; nothing changed".into(), false));
-                Vec::new()
-            }
-            _ => Vec::new(),
-        },
-        Overlay::Reason { input, ids, .. } => match key.code {
-            KeyCode::Esc => {
-                app.overlay = Overlay::None;
-                Vec::new()
-            }
-            KeyCode::Enter if !input.trim().is_empty() => {
-                let (reason, ids) = (input.trim().to_owned(), std::mem::take(ids));
-                app.overlay = Overlay::None;
-                app.dlq.marked.clear();
-                vec![Effect::Request(Request::Discard { ids, reason })]
-            }
-            KeyCode::Backspace => {
-                input.pop();
-                Vec::new()
-            }
-            KeyCode::Char(c) if !ctrl => {
-                input.push(c);
-                Vec::new()
-            }
-            _ => Vec::new(),
-        },
-        Overlay::Editor { dlq, editor, error } => match key.code {
-            KeyCode::Esc => {
-                app.overlay = Overlay::None;
-                Vec::new()
-            }
-            KeyCode::Char('s') if ctrl => {
-                let text = editor.lines().join("\n");
-                match serde_json::from_str::<serde_json::Value>(&text) {
-                    Ok(payload) if payload.is_object() => {
-                        let dlq = *dlq;
-                        app.overlay = Overlay::Confirm {
-                            question: format!("Replay entry {dlq} with the edited payload?"),
-                            then: Pending::ReplayEdited { dlq, payload },
-                        };
-                    }
-                    Ok(_) => *error = Some("the payload must be a JSON object".into()),
-                    Err(e) => *error = Some(format!("not valid JSON: {e}")),
-                }
-                Vec::new()
-            }
-            _ => {
-                editor.input(key);
-                *error = None;
-                Vec::new()
-            }
-        },
-    }
-}
-
-/// Filters as the user types.
-fn apply_filter(app: &mut App) {
-    let Overlay::Filter(text) = &app.overlay else {
-        return;
-    };
-    let text = text.clone();
-    match app.view {
-        View::Dlq => {
-            app.dlq.filter = Filter::parse(&text);
-            app.dlq.filter_text = text;
-        }
-        _ => {
-            app.runs.filter = Filter::parse(&text);
-            app.runs.filter_text = text;
-        }
-    }
-}
-
-/// The `:` commands, for completion.
-pub const COMMANDS: &[&str] = &[
-    "runs", "dlq", "health", "alerts", "wf", "audit", "record ", "quit",
-];
-
-fn complete(text: &str) -> Option<&'static str> {
-    let matches: Vec<&&str> = COMMANDS.iter().filter(|c| c.starts_with(text)).collect();
-    (matches.len() == 1).then(|| *matches[0])
-}
-
-/// Runs a `:` command line.
-pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
-    let mut words = text.split_whitespace();
-    let view = match (words.next().unwrap_or(""), words.next()) {
-        ("runs" | "r", _) => View::Runs,
-        ("dlq" | "d", _) => View::Dlq,
-        ("health" | "h", _) => View::Health,
-        ("alerts" | "a", _) => View::Alerts,
-        ("wf" | "workflows" | "w", _) => View::Workflows,
-        ("audit", _) => View::Audit,
-        ("run", Some(id)) if id.parse::<i64>().is_ok() => View::Inspector {
-            run: id.parse().unwrap_or(0),
-        },
-        ("record", Some(id)) if id.parse::<i64>().is_ok() => View::Record {
-            id: id.parse().unwrap_or(0),
-        },
-        ("q" | "quit", _) => {
-            app.quit = true;
-            return Vec::new();
-        }
-        ("", _) => return Vec::new(),
-        (other, _) => {
-            app.toast = Some((
-                format!(
-                    "unknown command `{other}`; try :runs :dlq :health :alerts :wf :audit :record ID :run ID"
-                ),
-                true,
-            ));
-            return Vec::new();
-        }
-    };
-    go(app, view)
-}
-
-fn move_by(app: &mut App, delta: i64) {
+pub(super) fn move_by(app: &mut App, delta: i64) {
     let (selected, len) = match &app.view {
         View::Runs => (&mut app.runs.selected, app.runs.visible.len()),
         View::Dlq => (&mut app.dlq.selected, app.dlq.visible.len()),

@@ -1,0 +1,192 @@
+//! Keys while an overlay is open: the command and filter lines, confirmations, the replay
+//! preview, the discard reason and the payload editor.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::super::msg::{Effect, Request};
+use super::super::state::{App, Filter, Load, Overlay, Pending, View};
+use super::{confirmed, go};
+
+pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    match &mut app.overlay {
+        Overlay::None => Vec::new(),
+        Overlay::Help => {
+            app.overlay = Overlay::None;
+            Vec::new()
+        }
+        Overlay::Command(input) | Overlay::Filter(input) => match key.code {
+            KeyCode::Esc => {
+                app.overlay = Overlay::None;
+                Vec::new()
+            }
+            KeyCode::Enter => {
+                let overlay = std::mem::take(&mut app.overlay);
+                match overlay {
+                    Overlay::Command(text) => run_command_line(app, &text),
+                    _ => Vec::new(),
+                }
+            }
+            KeyCode::Tab => {
+                if let Overlay::Command(text) = &mut app.overlay
+                    && let Some(done) = complete(text)
+                {
+                    *text = done.to_owned();
+                }
+                Vec::new()
+            }
+            KeyCode::Backspace => {
+                input.pop();
+                apply_filter(app);
+                Vec::new()
+            }
+            KeyCode::Char(c) if !ctrl => {
+                input.push(c);
+                apply_filter(app);
+                Vec::new()
+            }
+            _ => Vec::new(),
+        },
+        Overlay::Confirm { .. } => match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') => {
+                let Overlay::Confirm { then, .. } = std::mem::take(&mut app.overlay) else {
+                    return Vec::new();
+                };
+                app.toast = Some(("sent…".into(), false));
+                vec![Effect::Request(confirmed(then))]
+            }
+            KeyCode::Char('n') | KeyCode::Esc => {
+                app.overlay = Overlay::None;
+                app.toast = Some(("nothing changed".into(), false));
+                Vec::new()
+            }
+            _ => Vec::new(),
+        },
+        Overlay::Preview { plan, .. } => match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') if matches!(plan, Load::Loaded(p) if p.count > 0) =>
+            {
+                let Overlay::Preview { then, .. } = std::mem::take(&mut app.overlay) else {
+                    return Vec::new();
+                };
+                app.dlq.marked.clear();
+                app.toast = Some(("replaying…".into(), false));
+                vec![Effect::Request(confirmed(then))]
+            }
+            KeyCode::Char('n') | KeyCode::Esc => {
+                app.overlay = Overlay::None;
+                app.toast = Some(("replay cancelled; nothing changed".into(), false));
+                Vec::new()
+            }
+            _ => Vec::new(),
+        },
+        Overlay::Reason { input, ids, .. } => match key.code {
+            KeyCode::Esc => {
+                app.overlay = Overlay::None;
+                Vec::new()
+            }
+            KeyCode::Enter if !input.trim().is_empty() => {
+                let (reason, ids) = (input.trim().to_owned(), std::mem::take(ids));
+                app.overlay = Overlay::None;
+                app.dlq.marked.clear();
+                vec![Effect::Request(Request::Discard { ids, reason })]
+            }
+            KeyCode::Backspace => {
+                input.pop();
+                Vec::new()
+            }
+            KeyCode::Char(c) if !ctrl => {
+                input.push(c);
+                Vec::new()
+            }
+            _ => Vec::new(),
+        },
+        Overlay::Editor { dlq, editor, error } => match key.code {
+            KeyCode::Esc => {
+                app.overlay = Overlay::None;
+                Vec::new()
+            }
+            KeyCode::Char('s') if ctrl => {
+                let text = editor.lines().join("\n");
+                match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(payload) if payload.is_object() => {
+                        let dlq = *dlq;
+                        app.overlay = Overlay::Confirm {
+                            question: format!("Replay entry {dlq} with the edited payload?"),
+                            then: Pending::ReplayEdited { dlq, payload },
+                        };
+                    }
+                    Ok(_) => *error = Some("the payload must be a JSON object".into()),
+                    Err(e) => *error = Some(format!("not valid JSON: {e}")),
+                }
+                Vec::new()
+            }
+            _ => {
+                editor.input(key);
+                *error = None;
+                Vec::new()
+            }
+        },
+    }
+}
+
+/// Filters as the user types.
+fn apply_filter(app: &mut App) {
+    let Overlay::Filter(text) = &app.overlay else {
+        return;
+    };
+    let text = text.clone();
+    match app.view {
+        View::Dlq => {
+            app.dlq.filter = Filter::parse(&text);
+            app.dlq.filter_text = text;
+        }
+        _ => {
+            app.runs.filter = Filter::parse(&text);
+            app.runs.filter_text = text;
+        }
+    }
+}
+
+/// The `:` commands, for completion.
+pub const COMMANDS: &[&str] = &[
+    "runs", "dlq", "health", "alerts", "wf", "audit", "record ", "quit",
+];
+
+fn complete(text: &str) -> Option<&'static str> {
+    let matches: Vec<&&str> = COMMANDS.iter().filter(|c| c.starts_with(text)).collect();
+    (matches.len() == 1).then(|| *matches[0])
+}
+
+/// Runs a `:` command line.
+pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
+    let mut words = text.split_whitespace();
+    let view = match (words.next().unwrap_or(""), words.next()) {
+        ("runs" | "r", _) => View::Runs,
+        ("dlq" | "d", _) => View::Dlq,
+        ("health" | "h", _) => View::Health,
+        ("alerts" | "a", _) => View::Alerts,
+        ("wf" | "workflows" | "w", _) => View::Workflows,
+        ("audit", _) => View::Audit,
+        ("run", Some(id)) if id.parse::<i64>().is_ok() => View::Inspector {
+            run: id.parse().unwrap_or(0),
+        },
+        ("record", Some(id)) if id.parse::<i64>().is_ok() => View::Record {
+            id: id.parse().unwrap_or(0),
+        },
+        ("q" | "quit", _) => {
+            app.quit = true;
+            return Vec::new();
+        }
+        ("", _) => return Vec::new(),
+        (other, _) => {
+            app.toast = Some((
+                format!(
+                    "unknown command `{other}`; try :runs :dlq :health :alerts :wf :audit :record ID :run ID"
+                ),
+                true,
+            ));
+            return Vec::new();
+        }
+    };
+    go(app, view)
+}

@@ -1,0 +1,311 @@
+//! Key sequences -> commands -> state: navigation, filter, marking, confirmation, refusals.
+
+use super::*;
+use crate::console::keymap;
+use crate::console::msg::{Msg, Reply};
+use crate::wire::{DlqStatus, DlqView, ErrorClass, Me, RunMode, StepError, TriggerKind};
+use crate::wire::{EventKind, RunStatus, StreamMessage};
+use crossterm::event::{KeyCode, KeyModifiers};
+
+fn app(role: Role) -> App {
+    let mut app = App::new(
+        "http://h".into(),
+        keymap::load("default", None).unwrap(),
+        false,
+    );
+    app.me = Load::Loaded(Me {
+        name: "me".into(),
+        role,
+        seq: 0,
+    });
+    app.conn = Conn::Live;
+    for id in 1..=30 {
+        app.runs.rows.insert(
+            id,
+            run(
+                id,
+                if id % 2 == 0 {
+                    "lead_routing"
+                } else {
+                    "big_deal"
+                },
+                if id % 3 == 0 {
+                    RunStatus::Failed
+                } else {
+                    RunStatus::Succeeded
+                },
+            ),
+        );
+    }
+    app.dlq.entries = Load::Loaded((1..=5).map(entry).collect());
+    app.refresh_lists();
+    app
+}
+
+fn run(id: i64, workflow: &str, status: RunStatus) -> RunView {
+    RunView {
+        id,
+        workflow: workflow.into(),
+        version: 1,
+        team: "revops".into(),
+        status,
+        mode: RunMode::Live,
+        trigger_kind: TriggerKind::Manual,
+        trigger: serde_json::json!({}),
+        record_id: None,
+        origin_run: None,
+        queued_at: chrono::Utc::now(),
+        started_at: None,
+        finished_at: None,
+        next_attempt_at: None,
+        attempts: 1,
+        error: (status == RunStatus::Failed).then(|| StepError {
+            class: ErrorClass::Transient,
+            message: "HTTP 503".into(),
+            retryable: true,
+            status: None,
+        }),
+        failed_step: None,
+    }
+}
+
+fn entry(id: i64) -> DlqView {
+    DlqView {
+        id,
+        run_id: id * 3,
+        workflow: "lead_routing".into(),
+        version: 1,
+        team: "revops".into(),
+        step_id: "enrich".into(),
+        error: StepError {
+            class: ErrorClass::Transient,
+            message: "HTTP 503".into(),
+            retryable: true,
+            status: None,
+        },
+        status: DlqStatus::Open,
+        created_at: chrono::Utc::now(),
+        closed_at: None,
+        closed_by: None,
+        close_reason: None,
+        replay_run: None,
+    }
+}
+
+/// Presses keys written like `j j G` (`<esc>`, `<enter>`, `<space>`, `<bs>`, `<tab>` by name).
+fn keys(app: &mut App, text: &str) -> Vec<Effect> {
+    let mut effects = Vec::new();
+    for word in text.split(' ') {
+        let codes: Vec<KeyCode> = match word {
+            "<esc>" => vec![KeyCode::Esc],
+            "<enter>" => vec![KeyCode::Enter],
+            "<space>" => vec![KeyCode::Char(' ')],
+            "<bs>" => vec![KeyCode::Backspace],
+            "<tab>" => vec![KeyCode::Tab],
+            _ => word.chars().map(KeyCode::Char).collect(),
+        };
+        for code in codes {
+            effects.extend(update(
+                app,
+                Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)),
+            ));
+        }
+    }
+    effects
+}
+
+fn requests(effects: &[Effect]) -> Vec<&Request> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Request(r) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn navigation_moves_the_selection_and_enter_opens_the_inspector() {
+    let mut app = app(Role::Operator);
+    assert_eq!(app.runs.selected_run().unwrap().id, 30, "newest first");
+    keys(&mut app, "j j");
+    assert_eq!(app.runs.selected_run().unwrap().id, 28);
+    assert!(!app.runs.follow, "moving down pauses following");
+    keys(&mut app, "G");
+    assert_eq!(app.runs.selected_run().unwrap().id, 1);
+    keys(&mut app, "g");
+    let effects = keys(&mut app, "<enter>");
+    assert_eq!(app.view, View::Inspector { run: 30 });
+    assert_eq!(requests(&effects), [&Request::Run(30)]);
+    keys(&mut app, "<esc>");
+    assert_eq!(app.view, View::Runs);
+}
+
+#[test]
+fn the_filter_applies_as_you_type() {
+    let mut app = app(Role::Operator);
+    keys(&mut app, "/ status:failed <space> wf:lead_routing <enter>");
+    assert_eq!(app.runs.filter_text, "status:failed wf:lead_routing");
+    assert_eq!(app.runs.visible, [30, 24, 18, 12, 6]);
+    keys(
+        &mut app,
+        "/ <bs> <bs> <bs> <bs> <bs> <bs> <bs> <bs> <bs> <bs> <bs> <bs> <bs> <bs> <bs> <bs> <esc>",
+    );
+    assert_eq!(app.runs.visible.len(), 10, "status:failed alone");
+}
+
+#[test]
+fn changes_need_a_yes() {
+    let mut app = app(Role::Operator);
+    assert!(keys(&mut app, "R").is_empty());
+    assert!(matches!(app.overlay, Overlay::Confirm { .. }));
+    assert!(keys(&mut app, "n").is_empty(), "no: nothing sent");
+    assert!(matches!(app.overlay, Overlay::None));
+    let effects = keys(&mut app, "R y");
+    assert_eq!(requests(&effects), [&Request::Retry(30)]);
+}
+
+#[test]
+fn dlq_marks_ranges_and_replays_only_after_the_preview() {
+    let mut app = app(Role::Operator);
+    keys(&mut app, "2");
+    assert_eq!(app.view, View::Dlq);
+    keys(&mut app, "<space> j j V");
+    assert_eq!(
+        app.dlq.marked.iter().copied().collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    let effects = keys(&mut app, "p");
+    let [Request::Replay(plan)] = requests(&effects)[..] else {
+        panic!("{effects:?}")
+    };
+    assert!(plan.dry_run);
+    assert_eq!(plan.ids, [1, 2, 3, 4]);
+    assert!(
+        keys(&mut app, "y").is_empty(),
+        "no yes before the server answered"
+    );
+    update(
+        &mut app,
+        Msg::Reply(
+            Request::Replay(plan.clone()),
+            Box::new(Ok(Reply::Plan(Box::new(crate::wire::ReplayPlan {
+                count: 4,
+                workflows: vec![],
+                records: vec![],
+                external_steps: vec![],
+                runs: vec![],
+            })))),
+        ),
+    );
+    let effects = keys(&mut app, "y");
+    let [Request::Replay(real)] = requests(&effects)[..] else {
+        panic!("{effects:?}")
+    };
+    assert!(!real.dry_run);
+    assert_eq!(real.ids, [1, 2, 3, 4]);
+    assert!(app.dlq.marked.is_empty());
+}
+
+#[test]
+fn discard_needs_a_typed_reason() {
+    let mut app = app(Role::Operator);
+    keys(&mut app, "2 D");
+    assert!(
+        keys(&mut app, "<enter>").is_empty(),
+        "an empty reason is not enough"
+    );
+    let effects = keys(&mut app, "dup <space> lead <enter>");
+    assert_eq!(
+        requests(&effects),
+        [&Request::Discard {
+            ids: vec![1],
+            reason: "dup lead".into()
+        }]
+    );
+}
+
+#[test]
+fn read_only_viewers_and_offline_consoles_refuse_changes_with_a_reason() {
+    let mut viewer = app(Role::Viewer);
+    assert!(keys(&mut viewer, "R").is_empty());
+    assert!(matches!(viewer.overlay, Overlay::None));
+    assert!(viewer.toast.as_ref().unwrap().0.contains("viewer role"));
+    let mut flagged = app(Role::Admin);
+    flagged.read_only_flag = true;
+    keys(&mut flagged, "R");
+    assert!(flagged.toast.as_ref().unwrap().0.contains("--read-only"));
+    let mut offline = app(Role::Admin);
+    update(
+        &mut offline,
+        Msg::Conn(Conn::Reconnecting {
+            attempt: 2,
+            next_in_secs: 4,
+            error: "refused".into(),
+        }),
+    );
+    keys(&mut offline, "R");
+    assert!(offline.toast.as_ref().unwrap().0.starts_with("offline"));
+    keys(&mut offline, "j");
+    assert_eq!(offline.runs.selected, 1, "browsing the cache still works");
+    let mut operator = app(Role::Operator);
+    keys(&mut operator, "5 P");
+    assert!(operator.toast.as_ref().unwrap().0.contains("admin"));
+}
+
+#[test]
+fn command_mode_completes_and_switches_views() {
+    let mut app = app(Role::Operator);
+    keys(&mut app, ": he <tab> <enter>");
+    assert_eq!(app.view, View::Health);
+    keys(&mut app, ": record <space> 12 <enter>");
+    assert_eq!(app.view, View::Record { id: 12 });
+    keys(&mut app, ": bogus <enter>");
+    assert!(app.toast.as_ref().unwrap().0.contains("unknown command"));
+    assert_eq!(app.history, [View::Runs, View::Health]);
+}
+
+#[test]
+fn stream_events_move_the_explorer_without_requests() {
+    let mut app = app(Role::Operator);
+    let event = |seq, kind, data| {
+        Msg::Stream(StreamMessage::Event(crate::wire::Event {
+            seq,
+            at: chrono::Utc::now(),
+            kind,
+            workflow: Some("lead_routing".into()),
+            run_id: Some(31),
+            data,
+        }))
+    };
+    assert!(
+        update(
+            &mut app,
+            event(1, EventKind::RunQueued, serde_json::json!({"version": 2}))
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        app.runs.selected_run().unwrap().id,
+        31,
+        "following shows the newest"
+    );
+    update(
+        &mut app,
+        event(2, EventKind::RunStarted, serde_json::json!({})),
+    );
+    update(
+        &mut app,
+        event(
+            3,
+            EventKind::RunFailed,
+            serde_json::json!({"step_id": "enrich", "error": {"class": "permanent", "message": "HTTP 422", "retryable": false}}),
+        ),
+    );
+    let run = &app.runs.rows[&31];
+    assert_eq!(
+        (run.status, run.error.as_ref().unwrap().message.as_str()),
+        (RunStatus::Failed, "HTTP 422")
+    );
+    assert_eq!(run.version, 2);
+}
