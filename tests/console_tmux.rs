@@ -1,0 +1,171 @@
+//! Smoke test of the real binaries in a real terminal: `acp serve` on a free port, `acp console`
+//! in a tmux session (`.ci/run` installs tmux where it is missing), keys sent with
+//! `tmux send-keys`, the screen read with `tmux capture-pane`.
+
+#![cfg(all(feature = "console", feature = "server"))]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "acp_tmux_smoke_test_token";
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A tmux server of our own (its own socket), killed at the end.
+struct Tmux(String);
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.0])
+            .args(args)
+            .output()
+            .expect("tmux is installed (.ci/run installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "console"])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for key in keys {
+            self.run(&["send-keys", "-t", "console", key]);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{text}` never showed:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.0, "kill-server"])
+            .output();
+    }
+}
+
+fn start_server(dir: &std::path::Path) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_acp"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--workflows"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/workflows"))
+        .arg("--db")
+        .arg(dir.join("acp.db"))
+        .env("ACP_ADMIN_TOKEN", TOKEN)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut url = None;
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if let Some(at) = line.find("ACP serving ") {
+            let rest = &line[at + "ACP serving ".len()..];
+            url = Some(rest.split("/api/v1").next().unwrap().to_owned());
+            break;
+        }
+    }
+    (Server(child), url.expect("the server printed its address"))
+}
+
+#[test]
+fn the_console_shows_live_runs_and_moves_between_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = start_server(dir.path());
+    post(
+        &url,
+        "/api/v1/records",
+        r#"{"object": "deals", "values": {"name": "Acme", "amount": 90000}}"#,
+    );
+
+    let tmux = Tmux(format!("acp-smoke-{}", std::process::id()));
+    let command = format!(
+        "env ACP_TOKEN={TOKEN} NO_COLOR= {} console --server {url} --theme ansi16",
+        env!("CARGO_BIN_EXE_acp")
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "console",
+        "-x",
+        "120",
+        "-y",
+        "35",
+        &command,
+    ]);
+    let screen = tmux.wait_for("● live");
+    assert!(screen.contains("admin (admin)"), "{screen}");
+    tmux.wait_for("big_deal_alert@1");
+
+    // A run created while the console is open appears without a keypress.
+    post(
+        &url,
+        "/api/v1/records",
+        r#"{"object": "deals", "values": {"name": "Globex", "amount": 75000}}"#,
+    );
+    tmux.wait_for("Runs 2/2");
+
+    tmux.keys(&["2"]);
+    let dlq = tmux.wait_for("Dead letters");
+    assert!(dlq.contains("secret `SLACK_LEAD"), "{dlq}");
+    tmux.keys(&["?"]);
+    let help = tmux.wait_for("Keys: dlq");
+    assert!(help.contains("replay marked"), "{help}");
+    tmux.keys(&["x", ":", "a", "l", "e", "r", "t", "s", "Enter"]);
+    tmux.wait_for(" Alerts ");
+    tmux.keys(&["q"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !tmux.run(&["list-sessions"]).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "q did not quit:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// POSTs JSON with the admin token (the test itself runs outside an async runtime).
+fn post(base: &str, path: &str, body: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("{base}{path}"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+    });
+}
