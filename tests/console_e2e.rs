@@ -58,6 +58,7 @@ impl Console {
             self.seqs.push(event.seq);
         }
         let effects = update::update(&mut self.app, msg);
+        update::settle(&mut self.app);
         self.perform(effects);
     }
 

@@ -73,6 +73,7 @@ pub fn start_view(app: &mut App, args: &Args) {
         app.runs.filter = state::Filter::parse(&text);
         app.runs.filter_text = text;
     }
+    app.runs.changed = true;
 }
 
 /// Runs the console until the user quits.
@@ -133,6 +134,7 @@ pub fn drain(app: &mut App, rx: &mut mpsc::UnboundedReceiver<Msg>, first: Msg) -
     while let Ok(msg) = rx.try_recv() {
         effects.extend(update::update(app, msg));
     }
+    update::settle(app);
     effects
 }
 

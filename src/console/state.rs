@@ -207,17 +207,20 @@ impl Filter {
     /// True when a run matches: exact on the tokens, fuzzy (letters in order) on the words
     /// against workflow, record id and error message.
     pub fn matches_run(&self, run: &RunView) -> bool {
-        let error = run.error.as_ref().map(|e| e.message.as_str()).unwrap_or("");
-        let record = run.record_id.map(|r| r.to_string()).unwrap_or_default();
-        self.status
+        let tokens = self
+            .status
             .as_deref()
             .is_none_or(|s| run.status.as_str() == s)
             && self.workflow.as_deref().is_none_or(|w| run.workflow == w)
-            && self.team.as_deref().is_none_or(|t| run.team == t)
-            && self
-                .words
-                .iter()
-                .all(|w| fuzzy(w, &run.workflow) || fuzzy(w, &record) || fuzzy(w, error))
+            && self.team.as_deref().is_none_or(|t| run.team == t);
+        if !tokens || self.words.is_empty() {
+            return tokens;
+        }
+        let error = run.error.as_ref().map(|e| e.message.as_str()).unwrap_or("");
+        let record = run.record_id.map(|r| r.to_string()).unwrap_or_default();
+        self.words
+            .iter()
+            .all(|w| fuzzy(w, &run.workflow) || fuzzy(w, &record) || fuzzy(w, error))
     }
 
     /// The same for a dead-letter entry.
@@ -263,11 +266,19 @@ pub struct Runs {
     pub next_cursor: Option<String>,
     pub loading_more: bool,
     pub loaded: bool,
+    /// Rows, filter or sort changed since the visible rows were computed.
+    pub changed: bool,
+    /// Runs per status over every cached run (computed with the visible rows).
+    pub counts: BTreeMap<&'static str, usize>,
 }
 
 impl Runs {
-    /// Recomputes the visible rows, keeping the selected run selected unless following.
+    /// Recomputes the visible rows (when something changed), keeping the selected run
+    /// selected unless following.
     pub fn refresh(&mut self) {
+        if !std::mem::take(&mut self.changed) {
+            return;
+        }
         let selected_id = self.visible.get(self.selected).copied();
         let mut visible: Vec<&RunView> = self
             .rows
@@ -282,6 +293,10 @@ impl Runs {
             SortKey::Duration => visible.sort_by_key(|r| std::cmp::Reverse(duration_ms(r))),
         }
         self.visible = visible.into_iter().map(|r| r.id).collect();
+        self.counts.clear();
+        for run in self.rows.values() {
+            *self.counts.entry(run.status.as_str()).or_default() += 1;
+        }
         self.selected = match (self.follow, selected_id) {
             (true, _) | (_, None) => 0,
             (false, Some(id)) => self.visible.iter().position(|v| *v == id).unwrap_or(0),
@@ -292,15 +307,6 @@ impl Runs {
         self.visible
             .get(self.selected)
             .and_then(|id| self.rows.get(id))
-    }
-
-    /// Counts per status over every cached run.
-    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
-        let mut counts = BTreeMap::new();
-        for run in self.rows.values() {
-            *counts.entry(run.status.as_str()).or_default() += 1;
-        }
-        counts
     }
 }
 

@@ -22,8 +22,15 @@ pub fn start() -> Vec<Effect> {
     vec![Effect::Request(Request::Me)]
 }
 
-/// Applies one message; answers what to do outside.
+/// Applies one message; answers what to do outside. Stream events only mark the run table
+/// for recomputing: [`settle`] does it once per batch (the caller drains the queue first).
 pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
+    let streamed = matches!(msg, Msg::Stream(_));
+    app.runs.changed |= match &msg {
+        Msg::Key(_) | Msg::Stream(_) => true,
+        Msg::Reply(request, _) => matches!(request, Request::Runs { .. } | Request::Run(_)),
+        Msg::Conn(_) | Msg::Tick => false,
+    };
     let effects = match msg {
         Msg::Key(key) => key_pressed(app, key),
         Msg::Reply(request, result) => replies::replied(app, request, *result),
@@ -39,8 +46,15 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Tick => tick(app),
     };
-    app.refresh_lists();
+    if !streamed {
+        settle(app);
+    }
     effects
+}
+
+/// Recomputes what the lists show, if anything changed.
+pub fn settle(app: &mut App) {
+    app.refresh_lists();
 }
 
 fn tick(app: &mut App) -> Vec<Effect> {

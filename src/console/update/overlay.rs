@@ -163,7 +163,11 @@ pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
     let view = match (words.next().unwrap_or(""), words.next()) {
         ("runs" | "r", _) => View::Runs,
         ("dlq" | "d", _) => View::Dlq,
-        ("health" | "h", _) => View::Health,
+        ("health" | "h", team) => {
+            app.health_team = team.map(str::to_owned);
+            app.health = Load::Loading;
+            View::Health
+        }
         ("alerts" | "a", _) => View::Alerts,
         ("wf" | "workflows" | "w", _) => View::Workflows,
         ("audit", _) => View::Audit,

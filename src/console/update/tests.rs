@@ -38,6 +38,7 @@ fn app(role: Role) -> App {
         );
     }
     app.dlq.entries = Load::Loaded((1..=5).map(entry).collect());
+    app.runs.changed = true;
     app.refresh_lists();
     app
 }
@@ -258,6 +259,13 @@ fn command_mode_completes_and_switches_views() {
     let mut app = app(Role::Operator);
     keys(&mut app, ": he <tab> <enter>");
     assert_eq!(app.view, View::Health);
+    let effects = keys(&mut app, ": health <space> revops <enter>");
+    assert_eq!(
+        requests(&effects),
+        [&Request::Health {
+            team: Some("revops".into())
+        }]
+    );
     keys(&mut app, ": record <space> 12 <enter>");
     assert_eq!(app.view, View::Record { id: 12 });
     keys(&mut app, ": bogus <enter>");
@@ -285,6 +293,7 @@ fn stream_events_move_the_explorer_without_requests() {
         )
         .is_empty()
     );
+    settle(&mut app);
     assert_eq!(
         app.runs.selected_run().unwrap().id,
         31,

@@ -65,7 +65,7 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         crumbs.push(Span::styled("› ", theme.dim));
         crumbs.push(Span::styled(format!("{} ", view.crumb()), theme.text));
     }
-    let counts = app.runs.counts();
+    let counts = &app.runs.counts;
     let mut right: Vec<Span<'_>> = Vec::new();
     for (status, style) in [
         ("running", theme.run_running),

@@ -283,6 +283,7 @@ fn app() -> App {
             ai_policy_id: Some("lead-scoring-v2".into()),
         }],
     ));
+    app.runs.changed = true;
     app.refresh_lists();
     app
 }
