@@ -44,7 +44,10 @@ fn list(
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let height = inner.height.saturating_sub(1) as usize;
-    let offset = selected.saturating_sub(height.saturating_sub(1));
+    let offset = match selected {
+        usize::MAX => 0,
+        selected => selected.saturating_sub(height.saturating_sub(1)),
+    };
     let rows = rows
         .into_iter()
         .enumerate()
@@ -282,11 +285,11 @@ pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         reasons,
         Columns {
             title: " Top failure reasons ".into(),
-            header: vec!["COUNT", "WORKFLOW", "SEEN", "SIGNATURE"],
+            header: vec!["COUNT", "WORKFLOW", "FIRST–LAST SEEN", "SIGNATURE"],
             widths: vec![
                 Constraint::Length(6),
                 Constraint::Length(20),
-                Constraint::Length(19),
+                Constraint::Length(23),
                 Constraint::Min(10),
             ],
         },
