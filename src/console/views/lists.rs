@@ -1,18 +1,18 @@
-//! The list screens: dead letters, health, alerts, workflows and versions, diffs, the audit
-//! log and a record's field history.
+//! The list screens: dead letters, alerts, workflows and versions, diffs; and the table
+//! helper the others share.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Row, Sparkline, Table};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 
 use super::super::state::{App, Load};
 use super::super::theme::Theme;
-use super::{clock, placeholder, short_duration};
+use super::{clock, placeholder};
 use crate::wire::AlertState;
 
-fn framed<'a>(title: String, theme: &Theme) -> Block<'a> {
+pub(super) fn framed<'a>(title: String, theme: &Theme) -> Block<'a> {
     Block::default()
         .borders(Borders::ALL)
         .border_style(theme.border)
@@ -20,14 +20,14 @@ fn framed<'a>(title: String, theme: &Theme) -> Block<'a> {
 }
 
 /// A table's title, column headers and widths.
-struct Columns {
-    title: String,
-    header: Vec<&'static str>,
-    widths: Vec<Constraint>,
+pub(super) struct Columns {
+    pub title: String,
+    pub header: Vec<&'static str>,
+    pub widths: Vec<Constraint>,
 }
 
 /// A table of rows with one selected, scrolled so the selection shows.
-fn list(
+pub(super) fn list(
     frame: &mut Frame<'_>,
     area: Rect,
     columns: Columns,
@@ -69,7 +69,13 @@ fn list(
     );
 }
 
-fn loading<T>(frame: &mut Frame<'_>, area: Rect, title: &str, load: &Load<T>, theme: &Theme) {
+pub(super) fn loading<T>(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    title: &str,
+    load: &Load<T>,
+    theme: &Theme,
+) {
     let block = framed(format!(" {title} "), theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -134,167 +140,6 @@ pub fn dlq(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         },
         rows,
         app.dlq.selected,
-        theme,
-    );
-}
-
-pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
-    let Some(health) = app.health.get() else {
-        return loading(frame, area, "Health", &app.health, theme);
-    };
-    let reasons_height = (health.failure_reasons.len().min(6) + 3) as u16;
-    let [control, workflows, reasons] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Min(4),
-        Constraint::Length(reasons_height),
-    ])
-    .areas(area);
-    let evaluator = if health.control.evaluator_healthy {
-        Span::styled("evaluator ok", theme.conn_live)
-    } else {
-        Span::styled(
-            "evaluator LATE: alerts are not being evaluated",
-            theme.conn_offline,
-        )
-    };
-    let unnotified = &health.unnotified;
-    frame.render_widget(
-        Line::from(vec![
-            Span::styled(" control plane: ", theme.header),
-            evaluator,
-            Span::styled(format!(" · dlq {} · ", health.dlq_depth), theme.text),
-            Span::styled(
-                format!(
-                    "unnotified failures {}/{} ({:.0}%)",
-                    unnotified.unnotified,
-                    unnotified.failed,
-                    unnotified.rate * 100.0
-                ),
-                if unnotified.unnotified > 0 {
-                    theme.alert_firing
-                } else {
-                    theme.text
-                },
-            ),
-            Span::styled(
-                app.health_team
-                    .as_ref()
-                    .map(|t| format!(" · team {t}"))
-                    .unwrap_or_default(),
-                theme.dim,
-            ),
-        ]),
-        control,
-    );
-    let block = framed(
-        format!(" Workflows, last hour ({} s buckets) ", health.bucket_secs),
-        theme,
-    );
-    let inner = block.inner(workflows);
-    frame.render_widget(block, workflows);
-    let firing = app.firing();
-    let row_height = 2u16;
-    for (i, w) in health
-        .workflows
-        .iter()
-        .enumerate()
-        .take((inner.height / row_height) as usize)
-    {
-        let y = inner.y + i as u16 * row_height;
-        let line_area = Rect {
-            x: inner.x,
-            y,
-            width: inner.width,
-            height: 1,
-        };
-        let spark_area = Rect {
-            x: inner.x,
-            y: y + 1,
-            width: inner.width,
-            height: 1,
-        };
-        let alerts = firing.iter().filter(|a| a.workflow == w.workflow).count();
-        let p95 = w.p95_ms.map(short_duration).unwrap_or_else(|| "-".into());
-        frame.render_widget(
-            Line::from(vec![
-                Span::styled(format!("{:<22.22}", w.workflow), theme.text),
-                Span::styled(format!(" {:>5} runs ", w.counts.runs), theme.dim),
-                Span::styled(
-                    format!("{:>5.1}% failed ", w.counts.failure_rate * 100.0),
-                    if w.counts.failed > 0 {
-                        theme.run_failed
-                    } else {
-                        theme.run_succeeded
-                    },
-                ),
-                Span::styled(format!("p95 {p95:<8} "), theme.dim),
-                Span::styled(
-                    format!("dlq {:<3} ", w.counts.dlq_depth),
-                    if w.counts.dlq_depth > 0 {
-                        theme.dlq_badge
-                    } else {
-                        theme.dim
-                    },
-                ),
-                Span::styled(
-                    if alerts > 0 {
-                        format!("{alerts} firing")
-                    } else {
-                        String::new()
-                    },
-                    theme.alert_firing,
-                ),
-            ]),
-            line_area,
-        );
-        let [left, right] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                .areas(spark_area);
-        let throughput: Vec<u64> = w.throughput.iter().map(|v| *v as u64).collect();
-        let failures: Vec<u64> = w.failures.iter().map(|v| *v as u64).collect();
-        frame.render_widget(
-            Sparkline::default()
-                .data(&throughput)
-                .style(theme.spark_throughput),
-            left,
-        );
-        frame.render_widget(
-            Sparkline::default()
-                .data(&failures)
-                .style(theme.spark_failures),
-            right,
-        );
-    }
-    let rows = health
-        .failure_reasons
-        .iter()
-        .map(|r| {
-            (
-                vec![
-                    Span::raw(r.count.to_string()),
-                    Span::raw(r.workflow.clone()),
-                    Span::raw(format!("{}–{}", clock(&r.first_seen), clock(&r.last_seen))),
-                    Span::styled(r.signature.clone(), theme.error),
-                ],
-                theme.text,
-            )
-        })
-        .collect();
-    list(
-        frame,
-        reasons,
-        Columns {
-            title: " Top failure reasons ".into(),
-            header: vec!["COUNT", "WORKFLOW", "FIRST–LAST SEEN", "SIGNATURE"],
-            widths: vec![
-                Constraint::Length(6),
-                Constraint::Length(20),
-                Constraint::Length(23),
-                Constraint::Min(10),
-            ],
-        },
-        rows,
-        usize::MAX,
         theme,
     );
 }
@@ -463,112 +308,5 @@ pub fn diff(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             .block(framed(format!(" v{} → v{} ", diff.from, diff.to), theme))
             .scroll((app.inspector.scroll, 0)),
         area,
-    );
-}
-
-pub fn audit(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
-    let Some(items) = app.audit.items.get() else {
-        return loading(frame, area, "Audit", &app.audit.items, theme);
-    };
-    let rows = items
-        .iter()
-        .map(|e| {
-            (
-                vec![
-                    Span::raw(clock(&e.at)),
-                    Span::raw(format!("{} ({})", e.actor, e.role)),
-                    Span::raw(e.action.clone()),
-                    Span::raw(e.target.clone()),
-                    Span::styled(
-                        e.outcome.clone(),
-                        if e.outcome == "ok" {
-                            theme.text
-                        } else {
-                            theme.error
-                        },
-                    ),
-                    Span::styled(e.reason.clone().unwrap_or_default(), theme.dim),
-                ],
-                theme.text,
-            )
-        })
-        .collect();
-    list(
-        frame,
-        area,
-        Columns {
-            title: " Audit log ".into(),
-            header: vec!["AT", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REASON"],
-            widths: vec![
-                Constraint::Length(9),
-                Constraint::Length(20),
-                Constraint::Length(20),
-                Constraint::Length(20),
-                Constraint::Length(9),
-                Constraint::Min(5),
-            ],
-        },
-        rows,
-        app.audit.selected,
-        theme,
-    );
-}
-
-pub fn record(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
-    let Some((record, history)) = app.record.get() else {
-        return loading(frame, area, "Record", &app.record, theme);
-    };
-    let rows = history
-        .iter()
-        .rev()
-        .map(|c| {
-            let by = match (&c.workflow, c.workflow_version) {
-                (Some(w), Some(v)) => format!("{w}@{v}"),
-                _ => String::new(),
-            };
-            (
-                vec![
-                    Span::raw(clock(&c.at)),
-                    Span::raw(c.field.clone()),
-                    Span::raw(format!("{} → {}", c.old, c.new)),
-                    Span::raw(c.source.to_string()),
-                    Span::raw(c.actor.clone()),
-                    Span::raw(by),
-                    Span::raw(c.run_id.map(|r| format!("run {r}")).unwrap_or_default()),
-                    Span::styled(c.ai_policy_id.clone().unwrap_or_default(), theme.dim),
-                ],
-                theme.text,
-            )
-        })
-        .collect();
-    list(
-        frame,
-        area,
-        Columns {
-            title: format!(" {} {} · field history ", record.object, record.id),
-            header: vec![
-                "AT",
-                "FIELD",
-                "CHANGE",
-                "SOURCE",
-                "ACTOR",
-                "WORKFLOW",
-                "RUN",
-                "AI POLICY",
-            ],
-            widths: vec![
-                Constraint::Length(9),
-                Constraint::Length(12),
-                Constraint::Min(16),
-                Constraint::Length(8),
-                Constraint::Length(12),
-                Constraint::Length(16),
-                Constraint::Length(8),
-                Constraint::Length(10),
-            ],
-        },
-        rows,
-        usize::MAX,
-        theme,
     );
 }

@@ -2,6 +2,8 @@
 //! counts that matter; the status bar always shows the connection, the role and the last
 //! outcome; overlays (help, command line, confirmations, replay preview, editor) sit on top.
 
+mod audit;
+mod health;
 mod lists;
 mod overlays;
 mod runs;
@@ -47,13 +49,13 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
         View::Runs => runs::table(frame, body, app, theme),
         View::Inspector { .. } => runs::inspector(frame, body, app, theme),
         View::Dlq => lists::dlq(frame, body, app, theme),
-        View::Health => lists::health(frame, body, app, theme),
+        View::Health => health::health(frame, body, app, theme),
         View::Alerts => lists::alerts(frame, body, app, theme),
         View::Workflows => lists::workflows(frame, body, app, theme),
         View::Versions { .. } => lists::versions(frame, body, app, theme),
         View::Diff { .. } => lists::diff(frame, body, app, theme),
-        View::Audit => lists::audit(frame, body, app, theme),
-        View::Record { .. } => lists::record(frame, body, app, theme),
+        View::Audit => audit::audit(frame, body, app, theme),
+        View::Record { .. } => audit::record(frame, body, app, theme),
     }
     draw_status(frame, status, app, theme);
     overlays::draw(frame, body, app, theme);

@@ -1,0 +1,181 @@
+//! The health dashboard: the control plane's own state, per-workflow rows with sparklines of
+//! throughput and failure rate, and the top failure signatures.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Sparkline;
+
+use super::super::state::App;
+use super::super::theme::Theme;
+use super::lists::{Columns, framed, list, loading};
+use super::{clock, short_duration};
+
+pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let Some(health) = app.health.get() else {
+        return loading(frame, area, "Health", &app.health, theme);
+    };
+    let reasons_height = (health.failure_reasons.len().min(6) + 3) as u16;
+    let [control, workflows, reasons] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(4),
+        Constraint::Length(reasons_height),
+    ])
+    .areas(area);
+    let evaluator = if health.control.evaluator_healthy {
+        Span::styled("evaluator ok", theme.conn_live)
+    } else {
+        Span::styled(
+            "evaluator LATE: alerts are not being evaluated",
+            theme.conn_offline,
+        )
+    };
+    let unnotified = &health.unnotified;
+    frame.render_widget(
+        Line::from(vec![
+            Span::styled(" control plane: ", theme.header),
+            evaluator,
+            Span::styled(format!(" · dlq {} · ", health.dlq_depth), theme.text),
+            Span::styled(
+                format!(
+                    "unnotified failures {}/{} ({:.0}%)",
+                    unnotified.unnotified,
+                    unnotified.failed,
+                    unnotified.rate * 100.0
+                ),
+                if unnotified.unnotified > 0 {
+                    theme.alert_firing
+                } else {
+                    theme.text
+                },
+            ),
+            Span::styled(
+                app.health_team
+                    .as_ref()
+                    .map(|t| format!(" · team {t}"))
+                    .unwrap_or_default(),
+                theme.dim,
+            ),
+        ]),
+        control,
+    );
+    let block = framed(
+        format!(" Workflows, last hour ({} s buckets) ", health.bucket_secs),
+        theme,
+    );
+    let inner = block.inner(workflows);
+    frame.render_widget(block, workflows);
+    let firing = app.firing();
+    let row_height = 2u16;
+    for (i, w) in health
+        .workflows
+        .iter()
+        .enumerate()
+        .take((inner.height / row_height) as usize)
+    {
+        let y = inner.y + i as u16 * row_height;
+        let line_area = Rect {
+            x: inner.x,
+            y,
+            width: inner.width,
+            height: 1,
+        };
+        let spark_area = Rect {
+            x: inner.x,
+            y: y + 1,
+            width: inner.width,
+            height: 1,
+        };
+        let alerts = firing.iter().filter(|a| a.workflow == w.workflow).count();
+        let p95 = w.p95_ms.map(short_duration).unwrap_or_else(|| "-".into());
+        frame.render_widget(
+            Line::from(vec![
+                Span::styled(format!("{:<22.22}", w.workflow), theme.text),
+                Span::styled(format!(" {:>5} runs ", w.counts.runs), theme.dim),
+                Span::styled(
+                    format!("{:>5.1}% failed ", w.counts.failure_rate * 100.0),
+                    if w.counts.failed > 0 {
+                        theme.run_failed
+                    } else {
+                        theme.run_succeeded
+                    },
+                ),
+                Span::styled(format!("p95 {p95:<8} "), theme.dim),
+                Span::styled(
+                    format!("dlq {:<3} ", w.counts.dlq_depth),
+                    if w.counts.dlq_depth > 0 {
+                        theme.dlq_badge
+                    } else {
+                        theme.dim
+                    },
+                ),
+                Span::styled(
+                    if alerts > 0 {
+                        format!("{alerts} firing")
+                    } else {
+                        String::new()
+                    },
+                    theme.alert_firing,
+                ),
+            ]),
+            line_area,
+        );
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(spark_area);
+        let throughput: Vec<u64> = w.throughput.iter().map(|v| *v as u64).collect();
+        // Failure rate per bucket, in percent (failures over runs started in the bucket).
+        let failures: Vec<u64> = w
+            .failures
+            .iter()
+            .zip(&w.throughput)
+            .map(|(failed, runs)| {
+                (failed * 100).checked_div(*runs).unwrap_or(0).clamp(0, 100) as u64
+            })
+            .collect();
+        frame.render_widget(
+            Sparkline::default()
+                .data(&throughput)
+                .style(theme.spark_throughput),
+            left,
+        );
+        frame.render_widget(
+            Sparkline::default()
+                .data(&failures)
+                .style(theme.spark_failures),
+            right,
+        );
+    }
+    let rows = health
+        .failure_reasons
+        .iter()
+        .map(|r| {
+            (
+                vec![
+                    Span::raw(r.count.to_string()),
+                    Span::raw(r.workflow.clone()),
+                    Span::raw(format!("{}–{}", clock(&r.first_seen), clock(&r.last_seen))),
+                    Span::styled(r.signature.clone(), theme.error),
+                ],
+                theme.text,
+            )
+        })
+        .collect();
+    list(
+        frame,
+        reasons,
+        Columns {
+            title: " Top failure reasons ".into(),
+            header: vec!["COUNT", "WORKFLOW", "FIRST–LAST SEEN", "SIGNATURE"],
+            widths: vec![
+                Constraint::Length(6),
+                Constraint::Length(20),
+                Constraint::Length(23),
+                Constraint::Min(10),
+            ],
+        },
+        rows,
+        usize::MAX,
+        theme,
+    );
+}
