@@ -64,6 +64,7 @@ commands!(
     Cancel => (true, "cancel the run"),
     Mark => (false, "mark / unmark"),
     MarkRange => (false, "mark the range to the last mark"),
+    GroupNext => (false, "group by workflow / error signature / none"),
     Replay => (true, "replay marked (or selected) entries"),
     ReplayLatest => (true, "replay on the latest published version"),
     ReplayFiltered => (true, "replay everything the filter matches"),

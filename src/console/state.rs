@@ -326,6 +326,57 @@ pub struct Dlq {
     pub marked: BTreeSet<i64>,
     /// Where the last mark was set, for range marking.
     pub anchor: Option<usize>,
+    pub group: Grouping,
+}
+
+/// How dead letters are grouped (entries of a group are listed together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Grouping {
+    #[default]
+    None,
+    Workflow,
+    /// By error signature: the message with numbers masked.
+    Error,
+}
+
+impl Grouping {
+    pub fn next(self) -> Self {
+        match self {
+            Self::None => Self::Workflow,
+            Self::Workflow => Self::Error,
+            Self::Error => Self::None,
+        }
+    }
+
+    /// The group an entry belongs to.
+    pub fn key(self, entry: &DlqView) -> String {
+        match self {
+            Self::None => String::new(),
+            Self::Workflow => entry.workflow.clone(),
+            Self::Error => signature(&entry.error.message),
+        }
+    }
+}
+
+/// An error message with every run of digits masked, so "lead 1841" and "lead 77" group;
+/// an HTTP status stays, because it tells reasons apart.
+pub fn signature(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut in_number = false;
+    for c in message.lines().next().unwrap_or("").chars() {
+        if c.is_ascii_digit() {
+            if out.ends_with("HTTP ") || (in_number && !out.ends_with('#')) {
+                out.push(c);
+            } else if !in_number {
+                out.push('#');
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl Dlq {
@@ -340,6 +391,9 @@ impl Dlq {
             .filter(|(_, e)| self.filter.matches_dlq(e))
             .map(|(i, _)| i)
             .collect();
+        let group = self.group;
+        self.visible
+            .sort_by_cached_key(|i| (group.key(&entries[*i]), *i));
         self.selected = self.selected.min(self.visible.len().saturating_sub(1));
         let open: BTreeSet<i64> = entries.iter().map(|e| e.id).collect();
         self.marked.retain(|id| open.contains(id));
@@ -526,6 +580,14 @@ pub fn glyph(status: RunStatus) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signatures_mask_numbers() {
+        assert_eq!(
+            signature("HTTP 503 for lead 1841\nmore"),
+            "HTTP 503 for lead #"
+        );
+    }
 
     #[test]
     fn filters_read_tokens_and_fuzzy_words() {

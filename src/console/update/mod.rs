@@ -121,6 +121,7 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
             app.runs.follow = !app.runs.follow;
         }
         Command::SortNext => app.runs.sort = app.runs.sort.next(),
+        Command::GroupNext => app.dlq.group = app.dlq.group.next(),
         Command::NextPane | Command::PrevPane => {
             let steps = app.inspector.steps().len();
             let step = &mut app.inspector.step;

@@ -318,3 +318,28 @@ fn stream_events_move_the_explorer_without_requests() {
     );
     assert_eq!(run.version, 2);
 }
+
+#[test]
+fn dead_letters_group_by_workflow_then_error() {
+    let mut app = app(Role::Operator);
+    let mut entries: Vec<DlqView> = (1..=4).map(entry).collect();
+    entries[0].workflow = "zeta".into();
+    entries[2].workflow = "zeta".into();
+    entries[1].error.message = "HTTP 429 for lead 12".into();
+    entries[3].error.message = "HTTP 429 for lead 99".into();
+    app.dlq.entries = Load::Loaded(entries);
+    keys(&mut app, "2 o");
+    let ids = |app: &App| -> Vec<i64> {
+        let entries = app.dlq.entries.get().unwrap();
+        app.dlq.visible.iter().map(|i| entries[*i].id).collect()
+    };
+    assert_eq!(ids(&app), [2, 4, 1, 3], "lead_routing first, then zeta");
+    keys(&mut app, "o");
+    assert_eq!(
+        ids(&app),
+        [2, 4, 1, 3],
+        "the two 429s (one signature) together, then the 503s"
+    );
+    keys(&mut app, "o");
+    assert_eq!(ids(&app), [1, 2, 3, 4]);
+}

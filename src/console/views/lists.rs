@@ -7,7 +7,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 
-use super::super::state::{App, Load};
+use super::super::state::{App, Grouping, Load};
 use super::super::theme::Theme;
 use super::{clock, placeholder};
 use crate::wire::AlertState;
@@ -116,8 +116,13 @@ pub fn dlq(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     } else {
         format!(" /{}", app.dlq.filter_text)
     };
+    let grouping = match app.dlq.group {
+        Grouping::None => String::new(),
+        Grouping::Workflow => " · grouped by workflow".into(),
+        Grouping::Error => " · grouped by error".into(),
+    };
     let title = format!(
-        " Dead letters {}/{} · {} marked{filter} ",
+        " Dead letters {}/{} · {} marked{grouping}{filter} ",
         app.dlq.visible.len(),
         entries.len(),
         app.dlq.marked.len()
