@@ -343,3 +343,88 @@ fn dead_letters_group_by_workflow_then_error() {
     keys(&mut app, "o");
     assert_eq!(ids(&app), [1, 2, 3, 4]);
 }
+
+#[test]
+fn the_payload_editor_checks_json_before_a_replay() {
+    let mut app = app(Role::Operator);
+    keys(&mut app, "2");
+    let effects = keys(&mut app, "E");
+    assert_eq!(
+        requests(&effects),
+        [&Request::Run(3)],
+        "the entry's run, for its payload"
+    );
+    let mut detail_run = run(3, "lead_routing", RunStatus::Failed);
+    detail_run.trigger = serde_json::json!({"email": "ada@example"});
+    let detail = crate::wire::RunDetail {
+        run: detail_run,
+        attempts: vec![],
+    };
+    update(
+        &mut app,
+        Msg::Reply(Request::Run(3), Box::new(Ok(Reply::Run(Box::new(detail))))),
+    );
+    let Overlay::Editor { editor, .. } = &app.overlay else {
+        panic!("the editor")
+    };
+    assert!(editor.lines().join("\n").contains("ada@example"));
+    let ctrl_s = KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL);
+    // Break the JSON: type a stray character at the start.
+    keys(&mut app, "x");
+    update(&mut app, Msg::Key(ctrl_s));
+    let Overlay::Editor {
+        error: Some(error), ..
+    } = &app.overlay
+    else {
+        panic!("an error")
+    };
+    assert!(error.starts_with("not valid JSON"), "{error}");
+    keys(&mut app, "<bs>");
+    assert!(update(&mut app, Msg::Key(ctrl_s)).is_empty());
+    assert!(
+        matches!(app.overlay, Overlay::Confirm { .. }),
+        "valid JSON asks before replaying"
+    );
+    let effects = keys(&mut app, "y");
+    assert_eq!(
+        requests(&effects),
+        [&Request::ReplayEdited {
+            dlq: 1,
+            payload: serde_json::json!({"email": "ada@example"})
+        }]
+    );
+}
+
+#[test]
+fn scrolling_near_the_end_of_the_cache_pages_over_rest() {
+    let mut app = app(Role::Operator);
+    app.runs.next_cursor = Some("c1".into());
+    assert_eq!(
+        more_runs(&mut app, 20),
+        None,
+        "the top of 30 runs is not near the end"
+    );
+    keys(&mut app, "G");
+    assert_eq!(
+        more_runs(&mut app, 20),
+        Some(Effect::Request(Request::Runs {
+            cursor: Some("c1".into())
+        }))
+    );
+    assert_eq!(more_runs(&mut app, 20), None, "one page at a time");
+    let page = crate::wire::Page {
+        items: vec![run(0, "lead_routing", RunStatus::Succeeded)],
+        next_cursor: None,
+    };
+    update(
+        &mut app,
+        Msg::Reply(
+            Request::Runs {
+                cursor: Some("c1".into()),
+            },
+            Box::new(Ok(Reply::Runs(page))),
+        ),
+    );
+    assert_eq!(app.runs.rows.len(), 31);
+    assert!(app.runs.next_cursor.is_none());
+}
