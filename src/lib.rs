@@ -11,6 +11,8 @@ pub mod actions;
 #[cfg(feature = "server")]
 pub mod alerts;
 #[cfg(feature = "server")]
+pub mod demo;
+#[cfg(feature = "server")]
 pub mod domain;
 #[cfg(feature = "server")]
 pub mod engine;

@@ -7,20 +7,31 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 
-fn main() -> std::process::ExitCode {
+/// Logs go to stderr, except under a full-screen console, where they would tear the screen.
+fn logs(full_screen: bool) {
+    let filter = match full_screen {
+        true => tracing_subscriber::EnvFilter::new("off"),
+        false => {
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())
+        }
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+fn main() -> std::process::ExitCode {
     #[cfg(feature = "server")]
     {
-        cli::run(cli::Cli::parse())
+        let cli = cli::Cli::parse();
+        logs(cli.full_screen());
+        cli::run(cli)
     }
     #[cfg(not(feature = "server"))]
     {
+        logs(true);
         console_only(Cli::parse())
     }
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod client;
+mod demo;
 mod remote;
 mod serve;
 mod tail;
@@ -56,6 +57,21 @@ enum Command {
     /// The terminal console: live runs, step inspector, DLQ replay, health, alerts.
     #[cfg(feature = "console")]
     Console(acp::console::Args),
+    /// The whole product in one command: a server, sample workflows, a sandbox outside world,
+    /// live traffic and a scripted incident, opened in the console.
+    Demo(acp::demo::DemoArgs),
+}
+
+impl Cli {
+    /// True when the command draws a full-screen terminal UI (logs would tear it).
+    pub fn full_screen(&self) -> bool {
+        match &self.command {
+            #[cfg(feature = "console")]
+            Command::Console(_) => true,
+            Command::Demo(args) => !args.headless && cfg!(feature = "console"),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -151,6 +167,7 @@ pub fn run(cli: Cli) -> ExitCode {
             return workflow::validate(&files);
         }
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve::serve(args))),
+        Command::Demo(args) => runtime().and_then(|rt| rt.block_on(demo::demo(args))),
         #[cfg(feature = "console")]
         Command::Console(args) => {
             let (server, token) = (cli.remote.server.clone(), cli.remote.token.clone());

@@ -95,7 +95,7 @@ fn load_policy(path: &std::path::Path) -> anyhow::Result<Policy> {
     })
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -175,6 +175,16 @@ impl Client {
                 )
                 .await?
             }
+            Request::FixSandbox(sandbox) => {
+                let response = self
+                    .http
+                    .post(format!("{sandbox}/control/fix"))
+                    .send()
+                    .await
+                    .map_err(|e| format!("cannot reach the sandbox: {e}"))?;
+                let text = response.text().await.map_err(|e| e.to_string())?;
+                Reply::Done(format!("sandbox: {}", text.trim()))
+            }
             Request::Rollback { workflow, version } => {
                 self.done(
                     &format!("/workflows/{workflow}/rollback"),

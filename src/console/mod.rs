@@ -56,6 +56,9 @@ pub struct Args {
     /// Open on the runs of one workflow.
     #[arg(long, group = "start")]
     pub workflow: Option<String>,
+    /// The demo's sandbox (enables `:fix` and `:incident`).
+    #[arg(long, hide = true)]
+    pub sandbox: Option<String>,
 }
 
 /// The first screen the flags ask for.
@@ -97,6 +100,13 @@ pub async fn run(server: Option<String>, token: Option<String>, args: Args) -> a
     let (tx, rx) = mpsc::unbounded_channel();
     let client = Client::new(&target.server, target.token, tx);
     let mut app = App::new(target.server, keymap, args.read_only);
+    app.sandbox = args.sandbox.clone();
+    if app.sandbox.is_some() {
+        app.toast = Some((
+            "demo: type :incident for what is going on and how to fix it".into(),
+            false,
+        ));
+    }
     start_view(&mut app, &args);
     term::run(app, theme, client, rx, args.mouse).await
 }

@@ -52,6 +52,8 @@ pub enum Request {
         workflow: String,
         version: i64,
     },
+    /// The demo's sandbox: end the incident.
+    FixSandbox(String),
 }
 
 impl Request {
@@ -67,6 +69,7 @@ impl Request {
                 | Self::Ack(_)
                 | Self::Publish(_)
                 | Self::Rollback { .. }
+                | Self::FixSandbox(_)
         ) || matches!(self, Self::Replay(b) if !b.dry_run)
     }
 }

@@ -123,6 +123,11 @@ pub enum Overlay {
     Command(String),
     /// `/` filter line (applies as you type).
     Filter(String),
+    /// A text to read; any key closes it.
+    Message {
+        title: String,
+        text: String,
+    },
     /// A question answered with y / n.
     Confirm {
         question: String,
@@ -498,6 +503,8 @@ pub struct App {
     pub stale: BTreeSet<&'static str>,
     /// An alert to select once the alerts have loaded (`--alert ID`).
     pub focus_alert: Option<i64>,
+    /// The demo's sandbox, when the console was opened by `acp demo`.
+    pub sandbox: Option<String>,
     pub quit: bool,
 }
 
@@ -530,6 +537,7 @@ impl App {
             teams: HashMap::new(),
             stale: BTreeSet::new(),
             focus_alert: None,
+            sandbox: None,
             quit: false,
         }
     }

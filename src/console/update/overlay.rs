@@ -11,7 +11,7 @@ pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     match &mut app.overlay {
         Overlay::None => Vec::new(),
-        Overlay::Help => {
+        Overlay::Help | Overlay::Message { .. } => {
             app.overlay = Overlay::None;
             Vec::new()
         }
@@ -147,9 +147,18 @@ fn apply_filter(app: &mut App) {
     }
 }
 
+/// What `:incident` says in the demo.
+const INCIDENT: &str = "About a minute in, the sandbox's enrichment API starts answering 429 and 503 to most calls: \
+lead_routing retries, then dead-letters, and the failure_rate alert fires (its notification is in the sandbox's \
+Slack-like sink). Half a minute later a bad big_deal_alert version goes out: every big deal fails on a template \
+error.\n\nTriage: 4 (alerts), enter (the failed runs), enter (the failing step and its error).\n\nFix: :fix (the \
+enrichment API recovers); 5, select big_deal_alert, enter, select the previous version, B, y (roll back); 2 \
+(dead letters), A, check the preview, y (replay everything on the latest version). Then watch 4: the alert \
+resolves once the failure rate drops.";
+
 /// The `:` commands, for completion.
 pub const COMMANDS: &[&str] = &[
-    "runs", "dlq", "health", "alerts", "wf", "audit", "record ", "quit",
+    "incident", "fix", "runs", "dlq", "health", "alerts", "wf", "audit", "record ", "quit",
 ];
 
 fn complete(text: &str) -> Option<&'static str> {
@@ -176,6 +185,20 @@ pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
         },
         ("record", Some(id)) if id.parse::<i64>().is_ok() => View::Record {
             id: id.parse().unwrap_or(0),
+        },
+        ("incident", _) if app.sandbox.is_some() => {
+            app.overlay = Overlay::Message {
+                title: " The demo's incident ".into(),
+                text: INCIDENT.into(),
+            };
+            return Vec::new();
+        }
+        ("fix", _) => match app.sandbox.clone() {
+            Some(sandbox) => return vec![Effect::Request(Request::FixSandbox(sandbox))],
+            None => {
+                app.toast = Some(("`:fix` is for the demo's sandbox (acp demo)".into(), true));
+                return Vec::new();
+            }
         },
         ("q" | "quit", _) => {
             app.quit = true;

@@ -15,6 +15,15 @@ pub fn draw(frame: &mut Frame<'_>, body: Rect, app: &App, theme: &Theme) {
     match &app.overlay {
         Overlay::None => {}
         Overlay::Help => help(frame, body, app, theme),
+        Overlay::Message { title, text } => {
+            let lines: Vec<Line<'_>> = text
+                .lines()
+                .map(|l| Line::styled(l.to_owned(), theme.text))
+                .collect();
+            let height =
+                (text.len() as u16 / 70 + text.lines().count() as u16 + 3).min(body.height);
+            boxed(frame, body, title, lines, 76, height, theme);
+        }
         Overlay::Command(input) => {
             let matches: Vec<&str> = COMMANDS
                 .iter()
