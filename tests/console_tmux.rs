@@ -43,19 +43,33 @@ impl Tmux {
         }
     }
 
-    fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
+    fn wait_until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let screen = self.screen();
-            if screen.contains(text) {
+            if done(&screen) {
                 return screen;
             }
+            assert!(Instant::now() < deadline, "{what} never showed:\n{screen}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn quits(&self) {
+        self.keys(&["q"]);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !self.run(&["list-sessions"]).is_empty() {
             assert!(
                 Instant::now() < deadline,
-                "`{text}` never showed:\n{screen}"
+                "q did not quit:\n{}",
+                self.screen()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    fn wait_for(&self, text: &str) -> String {
+        self.wait_until(&format!("`{text}`"), |screen| screen.contains(text))
     }
 }
 
@@ -138,16 +152,44 @@ fn the_console_shows_live_runs_and_moves_between_views() {
     assert!(help.contains("replay marked"), "{help}");
     tmux.keys(&["x", ":", "a", "l", "e", "r", "t", "s", "Enter"]);
     tmux.wait_for(" Alerts ");
-    tmux.keys(&["q"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !tmux.run(&["list-sessions"]).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "q did not quit:\n{}",
-            tmux.screen()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    tmux.quits();
+}
+
+#[test]
+fn the_demo_opens_the_console_on_live_traffic_and_an_incident() {
+    let tmux = Tmux(format!("acp-demo-{}", std::process::id()));
+    let command = format!(
+        "env -u ACP_ADMIN_TOKEN {} demo --speed 10",
+        env!("CARGO_BIN_EXE_acp")
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "console",
+        "-x",
+        "120",
+        "-y",
+        "35",
+        &command,
+    ]);
+    tmux.wait_for("● live");
+    tmux.wait_for("lead_routing@1");
+    tmux.wait_for(":incident");
+    let firing = tmux.wait_until("a firing alert in the header", |screen| {
+        screen
+            .lines()
+            .next()
+            .is_some_and(|header| header.contains("alerts ") && !header.contains("alerts 0"))
+    });
+    assert!(firing.contains("failed"), "{firing}");
+    tmux.keys(&[":", "i", "n", "c", "i", "d", "e", "n", "t", "Enter"]);
+    tmux.wait_for("The demo's incident");
+    tmux.keys(&["x", ":", "f", "i", "x", "Enter"]);
+    tmux.wait_for("the enrichment API is healthy again");
+    tmux.keys(&["4"]);
+    tmux.wait_for("failure_rate");
+    tmux.quits();
 }
 
 /// POSTs JSON with the admin token (the test itself runs outside an async runtime).
