@@ -2,7 +2,7 @@
 //! address verifier, a CRM, an OpenAI-compatible AI endpoint (deterministic), a Slack-like
 //! sink and an SMTP sink. They fail the way real APIs fail: 429 with `Retry-After` (seconds and
 //! HTTP-date forms), 500/503, answers slower than the caller's timeout, 422 for bad input and
-//! 409 conflicts. An incident turns the enrichment API mostly unavailable until it is fixed.
+//! 409 conflicts. An incident makes the enrichment API fail nine calls in ten until it is fixed.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -133,9 +133,9 @@ async fn enrich(State(w): State<Arc<World>>, Query(q): Query<Email>) -> Response
             .into_response();
     }
     if w.outage.load(Ordering::Relaxed) {
-        match n % 5 {
+        match n % 10 {
             0 => {}
-            1 | 3 => return retry_after(StatusCode::TOO_MANY_REQUESTS, "2".into()),
+            n if n % 2 == 1 => return retry_after(StatusCode::TOO_MANY_REQUESTS, "2".into()),
             _ => return (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable").into_response(),
         }
     } else {

@@ -6,6 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::super::msg::{Effect, Request};
 use super::super::state::{App, Filter, Load, Overlay, Pending, View};
 use super::{confirmed, go};
+use crate::wire::{BulkReplay, ReplayOn};
 
 pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
@@ -62,7 +63,30 @@ pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             }
             _ => Vec::new(),
         },
-        Overlay::Preview { plan, .. } => match key.code {
+        Overlay::Preview { plan, then } => match key.code {
+            // Switch between the failed runs' own versions and the latest published one.
+            KeyCode::Char('l') => {
+                let Pending::Replay {
+                    ids,
+                    filter,
+                    version,
+                } = then
+                else {
+                    return Vec::new();
+                };
+                *version = match version {
+                    ReplayOn::Same => ReplayOn::Latest,
+                    ReplayOn::Latest => ReplayOn::Same,
+                };
+                *plan = Load::Loading;
+                let bulk = BulkReplay {
+                    filter: filter.clone().unwrap_or_default(),
+                    version: *version,
+                    dry_run: true,
+                    ids: ids.clone(),
+                };
+                vec![Effect::Request(Request::Replay(Box::new(bulk)))]
+            }
             KeyCode::Char('y') | KeyCode::Char('Y') if matches!(plan, Load::Loaded(p) if p.count > 0) =>
             {
                 let Overlay::Preview { then, .. } = std::mem::take(&mut app.overlay) else {
@@ -153,7 +177,7 @@ lead_routing retries, then dead-letters, and the failure_rate alert fires (its n
 Slack-like sink). Half a minute later a bad big_deal_alert version goes out: every big deal fails on a template \
 error.\n\nTriage: 4 (alerts), enter (the failed runs), enter (the failing step and its error).\n\nFix: :fix (the \
 enrichment API recovers); 5, select big_deal_alert, enter, select the previous version, B, y (roll back); 2 \
-(dead letters), A, check the preview, y (replay everything on the latest version). Then watch 4: the alert \
+(dead letters), A, l (on the latest version), check the preview, y (replay everything). Then watch 4: the alert \
 resolves once the failure rate drops.";
 
 /// The `:` commands, for completion.

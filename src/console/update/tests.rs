@@ -186,6 +186,15 @@ fn dlq_marks_ranges_and_replays_only_after_the_preview() {
         keys(&mut app, "y").is_empty(),
         "no yes before the server answered"
     );
+    let effects = keys(&mut app, "l");
+    let [Request::Replay(latest)] = requests(&effects)[..] else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(
+        (latest.version, latest.dry_run),
+        (ReplayOn::Latest, true),
+        "l asks again, for the latest version"
+    );
     update(
         &mut app,
         Msg::Reply(
@@ -204,6 +213,7 @@ fn dlq_marks_ranges_and_replays_only_after_the_preview() {
         panic!("{effects:?}")
     };
     assert!(!real.dry_run);
+    assert_eq!(real.version, ReplayOn::Latest);
     assert_eq!(real.ids, [1, 2, 3, 4]);
     assert!(app.dlq.marked.is_empty());
 }

@@ -6,10 +6,11 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::super::state::{App, Load, Overlay};
+use super::super::state::{App, Load, Overlay, Pending};
 use super::super::theme::Theme;
 use super::super::update::COMMANDS;
 use super::centered;
+use crate::wire::ReplayOn;
 
 pub fn draw(frame: &mut Frame<'_>, body: Rect, app: &App, theme: &Theme) {
     match &app.overlay {
@@ -62,7 +63,16 @@ pub fn draw(frame: &mut Frame<'_>, body: Rect, app: &App, theme: &Theme) {
             ];
             boxed(frame, body, " Discard ", text, 70, 6, theme);
         }
-        Overlay::Preview { plan, .. } => preview(frame, body, plan, theme),
+        Overlay::Preview { plan, then } => {
+            let on = match then {
+                Pending::Replay {
+                    version: ReplayOn::Latest,
+                    ..
+                } => "on the latest published version (l: on each run's own version)",
+                _ => "on each failed run's own version (l: on the latest published version)",
+            };
+            preview(frame, body, plan, on, theme)
+        }
         Overlay::Editor { dlq, editor, error } => {
             let area = centered(
                 body,
@@ -154,7 +164,13 @@ fn help(frame: &mut Frame<'_>, body: Rect, app: &App, theme: &Theme) {
     boxed(frame, body, &title, lines, 76, height, theme);
 }
 
-fn preview(frame: &mut Frame<'_>, body: Rect, plan: &Load<crate::wire::ReplayPlan>, theme: &Theme) {
+fn preview(
+    frame: &mut Frame<'_>,
+    body: Rect,
+    plan: &Load<crate::wire::ReplayPlan>,
+    on: &str,
+    theme: &Theme,
+) {
     let mut text: Vec<Line<'_>> = Vec::new();
     match plan {
         Load::Idle | Load::Loading => text.push(Line::styled(
@@ -174,6 +190,7 @@ fn preview(frame: &mut Frame<'_>, body: Rect, plan: &Load<crate::wire::ReplayPla
                 ),
                 theme.title,
             ));
+            text.push(Line::styled(on.to_owned(), theme.text));
             if !plan.records.is_empty() {
                 let records: Vec<String> = plan
                     .records

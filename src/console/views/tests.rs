@@ -349,7 +349,11 @@ fn screens() -> Vec<(&'static str, View, Overlay)> {
                     ],
                     runs: Vec::new(),
                 }),
-                then: Pending::Retry(0),
+                then: Pending::Replay {
+                    ids: vec![2, 3],
+                    filter: None,
+                    version: ReplayOn::Same,
+                },
             },
         ),
     ]
