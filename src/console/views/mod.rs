@@ -63,7 +63,16 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
 
 fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let mut crumbs: Vec<Span<'_>> = vec![Span::styled(" ACP ", theme.title)];
-    for view in app.history.iter().chain(std::iter::once(&app.view)) {
+    // The last three steps of the way here; older ones fold into "…".
+    let path: Vec<&View> = app
+        .history
+        .iter()
+        .chain(std::iter::once(&app.view))
+        .collect();
+    if path.len() > 3 {
+        crumbs.push(Span::styled("› … ", theme.dim));
+    }
+    for view in &path[path.len().saturating_sub(3)..] {
         crumbs.push(Span::styled("› ", theme.dim));
         crumbs.push(Span::styled(format!("{} ", view.crumb()), theme.text));
     }
