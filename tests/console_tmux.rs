@@ -32,6 +32,21 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs `command` in a 120x35 session named `console`.
+    fn start(&self, command: &str) {
+        self.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "console",
+            "-x",
+            "120",
+            "-y",
+            "35",
+            command,
+        ]);
+    }
+
     fn screen(&self) -> String {
         self.run(&["capture-pane", "-p", "-t", "console"])
     }
@@ -121,17 +136,7 @@ fn the_console_shows_live_runs_and_moves_between_views() {
         "env ACP_TOKEN={TOKEN} NO_COLOR= {} console --server {url} --theme ansi16",
         env!("CARGO_BIN_EXE_acp")
     );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "console",
-        "-x",
-        "120",
-        "-y",
-        "35",
-        &command,
-    ]);
+    tmux.start(&command);
     let screen = tmux.wait_for("● live");
     assert!(screen.contains("admin (admin)"), "{screen}");
     tmux.wait_for("big_deal_alert@1");
@@ -162,17 +167,7 @@ fn the_demo_opens_the_console_on_live_traffic_and_an_incident() {
         "env -u ACP_ADMIN_TOKEN {} demo --speed 10",
         env!("CARGO_BIN_EXE_acp")
     );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "console",
-        "-x",
-        "120",
-        "-y",
-        "35",
-        &command,
-    ]);
+    tmux.start(&command);
     tmux.wait_for("● live");
     tmux.wait_for("lead_routing@1");
     tmux.wait_for(":incident");

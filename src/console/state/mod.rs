@@ -1,0 +1,272 @@
+//! The console's state: a cache of the server's, rebuilt from REST and kept fresh by the
+//! stream, plus where the user is (view, history, selection, overlays). Views read it; only
+//! `update` changes it.
+
+mod tables;
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::wire::{
+    AlertView, AuditEntry, Diff, FieldChange, Health, Me, RecordView, ReplayOn, ReplayPlan, Role,
+    RunStatus, VersionView, WorkflowView,
+};
+
+use super::keymap::{Context, Keymap};
+pub use tables::{
+    Dlq, Filter, Grouping, Inspector, Listing, Runs, SortKey, StepSummary, duration_ms, fuzzy,
+    signature,
+};
+
+/// Something fetched over REST.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Load<T> {
+    #[default]
+    Idle,
+    Loading,
+    Loaded(T),
+    Failed(String),
+}
+
+impl<T> Load<T> {
+    pub fn get(&self) -> Option<&T> {
+        match self {
+            Self::Loaded(value) => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// The connection to the server, always shown in the status bar.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Conn {
+    Connecting,
+    Live,
+    /// Trying again: attempt `attempt`, the next try in `next_in_secs`.
+    Reconnecting {
+        attempt: u32,
+        next_in_secs: u64,
+        error: String,
+    },
+}
+
+/// A screen; the history stack holds the ones Esc goes back to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum View {
+    Runs,
+    Inspector { run: i64 },
+    Dlq,
+    Health,
+    Alerts,
+    Workflows,
+    Versions { workflow: String },
+    Diff { workflow: String },
+    Audit,
+    Record { id: i64 },
+}
+
+impl View {
+    /// Its keymap context.
+    pub fn context(&self) -> Context {
+        match self {
+            Self::Runs => Context::Runs,
+            Self::Inspector { .. } => Context::Inspector,
+            Self::Dlq => Context::Dlq,
+            Self::Health => Context::Health,
+            Self::Alerts => Context::Alerts,
+            Self::Workflows | Self::Versions { .. } | Self::Diff { .. } => Context::Workflows,
+            Self::Audit | Self::Record { .. } => Context::Audit,
+        }
+    }
+
+    /// Its name in breadcrumbs.
+    pub fn crumb(&self) -> String {
+        match self {
+            Self::Runs => "runs".into(),
+            Self::Inspector { run } => format!("run {run}"),
+            Self::Dlq => "dlq".into(),
+            Self::Health => "health".into(),
+            Self::Alerts => "alerts".into(),
+            Self::Workflows => "workflows".into(),
+            Self::Versions { workflow } => format!("{workflow} versions"),
+            Self::Diff { workflow } => format!("{workflow} diff"),
+            Self::Audit => "audit".into(),
+            Self::Record { id } => format!("record {id}"),
+        }
+    }
+}
+
+/// A change waiting for a yes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pending {
+    Retry(i64),
+    Rerun(i64),
+    Cancel(i64),
+    Ack(i64),
+    Publish(String),
+    Rollback {
+        workflow: String,
+        version: i64,
+    },
+    /// Replay the entries of a previewed plan.
+    Replay {
+        ids: Vec<i64>,
+        filter: Option<crate::wire::RunQuery>,
+        version: ReplayOn,
+    },
+    ReplayEdited {
+        dlq: i64,
+        payload: serde_json::Value,
+    },
+}
+
+/// What sits over the view and takes the keys.
+#[derive(Debug, Default)]
+pub enum Overlay {
+    #[default]
+    None,
+    Help,
+    /// `:` command line.
+    Command(String),
+    /// `/` filter line (applies as you type).
+    Filter(String),
+    /// A text to read; any key closes it.
+    Message {
+        title: String,
+        text: String,
+    },
+    /// A question answered with y / n.
+    Confirm {
+        question: String,
+        then: Pending,
+    },
+    /// A typed reason, then the discard of these dead-letter entries.
+    Reason {
+        prompt: String,
+        input: String,
+        ids: Vec<i64>,
+    },
+    /// The server's dry-run answer before a replay.
+    Preview {
+        plan: Load<ReplayPlan>,
+        then: Pending,
+    },
+    /// The trigger payload of a dead-letter entry, being edited.
+    Editor {
+        dlq: i64,
+        editor: Box<tui_textarea::TextArea<'static>>,
+        error: Option<String>,
+    },
+}
+
+/// The whole console state.
+#[derive(Debug)]
+pub struct App {
+    pub server: String,
+    pub keymap: Keymap,
+    /// Started with `--read-only`; a viewer token is read-only too.
+    pub read_only_flag: bool,
+    pub me: Load<Me>,
+    pub conn: Conn,
+    pub view: View,
+    pub history: Vec<View>,
+    pub overlay: Overlay,
+    pub runs: Runs,
+    pub inspector: Inspector,
+    pub dlq: Dlq,
+    pub health: Load<Health>,
+    pub health_team: Option<String>,
+    pub alerts: Listing<Vec<AlertView>>,
+    pub workflows: Listing<Vec<WorkflowView>>,
+    pub versions: Listing<Vec<VersionView>>,
+    pub diff: Load<Diff>,
+    pub audit: Listing<Vec<AuditEntry>>,
+    pub record: Load<(RecordView, Vec<FieldChange>)>,
+    /// The last outcome or refusal, shown in the status bar.
+    pub toast: Option<(String, bool)>,
+    /// Workflow key -> team, for events that carry no team.
+    pub teams: HashMap<String, String>,
+    /// Lists to reload on the next tick (stream events touched them).
+    pub stale: BTreeSet<&'static str>,
+    /// An alert to select once the alerts have loaded (`--alert ID`).
+    pub focus_alert: Option<i64>,
+    /// The demo's sandbox, when the console was opened by `acp demo`.
+    pub sandbox: Option<String>,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(server: String, keymap: Keymap, read_only: bool) -> Self {
+        Self {
+            server,
+            keymap,
+            read_only_flag: read_only,
+            me: Load::Loading,
+            conn: Conn::Connecting,
+            view: View::Runs,
+            history: Vec::new(),
+            overlay: Overlay::None,
+            runs: Runs {
+                follow: true,
+                ..Runs::default()
+            },
+            inspector: Inspector::default(),
+            dlq: Dlq::default(),
+            health: Load::Idle,
+            health_team: None,
+            alerts: Listing::default(),
+            workflows: Listing::default(),
+            versions: Listing::default(),
+            diff: Load::Idle,
+            audit: Listing::default(),
+            record: Load::Idle,
+            toast: None,
+            teams: HashMap::new(),
+            stale: BTreeSet::new(),
+            focus_alert: None,
+            sandbox: None,
+            quit: false,
+        }
+    }
+
+    /// Recomputes what the filtered lists show.
+    pub fn refresh_lists(&mut self) {
+        self.runs.refresh();
+        self.dlq.refresh();
+    }
+
+    /// The role the server gave this token (viewer until it answered).
+    pub fn role(&self) -> Role {
+        self.me.get().map_or(Role::Viewer, |m| m.role)
+    }
+
+    /// True when changes are hidden: `--read-only` or a viewer token.
+    pub fn read_only(&self) -> bool {
+        self.read_only_flag || self.role() == Role::Viewer
+    }
+
+    /// Firing alerts, for the header and the health view.
+    pub fn firing(&self) -> Vec<&AlertView> {
+        self.alerts
+            .items
+            .get()
+            .map(|list| {
+                list.iter()
+                    .filter(|a| a.state == crate::wire::AlertState::Firing)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The glyph for a run status (colour comes from the theme).
+pub fn glyph(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Queued => "·",
+        RunStatus::Running => "▶",
+        RunStatus::Retrying => "↻",
+        RunStatus::Waiting => "…",
+        RunStatus::Succeeded => "✓",
+        RunStatus::Failed => "✗",
+        RunStatus::Cancelled => "⊘",
+    }
+}
