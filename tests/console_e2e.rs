@@ -54,8 +54,12 @@ impl Console {
     }
 
     fn apply(&mut self, msg: Msg) {
-        if let Msg::Stream(StreamMessage::Event(event)) = &msg {
-            self.seqs.push(event.seq);
+        if let Msg::Stream(message) = &msg {
+            for message in message.clone().flatten() {
+                if let StreamMessage::Event(event) = message {
+                    self.seqs.push(event.seq);
+                }
+            }
         }
         let effects = update::update(&mut self.app, msg);
         update::settle(&mut self.app);

@@ -272,3 +272,43 @@ async fn a_since_older_than_the_kept_events_gets_reset_first() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn batching_clients_get_every_event_once_in_fewer_frames() {
+    let h = harness(&[TWO]).await;
+    let api = serve_api(&h).await;
+    for id in start(&h, "two", 50).await {
+        wait_final(&h.store, id).await;
+    }
+    let end = last_seq(&h).await;
+    let mut socket = connect(&api, "since=0&batch=true").await;
+    let (mut frames, mut batches, mut seen) = (0, 0, Vec::new());
+    while seen.last() != Some(&end) {
+        let message = next(&mut socket).await.expect("a frame");
+        frames += 1;
+        batches += usize::from(matches!(message, StreamMessage::Batch { .. }));
+        for message in message.flatten() {
+            match message {
+                StreamMessage::Event(e) => seen.push(e.seq),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(
+        seen,
+        (1..=end).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+    assert!(
+        batches > 0 && frames < seen.len() / 10,
+        "{frames} frames for {} events",
+        seen.len()
+    );
+    // Live events after the backlog arrive too.
+    start(&h, "two", 1).await;
+    let live = next(&mut socket).await.expect("live").flatten();
+    assert!(
+        matches!(live.first(), Some(StreamMessage::Event(e)) if e.seq == end + 1),
+        "{live:?}"
+    );
+}

@@ -49,7 +49,7 @@ impl Client {
     /// The websocket URL of the stream.
     pub fn stream_url(&self, query: &str) -> String {
         let base = self.base.replacen("http", "ws", 1);
-        format!("{base}/stream?{query}")
+        format!("{base}/stream?{query}&batch=true")
     }
 
     pub fn token(&self) -> &str {

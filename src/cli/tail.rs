@@ -54,18 +54,24 @@ async fn follow(
         let Message::Text(text) = message? else {
             continue;
         };
-        match serde_json::from_str::<StreamMessage>(&text)? {
-            StreamMessage::Event(event) => {
-                *last = event.seq;
-                print(c, &event)?;
-            }
-            StreamMessage::Reset { seq } => {
-                eprintln!("stream: events before {seq} are no longer kept; continuing from there");
-                *last = seq;
-            }
-            StreamMessage::Lagged { seq } => {
-                *last = seq;
-                anyhow::bail!("fell behind the server");
+        for message in serde_json::from_str::<StreamMessage>(&text)?.flatten() {
+            match message {
+                StreamMessage::Event(event) => {
+                    *last = event.seq;
+                    print(c, &event)?;
+                }
+                StreamMessage::Reset { seq } => {
+                    eprintln!(
+                        "stream: events before {seq} are no longer kept; continuing from there"
+                    );
+                    *last = seq;
+                }
+                StreamMessage::Lagged { seq } => {
+                    *last = seq;
+                    anyhow::bail!("fell behind the server");
+                }
+                // `flatten` unpacks batches.
+                StreamMessage::Batch { .. } => {}
             }
         }
     }

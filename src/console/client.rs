@@ -281,7 +281,7 @@ impl Client {
         since: &mut i64,
         connected: &mut impl FnMut(),
     ) -> Result<(), String> {
-        let mut request = format!("{url}?since={since}")
+        let mut request = format!("{url}?since={since}&batch=true")
             .into_client_request()
             .map_err(|e| e.to_string())?;
         let auth = format!("Bearer {}", self.token)
@@ -300,16 +300,22 @@ impl Client {
                 _ => continue,
             };
             let message: StreamMessage = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-            match &message {
-                StreamMessage::Event(event) => *since = event.seq,
-                StreamMessage::Reset { seq } => *since = *seq,
-                StreamMessage::Lagged { seq } => *since = (*since).max(*seq),
-            }
+            *since = position(&message, *since);
             if self.tx.send(Msg::Stream(message)).is_err() {
                 return Ok(());
             }
         }
         Ok(())
+    }
+}
+
+/// Where the stream stands after `message`.
+fn position(message: &StreamMessage, since: i64) -> i64 {
+    match message {
+        StreamMessage::Event(event) => event.seq,
+        StreamMessage::Reset { seq } => *seq,
+        StreamMessage::Lagged { seq } => since.max(*seq),
+        StreamMessage::Batch { messages } => messages.iter().fold(since, |at, m| position(m, at)),
     }
 }
 

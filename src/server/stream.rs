@@ -4,7 +4,8 @@
 //! event committed while the backlog is sent is either in the backlog or on the bus; events
 //! at or below the last sequence sent are dropped as duplicates. A client that falls behind
 //! the bus is told `lagged` and disconnected (the engine never waits for it) and resumes with
-//! its last `seq`. A `since` older than the oldest kept event gets `reset` first.
+//! its last `seq`. A `since` older than the oldest kept event gets `reset` first. Clients that
+//! ask with `batch=true` get the events that are ready at once in one `batch` frame.
 
 use crate::wire::ErrorBody;
 use std::collections::HashSet;
@@ -46,9 +47,12 @@ pub(crate) struct StreamQuery {
     workflow: Option<String>,
     team: Option<String>,
     token: Option<String>,
+    /// Send the events that are ready together as one `batch` frame.
+    #[serde(default)]
+    batch: bool,
 }
 
-#[utoipa::path(get, path = "/api/v1/stream", params(("since" = Option<i64>, Query), ("workflow" = Option<String>, Query), ("team" = Option<String>, Query), ("token" = Option<String>, Query)), responses((status = 101, description = "websocket of JSON text frames", body = StreamMessage), (status = "4XX", description = "an error", body = ErrorBody)), tag = "stream", security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/stream", params(("since" = Option<i64>, Query), ("workflow" = Option<String>, Query), ("team" = Option<String>, Query), ("token" = Option<String>, Query), ("batch" = Option<bool>, Query)), responses((status = 101, description = "websocket of JSON text frames", body = StreamMessage), (status = "4XX", description = "an error", body = ErrorBody)), tag = "stream", security(("bearer" = [])))]
 pub(crate) async fn upgrade(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -148,6 +152,8 @@ pub async fn fan_out(s: AppState, frames: broadcast::Sender<Arc<Frame>>) {
 struct Sender {
     socket: WebSocket,
     last: i64,
+    /// Batching clients: the events queued since the last flush.
+    pending: Option<Vec<Utf8Bytes>>,
 }
 
 impl Sender {
@@ -191,15 +197,48 @@ impl Sender {
                     .map_err(|e| e.to_string())?
                     .into(),
             };
-            // Feeding only buffers (or flushes a full buffer); the caller bounds the whole batch
-            // with one time limit.
+            match &mut self.pending {
+                Some(pending) => pending.push(text),
+                // Feeding only buffers (or flushes a full buffer); the caller bounds the whole
+                // batch with one time limit.
+                None => self
+                    .socket
+                    .feed(Message::Text(text))
+                    .await
+                    .map_err(|e| e.to_string())?,
+            }
+        }
+        self.last = event.seq;
+        Ok(())
+    }
+
+    /// Sends what is queued: for batching clients one frame of every pending event (each one
+    /// already serialized, so the frame is put together by copying).
+    async fn flush(&mut self) -> Result<(), String> {
+        if let Some(pending) = self.pending.as_mut().filter(|p| !p.is_empty()) {
+            let texts = std::mem::take(pending);
+            let text = match texts.len() {
+                1 => texts.into_iter().next().unwrap_or_default(),
+                _ => {
+                    let size = texts.iter().map(|t| t.len() + 1).sum::<usize>() + 32;
+                    let mut frame = String::with_capacity(size);
+                    frame.push_str(r#"{"type":"batch","messages":["#);
+                    for (i, text) in texts.iter().enumerate() {
+                        if i > 0 {
+                            frame.push(',');
+                        }
+                        frame.push_str(text.as_str());
+                    }
+                    frame.push_str("]}");
+                    frame.into()
+                }
+            };
             self.socket
                 .feed(Message::Text(text))
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        self.last = event.seq;
-        Ok(())
+        self.socket.flush().await.map_err(|e| e.to_string())
     }
 
     async fn close(&mut self, code: u16, reason: &str) -> Result<(), String> {
@@ -217,6 +256,7 @@ async fn serve(s: AppState, socket: WebSocket, q: StreamQuery) -> Result<(), Str
     let mut out = Sender {
         socket,
         last: q.since.max(0),
+        pending: q.batch.then(Vec::new),
     };
     let oldest = s.store.oldest_seq().await.map_err(|e| e.to_string())?;
     if oldest > 0 && out.last + 1 < oldest {
@@ -272,7 +312,7 @@ async fn batch(
             Err(_) => break,
         }
     }
-    out.socket.flush().await.map_err(|e| e.to_string())?;
+    out.flush().await?;
     Ok(false)
 }
 
@@ -292,7 +332,9 @@ async fn backlog(
         for event in page.iter().take_while(|e| e.seq <= until) {
             out.event(event, None, filter.wants(event)).await?;
         }
-        out.timed(|socket| socket.flush()).await?;
+        tokio::time::timeout(SEND_TIMEOUT, out.flush())
+            .await
+            .map_err(|_| "the client stopped reading".to_owned())??;
         if page.len() < BACKLOG_PAGE || out.last >= until {
             return Ok(());
         }

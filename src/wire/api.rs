@@ -294,4 +294,19 @@ pub enum StreamMessage {
     Lagged {
         seq: i64,
     },
+    /// Several messages in one frame, in order (only for clients that asked with `batch=true`).
+    #[cfg_attr(feature = "server", schema(no_recursion))]
+    Batch {
+        messages: Vec<StreamMessage>,
+    },
+}
+
+impl StreamMessage {
+    /// The messages this one carries, in order: itself, or a batch's contents.
+    pub fn flatten(self) -> Vec<StreamMessage> {
+        match self {
+            Self::Batch { messages } => messages.into_iter().flat_map(Self::flatten).collect(),
+            other => vec![other],
+        }
+    }
 }

@@ -78,7 +78,10 @@ async fn serve(workload: &Workload) -> anyhow::Result<(String, String, AppState)
         .await?
         .token;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("ws://{}/api/v1/stream?since=0", listener.local_addr()?);
+    let url = format!(
+        "ws://{}/api/v1/stream?since=0&batch=true",
+        listener.local_addr()?
+    );
     let state = AppState::new(workload.engine.clone(), store, ServerConfig::default());
     tokio::spawn(launch(listener, state.clone()));
     Ok((url, token, state))
@@ -195,12 +198,12 @@ async fn follow(url: &str, idle: Duration) -> anyhow::Result<Vec<f64>> {
         let Message::Text(text) = message? else {
             continue;
         };
-        if let StreamMessage::Event(event) = serde_json::from_str(&text)? {
-            let ms = (chrono::Utc::now() - event.at)
-                .num_microseconds()
-                .unwrap_or(0) as f64
-                / 1000.0;
-            latencies.push(ms);
+        let now = chrono::Utc::now();
+        for message in serde_json::from_str::<StreamMessage>(&text)?.flatten() {
+            if let StreamMessage::Event(event) = message {
+                let ms = (now - event.at).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+                latencies.push(ms);
+            }
         }
     }
     Ok(latencies)

@@ -118,6 +118,12 @@ pub(super) fn streamed(app: &mut App, message: StreamMessage) -> Vec<Effect> {
             return vec![Effect::Request(Request::Runs { cursor: None })];
         }
         StreamMessage::Lagged { .. } => return Vec::new(),
+        StreamMessage::Batch { messages } => {
+            return messages
+                .into_iter()
+                .flat_map(|m| streamed(app, m))
+                .collect();
+        }
     };
     let kind = event.kind;
     let group = kind.as_str().split('.').next().unwrap_or("");
