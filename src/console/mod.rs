@@ -18,8 +18,6 @@ pub mod theme;
 pub mod update;
 pub mod views;
 
-use std::path::PathBuf;
-
 use tokio::sync::mpsc;
 
 use client::Client;
@@ -146,9 +144,4 @@ pub fn drain(app: &mut App, rx: &mut mpsc::UnboundedReceiver<Msg>, first: Msg) -
     }
     update::settle(app);
     effects
-}
-
-/// Where the user config lives, for messages.
-pub fn config_path() -> Option<PathBuf> {
-    ronfile::config_dir().map(|d| d.join("config.ron"))
 }

@@ -56,24 +56,6 @@ pub enum Request {
     FixSandbox(String),
 }
 
-impl Request {
-    /// True for calls that change something (their reply is a message for the user).
-    pub fn mutates(&self) -> bool {
-        matches!(
-            self,
-            Self::Retry(_)
-                | Self::Rerun(_)
-                | Self::Cancel(_)
-                | Self::ReplayEdited { .. }
-                | Self::Discard { .. }
-                | Self::Ack(_)
-                | Self::Publish(_)
-                | Self::Rollback { .. }
-                | Self::FixSandbox(_)
-        ) || matches!(self, Self::Replay(b) if !b.dry_run)
-    }
-}
-
 /// What the server answered.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
