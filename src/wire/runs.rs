@@ -208,4 +208,7 @@ pub struct DlqView {
     /// The run that replayed this entry.
     #[serde(default)]
     pub replay_run: Option<i64>,
+    /// The record the failed run was about.
+    #[serde(default)]
+    pub record_id: Option<i64>,
 }

@@ -87,9 +87,11 @@ impl Filter {
         self.workflow.as_deref().is_none_or(|w| entry.workflow == w)
             && self.team.as_deref().is_none_or(|t| entry.team == t)
             && self.words.iter().all(|w| {
+                let record = entry.record_id.map(|r| r.to_string()).unwrap_or_default();
                 fuzzy(w, &entry.workflow)
                     || fuzzy(w, &entry.error.message)
                     || fuzzy(w, &entry.step_id)
+                    || fuzzy(w, &record)
             })
     }
 

@@ -90,6 +90,7 @@ fn entry(id: i64) -> DlqView {
         closed_by: None,
         close_reason: None,
         replay_run: None,
+        record_id: Some(100 + id),
     }
 }
 

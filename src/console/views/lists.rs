@@ -101,6 +101,7 @@ pub fn dlq(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 Span::raw(e.id.to_string()),
                 Span::raw(e.run_id.to_string()),
                 Span::raw(format!("{}@{}", e.workflow, e.version)),
+                Span::raw(e.record_id.map(|r| format!("rec {r}")).unwrap_or_default()),
                 Span::raw(e.step_id.clone()),
                 Span::raw(clock(&e.created_at)),
                 Span::styled(
@@ -132,12 +133,15 @@ pub fn dlq(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         area,
         Columns {
             title,
-            header: vec!["", "ENTRY", "RUN", "WORKFLOW", "STEP", "SINCE", "ERROR"],
+            header: vec![
+                "", "ENTRY", "RUN", "WORKFLOW", "RECORD", "STEP", "SINCE", "ERROR",
+            ],
             widths: vec![
                 Constraint::Length(1),
                 Constraint::Length(6),
                 Constraint::Length(7),
-                Constraint::Length(22),
+                Constraint::Length(20),
+                Constraint::Length(8),
                 Constraint::Length(12),
                 Constraint::Length(11),
                 Constraint::Min(10),

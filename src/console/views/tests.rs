@@ -133,6 +133,7 @@ fn app() -> App {
                 closed_by: None,
                 close_reason: None,
                 replay_run: None,
+                record_id: Some(40 + id),
             })
             .collect(),
     );

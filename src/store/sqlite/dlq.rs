@@ -86,19 +86,24 @@ pub fn discard(tx: &mut Tx<'_>, id: i64, reason: &str, actor: &str) -> Result<()
     )
 }
 
+/// Entries with their run's record.
+fn select() -> String {
+    let columns: Vec<String> = DLQ_COLUMNS.split(", ").map(|c| format!("d.{c}")).collect();
+    format!(
+        "SELECT {}, r.record_id FROM dlq d JOIN runs r ON r.id = d.run_id",
+        columns.join(", ")
+    )
+}
+
 pub fn get(conn: &Connection, id: i64) -> Result<DlqView> {
-    conn.prepare_cached(&format!("SELECT {DLQ_COLUMNS} FROM dlq WHERE id = ?"))?
+    conn.prepare_cached(&format!("{} WHERE d.id = ?", select()))?
         .query_row([id], rows::dlq)
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("dead-letter entry {id}")))
 }
 
 pub fn list(conn: &Connection, query: &RunQuery) -> Result<Page<DlqView>> {
-    let columns: Vec<String> = DLQ_COLUMNS.split(", ").map(|c| format!("d.{c}")).collect();
-    let select = format!(
-        "SELECT {} FROM dlq d JOIN runs r ON r.id = d.run_id",
-        columns.join(", ")
-    );
+    let select = select();
     let cols = queue::Columns {
         id: "d.id",
         status: "d.status",

@@ -90,6 +90,7 @@ pub fn attempt(row: &Row<'_>) -> rusqlite::Result<AttemptView> {
     })
 }
 
+/// A dead-letter entry's own columns; queries add the run's `record_id` after them.
 pub const DLQ_COLUMNS: &str = "id, run_id, workflow, version, team, step_id, error, status, created_at, \
      closed_at, closed_by, close_reason, replay_run";
 
@@ -109,6 +110,7 @@ pub fn dlq(row: &Row<'_>) -> rusqlite::Result<DlqView> {
         closed_by: row.get(10)?,
         close_reason: row.get(11)?,
         replay_run: row.get(12)?,
+        record_id: row.get(13)?,
     })
 }
 
