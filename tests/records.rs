@@ -253,3 +253,26 @@ async fn writes_to_missing_records_are_refused_and_store_nothing() {
     );
     assert!(h.store.events_since(0, 100).await.unwrap().is_empty());
 }
+
+const BROKEN: &str = r#"(
+    key: "broken_touch", name: "Broken touch", team: "sales-ops",
+    trigger: Record(object: "deals", on: [Created]),
+    steps: [(id: "touch", action: UpdateRecord(record: "{{ trigger.record.id }}", values: {"x": "{{ trigger.record.values.missing }}"}))],
+)"#;
+
+#[tokio::test]
+async fn a_dead_letter_names_the_record_its_run_was_about() {
+    let h = harness(&[BROKEN]).await;
+    let deal = h
+        .engine
+        .write_record(create("deals", json!({"name": "Acme"}), None))
+        .await
+        .unwrap();
+    let run = wait_final(&h.store, deal.runs[0]).await;
+    assert_eq!(run.run.status, RunStatus::Failed);
+    let entries = h.store.dlq(&RunQuery::default()).await.unwrap().items;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].record_id, Some(deal.record.id));
+    let one = h.store.dlq_entry(entries[0].id).await.unwrap();
+    assert_eq!(one.record_id, Some(deal.record.id));
+}
