@@ -58,6 +58,11 @@ pub fn settle(app: &mut App) {
 }
 
 fn tick(app: &mut App) -> Vec<Effect> {
+    // The server was not reachable at start: keep asking who we are until it answers.
+    if matches!(app.me, Load::Failed(_)) {
+        app.me = Load::Loading;
+        return vec![Effect::Request(Request::Me)];
+    }
     let mut effects: Vec<Effect> = std::mem::take(&mut app.stale)
         .into_iter()
         .filter_map(|what| match what {

@@ -1,7 +1,7 @@
 //! Replies from the server and stream events, folded into the cache.
 
 use super::super::msg::{Effect, Reply, Request};
-use super::super::state::{App, Load, Overlay, View};
+use super::super::state::{App, Conn, Load, Overlay, View};
 use super::open_effects;
 use crate::wire::{EventKind, RunStatus, RunView, StreamMessage};
 
@@ -18,6 +18,10 @@ pub(super) fn replied(
         Reply::Me(me) => {
             let since = me.seq;
             app.me = Load::Loaded(me);
+            // Connected: an earlier "cannot reach" no longer applies.
+            if app.toast.as_ref().is_some_and(|(_, error)| *error) {
+                app.toast = None;
+            }
             let mut effects: Vec<Effect> = [
                 Request::Runs { cursor: None },
                 Request::Workflows,
@@ -86,7 +90,18 @@ pub(super) fn replied(
 
 fn failed(app: &mut App, request: &Request, error: String) -> Vec<Effect> {
     match request {
-        Request::Me => app.me = Load::Failed(error.clone()),
+        Request::Me => {
+            app.me = Load::Failed(error.clone());
+            let attempt = match &app.conn {
+                Conn::Reconnecting { attempt, .. } => attempt + 1,
+                _ => 1,
+            };
+            app.conn = Conn::Reconnecting {
+                attempt,
+                next_in_secs: 2,
+                error: error.clone(),
+            };
+        }
         Request::Runs { .. } => app.runs.loading_more = false,
         Request::Run(_) => app.inspector.detail = Load::Failed(error.clone()),
         Request::Dlq => app.dlq.entries = Load::Failed(error.clone()),

@@ -439,3 +439,31 @@ fn scrolling_near_the_end_of_the_cache_pages_over_rest() {
     assert_eq!(app.runs.rows.len(), 31);
     assert!(app.runs.next_cursor.is_none());
 }
+
+#[test]
+fn a_server_that_is_down_at_start_is_asked_again_on_every_tick() {
+    let mut app = App::new(
+        "http://h".into(),
+        keymap::load("default", None).unwrap(),
+        false,
+    );
+    let down = || Box::new(Err("cannot reach the server: connection refused".to_owned()));
+    update(&mut app, Msg::Reply(Request::Me, down()));
+    assert!(matches!(app.conn, Conn::Reconnecting { attempt: 1, .. }));
+    assert_eq!(requests(&update(&mut app, Msg::Tick)), [&Request::Me]);
+    update(&mut app, Msg::Reply(Request::Me, down()));
+    assert!(matches!(app.conn, Conn::Reconnecting { attempt: 2, .. }));
+    let me = Me {
+        name: "me".into(),
+        role: Role::Operator,
+        seq: 7,
+    };
+    let effects = update(
+        &mut app,
+        Msg::Reply(Request::Me, Box::new(Ok(Reply::Me(me)))),
+    );
+    assert!(
+        effects.contains(&Effect::Stream { since: 7 }),
+        "{effects:?}"
+    );
+}
