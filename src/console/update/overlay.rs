@@ -211,9 +211,12 @@ pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
             id: id.parse().unwrap_or(0),
         },
         ("incident", _) if app.sandbox.is_some() => {
+            let sandbox = app.sandbox.clone().unwrap_or_default();
             app.overlay = Overlay::Message {
                 title: " The demo's incident ".into(),
-                text: INCIDENT.into(),
+                text: format!(
+                    "{INCIDENT}\n\nWhat the Slack-like sink received: curl {sandbox}/slack"
+                ),
             };
             return Vec::new();
         }
