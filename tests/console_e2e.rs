@@ -232,7 +232,6 @@ async fn the_stream_resumes_after_the_server_comes_back_with_no_gap() {
         })
         .await;
     let newest = h.store.newest_seq().await.unwrap();
-    console.until("every event", |_| true).await;
     while console.seqs.last() != Some(&newest) {
         let msg = tokio::time::timeout(Duration::from_secs(10), console.rx.recv())
             .await

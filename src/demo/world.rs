@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -214,7 +214,6 @@ async fn ai(Json(body): Json<Value>) -> Response {
 async fn slack(
     State(w): State<Arc<World>>,
     Path(channel): Path<String>,
-    _: HeaderMap,
     Json(body): Json<Value>,
 ) -> StatusCode {
     if let Ok(mut slack) = w.slack.lock() {

@@ -79,9 +79,7 @@ pub(super) fn loading<T>(
     let block = framed(format!(" {title} "), theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    if let Some(p) = placeholder(load, "", theme) {
-        frame.render_widget(p, inner);
-    }
+    frame.render_widget(placeholder(load, theme), inner);
 }
 
 pub fn dlq(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {

@@ -195,19 +195,15 @@ pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
     }
 }
 
-/// A line saying why a list is empty or not there yet.
-pub fn placeholder<T>(
-    load: &super::state::Load<T>,
-    empty: &str,
-    theme: &Theme,
-) -> Option<Paragraph<'static>> {
+/// A line saying that something is loading or could not be loaded (nothing once it has).
+pub fn placeholder<T>(load: &super::state::Load<T>, theme: &Theme) -> Paragraph<'static> {
     use super::state::Load;
     let (text, style): (String, Style) = match load {
         Load::Idle | Load::Loading => ("loading…".into(), theme.dim),
         Load::Failed(e) => (format!("could not load: {e}"), theme.error),
-        Load::Loaded(_) => (empty.to_owned(), theme.dim),
+        Load::Loaded(_) => (String::new(), theme.dim),
     };
-    Some(Paragraph::new(text).style(style))
+    Paragraph::new(text).style(style)
 }
 
 /// `2m 05s`-style durations.

@@ -123,9 +123,7 @@ pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
 
 pub fn inspector(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some(detail) = app.inspector.detail.get() else {
-        if let Some(p) = placeholder(&app.inspector.detail, "", theme) {
-            frame.render_widget(p, area);
-        }
+        frame.render_widget(placeholder(&app.inspector.detail, theme), area);
         return;
     };
     let run = &detail.run;
