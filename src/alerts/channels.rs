@@ -95,7 +95,7 @@ async fn deliver_due(
                 status_code,
                 latency_ms,
                 error: Some(error),
-                retry_at: Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default()),
+                retry_at: Some(crate::domain::clock::later_or_max(Utc::now(), delay)),
             }
         }
     };

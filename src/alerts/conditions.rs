@@ -23,7 +23,7 @@ pub struct Scene<'a> {
 }
 
 fn ago(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
-    now - chrono::Duration::from_std(window).unwrap_or_default()
+    crate::domain::clock::earlier_or_min(now, window)
 }
 
 /// True with a summary when the condition holds.

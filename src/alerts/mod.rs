@@ -106,7 +106,7 @@ impl Evaluator {
             .flat_map(|(_, rules)| rules.iter())
             .map(|r| window(&r.condition))
             .fold(MIN_LOOKBACK, Duration::max);
-        let since = now - chrono::Duration::from_std(lookback * 2).unwrap_or_default();
+        let since = crate::domain::clock::earlier_or_min(now, lookback.saturating_mul(2));
         let facts = self.store.run_facts(since).await?;
         let depths: HashMap<String, i64> = self.store.dlq_depths().await?.into_iter().collect();
         let mut active: HashMap<(String, String), AlertView> = self
@@ -212,9 +212,11 @@ impl Evaluator {
             if channels.is_empty() {
                 continue;
             }
-            let lookback =
-                chrono::Duration::from_std(origin.window.max(MIN_LOOKBACK / 4)).unwrap_or_default();
-            let since = alert.fired_at.unwrap_or(alert.opened_at) - lookback;
+            let lookback = origin.window.max(MIN_LOOKBACK / 4);
+            let since = crate::domain::clock::earlier_or_min(
+                alert.fired_at.unwrap_or(alert.opened_at),
+                lookback,
+            );
             let fresh = match alert.state {
                 AlertState::Resolved => Vec::new(),
                 _ => {

@@ -110,10 +110,10 @@ pub struct ServeArgs {
     workers: usize,
     /// How long a run stays with this server without a heartbeat; after a crash, its runs
     /// resume (here or on another server) once this has passed.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = acp::domain::clock::parse_duration)]
     lease: std::time::Duration,
     /// How long events stay in the run log; a stream client asking for older ones gets `reset`.
-    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30d", value_parser = acp::domain::clock::parse_duration)]
     keep_events: std::time::Duration,
     /// Base URL of an OpenAI-compatible API for `ai` steps (else the built-in provider).
     #[arg(long, env = "ACP_AI_URL")]

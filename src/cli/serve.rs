@@ -137,11 +137,14 @@ async fn prune_loop(
     keep: std::time::Duration,
     shutdown: CancellationToken,
 ) {
-    let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(30));
     loop {
-        match store.prune_events(chrono::Utc::now() - keep).await {
+        let before = acp::domain::clock::earlier_or_min(chrono::Utc::now(), keep);
+        match store.prune_events(before).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!("dropped {n} events older than {keep}"),
+            Ok(n) => tracing::info!(
+                "dropped {n} events older than {}",
+                humantime::format_duration(keep)
+            ),
             Err(e) => tracing::warn!("pruning events failed: {e}"),
         }
         tokio::select! {

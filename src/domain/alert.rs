@@ -143,10 +143,7 @@ pub fn default_rule_defs() -> Vec<RuleDef> {
 pub fn default_rules() -> Vec<Rule> {
     default_rule_defs()
         .iter()
-        .filter_map(|d| {
-            d.check(|t| humantime::parse_duration(t).map_err(|e| e.to_string()))
-                .ok()
-        })
+        .filter_map(|d| d.check(super::clock::parse_duration).ok())
         .collect()
 }
 

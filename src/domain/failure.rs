@@ -53,6 +53,12 @@ impl StepFailure {
     }
 
     /// True when the step's retry policy may try again.
+    /// A permanent failure for code that panicked while running a step: the run fails and
+    /// is dead-lettered instead of taking the server down (or retrying the panic forever).
+    pub fn panicked(panic: &(dyn std::any::Any + Send)) -> Self {
+        Self::permanent(format!("the step panicked: {}", panic_message(panic)))
+    }
+
     pub fn is_retryable(&self) -> bool {
         self.error.retryable
     }
@@ -105,4 +111,13 @@ mod tests {
         assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
     }
+}
+
+/// The text of a caught panic (`panic!("...")` payloads are `&str` or `String`).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }

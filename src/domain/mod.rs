@@ -2,6 +2,7 @@
 //! step failures, run transitions and record writes. No I/O happens here.
 
 pub mod alert;
+pub mod clock;
 pub mod config;
 pub mod failure;
 pub mod record;

@@ -51,12 +51,159 @@ pub struct TemplateProblem {
     pub line: Option<usize>,
 }
 
+/// Largest template string, in bytes.
+pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
+/// Largest bare expression (`when`, a trigger `filter`, `Condition`), in bytes.
+pub const MAX_EXPRESSION_BYTES: usize = 4 * 1024;
+/// Most operators (`+`, `.`, `|`, `[`, `(`, `==`, `and`, ...) in one expression or `{{ }}` /
+/// `{% %}` block. minijinja parses an operator chain into a tree as deep as the chain is long
+/// and walks it recursively, so a long chain would overflow the stack.
+pub const MAX_OPERATORS: usize = 100;
+/// Deepest nesting of brackets in one expression, and of `{% if %}`/`{% for %}`-style blocks.
+pub const MAX_NESTING: usize = 20;
+
+/// Checks the size limits above; templates and expressions past them are never compiled.
+///
+/// # Errors
+/// A [`TemplateProblem`] naming the limit and the template line where it is exceeded.
+pub fn check_limits(source: &str, expression: bool) -> Result<(), TemplateProblem> {
+    let (max_bytes, what) = if expression {
+        (MAX_EXPRESSION_BYTES, "an expression")
+    } else {
+        (MAX_TEMPLATE_BYTES, "a template")
+    };
+    if source.len() > max_bytes {
+        return Err(TemplateProblem {
+            message: format!(
+                "{what} may be at most {max_bytes} bytes; this one has {}",
+                source.len()
+            ),
+            line: Some(1),
+        });
+    }
+    if expression {
+        return check_expression(source).map_err(|message| TemplateProblem {
+            message,
+            line: Some(1),
+        });
+    }
+    let mut blocks = 0usize;
+    let mut rest = source;
+    while let Some(open) = rest.find("{{").into_iter().chain(rest.find("{%")).min() {
+        let statement = rest[open..].starts_with("{%");
+        let close = if statement { "%}" } else { "}}" };
+        let line = source[..source.len() - rest.len() + open]
+            .lines()
+            .count()
+            .max(1);
+        let body_start = open + 2;
+        let Some(len) = rest[body_start..].find(close) else {
+            break;
+        };
+        let body = &rest[body_start..body_start + len];
+        let fail = |message| TemplateProblem {
+            message,
+            line: Some(line),
+        };
+        check_expression(body).map_err(fail)?;
+        if statement {
+            let word = body.trim_matches(|c: char| c.is_whitespace() || c == '-' || c == '+');
+            let word = word.split_whitespace().next().unwrap_or_default();
+            if word.starts_with("end") {
+                blocks = blocks.saturating_sub(1);
+            } else if BLOCK_TAGS.contains(&word) || (word == "set" && !body.contains('=')) {
+                blocks += 1;
+                if blocks > MAX_NESTING {
+                    return Err(fail(format!("blocks may nest at most {MAX_NESTING} deep")));
+                }
+            }
+        }
+        rest = &rest[body_start + len + close.len()..];
+    }
+    Ok(())
+}
+
+/// Tags that open a block closed by `{% end... %}`.
+const BLOCK_TAGS: &[&str] = &[
+    "if",
+    "for",
+    "macro",
+    "call",
+    "filter",
+    "with",
+    "block",
+    "autoescape",
+    "raw",
+];
+
+/// Counts operators and bracket depth outside string literals.
+fn check_expression(source: &str) -> Result<(), String> {
+    let (mut operators, mut depth, mut deepest) = (0usize, 0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut word = String::new();
+    let count_word = |word: &mut String, operators: &mut usize| {
+        if matches!(word.as_str(), "and" | "or" | "not" | "in" | "is" | "if") {
+            *operators += 1;
+        }
+        word.clear();
+    };
+    for c in source.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        count_word(&mut word, &mut operators);
+        match c {
+            '\'' | '"' => quote = Some(c),
+            '(' | '[' | '{' => {
+                operators += 1;
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            '+' | '-' | '*' | '/' | '%' | '~' | '|' | '.' | '<' | '>' | '=' | '!' => {
+                operators += 1;
+            }
+            _ => {}
+        }
+    }
+    count_word(&mut word, &mut operators);
+    if operators > MAX_OPERATORS {
+        return Err(format!(
+            "an expression may have at most {MAX_OPERATORS} operators; this one has {operators} \
+             (split it into steps or simplify it)"
+        ));
+    }
+    if deepest > MAX_NESTING {
+        return Err(format!(
+            "brackets may nest at most {MAX_NESTING} deep; this expression nests {deepest}"
+        ));
+    }
+    Ok(())
+}
+
 /// Analyses a template (or, with `expression`, a bare expression) without rendering it.
+///
+/// # Errors
+/// A [`TemplateProblem`] when the source is past [`check_limits`], does not compile, or calls
+/// `secret` with a computed name.
 pub fn references(
     env: &Environment<'static>,
     source: &str,
     expression: bool,
 ) -> Result<References, TemplateProblem> {
+    check_limits(source, expression)?;
     let vars = if expression {
         env.compile_expression(source)
             .map_err(problem)?
@@ -167,6 +314,15 @@ fn render_string(
     if !text.contains("{{") && !text.contains("{%") {
         return Ok(Value::String(text.to_owned()));
     }
+    check_limits(text, false).map_err(too_big)?;
+    guarded(|| render_checked(env, text, ctx))
+}
+
+fn render_checked(
+    env: &Environment<'static>,
+    text: &str,
+    ctx: &minijinja::Value,
+) -> Result<Value, minijinja::Error> {
     if let Some(expr) = sole_expression(text) {
         let value = env.compile_expression(expr)?.eval(ctx)?;
         if value.is_undefined() {
@@ -180,12 +336,33 @@ fn render_string(
 }
 
 /// Evaluates an expression for its truth (`when`, `condition`, trigger filters).
+///
+/// # Errors
+/// The expression is past [`check_limits`], does not compile, fails to evaluate, or panics
+/// inside minijinja (caught and reported as an error).
 pub fn is_true(
     env: &Environment<'static>,
     expr: &str,
     ctx: &minijinja::Value,
 ) -> Result<bool, minijinja::Error> {
-    Ok(env.compile_expression(expr)?.eval(ctx)?.is_true())
+    check_limits(expr, true).map_err(too_big)?;
+    guarded(|| Ok(env.compile_expression(expr)?.eval(ctx)?.is_true()))
+}
+
+fn too_big(problem: TemplateProblem) -> minijinja::Error {
+    minijinja::Error::new(ErrorKind::InvalidOperation, problem.message)
+}
+
+/// Runs an evaluation, turning a panic into an error so one bad template cannot take the
+/// server down.
+fn guarded<T>(f: impl FnOnce() -> Result<T, minijinja::Error>) -> Result<T, minijinja::Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let what = super::failure::panic_message(panic.as_ref());
+        Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("evaluation panicked: {what}"),
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -237,6 +414,67 @@ mod tests {
             rendered,
             json!({"n": 8, "o": {"a": [1]}, "s": "n=4", "k": 3})
         );
+    }
+
+    #[test]
+    fn long_operator_chains_are_refused_before_compiling() {
+        let chain = vec!["1"; 10_000].join(" + ");
+        let err = references(&env(), &chain, true).unwrap_err();
+        assert!(err.message.contains("at most 4096 bytes"), "{err:?}");
+        let short = vec!["1"; 500].join("+");
+        let err = references(&env(), &short, true).unwrap_err();
+        assert!(err.message.contains("at most 100 operators"), "{err:?}");
+        let template = format!("line one\nline two {{{{ {chain} }}}}");
+        let err = references(&env(), &template, false).unwrap_err();
+        assert_eq!(err.line, Some(2));
+        let ctx = minijinja::Value::from_serialize(json!({}));
+        assert!(is_true(&env(), &chain, &ctx).is_err());
+        assert!(render_value(&env(), &json!(format!("{{{{ {chain} }}}}")), &ctx).is_err());
+        let filters = format!("{{{{ 'x'{} }}}}", " | upper".repeat(200));
+        assert!(references(&env(), &filters, false).is_err());
+        let dots = format!("{{{{ trigger{} }}}}", ".a".repeat(200));
+        assert!(references(&env(), &dots, false).is_err());
+        let parens = format!("{}1{}", "(".repeat(30), ")".repeat(30));
+        let err = references(&env(), &parens, true).unwrap_err();
+        assert!(err.message.contains("nest"), "{err:?}");
+        let blocks = "{% if true %}".repeat(30) + &"{% endif %}".repeat(30);
+        let err = references(&env(), &blocks, false).unwrap_err();
+        assert!(err.message.contains("nest"), "{err:?}");
+        let huge = "x".repeat(MAX_TEMPLATE_BYTES + 1);
+        assert!(references(&env(), &huge, false).is_err());
+    }
+
+    #[test]
+    fn expressions_at_the_limits_evaluate_on_a_small_stack() {
+        // The deepest trees the limits allow must evaluate on a 512 KiB thread (tokio's
+        // workers have 2 MiB), in debug builds too.
+        let chain = vec!["1"; MAX_OPERATORS].join(" + ");
+        let blocks =
+            "{% if true %}".repeat(MAX_NESTING) + "ok" + &"{% endif %}".repeat(MAX_NESTING);
+        let nested = format!("{}1{}", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));
+        std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || {
+                let env = env();
+                let ctx = minijinja::Value::from_serialize(json!({}));
+                assert!(references(&env, &chain, true).is_ok());
+                assert!(is_true(&env, &chain, &ctx).unwrap());
+                let out = render_value(&env, &json!(blocks), &ctx).unwrap();
+                assert_eq!(out, json!("ok"));
+                assert!(is_true(&env, &nested, &ctx).unwrap());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn ordinary_expressions_are_within_the_limits() {
+        let when = "trigger.record.values.stage == 'proposal' and trigger.record.values.amount > 10000 \
+                    and (trigger.record.values.owner | default('')) != '' and 'a+b.c(d)' != trigger.x";
+        assert!(check_limits(when, true).is_ok());
+        let list = format!("{{{{ [{}] | length }}}}", vec!["1"; 500].join(", "));
+        assert!(check_limits(&list, false).is_ok());
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Drives one claimed run through its remaining steps, persisting each transition.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use chrono::Utc;
+use futures_util::FutureExt;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -216,7 +218,16 @@ impl Driver<'_> {
         let outcome = match rendered {
             Err(failure) => Err(failure),
             Ok(input) => {
-                let perform = step::perform(self.inner, run, self.compiled, step, &input, &key);
+                let perform = AssertUnwindSafe(step::perform(
+                    self.inner,
+                    run,
+                    self.compiled,
+                    step,
+                    &input,
+                    &key,
+                ))
+                .catch_unwind()
+                .map(|result| result.unwrap_or_else(|panic| Err(StepFailure::panicked(&*panic))));
                 tokio::select! {
                     result = tokio::time::timeout(step.timeout, perform) => result.unwrap_or_else(|_| {
                         Err(StepFailure::transient(format!("timed out after {}", humantime::format_duration(step.timeout))))
@@ -300,7 +311,7 @@ impl Driver<'_> {
             let delay = step
                 .retry
                 .delay(number, failure.retry_after, fastrand::f64());
-            let at = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            let at = crate::domain::clock::later_or_max(Utc::now(), delay);
             let retry = RetryAt {
                 at,
                 delay_ms: delay.as_millis() as i64,

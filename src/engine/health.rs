@@ -28,9 +28,9 @@ impl Engine {
         };
         let buckets = query.buckets.unwrap_or(12).clamp(1, 240);
         let until = Utc::now();
-        let since = until
-            - chrono::Duration::from_std(window)
-                .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let since = crate::domain::clock::earlier(until, window).ok_or_else(|| {
+            EngineError::Invalid(format!("the window {window:?} reaches before the year 0"))
+        })?;
         let wanted = |workflow: &str, team: &str| {
             query.workflow.as_deref().is_none_or(|w| w == workflow)
                 && query.team.as_deref().is_none_or(|t| t == team)

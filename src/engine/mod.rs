@@ -63,6 +63,11 @@ pub struct EngineConfig {
     /// How long shutdown waits for in-flight attempts.
     pub grace: Duration,
     pub secrets: SecretLookup,
+    /// This engine is the only one on its store (SQLite: one server owns the file). At start
+    /// every `running` run was then abandoned by a crash, so it resumes at once (same
+    /// idempotency keys) instead of after its lease. Engines sharing a store (PostgreSQL,
+    /// later) leave this off and wait for leases.
+    pub sole_owner: bool,
 }
 
 impl Default for EngineConfig {
@@ -73,6 +78,7 @@ impl Default for EngineConfig {
             poll: Duration::from_millis(500),
             grace: Duration::from_secs(10),
             secrets: Arc::new(|name| std::env::var(name).ok()),
+            sole_owner: true,
         }
     }
 }
@@ -107,6 +113,12 @@ impl Engine {
     ) -> Result<Self, EngineError> {
         let catalog = Catalog::new(store.clone(), config.secrets.clone());
         catalog.refresh().await?;
+        if config.sole_owner {
+            let abandoned = store.expire_leases().await?;
+            if abandoned > 0 {
+                tracing::info!(runs = abandoned, "resuming runs left running by a crash");
+            }
+        }
         let inner = Arc::new(Inner {
             owner: format!("engine-{}-{:08x}", std::process::id(), fastrand::u32(..)),
             slots: Arc::new(Semaphore::new(config.workers.max(1))),

@@ -254,7 +254,7 @@ impl Engine {
 
 impl Inner {
     pub(super) fn lease(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.config.lease).unwrap_or_default()
+        crate::domain::clock::delta(self.config.lease)
     }
 
     pub(super) fn register_cancel(&self, run_id: i64) -> CancellationToken {

@@ -152,7 +152,7 @@ pub async fn perform(
         }
         ActionDef::Delay { duration } => {
             let wait = parse_duration(duration).map_err(StepFailure::permanent)?;
-            let until = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+            let until = crate::domain::clock::later_or_max(Utc::now(), wait);
             let control = if wait.is_zero() {
                 Control::Continue
             } else {

@@ -139,14 +139,43 @@ pub async fn schedule_loop(inner: Arc<Inner>) {
 }
 
 /// The first occurrence strictly after `after`, in UTC.
+///
+/// Wall-clock times follow the workflow's timezone, with one rule for daylight-saving
+/// changes: a schedule that runs every hour (hour field `*`, e.g. `*/15 * * * *`) is an
+/// interval and fires on real time through both changes, the repeated hour of the autumn
+/// change included; a schedule at fixed hours (`30 2 * * *`) fires once per matching day.
 pub fn next_fire(
     cron: &croner::Cron,
     timezone: &chrono_tz::Tz,
     after: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    cron.find_next_occurrence(&after.with_timezone(timezone), false)
+    use chrono::Offset;
+    let local = after.with_timezone(timezone);
+    let wall = cron
+        .find_next_occurrence(&local, false)
+        .ok()
+        .map(|t| t.with_timezone(&Utc));
+    let every_hour = (0..24).all(|h| cron.pattern.hour_match(h).unwrap_or(false));
+    if !every_hour {
+        return wall;
+    }
+    // Croner walks local wall time, which runs through the repeated hour only once. Walking
+    // the wall time of the offset in force at `after` instead finds the slots of the second
+    // pass; each candidate must still match in the real timezone.
+    let fixed = local.offset().fix();
+    let second_pass = cron
+        .find_next_occurrence(&after.with_timezone(&fixed), false)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+        .filter(|t| *t > after)
+        .filter(|t| {
+            cron.is_time_matching(&t.with_timezone(timezone))
+                .unwrap_or(false)
+        });
+    [wall.filter(|t| *t > after), second_pass]
+        .into_iter()
+        .flatten()
+        .min()
 }
 
 #[cfg(test)]
@@ -163,5 +192,110 @@ mod tests {
         let after: DateTime<Utc> = "2026-11-25T09:30:00Z".parse().unwrap();
         let fire = next_fire(&cron, &tz, after).unwrap();
         assert_eq!(fire.to_rfc3339(), "2026-11-26T08:00:00+00:00");
+    }
+
+    /// Every fire of `pattern` in `zone` from `from` (exclusive) to `to` (inclusive).
+    fn fires(pattern: &str, zone: &str, from: &str, to: &str) -> Vec<DateTime<Utc>> {
+        let cron = croner::Cron::new(pattern)
+            .with_seconds_optional()
+            .parse()
+            .unwrap();
+        let tz: chrono_tz::Tz = zone.parse().unwrap();
+        let (mut at, to): (DateTime<Utc>, DateTime<Utc>) =
+            (from.parse().unwrap(), to.parse().unwrap());
+        let mut out = Vec::new();
+        while let Some(next) = next_fire(&cron, &tz, at).filter(|n| *n <= to) {
+            assert!(next > at, "{pattern} in {zone}: {next} after {at}");
+            out.push(next);
+            at = next;
+        }
+        out
+    }
+
+    fn gaps(fires: &[DateTime<Utc>]) -> Vec<i64> {
+        fires
+            .windows(2)
+            .map(|w| (w[1] - w[0]).num_minutes())
+            .collect()
+    }
+
+    #[test]
+    fn interval_schedules_fire_on_real_time_through_both_dst_changes() {
+        // Autumn: Berlin repeats 02:00-03:00 on 2026-10-25 (00:00Z-02:00Z), New York repeats
+        // 01:00-02:00 on 2026-11-01 (05:00Z-07:00Z). Spring: Berlin skips an hour on
+        // 2026-03-29 (01:00Z), New York on 2026-03-08 (07:00Z).
+        for (zone, from, to) in [
+            (
+                "Europe/Berlin",
+                "2026-10-24T22:00:00Z",
+                "2026-10-25T04:00:00Z",
+            ),
+            (
+                "America/New_York",
+                "2026-11-01T03:00:00Z",
+                "2026-11-01T09:00:00Z",
+            ),
+            (
+                "Europe/Berlin",
+                "2026-03-28T22:00:00Z",
+                "2026-03-29T04:00:00Z",
+            ),
+            (
+                "America/New_York",
+                "2026-03-08T04:00:00Z",
+                "2026-03-08T10:00:00Z",
+            ),
+        ] {
+            let every = fires("*/15 * * * *", zone, from, to);
+            assert_eq!(every.len(), 24, "{zone} {from}: {every:?}");
+            assert!(
+                gaps(&every).iter().all(|g| *g == 15),
+                "{zone} {from}: {every:?}"
+            );
+            let hourly = fires("0 * * * *", zone, from, to);
+            assert_eq!(hourly.len(), 6, "{zone} {from}: {hourly:?}");
+        }
+        let berlin = fires(
+            "*/15 * * * *",
+            "Europe/Berlin",
+            "2026-10-25T00:30:00Z",
+            "2026-10-25T02:00:00Z",
+        );
+        let shown: Vec<String> = berlin
+            .iter()
+            .map(|t| t.format("%H:%M").to_string())
+            .collect();
+        assert_eq!(
+            shown,
+            ["00:45", "01:00", "01:15", "01:30", "01:45", "02:00"]
+        );
+    }
+
+    #[test]
+    fn fixed_time_schedules_fire_once_on_dst_days() {
+        for (zone, from, to) in [
+            (
+                "Europe/Berlin",
+                "2026-10-24T12:00:00Z",
+                "2026-10-25T12:00:00Z",
+            ),
+            (
+                "America/New_York",
+                "2026-10-31T12:00:00Z",
+                "2026-11-01T12:00:00Z",
+            ),
+        ] {
+            let daily = fires("30 1 * * *", zone, from, to);
+            assert_eq!(daily.len(), 1, "{zone}: {daily:?}");
+            let daily = fires("30 2 * * *", zone, from, to);
+            assert_eq!(daily.len(), 1, "{zone}: {daily:?}");
+        }
+        let spring = fires(
+            "30 2 * * *",
+            "Europe/Berlin",
+            "2026-03-28T12:00:00Z",
+            "2026-03-29T12:00:00Z",
+        );
+        assert!(spring.len() <= 1, "{spring:?}");
     }
 }

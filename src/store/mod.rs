@@ -248,6 +248,10 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<ClaimedRun>>;
+    /// Ends the lease of every `running` run now, so the next claim takes them at once;
+    /// answers how many. For an engine that knows it is the store's only one (SQLite) and
+    /// so knows, at start, that every running run was abandoned by a crash.
+    async fn expire_leases(&self) -> Result<u64>;
     /// Extends `owner`'s leases; answers the ids of its runs that were asked to cancel.
     async fn heartbeat(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<Vec<i64>>;
     /// Applies transitions of one run atomically; answers the ids of attempts started.

@@ -207,6 +207,7 @@ pub fn config() -> EngineConfig {
             "API_KEY" => Some(SECRET.to_owned()),
             _ => None,
         }),
+        sole_owner: true,
     }
 }
 

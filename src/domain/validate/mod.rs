@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use minijinja::Environment;
 
@@ -49,12 +48,7 @@ pub(crate) fn ron_options() -> ron::Options {
     ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
 }
 
-/// Parses a duration such as `500ms`, `30s`, `5m` or `1h 30m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("`{text}` is not a duration ({e}); write e.g. \"30s\", \"5m\", \"1h\"")
-    })
-}
+pub use super::clock::parse_duration;
 
 struct Checker<'s> {
     at: Locator<'s>,
@@ -279,8 +273,13 @@ impl<'s> Checker<'s> {
     }
 }
 
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or_default()
+/// The template's first line, cut to 60 characters, to quote it in a problem.
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    match line.char_indices().nth(60) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line.to_owned(),
+    }
 }
 
 fn is_key(key: &str) -> bool {

@@ -102,9 +102,9 @@ pub(crate) async fn silence(
             (Some(text), None) => {
                 let duration = parse_duration(text)
                     .map_err(|e| ApiError::unprocessable("invalid_duration", e))?;
-                chrono::Utc::now()
-                    + chrono::Duration::from_std(duration)
-                        .map_err(|e| ApiError::unprocessable("invalid_duration", e.to_string()))?
+                crate::domain::clock::later(chrono::Utc::now(), duration).ok_or_else(|| {
+                    ApiError::unprocessable("invalid_duration", format!("`{text}` is too long"))
+                })?
             }
             (None, Some(until)) if until > chrono::Utc::now() => until,
             (None, Some(until)) => {

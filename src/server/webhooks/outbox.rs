@@ -176,7 +176,7 @@ async fn post(
         s.config.webhook_retry_max,
         message.attempts,
     );
-    let retry_at = Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
+    let retry_at = Some(crate::domain::clock::later_or_max(Utc::now(), delay));
     Attempt {
         status_code,
         latency_ms,

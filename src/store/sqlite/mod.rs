@@ -236,6 +236,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn expire_leases(&self) -> Result<u64> {
+        self.write(runs::expire_leases).await
+    }
+
     async fn heartbeat(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<Vec<i64>> {
         let owner = owner.to_owned();
         self.write(move |tx| runs::heartbeat(tx, &owner, lease_until))

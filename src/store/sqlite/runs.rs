@@ -82,6 +82,15 @@ pub fn claim(
     Ok(claimed)
 }
 
+/// Ends every running run's lease (sets it to the epoch); answers how many.
+pub fn expire_leases(tx: &mut Tx<'_>) -> Result<u64> {
+    let n = tx.conn.execute(
+        "UPDATE runs SET lease_until = 0 WHERE status = 'running'",
+        [],
+    )?;
+    Ok(n as u64)
+}
+
 /// Extends `owner`'s leases; answers its runs that were asked to cancel.
 pub fn heartbeat(tx: &mut Tx<'_>, owner: &str, lease_until: DateTime<Utc>) -> Result<Vec<i64>> {
     tx.conn.execute(

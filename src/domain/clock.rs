@@ -1,0 +1,90 @@
+//! Checked time arithmetic: durations from input are bounded when parsed, and moving a time
+//! by a duration never panics (chrono's `+`/`-` do on overflow).
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// The longest duration ACP accepts anywhere (API, workflow and config files, CLI flags):
+/// 100 years.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Parses a duration such as `500ms`, `30s`, `5m`, `1h 30m` or `90d` (humantime's syntax),
+/// at most [`MAX_DURATION`].
+///
+/// # Errors
+/// A message naming the text, for anything humantime cannot read or longer than 100 years.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); write e.g. \"30s\", \"5m\", \"1h\"")
+    })?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "`{text}` is longer than the longest duration accepted (100 years)"
+        ));
+    }
+    Ok(duration)
+}
+
+/// `at + duration`, or `None` past the range of times chrono represents.
+pub fn later(at: DateTime<Utc>, duration: Duration) -> Option<DateTime<Utc>> {
+    at.checked_add_signed(TimeDelta::from_std(duration).ok()?)
+}
+
+/// `at - duration`, or `None` past the range of times chrono represents.
+pub fn earlier(at: DateTime<Utc>, duration: Duration) -> Option<DateTime<Utc>> {
+    at.checked_sub_signed(TimeDelta::from_std(duration).ok()?)
+}
+
+/// `at + duration`, saturating at the latest time chrono represents (for internal delays,
+/// which are bounded anyway).
+pub fn later_or_max(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+    later(at, duration).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `at - duration`, saturating at the earliest time chrono represents.
+pub fn earlier_or_min(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+    earlier(at, duration).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// A `std` duration as chrono's, saturating at chrono's largest.
+pub fn delta(duration: Duration) -> TimeDelta {
+    TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_bounded_and_arithmetic_is_checked() {
+        assert_eq!(
+            parse_duration("90d").unwrap(),
+            Duration::from_secs(90 * 86_400)
+        );
+        let err = parse_duration("100000000000d").unwrap_err();
+        assert!(err.contains("100 years"), "{err}");
+        assert!(parse_duration("36500d").is_ok());
+        assert!(parse_duration("36501d").is_err());
+        assert!(
+            parse_duration("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        let now = Utc::now();
+        assert!(later(now, Duration::from_secs(u64::MAX)).is_none());
+        assert!(earlier(now, Duration::from_secs(u64::MAX)).is_none());
+        assert_eq!(
+            later_or_max(now, Duration::from_secs(u64::MAX)),
+            DateTime::<Utc>::MAX_UTC
+        );
+        assert_eq!(
+            earlier_or_min(now, MAX_DURATION * 10_000_000),
+            DateTime::<Utc>::MIN_UTC
+        );
+        assert_eq!(
+            later(now, Duration::from_secs(60)).unwrap() - now,
+            TimeDelta::seconds(60)
+        );
+    }
+}
