@@ -9,8 +9,14 @@ use serde_json::{Value, json};
 use crate::domain::StepFailure;
 use crate::domain::failure::parse_retry_after;
 
-/// Longest response body kept, in bytes; longer text bodies are cut.
-const MAX_BODY: usize = 64 * 1024;
+/// Largest response body read, in bytes (32 MiB): a larger answer fails the step
+/// (permanently: asking again brings the same answer). What is *stored* of a body is capped
+/// much lower by the engine, after redaction.
+pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Most characters of a refused response's body put into the step's error (the engine
+/// redacts, then cuts the message further).
+const ERROR_BODY_CHARS: usize = 16 * 1024;
 
 /// A rendered request.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,8 +61,8 @@ pub async fn call(
         .get("retry-after")
         .and_then(|v| parse_retry_after(v, SystemTime::now()));
     let snippet: String = match &response.body {
-        Value::String(s) => s.chars().take(200).collect(),
-        other => other.to_string().chars().take(200).collect(),
+        Value::String(s) => s.chars().take(ERROR_BODY_CHARS).collect(),
+        other => other.to_string().chars().take(ERROR_BODY_CHARS).collect(),
     };
     Err(StepFailure::from_status(
         response.status,
@@ -104,18 +110,25 @@ impl HttpSend for ReqwestSender {
             builder = builder.json(body);
         }
         let started = Instant::now();
-        let response = builder.send().await.map_err(transport_failure)?;
+        let mut response = builder.send().await.map_err(transport_failure)?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
             .iter()
             .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
             .collect();
-        let bytes = response.bytes().await.map_err(transport_failure)?;
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_BODY)]);
-            Value::String(text.into_owned())
-        });
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport_failure)? {
+            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(StepFailure::permanent(format!(
+                    "the response body is larger than {} MiB",
+                    MAX_RESPONSE_BYTES >> 20
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         Ok(HttpResponse {
             status,
             headers,

@@ -112,6 +112,10 @@ pub struct ServeArgs {
     /// resume (here or on another server) once this has passed.
     #[arg(long, default_value = "30s", value_parser = acp::domain::clock::parse_duration)]
     lease: std::time::Duration,
+    /// Cap on one stored step input, output or detail, in bytes of JSON; larger values are
+    /// kept as `{"truncated": true, "original_bytes": N, "preview": "..."}`.
+    #[arg(long, default_value_t = 256 * 1024, value_parser = clap::value_parser!(u32).range(1024..))]
+    max_stored_bytes: u32,
     /// How long events stay in the run log; a stream client asking for older ones gets `reset`.
     #[arg(long, default_value = "30d", value_parser = acp::domain::clock::parse_duration)]
     keep_events: std::time::Duration,

@@ -13,11 +13,33 @@ use acp::server::{AppState, ServerConfig, launch};
 use acp::store::{SqliteStore, Store};
 use tokio_util::sync::CancellationToken;
 
+/// Takes `<db>.lock` for as long as the server runs: one server owns a SQLite file, which is
+/// what lets it resume every run left `running` at once after a crash (the OS drops the
+/// lock when the process dies, however it dies).
+fn own_database(db: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut path = db.as_os_str().to_owned();
+    path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", std::path::Path::new(&path).display()))?;
+    file.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "another `acp serve` is using {}: one server owns a SQLite database",
+            db.display()
+        )
+    })?;
+    Ok(file)
+}
+
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut policy = match &args.config {
         Some(path) => load_policy(path)?,
         None => Policy::default(),
     };
+    let _owner = own_database(&args.db)?;
     let store = Arc::new(
         SqliteStore::open(&args.db, args.durability)
             .with_context(|| format!("opening {}", args.db.display()))?,
@@ -27,6 +49,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = EngineConfig {
         workers: args.workers,
         lease: args.lease,
+        max_stored_bytes: args.max_stored_bytes as usize,
         ..EngineConfig::default()
     };
     let engine = Engine::start(store.clone() as Arc<dyn Store>, config, actions).await?;

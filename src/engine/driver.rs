@@ -8,6 +8,7 @@ use futures_util::FutureExt;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::bounds;
 use super::catalog::Compiled;
 use super::redact::Redactor;
 use super::step::{self, Control};
@@ -132,6 +133,14 @@ struct Driver<'a> {
 }
 
 impl Driver<'_> {
+    /// A value as the run log keeps it: secrets redacted, then capped in size.
+    fn stored(&self, value: &Value) -> Value {
+        bounds::cap(
+            self.redactor.value(value),
+            self.inner.config.max_stored_bytes,
+        )
+    }
+
     async fn run(mut self) -> Result<(), EngineError> {
         for index in 0..self.compiled.workflow.steps.len() {
             if self.progress.done[index] {
@@ -197,10 +206,8 @@ impl Driver<'_> {
             _ => step::render(self.inner, step, &ctx),
         };
         let stored_input = match &rendered {
-            Ok(input) => self.redactor.value(input),
-            Err(_) => self
-                .redactor
-                .value(&serde_json::to_value(&step.action).unwrap_or_default()),
+            Ok(input) => self.stored(input),
+            Err(_) => self.stored(&serde_json::to_value(&step.action).unwrap_or_default()),
         };
         let started = Transition::StepStarted {
             index,
@@ -250,8 +257,8 @@ impl Driver<'_> {
     ) -> Result<Next, EngineError> {
         let step = &self.compiled.workflow.steps[index];
         let (output, detail) = (
-            self.redactor.value(&done.output),
-            self.redactor.value(&done.detail),
+            self.stored(&done.output),
+            self.stored(&done.detail),
         );
         self.pending.push(ended(
             attempt,
@@ -305,7 +312,9 @@ impl Driver<'_> {
         mut failure: StepFailure,
     ) -> Result<Next, EngineError> {
         let step = &self.compiled.workflow.steps[index];
-        failure.error.message = self.redactor.text(&failure.error.message);
+        failure.error.message = self
+            .redactor
+            .text_cut(&failure.error.message, bounds::MAX_ERROR_CHARS);
         let error = failure.error.clone();
         if failure.is_retryable() && step.retry.allows_another(number) {
             let delay = step

@@ -13,6 +13,7 @@
 //! The engine knows no HTTP server and no terminal; step kinds reach the outside world through
 //! [`crate::actions`].
 
+mod bounds;
 mod catalog;
 mod driver;
 mod health;
@@ -68,6 +69,10 @@ pub struct EngineConfig {
     /// idempotency keys) instead of after its lease. Engines sharing a store (PostgreSQL,
     /// later) leave this off and wait for leases.
     pub sole_owner: bool,
+    /// Cap on one stored step input, output or detail, in bytes of JSON; larger values are
+    /// stored as a `truncated` marker with their original size (the run's later steps still
+    /// see the whole value while the run is driven without a pause).
+    pub max_stored_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -79,6 +84,7 @@ impl Default for EngineConfig {
             grace: Duration::from_secs(10),
             secrets: Arc::new(|name| std::env::var(name).ok()),
             sole_owner: true,
+            max_stored_bytes: bounds::DEFAULT_MAX_STORED,
         }
     }
 }

@@ -1,9 +1,14 @@
 //! Secret redaction: what is stored or streamed never contains a secret.
 //!
 //! Two rules: values of the secrets a workflow reads are replaced wherever they appear (a key
-//! in a URL, a token echoed in an error), and fields whose names say they hold credentials
-//! (Authorization, Cookie, `*_token`, `password`, `api_key`, ...) are replaced whole.
+//! in a URL, a token echoed in an error), in every encoding a template or an HTTP client can
+//! give them (raw, trimmed, percent- and form-encoded, JSON-escaped, hex, base64 alone or
+//! inside a longer token such as a Basic `user:secret` header); and fields whose names say
+//! they hold credentials (Authorization, Cookie, `*_token`, `password`, `api_key`, ...) are
+//! replaced whole. A text that ends with the start of a secret (cut by a size limit) loses
+//! that end, and cutting happens after redaction ([`Redactor::text_cut`]).
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
 /// What replaces a secret.
@@ -34,31 +39,151 @@ pub fn is_sensitive(name: &str) -> bool {
     SENSITIVE_NAMES.contains(&name.as_str()) || SENSITIVE_SUFFIXES.iter().any(|s| name.ends_with(s))
 }
 
-/// Redacts known secret values and credential-named fields.
+/// Redacts known secret values, in every encoding a template or HTTP client produces, and
+/// credential-named fields.
 #[derive(Default)]
 pub struct Redactor {
-    secrets: Vec<String>,
+    /// Every form a secret can take in text, longest first.
+    needles: Vec<Needle>,
+}
+
+/// One encoded form of a secret.
+struct Needle {
+    text: String,
+    /// A base64 core: the secret's bits sit inside a longer base64 token (`user:secret` in a
+    /// Basic header, say), so the whole token around the match is masked.
+    base64: bool,
 }
 
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Redactor({} secrets)", self.secrets.len())
+        write!(f, "Redactor({} forms of secrets)", self.needles.len())
     }
 }
+
+/// minijinja's `urlencode` keeps `/ . - _`; RFC 3986 components keep `- . _ ~`;
+/// JavaScript's `encodeURIComponent` keeps `- _ . ! ~ * ' ( )`.
+const PERCENT_SETS: [&AsciiSet; 3] = [
+    &NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'.')
+        .remove(b'-')
+        .remove(b'_'),
+    &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~'),
+    &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'!')
+        .remove(b'~')
+        .remove(b'*')
+        .remove(b'\'')
+        .remove(b'(')
+        .remove(b')'),
+];
+
+/// Secrets shorter than this are matched raw only: their encodings would mask ordinary text.
+const MIN_ENCODED: usize = 4;
+
+/// A text that ends with this much of a secret's form is taken to be a cut secret.
+const MIN_TAIL: usize = 4;
 
 impl Redactor {
     /// A redactor for these secret values (empty values are ignored).
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
-        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Self { secrets }
+        let mut needles: Vec<Needle> = Vec::new();
+        let mut add = |text: String, base64: bool| {
+            if !text.is_empty() && !needles.iter().any(|n| n.text == text) {
+                needles.push(Needle { text, base64 });
+            }
+        };
+        for secret in secrets {
+            for form in [secret.as_str(), secret.trim()] {
+                if form.is_empty() {
+                    continue;
+                }
+                add(form.to_owned(), false);
+                if form.len() < MIN_ENCODED {
+                    continue;
+                }
+                for text in encodings(form) {
+                    add(text, false);
+                }
+                for core in base64_cores(form.as_bytes()) {
+                    add(core, true);
+                }
+            }
+        }
+        needles.sort_by_key(|n| std::cmp::Reverse(n.text.len()));
+        Self { needles }
     }
 
-    /// Replaces every secret value inside `text`.
+    /// Replaces every secret, in any of its encodings, inside `text`; a text that ends with
+    /// the start of a secret (cut by a size limit) loses that end too.
     pub fn text(&self, text: &str) -> String {
-        self.secrets.iter().fold(text.to_owned(), |acc, secret| {
-            acc.replace(secret.as_str(), MASK)
-        })
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        for needle in &self.needles {
+            for (at, found) in text.match_indices(needle.text.as_str()) {
+                let (mut start, mut end) = (at, at + found.len());
+                if needle.base64 {
+                    start = text[..start]
+                        .rfind(|c: char| !is_base64(c))
+                        .map_or(0, |i| i + 1);
+                    end += text[end..].find(|c: char| !is_base64(c)).unwrap_or(text.len() - end);
+                }
+                ranges.push((start, end));
+            }
+        }
+        if let Some(start) = self.cut_tail(text) {
+            ranges.push((start, text.len()));
+        }
+        if ranges.is_empty() {
+            return text.to_owned();
+        }
+        ranges.sort_unstable();
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for (start, end) in ranges {
+            if end <= at {
+                continue;
+            }
+            out.push_str(&text[at..start.max(at)]);
+            if start >= at {
+                out.push_str(MASK);
+            }
+            at = end;
+        }
+        out.push_str(&text[at..]);
+        out
+    }
+
+    /// Redacts, then cuts to at most `max` characters (never the other way round, which
+    /// could leave the start of a secret behind).
+    pub fn text_cut(&self, text: &str, max: usize) -> String {
+        let safe = self.text(text);
+        match safe.char_indices().nth(max) {
+            Some((at, _)) => format!("{}…", &safe[..at]),
+            None => safe,
+        }
+    }
+
+    /// Where a text ends with the first characters of a secret's form, if it does.
+    fn cut_tail(&self, text: &str) -> Option<usize> {
+        self.needles
+            .iter()
+            .filter_map(|n| {
+                let longest = n.text.len().saturating_sub(1).min(text.len());
+                (MIN_TAIL.min(n.text.len())..=longest)
+                    .rev()
+                    .filter(|len| n.text.is_char_boundary(*len) && text.is_char_boundary(text.len() - len))
+                    .find(|len| text.ends_with(&n.text[..*len]))
+                    .map(|len| text.len() - len)
+            })
+            .min()
     }
 
     /// A copy of `value` that is safe to store and stream.
@@ -81,6 +206,88 @@ impl Redactor {
             other => other.clone(),
         }
     }
+}
+
+fn is_base64(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '-' | '_')
+}
+
+/// The per-byte encodings of a secret: percent-encoded (three common sets, upper- and
+/// lower-case hex), form-encoded, JSON-escaped (plain and ASCII-only), hex.
+fn encodings(secret: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for set in PERCENT_SETS {
+        let upper = utf8_percent_encode(secret, set).to_string();
+        out.push(lower_escapes(&upper, '%'));
+        out.push(upper);
+    }
+    let form: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    out.push(lower_escapes(&form, '%'));
+    out.push(form);
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    let json = json[1..json.len() - 1].to_owned();
+    out.push(json.replace('/', "\\/"));
+    let html_safe = [('<', "\\u003c"), ('>', "\\u003e"), ('&', "\\u0026"), ('\'', "\\u0027")]
+        .iter()
+        .fold(json.clone(), |acc, (c, escape)| acc.replace(*c, escape));
+    out.push(html_safe);
+    let ascii: String = json
+        .chars()
+        .flat_map(|c| match c.is_ascii() {
+            true => vec![c.to_string()],
+            false => {
+                let mut units = [0u16; 2];
+                c.encode_utf16(&mut units)
+                    .iter()
+                    .map(|u| format!("\\u{u:04x}"))
+                    .collect()
+            }
+        })
+        .collect();
+    out.push(ascii);
+    out.push(json);
+    out.push(hex::encode(secret.as_bytes()));
+    out.push(hex::encode_upper(secret.as_bytes()));
+    out
+}
+
+/// `%2B` → `%2b`: the same bytes with lower-case hex digits.
+fn lower_escapes(text: &str, mark: char) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut hex_left = 0;
+    for c in text.chars() {
+        if hex_left > 0 {
+            out.push(c.to_ascii_lowercase());
+            hex_left -= 1;
+        } else {
+            out.push(c);
+            if c == mark {
+                hex_left = 2;
+            }
+        }
+    }
+    out
+}
+
+/// The base64 characters that depend on the secret's bytes alone, for each of the three
+/// offsets the secret can start at inside a longer encoded text, in the standard and the
+/// URL-safe alphabet.
+fn base64_cores(secret: &[u8]) -> Vec<String> {
+    use base64::Engine as _;
+    let mut cores = Vec::new();
+    for offset in 0..3usize {
+        let mut bytes = vec![0u8; offset];
+        bytes.extend_from_slice(secret);
+        let encoded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&bytes);
+        let first = (8 * offset).div_ceil(6);
+        let last = 8 * (offset + secret.len()) / 6;
+        if last > first {
+            let core = encoded[first..last].to_owned();
+            cores.push(core.replace('+', "-").replace('/', "_"));
+            cores.push(core);
+        }
+    }
+    cores
 }
 
 #[cfg(test)]
@@ -107,5 +314,85 @@ mod tests {
             })
         );
         assert_eq!(r.text("error near sk-live-123!"), "error near [redacted]!");
+    }
+
+    /// What a template or HTTP client can make of a secret, computed with the tools that
+    /// make them (minijinja's filters, serde_json, base64), not with the redactor's code.
+    fn encode(secret: &str, how: usize, user: &str) -> String {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+        let env = minijinja::Environment::new();
+        let render = |template: &str| {
+            env.render_str(template, minijinja::context! { s => secret })
+                .unwrap()
+        };
+        match how {
+            0 => secret.to_owned(),
+            1 => render("{{ s | urlencode }}"),
+            2 => form_urlencoded::byte_serialize(secret.as_bytes()).collect(),
+            3 => serde_json::to_string(secret).unwrap(),
+            4 => render("{{ s | tojson }}"),
+            5 => STANDARD.encode(secret),
+            6 => URL_SAFE_NO_PAD.encode(secret),
+            7 => format!("Basic {}", STANDARD.encode(format!("{user}:{secret}"))),
+            8 => URL_SAFE.encode(format!("{user}:{secret}")),
+            9 => hex::encode(secret),
+            _ => format!("  {secret}\n").trim().to_owned(),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn no_encoding_of_a_secret_survives(
+            secret in "[ -~]{8,40}",
+            how in 0usize..11,
+            user in "[a-z]{0,7}",
+            before in "[ -~]{0,30}",
+            after in "[ -~]{0,30}",
+        ) {
+            let redactor = Redactor::new([secret.clone()]);
+            let encoded = encode(&secret, how, &user);
+            let text = format!("{before}{encoded}{after}");
+            let safe = redactor.text(&text);
+            proptest::prop_assert!(!safe.contains(&encoded), "{encoded} in {safe}");
+            proptest::prop_assert!(!safe.contains(&secret), "{secret} in {safe}");
+            let stored = redactor.value(&json!({"body": text, "list": [text]}));
+            proptest::prop_assert!(!stored.to_string().contains(&secret));
+        }
+
+        #[test]
+        fn a_cut_never_leaves_the_start_of_a_secret(
+            secret in "[!-~]{8,40}",
+            how in 0usize..5,
+            before in "[ -~]{0,30}",
+            cut in 1usize..40,
+        ) {
+            let redactor = Redactor::new([secret.clone()]);
+            let encoded = encode(&secret, how, "");
+            let inner = encoded.strip_prefix('"').and_then(|e| e.strip_suffix('"')).unwrap_or(&encoded);
+            let cut = cut.min(inner.len() - 1);
+            let safe = redactor.text(&format!("{before}{}", &inner[..cut]));
+            for len in MIN_TAIL..inner.len() {
+                proptest::prop_assert!(!safe.ends_with(&inner[..len]), "{} -> {safe}", &inner[..cut]);
+            }
+            let long = format!("{before}{inner}{}", "x".repeat(300));
+            let cut_after = redactor.text_cut(&long, before.len() + cut);
+            let start = &inner[..MIN_TAIL];
+            proptest::prop_assert!(!cut_after.contains(start) || before.contains(start), "{cut_after}");
+        }
+    }
+
+    #[test]
+    fn the_examples_of_the_leaks_found() {
+        let r = Redactor::new(["sk/live+Q7x9==".to_owned()]);
+        assert_eq!(r.text("key=sk/live%2BQ7x9%3D%3D&x=1"), "key=[redacted]&x=1");
+        let secret = "abcdefghijklmnopqrstuvwxyz1";
+        let r = Redactor::new([secret.to_owned()]);
+        let message = format!("HTTP 401: {}{secret}", "e".repeat(180));
+        assert_eq!(r.text_cut(&message, 200), format!("HTTP 401: {}[redacted]", "e".repeat(180)));
+        let cut_first: String = message.chars().take(200).collect();
+        assert!(!r.text(&cut_first).contains("abcdefgh"), "{}", r.text(&cut_first));
     }
 }

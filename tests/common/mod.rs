@@ -208,6 +208,7 @@ pub fn config() -> EngineConfig {
             _ => None,
         }),
         sole_owner: true,
+        ..EngineConfig::default()
     }
 }
 
