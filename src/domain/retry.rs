@@ -46,13 +46,19 @@ impl RetryPolicy {
     /// The wait before the next attempt after failed attempt number `attempt`.
     ///
     /// Full jitter: a uniform draw (`unit` in `[0, 1)`) from zero to the ceiling. A server's
-    /// `Retry-After` is a floor: the wait is never shorter than what the server asked for (up to
-    /// [`MAX_RETRY_AFTER`]).
+    /// `Retry-After` (RFC 9110 §10.2.3, up to [`MAX_RETRY_AFTER`]) is a floor *plus* jitter:
+    /// the wait is the asked delay and a draw over at least that delay again (or the ceiling,
+    /// when larger), so clients told the same `Retry-After` do not all come back at the same
+    /// instant.
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>, unit: f64) -> Duration {
-        let jittered = self.ceiling(attempt).mul_f64(unit.clamp(0.0, 1.0));
+        let unit = unit.clamp(0.0, 1.0);
+        let ceiling = self.ceiling(attempt);
         match retry_after {
-            Some(asked) => jittered.max(asked.min(MAX_RETRY_AFTER)),
-            None => jittered,
+            Some(asked) => {
+                let floor = asked.min(MAX_RETRY_AFTER);
+                floor + floor.max(ceiling).mul_f64(unit)
+            }
+            None => ceiling.mul_f64(unit),
         }
     }
 
@@ -99,20 +105,24 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_a_floor_with_a_ceiling_of_its_own() {
+    fn retry_after_is_a_floor_plus_jitter_with_a_ceiling_of_its_own() {
         let p = policy();
-        assert_eq!(
-            p.delay(1, Some(Duration::from_secs(7)), 0.3),
-            Duration::from_secs(7)
-        );
+        let asked = Some(Duration::from_secs(2));
+        assert_eq!(p.delay(1, asked, 0.0), Duration::from_secs(2));
+        assert_eq!(p.delay(1, asked, 0.5), Duration::from_secs(3));
+        assert_eq!(p.delay(1, asked, 0.999).as_millis(), 3998);
         assert_eq!(
             p.delay(4, Some(Duration::from_millis(10)), 1.0),
-            Duration::from_millis(800)
+            Duration::from_millis(810)
         );
         assert_eq!(
             p.delay(1, Some(Duration::from_secs(86_400)), 0.0),
             MAX_RETRY_AFTER
         );
+        let spread: std::collections::BTreeSet<u128> = (0..60)
+            .map(|i| p.delay(2, asked, i as f64 / 60.0).as_millis())
+            .collect();
+        assert_eq!(spread.len(), 60, "60 clients told the same Retry-After spread out");
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct NewRun {
     pub carry_from_origin: bool,
     /// A second run with the same key is not created (schedule fire times, webhook delivery ids).
     pub dedupe_key: Option<String>,
+    /// Not claimed before this time (a bulk replay spreads its runs out); now when `None`.
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 /// A retry the engine has scheduled after a failed attempt.

@@ -148,6 +148,7 @@ impl Engine {
                 origin_run: None,
                 carry_from_origin: false,
                 dedupe_key: None,
+                not_before: None,
             })
             .collect();
         let ids = self.inner.store.create_runs(runs).await?;
@@ -180,6 +181,7 @@ impl Engine {
             origin_run: None,
             carry_from_origin: false,
             dedupe_key: delivery.map(|d| format!("webhook:{key}:{d}")),
+            not_before: None,
         };
         let ids = self.inner.store.create_runs(vec![run]).await?;
         self.inner.wake.notify_one();
@@ -228,6 +230,7 @@ impl Engine {
             origin_run: Some(run_id),
             carry_from_origin: false,
             dedupe_key: None,
+                not_before: None,
         };
         let ids = self.inner.store.create_runs(vec![run]).await?;
         self.inner.wake.notify_one();

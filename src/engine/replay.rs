@@ -8,11 +8,16 @@ use super::{Engine, EngineError};
 use crate::domain::NewRun;
 use crate::store::Replay;
 use crate::wire::{
-    DlqStatus, DlqView, ExternalStep, ReplayOn, ReplayPlan, RunQuery, RunView, TriggerKind,
+    BulkReplay, DlqStatus, DlqView, ExternalStep, ReplayOn, ReplayPlan, RunQuery, RunView,
+    TriggerKind,
 };
 
 /// Most entries one bulk replay takes.
 const MAX_BULK: usize = 10_000;
+
+/// Runs a bulk replay starts per second unless it asks otherwise: the API that failed them
+/// is often just recovering.
+pub const DEFAULT_REPLAY_RATE: f64 = 10.0;
 
 impl Engine {
     /// Replays a dead-letter entry. On the same version with the same payload, steps that
@@ -38,17 +43,41 @@ impl Engine {
         Ok(id)
     }
 
-    /// Replays every open entry matching `query` (or, with `dry_run`, only says what would
-    /// happen): how many runs, which workflows and records, and which steps would call an
-    /// outside system again, with or without the original idempotency key.
+    /// Replays every open entry matching the request's filter and ids (or, with `dry_run`,
+    /// only says what would happen): how many runs, which workflows and records, and which
+    /// steps would call an outside system again, with or without the original idempotency
+    /// key. The runs start spread out, `rate` per second (default [`DEFAULT_REPLAY_RATE`]).
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] when neither a filter nor ids narrow it and `all` is not set
+    /// (a dry run may look at everything), or when `rate` is not a positive number.
     pub async fn replay_matching(
         &self,
-        query: &RunQuery,
-        ids: &[i64],
-        on: ReplayOn,
-        dry_run: bool,
+        request: &BulkReplay,
         actor: &str,
     ) -> Result<ReplayPlan, EngineError> {
+        let BulkReplay {
+            filter: query,
+            version: on,
+            dry_run,
+            ids,
+            all,
+            rate,
+        } = request;
+        let (on, dry_run) = (*on, *dry_run);
+        if query.matches_everything() && ids.is_empty() && !all && !dry_run {
+            return Err(EngineError::Invalid(
+                "this would replay every open dead letter: narrow it with a filter or ids, or \
+                 send \"all\": true"
+                    .into(),
+            ));
+        }
+        let rate = rate.unwrap_or(DEFAULT_REPLAY_RATE);
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(EngineError::Invalid(format!(
+                "rate must be a positive number of runs per second, not {rate}"
+            )));
+        }
         let mut entries = self.open_entries(query).await?;
         if !ids.is_empty() {
             entries.retain(|e| ids.contains(&e.id));
@@ -57,11 +86,14 @@ impl Engine {
         let mut records = BTreeSet::new();
         let mut steps: BTreeMap<(String, i64, String, String, bool), usize> = BTreeMap::new();
         let mut plans = Vec::with_capacity(entries.len());
+        let start = chrono::Utc::now();
         for entry in entries {
             let old = self.inner.store.run(entry.run_id).await?.run;
             workflows.insert(old.workflow.clone());
             records.extend(old.record_id);
-            let run = self.replay_run(old.clone(), on, None)?;
+            let mut run = self.replay_run(old.clone(), on, None)?;
+            let offset = std::time::Duration::from_secs_f64(plans.len() as f64 / rate);
+            run.not_before = Some(crate::domain::clock::later_or_max(start, offset));
             let compiled = self.inner.catalog.get(&run.workflow, run.version).await?;
             let steps_run = &compiled.workflow.steps;
             let from = match run.carry_from_origin {
@@ -162,6 +194,7 @@ impl Engine {
             origin_run: Some(old.id),
             carry_from_origin: carry,
             dedupe_key: None,
+            not_before: None,
         })
     }
 }

@@ -52,6 +52,7 @@ fn matcher(
                 origin_run: None,
                 carry_from_origin: false,
                 dedupe_key: None,
+                not_before: None,
             })
             .collect()
     })
@@ -121,6 +122,7 @@ pub async fn schedule_loop(inner: Arc<Inner>) {
                     origin_run: None,
                     carry_from_origin: false,
                     dedupe_key: Some(format!("schedule:{}:{}", id.0, fire.to_rfc3339())),
+                    not_before: None,
                 });
                 *fire = next_fire(cron, timezone, now).unwrap_or(DateTime::<Utc>::MAX_UTC);
             }

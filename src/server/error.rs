@@ -178,8 +178,15 @@ fn rejection(status: StatusCode, text: String) -> ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
-        rejection(r.status(), r.body_text())
+        unknown_field(&r.body_text()).unwrap_or_else(|| rejection(r.status(), r.body_text()))
     }
+}
+
+/// A body naming a field the request type does not have is a 400 that names it: a typo
+/// (`workflw`) must never be ignored and so widen what a call touches.
+fn unknown_field(text: &str) -> Option<ApiError> {
+    text.contains("unknown field")
+        .then(|| ApiError::new(StatusCode::BAD_REQUEST, "unknown_field", text))
 }
 
 impl From<StringRejection> for ApiError {
@@ -227,7 +234,8 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> A
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::unprocessable("invalid_body", e.to_string()),
+        serde_json::error::Category::Data => unknown_field(&e.to_string())
+            .unwrap_or_else(|| ApiError::unprocessable("invalid_body", e.to_string())),
         _ => ApiError::bad_request(format!("the body is not valid JSON: {e}")),
     })
 }

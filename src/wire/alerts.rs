@@ -46,6 +46,7 @@ pub struct AlertView {
 /// `POST /alerts/{id}/silence`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct SilenceRequest {
     /// How long, e.g. `1h`; or give `until`.
     #[serde(rename = "for", default)]
@@ -122,6 +123,7 @@ pub struct RuleView {
 /// `POST /rules`: creates or replaces a global or team rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct RuleRequest {
     /// `global` or `team:NAME`.
     pub scope: String,

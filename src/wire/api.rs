@@ -73,6 +73,7 @@ pub struct Page<T> {
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(default)]
 #[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
 pub struct RunQuery {
     pub workflow: Option<String>,
     pub status: Option<String>,
@@ -90,6 +91,7 @@ pub struct RunQuery {
 /// `POST /runs`: start a workflow's published version by hand.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct StartRun {
     pub workflow: String,
     #[serde(default)]
@@ -106,6 +108,7 @@ pub struct Created {
 /// A reason, where an action takes one (discard needs it; cancel may have it).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Reason {
     #[serde(default)]
     pub reason: Option<String>,
@@ -126,6 +129,7 @@ pub enum ReplayOn {
 /// `POST /dlq/{id}/replay`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
     #[serde(default)]
     pub version: ReplayOn,
@@ -137,8 +141,10 @@ pub struct ReplayRequest {
 /// `POST /dlq/replay`: replay every open entry that matches a filter.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct BulkReplay {
-    #[serde(default)]
+    /// Which open entries: the same filters as `GET /dlq` (an object).
+    #[serde(default, deserialize_with = "object_only")]
     pub filter: RunQuery,
     #[serde(default)]
     pub version: ReplayOn,
@@ -148,6 +154,55 @@ pub struct BulkReplay {
     /// Only these dead-letter entries (of those the filter matches), when not empty.
     #[serde(default)]
     pub ids: Vec<i64>,
+    /// Must be `true` to replay every open entry (no filter and no ids): a mistyped or empty
+    /// filter never replays everything by accident.
+    #[serde(default)]
+    pub all: bool,
+    /// Replayed runs start at most this many per second (default 10), so a bulk replay does
+    /// not hit a recovering API all at once.
+    #[serde(default)]
+    pub rate: Option<f64>,
+}
+
+/// Reads a struct only from a JSON object: serde would also take an array (`"filter": []`).
+fn object_only<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    match Value::deserialize(deserializer)? {
+        value @ Value::Object(_) => T::deserialize(value).map_err(D::Error::custom),
+        other => Err(D::Error::custom(format!(
+            "expected an object of filters, found {other}"
+        ))),
+    }
+}
+
+impl RunQuery {
+    /// True when no filter is set (cursor and limit are paging, not filters).
+    pub fn matches_everything(&self) -> bool {
+        let Self {
+            workflow,
+            status,
+            team,
+            mode,
+            record_id,
+            since,
+            until,
+            q,
+            cursor: _,
+            limit: _,
+        } = self;
+        workflow.is_none()
+            && status.is_none()
+            && team.is_none()
+            && mode.is_none()
+            && record_id.is_none()
+            && since.is_none()
+            && until.is_none()
+            && q.is_none()
+    }
 }
 
 /// What a bulk replay does (or would do).
@@ -181,6 +236,7 @@ pub struct ExternalStep {
 /// `POST /workflows/{key}/rollback`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Rollback {
     pub version: i64,
 }
@@ -205,6 +261,7 @@ pub struct Diff {
 /// `POST /records` (create) and `PATCH /records/{id}` (update some fields).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct RecordInput {
     #[serde(default)]
     pub object: String,
@@ -227,6 +284,7 @@ pub struct RecordWritten {
 /// `POST /tokens`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     pub name: String,
     pub role: Role,

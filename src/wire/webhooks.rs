@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// `POST /webhooks`: deliver these event kinds (optionally of one workflow or team) to a URL.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct WebhookRequest {
     pub url: String,
     /// Event kinds such as `run.failed`, or a prefix with `*` such as `run.*`.

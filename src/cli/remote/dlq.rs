@@ -30,6 +30,12 @@ pub enum DlqCommand {
         /// Only show what would happen.
         #[arg(long)]
         dry_run: bool,
+        /// With --all: replay without asking (the count is still printed first).
+        #[arg(long, short = 'y', requires = "all")]
+        yes: bool,
+        /// With --all: replayed runs start at most this many per second (server default 10).
+        #[arg(long, requires = "all")]
+        rate: Option<f64>,
         #[command(flatten)]
         filter: Filter,
     },
@@ -82,6 +88,8 @@ pub async fn dlq(c: &Client, command: DlqCommand) -> anyhow::Result<()> {
             latest,
             payload,
             dry_run,
+            yes,
+            rate,
             filter,
         } => {
             let version = if latest {
@@ -114,16 +122,23 @@ pub async fn dlq(c: &Client, command: DlqCommand) -> anyhow::Result<()> {
                     "--dry-run goes with --all and filters: `acp dlq replay --all --dry-run --workflow KEY`"
                 ),
                 (None, true) => {
-                    bulk(
-                        c,
-                        BulkReplay {
-                            filter: filter.query(),
-                            version,
-                            dry_run,
-                            ids: Vec::new(),
-                        },
-                    )
-                    .await
+                    let request = BulkReplay {
+                        filter: filter.query(),
+                        version,
+                        dry_run: true,
+                        ids: Vec::new(),
+                        all: true,
+                        rate,
+                    };
+                    let plan = bulk(c, &request).await?;
+                    if dry_run || plan.count == 0 || !confirm(plan.count, yes)? {
+                        return Ok(());
+                    }
+                    let request = BulkReplay {
+                        dry_run: false,
+                        ..request
+                    };
+                    bulk(c, &request).await.map(drop)
                 }
                 (None, false) => anyhow::bail!(
                     "name an entry id, or pass --all to replay every open entry matching the filters"
@@ -142,11 +157,33 @@ pub async fn dlq(c: &Client, command: DlqCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn bulk(c: &Client, request: BulkReplay) -> anyhow::Result<()> {
-    let plan: ReplayPlan = c.post("/dlq/replay", &request).await?;
+/// Asks on the terminal before replaying `count` entries; without a terminal only `--yes`
+/// goes ahead.
+fn confirm(count: usize, yes: bool) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("not replaying {count} entries without a terminal to confirm: add --yes");
+    }
+    eprint!("replay these {count} entries? [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    let go = matches!(answer.trim(), "y" | "Y" | "yes");
+    if !go {
+        eprintln!("nothing replayed");
+    }
+    Ok(go)
+}
+
+/// Sends a bulk replay (or its dry run), prints the plan and answers it.
+async fn bulk(c: &Client, request: &BulkReplay) -> anyhow::Result<ReplayPlan> {
+    let plan: ReplayPlan = c.post("/dlq/replay", request).await?;
     if c.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
-        return Ok(());
+        return Ok(plan);
     }
     let verb = if request.dry_run {
         "would replay"
@@ -170,5 +207,5 @@ async fn bulk(c: &Client, request: BulkReplay) -> anyhow::Result<()> {
             step.workflow, step.version, step.step_id, step.kind, step.runs
         );
     }
-    Ok(())
+    Ok(plan)
 }

@@ -382,7 +382,9 @@ fn preview(app: &mut App, command: Command) -> Vec<Effect> {
         filter: filter.clone().unwrap_or_default(),
         version,
         dry_run: true,
+        all: ids.is_empty(),
         ids: ids.clone(),
+        rate: None,
     };
     app.overlay = Overlay::Preview {
         plan: Load::Loading,
@@ -412,7 +414,9 @@ pub(super) fn confirmed(then: Pending) -> Request {
             filter: filter.unwrap_or_default(),
             version,
             dry_run: false,
+            all: ids.is_empty(),
             ids,
+            rate: None,
         })),
         Pending::ReplayEdited { dlq, payload } => Request::ReplayEdited { dlq, payload },
     }

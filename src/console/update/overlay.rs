@@ -83,7 +83,9 @@ pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                     filter: filter.clone().unwrap_or_default(),
                     version: *version,
                     dry_run: true,
+                    all: ids.is_empty(),
                     ids: ids.clone(),
+                    rate: None,
                 };
                 vec![Effect::Request(Request::Replay(Box::new(bulk)))]
             }

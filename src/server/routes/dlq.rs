@@ -70,16 +70,7 @@ pub(crate) async fn replay_matching(
 ) -> ApiResult<ApiJson<ReplayPlan>> {
     let result = async {
         caller.require(Role::Operator)?;
-        let plan = s
-            .engine
-            .replay_matching(
-                &body.filter,
-                &body.ids,
-                body.version,
-                body.dry_run,
-                &caller.name,
-            )
-            .await?;
+        let plan = s.engine.replay_matching(&body, &caller.name).await?;
         Ok(ApiJson(plan))
     };
     let result = result.await;

@@ -47,7 +47,7 @@ pub fn create(tx: &mut Tx<'_>, run: &NewRun) -> Result<i64> {
             prefix,
             run.dedupe_key,
             now,
-            now
+            run.not_before.map_or(now, |at| ms(at).max(now))
         ])?;
     let id = tx.conn.last_insert_rowid();
     if let (Some(_), Some(origin)) = (&prefix, run.origin_run) {
