@@ -206,7 +206,7 @@ async fn the_incident_fires_an_alert_and_the_triage_loop_clears_it() {
             )
             .await;
         }
-        api.post("/dlq/replay", json!({"filter": {}, "version": "latest"}))
+        api.post("/dlq/replay", json!({"all": true, "version": "latest"}))
             .await;
         None
     })

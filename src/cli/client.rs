@@ -21,7 +21,13 @@ pub struct Remote {
     /// Print the API's JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Show times in UTC instead of the local time zone (`TZ`); JSON is always RFC 3339.
+    #[arg(long, global = true, env = "ACP_UTC")]
+    pub utc: bool,
 }
+
+/// Set once from `--utc` before any table is printed.
+pub static UTC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 pub struct Client {
     http: reqwest::Client,
@@ -165,7 +171,13 @@ pub fn cell(value: &Value) -> String {
     }
 }
 
-/// A timestamp as `HH:MM:SS` (UTC) for tables.
+/// A timestamp for tables, in the viewer's time zone with its offset (`11-26 09:00:00 +01:00`),
+/// or in UTC with `--utc` (`11-26 08:00:00Z`).
 pub fn clock(at: &chrono::DateTime<chrono::Utc>) -> String {
-    at.format("%m-%d %H:%M:%S").to_string()
+    if UTC.load(std::sync::atomic::Ordering::Relaxed) {
+        return at.format("%m-%d %H:%M:%SZ").to_string();
+    }
+    at.with_timezone(&chrono::Local)
+        .format("%m-%d %H:%M:%S %:z")
+        .to_string()
 }

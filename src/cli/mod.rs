@@ -166,6 +166,9 @@ enum BenchCommand {
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
+    client::UTC.store(cli.remote.utc, std::sync::atomic::Ordering::Relaxed);
+    #[cfg(feature = "console")]
+    acp::console::views::UTC.store(cli.remote.utc, std::sync::atomic::Ordering::Relaxed);
     let result = match cli.command {
         Command::Workflow(WorkflowCommand::Validate { files }) => {
             return workflow::validate(&files);

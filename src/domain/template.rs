@@ -17,10 +17,29 @@ const GLOBAL_FUNCTIONS: &[&str] = &["secret", "range", "dict", "namespace", "deb
 pub const ROOTS: &[&str] = &["trigger", "steps", "run"];
 
 /// Builds the environment shared by validation and execution: strict undefined (a missing
-/// field is an error, not an empty string) and a `secret(name)` function.
+/// field is an error, not an empty string), a `secret(name)` function, and the null rule of
+/// business text: `null` renders as nothing (never `None`) and `default(x)` replaces `null`
+/// as well as a missing value (`default(x, true)` also replaces empty and false values).
 pub fn environment(secrets: SecretLookup) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_formatter(|out, state, value| {
+        if value.is_none() {
+            return Ok(());
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
+    env.add_filter(
+        "default",
+        |value: minijinja::Value, other: Option<minijinja::Value>, lax: Option<bool>| {
+            let missing = value.is_undefined() || value.is_none();
+            if missing || (lax.unwrap_or(false) && !value.is_true()) {
+                other.unwrap_or_else(|| minijinja::Value::from(""))
+            } else {
+                value
+            }
+        },
+    );
     env.add_function("secret", move |name: String| {
         secrets(&name).ok_or_else(|| {
             minijinja::Error::new(
@@ -475,6 +494,20 @@ mod tests {
         assert!(check_limits(when, true).is_ok());
         let list = format!("{{{{ [{}] | length }}}}", vec!["1"; 500].join(", "));
         assert!(check_limits(&list, false).is_ok());
+    }
+
+    #[test]
+    fn null_renders_empty_and_default_replaces_it() {
+        let ctx = minijinja::Value::from_serialize(json!({"trigger": {"owner": null, "n": 0, "name": "Ada"}}));
+        let render = |t: &str| render_value(&env(), &json!(t), &ctx).unwrap();
+        assert_eq!(render("Owner: {{ trigger.owner }}"), json!("Owner: "));
+        assert_eq!(render("Owner: {{ trigger.owner | default('unassigned') }}"), json!("Owner: unassigned"));
+        assert_eq!(render("{{ trigger.owner | default('unassigned') }}"), json!("unassigned"));
+        assert_eq!(render("{{ trigger.missing | default('x') }}"), json!("x"));
+        assert_eq!(render("{{ trigger.name | default('x') }}"), json!("Ada"));
+        assert_eq!(render("n={{ trigger.n | default(7) }}"), json!("n=0"));
+        assert_eq!(render("n={{ trigger.n | default(7, true) }}"), json!("n=7"));
+        assert_eq!(render("{{ trigger.owner }}"), json!(null), "a sole expression keeps JSON null");
     }
 
     #[test]

@@ -17,11 +17,20 @@ pub fn cap(value: Value, max: usize) -> Value {
     if text.len() <= max {
         return value;
     }
-    let mut end = max.saturating_sub(256).max(1).min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
+    // The preview is escaped again inside the marker, so shrink it until the marker fits.
+    let mut budget = max.saturating_sub(128);
+    loop {
+        let mut end = budget.min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let marker =
+            json!({"truncated": true, "original_bytes": text.len(), "preview": &text[..end]});
+        if end == 0 || marker.to_string().len() <= max {
+            return marker;
+        }
+        budget = end * 3 / 4;
     }
-    json!({"truncated": true, "original_bytes": text.len(), "preview": &text[..end]})
 }
 
 #[cfg(test)]

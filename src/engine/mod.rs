@@ -47,6 +47,9 @@ pub enum EngineError {
     NotFound(String),
     #[error("{0}")]
     Invalid(String),
+    /// An idempotency key (or inbound webhook id) seen before with another body.
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
     /// A workflow file with problems, each with its line and column.
     #[error("the workflow has {} problem(s), the first at {}", .0.len(), .0.first().map(ToString::to_string).unwrap_or_default())]
     Problems(Vec<crate::domain::Problem>),

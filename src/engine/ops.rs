@@ -157,7 +157,12 @@ impl Engine {
     }
 
     /// Starts a run from an inbound webhook. A repeated `delivery` id (the sender's
-    /// idempotency key) answers the run the first delivery started.
+    /// idempotency key) with the same payload answers the run the first delivery started
+    /// (Stripe's semantics).
+    ///
+    /// # Errors
+    /// [`EngineError::IdempotencyKeyReused`] when the id came before with another payload;
+    /// [`EngineError::NotFound`] when the workflow has no published webhook trigger.
     pub async fn start_webhook(
         &self,
         key: &str,
@@ -183,11 +188,23 @@ impl Engine {
             dedupe_key: delivery.map(|d| format!("webhook:{key}:{d}")),
             not_before: None,
         };
+        let sent = run.trigger.clone();
         let ids = self.inner.store.create_runs(vec![run]).await?;
         self.inner.wake.notify_one();
-        ids.first()
+        let id = ids
+            .first()
             .copied()
-            .ok_or_else(|| EngineError::Invalid("no run was created".into()))
+            .ok_or_else(|| EngineError::Invalid("no run was created".into()))?;
+        if let Some(delivery) = delivery {
+            let first = self.inner.store.run(id).await?.run;
+            if first.trigger != sent {
+                return Err(EngineError::IdempotencyKeyReused(format!(
+                    "`{delivery}` was used before with another body (run {id}); use a new key \
+                     for a new delivery"
+                )));
+            }
+        }
+        Ok(id)
     }
 
     /// The value of the secret that signs a workflow's inbound webhooks, if it names one.

@@ -60,6 +60,14 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Whom a call without valid credentials is audited as.
+    pub fn anonymous() -> Self {
+        Self {
+            name: "anonymous".into(),
+            role: Role::Viewer,
+        }
+    }
+
     /// Refuses callers whose role does not include `needed`.
     pub fn require(&self, needed: Role) -> Result<(), ApiError> {
         if self.role.allows(needed) {
@@ -70,6 +78,20 @@ impl Caller {
             self.name, self.role
         )))
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case, per
+/// RFC 9110 §11.1). The one place every route reads a token from a header.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Checks a token against the store.
@@ -99,15 +121,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let token = header
-            .and_then(|h| {
-                h.strip_prefix("Bearer ")
-                    .or_else(|| h.strip_prefix("bearer "))
-            })
+        let token = bearer_token(&parts.headers)
             .ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <token>`"))?;
         authenticate(state.store.as_ref(), token).await
     }

@@ -99,6 +99,9 @@ impl From<EngineError> for ApiError {
             EngineError::Store(e) => e.into(),
             EngineError::NotFound(what) => Self::not_found(format!("{what} not found")),
             EngineError::Invalid(why) => Self::unprocessable("invalid", why),
+            EngineError::IdempotencyKeyReused(why) => {
+                Self::unprocessable("idempotency_key_reused", why)
+            }
             EngineError::Problems(problems) => Self {
                 problems: problems
                     .iter()

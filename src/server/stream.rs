@@ -15,17 +15,18 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::Utf8Bytes;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use futures_util::SinkExt;
+use futures_util::{FutureExt, SinkExt};
 use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use super::AppState;
-use super::auth::authenticate;
+use super::auth::{authenticate, bearer_token};
 use super::error::{ApiError, ApiQuery};
 use crate::wire::{Event, EventKind, StreamMessage};
 
@@ -57,18 +58,21 @@ pub(crate) async fn upgrade(
     State(s): State<AppState>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<StreamQuery>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
-    let header = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let token = header
-        .and_then(|h| h.strip_prefix("Bearer "))
+    let token = bearer_token(&headers)
         .or(q.token.as_deref())
         .ok_or_else(|| {
             ApiError::unauthorized("send `Authorization: Bearer <token>` or `?token=`")
         })?;
     authenticate(s.store.as_ref(), token).await?;
+    let ws = ws.map_err(|r| {
+        ApiError::new(
+            r.status(),
+            "not_a_websocket",
+            format!("the stream is a websocket: {}", r.body_text()),
+        )
+    })?;
     Ok(ws.on_upgrade(move |socket| async move {
         if let Err(e) = serve(s, socket, q).await {
             tracing::debug!("stream ended: {e}");
@@ -241,6 +245,32 @@ impl Sender {
         self.socket.flush().await.map_err(|e| e.to_string())
     }
 
+    /// True when the client has closed (its Close frame, an error, or the end of the
+    /// stream), looking only at what has arrived already. A Close frame is answered with
+    /// our own (RFC 6455 §5.5.1: tungstenite queues the reply; flushing sends it) and
+    /// nothing is sent after it.
+    async fn client_closed(&mut self) -> bool {
+        match self.socket.recv().now_or_never() {
+            None | Some(Some(Ok(Message::Text(_) | Message::Binary(_)))) => false,
+            Some(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => false,
+            Some(Some(Ok(Message::Close(_)))) => {
+                self.answer_close().await;
+                true
+            }
+            Some(None | Some(Err(_))) => true,
+        }
+    }
+
+    /// Sends the reply tungstenite queued for the client's Close frame, then waits (briefly)
+    /// for the client to end the connection.
+    async fn answer_close(&mut self) {
+        let _ = tokio::time::timeout(SEND_TIMEOUT, self.socket.flush()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Some(Ok(_)) = self.socket.recv().await {}
+        })
+        .await;
+    }
+
     async fn close(&mut self, code: u16, reason: &str) -> Result<(), String> {
         self.raw(Message::Close(Some(CloseFrame {
             code,
@@ -286,7 +316,11 @@ async fn serve(s: AppState, socket: WebSocket, q: StreamQuery) -> Result<(), Str
                 Err(RecvError::Closed) => return out.close(close_code::AWAY, "server stopping").await,
             },
             incoming = out.socket.recv() => match incoming {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
+                Some(Ok(Message::Close(_))) => {
+                    out.answer_close().await;
+                    return Ok(());
+                }
+                None | Some(Err(_)) => return Ok(()),
                 Some(Ok(_)) => {}
             },
             _ = ping.tick() => out.raw(Message::Ping(Vec::new().into())).await?,
@@ -324,6 +358,9 @@ async fn backlog(
     until: i64,
 ) -> Result<(), String> {
     loop {
+        if out.client_closed().await {
+            return Ok(());
+        }
         let page = s
             .store
             .events_since(out.last, BACKLOG_PAGE)

@@ -216,11 +216,37 @@ pub fn short_duration(ms: i64) -> String {
     }
 }
 
-/// `21:04:05` today, `11-28 21:04` otherwise (UTC).
+/// Times are shown in UTC instead of the viewer's zone (`acp console --utc`).
+pub static UTC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `21:04:05` today, `11-28 21:04` otherwise, in the viewer's time zone (`TZ`) or UTC; the
+/// tables' titles name the zone ([`zone`]).
 pub fn clock(at: &chrono::DateTime<chrono::Utc>) -> String {
-    if at.date_naive() == chrono::Utc::now().date_naive() {
+    if UTC.load(std::sync::atomic::Ordering::Relaxed) {
+        return short_clock(at, chrono::Utc::now());
+    }
+    let local = at.with_timezone(&chrono::Local);
+    short_clock(&local, chrono::Local::now())
+}
+
+fn short_clock<Tz: chrono::TimeZone>(at: &chrono::DateTime<Tz>, now: chrono::DateTime<Tz>) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    if at.date_naive() == now.date_naive() {
         at.format("%H:%M:%S").to_string()
     } else {
         at.format("%m-%d %H:%M").to_string()
+    }
+}
+
+/// The zone times are shown in: `UTC`, or the local offset such as `+01:00`.
+pub fn zone() -> String {
+    if UTC.load(std::sync::atomic::Ordering::Relaxed) {
+        return "UTC".into();
+    }
+    match chrono::Local::now().offset().to_string().as_str() {
+        "+00:00" => "UTC".into(),
+        offset => offset.to_owned(),
     }
 }

@@ -32,10 +32,11 @@ pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         format!(" /{}", runs.filter_text)
     };
     let title = format!(
-        " Runs {}/{} · {mode} · sort {}{filter} ",
+        " Runs {}/{} · {mode} · sort {}{filter} · {} ",
         runs.visible.len(),
         runs.rows.len(),
-        runs.sort.label()
+        runs.sort.label(),
+        super::zone()
     );
     let block = Block::default()
         .borders(Borders::ALL)

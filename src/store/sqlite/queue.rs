@@ -137,7 +137,7 @@ pub fn page<T>(
         "{select} WHERE (?1 IS NULL OR r.workflow = ?1) AND (?2 IS NULL OR {status} = ?2) \
          AND (?3 IS NULL OR r.team = ?3) AND (?4 IS NULL OR r.mode = ?4) AND (?5 IS NULL OR r.record_id = ?5) \
          AND (?6 IS NULL OR {at} >= ?6) AND (?7 IS NULL OR {at} < ?7) \
-         AND (?8 IS NULL OR {error} LIKE '%' || ?8 || '%') AND (?9 IS NULL OR {id} < ?9) \
+         AND (?8 IS NULL OR {error} LIKE '%' || ?8 || '%' ESCAPE '\\') AND (?9 IS NULL OR {id} < ?9) \
          ORDER BY {id} DESC LIMIT ?10"
     );
     let cursor = match &query.cursor {
@@ -159,7 +159,7 @@ pub fn page<T>(
                 query.record_id,
                 query.since.map(ms),
                 query.until.map(ms),
-                query.q,
+                query.q.as_deref().map(like_literal),
                 cursor,
                 limit as i64
             ],
@@ -193,4 +193,17 @@ pub fn facts(conn: &Connection, since: chrono::DateTime<chrono::Utc>) -> Result<
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(list)
+}
+
+/// `text` as a LIKE pattern that matches itself only (`%`, `_` and `\` escaped with `\`):
+/// free-text search is literal.
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
