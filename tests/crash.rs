@@ -115,7 +115,10 @@ async fn kill_9_under_load_loses_nothing_and_repeats_no_effect() {
         .arg(&db)
         .output()
         .unwrap();
-    assert!(!refused.status.success(), "a second server on the same file is refused");
+    assert!(
+        !refused.status.success(),
+        "a second server on the same file is refused"
+    );
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("another `acp serve` is using"), "{said}");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

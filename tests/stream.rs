@@ -8,7 +8,6 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use acp::store::Store;
 use acp::wire::{StreamMessage, TriggerKind};
@@ -19,17 +18,10 @@ const TWO: &str = r#"(key: "two", name: "Two", team: "qa", trigger: Manual, step
 const OTHER: &str = r#"(key: "other", name: "Other", team: "ops", trigger: Manual, steps: [
     (id: "a", action: Delay(duration: "0s"))])"#;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use common::Socket;
 
 async fn connect(api: &Api, query: &str) -> Socket {
-    let url = format!("{}/stream?{query}", api.url.replace("http://", "ws://"));
-    let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert(
-        "Authorization",
-        format!("Bearer {}", api.viewer).parse().unwrap(),
-    );
-    tokio_tungstenite::connect_async(request).await.unwrap().0
+    common::stream(api, query).await
 }
 
 /// The next stream message, or `None` when the server closed (or nothing came for 5 s).

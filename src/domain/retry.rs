@@ -122,7 +122,11 @@ mod tests {
         let spread: std::collections::BTreeSet<u128> = (0..60)
             .map(|i| p.delay(2, asked, i as f64 / 60.0).as_millis())
             .collect();
-        assert_eq!(spread.len(), 60, "60 clients told the same Retry-After spread out");
+        assert_eq!(
+            spread.len(),
+            60,
+            "60 clients told the same Retry-After spread out"
+        );
     }
 
     #[test]

@@ -78,7 +78,10 @@ pub fn verify(
     let (Some(id), Some(timestamp), Some(signatures)) = (id, timestamp, signatures) else {
         return Err(Refused::Missing);
     };
-    let timestamp: i64 = timestamp.trim().parse().map_err(|_| Refused::BadTimestamp)?;
+    let timestamp: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| Refused::BadTimestamp)?;
     if timestamp.abs_diff(now) > TOLERANCE_SECS as u64 {
         return Err(Refused::Stale);
     }
@@ -88,7 +91,11 @@ pub fn verify(
         .filter_map(|s| s.strip_prefix("v1,"))
         .filter_map(|s| STANDARD.decode(s).ok())
         .any(|given| expected.clone().verify_slice(&given).is_ok());
-    if matches { Ok(()) } else { Err(Refused::Mismatch) }
+    if matches {
+        Ok(())
+    } else {
+        Err(Refused::Mismatch)
+    }
 }
 
 #[cfg(test)]
@@ -116,8 +123,14 @@ mod tests {
         assert_eq!(check(Some(good), 1614265330 + 299, body), Ok(()));
         let several = format!("v1,bm90IGl0 {good}");
         assert_eq!(check(Some(&several), 1614265330, body), Ok(()));
-        assert_eq!(check(Some(good), 1614265330 + 301, body), Err(Refused::Stale));
-        assert_eq!(check(Some(good), 1614265330 - 301, body), Err(Refused::Stale));
+        assert_eq!(
+            check(Some(good), 1614265330 + 301, body),
+            Err(Refused::Stale)
+        );
+        assert_eq!(
+            check(Some(good), 1614265330 - 301, body),
+            Err(Refused::Stale)
+        );
         assert_eq!(check(Some(good), 1614265330, b"{}"), Err(Refused::Mismatch));
         assert_eq!(check(None, 1614265330, body), Err(Refused::Missing));
         assert_eq!(
@@ -126,7 +139,14 @@ mod tests {
         );
         let plain = signature("plain-text-secret", id, 1614265330, "{}").unwrap();
         assert_eq!(
-            verify("plain-text-secret", Some(id), Some(ts), Some(&plain), b"{}", 1614265330),
+            verify(
+                "plain-text-secret",
+                Some(id),
+                Some(ts),
+                Some(&plain),
+                b"{}",
+                1614265330
+            ),
             Ok(())
         );
     }

@@ -498,16 +498,28 @@ mod tests {
 
     #[test]
     fn null_renders_empty_and_default_replaces_it() {
-        let ctx = minijinja::Value::from_serialize(json!({"trigger": {"owner": null, "n": 0, "name": "Ada"}}));
+        let ctx = minijinja::Value::from_serialize(
+            json!({"trigger": {"owner": null, "n": 0, "name": "Ada"}}),
+        );
         let render = |t: &str| render_value(&env(), &json!(t), &ctx).unwrap();
         assert_eq!(render("Owner: {{ trigger.owner }}"), json!("Owner: "));
-        assert_eq!(render("Owner: {{ trigger.owner | default('unassigned') }}"), json!("Owner: unassigned"));
-        assert_eq!(render("{{ trigger.owner | default('unassigned') }}"), json!("unassigned"));
+        assert_eq!(
+            render("Owner: {{ trigger.owner | default('unassigned') }}"),
+            json!("Owner: unassigned")
+        );
+        assert_eq!(
+            render("{{ trigger.owner | default('unassigned') }}"),
+            json!("unassigned")
+        );
         assert_eq!(render("{{ trigger.missing | default('x') }}"), json!("x"));
         assert_eq!(render("{{ trigger.name | default('x') }}"), json!("Ada"));
         assert_eq!(render("n={{ trigger.n | default(7) }}"), json!("n=0"));
         assert_eq!(render("n={{ trigger.n | default(7, true) }}"), json!("n=7"));
-        assert_eq!(render("{{ trigger.owner }}"), json!(null), "a sole expression keeps JSON null");
+        assert_eq!(
+            render("{{ trigger.owner }}"),
+            json!(null),
+            "a sole expression keeps JSON null"
+        );
     }
 
     #[test]

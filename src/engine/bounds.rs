@@ -46,7 +46,16 @@ mod tests {
         let stored = cap(big, 4096);
         assert_eq!(stored["truncated"], true);
         assert_eq!(stored["original_bytes"], original);
-        assert!(stored.to_string().len() <= 4096, "{}", stored.to_string().len());
-        assert!(stored["preview"].as_str().unwrap().starts_with("{\"items\":[\"éé"));
+        assert!(
+            stored.to_string().len() <= 4096,
+            "{}",
+            stored.to_string().len()
+        );
+        assert!(
+            stored["preview"]
+                .as_str()
+                .unwrap()
+                .starts_with("{\"items\":[\"éé")
+        );
     }
 }

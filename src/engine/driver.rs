@@ -256,10 +256,7 @@ impl Driver<'_> {
         done: step::Done,
     ) -> Result<Next, EngineError> {
         let step = &self.compiled.workflow.steps[index];
-        let (output, detail) = (
-            self.stored(&done.output),
-            self.stored(&done.detail),
-        );
+        let (output, detail) = (self.stored(&done.output), self.stored(&done.detail));
         self.pending.push(ended(
             attempt,
             AttemptStatus::Succeeded,

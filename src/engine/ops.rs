@@ -247,7 +247,7 @@ impl Engine {
             origin_run: Some(run_id),
             carry_from_origin: false,
             dedupe_key: None,
-                not_before: None,
+            not_before: None,
         };
         let ids = self.inner.store.create_runs(vec![run]).await?;
         self.inner.wake.notify_one();

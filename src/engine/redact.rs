@@ -133,7 +133,9 @@ impl Redactor {
                     start = text[..start]
                         .rfind(|c: char| !is_base64(c))
                         .map_or(0, |i| i + 1);
-                    end += text[end..].find(|c: char| !is_base64(c)).unwrap_or(text.len() - end);
+                    end += text[end..]
+                        .find(|c: char| !is_base64(c))
+                        .unwrap_or(text.len() - end);
                 }
                 ranges.push((start, end));
             }
@@ -179,7 +181,9 @@ impl Redactor {
                 let longest = n.text.len().saturating_sub(1).min(text.len());
                 (MIN_TAIL.min(n.text.len())..=longest)
                     .rev()
-                    .filter(|len| n.text.is_char_boundary(*len) && text.is_char_boundary(text.len() - len))
+                    .filter(|len| {
+                        n.text.is_char_boundary(*len) && text.is_char_boundary(text.len() - len)
+                    })
                     .find(|len| text.ends_with(&n.text[..*len]))
                     .map(|len| text.len() - len)
             })
@@ -227,9 +231,14 @@ fn encodings(secret: &str) -> Vec<String> {
     let json = serde_json::to_string(secret).unwrap_or_default();
     let json = json[1..json.len() - 1].to_owned();
     out.push(json.replace('/', "\\/"));
-    let html_safe = [('<', "\\u003c"), ('>', "\\u003e"), ('&', "\\u0026"), ('\'', "\\u0027")]
-        .iter()
-        .fold(json.clone(), |acc, (c, escape)| acc.replace(*c, escape));
+    let html_safe = [
+        ('<', "\\u003c"),
+        ('>', "\\u003e"),
+        ('&', "\\u0026"),
+        ('\'', "\\u0027"),
+    ]
+    .iter()
+    .fold(json.clone(), |acc, (c, escape)| acc.replace(*c, escape));
     out.push(html_safe);
     let ascii: String = json
         .chars()
@@ -391,8 +400,15 @@ mod tests {
         let secret = "abcdefghijklmnopqrstuvwxyz1";
         let r = Redactor::new([secret.to_owned()]);
         let message = format!("HTTP 401: {}{secret}", "e".repeat(180));
-        assert_eq!(r.text_cut(&message, 200), format!("HTTP 401: {}[redacted]", "e".repeat(180)));
+        assert_eq!(
+            r.text_cut(&message, 200),
+            format!("HTTP 401: {}[redacted]", "e".repeat(180))
+        );
         let cut_first: String = message.chars().take(200).collect();
-        assert!(!r.text(&cut_first).contains("abcdefgh"), "{}", r.text(&cut_first));
+        assert!(
+            !r.text(&cut_first).contains("abcdefgh"),
+            "{}",
+            r.text(&cut_first)
+        );
     }
 }

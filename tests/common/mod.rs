@@ -242,6 +242,31 @@ pub async fn harness_with_bus(workflows: &[&str], bus_capacity: usize) -> Harnes
     }
 }
 
+/// A harness whose engine has its own settings and outside-world implementations.
+pub async fn harness_custom(workflows: &[&str], config: EngineConfig, actions: Actions) -> Harness {
+    let world = World::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(SqliteStore::open(&dir.path().join("acp.db"), Durability::Normal).unwrap());
+    let engine = Engine::start(store.clone() as Arc<dyn Store>, config, actions)
+        .await
+        .unwrap();
+    for source in workflows {
+        let key = engine
+            .save_draft(&source.replace("{world}", &world.url), "test")
+            .await
+            .unwrap();
+        engine.publish(&key, "test").await.unwrap();
+    }
+    Harness {
+        bus_capacity: 65_536,
+        engine,
+        store,
+        world,
+        dir,
+    }
+}
+
 pub async fn start_engine(store: Arc<SqliteStore>) -> Engine {
     let actions = Actions::new(None, None).unwrap();
     Engine::start(store as Arc<dyn Store>, config(), actions)
@@ -368,4 +393,33 @@ impl Api {
             .post(format!("{}{path}", self.url))
             .bearer_auth(token)
     }
+}
+
+/// A websocket to the stream.
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects to `GET /stream?{query}` as the viewer.
+pub async fn stream(api: &Api, query: &str) -> Socket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}/stream?{query}", api.url.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {}", api.viewer).parse().unwrap(),
+    );
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+/// The text of up to `n` frames, stopping early when none comes for a second.
+pub async fn next_frames(socket: &mut Socket, n: usize) -> String {
+    use futures_util::StreamExt;
+    let mut text = String::new();
+    for _ in 0..n {
+        match tokio::time::timeout(Duration::from_secs(1), socket.next()).await {
+            Ok(Some(Ok(message))) => text.push_str(&message.to_string()),
+            _ => break,
+        }
+    }
+    text
 }
