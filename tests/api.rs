@@ -464,7 +464,6 @@ async fn tokens_are_shown_once_and_revocation_takes_effect() {
 
 #[tokio::test]
 async fn inbound_webhooks_are_signed_or_authenticated_and_deduplicated() {
-    use hmac::{Hmac, Mac};
     let signed = r#"(key: "signup", name: "Signup", team: "revops", trigger: Webhook(hmac_secret: "API_KEY"),
         steps: [(id: "wait", action: Delay(duration: "0s"))])"#;
     let open = r#"(key: "ping", name: "Ping", team: "revops", trigger: Webhook(),
@@ -472,32 +471,21 @@ async fn inbound_webhooks_are_signed_or_authenticated_and_deduplicated() {
     let h = harness(&[signed, open, FLAKY]).await;
     let api = serve_api(&h).await;
     let body = r#"{"email": "Ada@Example.com"}"#;
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(common::SECRET.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
-    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let now = chrono::Utc::now().timestamp();
+    let signature =
+        acp::domain::standard_webhooks::signature(common::SECRET, "delivery-1", now, body).unwrap();
     let hook = |key: &str| api.http.post(format!("{}/hooks/{key}", api.url));
+    let delivery = || {
+        hook("signup")
+            .header("webhook-id", "delivery-1")
+            .header("webhook-timestamp", now.to_string())
+            .header("webhook-signature", &signature)
+            .body(body)
+    };
 
-    let (status, first) = json(
-        hook("signup")
-            .header("X-ACP-Signature", &signature)
-            .header("Idempotency-Key", "delivery-1")
-            .body(body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::ACCEPTED);
-    let (_, again) = json(
-        hook("signup")
-            .header("X-ACP-Signature", &signature)
-            .header("Idempotency-Key", "delivery-1")
-            .body(body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, first) = json(delivery().send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    let (_, again) = json(delivery().send().await.unwrap()).await;
     assert_eq!(
         first["id"], again["id"],
         "a redelivery starts no second run"
@@ -510,7 +498,9 @@ async fn inbound_webhooks_are_signed_or_authenticated_and_deduplicated() {
 
     let (status, err) = json(
         hook("signup")
-            .header("X-ACP-Signature", "sha256=00")
+            .header("webhook-id", "delivery-2")
+            .header("webhook-timestamp", now.to_string())
+            .header("webhook-signature", "v1,AAAA")
             .body(body)
             .send()
             .await
@@ -570,7 +560,8 @@ async fn inbound_webhooks_are_signed_or_authenticated_and_deduplicated() {
     );
     assert_eq!(
         hook("missing").body("{}").send().await.unwrap().status(),
-        StatusCode::NOT_FOUND
+        StatusCode::UNAUTHORIZED,
+        "nothing is said about a workflow before the caller is authenticated"
     );
 }
 

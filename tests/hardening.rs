@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use acp::actions::{Actions, HttpRequest, HttpResponse, HttpSend};
 use acp::domain::StepFailure;
 use acp::store::Store;
-use acp::wire::{RunStatus, TriggerKind};
+use acp::wire::{RunDetail, RunStatus, TriggerKind};
 use common::{Reply, harness, harness_custom, serve_api, wait_final};
 
 async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
@@ -24,6 +24,11 @@ async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
     let value = serde_json::from_str(&text)
         .unwrap_or_else(|_| panic!("{status}: not a JSON body: {text:.200}"));
     (status, value)
+}
+
+/// Sends a request and reads its JSON answer.
+async fn call(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    json_of(request.send().await.unwrap()).await
 }
 
 /// An HTTP implementation whose every call panics, as a bug in a step's code would.
@@ -55,14 +60,7 @@ async fn deep_expressions_huge_windows_and_panicking_steps_never_take_the_server
     let source = format!(
         "(key: \"deep\", name: \"Deep\", team: \"qa\", trigger: Manual, steps: [\n    (id: \"a\", when: \"{chain} > 1\", action: Delay(duration: \"1s\")),\n])"
     );
-    let (status, body) = json_of(
-        api.post("/workflows/validate", &api.viewer)
-            .body(source)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = call(api.post("/workflows/validate", &api.viewer).body(source)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let problem = &body["error"]["problems"][0];
     assert_eq!(
@@ -79,35 +77,22 @@ async fn deep_expressions_huge_windows_and_panicking_steps_never_take_the_server
     );
 
     for window in ["100000000000d", "36501d", "99999999999999999999s"] {
-        let (status, body) = json_of(
-            api.get(&format!("/health?window={window}"), &api.viewer)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, body) = call(api.get(&format!("/health?window={window}"), &api.viewer)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{window}: {body}");
         assert!(
             body["error"]["message"].as_str().unwrap().contains(window),
             "{body}"
         );
     }
-    let (status, _) = json_of(
+    let (status, _) = call(
         api.post("/alerts/1/silence", &api.admin)
-            .json(&json!({"for": "100000000000d"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"for": "100000000000d"})),
     )
     .await;
     assert!(status.is_client_error(), "{status}");
 
-    let run = h
-        .engine
-        .start_runs("call", TriggerKind::Manual, vec![json!({"n": 1})])
-        .await
-        .unwrap()[0];
-    let detail = wait_final(&h.store, run).await;
+    let detail = finished(&h, "call", vec![json!({"n": 1})]).await.remove(0);
+    let run = detail.run.id;
     assert_eq!(detail.run.status, RunStatus::Failed);
     let error = detail.attempts[0].error.clone().unwrap();
     assert!(!error.retryable, "a panic is permanent: {error:?}");
@@ -117,7 +102,7 @@ async fn deep_expressions_huge_windows_and_panicking_steps_never_take_the_server
             .contains("the step panicked: a bug in the step's code"),
         "{error:?}"
     );
-    let (status, dlq) = json_of(api.get("/dlq", &api.viewer).send().await.unwrap()).await;
+    let (status, dlq) = call(api.get("/dlq", &api.viewer)).await;
     assert_eq!(status, StatusCode::OK, "the server still serves");
     assert_eq!(dlq["items"][0]["run_id"], run, "{dlq}");
 }
@@ -147,12 +132,8 @@ async fn no_encoding_of_a_secret_is_stored_streamed_or_dead_lettered() {
     let mut deny = Reply::status(401);
     deny.body = Value::String(format!("{}{secret} is not a valid key", "e".repeat(190)));
     h.world.script("/deny", vec![deny]);
-    let run = h
-        .engine
-        .start_runs("leaky", TriggerKind::Manual, vec![json!({})])
-        .await
-        .unwrap()[0];
-    let detail = wait_final(&h.store, run).await;
+    let detail = finished(&h, "leaky", vec![json!({})]).await.remove(0);
+    let run = detail.run.id;
     assert_eq!(detail.run.status, RunStatus::Failed);
     assert_eq!(
         h.world.hits("/echo")[0].query,
@@ -166,7 +147,7 @@ async fn no_encoding_of_a_secret_is_stored_streamed_or_dead_lettered() {
         "/events?since=0&limit=1000".to_owned(),
         "/dlq".to_owned(),
     ] {
-        let (_, body) = json_of(api.get(&path, &api.viewer).send().await.unwrap()).await;
+        let (_, body) = call(api.get(&path, &api.viewer)).await;
         seen.push_str(&body.to_string());
     }
     let mut stream = common::stream(&api, "since=0").await;
@@ -192,6 +173,20 @@ async fn no_encoding_of_a_secret_is_stored_streamed_or_dead_lettered() {
     assert!(seen.contains("[redacted]"));
 }
 
+/// Starts runs of `key` and waits until each has finished.
+async fn finished(h: &common::Harness, key: &str, payloads: Vec<Value>) -> Vec<RunDetail> {
+    let runs = h
+        .engine
+        .start_runs(key, TriggerKind::Manual, payloads)
+        .await
+        .unwrap();
+    let mut details = Vec::new();
+    for run in runs {
+        details.push(wait_final(&h.store, run).await);
+    }
+    details
+}
+
 fn base64_of(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)
@@ -202,18 +197,7 @@ async fn bulk_calls_must_be_explicit_and_unknown_fields_are_named() {
     let h = harness(&[CALL]).await;
     let api = serve_api(&h).await;
     h.world.script("/call", vec![Reply::status(422)]);
-    let runs = h
-        .engine
-        .start_runs(
-            "call",
-            TriggerKind::Manual,
-            vec![json!({"n": 1}), json!({"n": 2})],
-        )
-        .await
-        .unwrap();
-    for run in &runs {
-        wait_final(&h.store, *run).await;
-    }
+    finished(&h, "call", vec![json!({"n": 1}), json!({"n": 2})]).await;
     let cases = [
         (json!({}), StatusCode::UNPROCESSABLE_ENTITY, "all"),
         (
@@ -239,14 +223,7 @@ async fn bulk_calls_must_be_explicit_and_unknown_fields_are_named() {
         (json!({"al": true}), StatusCode::BAD_REQUEST, "`al`"),
     ];
     for (body, expected, names) in cases {
-        let (status, answer) = json_of(
-            api.post("/dlq/replay", &api.operator)
-                .json(&body)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, answer) = call(api.post("/dlq/replay", &api.operator).json(&body)).await;
         assert_eq!(status, expected, "{body}: {answer}");
         assert!(
             answer["error"]["message"].as_str().unwrap().contains(names),
@@ -265,17 +242,13 @@ async fn bulk_calls_must_be_explicit_and_unknown_fields_are_named() {
         ),
         ("/dlq/1/discard", json!({"reason": "x", "force": true})),
     ] {
-        let (status, answer) =
-            json_of(api.post(path, &api.admin).json(&body).send().await.unwrap()).await;
+        let (status, answer) = call(api.post(path, &api.admin).json(&body)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
         assert_eq!(answer["error"]["code"], "unknown_field", "{answer}");
     }
-    let (status, plan) = json_of(
+    let (status, plan) = call(
         api.post("/dlq/replay", &api.operator)
-            .json(&json!({"dry_run": true}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"dry_run": true})),
     )
     .await;
     assert_eq!(
@@ -283,12 +256,9 @@ async fn bulk_calls_must_be_explicit_and_unknown_fields_are_named() {
         (StatusCode::OK, Some(2)),
         "a dry run may look at everything"
     );
-    let (status, plan) = json_of(
+    let (status, plan) = call(
         api.post("/dlq/replay", &api.operator)
-            .json(&json!({"all": true}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"all": true})),
     )
     .await;
     assert_eq!(
@@ -348,27 +318,13 @@ async fn a_bulk_replay_against_a_limited_api_does_not_stampede() {
     config.workers = 64;
     let h = harness_custom(&[&flow], config, Actions::new(None, None).unwrap()).await;
     let api = serve_api(&h).await;
-    let runs = h
-        .engine
-        .start_runs(
-            "enrich",
-            TriggerKind::Manual,
-            (0..60).map(|n| json!({"n": n})).collect(),
-        )
-        .await
-        .unwrap();
-    for run in &runs {
-        wait_final(&h.store, *run).await;
-    }
+    finished(&h, "enrich", (0..60).map(|n| json!({"n": n})).collect()).await;
     limited.down.store(false, Ordering::SeqCst);
     limited.arrivals.lock().unwrap().clear();
     let started = Instant::now();
-    let (status, plan) = json_of(
+    let (status, plan) = call(
         api.post("/dlq/replay", &api.operator)
-            .json(&json!({"all": true}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"all": true})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{plan}");
@@ -414,12 +370,8 @@ async fn outside_data_has_bounds_and_every_error_is_json() {
     h.world
         .script("/big", vec![Reply::ok(json!({ "items": items }))]);
     let original = json!({ "items": items }).to_string().len();
-    let run = h
-        .engine
-        .start_runs("big", TriggerKind::Manual, vec![json!({})])
-        .await
-        .unwrap()[0];
-    let detail = wait_final(&h.store, run).await;
+    let detail = finished(&h, "big", vec![json!({})]).await.remove(0);
+    let run = detail.run.id;
     assert_eq!(
         detail.run.status,
         RunStatus::Succeeded,
@@ -429,7 +381,7 @@ async fn outside_data_has_bounds_and_every_error_is_json() {
     let fetch = &detail.attempts[0].output;
     assert_eq!(fetch["truncated"], true);
     assert_eq!(fetch["original_bytes"], original);
-    assert_eq!(detail.attempts[1].output["record_id"].is_i64(), true);
+    assert!(detail.attempts[1].output["record_id"].is_i64());
     let record = h
         .store
         .record(detail.attempts[1].output["record_id"].as_i64().unwrap())
@@ -457,7 +409,7 @@ async fn outside_data_has_bounds_and_every_error_is_json() {
         api.get("/stream", &api.viewer),
         api.get("/runs?limit=abc", &api.viewer),
     ] {
-        let (status, body) = json_of(request.send().await.unwrap()).await;
+        let (status, body) = call(request).await;
         assert!(status.is_client_error(), "{status}");
         assert!(body["error"]["code"].is_string(), "{body}");
     }
@@ -576,33 +528,17 @@ async fn inbound_webhooks_are_replay_safe_authenticated_first_and_audited() {
         .unwrap();
     let (status, created) = json_of(lower).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{created}");
-    let (status, _) = json_of(
+    let (status, _) = call(
         api.post("/hooks/open", &api.operator)
             .header("idempotency-key", "k-1")
-            .body(other)
-            .send()
-            .await
-            .unwrap(),
+            .body(other),
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, _) = json_of(
-        api.post("/hooks/open", &api.viewer)
-            .body(body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = call(api.post("/hooks/open", &api.viewer).body(body)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
-    let (_, audit) = json_of(
-        api.get("/audit?limit=100", &api.admin)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, audit) = call(api.get("/audit?limit=100", &api.admin)).await;
     let hooks: Vec<(String, String)> = audit["items"]
         .as_array()
         .unwrap_or_else(|| audit.as_array().unwrap())
@@ -639,18 +575,7 @@ async fn the_stream_answers_a_close_and_text_search_is_literal() {
     let h = harness(&[CALL]).await;
     let api = serve_api(&h).await;
     h.world.script("/call", vec![Reply::status(422)]);
-    let runs = h
-        .engine
-        .start_runs(
-            "call",
-            TriggerKind::Manual,
-            (0..3).map(|n| json!({"n": n})).collect(),
-        )
-        .await
-        .unwrap();
-    for run in &runs {
-        wait_final(&h.store, *run).await;
-    }
+    finished(&h, "call", (0..3).map(|n| json!({"n": n})).collect()).await;
     for (q, expected) in [
         ("%25", 0),
         ("_", 0),
@@ -658,13 +583,7 @@ async fn the_stream_answers_a_close_and_text_search_is_literal() {
         ("scripted%20422", 3),
         ("SCRIPTED", 3),
     ] {
-        let (_, page) = json_of(
-            api.get(&format!("/runs?q={q}"), &api.viewer)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (_, page) = call(api.get(&format!("/runs?q={q}"), &api.viewer)).await;
         assert_eq!(page["items"].as_array().unwrap().len(), expected, "q={q}");
     }
 
@@ -691,12 +610,11 @@ async fn the_command_line_shows_times_in_the_viewers_zone() {
     let h = harness(&[CALL]).await;
     let api = serve_api(&h).await;
     h.world.script("/call", vec![Reply::ok(json!({}))]);
-    let run = h
-        .engine
-        .start_runs("call", TriggerKind::Manual, vec![json!({"n": 1})])
+    let queued = finished(&h, "call", vec![json!({"n": 1})])
         .await
-        .unwrap()[0];
-    let queued = wait_final(&h.store, run).await.run.queued_at;
+        .remove(0)
+        .run
+        .queued_at;
     let server = api.url.trim_end_matches("/api/v1").to_owned();
     let list = |tz: &str, extra: &[&str]| {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_acp"))

@@ -5,9 +5,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
 /// The sign-up form's webhook signing secret (the demo's `FORM_WEBHOOK_SECRET`).
@@ -73,16 +71,20 @@ impl Client {
         Ok(())
     }
 
-    /// Posts to the inbound webhook of a workflow, signed like a real form provider would.
+    /// Posts to the inbound webhook of a workflow, signed per Standard Webhooks like a real
+    /// form provider would.
     async fn hook(&self, key: &str, body: &Value) -> anyhow::Result<()> {
         let body = body.to_string();
-        let mut mac = Hmac::<Sha256>::new_from_slice(FORM_SECRET.as_bytes())?;
-        mac.update(body.as_bytes());
-        let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let id = format!("msg_{:016x}", fastrand::u64(..));
+        let now = chrono::Utc::now().timestamp();
+        let signature = crate::domain::standard_webhooks::signature(FORM_SECRET, &id, now, &body)
+            .map_err(anyhow::Error::msg)?;
         let response = self
             .http
             .post(format!("{}/hooks/{key}", self.base))
-            .header("x-acp-signature", signature)
+            .header("webhook-id", id)
+            .header("webhook-timestamp", now.to_string())
+            .header("webhook-signature", signature)
             .header("content-type", "application/json")
             .body(body)
             .send()

@@ -220,34 +220,26 @@ pub async fn harness(workflows: &[&str]) -> Harness {
 
 /// A harness whose event bus keeps only `bus_capacity` events for slow subscribers.
 pub async fn harness_with_bus(workflows: &[&str], bus_capacity: usize) -> Harness {
+    let actions = Actions::new(None, None).unwrap();
+    build(workflows, bus_capacity, config(), actions).await
+}
+
+/// A harness whose engine has its own settings and outside-world implementations.
+pub async fn harness_custom(workflows: &[&str], config: EngineConfig, actions: Actions) -> Harness {
+    build(workflows, 65_536, config, actions).await
+}
+
+async fn build(
+    workflows: &[&str],
+    bus_capacity: usize,
+    config: EngineConfig,
+    actions: Actions,
+) -> Harness {
     let world = World::start().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("acp.db");
     let store =
         Arc::new(SqliteStore::open_with_bus(&path, Durability::Normal, bus_capacity).unwrap());
-    let engine = start_engine(store.clone()).await;
-    for source in workflows {
-        let key = engine
-            .save_draft(&source.replace("{world}", &world.url), "test")
-            .await
-            .unwrap();
-        engine.publish(&key, "test").await.unwrap();
-    }
-    Harness {
-        bus_capacity,
-        engine,
-        store,
-        world,
-        dir,
-    }
-}
-
-/// A harness whose engine has its own settings and outside-world implementations.
-pub async fn harness_custom(workflows: &[&str], config: EngineConfig, actions: Actions) -> Harness {
-    let world = World::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        Arc::new(SqliteStore::open(&dir.path().join("acp.db"), Durability::Normal).unwrap());
     let engine = Engine::start(store.clone() as Arc<dyn Store>, config, actions)
         .await
         .unwrap();
@@ -259,7 +251,7 @@ pub async fn harness_custom(workflows: &[&str], config: EngineConfig, actions: A
         engine.publish(&key, "test").await.unwrap();
     }
     Harness {
-        bus_capacity: 65_536,
+        bus_capacity,
         engine,
         store,
         world,

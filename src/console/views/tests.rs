@@ -361,6 +361,8 @@ fn screens() -> Vec<(&'static str, View, Overlay)> {
 }
 
 fn render(app: &App, theme: &theme::Theme, width: u16, height: u16) -> String {
+    // Snapshots are the same whatever the machine's time zone.
+    super::UTC.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
     terminal.draw(|f| draw(f, app, theme)).expect("a frame");
     format!("{:?}", terminal.backend().buffer())
