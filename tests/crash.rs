@@ -110,17 +110,21 @@ async fn kill_9_under_load_loses_nothing_and_repeats_no_effect() {
     );
 
     let (mut second, url) = serve(&db, &flows);
-    let refused = Command::new(env!("CARGO_BIN_EXE_acp"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(
-        !refused.status.success(),
-        "a second server on the same file is refused"
-    );
-    let said = String::from_utf8_lossy(&refused.stderr);
-    assert!(said.contains("another `acp serve` is using"), "{said}");
+    let alias = dir.path().join("alias.db");
+    std::os::unix::fs::symlink(&db, &alias).unwrap();
+    for path in [&db, &alias] {
+        let refused = Command::new(env!("CARGO_BIN_EXE_acp"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            !refused.status.success(),
+            "a second server on the same file is refused"
+        );
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(said.contains("another `acp serve` is using"), "{said}");
+    }
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let page: Page<RunView> = http

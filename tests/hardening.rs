@@ -48,8 +48,11 @@ const CALL: &str = r#"(key: "call", name: "Call", team: "qa", trigger: Manual, s
 
 #[tokio::test]
 async fn deep_expressions_huge_windows_and_panicking_steps_never_take_the_server_down() {
+    let bomb = r#"(key: "bomb", name: "Bomb", team: "qa", trigger: Manual, steps: [
+        (id: "a", action: CreateRecord(object: "o", values: {"x": "{% for i in range(100000) %}{% for j in range(100000) %}xxxxxxxxxx{% endfor %}{% endfor %}"})),
+    ])"#;
     let h = harness_custom(
-        &[CALL],
+        &[CALL, bomb],
         common::config(),
         Actions::with_http(Arc::new(Panicking)),
     )
@@ -105,6 +108,17 @@ async fn deep_expressions_huge_windows_and_panicking_steps_never_take_the_server
     let (status, dlq) = call(api.get("/dlq", &api.viewer)).await;
     assert_eq!(status, StatusCode::OK, "the server still serves");
     assert_eq!(dlq["items"][0]["run_id"], run, "{dlq}");
+
+    let started = Instant::now();
+    let detail = finished(&h, "bomb", vec![json!({})]).await.remove(0);
+    assert_eq!(detail.run.status, RunStatus::Failed);
+    let error = detail.attempts[0].error.clone().unwrap();
+    assert!(error.message.contains("fuel"), "{error:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -115,6 +129,9 @@ async fn no_encoding_of_a_secret_is_stored_streamed_or_dead_lettered() {
     let flow = r#"(key: "leaky", name: "Leaky", team: "qa", trigger: Manual, steps: [
         (id: "echo", action: Http(method: "GET", url: "{world}/echo?key={{ secret('API_KEY') | urlencode }}",
             headers: {"X-Key": "{{ secret('API_KEY') | tojson }}"})),
+        (id: "save", action: CreateRecord(object: "keys", values: {
+            "u": "{{ secret('API_KEY') | upper }}", "e": "{{ secret('API_KEY') | urlencode }}",
+            "r": "{{ secret('API_KEY') | reverse }}", "s": "{{ secret('API_KEY')[1:] }}"})),
         (id: "deny", action: Http(method: "POST", url: "{world}/deny", body: {"k": "{{ secret('API_KEY') }}"}),
          retry: (max_attempts: 1)),
     ])"#;
@@ -142,10 +159,13 @@ async fn no_encoding_of_a_secret_is_stored_streamed_or_dead_lettered() {
     );
 
     let mut seen = String::new();
+    let record = detail.attempts[1].output["record_id"].as_i64().unwrap();
     for path in [
         format!("/runs/{run}"),
         "/events?since=0&limit=1000".to_owned(),
         "/dlq".to_owned(),
+        format!("/records/{record}"),
+        format!("/records/{record}/history"),
     ] {
         let (_, body) = call(api.get(&path, &api.viewer)).await;
         seen.push_str(&body.to_string());
@@ -158,6 +178,9 @@ async fn no_encoding_of_a_secret_is_stored_streamed_or_dead_lettered() {
         base64_of(secret),
         "sk/live+Q7x".to_owned(),
         "Q7x9".to_owned(),
+        "SK/LIVE".to_owned(),
+        "==9x7Q".to_owned(),
+        "k/live".to_owned(),
     ];
     for form in forms {
         assert!(!seen.contains(&form), "`{form}` leaked");
@@ -221,6 +244,26 @@ async fn bulk_calls_must_be_explicit_and_unknown_fields_are_named() {
             "rate",
         ),
         (json!({"al": true}), StatusCode::BAD_REQUEST, "`al`"),
+        (
+            json!({"filter": {"q": ""}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "all",
+        ),
+        (
+            json!({"filter": {"q": "  ", "limit": 1}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "all",
+        ),
+        (
+            json!({"filter": {"status": ""}}),
+            StatusCode::BAD_REQUEST,
+            "not a status",
+        ),
+        (
+            json!({"filter": {"q": "\u{0}x"}}),
+            StatusCode::BAD_REQUEST,
+            "control",
+        ),
     ];
     for (body, expected, names) in cases {
         let (status, answer) = call(api.post("/dlq/replay", &api.operator).json(&body)).await;
@@ -246,6 +289,48 @@ async fn bulk_calls_must_be_explicit_and_unknown_fields_are_named() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
         assert_eq!(answer["error"]["code"], "unknown_field", "{answer}");
     }
+    for (path, body) in [
+        ("/runs/1/rerun", r#"{"paylod": {}}"#),
+        ("/runs/1/retry", "not json"),
+        ("/alerts/1/ack", r#"{"bogus": 1}"#),
+        ("/workflows/call/publish", r#"{"bogus": 1}"#),
+    ] {
+        let (status, answer) = call(api.post(path, &api.admin).body(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        assert_eq!(answer["error"]["code"], "unexpected_body", "{answer}");
+    }
+    let long = "x".repeat(2_000);
+    for body in [
+        json!({"for": "0s"}),
+        json!({"until": "9999-12-31T23:59:59Z"}),
+        json!({"for": "1h", "reason": long}),
+    ] {
+        let (status, answer) = call(api.post("/alerts/1/silence", &api.admin).json(&body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+    }
+    let (status, _) = call(
+        api.post("/dlq/1/discard", &api.operator)
+            .json(&json!({"reason": long})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let write = |email: &str| json!({"object": "people", "values": {"email": email}, "idempotency_key": "r1"});
+    let (status, first) = call(api.post("/records", &api.operator).json(&write("z@z"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, again) = call(api.post("/records", &api.operator).json(&write("z@z"))).await;
+    assert_eq!(
+        (status, &again["record"]["id"], &again["duplicate"]),
+        (StatusCode::CREATED, &first["record"]["id"], &json!(true))
+    );
+    let (status, reused) = call(api.post("/records", &api.operator).json(&write("other@z"))).await;
+    assert_eq!(
+        (status, reused["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("idempotency_key_reused")
+        ),
+        "{reused}"
+    );
     let (status, plan) = call(
         api.post("/dlq/replay", &api.operator)
             .json(&json!({"dry_run": true})),
@@ -538,6 +623,9 @@ async fn inbound_webhooks_are_replay_safe_authenticated_first_and_audited() {
     let (status, _) = call(api.post("/hooks/open", &api.viewer).body(body)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
+    let huge = vec![b'x'; 100 * 1024];
+    let (status, _) = call(api.http.post(hook("signed")).body(huge)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     let (_, audit) = call(api.get("/audit?limit=100", &api.admin)).await;
     let hooks: Vec<(String, String)> = audit["items"]
         .as_array()
@@ -558,6 +646,7 @@ async fn inbound_webhooks_are_replay_safe_authenticated_first_and_audited() {
         ("oncall", "ok"),
         ("oncall", "idempotency_key_reused"),
         ("watcher", "forbidden"),
+        ("anonymous", "too_large"),
     ] {
         assert!(
             hooks
@@ -585,6 +674,23 @@ async fn the_stream_answers_a_close_and_text_search_is_literal() {
     ] {
         let (_, page) = call(api.get(&format!("/runs?q={q}"), &api.viewer)).await;
         assert_eq!(page["items"].as_array().unwrap().len(), expected, "q={q}");
+    }
+    for (query, expected) in [
+        ("/runs?q=%00x", "control"),
+        ("/runs?status=bogus", "not a status"),
+        ("/dlq?status=failed", "not a status"),
+        ("/runs?mode=dry", "not a mode"),
+        ("/runs?workflw=x", "unknown field"),
+    ] {
+        let (status, body) = call(api.get(query, &api.viewer)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(expected),
+            "{body}"
+        );
     }
 
     let mut stream = common::stream(&api, "since=0").await;
@@ -632,6 +738,16 @@ async fn the_command_line_shows_times_in_the_viewers_zone() {
     assert!(
         shown.contains(&berlin.format("%m-%d %H:%M:%S %:z").to_string()),
         "{shown}"
+    );
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_acp"))
+        .args(["serve", "--lease", "0s", "--db"])
+        .arg(h.dir.path().join("other.db"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("shortest lease"),
+        "{refused:?}"
     );
     let utc = list("Europe/Berlin", &["--utc"]);
     assert!(

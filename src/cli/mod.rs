@@ -110,7 +110,7 @@ pub struct ServeArgs {
     workers: usize,
     /// How long a run stays with this server without a heartbeat; after a crash, its runs
     /// resume (here or on another server) once this has passed.
-    #[arg(long, default_value = "30s", value_parser = acp::domain::clock::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_lease)]
     lease: std::time::Duration,
     /// Cap on one stored step input, output or detail, in bytes of JSON; larger values are
     /// kept as `{"truncated": true, "original_bytes": N, "preview": "..."}`.
@@ -249,4 +249,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
+}
+
+/// A lease of at least a second (heartbeats come every third of it).
+fn parse_lease(text: &str) -> Result<std::time::Duration, String> {
+    let lease = acp::domain::clock::parse_duration(text)?;
+    if lease < std::time::Duration::from_secs(1) {
+        return Err(format!("`{text}` is shorter than the shortest lease (1s)"));
+    }
+    Ok(lease)
 }

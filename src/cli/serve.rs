@@ -13,18 +13,18 @@ use acp::server::{AppState, ServerConfig, launch};
 use acp::store::{SqliteStore, Store};
 use tokio_util::sync::CancellationToken;
 
-/// Takes `<db>.lock` for as long as the server runs: one server owns a SQLite file, which is
-/// what lets it resume every run left `running` at once after a crash (the OS drops the
-/// lock when the process dies, however it dies).
+/// Locks the database file itself (`flock`, which SQLite's own `fcntl` locks do not touch)
+/// for as long as the server runs: one server owns a SQLite file, whatever path (symlink,
+/// hard link) names it, which is what lets it resume every run left `running` at once after
+/// a crash. The OS drops the lock when the process dies, however it dies.
 fn own_database(db: &std::path::Path) -> anyhow::Result<std::fs::File> {
-    let mut path = db.as_os_str().to_owned();
-    path.push(".lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", std::path::Path::new(&path).display()))?;
+        .open(db)
+        .with_context(|| format!("opening {}", db.display()))?;
     file.try_lock().map_err(|_| {
         anyhow::anyhow!(
             "another `acp serve` is using {}: one server owns a SQLite database",

@@ -157,7 +157,7 @@ pub fn parse_config(
         vec![Problem {
             line: e.position.line,
             col: e.position.col,
-            message: e.code.to_string(),
+            message: super::validate::ron_message(&e.code),
         }]
     })?;
     let at = Locator::new(source);

@@ -74,6 +74,19 @@ pub struct RecordWriteOutcome {
     pub runs: Vec<i64>,
     /// True when the idempotency key had already been applied and nothing was written.
     pub duplicate: bool,
+    /// For a duplicate: the [`RecordWrite::fingerprint`] of the write that applied the key
+    /// (`None` for writes stored before fingerprints were kept).
+    pub first_fingerprint: Option<String>,
+}
+
+impl RecordWrite {
+    /// What the write asks for (object, record id, values) as a SHA-256 hex digest, to tell a
+    /// repeated request from another request reusing its idempotency key.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let request = serde_json::json!([self.object, self.id, self.values]);
+        hex::encode(Sha256::digest(request.to_string().as_bytes()))
+    }
 }
 
 impl RecordChange {

@@ -11,7 +11,7 @@ use serde_json::Value;
 pub type SecretLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Names a template may read besides its variables: minijinja's global functions and ours.
-const GLOBAL_FUNCTIONS: &[&str] = &["secret", "range", "dict", "namespace", "debug"];
+const GLOBAL_FUNCTIONS: &[&str] = &["secret", "range", "dict", "debug"];
 
 /// The variables every template and expression sees.
 pub const ROOTS: &[&str] = &["trigger", "steps", "run"];
@@ -23,6 +23,10 @@ pub const ROOTS: &[&str] = &["trigger", "steps", "run"];
 pub fn environment(secrets: SecretLookup) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(MAX_FUEL));
+    // No state carried across statements: with `namespace`, `set` and macros a template could
+    // double a string on every loop turn or call.
+    env.remove_global("namespace");
     env.set_formatter(|out, state, value| {
         if value.is_none() {
             return Ok(());
@@ -80,6 +84,10 @@ pub const MAX_EXPRESSION_BYTES: usize = 4 * 1024;
 pub const MAX_OPERATORS: usize = 100;
 /// Deepest nesting of brackets in one expression, and of `{% if %}`/`{% for %}`-style blocks.
 pub const MAX_NESTING: usize = 20;
+/// Most instructions one evaluation may execute (minijinja's fuel): loops cannot run long
+/// (a `for` over `range(100000)` twice nested runs out at once). Ordinary step templates use
+/// a few hundred.
+pub const MAX_FUEL: u64 = 50_000;
 
 /// Checks the size limits above; templates and expressions past them are never compiled.
 ///
@@ -128,9 +136,15 @@ pub fn check_limits(source: &str, expression: bool) -> Result<(), TemplateProble
         if statement {
             let word = body.trim_matches(|c: char| c.is_whitespace() || c == '-' || c == '+');
             let word = word.split_whitespace().next().unwrap_or_default();
+            if REFUSED_TAGS.contains(&word) {
+                return Err(fail(format!(
+                    "`{{% {word} %}}` is not available in step templates (only if, for, filter, \
+                     with, raw)"
+                )));
+            }
             if word.starts_with("end") {
                 blocks = blocks.saturating_sub(1);
-            } else if BLOCK_TAGS.contains(&word) || (word == "set" && !body.contains('=')) {
+            } else if BLOCK_TAGS.contains(&word) {
                 blocks += 1;
                 if blocks > MAX_NESTING {
                     return Err(fail(format!("blocks may nest at most {MAX_NESTING} deep")));
@@ -143,17 +157,16 @@ pub fn check_limits(source: &str, expression: bool) -> Result<(), TemplateProble
 }
 
 /// Tags that open a block closed by `{% end... %}`.
-const BLOCK_TAGS: &[&str] = &[
-    "if",
-    "for",
-    "macro",
-    "call",
-    "filter",
-    "with",
-    "block",
-    "autoescape",
-    "raw",
+const BLOCK_TAGS: &[&str] = &["if", "for", "filter", "with", "autoescape", "raw"];
+
+/// Statements step templates may not use: they carry state from one statement to the next
+/// (or load other templates), which lets a short template build an enormous value.
+const REFUSED_TAGS: &[&str] = &[
+    "set", "macro", "call", "include", "import", "from", "extends", "block",
 ];
+
+/// Most text one template renders, in bytes (4 MiB).
+pub const MAX_RENDERED_BYTES: usize = 4 * 1024 * 1024;
 
 /// Counts operators and bracket depth outside string literals.
 fn check_expression(source: &str) -> Result<(), String> {
@@ -351,7 +364,36 @@ fn render_checked(
         return serde_json::to_value(&value)
             .map_err(|e| minijinja::Error::new(ErrorKind::BadSerialization, e.to_string()));
     }
-    Ok(Value::String(env.render_str(text, ctx)?))
+    let mut out = Capped(Vec::new(), false);
+    env.template_from_str(text)?
+        .render_captured_to(ctx, &mut out)
+        .map_err(|e| match out.1 {
+            true => minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("the template renders more than {MAX_RENDERED_BYTES} bytes"),
+            ),
+            false => e,
+        })?;
+    Ok(Value::String(String::from_utf8_lossy(&out.0).into_owned()))
+}
+
+/// A buffer that refuses to grow past [`MAX_RENDERED_BYTES`] (and says so in its flag),
+/// which stops the render.
+struct Capped(Vec<u8>, bool);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + bytes.len() > MAX_RENDERED_BYTES {
+            self.1 = true;
+            return Err(std::io::Error::other("rendered text too large"));
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Evaluates an expression for its truth (`when`, `condition`, trigger filters).
@@ -456,7 +498,7 @@ mod tests {
         let parens = format!("{}1{}", "(".repeat(30), ")".repeat(30));
         let err = references(&env(), &parens, true).unwrap_err();
         assert!(err.message.contains("nest"), "{err:?}");
-        let blocks = "{% if true %}".repeat(30) + &"{% endif %}".repeat(30);
+        let blocks = "{% for x in [1] %}".repeat(30) + &"{% endfor %}".repeat(30);
         let err = references(&env(), &blocks, false).unwrap_err();
         assert!(err.message.contains("nest"), "{err:?}");
         let huge = "x".repeat(MAX_TEMPLATE_BYTES + 1);
@@ -485,6 +527,29 @@ mod tests {
             .unwrap()
             .join()
             .unwrap();
+    }
+
+    #[test]
+    fn long_loops_run_out_of_fuel() {
+        let ctx = minijinja::Value::from_serialize(json!({}));
+        let bomb = "{% for i in range(100000) %}{% for j in range(100000) %}xxxxxxxxxx{% endfor %}{% endfor %}";
+        let err = render_value(&env(), &json!(bomb), &ctx).unwrap_err();
+        assert!(err.to_string().contains("fuel"), "{err}");
+        let doubling = "{% set ns = namespace(x='x') %}{% for i in range(60) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}{{ ns.x | length }}";
+        let err = render_value(&env(), &json!(doubling), &ctx).unwrap_err();
+        assert!(err.to_string().contains("not available"), "{err}");
+        for refused in [
+            "{% macro d(s) %}{{ s }}{% endmacro %}",
+            "{% set a = 1 %}",
+            "{% include 'x' %}",
+        ] {
+            assert!(references(&env(), refused, false).is_err(), "{refused}");
+        }
+        let wide = "{% for i in range(1000) %}{{ 'x' * 10000000 }}{% endfor %}";
+        let err = render_value(&env(), &json!(wide), &ctx).unwrap_err();
+        assert!(err.to_string().contains("renders more than"), "{err}");
+        let ok = "{% for i in range(200) %}{{ i }},{% endfor %}";
+        assert!(render_value(&env(), &json!(ok), &ctx).is_ok());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::redact::Redactor;
 use super::step::{self, Control};
 use super::{EngineError, Inner};
 use crate::domain::template::is_true;
-use crate::domain::{RetryAt, StepFailure, Transition};
+use crate::domain::{ActionDef, RetryAt, StepFailure, Transition};
 use crate::store::ClaimedRun;
 use crate::wire::{AttemptStatus, RunStatus, RunView};
 
@@ -205,10 +205,12 @@ impl Driver<'_> {
             Some(Err(failure)) => Err(failure),
             _ => step::render(self.inner, step, &ctx),
         };
-        let stored_input = match &rendered {
-            Ok(input) => self.stored(input),
-            Err(_) => self.stored(&serde_json::to_value(&step.action).unwrap_or_default()),
-        };
+        let templates = step::templates(step);
+        let safe_input = rendered
+            .as_ref()
+            .map(|input| self.redactor.rendered(&templates, input))
+            .unwrap_or_else(|_| self.redactor.value(&templates));
+        let stored_input = bounds::cap(safe_input.clone(), self.inner.config.max_stored_bytes);
         let started = Transition::StepStarted {
             index,
             step_id: step.id.clone(),
@@ -225,6 +227,11 @@ impl Driver<'_> {
         let outcome = match rendered {
             Err(failure) => Err(failure),
             Ok(input) => {
+                // A record is storage too: what a step writes there is the redacted input.
+                let input = match step.action {
+                    ActionDef::UpdateRecord { .. } | ActionDef::CreateRecord { .. } => safe_input,
+                    _ => input,
+                };
                 let perform = AssertUnwindSafe(step::perform(
                     self.inner,
                     run,

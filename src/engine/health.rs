@@ -26,6 +26,11 @@ impl Engine {
             }
             None => Duration::from_secs(3600),
         };
+        if window.is_zero() {
+            return Err(EngineError::Invalid(
+                "the window must be longer than 0s".into(),
+            ));
+        }
         let buckets = query.buckets.unwrap_or(12).clamp(1, 240);
         let until = Utc::now();
         let since = crate::domain::clock::earlier(until, window).ok_or_else(|| {

@@ -103,12 +103,31 @@ impl Engine {
         Ok(report)
     }
 
-    /// Creates or updates a record; matching record triggers start runs.
+    /// Creates or updates a record (from the API, CLI or console); matching record triggers
+    /// start runs.
+    ///
+    /// # Errors
+    /// [`EngineError::IdempotencyKeyReused`] when the write's idempotency key was applied
+    /// before to another request (Stripe's semantics; the same request answers the first
+    /// result). A workflow step's retries go through the engine's own path, where a
+    /// re-rendered value may differ and the first write stands.
     pub async fn write_record(
         &self,
         write: RecordWrite,
     ) -> Result<RecordWriteOutcome, EngineError> {
-        self.inner.write_record(write).await
+        let fingerprint = write.fingerprint();
+        let key = write.idempotency_key.clone().unwrap_or_default();
+        let outcome = self.inner.write_record(write).await?;
+        match &outcome.first_fingerprint {
+            Some(first) if outcome.duplicate && *first != fingerprint => {
+                Err(EngineError::IdempotencyKeyReused(format!(
+                    "`{key}` was used before for another write (record {}); use a new key for \
+                     a new write",
+                    outcome.record.id
+                )))
+            }
+            _ => Ok(outcome),
+        }
     }
 
     /// Every published workflow with its alert rules.

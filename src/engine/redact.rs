@@ -190,6 +190,51 @@ impl Redactor {
             .min()
     }
 
+    /// A rendered value safe to store, given the templates it came from: besides
+    /// [`Redactor::value`], a string rendered from a template that reads `secret(...)` is
+    /// masked whole when no known form of a secret was found in it (a secret transformed by
+    /// `upper`, `reverse`, slicing...), since what it holds cannot be told apart from the
+    /// secret.
+    pub fn rendered(&self, template: &Value, rendered: &Value) -> Value {
+        match (template, rendered) {
+            (Value::String(source), value) if source.contains("secret(") => {
+                let safe = self.value(value);
+                let transformed = safe == *value
+                    && !matches!(value, Value::Null | Value::Bool(_))
+                    && value.as_str().is_none_or(|s| !s.is_empty());
+                if transformed {
+                    Value::String(MASK.into())
+                } else {
+                    safe
+                }
+            }
+            (Value::Object(templates), Value::Object(values)) => Value::Object(
+                values
+                    .iter()
+                    .map(|(k, v)| {
+                        let safe = match templates.get(k) {
+                            _ if is_sensitive(k) && !v.is_null() => Value::String(MASK.into()),
+                            Some(t) => self.rendered(t, v),
+                            None => self.value(v),
+                        };
+                        (k.clone(), safe)
+                    })
+                    .collect(),
+            ),
+            (Value::Array(templates), Value::Array(values)) => Value::Array(
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| match templates.get(i) {
+                        Some(t) => self.rendered(t, v),
+                        None => self.value(v),
+                    })
+                    .collect(),
+            ),
+            (_, value) => self.value(value),
+        }
+    }
+
     /// A copy of `value` that is safe to store and stream.
     pub fn value(&self, value: &Value) -> Value {
         match value {
@@ -391,6 +436,35 @@ mod tests {
             let start = &inner[..MIN_TAIL];
             proptest::prop_assert!(!cut_after.contains(start) || before.contains(start), "{cut_after}");
         }
+    }
+
+    #[test]
+    fn values_rendered_from_a_secret_beyond_recognition_are_masked_whole() {
+        let r = Redactor::new(["s3cr3t+val/ue=X&y".to_owned()]);
+        let template = json!({
+            "u": "{{ secret('X') | upper }}",
+            "url": "https://x/?k={{ secret('X') | urlencode }}",
+            "plain": "{{ trigger.name }}",
+            "headers": {"Authorization": "Bearer {{ secret('X') }}", "X-Rev": "{{ secret('X') | reverse }}"},
+            "list": ["{{ secret('X')[1:] }}", "ok"],
+        });
+        let rendered = json!({
+            "u": "S3CR3T+VAL/UE=X&Y",
+            "url": "https://x/?k=s3cr3t%2Bval/ue%3DX%26y",
+            "plain": "Ada",
+            "headers": {"Authorization": "Bearer s3cr3t+val/ue=X&y", "X-Rev": "y&X=eu/lav+t3rc3s"},
+            "list": ["3cr3t+val/ue=X&y", "ok"],
+        });
+        assert_eq!(
+            r.rendered(&template, &rendered),
+            json!({
+                "u": "[redacted]",
+                "url": "https://x/?k=[redacted]",
+                "plain": "Ada",
+                "headers": {"Authorization": "[redacted]", "X-Rev": "[redacted]"},
+                "list": ["[redacted]", "ok"],
+            })
+        );
     }
 
     #[test]

@@ -39,15 +39,19 @@ pub fn render(inner: &Inner, step: &Step, ctx: &minijinja::Value) -> Result<Valu
         let passed = is_true(env, expr, ctx).map_err(template_error)?;
         return Ok(json!({"expr": expr, "passed": passed}));
     }
-    let fields = match serde_json::to_value(&step.action) {
+    render_value(env, &templates(step), ctx).map_err(template_error)
+}
+
+/// The action's fields as written, every string a template (what `render` renders).
+pub fn templates(step: &Step) -> Value {
+    match serde_json::to_value(&step.action) {
         Ok(Value::Object(tagged)) => tagged
             .into_iter()
             .next()
             .map(|(_, v)| v)
             .unwrap_or(Value::Null),
         _ => Value::Null,
-    };
-    render_value(env, &fields, ctx).map_err(template_error)
+    }
 }
 
 /// Performs a step with its rendered input.

@@ -169,7 +169,7 @@ pub async fn json_errors(
 
 /// Maps a body, query or path rejection to our error body, keeping axum's status
 /// (400 malformed, 413 too large, 415 wrong content type, 422 wrong shape).
-fn rejection(status: StatusCode, text: String) -> ApiError {
+pub(crate) fn rejection(status: StatusCode, text: String) -> ApiError {
     let code = match status {
         StatusCode::PAYLOAD_TOO_LARGE => "too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
@@ -200,7 +200,7 @@ impl From<StringRejection> for ApiError {
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
-        Self::bad_request(r.body_text())
+        unknown_field(&r.body_text()).unwrap_or_else(|| Self::bad_request(r.body_text()))
     }
 }
 
@@ -230,6 +230,66 @@ pub struct ApiQuery<T>(pub T);
 #[derive(axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct ApiPath<T>(pub T);
+
+/// Refuses filter values that can match nothing because they are not values at all
+/// (`status=bogus`), so a typo never looks like an empty result. `status` is checked with
+/// `status_ok` (run or dead-letter statuses, depending on the list).
+pub fn check_filter(query: &crate::wire::RunQuery, status_ok: fn(&str) -> bool) -> ApiResult<()> {
+    if let Some(status) = query.status.as_deref().filter(|s| !status_ok(s)) {
+        return Err(ApiError::bad_request(format!(
+            "`{status}` is not a status here"
+        )));
+    }
+    if let Some(mode) = query
+        .mode
+        .as_deref()
+        .filter(|m| crate::wire::RunMode::parse(m).is_none())
+    {
+        return Err(ApiError::bad_request(format!(
+            "`{mode}` is not a mode (live or test)"
+        )));
+    }
+    Ok(())
+}
+
+/// Most characters of a reason (discard, cancel, silence): it is shown in the audit log and
+/// in notifications, not stored as a document.
+pub const MAX_REASON_CHARS: usize = 1_000;
+
+/// Refuses a reason longer than [`MAX_REASON_CHARS`].
+pub fn check_reason(reason: Option<&str>) -> ApiResult<()> {
+    match reason.map(|r| r.chars().count()) {
+        Some(n) if n > MAX_REASON_CHARS => Err(ApiError::unprocessable(
+            "reason_too_long",
+            format!("a reason may have at most {MAX_REASON_CHARS} characters; this one has {n}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The body of a call that takes none: empty, or `{}`. Anything else is a 400, so a field
+/// sent to the wrong call (`{"payload": ...}` to a re-run) is never silently ignored.
+pub struct NoBody;
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for NoBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|r| rejection(r.status(), r.body_text()))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim();
+        if text.is_empty() || text.replace(char::is_whitespace, "") == "{}" {
+            return Ok(Self);
+        }
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unexpected_body",
+            "this call takes no body (or `{}`); see the API reference for the call that takes these fields",
+        ))
+    }
+}
 
 /// Parses an optional JSON body: empty means the default; bad JSON is 400, a wrong shape 422.
 pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {

@@ -180,8 +180,10 @@ where
 }
 
 impl RunQuery {
-    /// True when no filter is set (cursor and limit are paging, not filters).
+    /// True when no filter narrows anything: none is set, or those set are blank (cursor and
+    /// limit are paging, not filters).
     pub fn matches_everything(&self) -> bool {
+        let blank = |text: &Option<String>| text.as_deref().is_none_or(|t| t.trim().is_empty());
         let Self {
             workflow,
             status,
@@ -194,14 +196,14 @@ impl RunQuery {
             cursor: _,
             limit: _,
         } = self;
-        workflow.is_none()
-            && status.is_none()
-            && team.is_none()
-            && mode.is_none()
+        blank(workflow)
+            && blank(status)
+            && blank(team)
+            && blank(mode)
             && record_id.is_none()
             && since.is_none()
             && until.is_none()
-            && q.is_none()
+            && blank(q)
     }
 }
 

@@ -37,10 +37,20 @@ pub fn parse_workflow(source: &str) -> Result<Workflow, Vec<Problem>> {
         vec![Problem {
             line: e.position.line,
             col: e.position.col,
-            message: e.code.to_string(),
+            message: ron_message(&e.code),
         }]
     })?;
     Checker::new(source).check(def)
+}
+
+/// A RON error in the file author's terms (ron's own text for nesting names its internals).
+pub(crate) fn ron_message(code: &ron::Error) -> String {
+    match code {
+        ron::Error::ExceededRecursionLimit => {
+            "values are nested too deeply (more than 128 levels)".to_owned()
+        }
+        other => other.to_string(),
+    }
 }
 
 /// How ACP reads RON files: `Some(...)` may be left out around optional values.

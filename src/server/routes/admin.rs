@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::super::AppState;
 use super::super::auth::{self, Caller};
-use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, NoBody};
 use crate::wire::{
     AuditEntry, ControlStatus, Event, Health, HealthQuery, Me, Page, Role, TokenCreated,
     TokenRequest, TokenView, Unnotified,
@@ -68,6 +68,7 @@ pub(crate) async fn revoke_token(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
+    _: NoBody,
 ) -> ApiResult<StatusCode> {
     let result = async {
         caller.require(Role::Admin)?;

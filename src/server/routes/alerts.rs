@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::super::AppState;
 use super::super::auth::Caller;
-use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, NoBody, check_reason};
 use crate::alerts::rules;
 use crate::domain::validate::parse_duration;
 use crate::store::AlertChange;
@@ -72,6 +72,7 @@ pub(crate) async fn ack(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
+    _: NoBody,
 ) -> ApiResult<ApiJson<AlertView>> {
     let result = async {
         caller.require(Role::Operator)?;
@@ -98,15 +99,30 @@ pub(crate) async fn silence(
 ) -> ApiResult<ApiJson<AlertView>> {
     let result = async {
         caller.require(Role::Admin)?;
+        check_reason(body.reason.as_deref())?;
+        let now = chrono::Utc::now();
+        let latest = crate::domain::clock::later_or_max(now, crate::domain::clock::MAX_DURATION);
         let until = match (&body.duration, body.until) {
             (Some(text), None) => {
                 let duration = parse_duration(text)
                     .map_err(|e| ApiError::unprocessable("invalid_duration", e))?;
+                if duration.is_zero() {
+                    return Err(ApiError::unprocessable(
+                        "invalid_duration",
+                        "a silence must last longer than 0s",
+                    ));
+                }
                 crate::domain::clock::later(chrono::Utc::now(), duration).ok_or_else(|| {
                     ApiError::unprocessable("invalid_duration", format!("`{text}` is too long"))
                 })?
             }
-            (None, Some(until)) if until > chrono::Utc::now() => until,
+            (None, Some(until)) if until > latest => {
+                return Err(ApiError::unprocessable(
+                    "invalid_duration",
+                    format!("until {until} is more than 100 years away"),
+                ));
+            }
+            (None, Some(until)) if until > now => until,
             (None, Some(until)) => {
                 return Err(ApiError::unprocessable(
                     "invalid_duration",
@@ -219,6 +235,7 @@ pub(crate) async fn delete_rule(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
+    _: NoBody,
 ) -> ApiResult<axum::http::StatusCode> {
     let result = async {
         caller.require(Role::Admin)?;

@@ -8,9 +8,12 @@ use axum::routing::{get, post};
 
 use super::super::AppState;
 use super::super::auth::Caller;
-use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, optional_json};
+use super::super::error::{
+    ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, check_filter, check_reason, optional_json,
+};
 use crate::wire::{
-    BulkReplay, Created, DlqView, Page, Reason, ReplayPlan, ReplayRequest, Role, RunQuery,
+    BulkReplay, Created, DlqStatus, DlqView, Page, Reason, ReplayPlan, ReplayRequest, Role,
+    RunQuery,
 };
 use axum::body::Bytes;
 
@@ -29,6 +32,7 @@ pub(crate) async fn list(
     _: Caller,
     ApiQuery(q): ApiQuery<RunQuery>,
 ) -> ApiResult<ApiJson<Page<DlqView>>> {
+    check_filter(&q, |s| DlqStatus::parse(s).is_some())?;
     Ok(ApiJson(s.store.dlq(&q).await?))
 }
 
@@ -70,6 +74,7 @@ pub(crate) async fn replay_matching(
 ) -> ApiResult<ApiJson<ReplayPlan>> {
     let result = async {
         caller.require(Role::Operator)?;
+        check_filter(&body.filter, |s| DlqStatus::parse(s).is_some())?;
         let plan = s.engine.replay_matching(&body, &caller.name).await?;
         Ok(ApiJson(plan))
     };
@@ -98,6 +103,7 @@ pub(crate) async fn discard(
     let reason = body.reason.unwrap_or_default();
     let result = async {
         caller.require(Role::Operator)?;
+        check_reason(Some(&reason))?;
         if reason.trim().is_empty() {
             return Err(ApiError::unprocessable(
                 "reason_required",

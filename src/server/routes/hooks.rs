@@ -12,12 +12,13 @@ use crate::wire::ErrorBody;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 
 use super::super::AppState;
 use super::super::auth::{Caller, authenticate, bearer_token};
-use super::super::error::{ApiError, ApiJson, ApiPath, ApiResult};
+use super::super::error::{ApiError, ApiJson, ApiPath, ApiResult, rejection as rejection_error};
 use crate::domain::standard_webhooks;
 use crate::engine::EngineError;
 use crate::wire::{Created, Role};
@@ -31,9 +32,24 @@ pub(crate) async fn receive(
     State(s): State<AppState>,
     ApiPath(key): ApiPath<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, ApiJson<Created>)> {
     let target = format!("workflow:{key}");
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let caller = match bearer_token(&headers) {
+                Some(token) => authenticate(s.store.as_ref(), token)
+                    .await
+                    .unwrap_or_else(|_| Caller::anonymous()),
+                None => Caller::anonymous(),
+            };
+            let error = rejection_error(rejection.status(), rejection.body_text());
+            return s
+                .audited(&caller, "hooks.receive", target, None, Err(error))
+                .await;
+        }
+    };
     let (caller, delivery) = match sender(&s, &key, &headers, &body).await {
         Ok(found) => found,
         Err((caller, error)) => {

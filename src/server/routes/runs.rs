@@ -8,7 +8,10 @@ use axum::routing::{get, post};
 
 use super::super::AppState;
 use super::super::auth::Caller;
-use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, optional_json};
+use super::super::error::{
+    ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, NoBody, check_filter, check_reason,
+    optional_json,
+};
 use crate::wire::{
     Created, Page, Reason, Role, RunDetail, RunQuery, RunStatus, RunView, StartRun, TriggerKind,
 };
@@ -29,6 +32,7 @@ pub(crate) async fn list(
     _: Caller,
     ApiQuery(q): ApiQuery<RunQuery>,
 ) -> ApiResult<ApiJson<Page<RunView>>> {
+    check_filter(&q, |s| RunStatus::parse(s).is_some())?;
     Ok(ApiJson(s.store.runs(&q).await?))
 }
 
@@ -76,6 +80,7 @@ pub(crate) async fn retry(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
+    _: NoBody,
 ) -> ApiResult<StatusCode> {
     let result = async {
         caller.require(Role::Operator)?;
@@ -92,6 +97,7 @@ pub(crate) async fn rerun(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
+    _: NoBody,
 ) -> ApiResult<(StatusCode, ApiJson<Created>)> {
     let result = async {
         caller.require(Role::Operator)?;
@@ -114,7 +120,7 @@ pub(crate) async fn cancel(
     let reason = parsed.as_ref().ok().and_then(|r| r.reason.clone());
     let result = async {
         caller.require(Role::Operator)?;
-        parsed?;
+        check_reason(parsed?.reason.as_deref())?;
         let status = s.engine.cancel(id, &caller.name).await?;
         let outcome = if status == RunStatus::Cancelled {
             "cancelled"

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::super::AppState;
 use super::super::auth::Caller;
-use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, NoBody};
 use crate::domain::parse_workflow;
 use crate::engine::EngineError;
 use crate::wire::{Diff, Published, Role, Rollback, VersionView, WorkflowView};
@@ -161,6 +161,7 @@ pub(crate) async fn publish(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(key): ApiPath<String>,
+    _: NoBody,
 ) -> ApiResult<ApiJson<Published>> {
     let result = async {
         caller.require(Role::Admin)?;

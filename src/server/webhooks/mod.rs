@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::auth::Caller;
-use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult};
+use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, NoBody};
 use crate::domain::standard_webhooks as sign;
 use crate::store::WebhookRow;
 use crate::wire::{DeliveryView, EventKind, Role, WebhookCreated, WebhookRequest, WebhookView};
@@ -123,6 +123,7 @@ pub(crate) async fn remove(
     State(s): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<i64>,
+    _: NoBody,
 ) -> ApiResult<StatusCode> {
     let result = async {
         caller.require(Role::Admin)?;

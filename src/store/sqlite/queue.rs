@@ -147,6 +147,15 @@ pub fn page<T>(
         ),
         None => None,
     };
+    if query
+        .q
+        .as_deref()
+        .is_some_and(|q| q.chars().any(char::is_control))
+    {
+        return Err(StoreError::Invalid(
+            "q may not contain control characters".into(),
+        ));
+    }
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let items: Vec<T> = conn
         .prepare_cached(&sql)?

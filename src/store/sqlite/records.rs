@@ -18,17 +18,20 @@ pub fn write(
     matcher: &TriggerMatcher,
 ) -> Result<RecordWriteOutcome> {
     if let Some(key) = &write.idempotency_key {
-        let applied: Option<(i64, String)> = tx
+        let applied: Option<(i64, String, Option<String>)> = tx
             .conn
-            .prepare_cached("SELECT record_id, changed FROM applied_writes WHERE key = ?")?
-            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .prepare_cached(
+                "SELECT record_id, changed, fingerprint FROM applied_writes WHERE key = ?",
+            )?
+            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        if let Some((id, changed)) = applied {
+        if let Some((id, changed, fingerprint)) = applied {
             return Ok(RecordWriteOutcome {
                 record: get(tx.conn, id)?,
                 changed: rows::json(Some(changed)).unwrap_or_default(),
                 runs: Vec::new(),
                 duplicate: true,
+                first_fingerprint: fingerprint,
             });
         }
     }
@@ -105,15 +108,23 @@ pub fn write(
     if let Some(key) = &write.idempotency_key {
         tx.conn
             .prepare_cached(
-                "INSERT INTO applied_writes (key, record_id, changed, at) VALUES (?, ?, ?, ?)",
+                "INSERT INTO applied_writes (key, record_id, changed, at, fingerprint) \
+                 VALUES (?, ?, ?, ?, ?)",
             )?
-            .execute(params![key, id, json!(changed).to_string(), now])?;
+            .execute(params![
+                key,
+                id,
+                json!(changed).to_string(),
+                now,
+                write.fingerprint()
+            ])?;
     }
     Ok(RecordWriteOutcome {
         record,
         changed,
         runs,
         duplicate: false,
+        first_fingerprint: None,
     })
 }
 

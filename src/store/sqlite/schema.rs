@@ -240,6 +240,10 @@ CREATE TABLE coverage (
 CREATE INDEX coverage_alert ON coverage (alert_id, run_id);
 CREATE INDEX runs_failed ON runs (workflow, finished_at) WHERE status = 'failed';
 "#,
+    // What each idempotent record write asked for, to refuse a key reused with another body.
+    r#"
+ALTER TABLE applied_writes ADD COLUMN fingerprint TEXT;
+"#,
 ];
 
 /// Brings the database up to the newest schema.
