@@ -122,7 +122,7 @@ async fn an_applied_idempotency_key_makes_the_write_a_no_op() {
         .engine
         .write_record(create(
             "people",
-            json!({"email": "x@y.z"}),
+            json!({"email": "a@b.c"}),
             Some("import-42"),
         ))
         .await
@@ -132,6 +132,21 @@ async fn an_applied_idempotency_key_makes_the_write_a_no_op() {
     assert_eq!(
         again.record.values["email"], "a@b.c",
         "the first result is returned"
+    );
+    let reused = h
+        .engine
+        .write_record(create(
+            "people",
+            json!({"email": "x@y.z"}),
+            Some("import-42"),
+        ))
+        .await;
+    assert!(
+        matches!(
+            reused,
+            Err(acp::engine::EngineError::IdempotencyKeyReused(_))
+        ),
+        "the same key for another write is refused: {reused:?}"
     );
     assert!(again.runs.is_empty(), "no second trigger");
     wait_final(&h.store, first.runs[0]).await;
