@@ -131,11 +131,22 @@ async fn no_encoding_of_a_secret_is_stored_streamed_or_dead_lettered() {
             headers: {"X-Key": "{{ secret('API_KEY') | tojson }}"})),
         (id: "save", action: CreateRecord(object: "keys", values: {
             "u": "{{ secret('API_KEY') | upper }}", "e": "{{ secret('API_KEY') | urlencode }}",
-            "r": "{{ secret('API_KEY') | reverse }}", "s": "{{ secret('API_KEY')[1:] }}"})),
+            "r": "{{ secret('API_KEY') | reverse }}", "s": "{{ secret('API_KEY')[1:] }}",
+            "m": "{{ secret('API_KEY') }}-{{ secret('API_KEY') | upper }}",
+            "p": "{{ secret('API_KEY') | split('+') | list }}"})),
         (id: "deny", action: Http(method: "POST", url: "{world}/deny", body: {"k": "{{ secret('API_KEY') }}"}),
          retry: (max_attempts: 1)),
     ])"#;
-    let h = harness_custom(&[flow], config, Actions::new(None, None).unwrap()).await;
+    let unreachable = r#"(key: "unreachable", name: "Unreachable", team: "qa", trigger: Manual, steps: [
+        (id: "call", action: Http(method: "GET", url: "http://127.0.0.1:9/?k={{ secret('API_KEY') | reverse }}"),
+         retry: (max_attempts: 1)),
+    ])"#;
+    let h = harness_custom(
+        &[flow, unreachable],
+        config,
+        Actions::new(None, None).unwrap(),
+    )
+    .await;
     let api = serve_api(&h).await;
     let encoded = "sk/live%2BQ7x9%3D%3D";
     h.world.script(
@@ -166,6 +177,10 @@ async fn no_encoding_of_a_secret_is_stored_streamed_or_dead_lettered() {
         "/dlq".to_owned(),
         format!("/records/{record}"),
         format!("/records/{record}/history"),
+        format!(
+            "/runs/{}",
+            finished(&h, "unreachable", vec![json!({})]).await[0].run.id
+        ),
     ] {
         let (_, body) = call(api.get(&path, &api.viewer)).await;
         seen.push_str(&body.to_string());
@@ -181,6 +196,8 @@ async fn no_encoding_of_a_secret_is_stored_streamed_or_dead_lettered() {
         "SK/LIVE".to_owned(),
         "==9x7Q".to_owned(),
         "k/live".to_owned(),
+        "==9x7Q".to_owned(),
+        "Q7x9==".to_owned(),
     ];
     for form in forms {
         assert!(!seen.contains(&form), "`{form}` leaked");
@@ -258,6 +275,11 @@ async fn bulk_calls_must_be_explicit_and_unknown_fields_are_named() {
             json!({"filter": {"status": ""}}),
             StatusCode::BAD_REQUEST,
             "not a status",
+        ),
+        (
+            json!({"filter": {"status": "open"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "all",
         ),
         (
             json!({"filter": {"q": "\u{0}x"}}),

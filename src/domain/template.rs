@@ -168,8 +168,53 @@ const REFUSED_TAGS: &[&str] = &[
 /// Most text one template renders, in bytes (4 MiB).
 pub const MAX_RENDERED_BYTES: usize = 4 * 1024 * 1024;
 
+/// True when `*` has a string literal on either side (`'x' * 100000000`).
+fn repeats_a_literal(source: &str) -> bool {
+    let chars: Vec<char> = source.chars().collect();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, &c) in chars.iter().enumerate() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => quote = Some(c),
+            '*' => {
+                let before = chars[..i]
+                    .iter()
+                    .rev()
+                    .find(|c| !c.is_whitespace() && **c != '*');
+                let after = chars[i + 1..]
+                    .iter()
+                    .find(|c| !c.is_whitespace() && **c != '*');
+                if [before, after]
+                    .into_iter()
+                    .flatten()
+                    .any(|c| *c == '\'' || *c == '"')
+                {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Counts operators and bracket depth outside string literals.
 fn check_expression(source: &str) -> Result<(), String> {
+    if repeats_a_literal(source) {
+        return Err(
+            "a string literal may not be repeated with `*` (it builds text of any size)".into(),
+        );
+    }
     let (mut operators, mut depth, mut deepest) = (0usize, 0usize, 0usize);
     let mut quote: Option<char> = None;
     let mut escaped = false;
@@ -297,6 +342,61 @@ fn secret_names(source: &str) -> Result<BTreeSet<String>, TemplateProblem> {
     Ok(names)
 }
 
+/// Filters that only encode a value (so a secret passed through them is still recognisable
+/// by its encodings).
+const ENCODING_FILTERS: &[&str] = &["urlencode", "tojson", "trim", "string", "e", "escape"];
+
+/// True when every `secret(...)` in the template is a whole `{{ }}` block by itself,
+/// optionally followed by encoding filters (`{{ secret("K") | urlencode }}`): then the secret
+/// appears in the rendered text only as itself or a known encoding of it. Anything else
+/// (`| upper`, slicing, `split`, use inside a `{% %}` statement) transforms it beyond
+/// recognition.
+pub fn reads_secrets_plainly(source: &str) -> bool {
+    if !source.contains("secret(") {
+        return true;
+    }
+    let mut rest = source;
+    let mut uses = 0;
+    while let Some(open) = rest.find("{{").into_iter().chain(rest.find("{%")).min() {
+        let statement = rest[open..].starts_with("{%");
+        let close = if statement { "%}" } else { "}}" };
+        let Some(len) = rest[open + 2..].find(close) else {
+            return false;
+        };
+        let body =
+            rest[open + 2..open + 2 + len].trim_matches(|c: char| c.is_whitespace() || c == '-');
+        if body.contains("secret(") {
+            if statement || !is_plain_secret(body) {
+                return false;
+            }
+            uses += 1;
+        }
+        rest = &rest[open + 2 + len + close.len()..];
+    }
+    uses == source.matches("secret(").count()
+}
+
+fn is_plain_secret(expr: &str) -> bool {
+    let Some(call) = expr.strip_prefix("secret(") else {
+        return false;
+    };
+    let Some(end) = call.find(')') else {
+        return false;
+    };
+    let name = call[..end].trim();
+    let quoted = name.len() >= 2
+        && (name.starts_with('"') && name.ends_with('"')
+            || name.starts_with('\'') && name.ends_with('\''));
+    let tail = call[end + 1..].trim();
+    quoted
+        && (tail.is_empty()
+            || tail.strip_prefix('|').is_some_and(|filters| {
+                filters
+                    .split('|')
+                    .all(|f| ENCODING_FILTERS.contains(&f.trim()))
+            }))
+}
+
 /// The expression inside a string that is exactly one `{{ ... }}` and nothing else.
 pub fn sole_expression(text: &str) -> Option<&str> {
     let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?;
@@ -361,8 +461,19 @@ fn render_checked(
             let message = format!("`{expr}` is undefined");
             return Err(minijinja::Error::new(ErrorKind::UndefinedError, message));
         }
-        return serde_json::to_value(&value)
-            .map_err(|e| minijinja::Error::new(ErrorKind::BadSerialization, e.to_string()));
+        let json = serde_json::to_value(&value)
+            .map_err(|e| minijinja::Error::new(ErrorKind::BadSerialization, e.to_string()))?;
+        let size = match &json {
+            Value::String(s) => s.len(),
+            other => other.to_string().len(),
+        };
+        if size > MAX_RENDERED_BYTES {
+            return Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("`{expr}` gives a value of more than {MAX_RENDERED_BYTES} bytes"),
+            ));
+        }
+        return Ok(json);
     }
     let mut out = Capped(Vec::new(), false);
     env.template_from_str(text)?
@@ -530,6 +641,29 @@ mod tests {
     }
 
     #[test]
+    fn plain_secret_reads_are_told_from_transformations() {
+        for plain in [
+            "Bearer {{ secret('K') }}",
+            "https://x/?k={{ secret(\"K\") | urlencode }}&v={{ trigger.v }}",
+            "{{ secret('K') | tojson }}",
+            "no secret here {{ trigger.x | upper }}",
+        ] {
+            assert!(reads_secrets_plainly(plain), "{plain}");
+        }
+        for transformed in [
+            "{{ secret('K') | upper }}",
+            "{{ secret('K')[1:] }}",
+            "{{ secret('K') ~ 'x' }}",
+            "{{ secret('K') | split('/') | list }}",
+            "{% if secret('K') %}x{% endif %}",
+            "a {{ secret('K') }} b {{ secret('K') | reverse }}",
+            "{{ 'x' ~ secret('K') }}",
+        ] {
+            assert!(!reads_secrets_plainly(transformed), "{transformed}");
+        }
+    }
+
+    #[test]
     fn long_loops_run_out_of_fuel() {
         let ctx = minijinja::Value::from_serialize(json!({}));
         let bomb = "{% for i in range(100000) %}{% for j in range(100000) %}xxxxxxxxxx{% endfor %}{% endfor %}";
@@ -545,9 +679,21 @@ mod tests {
         ] {
             assert!(references(&env(), refused, false).is_err(), "{refused}");
         }
-        let wide = "{% for i in range(1000) %}{{ 'x' * 10000000 }}{% endfor %}";
+        let ctx = minijinja::Value::from_serialize(json!({"trigger": {"x": "x"}}));
+        let wide = "{% for i in range(1000) %}{{ trigger.x * 10000000 }}{% endfor %}";
         let err = render_value(&env(), &json!(wide), &ctx).unwrap_err();
         assert!(err.to_string().contains("renders more than"), "{err}");
+        let sole = "{{ trigger.x * 10000000 }}";
+        let err = render_value(&env(), &json!(sole), &ctx).unwrap_err();
+        assert!(err.to_string().contains("more than"), "{err}");
+        for literal in ["{{ 'x' * 100 }}", "{{ 3 * \"ab\" }}"] {
+            let refused = references(&env(), literal, false).unwrap_err();
+            assert!(
+                refused.message.contains("repeated"),
+                "{literal}: {refused:?}"
+            );
+        }
+        assert!(references(&env(), "{{ trigger.amount * 1.2 }} {{ 2 ** 3 }}", false).is_ok());
         let ok = "{% for i in range(200) %}{{ i }},{% endfor %}";
         assert!(render_value(&env(), &json!(ok), &ctx).is_ok());
     }

@@ -111,6 +111,10 @@ pub async fn drive(
     driver.run().await
 }
 
+/// A step's `when` (`None` without one, or when it could not be evaluated) and its rendered
+/// input.
+type Evaluated = (Option<bool>, Result<Value, StepFailure>);
+
 /// Whether the run goes on after a step.
 enum Next {
     Continue,
@@ -176,15 +180,49 @@ impl Driver<'_> {
         self.flush(last).await.map(drop)
     }
 
+    /// Evaluates a step's `when` and renders its input on a blocking thread (templates are
+    /// bounded, but they are CPU work that must not hold up the engine's other tasks, such
+    /// as lease heartbeats); `None` when the run was cancelled meanwhile.
+    async fn evaluate(&self, index: usize, ctx: minijinja::Value) -> Option<Evaluated> {
+        let env = self.inner.catalog.env.clone();
+        let step = self.compiled.workflow.steps[index].clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let when = step.when.as_deref().map(|when| {
+                is_true(&env, when, &ctx).map_err(|e| {
+                    StepFailure::permanent(format!("`when` could not be evaluated: {e}"))
+                })
+            });
+            let rendered = match &when {
+                Some(Ok(false)) => Ok(Value::Null),
+                Some(Err(failure)) => Err(failure.clone()),
+                _ => step::render(&env, &step, &ctx),
+            };
+            (when.map(|w| w.unwrap_or(true)), rendered)
+        });
+        tokio::select! {
+            done = work => Some(done.unwrap_or_else(|e| {
+                (None, Err(StepFailure::permanent(format!("rendering the step failed: {e}"))))
+            })),
+            _ = self.cancel.cancelled() => None,
+        }
+    }
+
     async fn step(&mut self, index: usize) -> Result<Next, EngineError> {
+        let ctx = self.progress.context(&self.claimed.run);
+        let Some((when, rendered)) = self.evaluate(index, ctx.clone()).await else {
+            let step_id = self.compiled.workflow.steps[index].id.clone();
+            let error = StepFailure::permanent("cancelled before the step started").error;
+            self.commit(Transition::Finish {
+                status: RunStatus::Cancelled,
+                failed_step: Some(step_id),
+                error: Some(error),
+            })
+            .await?;
+            return Ok(Next::Stop);
+        };
         let step = &self.compiled.workflow.steps[index];
         let run = &self.claimed.run;
-        let ctx = self.progress.context(run);
-        let when = step.when.as_deref().map(|when| {
-            is_true(&self.inner.catalog.env, when, &ctx)
-                .map_err(|e| StepFailure::permanent(format!("`when` could not be evaluated: {e}")))
-        });
-        if let Some(Ok(false)) = when {
+        if when == Some(false) {
             let reason = format!(
                 "`when` was false: {}",
                 step.when.as_deref().unwrap_or_default()
@@ -201,15 +239,18 @@ impl Driver<'_> {
         }
         let number = self.progress.attempts[index] + 1;
         let key = format!("{}:{}", self.claimed.idempotency_prefix, step.id);
-        let rendered = match when {
-            Some(Err(failure)) => Err(failure),
-            _ => step::render(self.inner, step, &ctx),
-        };
         let templates = step::templates(step);
-        let safe_input = rendered
-            .as_ref()
-            .map(|input| self.redactor.rendered(&templates, input))
-            .unwrap_or_else(|_| self.redactor.value(&templates));
+        let safe_input = match &rendered {
+            Ok(input) => {
+                let (safe, derived) = self.redactor.rendered(&templates, input);
+                if !derived.is_empty() {
+                    // What the step answers or fails with may quote these values.
+                    self.redactor = self.redactor.with(derived);
+                }
+                safe
+            }
+            Err(_) => self.redactor.value(&templates),
+        };
         let stored_input = bounds::cap(safe_input.clone(), self.inner.config.max_stored_bytes);
         let started = Transition::StepStarted {
             index,

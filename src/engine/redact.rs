@@ -9,6 +9,8 @@
 //! that end, and cutting happens after redaction ([`Redactor::text_cut`]).
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::domain::template;
 use serde_json::Value;
 
 /// What replaces a secret.
@@ -43,6 +45,8 @@ pub fn is_sensitive(name: &str) -> bool {
 /// credential-named fields.
 #[derive(Default)]
 pub struct Redactor {
+    /// The values redacted, to extend the redactor with more.
+    secrets: Vec<String>,
     /// Every form a secret can take in text, longest first.
     needles: Vec<Needle>,
 }
@@ -95,13 +99,14 @@ const MIN_TAIL: usize = 4;
 impl Redactor {
     /// A redactor for these secret values (empty values are ignored).
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
+        let secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
         let mut needles: Vec<Needle> = Vec::new();
         let mut add = |text: String, base64: bool| {
             if !text.is_empty() && !needles.iter().any(|n| n.text == text) {
                 needles.push(Needle { text, base64 });
             }
         };
-        for secret in secrets {
+        for secret in &secrets {
             for form in [secret.as_str(), secret.trim()] {
                 if form.is_empty() {
                     continue;
@@ -119,7 +124,12 @@ impl Redactor {
             }
         }
         needles.sort_by_key(|n| std::cmp::Reverse(n.text.len()));
-        Self { needles }
+        Self { secrets, needles }
+    }
+
+    /// This redactor, also redacting `more` (values derived from a secret).
+    pub fn with(&self, more: Vec<String>) -> Self {
+        Self::new(self.secrets.iter().cloned().chain(more))
     }
 
     /// Replaces every secret, in any of its encodings, inside `text`; a text that ends with
@@ -190,23 +200,38 @@ impl Redactor {
             .min()
     }
 
-    /// A rendered value safe to store, given the templates it came from: besides
-    /// [`Redactor::value`], a string rendered from a template that reads `secret(...)` is
-    /// masked whole when no known form of a secret was found in it (a secret transformed by
-    /// `upper`, `reverse`, slicing...), since what it holds cannot be told apart from the
-    /// secret.
-    pub fn rendered(&self, template: &Value, rendered: &Value) -> Value {
+    /// A rendered value safe to store, given the templates it came from, and the rendered
+    /// values that had to be masked whole. Besides [`Redactor::value`]: a value rendered from a
+    /// template that transforms a secret (anything but `{{ secret("K") }}` with encoding
+    /// filters, see [`template::reads_secrets_plainly`]) is masked whole, since what it holds
+    /// cannot be told apart from the secret; its rendered text is answered so it can be
+    /// redacted from what the step answers or fails with (an error quoting the URL, say).
+    pub fn rendered(&self, template: &Value, rendered: &Value) -> (Value, Vec<String>) {
+        let mut derived = Vec::new();
+        let safe = self.rendered_into(template, rendered, &mut derived);
+        (safe, derived)
+    }
+
+    fn rendered_into(
+        &self,
+        template: &Value,
+        rendered: &Value,
+        derived: &mut Vec<String>,
+    ) -> Value {
         match (template, rendered) {
-            (Value::String(source), value) if source.contains("secret(") => {
-                let safe = self.value(value);
-                let transformed = safe == *value
-                    && !matches!(value, Value::Null | Value::Bool(_))
-                    && value.as_str().is_none_or(|s| !s.is_empty());
-                if transformed {
-                    Value::String(MASK.into())
-                } else {
-                    safe
+            (Value::String(source), value) if !template::reads_secrets_plainly(source) => {
+                if value.is_null() {
+                    return Value::Null;
                 }
+                let text = match value {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                if text.len() >= MIN_ENCODED {
+                    derived.push(text);
+                }
+                strings_of(value, derived);
+                Value::String(MASK.into())
             }
             (Value::Object(templates), Value::Object(values)) => Value::Object(
                 values
@@ -214,7 +239,7 @@ impl Redactor {
                     .map(|(k, v)| {
                         let safe = match templates.get(k) {
                             _ if is_sensitive(k) && !v.is_null() => Value::String(MASK.into()),
-                            Some(t) => self.rendered(t, v),
+                            Some(t) => self.rendered_into(t, v, derived),
                             None => self.value(v),
                         };
                         (k.clone(), safe)
@@ -226,7 +251,7 @@ impl Redactor {
                     .iter()
                     .enumerate()
                     .map(|(i, v)| match templates.get(i) {
-                        Some(t) => self.rendered(t, v),
+                        Some(t) => self.rendered_into(t, v, derived),
                         None => self.value(v),
                     })
                     .collect(),
@@ -254,6 +279,16 @@ impl Redactor {
             ),
             other => other.clone(),
         }
+    }
+}
+
+/// Every string of at least [`MIN_ENCODED`] bytes inside a value.
+fn strings_of(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) if s.len() >= MIN_ENCODED => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| strings_of(v, out)),
+        Value::Object(map) => map.values().for_each(|v| strings_of(v, out)),
+        _ => {}
     }
 }
 
@@ -444,26 +479,41 @@ mod tests {
         let template = json!({
             "u": "{{ secret('X') | upper }}",
             "url": "https://x/?k={{ secret('X') | urlencode }}",
+            "mixed": "{{ secret('X') }} and {{ secret('X') | upper }}",
             "plain": "{{ trigger.name }}",
             "headers": {"Authorization": "Bearer {{ secret('X') }}", "X-Rev": "{{ secret('X') | reverse }}"},
             "list": ["{{ secret('X')[1:] }}", "ok"],
+            "split": "{{ secret('X') | split('/') | list }}",
         });
         let rendered = json!({
             "u": "S3CR3T+VAL/UE=X&Y",
             "url": "https://x/?k=s3cr3t%2Bval/ue%3DX%26y",
+            "mixed": "s3cr3t+val/ue=X&y and S3CR3T+VAL/UE=X&Y",
             "plain": "Ada",
             "headers": {"Authorization": "Bearer s3cr3t+val/ue=X&y", "X-Rev": "y&X=eu/lav+t3rc3s"},
             "list": ["3cr3t+val/ue=X&y", "ok"],
+            "split": ["s3cr3t+val", "ue=X&y"],
         });
+        let (safe, derived) = r.rendered(&template, &rendered);
         assert_eq!(
-            r.rendered(&template, &rendered),
+            safe,
             json!({
                 "u": "[redacted]",
                 "url": "https://x/?k=[redacted]",
+                "mixed": "[redacted]",
                 "plain": "Ada",
                 "headers": {"Authorization": "[redacted]", "X-Rev": "[redacted]"},
                 "list": ["[redacted]", "ok"],
+                "split": "[redacted]",
             })
+        );
+        assert!(derived.contains(&"ue=X&y".to_owned()), "{derived:?}");
+        let wider = r.with(derived);
+        let error = "request http://127.0.0.1:9/?k=y&X=eu/lav+t3rc3s could not connect";
+        assert!(
+            !wider.text(error).contains("eu/lav"),
+            "{}",
+            wider.text(error)
         );
     }
 

@@ -65,7 +65,12 @@ impl Engine {
             rate,
         } = request;
         let (on, dry_run) = (*on, *dry_run);
-        if query.matches_everything() && ids.is_empty() && !all && !dry_run {
+        // Only open entries are replayed whatever `status` says, so it narrows nothing.
+        let narrowing = RunQuery {
+            status: None,
+            ..query.clone()
+        };
+        if narrowing.matches_everything() && ids.is_empty() && !all && !dry_run {
             return Err(EngineError::Invalid(
                 "this would replay every open dead letter: narrow it with a filter or ids, or \
                  send \"all\": true"

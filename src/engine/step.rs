@@ -31,8 +31,11 @@ pub struct Done {
 }
 
 /// Renders the step's input: the action's fields with every template evaluated.
-pub fn render(inner: &Inner, step: &Step, ctx: &minijinja::Value) -> Result<Value, StepFailure> {
-    let env = &inner.catalog.env;
+pub fn render(
+    env: &minijinja::Environment<'static>,
+    step: &Step,
+    ctx: &minijinja::Value,
+) -> Result<Value, StepFailure> {
     let template_error =
         |e: minijinja::Error| StepFailure::permanent(format!("template error: {e}"));
     if let ActionDef::Condition { expr } = &step.action {

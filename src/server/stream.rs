@@ -42,6 +42,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct StreamQuery {
     #[serde(default)]
     since: i64,

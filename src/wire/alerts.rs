@@ -99,6 +99,7 @@ pub struct NotificationAttempt {
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(default)]
+#[serde(deny_unknown_fields)]
 pub struct NotificationQuery {
     pub alert: Option<i64>,
     pub limit: Option<usize>,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(default)]
 #[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
 pub struct HealthQuery {
     /// How far back, e.g. `1h` (default), `15m`, `24h`.
     pub window: Option<String>,

@@ -81,6 +81,7 @@ pub(crate) async fn revoke_token(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Cursor {
     cursor: Option<String>,
     limit: Option<usize>,
@@ -107,6 +108,7 @@ pub(crate) async fn audit(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Since {
     #[serde(default)]
     since: i64,

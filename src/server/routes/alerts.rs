@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct AlertQuery {
     /// `pending`, `firing` or `resolved`.
     state: Option<String>,

@@ -76,6 +76,7 @@ pub(crate) async fn version(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct DiffQuery {
     from: i64,
     to: i64,

@@ -142,6 +142,7 @@ pub(crate) async fn remove(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Limit {
     limit: Option<usize>,
 }
