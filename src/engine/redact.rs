@@ -8,6 +8,7 @@
 //! replaced whole. A text that ends with the start of a secret (cut by a size limit) loses
 //! that end, and cutting happens after redaction ([`Redactor::text_cut`]).
 
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::domain::template;
@@ -49,6 +50,8 @@ pub struct Redactor {
     secrets: Vec<String>,
     /// Every form a secret can take in text, longest first.
     needles: Vec<Needle>,
+    /// All needles in one automaton: a text is scanned once, whatever the number of forms.
+    matcher: Option<AhoCorasick>,
 }
 
 /// One encoded form of a secret.
@@ -124,7 +127,15 @@ impl Redactor {
             }
         }
         needles.sort_by_key(|n| std::cmp::Reverse(n.text.len()));
-        Self { secrets, needles }
+        let matcher = AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(needles.iter().map(|n| n.text.as_str()))
+            .ok();
+        Self {
+            secrets,
+            needles,
+            matcher,
+        }
     }
 
     /// This redactor, also redacting `more` (values derived from a secret).
@@ -132,13 +143,28 @@ impl Redactor {
         Self::new(self.secrets.iter().cloned().chain(more))
     }
 
-    /// Replaces every secret, in any of its encodings, inside `text`; a text that ends with
-    /// the start of a secret (cut by a size limit) loses that end too.
+    /// Replaces every secret, in any of its encodings, inside `text`.
     pub fn text(&self, text: &str) -> String {
+        self.masked(text, false)
+    }
+
+    /// Like [`Redactor::text`] for an excerpt, a text that may have been cut before it got
+    /// here (an error quoting the start of a body): one that ends with the start of a secret
+    /// loses that end too.
+    pub fn excerpt(&self, text: &str) -> String {
+        self.masked(text, true)
+    }
+
+    fn masked(&self, text: &str, cut: bool) -> String {
         let mut ranges: Vec<(usize, usize)> = Vec::new();
-        for needle in &self.needles {
-            for (at, found) in text.match_indices(needle.text.as_str()) {
-                let (mut start, mut end) = (at, at + found.len());
+        let Some(matcher) = &self.matcher else {
+            return text.to_owned();
+        };
+        // Overlapping matches too: a secret that starts inside another must not survive.
+        for found in matcher.find_overlapping_iter(text) {
+            let needle = &self.needles[found.pattern().as_usize()];
+            {
+                let (mut start, mut end) = (found.start(), found.end());
                 if needle.base64 {
                     start = text[..start]
                         .rfind(|c: char| !is_base64(c))
@@ -150,7 +176,7 @@ impl Redactor {
                 ranges.push((start, end));
             }
         }
-        if let Some(start) = self.cut_tail(text) {
+        if let Some(start) = cut.then(|| self.cut_tail(text)).flatten() {
             ranges.push((start, text.len()));
         }
         if ranges.is_empty() {
@@ -176,7 +202,7 @@ impl Redactor {
     /// Redacts, then cuts to at most `max` characters (never the other way round, which
     /// could leave the start of a secret behind).
     pub fn text_cut(&self, text: &str, max: usize) -> String {
-        let safe = self.text(text);
+        let safe = self.excerpt(text);
         match safe.char_indices().nth(max) {
             Some((at, _)) => format!("{}…", &safe[..at]),
             None => safe,
@@ -462,7 +488,7 @@ mod tests {
             let encoded = encode(&secret, how, "");
             let inner = encoded.strip_prefix('"').and_then(|e| e.strip_suffix('"')).unwrap_or(&encoded);
             let cut = cut.min(inner.len() - 1);
-            let safe = redactor.text(&format!("{before}{}", &inner[..cut]));
+            let safe = redactor.excerpt(&format!("{before}{}", &inner[..cut]));
             for len in MIN_TAIL..inner.len() {
                 proptest::prop_assert!(!safe.ends_with(&inner[..len]), "{} -> {safe}", &inner[..cut]);
             }
@@ -530,9 +556,9 @@ mod tests {
         );
         let cut_first: String = message.chars().take(200).collect();
         assert!(
-            !r.text(&cut_first).contains("abcdefgh"),
+            !r.excerpt(&cut_first).contains("abcdefgh"),
             "{}",
-            r.text(&cut_first)
+            r.excerpt(&cut_first)
         );
     }
 }

@@ -1,0 +1,55 @@
+//! `cargo bench --bench redact`: what redaction costs a step. One step output of about
+//! 256 KiB (the default stored cap) of JSON, with three secrets known to the run (each
+//! redacted in ~30 encoded forms), once with no secret in it and once with secrets spread
+//! through it; and the input of a step whose templates read a secret.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::{Value, json};
+
+use acp::engine::redact::Redactor;
+
+fn output(with_secrets: bool) -> Value {
+    let items: Vec<Value> = (0..2_000)
+        .map(|i| {
+            let note = if with_secrets && i % 100 == 0 {
+                "token sk/live+Q7x9== echoed back".to_owned()
+            } else {
+                format!("lead {i} from the enrichment vendor, score {}", i % 97)
+            };
+            json!({"id": i, "email": format!("lead{i}@example.com"), "note": note})
+        })
+        .collect();
+    json!({ "items": items })
+}
+
+fn redaction(c: &mut Criterion) {
+    let redactor = Redactor::new(
+        [
+            "sk/live+Q7x9==",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "ghp_0123456789abcdef",
+        ]
+        .map(String::from),
+    );
+    let clean = output(false);
+    let dirty = output(true);
+    println!("output size: {} bytes", clean.to_string().len());
+    c.bench_function("redact 256 KiB output, no secret in it", |b| {
+        b.iter(|| redactor.value(black_box(&clean)))
+    });
+    c.bench_function("redact 256 KiB output, 20 secrets in it", |b| {
+        b.iter(|| redactor.value(black_box(&dirty)))
+    });
+    let templates = json!({"url": "https://api.example.com/v1?key={{ secret('K') | urlencode }}",
+        "headers": {"Authorization": "Bearer {{ secret('K') }}"}, "body": {"q": "{{ trigger.q }}"}});
+    let input = json!({"url": "https://api.example.com/v1?key=sk/live%2BQ7x9%3D%3D",
+        "headers": {"Authorization": "Bearer sk/live+Q7x9=="}, "body": {"q": "acme"}});
+    c.bench_function("redact a step input rendered from templates", |b| {
+        b.iter(|| redactor.rendered(black_box(&templates), black_box(&input)))
+    });
+}
+
+criterion_group!(benches, redaction);
+criterion_main!(benches);
