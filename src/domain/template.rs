@@ -168,56 +168,64 @@ const REFUSED_TAGS: &[&str] = &[
 /// Most text one template renders, in bytes (4 MiB).
 pub const MAX_RENDERED_BYTES: usize = 4 * 1024 * 1024;
 
-/// True when `*` has a string literal on either side (`'x' * 100000000`).
-fn repeats_a_literal(source: &str) -> bool {
-    let chars: Vec<char> = source.chars().collect();
+/// The source with every string literal's contents blanked (quotes kept), so the checks
+/// below see only operators, names and brackets.
+fn blank_literals(source: &str) -> Vec<char> {
+    let mut out = Vec::with_capacity(source.len());
     let mut quote: Option<char> = None;
     let mut escaped = false;
-    for (i, &c) in chars.iter().enumerate() {
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '\'' | '"' => quote = Some(c),
-            '*' => {
-                let before = chars[..i]
-                    .iter()
-                    .rev()
-                    .find(|c| !c.is_whitespace() && **c != '*');
-                let after = chars[i + 1..]
-                    .iter()
-                    .find(|c| !c.is_whitespace() && **c != '*');
-                if [before, after]
-                    .into_iter()
-                    .flatten()
-                    .any(|c| *c == '\'' || *c == '"')
-                {
-                    return true;
+    for c in source.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                    out.push(c);
+                    continue;
                 }
+                out.push(' ');
             }
-            _ => {}
+            None => {
+                if c == '\'' || c == '"' {
+                    quote = Some(c);
+                }
+                out.push(c);
+            }
         }
     }
-    false
+    out
+}
+
+/// True when `*` has a string literal on either side (`'x' * 100000000`).
+fn repeats_a_literal(chars: &[char]) -> bool {
+    let is_quote = |c: &&char| **c == '\'' || **c == '"';
+    chars.iter().enumerate().any(|(i, c)| {
+        let operand = |c: &&char| !c.is_whitespace() && **c != '*';
+        *c == '*'
+            && (chars[..i]
+                .iter()
+                .rev()
+                .find(operand)
+                .is_some_and(|c| is_quote(&c))
+                || chars[i + 1..]
+                    .iter()
+                    .find(operand)
+                    .is_some_and(|c| is_quote(&c)))
+    })
 }
 
 /// Counts operators and bracket depth outside string literals.
 fn check_expression(source: &str) -> Result<(), String> {
-    if repeats_a_literal(source) {
+    let chars = blank_literals(source);
+    if repeats_a_literal(&chars) {
         return Err(
             "a string literal may not be repeated with `*` (it builds text of any size)".into(),
         );
     }
     let (mut operators, mut depth, mut deepest) = (0usize, 0usize, 0usize);
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
     let mut word = String::new();
     let count_word = |word: &mut String, operators: &mut usize| {
         if matches!(word.as_str(), "and" | "or" | "not" | "in" | "is" | "if") {
@@ -225,24 +233,13 @@ fn check_expression(source: &str) -> Result<(), String> {
         }
         word.clear();
     };
-    for c in source.chars() {
-        if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-            continue;
-        }
+    for &c in &chars {
         if c.is_alphanumeric() || c == '_' {
             word.push(c);
             continue;
         }
         count_word(&mut word, &mut operators);
         match c {
-            '\'' | '"' => quote = Some(c),
             '(' | '[' | '{' => {
                 operators += 1;
                 depth += 1;
