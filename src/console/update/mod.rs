@@ -282,11 +282,24 @@ fn refusal(app: &App, command: Command) -> Option<String> {
     None
 }
 
-/// Moves to another view, remembering where we were.
+/// Most screens `esc` can go back through.
+const MAX_HISTORY: usize = 20;
+
+/// Moves to another view, remembering where we were. Going to a screen already on the way
+/// back returns to it (the steps after it are dropped), so switching screens with `1`-`6`
+/// never grows the back stack; it holds at most [`MAX_HISTORY`] screens.
 pub fn go(app: &mut App, view: View) -> Vec<Effect> {
     if app.view != view {
-        let previous = std::mem::replace(&mut app.view, view);
-        app.history.push(previous);
+        if let Some(at) = app.history.iter().position(|v| *v == view) {
+            app.history.truncate(at);
+            app.view = view;
+        } else {
+            let previous = std::mem::replace(&mut app.view, view);
+            app.history.push(previous);
+            if app.history.len() > MAX_HISTORY {
+                app.history.remove(0);
+            }
+        }
     }
     open_effects(app)
 }

@@ -467,3 +467,22 @@ fn a_server_that_is_down_at_start_is_asked_again_on_every_tick() {
         "{effects:?}"
     );
 }
+
+#[test]
+fn screen_keys_do_not_grow_the_back_stack() {
+    let mut app = app(Role::Operator);
+    for _ in 0..30 {
+        keys(&mut app, "2 3 4 5 6 1");
+    }
+    assert!(app.history.len() <= 6, "{:?}", app.history);
+    assert_eq!(app.view, View::Runs);
+    keys(&mut app, "3 4");
+    assert_eq!(app.history.last(), Some(&View::Health));
+    keys(&mut app, "3");
+    assert_eq!(
+        app.view,
+        View::Health,
+        "going to a screen on the way back returns to it"
+    );
+    assert!(!app.history.contains(&View::Health), "{:?}", app.history);
+}

@@ -62,52 +62,90 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
 }
 
 fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
-    let mut crumbs: Vec<Span<'_>> = vec![Span::styled(" ACP ", theme.title)];
-    // The last three steps of the way here; older ones fold into "…".
-    let path: Vec<&View> = app
+    let right = header_counts(app, theme);
+    let width: u16 = right.iter().map(|s| s.width() as u16).sum();
+    let [left_area, right_area] =
+        Layout::horizontal([Constraint::Min(1), Constraint::Length(width)]).areas(area);
+    // One column stays blank between the way here and the counts.
+    let room = usize::from(left_area.width.saturating_sub(1));
+    frame.render_widget(Line::from(breadcrumbs(app, theme, room)), left_area);
+    frame.render_widget(Line::from(right), right_area);
+}
+
+/// ` ACP › … › runs › inspector`: the newest steps of the way here that fit in `room`
+/// columns; older ones fold into `…`, and a step too long for what is left is cut with `…`.
+fn breadcrumbs<'a>(app: &App, theme: &Theme, room: usize) -> Vec<Span<'a>> {
+    let mut crumbs: Vec<Span<'a>> = vec![Span::styled(" ACP ", theme.title)];
+    let mut left = room.saturating_sub(crumbs[0].width());
+    let path: Vec<String> = app
         .history
         .iter()
         .chain(std::iter::once(&app.view))
+        .map(View::crumb)
         .collect();
-    if path.len() > 3 {
+    let mut shown: Vec<String> = Vec::new();
+    for crumb in path.iter().rev() {
+        let cost = crumb.chars().count() + 3;
+        let fold = if shown.len() + 1 < path.len() { 4 } else { 0 };
+        if cost + fold <= left {
+            left -= cost;
+            shown.push(crumb.clone());
+        } else if shown.is_empty() {
+            let keep = left.saturating_sub(4 + fold);
+            shown.push(format!("{}…", crumb.chars().take(keep).collect::<String>()));
+            left = fold;
+            break;
+        } else {
+            break;
+        }
+    }
+    if shown.len() < path.len() && left >= 4 {
         crumbs.push(Span::styled("› … ", theme.dim));
     }
-    for view in &path[path.len().saturating_sub(3)..] {
+    for crumb in shown.into_iter().rev() {
         crumbs.push(Span::styled("› ", theme.dim));
-        crumbs.push(Span::styled(format!("{} ", view.crumb()), theme.text));
+        crumbs.push(Span::styled(format!("{crumb} "), theme.text));
     }
+    crumbs
+}
+
+/// The counters at the header's right; a count not loaded yet (or lost with the server) is
+/// `?`, never a reassuring 0.
+fn header_counts<'a>(app: &App, theme: &Theme) -> Vec<Span<'a>> {
+    let known = |n: Option<usize>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
     let counts = &app.runs.counts;
-    let mut right: Vec<Span<'_>> = Vec::new();
+    let mut right: Vec<Span<'a>> = Vec::new();
     for (status, style) in [
         ("running", theme.run_running),
         ("retrying", theme.run_retrying),
         ("failed", theme.run_failed),
         ("succeeded", theme.run_succeeded),
     ] {
-        right.push(Span::styled(
-            format!("{status} {} ", counts.get(status).copied().unwrap_or(0)),
-            style,
-        ));
+        let count = app
+            .runs
+            .loaded
+            .then(|| counts.get(status).copied().unwrap_or(0));
+        right.push(Span::styled(format!("{status} {} ", known(count)), style));
     }
-    let dlq = app.dlq.entries.get().map_or(0, Vec::len);
+    let dlq = app.dlq.entries.get().map(Vec::len);
     right.push(Span::styled(
-        format!("dlq {dlq} "),
-        if dlq > 0 { theme.dlq_badge } else { theme.dim },
+        format!("dlq {} ", known(dlq)),
+        if dlq.unwrap_or(0) > 0 {
+            theme.dlq_badge
+        } else {
+            theme.dim
+        },
     ));
-    let firing = app.firing().len();
+    let firing = app.alerts.items.get().map(|_| app.firing().len());
     right.push(Span::styled(
-        format!("alerts {firing} "),
-        if firing > 0 {
+        format!("alerts {} ", known(firing)),
+        if firing.unwrap_or(0) > 0 {
             theme.alert_firing
         } else {
             theme.dim
         },
     ));
-    let width: u16 = right.iter().map(|s| s.width() as u16).sum();
-    let [left_area, right_area] =
-        Layout::horizontal([Constraint::Min(1), Constraint::Length(width)]).areas(area);
-    frame.render_widget(Line::from(crumbs), left_area);
-    frame.render_widget(Line::from(right), right_area);
+    right
 }
 
 fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {

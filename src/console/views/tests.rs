@@ -414,3 +414,52 @@ fn a_terminal_below_80x24_says_so() {
         "{screen}"
     );
 }
+
+/// The first row of a rendered screen, as text.
+fn header_line(app: &App, width: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, 24)).expect("a test terminal");
+    let theme = theme::load("mono", None).unwrap();
+    terminal.draw(|f| draw(f, app, &theme)).expect("a frame");
+    let buffer = terminal.backend().buffer();
+    (0..width).map(|x| buffer[(x, 0)].symbol()).collect()
+}
+
+#[test]
+fn the_breadcrumb_never_runs_into_the_counters() {
+    let mut app = app();
+    app.history = vec![
+        View::Runs,
+        View::Alerts,
+        View::Workflows,
+        View::Versions {
+            workflow: "a_workflow_with_a_rather_long_key_indeed".into(),
+        },
+    ];
+    app.view = View::Diff {
+        workflow: "a_workflow_with_a_rather_long_key_indeed".into(),
+    };
+    for width in [80, 100, 160] {
+        let line = header_line(&app, width);
+        let counters = line.find("running").expect("the counters");
+        assert!(line[..counters].ends_with(' '), "{width}: {line:?}");
+        assert!(
+            !line[..counters].trim_end().ends_with('›'),
+            "{width}: {line:?}"
+        );
+        assert!(line.contains("…"), "{width}: older steps fold: {line:?}");
+    }
+}
+
+#[test]
+fn counts_not_loaded_yet_are_unknown_not_zero() {
+    let mut app = App::new(
+        "http://127.0.0.1:7700".into(),
+        keymap::load("default", None).unwrap(),
+        false,
+    );
+    app.view = View::Runs;
+    let line = header_line(&app, 100);
+    for count in ["running ?", "failed ?", "dlq ?", "alerts ?"] {
+        assert!(line.contains(count), "{line}");
+    }
+}
