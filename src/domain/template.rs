@@ -24,6 +24,8 @@ pub fn environment(secrets: SecretLookup) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_fuel(Some(MAX_FUEL));
+    // Errors keep the span of what failed, so an undefined value can be named.
+    env.set_debug(true);
     // No state carried across statements: with `namespace`, `set` and macros a template could
     // double a string on every loop turn or call.
     env.remove_global("namespace");
@@ -444,7 +446,57 @@ fn render_string(
         return Ok(Value::String(text.to_owned()));
     }
     check_limits(text, false).map_err(too_big)?;
-    guarded(|| render_checked(env, text, ctx))
+    guarded(|| render_checked(env, text, ctx)).map_err(name_undefined)
+}
+
+/// The first path an expression reads that is not defined in `ctx` (expressions carry no
+/// span to name it from).
+fn undefined_path(
+    env: &Environment<'static>,
+    expr: &str,
+    ctx: &minijinja::Value,
+) -> Option<String> {
+    let mut paths: Vec<String> = env
+        .compile_expression(expr)
+        .ok()?
+        .undeclared_variables(true)
+        .into_iter()
+        .collect();
+    paths.sort();
+    paths.into_iter().find(|path| {
+        env.compile_expression(&format!("{path} is defined"))
+            .and_then(|e| e.eval(ctx))
+            .is_ok_and(|defined| !defined.is_true())
+    })
+}
+
+/// Names what was undefined (`trigger.record.values.owner_email is undefined`), where
+/// minijinja only says "undefined value".
+fn name_undefined(err: minijinja::Error) -> minijinja::Error {
+    if err.kind() != ErrorKind::UndefinedError {
+        return err;
+    }
+    // The span may start inside a dotted path (`.values.owner_email`): widen it to the path.
+    let path_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | '[' | ']');
+    let what = err
+        .template_source()
+        .zip(err.range())
+        .and_then(|(source, range)| {
+            let start = source
+                .get(..range.start)?
+                .rfind(|c: char| !path_char(c))
+                .map_or(0, |i| i + 1);
+            source.get(start..range.end)
+        })
+        .map(str::trim)
+        .filter(|what| !what.is_empty());
+    match what {
+        Some(what) if !err.to_string().contains(what) => minijinja::Error::new(
+            ErrorKind::UndefinedError,
+            format!("`{what}` is undefined (use `| default(...)` where it may be missing)"),
+        ),
+        _ => err,
+    }
 }
 
 fn render_checked(
@@ -515,7 +567,15 @@ pub fn is_true(
     ctx: &minijinja::Value,
 ) -> Result<bool, minijinja::Error> {
     check_limits(expr, true).map_err(too_big)?;
-    guarded(|| Ok(env.compile_expression(expr)?.eval(ctx)?.is_true()))
+    guarded(|| Ok(env.compile_expression(expr)?.eval(ctx)?.is_true())).map_err(|err| {
+        match undefined_path(env, expr, ctx).filter(|_| err.kind() == ErrorKind::UndefinedError) {
+            Some(path) => minijinja::Error::new(
+                ErrorKind::UndefinedError,
+                format!("`{path}` is undefined (use `| default(...)` where it may be missing)"),
+            ),
+            None => err,
+        }
+    })
 }
 
 fn too_big(problem: TemplateProblem) -> minijinja::Error {
@@ -728,6 +788,26 @@ mod tests {
             json!(null),
             "a sole expression keeps JSON null"
         );
+    }
+
+    #[test]
+    fn undefined_values_are_named() {
+        let ctx = minijinja::Value::from_serialize(json!({"trigger": {"record": {"values": {}}}}));
+        let err = render_value(
+            &env(),
+            &json!("Owner: {{ trigger.record.values.owner_email }}"),
+            &ctx,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`trigger.record.values.owner_email` is undefined"),
+            "{err}"
+        );
+        let err = is_true(&env(), "trigger.record.values.stage == 'x'", &ctx)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trigger.record.values.stage"), "{err}");
     }
 
     #[test]

@@ -36,8 +36,9 @@ pub fn render(
     step: &Step,
     ctx: &minijinja::Value,
 ) -> Result<Value, StepFailure> {
-    let template_error =
-        |e: minijinja::Error| StepFailure::permanent(format!("template error: {e}"));
+    let template_error = |e: minijinja::Error| {
+        StepFailure::permanent(format!("template error in step `{}`: {e}", step.id))
+    };
     if let ActionDef::Condition { expr } = &step.action {
         let passed = is_true(env, expr, ctx).map_err(template_error)?;
         return Ok(json!({"expr": expr, "passed": passed}));
