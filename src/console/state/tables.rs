@@ -131,6 +131,8 @@ pub struct Runs {
     pub changed: bool,
     /// Runs per status over every cached run (computed with the visible rows).
     pub counts: BTreeMap<&'static str, usize>,
+    /// The filter before a drill-down (an alert's failed runs) set one; `esc` restores it.
+    pub filter_before_drill: Option<String>,
 }
 
 impl Runs {

@@ -254,12 +254,12 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
                 };
             }
         }
-        Command::GoRuns => return go(app, View::Runs),
-        Command::GoDlq => return go(app, View::Dlq),
-        Command::GoHealth => return go(app, View::Health),
-        Command::GoAlerts => return go(app, View::Alerts),
-        Command::GoWorkflows => return go(app, View::Workflows),
-        Command::GoAudit => return go(app, View::Audit),
+        Command::GoRuns => return switch(app, View::Runs),
+        Command::GoDlq => return switch(app, View::Dlq),
+        Command::GoHealth => return switch(app, View::Health),
+        Command::GoAlerts => return switch(app, View::Alerts),
+        Command::GoWorkflows => return switch(app, View::Workflows),
+        Command::GoAudit => return switch(app, View::Audit),
     }
     Vec::new()
 }
@@ -285,26 +285,44 @@ fn refusal(app: &App, command: Command) -> Option<String> {
 /// Most screens `esc` can go back through.
 const MAX_HISTORY: usize = 20;
 
-/// Moves to another view, remembering where we were. Going to a screen already on the way
-/// back returns to it (the steps after it are dropped), so switching screens with `1`-`6`
-/// never grows the back stack; it holds at most [`MAX_HISTORY`] screens.
+/// Moves to another view (a drill-down), remembering where we were; the back stack holds
+/// at most [`MAX_HISTORY`] screens.
 pub fn go(app: &mut App, view: View) -> Vec<Effect> {
     if app.view != view {
-        if let Some(at) = app.history.iter().position(|v| *v == view) {
-            app.history.truncate(at);
-            app.view = view;
-        } else {
-            let previous = std::mem::replace(&mut app.view, view);
-            app.history.push(previous);
-            if app.history.len() > MAX_HISTORY {
-                app.history.remove(0);
-            }
+        let previous = std::mem::replace(&mut app.view, view);
+        app.history.push(previous);
+        if app.history.len() > MAX_HISTORY {
+            app.history.remove(0);
         }
     }
     open_effects(app)
 }
 
+/// Switches to a top-level screen (`1`-`6`, `:runs`...). A screen already on the way back is
+/// returned to (the steps after it are dropped), so switching never grows the back stack.
+pub fn switch(app: &mut App, view: View) -> Vec<Effect> {
+    match app.history.iter().position(|v| *v == view) {
+        Some(at) if app.view != view => {
+            app.history.truncate(at);
+            app.view = view;
+            open_effects(app)
+        }
+        _ => go(app, view),
+    }
+}
+
 fn back(app: &mut App) {
+    if app.history.is_empty() {
+        return;
+    }
+    // Leaving a drilled-down run list pops the filter the drill-down set.
+    if app.view == View::Runs
+        && let Some(before) = app.runs.filter_before_drill.take()
+    {
+        app.runs.filter = Filter::parse(&before);
+        app.runs.filter_text = before;
+        app.runs.changed = true;
+    }
     if let Some(previous) = app.history.pop() {
         app.view = previous;
     }
@@ -361,8 +379,10 @@ fn open(app: &mut App) -> Vec<Effect> {
         View::Alerts => match selected_alert(app) {
             Some(alert) => {
                 let text = format!("wf:{} status:failed", alert.workflow);
-                app.runs.filter = Filter::parse(&text);
-                app.runs.filter_text = text;
+                let before = std::mem::replace(&mut app.runs.filter_text, text);
+                app.runs.filter_before_drill.get_or_insert(before);
+                app.runs.filter = Filter::parse(&app.runs.filter_text);
+                app.runs.changed = true;
                 go(app, View::Runs)
             }
             None => Vec::new(),

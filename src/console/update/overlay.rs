@@ -5,7 +5,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::super::msg::{Effect, Request};
 use super::super::state::{App, Filter, Load, Overlay, Pending, View};
-use super::{confirmed, go};
+use super::{confirmed, switch};
 use crate::wire::{BulkReplay, ReplayOn};
 
 pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
@@ -38,6 +38,11 @@ pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             }
             KeyCode::Backspace => {
                 input.pop();
+                apply_filter(app);
+                Vec::new()
+            }
+            KeyCode::Char('u') if ctrl => {
+                input.clear();
                 apply_filter(app);
                 Vec::new()
             }
@@ -169,6 +174,7 @@ fn apply_filter(app: &mut App) {
         _ => {
             app.runs.filter = Filter::parse(&text);
             app.runs.filter_text = text;
+            app.runs.changed = true;
         }
     }
 }
@@ -244,5 +250,5 @@ pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
             return Vec::new();
         }
     };
-    go(app, view)
+    switch(app, view)
 }

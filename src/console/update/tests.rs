@@ -486,3 +486,41 @@ fn screen_keys_do_not_grow_the_back_stack() {
     );
     assert!(!app.history.contains(&View::Health), "{:?}", app.history);
 }
+
+#[test]
+fn a_drill_down_filter_is_popped_with_it_and_ctrl_u_clears_the_input() {
+    let mut app = app(Role::Operator);
+    keys(&mut app, "/ s l o w <enter>");
+    assert_eq!(app.runs.filter_text, "slow");
+    app.alerts.items = Load::Loaded(vec![crate::wire::AlertView {
+        id: 1,
+        rule: "failure_rate".into(),
+        workflow: "lead_routing".into(),
+        severity: "critical".into(),
+        state: crate::wire::AlertState::Firing,
+        opened_at: chrono::Utc::now(),
+        fired_at: None,
+        resolved_at: None,
+        acked_at: None,
+        acked_by: None,
+        silenced_until: None,
+        notified_at: None,
+        detail: serde_json::Value::Null,
+    }]);
+    keys(&mut app, "4 <enter>");
+    assert_eq!(app.view, View::Runs);
+    assert_eq!(app.runs.filter_text, "wf:lead_routing status:failed");
+    keys(&mut app, "<esc>");
+    assert_eq!(app.view, View::Alerts, "esc goes back to the alert");
+    assert_eq!(
+        app.runs.filter_text, "slow",
+        "and takes the drill-down's filter with it"
+    );
+    keys(&mut app, "1 / x y z");
+    assert_eq!(app.runs.filter_text, "slowxyz", "/ edits the active filter");
+    update(
+        &mut app,
+        Msg::Key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)),
+    );
+    assert_eq!(app.runs.filter_text, "");
+}
