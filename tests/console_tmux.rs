@@ -151,7 +151,7 @@ fn the_console_shows_live_runs_and_moves_between_views() {
 
     tmux.keys(&["2"]);
     let dlq = tmux.wait_for("Dead letters");
-    assert!(dlq.contains("invalid operation: secret"), "{dlq}");
+    assert!(dlq.contains("template error in step `post`"), "{dlq}");
     tmux.keys(&["?"]);
     let help = tmux.wait_for("Keys: dlq");
     assert!(help.contains("replay marked"), "{help}");
