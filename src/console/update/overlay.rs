@@ -240,6 +240,14 @@ pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
             return Vec::new();
         }
         ("", _) => return Vec::new(),
+        (command @ ("run" | "record"), id) => {
+            let what = match id {
+                Some(id) => format!("`{id}` is not a {command} id"),
+                None => format!("`:{command}` needs an id"),
+            };
+            app.toast = Some((format!("{what}: write e.g. :{command} 42"), true));
+            return Vec::new();
+        }
         (other, _) => {
             app.toast = Some((
                 format!(

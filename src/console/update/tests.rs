@@ -524,3 +524,15 @@ fn a_drill_down_filter_is_popped_with_it_and_ctrl_u_clears_the_input() {
     );
     assert_eq!(app.runs.filter_text, "");
 }
+
+#[test]
+fn commands_with_a_bad_argument_say_what_is_wrong() {
+    let mut app = app(Role::Operator);
+    keys(&mut app, ": run <space> abc <enter>");
+    let toast = app.toast.clone().unwrap().0;
+    assert!(toast.contains("`abc` is not a run id"), "{toast}");
+    keys(&mut app, ": record <enter>");
+    let toast = app.toast.clone().unwrap().0;
+    assert!(toast.contains("`:record` needs an id"), "{toast}");
+    assert_eq!(app.view, View::Runs);
+}
