@@ -258,6 +258,12 @@ impl Client {
                     backoff = retry_delays();
                 })
                 .await;
+            if let Err(error) = &result
+                && error.contains("401")
+            {
+                let _ = self.tx.send(Msg::Conn(Conn::Rejected(error.clone())));
+                return;
+            }
             attempt += 1;
             let delay = backoff.next().unwrap_or(Duration::from_secs(30));
             let _ = self.tx.send(Msg::Conn(Conn::Reconnecting {

@@ -47,6 +47,8 @@ pub enum Conn {
         next_in_secs: u64,
         error: String,
     },
+    /// The server refused the token (401): asking again cannot help until it changes.
+    Rejected(String),
 }
 
 /// A screen; the history stack holds the ones Esc goes back to.

@@ -59,7 +59,7 @@ pub fn settle(app: &mut App) {
 
 fn tick(app: &mut App) -> Vec<Effect> {
     // The server was not reachable at start: keep asking who we are until it answers.
-    if matches!(app.me, Load::Failed(_)) {
+    if matches!(app.me, Load::Failed(_)) && !matches!(app.conn, Conn::Rejected(_)) {
         app.me = Load::Loading;
         return vec![Effect::Request(Request::Me)];
     }

@@ -90,6 +90,10 @@ pub(super) fn replied(
 
 fn failed(app: &mut App, request: &Request, error: String) -> Vec<Effect> {
     match request {
+        Request::Me if error.starts_with("unauthorized") => {
+            app.me = Load::Failed(error.clone());
+            app.conn = Conn::Rejected(error.clone());
+        }
         Request::Me => {
             app.me = Load::Failed(error.clone());
             let attempt = match &app.conn {

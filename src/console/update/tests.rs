@@ -536,3 +536,39 @@ fn commands_with_a_bad_argument_say_what_is_wrong() {
     assert!(toast.contains("`:record` needs an id"), "{toast}");
     assert_eq!(app.view, View::Runs);
 }
+
+#[test]
+fn a_rejected_token_stops_the_retries_and_says_so() {
+    let mut app = App::new(
+        "http://127.0.0.1:7700".into(),
+        keymap::load("default", None).unwrap(),
+        false,
+    );
+    update(
+        &mut app,
+        Msg::Reply(
+            Request::Me,
+            Box::new(Err(
+                "unauthorized: the token is not valid or was revoked".into()
+            )),
+        ),
+    );
+    assert!(matches!(app.conn, Conn::Rejected(_)), "{:?}", app.conn);
+    assert!(
+        requests(&update(&mut app, Msg::Tick)).is_empty(),
+        "no retry with the same token"
+    );
+    update(
+        &mut app,
+        Msg::Reply(
+            Request::Me,
+            Box::new(Err("cannot reach the server: refused".into())),
+        ),
+    );
+    assert!(matches!(app.conn, Conn::Reconnecting { .. }));
+    assert_eq!(
+        requests(&update(&mut app, Msg::Tick)),
+        [&Request::Me],
+        "a dead server is asked again"
+    );
+}

@@ -168,6 +168,10 @@ fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             format!("◌ reconnecting (attempt {attempt}, next try in {next_in_secs}s)"),
             theme.conn_reconnecting,
         ),
+        Conn::Rejected(_) => (
+            "✕ token rejected: check --token / ACP_TOKEN".to_owned(),
+            theme.conn_offline,
+        ),
     };
     let role = match (&app.me, app.read_only_flag) {
         (_, true) => "read-only".to_owned(),
