@@ -97,7 +97,8 @@ impl Engine {
             workflows.insert(old.workflow.clone());
             records.extend(old.record_id);
             let mut run = self.replay_run(old.clone(), on, None)?;
-            let offset = std::time::Duration::from_secs_f64(plans.len() as f64 / rate);
+            let offset = std::time::Duration::try_from_secs_f64(plans.len() as f64 / rate)
+                .unwrap_or(crate::domain::clock::MAX_DURATION);
             run.not_before = Some(crate::domain::clock::later_or_max(start, offset));
             let compiled = self.inner.catalog.get(&run.workflow, run.version).await?;
             let steps_run = &compiled.workflow.steps;

@@ -140,19 +140,7 @@ pub async fn json_errors(
     let (parts, body) = response.into_parts();
     let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
     let text = String::from_utf8_lossy(&text).trim().to_owned();
-    let code = match status {
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::UNAUTHORIZED => "unauthorized",
-        StatusCode::FORBIDDEN => "forbidden",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
-        StatusCode::UPGRADE_REQUIRED => "upgrade_required",
-        s if s.is_server_error() => "internal",
-        _ => "error",
-    };
+    let code = code_for(status);
     let message = if text.is_empty() {
         status.canonical_reason().unwrap_or("error").to_owned()
     } else {
@@ -170,13 +158,24 @@ pub async fn json_errors(
 /// Maps a body, query or path rejection to our error body, keeping axum's status
 /// (400 malformed, 413 too large, 415 wrong content type, 422 wrong shape).
 pub(crate) fn rejection(status: StatusCode, text: String) -> ApiError {
-    let code = match status {
+    ApiError::new(status, code_for(status), text)
+}
+
+/// The error code of an answer made by axum or tower rather than by a handler.
+fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
         StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
-        _ => "bad_request",
-    };
-    ApiError::new(status, code, text)
+        StatusCode::UPGRADE_REQUIRED => "upgrade_required",
+        s if s.is_server_error() => "internal",
+        _ => "error",
+    }
 }
 
 impl From<JsonRejection> for ApiError {
