@@ -36,6 +36,11 @@ pub fn environment(secrets: SecretLookup) -> Environment<'static> {
     // No state carried across statements: with `namespace`, `set` and macros a template could
     // double a string on every loop turn or call.
     env.remove_global("namespace");
+    // Filters whose output can outgrow their input many times over, bounded by what they
+    // would build before they build it.
+    env.add_filter("replace", bounded_replace);
+    env.add_filter("join", bounded_join);
+    env.add_filter("indent", bounded_indent);
     env.set_formatter(|out, state, value| {
         if value.is_none() {
             return Ok(());
@@ -62,6 +67,80 @@ pub fn environment(secrets: SecretLookup) -> Environment<'static> {
         })
     });
     env
+}
+
+fn too_large(what: &str) -> minijinja::Error {
+    minijinja::Error::new(
+        ErrorKind::InvalidOperation,
+        format!("`{what}` would build more than {MAX_RENDERED_BYTES} bytes"),
+    )
+}
+
+/// minijinja's `replace`, refusing a result larger than [`MAX_RENDERED_BYTES`].
+fn bounded_replace(value: String, from: String, to: String) -> Result<String, minijinja::Error> {
+    let times = if from.is_empty() {
+        value.chars().count() + 1
+    } else {
+        value.matches(from.as_str()).count()
+    };
+    let grows = times.saturating_mul(to.len().saturating_sub(from.len()));
+    if value.len().saturating_add(grows) > MAX_RENDERED_BYTES {
+        return Err(too_large("replace"));
+    }
+    Ok(value.replace(from.as_str(), &to))
+}
+
+/// minijinja's `join`, refusing a result larger than [`MAX_RENDERED_BYTES`].
+fn bounded_join(
+    value: minijinja::Value,
+    joiner: Option<String>,
+) -> Result<String, minijinja::Error> {
+    let joiner = joiner.unwrap_or_default();
+    let mut out = String::new();
+    for (i, item) in value.try_iter()?.enumerate() {
+        if i > 0 {
+            out.push_str(&joiner);
+        }
+        match item.as_str() {
+            Some(text) => out.push_str(text),
+            None => out.push_str(&item.to_string()),
+        }
+        if out.len() > MAX_RENDERED_BYTES {
+            return Err(too_large("join"));
+        }
+    }
+    Ok(out)
+}
+
+/// minijinja's `indent(width=4, first=false, blank=false)`, refusing a result larger than
+/// [`MAX_RENDERED_BYTES`].
+fn bounded_indent(
+    value: String,
+    width: Option<usize>,
+    first: Option<bool>,
+    blank: Option<bool>,
+) -> Result<String, minijinja::Error> {
+    let width = width.unwrap_or(4);
+    let lines = value.lines().count().max(1);
+    if value.len().saturating_add(lines.saturating_mul(width)) > MAX_RENDERED_BYTES {
+        return Err(too_large("indent"));
+    }
+    let pad = " ".repeat(width);
+    let mut out = String::with_capacity(value.len() + lines * width);
+    for (i, line) in value.trim_end_matches('\n').split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if (i > 0 || first.unwrap_or(false)) && (blank.unwrap_or(false) || !line.trim().is_empty())
+        {
+            out.push_str(&pad);
+        }
+        out.push_str(line);
+    }
+    if value.ends_with('\n') {
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 /// What a template reads.
@@ -526,6 +605,40 @@ mod tests {
         ] {
             assert!(!reads_secrets_plainly(transformed), "{transformed}");
         }
+    }
+
+    #[test]
+    fn filters_that_multiply_their_input_are_bounded() {
+        let ctx = minijinja::Value::from_serialize(json!({"trigger": {
+            "s": "a".repeat(60_000), "r": "b".repeat(60_000),
+            "l": vec!["x"; 5_000], "t": "one\n\ntwo\n",
+        }}));
+        let render = |t: &str| render_value(&env(), &json!(t), &ctx);
+        for bomb in [
+            "{{ trigger.s | replace('a', trigger.r) | length }}",
+            "{{ trigger.l | join(trigger.r) | length }}",
+            "{{ trigger.s | indent(100000000) }}",
+        ] {
+            let err = render(bomb).unwrap_err().to_string();
+            assert!(err.contains("would build more than"), "{bomb}: {err}");
+        }
+        assert_eq!(
+            render("{{ 'a-b-c' | replace('-', '+') }}").unwrap(),
+            json!("a+b+c")
+        );
+        assert_eq!(
+            render("{{ ['a', 1, 'b'] | join(', ') }}").unwrap(),
+            json!("a, 1, b")
+        );
+        assert_eq!(render("{{ 'ab' | join }}").unwrap(), json!("ab"));
+        assert_eq!(
+            render("{{ trigger.t | indent(2) }}").unwrap(),
+            json!("one\n\n  two\n")
+        );
+        assert_eq!(
+            render("{{ trigger.t | indent(2, true, true) }}").unwrap(),
+            json!("  one\n  \n  two\n")
+        );
     }
 
     #[test]
