@@ -1,5 +1,6 @@
 //! Alert rules fire and resolve as time moves (an injected clock: the evaluator takes `now`),
-//! and people acknowledge and silence alerts through the API.
+//! a firing alert resolves only after its condition has stayed clear for `resolve_after`
+//! (5 minutes by default), and people acknowledge and silence alerts through the API.
 
 mod common;
 
@@ -77,7 +78,14 @@ async fn failure_rate_fires_past_the_threshold_and_resolves_when_the_window_slid
         ev.evaluate_at(now).await.unwrap().is_empty(),
         "no change, no noise"
     );
-    let resolved = ev.evaluate_at(now + Duration::minutes(16)).await.unwrap();
+    assert!(
+        ev.evaluate_at(now + Duration::minutes(16))
+            .await
+            .unwrap()
+            .is_empty(),
+        "clear, but not yet for resolve_after"
+    );
+    let resolved = ev.evaluate_at(now + Duration::minutes(21)).await.unwrap();
     assert_eq!(
         states(&resolved),
         [("too_many_failures".to_owned(), AlertState::Resolved)]
@@ -93,6 +101,92 @@ async fn failure_rate_fires_past_the_threshold_and_resolves_when_the_window_slid
         .filter(|k| k.as_str().starts_with("alert."))
         .collect();
     assert_eq!(kinds, [EventKind::AlertFiring, EventKind::AlertResolved]);
+}
+
+#[tokio::test]
+async fn a_condition_that_clears_and_comes_back_within_resolve_after_stays_one_alert() {
+    let h = harness(&[RATE]).await;
+    let ev = evaluator(&h);
+    h.world.script("/call", vec![Reply::status(503)]);
+    run(&h, "rate", 5).await;
+    let now = Utc::now();
+    let fired = ev.evaluate_at(now).await.unwrap();
+    assert_eq!(
+        states(&fired),
+        [("too_many_failures".to_owned(), AlertState::Firing)]
+    );
+    let id = fired[0].id;
+    assert!(
+        ev.evaluate_at(now + Duration::minutes(16))
+            .await
+            .unwrap()
+            .is_empty(),
+        "clear, held down"
+    );
+    run(&h, "rate", 5).await;
+    ev.evaluate_at(Utc::now()).await.unwrap();
+    let active = h.store.active_alerts().await.unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(
+        (active[0].id, active[0].state),
+        (id, AlertState::Firing),
+        "the re-fire continues the same alert"
+    );
+    // Clear again: the hold-down starts over from the new clearing.
+    let again = Utc::now() + Duration::minutes(16);
+    assert!(ev.evaluate_at(again).await.unwrap().is_empty());
+    let resolved = ev.evaluate_at(again + Duration::minutes(5)).await.unwrap();
+    assert_eq!(
+        (resolved[0].id, resolved[0].state),
+        (id, AlertState::Resolved)
+    );
+}
+
+const DEEP: &str = r#"(key: "deep", name: "Deep", team: "qa", trigger: Manual,
+    steps: [(id: "call", action: Http(method: "POST", url: "{world}/call"), retry: (max_attempts: 1))],
+    alerts: [(name: "many_dead", severity: Warning, when: DlqDepth(above: 2))])"#;
+
+#[tokio::test]
+async fn a_dead_letter_alert_stays_on_while_its_entries_are_open() {
+    let h = harness(&[DEEP]).await;
+    let ev = evaluator(&h);
+    h.world.script("/call", vec![Reply::status(422)]);
+    run(&h, "deep", 3).await;
+    let now = Utc::now();
+    let fired = ev.evaluate_at(now).await.unwrap();
+    assert_eq!(
+        states(&fired),
+        [("many_dead".to_owned(), AlertState::Firing)]
+    );
+    let entries = h.store.dlq(&Default::default()).await.unwrap().items;
+    h.engine
+        .discard(entries[0].id, "bad data", "test")
+        .await
+        .unwrap();
+    let below = ev.evaluate_at(now + Duration::minutes(10)).await.unwrap();
+    assert_eq!(below.len(), 1, "depth 2 is below the threshold: {below:?}");
+    assert_eq!(
+        (below[0].state, below[0].detail["dlq_depth"].clone()),
+        (AlertState::Firing, json!(2)),
+        "but two of its entries are still open"
+    );
+    for entry in &entries[1..] {
+        h.engine
+            .discard(entry.id, "bad data", "test")
+            .await
+            .unwrap();
+    }
+    assert!(
+        ev.evaluate_at(now + Duration::minutes(11))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let resolved = ev.evaluate_at(now + Duration::minutes(16)).await.unwrap();
+    assert_eq!(
+        states(&resolved),
+        [("many_dead".to_owned(), AlertState::Resolved)]
+    );
 }
 
 const SLOW: &str = r#"(key: "slow", name: "Slow", team: "qa", trigger: Manual, sla: "20ms",
@@ -117,17 +211,24 @@ async fn sla_breaches_wait_out_their_pending_time_and_silence_needs_a_whole_wind
     assert_eq!(states(&firing), [("late".to_owned(), AlertState::Firing)]);
 
     let silent = ev.evaluate_at(now + Duration::minutes(30)).await.unwrap();
-    let mut got = states(&silent);
-    got.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
-        got,
-        [
-            ("late".to_owned(), AlertState::Resolved),
-            ("quiet".to_owned(), AlertState::Firing)
-        ]
+        states(&silent),
+        [("quiet".to_owned(), AlertState::Firing)],
+        "late is clear but held down"
     );
+    let later = ev.evaluate_at(now + Duration::minutes(36)).await.unwrap();
+    assert_eq!(states(&later), [("late".to_owned(), AlertState::Resolved)]);
     run(&h, "slow", 1).await;
-    let back = ev.evaluate_at(Utc::now()).await.unwrap();
+    let back_at = Utc::now();
+    let held = ev.evaluate_at(back_at).await.unwrap();
+    assert!(
+        !states(&held).contains(&("quiet".to_owned(), AlertState::Resolved)),
+        "{held:?}"
+    );
+    let back = ev
+        .evaluate_at(back_at + Duration::minutes(6))
+        .await
+        .unwrap();
     assert!(
         states(&back).contains(&("quiet".to_owned(), AlertState::Resolved)),
         "{back:?}"
@@ -156,7 +257,13 @@ async fn workflows_without_rules_get_the_defaults_and_people_ack_and_silence_thr
 
     let entry = h.store.dlq(&Default::default()).await.unwrap().items[0].id;
     h.engine.discard(entry, "bad data", "test").await.unwrap();
-    let after_discard = states(&ev.evaluate_at(Utc::now()).await.unwrap());
+    let cleared_at = Utc::now();
+    assert!(ev.evaluate_at(cleared_at).await.unwrap().is_empty());
+    let after_discard = states(
+        &ev.evaluate_at(cleared_at + Duration::minutes(6))
+            .await
+            .unwrap(),
+    );
     assert_eq!(
         after_discard,
         [("dead_letters".to_owned(), AlertState::Resolved)]

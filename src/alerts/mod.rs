@@ -1,5 +1,6 @@
 //! Alerting: rules evaluated against the run log, alerts with a lifecycle (pending -> firing ->
-//! resolved), acknowledgements and silences, and notifications to channels (Slack, email,
+//! resolved, a firing alert resolving only after its condition has been clear for the policy's
+//! `resolve_after`, so a flapping condition stays one alert), acknowledgements and silences, and notifications to channels (Slack, email,
 //! signed webhooks) through a durable queue, grouped per alert, repeated until acknowledged,
 //! with a record of which notification told someone about which failed run.
 //!
@@ -63,6 +64,9 @@ pub struct Evaluator {
     policy: Arc<Policy>,
     /// When each workflow was first watched (a silence rule needs a whole window of watching).
     first_seen: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Active alerts whose condition is clear, since when: they resolve once it has been clear
+    /// for the policy's `resolve_after` (kept in memory: a restart restarts the hold-down).
+    clear_since: Mutex<HashMap<i64, DateTime<Utc>>>,
 }
 
 /// What routing and grouping need to know about an alert's rule.
@@ -80,6 +84,7 @@ impl Evaluator {
             heartbeat,
             policy: Arc::default(),
             first_seen: Mutex::new(HashMap::new()),
+            clear_since: Mutex::new(HashMap::new()),
         }
     }
 
@@ -116,64 +121,98 @@ impl Evaluator {
             .into_iter()
             .map(|a| ((a.rule.clone(), a.workflow.clone()), a))
             .collect();
-        let mut changes = Vec::new();
         let mut live = HashSet::new();
         let mut origins = HashMap::new();
-        for (w, rules) in &watched {
-            let runs: Vec<&RunFact> = facts.iter().filter(|f| f.workflow == w.key).collect();
-            let watched_since = *self
-                .first_seen
+        let changes = {
+            let mut changes = Vec::new();
+            let mut clear = self
+                .clear_since
                 .lock()
-                .map_err(|_| StoreError::Other("poisoned".into()))?
-                .entry(w.key.clone())
-                .or_insert(now);
-            let scene = Scene {
-                now,
-                runs: &runs,
-                sla: w.sla,
-                dlq_depth: depths.get(&w.key).copied().unwrap_or(0),
-                watched_since,
-            };
-            for rule in rules {
-                let id = (rule.name.clone(), w.key.clone());
-                live.insert(id.clone());
-                origins.insert(
-                    id.clone(),
-                    Origin {
-                        severity: rule.severity,
-                        team: w.team.clone(),
-                        window: window(&rule.condition),
-                    },
-                );
-                let change = match (holds(&rule.condition, &scene), active.remove(&id)) {
-                    (Some(detail), None) => Some(AlertChange::Open {
-                        rule: rule.name.clone(),
-                        workflow: w.key.clone(),
-                        severity: rule.severity.as_str().to_owned(),
-                        firing: rule.after.is_zero(),
-                        detail,
-                    }),
-                    (Some(detail), Some(a))
-                        if a.state == AlertState::Pending && waited(&a, now) >= rule.after =>
-                    {
-                        Some(AlertChange::Fire { id: a.id, detail })
-                    }
-                    (Some(detail), Some(a)) if a.detail != detail => {
-                        Some(AlertChange::Update { id: a.id, detail })
-                    }
-                    (None, Some(a)) => Some(AlertChange::Resolve { id: a.id }),
-                    _ => None,
+                .map_err(|_| StoreError::Other("poisoned".into()))?;
+            for (w, rules) in &watched {
+                let runs: Vec<&RunFact> = facts.iter().filter(|f| f.workflow == w.key).collect();
+                let watched_since = *self
+                    .first_seen
+                    .lock()
+                    .map_err(|_| StoreError::Other("poisoned".into()))?
+                    .entry(w.key.clone())
+                    .or_insert(now);
+                let scene = Scene {
+                    now,
+                    runs: &runs,
+                    sla: w.sla,
+                    dlq_depth: depths.get(&w.key).copied().unwrap_or(0),
+                    watched_since,
                 };
-                changes.extend(change);
+                for rule in rules {
+                    let id = (rule.name.clone(), w.key.clone());
+                    live.insert(id.clone());
+                    origins.insert(
+                        id.clone(),
+                        Origin {
+                            severity: rule.severity,
+                            team: w.team.clone(),
+                            window: window(&rule.condition),
+                        },
+                    );
+                    let active = active.remove(&id);
+                    let detail = holds(&rule.condition, &scene).or_else(|| {
+                        // A dead-letter alert stays on while any of the entries it is about is open.
+                        matches!(rule.condition, Condition::DlqDepth { .. })
+                            .then_some(())
+                            .filter(|()| active.is_some() && scene.dlq_depth > 0)
+                            .map(|()| serde_json::json!({"dlq_depth": scene.dlq_depth}))
+                    });
+                    let change = match (detail, active) {
+                        (Some(detail), None) => Some(AlertChange::Open {
+                            rule: rule.name.clone(),
+                            workflow: w.key.clone(),
+                            severity: rule.severity.as_str().to_owned(),
+                            firing: rule.after.is_zero(),
+                            detail,
+                        }),
+                        (Some(detail), Some(a)) => {
+                            clear.remove(&a.id);
+                            if a.state == AlertState::Pending && waited(&a, now) >= rule.after {
+                                Some(AlertChange::Fire { id: a.id, detail })
+                            } else if a.detail != detail {
+                                Some(AlertChange::Update { id: a.id, detail })
+                            } else {
+                                None
+                            }
+                        }
+                        // A pending alert never fired: nothing to hold down.
+                        (None, Some(a)) if a.state == AlertState::Pending => {
+                            Some(AlertChange::Resolve { id: a.id })
+                        }
+                        (None, Some(a)) => {
+                            let since = *clear.entry(a.id).or_insert(now);
+                            let held = (now - since).to_std().unwrap_or_default();
+                            (held >= self.policy.resolve_after)
+                                .then_some(AlertChange::Resolve { id: a.id })
+                        }
+                        (None, None) => None,
+                    };
+                    changes.extend(change);
+                }
             }
-        }
-        // Alerts of rules or workflows that are gone resolve too.
-        changes.extend(
-            active
-                .into_values()
-                .filter(|a| !live.contains(&(a.rule.clone(), a.workflow.clone())))
-                .map(|a| AlertChange::Resolve { id: a.id }),
-        );
+            // Alerts of rules or workflows that are gone resolve too.
+            changes.extend(
+                active
+                    .into_values()
+                    .filter(|a| !live.contains(&(a.rule.clone(), a.workflow.clone())))
+                    .map(|a| AlertChange::Resolve { id: a.id }),
+            );
+            let resolving: HashSet<i64> = changes
+                .iter()
+                .filter_map(|c| match c {
+                    AlertChange::Resolve { id } => Some(*id),
+                    _ => None,
+                })
+                .collect();
+            clear.retain(|id, _| !resolving.contains(id));
+            changes
+        };
         let mut changed = Vec::with_capacity(changes.len());
         for change in changes {
             changed.push(self.store.alert_change(change).await?);

@@ -145,6 +145,7 @@ fn policy(sandbox: &Sandbox, server: &str, speed: f64) -> anyhow::Result<Policy>
         public_url: Some(server.to_owned()),
         renotify: Duration::from_secs(600),
         group_interval: scaled(Duration::from_secs(60), speed, Duration::from_secs(2)),
+        resolve_after: scaled(Duration::from_secs(60), speed, Duration::from_secs(5)),
         notify_within: Duration::from_secs(120),
         channels: BTreeMap::from([
             (

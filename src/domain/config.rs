@@ -27,6 +27,11 @@ pub struct ConfigDef {
     /// The shortest time between two notifications of one alert about new failures (default `1m`).
     #[serde(default)]
     pub group_interval: Option<String>,
+    /// How long a firing alert's condition must stay clear before it resolves (default `5m`);
+    /// a re-fire within it continues the same alert. Alertmanager's `resolve_timeout` and
+    /// Grafana's "keep firing for" do the same against flapping.
+    #[serde(default)]
+    pub resolve_after: Option<String>,
     /// A failed run counts as unnotified when no notification about it was delivered within
     /// this time (default `10m`).
     #[serde(default)]
@@ -99,6 +104,8 @@ pub struct Policy {
     pub public_url: Option<String>,
     pub renotify: Duration,
     pub group_interval: Duration,
+    /// How long a condition stays clear before its firing alert resolves.
+    pub resolve_after: Duration,
     pub notify_within: Duration,
     /// Channels by name, secrets resolved.
     pub channels: BTreeMap<String, ChannelDef>,
@@ -116,6 +123,7 @@ impl Default for Policy {
             public_url: None,
             renotify: Duration::from_secs(3600),
             group_interval: Duration::from_secs(60),
+            resolve_after: Duration::from_secs(300),
             notify_within: Duration::from_secs(600),
             channels: BTreeMap::new(),
             routes: Vec::new(),
@@ -191,6 +199,7 @@ pub fn parse_config(
         &def.group_interval,
         defaults.group_interval,
     );
+    let resolve_after = duration("resolve_after", &def.resolve_after, defaults.resolve_after);
     let notify_within = duration("notify_within", &def.notify_within, defaults.notify_within);
     let public_url = match def.public_url {
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
@@ -257,6 +266,7 @@ pub fn parse_config(
         public_url,
         renotify,
         group_interval,
+        resolve_after,
         notify_within,
         channels,
         routes: def.routes,
@@ -358,6 +368,7 @@ mod tests {
         );
         assert_eq!(policy.renotify, Duration::from_secs(1800));
         assert_eq!(policy.group_interval, Duration::from_secs(60));
+        assert_eq!(policy.resolve_after, Duration::from_secs(300));
         assert_eq!(
             policy.channels["oncall"],
             ChannelDef::Slack {
