@@ -61,6 +61,8 @@ fn app() -> App {
                 attempts: 1,
                 error: None,
                 failed_step: None,
+                dead_letter: None,
+                replayed_as: None,
             },
         );
     }

@@ -370,7 +370,8 @@ async fn runs_are_listed_with_filters_and_keyset_pages_and_the_dlq_replays_throu
         .unwrap();
     assert_eq!(by_error.items.len(), 5);
 
-    let plan: Value = api
+    // The entries failed permanently (422) and would run the same version: held back.
+    let held: Value = api
         .post("/dlq/replay", &api.operator)
         .json(&json!({"dry_run": true, "filter": {"workflow": "flaky"}}))
         .send()
@@ -379,7 +380,35 @@ async fn runs_are_listed_with_filters_and_keyset_pages_and_the_dlq_replays_throu
         .json()
         .await
         .unwrap();
+    assert_eq!(
+        (held["count"].clone(), held["held_back"].clone()),
+        (json!(0), json!(5))
+    );
+    assert_eq!(held["groups"].as_array().unwrap().len(), 1, "{held}");
+    let group = &held["groups"][0];
+    assert_eq!(
+        (
+            group["class"].clone(),
+            group["count"].clone(),
+            group["replayed"].clone()
+        ),
+        (json!("permanent"), json!(5), json!(false))
+    );
+    assert!(
+        group["signature"].as_str().unwrap().starts_with("HTTP 422"),
+        "{group}"
+    );
+    let plan: Value = api
+        .post("/dlq/replay", &api.operator)
+        .json(&json!({"dry_run": true, "filter": {"workflow": "flaky"}, "include_permanent": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(plan["count"], 5);
+    assert_eq!(plan["groups"][0]["replayed"], true);
     assert_eq!(plan["runs"], json!([]));
     assert_eq!(
         plan["external_steps"],
@@ -388,7 +417,7 @@ async fn runs_are_listed_with_filters_and_keyset_pages_and_the_dlq_replays_throu
     h.world.script("/second", vec![Reply::ok(json!({}))]);
     let (status, done) = json(
         api.post("/dlq/replay", &api.operator)
-            .json(&json!({"filter": {"workflow": "flaky"}}))
+            .json(&json!({"filter": {"workflow": "flaky"}, "include_permanent": true}))
             .send()
             .await
             .unwrap(),

@@ -34,15 +34,21 @@ impl Tmux {
 
     /// Runs `command` in a 120x35 session named `console`.
     fn start(&self, command: &str) {
+        self.start_sized(command, 120, 35);
+    }
+
+    /// Runs `command` in a `width` x `height` session named `console`.
+    fn start_sized(&self, command: &str, width: u16, height: u16) {
+        let (width, height) = (width.to_string(), height.to_string());
         self.run(&[
             "new-session",
             "-d",
             "-s",
             "console",
             "-x",
-            "120",
+            &width,
             "-y",
-            "35",
+            &height,
             command,
         ]);
     }
@@ -160,14 +166,16 @@ fn the_console_shows_live_runs_and_moves_between_views() {
     tmux.quits();
 }
 
+/// The on-call path at 80x24 without colour: the alert, its failed runs, the failing step's
+/// error and input, the fix, and a replay through its preview.
 #[test]
-fn the_demo_opens_the_console_on_live_traffic_and_an_incident() {
+fn the_demo_triage_works_at_80x24_without_colour() {
     let tmux = Tmux(format!("acp-demo-{}", std::process::id()));
     let command = format!(
-        "env -u ACP_ADMIN_TOKEN {} demo --speed 10",
+        "env -u ACP_ADMIN_TOKEN NO_COLOR=1 {} demo --speed 10",
         env!("CARGO_BIN_EXE_acp")
     );
-    tmux.start(&command);
+    tmux.start_sized(&command, 80, 24);
     tmux.wait_for("● live");
     tmux.wait_for("lead_routing@1");
     tmux.wait_for(":incident");
@@ -179,11 +187,86 @@ fn the_demo_opens_the_console_on_live_traffic_and_an_incident() {
     });
     assert!(firing.contains("failed"), "{firing}");
     tmux.keys(&[":", "i", "n", "c", "i", "d", "e", "n", "t", "Enter"]);
-    tmux.wait_for("The demo's incident");
-    tmux.keys(&["x", ":", "f", "i", "x", "Enter"]);
+    let incident = tmux.wait_for("The demo's incident");
+    assert!(
+        incident.contains("scroll"),
+        "the message scrolls: {incident}"
+    );
+    tmux.keys(&["x", "4"]);
+    let alerts = tmux.wait_for("top error:");
+    assert!(alerts.contains("runs failed"), "what Slack says: {alerts}");
+    tmux.keys(&["Enter"]);
+    let runs = tmux.wait_for("status:failed");
+    assert!(
+        runs.contains("c clears"),
+        "the filter shows with its key: {runs}"
+    );
+    tmux.wait_for("✗ failed");
+    tmux.keys(&["Enter"]);
+    let inspector = tmux.wait_for(" error:");
+    assert!(inspector.contains("queued 20"), "a full date: {inspector}");
+    tmux.keys(&["z"]);
+    let zoomed = tmux.wait_for("input");
+    assert!(
+        zoomed.contains("error"),
+        "error and input together: {zoomed}"
+    );
+    tmux.keys(&["Escape", "Escape"]);
+    tmux.keys(&[":", "f", "i", "x", "Enter"]);
     tmux.wait_for("the enrichment API is healthy again");
+    tmux.keys(&["2"]);
+    tmux.wait_for("Dead letters");
+    tmux.keys(&["A"]);
+    let preview = tmux.wait_for("the entries, by error:");
+    assert!(
+        preview.contains("y: replay") || preview.contains("nothing to replay"),
+        "the action line shows at 80x24: {preview}"
+    );
+    tmux.keys(&["y"]);
+    tmux.wait_for("replay");
     tmux.keys(&["4"]);
     tmux.wait_for("failure_rate");
+    tmux.quits();
+}
+
+/// A console started against nothing never looks like all-clear, and a wrong token says so.
+#[test]
+fn a_dead_server_and_a_wrong_token_never_look_like_all_clear() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tmux = Tmux(format!("acp-dead-{}", std::process::id()));
+    let command = format!(
+        "env ACP_TOKEN={TOKEN} NO_COLOR=1 {} console --server http://127.0.0.1:{port}",
+        env!("CARGO_BIN_EXE_acp")
+    );
+    tmux.start_sized(&command, 80, 24);
+    let screen = tmux.wait_for("cannot reach");
+    let header = screen.lines().next().unwrap_or("");
+    assert!(
+        header.contains("failed ?") && header.contains("dlq ?"),
+        "{screen}"
+    );
+    assert!(!screen.contains("loading runs"), "{screen}");
+    tmux.quits();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url) = start_server(dir.path());
+    let command = format!(
+        "env ACP_TOKEN=acp_wrong_token NO_COLOR=1 {} console --server {url}",
+        env!("CARGO_BIN_EXE_acp")
+    );
+    tmux.start_sized(&command, 80, 24);
+    let screen = tmux.wait_for("token rejected");
+    assert!(screen.contains("failed ?"), "{screen}");
+    std::thread::sleep(Duration::from_secs(3));
+    let later = tmux.screen();
+    assert!(
+        later.contains("token rejected") && !later.contains("reconnecting"),
+        "no retrying with a rejected token: {later}"
+    );
     tmux.quits();
 }
 

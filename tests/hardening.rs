@@ -355,17 +355,17 @@ async fn bulk_calls_must_be_explicit_and_unknown_fields_are_named() {
     );
     let (status, plan) = call(
         api.post("/dlq/replay", &api.operator)
-            .json(&json!({"dry_run": true})),
+            .json(&json!({"dry_run": true, "include_permanent": true})),
     )
     .await;
     assert_eq!(
         (status, plan["count"].as_u64()),
         (StatusCode::OK, Some(2)),
-        "a dry run may look at everything"
+        "a dry run may look at everything (these 422s only when asked to)"
     );
     let (status, plan) = call(
         api.post("/dlq/replay", &api.operator)
-            .json(&json!({"all": true})),
+            .json(&json!({"all": true, "include_permanent": true})),
     )
     .await;
     assert_eq!(

@@ -1,8 +1,6 @@
 //! What a notification says: one JSON model per notification (stored, and posted as is to
 //! generic webhooks), rendered as Slack blocks or as an email.
 
-use std::time::Duration;
-
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
@@ -29,7 +27,7 @@ pub fn payload(alert: &AlertView, reason: &str, cx: &Context<'_>) -> Value {
     json!({
         "type": format!("alert.{reason}"),
         "title": title(alert, reason),
-        "summary": summary(&alert.detail),
+        "summary": alert.summary(),
         "alert": {
             "id": alert.id,
             "rule": alert.rule,
@@ -67,34 +65,6 @@ fn severity(alert: &AlertView) -> String {
     alert.severity.to_uppercase()
 }
 
-/// One sentence on how bad it is, from what the evaluator saw.
-fn summary(detail: &Value) -> String {
-    let n = |key: &str| detail.get(key).and_then(Value::as_i64);
-    if let (Some(failed), Some(finished)) = (n("failed"), n("finished")) {
-        let rate = detail.get("rate").and_then(Value::as_f64).unwrap_or(0.0);
-        return format!("{failed} of {finished} runs failed ({:.0}%)", rate * 100.0);
-    }
-    if let Some(failed) = n("failed") {
-        return format!("{failed} run{} failed", if failed == 1 { "" } else { "s" });
-    }
-    if let (Some(slow), Some(waiting)) = (n("slower_than_sla"), n("queued_too_long")) {
-        return format!("{slow} runs slower than the SLA, {waiting} queued too long");
-    }
-    if let Some(secs) = n("silent_for_secs") {
-        let needs = detail
-            .get("needs")
-            .and_then(Value::as_str)
-            .unwrap_or("started");
-        let window = humantime::format_duration(Duration::from_secs(secs as u64));
-        return format!("no run {needs} in {window}");
-    }
-    if let Some(depth) = n("dlq_depth") {
-        let entries = if depth == 1 { "entry" } else { "entries" };
-        return format!("{depth} dead-letter {entries} open");
-    }
-    "the condition cleared".into()
-}
-
 fn text<'a>(payload: &'a Value, pointer: &str) -> &'a str {
     payload
         .pointer(pointer)
@@ -104,10 +74,7 @@ fn text<'a>(payload: &'a Value, pointer: &str) -> &'a str {
 
 /// The most frequent error as one line with its count, if any.
 fn top_error(payload: &Value) -> Option<String> {
-    let top = payload.get("top_error").filter(|t| !t.is_null())?;
-    let example = top.get("example").and_then(Value::as_str)?;
-    let count = top.get("count").and_then(Value::as_i64).unwrap_or(1);
-    Some(format!("{example} ({count}x)"))
+    crate::wire::top_error_line(payload.get("top_error")?)
 }
 
 /// A Slack incoming-webhook message: what, how bad, since when, top error, counts, links.

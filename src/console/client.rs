@@ -91,10 +91,12 @@ impl Client {
                 self.get::<Diff>(&format!("/workflows/{workflow}/diff?from={from}&to={to}"))
                     .await?,
             ),
-            Request::Audit => Reply::Audit(
-                self.get::<Page<AuditEntry>>("/audit?limit=200")
-                    .await?
-                    .items,
+            Request::Audit { cursor } => Reply::Audit(
+                self.get::<Page<AuditEntry>>(&match cursor {
+                    Some(cursor) => format!("/audit?limit=200&cursor={cursor}"),
+                    None => "/audit?limit=200".to_owned(),
+                })
+                .await?,
             ),
             Request::Record(id) => {
                 let record = self.get::<RecordView>(&format!("/records/{id}")).await?;

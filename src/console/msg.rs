@@ -31,7 +31,10 @@ pub enum Request {
         from: i64,
         to: i64,
     },
-    Audit,
+    /// A page of the audit log, newest first; `cursor` for older entries.
+    Audit {
+        cursor: Option<String>,
+    },
     Record(i64),
     Retry(i64),
     Rerun(i64),
@@ -68,7 +71,7 @@ pub enum Reply {
     Workflows(Vec<WorkflowView>),
     Versions(Vec<VersionView>),
     Diff(Diff),
-    Audit(Vec<AuditEntry>),
+    Audit(Page<AuditEntry>),
     Record(Box<RecordView>, Vec<FieldChange>),
     Plan(Box<ReplayPlan>),
     /// A change went through; what to tell the user.
@@ -83,6 +86,8 @@ pub enum Msg {
     Reply(Request, Box<Result<Reply, String>>),
     Stream(StreamMessage),
     Conn(Conn),
+    /// The terminal's new width and height.
+    Resize(u16, u16),
 }
 
 /// What `update` asks the outside world to do.

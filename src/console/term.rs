@@ -21,7 +21,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::client::Client;
 use super::keymap::Command;
 use super::msg::Msg;
-use super::state::{App, View};
+use super::state::App;
 use super::theme::Theme;
 use super::{drain, perform, update, views};
 
@@ -71,6 +71,9 @@ async fn event_loop(
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut streaming = false;
     let mut effects = update::start();
+    if let Ok(size) = terminal.size() {
+        effects.extend(update::update(app, Msg::Resize(size.width, size.height)));
+    }
     effects.extend(update::update(app, Msg::Tick));
     perform(client, effects, &mut streaming, &mut stdout());
     let mut dirty = true;
@@ -110,9 +113,9 @@ async fn event_loop(
                     }
                     None
                 }
-                Some(Ok(Event::Resize(..))) => {
+                Some(Ok(Event::Resize(width, height))) => {
                     dirty = true;
-                    None
+                    Some(Msg::Resize(width, height))
                 }
                 Some(Ok(_)) => None,
                 Some(Err(e)) => return Err(e.into()),
@@ -126,10 +129,8 @@ async fn event_loop(
         if let Some(msg) = msg {
             let quiet_tick = msg == Msg::Tick;
             let mut effects = drain(app, rx, msg);
-            if app.view == View::Runs {
-                let rows = terminal.size().map_or(20, |s| s.height as usize);
-                effects.extend(update::more_runs(app, rows));
-            }
+            let rows = terminal.size().map_or(20, |s| s.height as usize);
+            effects.extend(update::more(app, rows));
             // A tick that asks for nothing changes nothing on screen: no redraw, no bytes.
             dirty |= !(quiet_tick && effects.is_empty());
             perform(client, effects, &mut streaming, &mut stdout());

@@ -6,10 +6,11 @@ use serde_json::Value;
 
 use super::{Engine, EngineError};
 use crate::domain::NewRun;
+use crate::domain::signature::signature;
 use crate::store::Replay;
 use crate::wire::{
-    BulkReplay, DlqStatus, DlqView, ExternalStep, ReplayOn, ReplayPlan, RunQuery, RunView,
-    TriggerKind,
+    BulkReplay, DlqStatus, DlqView, ErrorClass, ExternalStep, ReplayGroup, ReplayOn, ReplayPlan,
+    RunQuery, RunView, TriggerKind,
 };
 
 /// Most entries one bulk replay takes.
@@ -44,9 +45,10 @@ impl Engine {
     }
 
     /// Replays every open entry matching the request's filter and ids (or, with `dry_run`,
-    /// only says what would happen): how many runs, which workflows and records, and which
+    /// only says what would happen): how many runs, which workflows and records, which
     /// steps would call an outside system again, with or without the original idempotency
-    /// key. The runs start spread out, `rate` per second (default [`DEFAULT_REPLAY_RATE`]).
+    /// key, and the entries by error class and signature. Entries that failed permanently and
+    /// would run the same version again are held back unless `include_permanent`. The runs start spread out, `rate` per second (default [`DEFAULT_REPLAY_RATE`]).
     ///
     /// # Errors
     /// [`EngineError::Invalid`] when neither a filter nor ids narrow it and `all` is not set
@@ -63,6 +65,7 @@ impl Engine {
             ids,
             all,
             rate,
+            include_permanent,
         } = request;
         let (on, dry_run) = (*on, *dry_run);
         // Only open entries are replayed whatever `status` says, so it narrows nothing.
@@ -91,12 +94,27 @@ impl Engine {
         let mut records = BTreeSet::new();
         let mut steps: BTreeMap<(String, i64, String, String, bool), usize> = BTreeMap::new();
         let mut plans = Vec::with_capacity(entries.len());
+        let mut groups: BTreeMap<(ErrorClass, String), (usize, bool)> = BTreeMap::new();
+        let mut held_back = 0;
         let start = chrono::Utc::now();
         for entry in entries {
             let old = self.inner.store.run(entry.run_id).await?.run;
+            let mut run = self.replay_run(old.clone(), on, None)?;
+            let first_line = entry.error.message.lines().next().unwrap_or("");
+            // A permanent failure on the same version would fail again at once.
+            let replayed = *include_permanent
+                || entry.error.class != ErrorClass::Permanent
+                || run.version != old.version;
+            let group = groups
+                .entry((entry.error.class, signature(first_line)))
+                .or_insert((0, replayed));
+            group.0 += 1;
+            if !replayed {
+                held_back += 1;
+                continue;
+            }
             workflows.insert(old.workflow.clone());
             records.extend(old.record_id);
-            let mut run = self.replay_run(old.clone(), on, None)?;
             let offset = std::time::Duration::try_from_secs_f64(plans.len() as f64 / rate)
                 .unwrap_or(crate::domain::clock::MAX_DURATION);
             run.not_before = Some(crate::domain::clock::later_or_max(start, offset));
@@ -150,12 +168,24 @@ impl Engine {
                 },
             )
             .collect();
+        let mut groups: Vec<ReplayGroup> = groups
+            .into_iter()
+            .map(|((class, signature), (count, replayed))| ReplayGroup {
+                class,
+                signature,
+                count,
+                replayed,
+            })
+            .collect();
+        groups.sort_by_key(|g| (!g.replayed, std::cmp::Reverse(g.count)));
         Ok(ReplayPlan {
             count: plans.len(),
             workflows: workflows.into_iter().collect(),
             records: records.into_iter().collect(),
             external_steps,
             runs: created,
+            groups,
+            held_back,
         })
     }
 

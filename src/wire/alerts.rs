@@ -43,6 +43,58 @@ pub struct AlertView {
     pub detail: serde_json::Value,
 }
 
+impl AlertView {
+    /// One sentence on how bad it is, from what the evaluator saw last (`42 of 167 runs
+    /// failed (25%)`): what the Slack message, the email and the console say.
+    pub fn summary(&self) -> String {
+        let detail = &self.detail;
+        let n = |key: &str| detail.get(key).and_then(serde_json::Value::as_i64);
+        if let (Some(failed), Some(finished)) = (n("failed"), n("finished")) {
+            let rate = detail
+                .get("rate")
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.0);
+            return format!("{failed} of {finished} runs failed ({:.0}%)", rate * 100.0);
+        }
+        if let Some(failed) = n("failed") {
+            return format!("{failed} run{} failed", if failed == 1 { "" } else { "s" });
+        }
+        if let (Some(slow), Some(waiting)) = (n("slower_than_sla"), n("queued_too_long")) {
+            return format!("{slow} runs slower than the SLA, {waiting} queued too long");
+        }
+        if let Some(secs) = n("silent_for_secs") {
+            let needs = detail
+                .get("needs")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("started");
+            let window =
+                humantime::format_duration(std::time::Duration::from_secs(secs.max(0) as u64));
+            return format!("no run {needs} in {window}");
+        }
+        if let Some(depth) = n("dlq_depth") {
+            let entries = if depth == 1 { "entry" } else { "entries" };
+            return format!("{depth} dead-letter {entries} open");
+        }
+        "the condition cleared".into()
+    }
+
+    /// The most frequent error with its count (`HTTP 503 for lead 7 (40x)`), if the rule
+    /// looks at errors.
+    pub fn top_error(&self) -> Option<String> {
+        top_error_line(self.detail.get("top_error")?)
+    }
+}
+
+/// `{"example": "...", "count": 40}` as `example (40x)`; `None` for null or no example.
+pub fn top_error_line(top: &serde_json::Value) -> Option<String> {
+    let example = top.get("example").and_then(serde_json::Value::as_str)?;
+    let count = top
+        .get("count")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(1);
+    Some(format!("{example} ({count}x)"))
+}
+
 /// `POST /alerts/{id}/silence`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]

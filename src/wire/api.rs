@@ -162,6 +162,11 @@ pub struct BulkReplay {
     /// not hit a recovering API all at once.
     #[serde(default)]
     pub rate: Option<f64>,
+    /// Also replay entries that failed permanently and would run the very same version again
+    /// (they would fail again at once: a 422 stays a 422). Off by default; entries replayed on
+    /// another version (`"version": "latest"` after a fix) are included either way.
+    #[serde(default)]
+    pub include_permanent: bool,
 }
 
 /// Reads a struct only from a JSON object: serde would also take an array (`"filter": []`).
@@ -219,6 +224,26 @@ pub struct ReplayPlan {
     /// Runs created (empty for a dry run).
     #[serde(default)]
     pub runs: Vec<i64>,
+    /// The matching entries by error class and signature, most frequent first, each saying
+    /// whether it is replayed (permanent failures on the same version are held back unless
+    /// `include_permanent`).
+    #[serde(default)]
+    pub groups: Vec<ReplayGroup>,
+    /// Entries held back because they failed permanently and would run the same version.
+    #[serde(default)]
+    pub held_back: usize,
+}
+
+/// Matching dead-letter entries that share an error class and signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct ReplayGroup {
+    pub class: super::ErrorClass,
+    /// The error with ids and numbers masked (`HTTP 503 for lead #`).
+    pub signature: String,
+    pub count: usize,
+    /// False for permanent failures held back.
+    pub replayed: bool,
 }
 
 /// A step that reaches outside ACP and would run again on replay.

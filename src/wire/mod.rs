@@ -15,7 +15,7 @@ mod workflows;
 
 pub use alerts::{
     AlertState, AlertView, NotificationAttempt, NotificationQuery, NotificationView, RuleRequest,
-    RuleView, SilenceRequest,
+    RuleView, SilenceRequest, top_error_line,
 };
 pub use api::*;
 pub use event::{Event, EventKind};

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
@@ -147,6 +147,24 @@ pub struct RunView {
     /// The step that failed, for failed runs.
     #[serde(default)]
     pub failed_step: Option<String>,
+    /// The state of this run's dead-letter entry, for runs that were dead-lettered: a failed
+    /// run whose entry is no longer `open` was replayed, retried or discarded.
+    #[serde(default)]
+    pub dead_letter: Option<DlqStatus>,
+    /// The run that replayed this one's dead-letter entry.
+    #[serde(default)]
+    pub replayed_as: Option<i64>,
+}
+
+impl RunView {
+    /// True for a failed run nobody has handled yet: its dead-letter entry (if any) is still
+    /// open, so it still needs someone.
+    pub fn is_open_failure(&self) -> bool {
+        self.status == RunStatus::Failed
+            && self
+                .dead_letter
+                .is_none_or(|status| status == DlqStatus::Open)
+    }
 }
 
 /// One attempt of one step, with its redacted input and output.

@@ -36,6 +36,10 @@ pub enum DlqCommand {
         /// With --all: replayed runs start at most this many per second (server default 10).
         #[arg(long, requires = "all")]
         rate: Option<f64>,
+        /// With --all: also replay entries that failed permanently and would run the same
+        /// version again (held back by default: they would fail again at once).
+        #[arg(long, requires = "all")]
+        include_permanent: bool,
         #[command(flatten)]
         filter: Filter,
     },
@@ -90,6 +94,7 @@ pub async fn dlq(c: &Client, command: DlqCommand) -> anyhow::Result<()> {
             dry_run,
             yes,
             rate,
+            include_permanent,
             filter,
         } => {
             let version = if latest {
@@ -129,6 +134,7 @@ pub async fn dlq(c: &Client, command: DlqCommand) -> anyhow::Result<()> {
                         ids: Vec::new(),
                         all: true,
                         rate,
+                        include_permanent,
                     };
                     let plan = bulk(c, &request).await?;
                     if dry_run || plan.count == 0 || !confirm(plan.count, yes)? {
@@ -196,6 +202,17 @@ async fn bulk(c: &Client, request: &BulkReplay) -> anyhow::Result<ReplayPlan> {
         plan.workflows.join(", "),
         plan.records.len()
     );
+    for group in &plan.groups {
+        let held = if group.replayed {
+            ""
+        } else {
+            " — held back (permanent; --include-permanent replays it)"
+        };
+        println!(
+            "  {} x{}: {}{held}",
+            group.class, group.count, group.signature
+        );
+    }
     for step in &plan.external_steps {
         let key = if step.idempotency_key {
             "same idempotency key"

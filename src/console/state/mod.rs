@@ -114,11 +114,38 @@ pub enum Pending {
         ids: Vec<i64>,
         filter: Option<crate::wire::RunQuery>,
         version: ReplayOn,
+        /// Also permanent failures on the same version (held back by default).
+        include_permanent: bool,
     },
     ReplayEdited {
         dlq: i64,
         payload: serde_json::Value,
     },
+}
+
+impl Pending {
+    /// The bulk replay a [`Pending::Replay`] sends (`None` for other changes); `dry_run` asks
+    /// only for the plan.
+    pub fn bulk(&self, dry_run: bool) -> Option<crate::wire::BulkReplay> {
+        let Self::Replay {
+            ids,
+            filter,
+            version,
+            include_permanent,
+        } = self
+        else {
+            return None;
+        };
+        Some(crate::wire::BulkReplay {
+            filter: filter.clone().unwrap_or_default(),
+            version: *version,
+            dry_run,
+            all: ids.is_empty(),
+            ids: ids.clone(),
+            rate: None,
+            include_permanent: *include_permanent,
+        })
+    }
 }
 
 /// What sits over the view and takes the keys.
@@ -131,7 +158,7 @@ pub enum Overlay {
     Command(String),
     /// `/` filter line (applies as you type).
     Filter(String),
-    /// A text to read; any key closes it.
+    /// A text to read; arrows scroll it, any other key closes it.
     Message {
         title: String,
         text: String,
@@ -193,6 +220,17 @@ pub struct App {
     pub focus_alert: Option<i64>,
     /// The demo's sandbox, when the console was opened by `acp demo`.
     pub sandbox: Option<String>,
+    /// The terminal's size, once known; below [`crate::console::views::MIN`] no key but
+    /// quit acts.
+    pub size: Option<(u16, u16)>,
+    /// How far the open overlay (help, message, replay preview) is scrolled, in lines.
+    pub overlay_scroll: u16,
+    /// When the server was last reachable, while it is not: cached screens say how old they are.
+    pub offline_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// The audit log's cursor for older entries, while there are more.
+    pub audit_cursor: Option<String>,
+    /// The selected change in a record's field history (newest first).
+    pub record_selected: usize,
     pub quit: bool,
 }
 
@@ -209,6 +247,7 @@ impl App {
             overlay: Overlay::None,
             runs: Runs {
                 follow: true,
+                page: 20,
                 ..Runs::default()
             },
             inspector: Inspector::default(),
@@ -226,6 +265,11 @@ impl App {
             stale: BTreeSet::new(),
             focus_alert: None,
             sandbox: None,
+            size: None,
+            overlay_scroll: 0,
+            offline_since: None,
+            audit_cursor: None,
+            record_selected: 0,
             quit: false,
         }
     }
@@ -234,6 +278,12 @@ impl App {
     pub fn refresh_lists(&mut self) {
         self.runs.refresh();
         self.dlq.refresh();
+    }
+
+    /// True while the terminal is smaller than the console lays out for.
+    pub fn too_small(&self) -> bool {
+        let (width, height) = super::views::MIN;
+        self.size.is_some_and(|(w, h)| w < width || h < height)
     }
 
     /// The role the server gave this token (viewer until it answered).

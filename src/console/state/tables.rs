@@ -36,13 +36,17 @@ impl SortKey {
     }
 }
 
-/// A parsed filter: `status:failed`, `wf:KEY`, `team:NAME` and fuzzy words.
+/// A parsed filter: `status:failed`, `wf:KEY`, `team:NAME`, `since:1h` and fuzzy words.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
     pub status: Option<String>,
     pub workflow: Option<String>,
     pub team: Option<String>,
+    /// Only what happened in this last stretch of time (`since:15m`).
+    pub since: Option<std::time::Duration>,
     pub words: Vec<String>,
+    /// What could not be read (a bad `since:`), shown on the filter line.
+    pub error: Option<String>,
 }
 
 impl Filter {
@@ -53,10 +57,28 @@ impl Filter {
                 Some(("status", v)) => filter.status = Some(v.to_lowercase()),
                 Some(("wf" | "workflow", v)) => filter.workflow = Some(v.to_owned()),
                 Some(("team", v)) => filter.team = Some(v.to_owned()),
+                Some(("since", v)) => match humantime::parse_duration(v) {
+                    Ok(d) => filter.since = Some(d),
+                    Err(_) => {
+                        filter.error = Some(format!(
+                            "`since:{v}` is not a duration (write e.g. since:15m, since:2h)"
+                        ));
+                    }
+                },
                 _ => filter.words.push(token.to_lowercase()),
             }
         }
         filter
+    }
+
+    /// True when `at` is inside the `since:` stretch (or there is none).
+    fn recent(&self, at: chrono::DateTime<chrono::Utc>) -> bool {
+        self.since.is_none_or(|since| {
+            chrono::Duration::from_std(since)
+                .ok()
+                .and_then(|since| chrono::Utc::now().checked_sub_signed(since))
+                .is_none_or(|from| at >= from)
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -71,7 +93,8 @@ impl Filter {
             .as_deref()
             .is_none_or(|s| run.status.as_str() == s)
             && self.workflow.as_deref().is_none_or(|w| run.workflow == w)
-            && self.team.as_deref().is_none_or(|t| run.team == t);
+            && self.team.as_deref().is_none_or(|t| run.team == t)
+            && self.recent(run.queued_at);
         if !tokens || self.words.is_empty() {
             return tokens;
         }
@@ -86,6 +109,7 @@ impl Filter {
     pub fn matches_dlq(&self, entry: &DlqView) -> bool {
         self.workflow.as_deref().is_none_or(|w| entry.workflow == w)
             && self.team.as_deref().is_none_or(|t| entry.team == t)
+            && self.recent(entry.created_at)
             && self.words.iter().all(|w| {
                 let record = entry.record_id.map(|r| r.to_string()).unwrap_or_default();
                 fuzzy(w, &entry.workflow)
@@ -97,10 +121,14 @@ impl Filter {
 
     /// The server-side query for a bulk replay of what this filter shows.
     pub fn query(&self) -> crate::wire::RunQuery {
+        let since = self.since.and_then(|since| {
+            chrono::Utc::now().checked_sub_signed(chrono::Duration::from_std(since).ok()?)
+        });
         crate::wire::RunQuery {
             workflow: self.workflow.clone(),
             team: self.team.clone(),
             q: (!self.words.is_empty()).then(|| self.words.join(" ")),
+            since,
             ..Default::default()
         }
     }
@@ -129,15 +157,22 @@ pub struct Runs {
     pub loaded: bool,
     /// Rows, filter or sort changed since the visible rows were computed.
     pub changed: bool,
-    /// Runs per status over every cached run (computed with the visible rows).
+    /// Runs per status over every cached run (computed with the visible rows); `failed`
+    /// counts only open failures (not yet replayed, retried or discarded).
     pub counts: BTreeMap<&'static str, usize>,
     /// The filter before a drill-down (an alert's failed runs) set one; `esc` restores it.
     pub filter_before_drill: Option<String>,
+    /// How many rows the table shows at once (from the terminal's height).
+    pub page: usize,
+    /// The filter the visible rows were computed with: a new filter starts at the top.
+    pub shown_filter: Filter,
 }
 
 impl Runs {
     /// Recomputes the visible rows (when something changed), keeping the selected run
-    /// selected unless following.
+    /// selected: new rows never move the selection while it is on screen. Following keeps
+    /// the newest rows in view above it; once new rows push it off the page, the selection
+    /// goes back to the newest run.
     pub fn refresh(&mut self) {
         if !std::mem::take(&mut self.changed) {
             return;
@@ -158,12 +193,20 @@ impl Runs {
         self.visible = visible.into_iter().map(|r| r.id).collect();
         self.counts.clear();
         for run in self.rows.values() {
-            *self.counts.entry(run.status.as_str()).or_default() += 1;
+            if run.status != crate::wire::RunStatus::Failed || run.is_open_failure() {
+                *self.counts.entry(run.status.as_str()).or_default() += 1;
+            }
         }
-        self.selected = match (self.follow, selected_id) {
-            (true, _) | (_, None) => 0,
-            (false, Some(id)) => self.visible.iter().position(|v| *v == id).unwrap_or(0),
-        };
+        self.selected = selected_id
+            .and_then(|id| self.visible.iter().position(|v| *v == id))
+            .unwrap_or_else(|| self.selected.min(self.visible.len().saturating_sub(1)));
+        if self.shown_filter != self.filter {
+            self.shown_filter = self.filter.clone();
+            self.selected = 0;
+        }
+        if self.follow && self.selected >= self.page.max(1) {
+            self.selected = 0;
+        }
     }
 
     pub fn selected_run(&self) -> Option<&RunView> {
@@ -186,9 +229,12 @@ pub struct Dlq {
     pub filter: Filter,
     pub visible: Vec<usize>,
     pub selected: usize,
+    /// The selected entry's id: a reload keeps it selected wherever it moved.
+    pub selected_id: Option<i64>,
     pub marked: BTreeSet<i64>,
-    /// Where the last mark was set, for range marking.
-    pub anchor: Option<usize>,
+    /// The entry the last mark was set on, with the entries there were then: a range mark
+    /// never takes in an entry that arrived after it.
+    pub anchor: Option<(i64, BTreeSet<i64>)>,
     pub group: Grouping,
 }
 
@@ -257,9 +303,44 @@ impl Dlq {
         let group = self.group;
         self.visible
             .sort_by_cached_key(|i| (group.key(&entries[*i]), *i));
-        self.selected = self.selected.min(self.visible.len().saturating_sub(1));
+        self.selected = self
+            .selected_id
+            .and_then(|id| self.visible.iter().position(|i| entries[*i].id == id))
+            .unwrap_or_else(|| self.selected.min(self.visible.len().saturating_sub(1)));
+        self.selected_id = self.visible.get(self.selected).map(|i| entries[*i].id);
         let open: BTreeSet<i64> = entries.iter().map(|e| e.id).collect();
         self.marked.retain(|id| open.contains(id));
+    }
+
+    /// Selects row `index` of the visible entries.
+    pub fn select(&mut self, index: usize) {
+        self.selected = index;
+        self.selected_id = self
+            .visible
+            .get(index)
+            .and_then(|i| self.entries.get()?.get(*i))
+            .map(|e| e.id);
+    }
+
+    /// The ids of the visible entries from the anchor to the selection (inclusive) that were
+    /// there when the anchor was set.
+    pub fn range(&self) -> Vec<i64> {
+        let Some(entries) = self.entries.get() else {
+            return Vec::new();
+        };
+        let ids: Vec<i64> = self.visible.iter().map(|i| entries[*i].id).collect();
+        let (from, known) = match &self.anchor {
+            Some((id, known)) => (ids.iter().position(|v| v == id), Some(known)),
+            None => (None, None),
+        };
+        let from = from.unwrap_or(self.selected);
+        let (low, high) = (from.min(self.selected), from.max(self.selected));
+        ids.get(low..=high.min(ids.len().saturating_sub(1)))
+            .unwrap_or_default()
+            .iter()
+            .copied()
+            .filter(|id| known.is_none_or(|k| k.contains(id)))
+            .collect()
     }
 
     pub fn selected_entry(&self) -> Option<&DlqView> {
@@ -285,6 +366,10 @@ pub struct Inspector {
     pub detail: Load<RunDetail>,
     pub step: usize,
     pub scroll: u16,
+    /// The step list is hidden and the detail takes the width (`z`).
+    pub zoom: bool,
+    /// The detail shows the run's trigger payload instead of the step (`t`).
+    pub trigger: bool,
 }
 
 /// One step of a run as the inspector shows it: its attempts, newest last.
@@ -319,6 +404,21 @@ impl Inspector {
 pub struct Listing<T> {
     pub items: Load<T>,
     pub selected: usize,
+}
+
+impl<T> Listing<Vec<T>> {
+    /// Replaces the items, keeping the selected item (by `key`) selected wherever it moved.
+    pub fn replace<K: PartialEq>(&mut self, items: Vec<T>, key: impl Fn(&T) -> K) {
+        let before = self
+            .items
+            .get()
+            .and_then(|list| list.get(self.selected))
+            .map(&key);
+        self.selected = before
+            .and_then(|k| items.iter().position(|item| key(item) == k))
+            .unwrap_or_else(|| self.selected.min(items.len().saturating_sub(1)));
+        self.items = Load::Loaded(items);
+    }
 }
 
 impl<T> Default for Listing<T> {

@@ -12,7 +12,7 @@ use crossterm::event::KeyEvent;
 use super::keymap::Command;
 use super::msg::{Effect, Msg, Request};
 use super::state::{App, Conn, Filter, Load, Overlay, Pending, View};
-use crate::wire::{BulkReplay, ReplayOn, Role, RunView};
+use crate::wire::{ReplayOn, Role, RunView};
 pub use overlay::{COMMANDS, run_command_line};
 
 /// Rows a page key moves.
@@ -29,14 +29,19 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
     app.runs.changed |= match &msg {
         Msg::Key(_) | Msg::Stream(_) => true,
         Msg::Reply(request, _) => matches!(request, Request::Runs { .. } | Request::Run(_)),
-        Msg::Conn(_) | Msg::Tick => false,
+        Msg::Conn(_) | Msg::Tick | Msg::Resize(..) => false,
     };
+    let overlay = std::mem::discriminant(&app.overlay);
     let effects = match msg {
         Msg::Key(key) => key_pressed(app, key),
         Msg::Reply(request, result) => replies::replied(app, request, *result),
         Msg::Stream(message) => replies::streamed(app, message),
         Msg::Conn(conn) => {
             let back = conn == Conn::Live && app.conn != Conn::Live;
+            app.offline_since = match conn {
+                Conn::Live => None,
+                _ => app.offline_since.or(Some(chrono::Utc::now())),
+            };
             app.conn = conn;
             // Back after a drop: reload what may have been missed before the stream resumed.
             if back && app.me.get().is_some() {
@@ -45,7 +50,17 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Tick => tick(app),
+        Msg::Resize(width, height) => {
+            app.size = Some((width, height));
+            // Header, status bar, the table's borders and column header.
+            app.runs.page = usize::from(height.saturating_sub(5));
+            Vec::new()
+        }
     };
+    // A new overlay opens at its top.
+    if std::mem::discriminant(&app.overlay) != overlay {
+        app.overlay_scroll = 0;
+    }
     if !streamed {
         settle(app);
     }
@@ -82,6 +97,13 @@ fn tick(app: &mut App) -> Vec<Effect> {
 }
 
 fn key_pressed(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    // Behind the "too small" notice nothing may act unseen: only quitting works.
+    if app.too_small() {
+        if app.keymap.command(app.view.context(), &key) == Some(Command::Quit) {
+            app.quit = true;
+        }
+        return Vec::new();
+    }
     if !matches!(app.overlay, Overlay::None) {
         return overlay::key(app, key);
     }
@@ -91,8 +113,12 @@ fn key_pressed(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     command_run(app, command)
 }
 
-/// Runs a command in the current view.
+/// Runs a command in the current view (nothing while the terminal is too small, or when this
+/// screen does not handle it).
 pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
+    if app.too_small() || !handles(app, command) {
+        return Vec::new();
+    }
     if command.mutates()
         && let Some(refusal) = refusal(app, command)
     {
@@ -109,21 +135,48 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
                 View::Dlq => app.dlq.filter_text.clone(),
                 _ => app.runs.filter_text.clone(),
             };
-            if matches!(app.view, View::Runs | View::Dlq) {
-                app.overlay = Overlay::Filter(current);
+            app.overlay = Overlay::Filter(current);
+        }
+        Command::ClearFilter => {
+            let cleared = match app.view {
+                View::Dlq => std::mem::take(&mut app.dlq.filter_text),
+                _ => {
+                    app.runs.filter_before_drill = None;
+                    app.runs.changed = true;
+                    std::mem::take(&mut app.runs.filter_text)
+                }
+            };
+            match app.view {
+                View::Dlq => app.dlq.filter = Filter::default(),
+                _ => app.runs.filter = Filter::default(),
             }
+            app.toast = Some((
+                if cleared.is_empty() {
+                    "no filter to clear".to_owned()
+                } else {
+                    format!("filter /{cleared} cleared")
+                },
+                false,
+            ));
         }
         Command::Back => back(app),
         Command::Up => move_by(app, -1),
         Command::Down => move_by(app, 1),
         Command::PageUp => move_by(app, -(PAGE as i64)),
         Command::PageDown => move_by(app, PAGE as i64),
-        Command::Top => move_by(app, i64::MIN / 2),
+        Command::Top => {
+            move_by(app, i64::MIN / 2);
+            // Back at the newest run: follow again.
+            app.runs.follow |= app.view == View::Runs;
+        }
         Command::Bottom => move_by(app, i64::MAX / 2),
         Command::Open => return open(app),
         Command::Refresh => return refresh(app),
         Command::Follow => {
             app.runs.follow = !app.runs.follow;
+            if app.runs.follow {
+                app.runs.selected = 0;
+            }
         }
         Command::SortNext => app.runs.sort = app.runs.sort.next(),
         Command::GroupNext => app.dlq.group = app.dlq.group.next(),
@@ -135,6 +188,29 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
                 _ => step.saturating_sub(1),
             };
             app.inspector.scroll = 0;
+            app.inspector.trigger = false;
+        }
+        Command::Zoom => app.inspector.zoom = !app.inspector.zoom,
+        Command::Trigger => {
+            app.inspector.trigger = !app.inspector.trigger;
+            app.inspector.scroll = 0;
+        }
+        Command::ReplayedAs | Command::ReplayOf => {
+            let run = current_run(app);
+            let target = match command {
+                Command::ReplayedAs => run.and_then(|r| r.replayed_as),
+                _ => run.and_then(|r| r.origin_run),
+            };
+            match target {
+                Some(run) => return go(app, View::Inspector { run }),
+                None => {
+                    let what = match command {
+                        Command::ReplayedAs => "this run was not replayed",
+                        _ => "this run is not a replay or re-run",
+                    };
+                    app.toast = Some((what.into(), true));
+                }
+            }
         }
         Command::Copy => {
             if let Some(text) = selected_json(app) {
@@ -169,21 +245,19 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
                 if !app.dlq.marked.remove(&id) {
                     app.dlq.marked.insert(id);
                 }
-                app.dlq.anchor = Some(app.dlq.selected);
+                let known = app
+                    .dlq
+                    .entries
+                    .get()
+                    .map(|list| list.iter().map(|e| e.id).collect())
+                    .unwrap_or_default();
+                app.dlq.anchor = Some((id, known));
                 move_by(app, 1);
             }
         }
         Command::MarkRange => {
-            let (from, to) = match app.dlq.anchor {
-                Some(a) => (a.min(app.dlq.selected), a.max(app.dlq.selected)),
-                None => (app.dlq.selected, app.dlq.selected),
-            };
-            let entries = app.dlq.entries.get().cloned().unwrap_or_default();
-            for index in from..=to {
-                if let Some(entry) = app.dlq.visible.get(index).and_then(|i| entries.get(*i)) {
-                    app.dlq.marked.insert(entry.id);
-                }
-            }
+            let range = app.dlq.range();
+            app.dlq.marked.extend(range);
         }
         Command::Replay | Command::ReplayLatest | Command::ReplayFiltered => {
             return preview(app, command);
@@ -262,6 +336,33 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
         Command::GoAudit => return switch(app, View::Audit),
     }
     Vec::new()
+}
+
+/// True when the current screen does something with `command`: help lists only these, and
+/// the others do nothing here.
+pub fn handles(app: &App, command: Command) -> bool {
+    use Command::*;
+    let view = &app.view;
+    let inspector = matches!(view, View::Inspector { .. });
+    match command {
+        Quit | Help | CommandMode | Refresh | GoRuns | GoDlq | GoHealth | GoAlerts
+        | GoWorkflows | GoAudit => true,
+        Back => !app.history.is_empty(),
+        Up | Down | PageUp | PageDown | Top | Bottom => true,
+        Filter | ClearFilter => matches!(view, View::Runs | View::Dlq),
+        Open => matches!(
+            view,
+            View::Runs | View::Dlq | View::Alerts | View::Workflows | View::Record { .. }
+        ),
+        Follow | SortNext => *view == View::Runs,
+        NextPane | PrevPane | Copy | Zoom | Trigger | ReplayedAs | ReplayOf => inspector,
+        History | Retry | Rerun | Cancel => inspector || *view == View::Runs,
+        Mark | MarkRange | GroupNext | Replay | ReplayLatest | ReplayFiltered | EditPayload
+        | Discard => *view == View::Dlq,
+        Ack => *view == View::Alerts,
+        Diff | Rollback => matches!(view, View::Versions { .. }),
+        Publish => matches!(view, View::Workflows | View::Versions { .. }),
+    }
 }
 
 /// Why a change is not possible now, if it is not.
@@ -345,8 +446,14 @@ pub(super) fn open_effects(app: &mut App) -> Vec<Effect> {
         View::Alerts => Request::Alerts,
         View::Workflows => Request::Workflows,
         View::Versions { workflow } => Request::Versions(workflow.clone()),
-        View::Audit => Request::Audit,
-        View::Record { id } => Request::Record(*id),
+        View::Audit => Request::Audit { cursor: None },
+        View::Record { id } => {
+            if app.record.get().is_none_or(|(r, _)| r.id != *id) {
+                app.record = Load::Loading;
+                app.record_selected = 0;
+            }
+            Request::Record(*id)
+        }
         View::Runs | View::Diff { .. } => return Vec::new(),
     };
     vec![Effect::Request(request)]
@@ -394,6 +501,20 @@ fn open(app: &mut App) -> Vec<Effect> {
             }
             None => Vec::new(),
         },
+        View::Record { .. } => {
+            let change = app
+                .record
+                .get()
+                .and_then(|(_, history)| history.iter().rev().nth(app.record_selected));
+            match change.map(|c| c.run_id) {
+                Some(Some(run)) => go(app, View::Inspector { run }),
+                Some(None) => {
+                    app.toast = Some(("this change was not made by a run".into(), true));
+                    Vec::new()
+                }
+                None => Vec::new(),
+            }
+        }
         _ => Vec::new(),
     }
 }
@@ -411,23 +532,20 @@ fn preview(app: &mut App, command: Command) -> Vec<Effect> {
     if ids.is_empty() && filter.is_none() {
         return Vec::new();
     }
-    let bulk = BulkReplay {
-        filter: filter.clone().unwrap_or_default(),
+    let then = Pending::Replay {
+        ids,
+        filter,
         version,
-        dry_run: true,
-        all: ids.is_empty(),
-        ids: ids.clone(),
-        rate: None,
+        include_permanent: false,
     };
+    let bulk = then.bulk(true);
     app.overlay = Overlay::Preview {
         plan: Load::Loading,
-        then: Pending::Replay {
-            ids,
-            filter,
-            version,
-        },
+        then,
     };
-    vec![Effect::Request(Request::Replay(Box::new(bulk)))]
+    bulk.map(|b| Effect::Request(Request::Replay(Box::new(b))))
+        .into_iter()
+        .collect()
 }
 
 /// The request a confirmed change sends.
@@ -439,18 +557,9 @@ pub(super) fn confirmed(then: Pending) -> Request {
         Pending::Ack(id) => Request::Ack(id),
         Pending::Publish(key) => Request::Publish(key),
         Pending::Rollback { workflow, version } => Request::Rollback { workflow, version },
-        Pending::Replay {
-            ids,
-            filter,
-            version,
-        } => Request::Replay(Box::new(BulkReplay {
-            filter: filter.unwrap_or_default(),
-            version,
-            dry_run: false,
-            all: ids.is_empty(),
-            ids,
-            rate: None,
-        })),
+        then @ Pending::Replay { .. } => {
+            Request::Replay(Box::new(then.bulk(false).unwrap_or_default()))
+        }
         Pending::ReplayEdited { dlq, payload } => Request::ReplayEdited { dlq, payload },
     }
 }
@@ -458,7 +567,14 @@ pub(super) fn confirmed(then: Pending) -> Request {
 pub(super) fn move_by(app: &mut App, delta: i64) {
     let (selected, len) = match &app.view {
         View::Runs => (&mut app.runs.selected, app.runs.visible.len()),
-        View::Dlq => (&mut app.dlq.selected, app.dlq.visible.len()),
+        View::Dlq => {
+            let len = app.dlq.visible.len();
+            let target = (app.dlq.selected as i64)
+                .saturating_add(delta)
+                .clamp(0, len.saturating_sub(1) as i64);
+            app.dlq.select(target as usize);
+            return;
+        }
         View::Alerts => (
             &mut app.alerts.selected,
             app.alerts.items.get().map_or(0, Vec::len),
@@ -475,7 +591,11 @@ pub(super) fn move_by(app: &mut App, delta: i64) {
             &mut app.audit.selected,
             app.audit.items.get().map_or(0, Vec::len),
         ),
-        View::Inspector { .. } | View::Diff { .. } | View::Record { .. } | View::Health => {
+        View::Record { .. } => (
+            &mut app.record_selected,
+            app.record.get().map_or(0, |(_, history)| history.len()),
+        ),
+        View::Inspector { .. } | View::Diff { .. } | View::Health => {
             let scroll = &mut app.inspector.scroll;
             *scroll = (i64::from(*scroll) + delta.clamp(-1000, 1000)).clamp(0, 10_000) as u16;
             return;
@@ -491,8 +611,21 @@ pub(super) fn move_by(app: &mut App, delta: i64) {
     }
 }
 
-/// Near the end of the cached runs: the next page over REST.
-pub fn more_runs(app: &mut App, visible_rows: usize) -> Option<Effect> {
+/// Near the end of the cached runs or audit entries: the next page over REST.
+pub fn more(app: &mut App, visible_rows: usize) -> Option<Effect> {
+    if app.view == View::Audit {
+        let len = app.audit.items.get().map_or(0, Vec::len);
+        if app.audit.selected + visible_rows < len {
+            return None;
+        }
+        let cursor = app.audit_cursor.take()?;
+        return Some(Effect::Request(Request::Audit {
+            cursor: Some(cursor),
+        }));
+    }
+    if app.view != View::Runs {
+        return None;
+    }
     let runs = &mut app.runs;
     let near_end = runs.selected + visible_rows >= runs.visible.len();
     match (&runs.next_cursor, near_end, runs.loading_more) {

@@ -6,14 +6,16 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::super::msg::{Effect, Request};
 use super::super::state::{App, Filter, Load, Overlay, Pending, View};
 use super::{confirmed, switch};
-use crate::wire::{BulkReplay, ReplayOn};
+use crate::wire::ReplayOn;
 
 pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     match &mut app.overlay {
         Overlay::None => Vec::new(),
         Overlay::Help | Overlay::Message { .. } => {
-            app.overlay = Overlay::None;
+            if !scroll(app, &key) {
+                app.overlay = Overlay::None;
+            }
             Vec::new()
         }
         Overlay::Command(input) | Overlay::Filter(input) => match key.code {
@@ -69,30 +71,30 @@ pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             _ => Vec::new(),
         },
         Overlay::Preview { plan, then } => match key.code {
-            // Switch between the failed runs' own versions and the latest published one.
-            KeyCode::Char('l') => {
+            // Switch between the failed runs' own versions and the latest published one, or
+            // take in the permanent failures held back.
+            KeyCode::Char(c @ ('l' | 'i')) => {
                 let Pending::Replay {
-                    ids,
-                    filter,
                     version,
+                    include_permanent,
+                    ..
                 } = then
                 else {
                     return Vec::new();
                 };
-                *version = match version {
-                    ReplayOn::Same => ReplayOn::Latest,
-                    ReplayOn::Latest => ReplayOn::Same,
-                };
+                if c == 'l' {
+                    *version = match version {
+                        ReplayOn::Same => ReplayOn::Latest,
+                        ReplayOn::Latest => ReplayOn::Same,
+                    };
+                } else {
+                    *include_permanent = !*include_permanent;
+                }
                 *plan = Load::Loading;
-                let bulk = BulkReplay {
-                    filter: filter.clone().unwrap_or_default(),
-                    version: *version,
-                    dry_run: true,
-                    all: ids.is_empty(),
-                    ids: ids.clone(),
-                    rate: None,
-                };
-                vec![Effect::Request(Request::Replay(Box::new(bulk)))]
+                then.bulk(true)
+                    .map(|b| Effect::Request(Request::Replay(Box::new(b))))
+                    .into_iter()
+                    .collect()
             }
             KeyCode::Char('y') | KeyCode::Char('Y') if matches!(plan, Load::Loaded(p) if p.count > 0) =>
             {
@@ -108,7 +110,10 @@ pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                 app.toast = Some(("replay cancelled; nothing changed".into(), false));
                 Vec::new()
             }
-            _ => Vec::new(),
+            _ => {
+                scroll(app, &key);
+                Vec::new()
+            }
         },
         Overlay::Reason { input, ids, .. } => match key.code {
             KeyCode::Esc => {
@@ -160,6 +165,21 @@ pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     }
 }
 
+/// Scrolls the open overlay on arrows, j/k and page keys; false for any other key.
+fn scroll(app: &mut App, key: &KeyEvent) -> bool {
+    let delta: i32 = match key.code {
+        KeyCode::Down | KeyCode::Char('j') => 1,
+        KeyCode::Up | KeyCode::Char('k') => -1,
+        KeyCode::PageDown | KeyCode::Char(' ') => 10,
+        KeyCode::PageUp => -10,
+        KeyCode::Home | KeyCode::Char('g') => -10_000,
+        KeyCode::End | KeyCode::Char('G') => 10_000,
+        _ => return false,
+    };
+    app.overlay_scroll = (i32::from(app.overlay_scroll) + delta).clamp(0, 2_000) as u16;
+    true
+}
+
 /// Filters as the user types.
 fn apply_filter(app: &mut App) {
     let Overlay::Filter(text) = &app.overlay else {
@@ -190,7 +210,7 @@ resolves once the failure rate drops.";
 
 /// The `:` commands, for completion.
 pub const COMMANDS: &[&str] = &[
-    "incident", "fix", "runs", "dlq", "health", "alerts", "wf", "audit", "record ", "quit",
+    "incident", "fix", "runs", "dlq", "health", "alerts", "wf", "audit", "run ", "record ", "quit",
 ];
 
 fn complete(text: &str) -> Option<&'static str> {

@@ -3,7 +3,7 @@
 use super::super::msg::{Effect, Reply, Request};
 use super::super::state::{App, Conn, Load, Overlay, View};
 use super::open_effects;
-use crate::wire::{EventKind, RunStatus, RunView, StreamMessage};
+use crate::wire::{DlqStatus, EventKind, RunStatus, RunView, StreamMessage};
 
 pub(super) fn replied(
     app: &mut App,
@@ -14,6 +14,9 @@ pub(super) fn replied(
         Ok(reply) => reply,
         Err(error) => return failed(app, &request, error),
     };
+    if app.conn == Conn::Live {
+        app.offline_since = None;
+    }
     match reply {
         Reply::Me(me) => {
             let since = me.seq;
@@ -46,7 +49,21 @@ pub(super) fn replied(
         Reply::Run(detail) => {
             app.runs.rows.insert(detail.run.id, detail.run.clone());
             if matches!(app.view, View::Inspector { run } if run == detail.run.id) {
+                let first_look = app.inspector.detail.get().is_none();
                 app.inspector.detail = Load::Loaded(*detail);
+                // A run opened fresh lands on its failing step (else its first).
+                if first_look {
+                    let steps = app.inspector.steps();
+                    let failing = app
+                        .inspector
+                        .detail
+                        .get()
+                        .and_then(|d| d.run.failed_step.as_deref());
+                    app.inspector.step = steps
+                        .iter()
+                        .position(|s| Some(s.step_id) == failing)
+                        .unwrap_or(0);
+                }
             } else if let Overlay::Editor { editor, .. } = &mut app.overlay {
                 let text = serde_json::to_string_pretty(&detail.run.trigger).unwrap_or_default();
                 **editor = tui_textarea::TextArea::from(text.lines().map(str::to_owned));
@@ -55,24 +72,49 @@ pub(super) fn replied(
         Reply::Dlq(entries) => app.dlq.entries = Load::Loaded(entries),
         Reply::Health(health) => app.health = Load::Loaded(*health),
         Reply::Alerts(alerts) => {
+            app.alerts.replace(alerts, |a| a.id);
             if let Some(id) = app.focus_alert.take() {
-                app.alerts.selected = alerts.iter().position(|a| a.id == id).unwrap_or(0);
+                let list = app
+                    .alerts
+                    .items
+                    .get()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                app.alerts.selected = list.iter().position(|a| a.id == id).unwrap_or(0);
             }
-            app.alerts.items = Load::Loaded(alerts);
         }
         Reply::Workflows(list) => {
             app.teams = list
                 .iter()
                 .map(|w| (w.key.clone(), w.team.clone()))
                 .collect();
-            app.workflows.items = Load::Loaded(list);
+            app.workflows.replace(list, |w| w.key.clone());
         }
         Reply::Versions(mut list) => {
             list.sort_by_key(|v| std::cmp::Reverse(v.version));
-            app.versions.items = Load::Loaded(list);
+            app.versions.replace(list, |v| v.version);
         }
-        Reply::Diff(diff) => app.diff = Load::Loaded(diff),
-        Reply::Audit(list) => app.audit.items = Load::Loaded(list),
+        Reply::Diff(diff) => {
+            // Open where the change is, two lines of context above it.
+            let first = diff.unified.lines().position(|l| {
+                (l.starts_with('+') || l.starts_with('-'))
+                    && !l.starts_with("+++")
+                    && !l.starts_with("---")
+            });
+            app.inspector.scroll = first.map_or(0, |at| at.saturating_sub(2)) as u16;
+            app.diff = Load::Loaded(diff);
+        }
+        Reply::Audit(page) => {
+            let older = matches!(request, Request::Audit { cursor: Some(_) });
+            match (older, app.audit.items.get().cloned()) {
+                (true, Some(mut list)) => {
+                    list.extend(page.items);
+                    app.audit.items = Load::Loaded(list);
+                }
+                _ => app.audit.replace(page.items, |e| e.id),
+            }
+            app.audit_cursor = page.next_cursor;
+        }
         Reply::Record(record, history) => app.record = Load::Loaded((*record, history)),
         Reply::Plan(plan) => {
             if let Overlay::Preview { plan: shown, .. } = &mut app.overlay {
@@ -88,7 +130,14 @@ pub(super) fn replied(
     Vec::new()
 }
 
+/// A request failed: say so, and keep what was cached on screen (marked stale by the view
+/// while the server is away) instead of replacing it with the error.
 fn failed(app: &mut App, request: &Request, error: String) -> Vec<Effect> {
+    fn keep<T>(load: &mut Load<T>, error: &str) {
+        if load.get().is_none() {
+            *load = Load::Failed(error.to_owned());
+        }
+    }
     match request {
         Request::Me if error.starts_with("unauthorized") => {
             app.me = Load::Failed(error.clone());
@@ -105,17 +154,18 @@ fn failed(app: &mut App, request: &Request, error: String) -> Vec<Effect> {
                 next_in_secs: 2,
                 error: error.clone(),
             };
+            app.offline_since.get_or_insert_with(chrono::Utc::now);
         }
         Request::Runs { .. } => app.runs.loading_more = false,
-        Request::Run(_) => app.inspector.detail = Load::Failed(error.clone()),
-        Request::Dlq => app.dlq.entries = Load::Failed(error.clone()),
-        Request::Health { .. } => app.health = Load::Failed(error.clone()),
-        Request::Alerts => app.alerts.items = Load::Failed(error.clone()),
-        Request::Workflows => app.workflows.items = Load::Failed(error.clone()),
-        Request::Versions(_) => app.versions.items = Load::Failed(error.clone()),
-        Request::Diff { .. } => app.diff = Load::Failed(error.clone()),
-        Request::Audit => app.audit.items = Load::Failed(error.clone()),
-        Request::Record(_) => app.record = Load::Failed(error.clone()),
+        Request::Run(_) => keep(&mut app.inspector.detail, &error),
+        Request::Dlq => keep(&mut app.dlq.entries, &error),
+        Request::Health { .. } => keep(&mut app.health, &error),
+        Request::Alerts => keep(&mut app.alerts.items, &error),
+        Request::Workflows => keep(&mut app.workflows.items, &error),
+        Request::Versions(_) => keep(&mut app.versions.items, &error),
+        Request::Diff { .. } => keep(&mut app.diff, &error),
+        Request::Audit { .. } => keep(&mut app.audit.items, &error),
+        Request::Record(_) => keep(&mut app.record, &error),
         Request::Replay(b) if b.dry_run => {
             if let Overlay::Preview { plan, .. } = &mut app.overlay {
                 *plan = Load::Failed(error.clone());
@@ -182,6 +232,8 @@ pub(super) fn streamed(app: &mut App, message: StreamMessage) -> Vec<Effect> {
             attempts: 0,
             error: None,
             failed_step: None,
+            dead_letter: None,
+            replayed_as: None,
         });
     }
     let Some(run) = app.runs.rows.get_mut(&run_id) else {
@@ -202,7 +254,14 @@ pub(super) fn streamed(app: &mut App, message: StreamMessage) -> Vec<Effect> {
             run.status = RunStatus::Queued;
             run.finished_at = None;
             run.error = None;
+            run.dead_letter = run.dead_letter.map(|_| DlqStatus::Retried);
         }
+        EventKind::DlqAdded => run.dead_letter = Some(DlqStatus::Open),
+        EventKind::DlqReplayed => {
+            run.dead_letter = Some(DlqStatus::Replayed);
+            run.replayed_as = event.data["replay_run"].as_i64();
+        }
+        EventKind::DlqDiscarded => run.dead_letter = Some(DlqStatus::Discarded),
         EventKind::RunSucceeded | EventKind::RunFailed | EventKind::RunCancelled => {
             run.status = match kind {
                 EventKind::RunSucceeded => RunStatus::Succeeded,

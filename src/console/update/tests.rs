@@ -67,6 +67,8 @@ fn run(id: i64, workflow: &str, status: RunStatus) -> RunView {
             status: None,
         }),
         failed_step: None,
+        dead_letter: None,
+        replayed_as: None,
     }
 }
 
@@ -104,6 +106,7 @@ fn keys(app: &mut App, text: &str) -> Vec<Effect> {
             "<space>" => vec![KeyCode::Char(' ')],
             "<bs>" => vec![KeyCode::Backspace],
             "<tab>" => vec![KeyCode::Tab],
+            "<down>" => vec![KeyCode::Down],
             _ => word.chars().map(KeyCode::Char).collect(),
         };
         for code in codes {
@@ -206,6 +209,8 @@ fn dlq_marks_ranges_and_replays_only_after_the_preview() {
                 records: vec![],
                 external_steps: vec![],
                 runs: vec![],
+                groups: vec![],
+                held_back: 0,
             })))),
         ),
     );
@@ -305,11 +310,15 @@ fn stream_events_move_the_explorer_without_requests() {
         .is_empty()
     );
     settle(&mut app);
+    assert_eq!(app.runs.visible[0], 31, "the newest run shows on top");
     assert_eq!(
         app.runs.selected_run().unwrap().id,
-        31,
-        "following shows the newest"
+        30,
+        "a new row never moves the selection off the run being read"
     );
+    let effects = keys(&mut app, "<enter>");
+    assert_eq!(requests(&effects), [&Request::Run(30)]);
+    keys(&mut app, "<esc>");
     update(
         &mut app,
         event(2, EventKind::RunStarted, serde_json::json!({})),
@@ -328,6 +337,31 @@ fn stream_events_move_the_explorer_without_requests() {
         (RunStatus::Failed, "HTTP 422")
     );
     assert_eq!(run.version, 2);
+    settle(&mut app);
+    let failed = app.runs.counts.get("failed").copied().unwrap_or(0);
+    update(
+        &mut app,
+        event(4, EventKind::DlqAdded, serde_json::json!({})),
+    );
+    update(
+        &mut app,
+        event(
+            5,
+            EventKind::DlqReplayed,
+            serde_json::json!({"dlq_id": 9, "replay_run": 32}),
+        ),
+    );
+    settle(&mut app);
+    let run = &app.runs.rows[&31];
+    assert_eq!(
+        (run.dead_letter, run.replayed_as),
+        (Some(DlqStatus::Replayed), Some(32))
+    );
+    assert_eq!(
+        app.runs.counts.get("failed").copied().unwrap_or(0),
+        failed - 1,
+        "the header counts open failures: a replayed one is handled"
+    );
 }
 
 #[test]
@@ -411,18 +445,18 @@ fn scrolling_near_the_end_of_the_cache_pages_over_rest() {
     let mut app = app(Role::Operator);
     app.runs.next_cursor = Some("c1".into());
     assert_eq!(
-        more_runs(&mut app, 20),
+        more(&mut app, 20),
         None,
         "the top of 30 runs is not near the end"
     );
     keys(&mut app, "G");
     assert_eq!(
-        more_runs(&mut app, 20),
+        more(&mut app, 20),
         Some(Effect::Request(Request::Runs {
             cursor: Some("c1".into())
         }))
     );
-    assert_eq!(more_runs(&mut app, 20), None, "one page at a time");
+    assert_eq!(more(&mut app, 20), None, "one page at a time");
     let page = crate::wire::Page {
         items: vec![run(0, "lead_routing", RunStatus::Succeeded)],
         next_cursor: None,
@@ -571,4 +605,179 @@ fn a_rejected_token_stops_the_retries_and_says_so() {
         [&Request::Me],
         "a dead server is asked again"
     );
+}
+
+#[test]
+fn nothing_acts_behind_the_too_small_notice_but_quit() {
+    let mut app = app(Role::Operator);
+    update(&mut app, Msg::Resize(70, 20));
+    let effects = keys(&mut app, "<enter> 2 : R");
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(app.view, View::Runs);
+    assert!(matches!(app.overlay, Overlay::None));
+    assert!(
+        command_run(&mut app, Command::Down).is_empty(),
+        "mouse wheel too"
+    );
+    assert_eq!(app.runs.selected, 0);
+    keys(&mut app, "q");
+    assert!(app.quit);
+    let mut app = self::app(Role::Operator);
+    update(&mut app, Msg::Resize(80, 24));
+    keys(&mut app, "2");
+    assert_eq!(app.view, View::Dlq, "80x24 is enough");
+}
+
+#[test]
+fn overlays_scroll_and_any_other_key_closes_them() {
+    let mut app = app(Role::Operator);
+    keys(&mut app, "? j j <down>");
+    assert!(matches!(app.overlay, Overlay::Help));
+    assert_eq!(app.overlay_scroll, 3);
+    keys(&mut app, "k");
+    assert_eq!(app.overlay_scroll, 2);
+    keys(&mut app, "x");
+    assert!(matches!(app.overlay, Overlay::None));
+    keys(&mut app, "?");
+    assert_eq!(app.overlay_scroll, 0, "a new overlay opens at its top");
+}
+
+#[test]
+fn one_key_clears_the_active_filter() {
+    let mut app = app(Role::Operator);
+    keys(&mut app, "/ b i g <enter>");
+    assert_eq!(app.runs.filter_text, "big");
+    assert_eq!(app.runs.visible.len(), 15);
+    keys(&mut app, "c");
+    assert_eq!(app.runs.filter_text, "");
+    assert_eq!(app.runs.visible.len(), 30);
+    assert!(app.toast.as_ref().unwrap().0.contains("cleared"));
+    keys(&mut app, "/ s i n c e : s o o n <enter>");
+    assert!(
+        app.runs
+            .filter
+            .error
+            .as_ref()
+            .unwrap()
+            .contains("since:soon")
+    );
+    keys(&mut app, "c / s i n c e : 1 h <enter>");
+    assert_eq!(
+        app.runs.visible.len(),
+        30,
+        "every run is from the last hour"
+    );
+}
+
+#[test]
+fn dead_letter_selection_and_ranges_follow_ids_not_rows() {
+    let mut app = app(Role::Operator);
+    keys(&mut app, "2 j j");
+    let chosen = app.dlq.selected_entry().unwrap().id;
+    let mut entries: Vec<DlqView> = std::iter::once(entry(9))
+        .chain((1..=5).map(entry))
+        .collect();
+    entries.sort_by_key(|e| e.id);
+    update(
+        &mut app,
+        Msg::Reply(Request::Dlq, Box::new(Ok(Reply::Dlq(entries)))),
+    );
+    assert_eq!(app.dlq.selected_entry().unwrap().id, chosen);
+
+    let mut app = self::app(Role::Operator);
+    keys(&mut app, "2 <space>");
+    let first = *app.dlq.marked.iter().next().unwrap();
+    // An entry arrives between the anchor and where the range ends.
+    let mut entries: Vec<DlqView> = (1..=5).map(entry).collect();
+    let mut late = entry(99);
+    late.workflow = "lead_routing".into();
+    entries.insert(2, late);
+    update(
+        &mut app,
+        Msg::Reply(Request::Dlq, Box::new(Ok(Reply::Dlq(entries)))),
+    );
+    keys(&mut app, "j j j V");
+    assert!(app.dlq.marked.contains(&first));
+    assert!(
+        !app.dlq.marked.contains(&99),
+        "the range never takes in what arrived after the anchor: {:?}",
+        app.dlq.marked
+    );
+    assert_eq!(app.dlq.marked.len(), 4, "{:?}", app.dlq.marked);
+}
+
+#[test]
+fn help_lists_only_what_the_screen_handles() {
+    let mut app = app(Role::Operator);
+    assert!(handles(&app, Command::Filter));
+    keys(&mut app, "4");
+    assert!(!handles(&app, Command::Filter), "no filter on alerts");
+    assert!(handles(&app, Command::Open));
+    keys(&mut app, "3");
+    assert!(!handles(&app, Command::Open), "nothing to open on health");
+    let effects = keys(&mut app, "/");
+    assert!(effects.is_empty() && matches!(app.overlay, Overlay::None));
+}
+
+#[test]
+fn the_replay_preview_holds_back_permanent_failures_until_asked() {
+    let mut app = app(Role::Operator);
+    keys(&mut app, "2");
+    let effects = keys(&mut app, "A");
+    let [Request::Replay(plan)] = requests(&effects)[..] else {
+        panic!("{effects:?}")
+    };
+    assert!(plan.dry_run && !plan.include_permanent);
+    let effects = keys(&mut app, "i");
+    let [Request::Replay(plan)] = requests(&effects)[..] else {
+        panic!("{effects:?}")
+    };
+    assert!(
+        plan.dry_run && plan.include_permanent,
+        "i asks again, with them"
+    );
+    keys(&mut app, "j");
+    assert_eq!(app.overlay_scroll, 1, "the preview scrolls");
+}
+
+#[test]
+fn a_failed_reload_keeps_the_cached_screen() {
+    let mut app = app(Role::Operator);
+    update(
+        &mut app,
+        Msg::Conn(Conn::Reconnecting {
+            attempt: 1,
+            next_in_secs: 2,
+            error: "down".into(),
+        }),
+    );
+    assert!(app.offline_since.is_some());
+    update(
+        &mut app,
+        Msg::Reply(
+            Request::Dlq,
+            Box::new(Err("cannot reach the server".into())),
+        ),
+    );
+    assert_eq!(app.dlq.entries.get().map(Vec::len), Some(5));
+    assert!(app.toast.as_ref().unwrap().1);
+    update(&mut app, Msg::Conn(Conn::Live));
+    assert!(app.offline_since.is_none());
+}
+
+#[test]
+fn a_replayed_run_links_to_its_replay_and_back() {
+    let mut app = app(Role::Operator);
+    let mut failed = run(3, "lead_routing", RunStatus::Failed);
+    failed.replayed_as = Some(31);
+    app.view = View::Inspector { run: 3 };
+    app.inspector.detail = Load::Loaded(crate::wire::RunDetail {
+        run: failed,
+        attempts: Vec::new(),
+    });
+    let effects = keys(&mut app, "]");
+    assert_eq!(app.view, View::Inspector { run: 31 });
+    assert_eq!(requests(&effects), [&Request::Run(31)]);
+    keys(&mut app, "[");
+    assert!(app.toast.as_ref().unwrap().0.contains("not a replay"));
 }

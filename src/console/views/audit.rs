@@ -2,13 +2,13 @@
 //! version, run, AI policy).
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::Rect;
 use ratatui::text::Span;
 
 use super::super::state::App;
 use super::super::theme::Theme;
 use super::clock;
-use super::lists::{Columns, list, loading};
+use super::lists::{Columns, col, list, loading};
 
 pub fn audit(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some(items) = app.audit.items.get() else {
@@ -41,16 +41,25 @@ pub fn audit(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         frame,
         area,
         Columns {
-            title: " Audit log ".into(),
-            header: vec!["AT", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REASON"],
-            widths: vec![
-                Constraint::Length(9),
-                Constraint::Length(20),
-                Constraint::Length(20),
-                Constraint::Length(20),
-                Constraint::Length(9),
-                Constraint::Min(5),
+            title: format!(
+                " Audit log · {} entries{} · {} ",
+                items.len(),
+                if app.audit_cursor.is_some() {
+                    ", older ones load as you scroll"
+                } else {
+                    ""
+                },
+                super::zone()
+            ),
+            cols: vec![
+                col("AT", 11, 9),
+                col("ACTOR", 20, 7),
+                col("ACTION", 20, 8),
+                col("TARGET", 20, 6),
+                col("OUTCOME", 9, 5),
             ],
+            last: "REASON",
+            last_min: 5,
         },
         rows,
         app.audit.selected,
@@ -74,12 +83,12 @@ pub fn record(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 vec![
                     Span::raw(clock(&c.at)),
                     Span::raw(c.field.clone()),
-                    Span::raw(format!("{} → {}", c.old, c.new)),
                     Span::raw(c.source.to_string()),
                     Span::raw(c.actor.clone()),
                     Span::raw(by),
                     Span::raw(c.run_id.map(|r| format!("run {r}")).unwrap_or_default()),
                     Span::styled(c.ai_policy_id.clone().unwrap_or_default(), theme.dim),
+                    Span::raw(format!("{} → {}", c.old, c.new)),
                 ],
                 theme.text,
             )
@@ -89,30 +98,24 @@ pub fn record(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         frame,
         area,
         Columns {
-            title: format!(" {} {} · field history ", record.object, record.id),
-            header: vec![
-                "AT",
-                "FIELD",
-                "CHANGE",
-                "SOURCE",
-                "ACTOR",
-                "WORKFLOW",
-                "RUN",
-                "AI POLICY",
+            title: format!(
+                " {} {} · field history · enter: the run that made the change ",
+                record.object, record.id
+            ),
+            cols: vec![
+                col("AT", 11, 9),
+                col("FIELD", 12, 8),
+                col("SOURCE", 8, 4),
+                col("ACTOR", 12, 3),
+                col("WORKFLOW", 16, 5),
+                col("RUN", 8, 7),
+                col("AI POLICY", 10, 2),
             ],
-            widths: vec![
-                Constraint::Length(9),
-                Constraint::Length(12),
-                Constraint::Min(16),
-                Constraint::Length(8),
-                Constraint::Length(12),
-                Constraint::Length(16),
-                Constraint::Length(8),
-                Constraint::Length(10),
-            ],
+            last: "CHANGE",
+            last_min: 16,
         },
         rows,
-        usize::MAX,
+        app.record_selected,
         theme,
     );
 }

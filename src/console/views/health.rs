@@ -8,8 +8,8 @@ use ratatui::widgets::Sparkline;
 
 use super::super::state::App;
 use super::super::theme::Theme;
-use super::lists::{Columns, framed, list, loading};
-use super::{clock, short_duration};
+use super::lists::{Columns, col, framed, list, loading};
+use super::{ago, short_duration};
 
 pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some(health) = app.health.get() else {
@@ -154,7 +154,7 @@ pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 vec![
                     Span::raw(r.count.to_string()),
                     Span::raw(r.workflow.clone()),
-                    Span::raw(format!("{}–{}", clock(&r.first_seen), clock(&r.last_seen))),
+                    Span::raw(format!("{}–{}", ago(&r.first_seen), ago(&r.last_seen))),
                     Span::styled(r.signature.clone(), theme.error),
                 ],
                 theme.text,
@@ -166,13 +166,13 @@ pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         reasons,
         Columns {
             title: " Top failure reasons ".into(),
-            header: vec!["COUNT", "WORKFLOW", "FIRST–LAST SEEN", "SIGNATURE"],
-            widths: vec![
-                Constraint::Length(6),
-                Constraint::Length(20),
-                Constraint::Length(23),
-                Constraint::Min(10),
+            cols: vec![
+                col("COUNT", 6, 9),
+                col("WORKFLOW", 20, 8),
+                col("FIRST–LAST SEEN", 17, 5),
             ],
+            last: "SIGNATURE",
+            last_min: super::lists::ERROR_MIN,
         },
         rows,
         usize::MAX,

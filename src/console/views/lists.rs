@@ -2,14 +2,14 @@
 //! helper the others share.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 
 use super::super::state::{App, Grouping, Load};
 use super::super::theme::Theme;
-use super::{clock, placeholder};
+use super::{ago, clock, datetime, placeholder};
 use crate::wire::AlertState;
 
 pub(super) fn framed<'a>(title: String, theme: &Theme) -> Block<'a> {
@@ -19,14 +19,48 @@ pub(super) fn framed<'a>(title: String, theme: &Theme) -> Block<'a> {
         .title(Span::styled(title, theme.title))
 }
 
-/// A table's title, column headers and widths.
-pub(super) struct Columns {
-    pub title: String,
-    pub header: Vec<&'static str>,
-    pub widths: Vec<Constraint>,
+/// A column: its header, its width and how much it matters (a higher `keep` stays longer
+/// when the screen is narrow).
+pub(super) struct Col {
+    pub header: &'static str,
+    pub width: u16,
+    pub keep: u8,
 }
 
-/// A table of rows with one selected, scrolled so the selection shows.
+pub(super) const fn col(header: &'static str, width: u16, keep: u8) -> Col {
+    Col {
+        header,
+        width,
+        keep,
+    }
+}
+
+/// Which of `cols` fit in `width` beside a last column of at least `last_min` (the error,
+/// the name): the least important go first. Answers the kept columns' indices, in order.
+pub(super) fn fit(cols: &[Col], width: u16, last_min: u16) -> Vec<usize> {
+    let mut kept: Vec<usize> = (0..cols.len()).collect();
+    let need =
+        |kept: &[usize]| -> u16 { kept.iter().map(|i| cols[*i].width + 1).sum::<u16>() + last_min };
+    while need(&kept) > width {
+        let Some(at) = (0..kept.len()).min_by_key(|at| cols[kept[*at]].keep) else {
+            break;
+        };
+        kept.remove(at);
+    }
+    kept
+}
+
+/// A table's title and columns; the last column takes what is left, at least `last_min`.
+pub(super) struct Columns {
+    pub title: String,
+    pub cols: Vec<Col>,
+    pub last: &'static str,
+    pub last_min: u16,
+}
+
+/// A table of rows with one selected, scrolled so the selection shows. Each row has a cell
+/// per column and one for the last; columns that do not fit are left out, least important
+/// first.
 pub(super) fn list(
     frame: &mut Frame<'_>,
     area: Rect,
@@ -37,30 +71,45 @@ pub(super) fn list(
 ) {
     let Columns {
         title,
-        header,
-        widths,
+        cols,
+        last,
+        last_min,
     } = columns;
     let block = framed(title, theme);
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    let kept = fit(&cols, inner.width, last_min);
     let height = inner.height.saturating_sub(1) as usize;
     let offset = match selected {
         usize::MAX => 0,
         selected => selected.saturating_sub(height.saturating_sub(1)),
     };
-    let rows = rows
-        .into_iter()
-        .enumerate()
-        .skip(offset)
-        .take(height)
-        .map(|(i, (cells, style))| {
-            let row = Row::new(cells);
-            if i == selected {
-                row.style(theme.selection)
-            } else {
-                row.style(style)
-            }
-        });
+    let rows =
+        rows.into_iter()
+            .enumerate()
+            .skip(offset)
+            .take(height)
+            .map(|(i, (mut cells, style))| {
+                let last_cell = cells.pop().unwrap_or_default();
+                let mut shown: Vec<Span<'static>> = kept
+                    .iter()
+                    .map(|k| cells.get(*k).cloned().unwrap_or_default())
+                    .collect();
+                shown.push(last_cell);
+                let row = Row::new(shown);
+                if i == selected {
+                    row.style(theme.selection)
+                } else {
+                    row.style(style)
+                }
+            });
+    let mut header: Vec<&str> = kept.iter().map(|k| cols[*k].header).collect();
+    header.push(last);
+    let mut widths: Vec<Constraint> = kept
+        .iter()
+        .map(|k| Constraint::Length(cols[*k].width))
+        .collect();
+    widths.push(Constraint::Min(last_min));
     frame.render_widget(
         Table::new(rows, widths)
             .header(Row::new(header).style(theme.header))
@@ -82,6 +131,25 @@ pub(super) fn loading<T>(
     frame.render_widget(placeholder(load, theme), inner);
 }
 
+/// The error column keeps at least this many characters at 80 columns: the cause shows.
+pub(super) const ERROR_MIN: u16 = 30;
+
+/// ` /filter (c clears)` for a title, or nothing without a filter.
+pub(super) fn filter_mark(text: &str, app: &App) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
+    let clear = app
+        .keymap
+        .chord_for(
+            app.view.context(),
+            crate::console::keymap::Command::ClearFilter,
+        )
+        .map(|c| format!(" ({c} clears)"))
+        .unwrap_or_default();
+    format!(" /{text}{clear}")
+}
+
 pub fn dlq(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some(entries) = app.dlq.entries.get() else {
         return loading(frame, area, "Dead letters", &app.dlq.entries, theme);
@@ -101,7 +169,7 @@ pub fn dlq(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 Span::raw(format!("{}@{}", e.workflow, e.version)),
                 Span::raw(e.record_id.map(|r| format!("rec {r}")).unwrap_or_default()),
                 Span::raw(e.step_id.clone()),
-                Span::raw(clock(&e.created_at)),
+                Span::raw(ago(&e.created_at)),
                 Span::styled(
                     e.error.message.lines().next().unwrap_or("").to_owned(),
                     theme.error,
@@ -110,11 +178,7 @@ pub fn dlq(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             (cells, if marked { theme.marked } else { theme.text })
         })
         .collect();
-    let filter = if app.dlq.filter_text.is_empty() {
-        String::new()
-    } else {
-        format!(" /{}", app.dlq.filter_text)
-    };
+    let filter = filter_mark(&app.dlq.filter_text, app);
     let grouping = match app.dlq.group {
         Grouping::None => String::new(),
         Grouping::Workflow => " · grouped by workflow".into(),
@@ -131,19 +195,17 @@ pub fn dlq(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         area,
         Columns {
             title,
-            header: vec![
-                "", "ENTRY", "RUN", "WORKFLOW", "RECORD", "STEP", "SINCE", "ERROR",
+            cols: vec![
+                col("", 1, 9),
+                col("ENTRY", 6, 4),
+                col("RUN", 7, 3),
+                col("WORKFLOW", 20, 8),
+                col("RECORD", 8, 2),
+                col("STEP", 12, 7),
+                col("SINCE", 7, 5),
             ],
-            widths: vec![
-                Constraint::Length(1),
-                Constraint::Length(6),
-                Constraint::Length(7),
-                Constraint::Length(20),
-                Constraint::Length(8),
-                Constraint::Length(12),
-                Constraint::Length(11),
-                Constraint::Min(10),
-            ],
+            last: "ERROR",
+            last_min: ERROR_MIN,
         },
         rows,
         app.dlq.selected,
@@ -155,6 +217,7 @@ pub fn alerts(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some(alerts) = app.alerts.items.get() else {
         return loading(frame, area, "Alerts", &app.alerts.items, theme);
     };
+    let [table, detail] = Layout::vertical([Constraint::Min(4), Constraint::Length(7)]).areas(area);
     let rows = alerts
         .iter()
         .map(|a| {
@@ -177,7 +240,7 @@ pub fn alerts(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                     Span::raw(a.severity.clone()),
                     Span::raw(a.rule.clone()),
                     Span::raw(a.workflow.clone()),
-                    Span::raw(clock(&a.fired_at.unwrap_or(a.opened_at))),
+                    Span::raw(ago(&a.fired_at.unwrap_or(a.opened_at))),
                     Span::styled(note, theme.dim),
                 ],
                 theme.text,
@@ -186,23 +249,80 @@ pub fn alerts(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         .collect();
     list(
         frame,
-        area,
+        table,
         Columns {
             title: format!(" Alerts · {} firing ", app.firing().len()),
-            header: vec!["STATE", "ID", "SEVERITY", "RULE", "WORKFLOW", "SINCE", ""],
-            widths: vec![
-                Constraint::Length(9),
-                Constraint::Length(5),
-                Constraint::Length(9),
-                Constraint::Length(18),
-                Constraint::Length(20),
-                Constraint::Length(9),
-                Constraint::Min(5),
+            cols: vec![
+                col("STATE", 9, 9),
+                col("ID", 5, 6),
+                col("SEVERITY", 9, 3),
+                col("RULE", 18, 8),
+                col("WORKFLOW", 20, 7),
+                col("SINCE", 8, 5),
             ],
+            last: "",
+            last_min: 8,
         },
         rows,
         app.alerts.selected,
         theme,
+    );
+    alert_detail(frame, detail, alerts.get(app.alerts.selected), app, theme);
+}
+
+/// What Slack says about the selected alert: how bad, the top error, since when, and the
+/// way to its failed runs.
+fn alert_detail(
+    frame: &mut Frame<'_>,
+    area: Rect,
+    alert: Option<&crate::wire::AlertView>,
+    app: &App,
+    theme: &Theme,
+) {
+    let block = framed(" Alert ".into(), theme);
+    let Some(a) = alert else {
+        frame.render_widget(block, area);
+        return;
+    };
+    let since = a.fired_at.unwrap_or(a.opened_at);
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(
+                format!("{} {} ", a.severity.to_uppercase(), a.state),
+                theme.title,
+            ),
+            Span::styled(format!("`{}` on {}: ", a.rule, a.workflow), theme.text),
+            Span::styled(a.summary(), theme.text),
+        ]),
+        Line::styled(
+            format!(
+                "since {} ({}){}",
+                datetime(&since),
+                ago(&since),
+                a.resolved_at
+                    .map(|at| format!(" · resolved {}", ago(&at)))
+                    .unwrap_or_default()
+            ),
+            theme.dim,
+        ),
+    ];
+    if let Some(top) = a.top_error() {
+        lines.push(Line::from(vec![
+            Span::styled("top error: ", theme.header),
+            Span::styled(top, theme.error),
+        ]));
+    }
+    let open = app
+        .keymap
+        .chord_for(app.view.context(), crate::console::keymap::Command::Open)
+        .map(|c| format!("{c}: its failed runs"))
+        .unwrap_or_default();
+    lines.push(Line::styled(open, theme.key_hint));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .block(block),
+        area,
     );
 }
 
@@ -237,15 +357,15 @@ pub fn workflows(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         area,
         Columns {
             title: " Workflows ".into(),
-            header: vec!["KEY", "TEAM", "PUBLISHED", "LATEST", "", "NAME"],
-            widths: vec![
-                Constraint::Length(22),
-                Constraint::Length(12),
-                Constraint::Length(9),
-                Constraint::Length(7),
-                Constraint::Length(6),
-                Constraint::Min(10),
+            cols: vec![
+                col("KEY", 22, 9),
+                col("TEAM", 12, 5),
+                col("PUBLISHED", 9, 8),
+                col("LATEST", 7, 7),
+                col("", 6, 6),
             ],
+            last: "NAME",
+            last_min: 10,
         },
         rows,
         app.workflows.selected,
@@ -267,7 +387,7 @@ pub fn versions(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                         if v.published { "published" } else { "" }.to_owned(),
                         theme.run_succeeded,
                     ),
-                    Span::raw(clock(&v.created_at)),
+                    Span::raw(ago(&v.created_at)),
                     Span::raw(v.created_by.clone()),
                 ],
                 theme.text,
@@ -279,13 +399,9 @@ pub fn versions(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         area,
         Columns {
             title: " Versions (d diff with the previous, B roll back to the selected) ".into(),
-            header: vec!["VERSION", "", "CREATED", "BY"],
-            widths: vec![
-                Constraint::Length(8),
-                Constraint::Length(10),
-                Constraint::Length(12),
-                Constraint::Min(10),
-            ],
+            cols: vec![col("VERSION", 8, 9), col("", 10, 8), col("CREATED", 8, 7)],
+            last: "BY",
+            last_min: 10,
         },
         rows,
         app.versions.selected,
@@ -312,7 +428,14 @@ pub fn diff(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         .collect();
     frame.render_widget(
         Paragraph::new(lines)
-            .block(framed(format!(" v{} → v{} ", diff.from, diff.to), theme))
+            .block(framed(
+                format!(
+                    " v{} → v{} · opened at the first change ",
+                    diff.from, diff.to
+                ),
+                theme,
+            ))
+            .wrap(ratatui::widgets::Wrap { trim: false })
             .scroll((app.inspector.scroll, 0)),
         area,
     );

@@ -27,7 +27,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
     let area = frame.area();
     if area.width < MIN.0 || area.height < MIN.1 {
         let text = format!(
-            "The terminal is {}x{}; the console needs at least {}x{}.",
+            "The terminal is {}x{}; the console needs at least {}x{}. Enlarge it (keys wait until then; q quits).",
             area.width, area.height, MIN.0, MIN.1
         );
         frame.render_widget(
@@ -38,13 +38,20 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
         );
         return;
     }
-    let [header, body, status] = Layout::vertical([
+    let banner = banner(app);
+    let message = message_lines(app, area.width);
+    let [header, banner_area, body, message_area, status] = Layout::vertical([
         Constraint::Length(1),
+        Constraint::Length(u16::from(banner.is_some())),
         Constraint::Min(1),
+        Constraint::Length(message.len() as u16),
         Constraint::Length(1),
     ])
     .areas(area);
     draw_header(frame, header, app, theme);
+    if let Some(text) = banner {
+        frame.render_widget(Paragraph::new(text).style(theme.warning), banner_area);
+    }
     match &app.view {
         View::Runs => runs::table(frame, body, app, theme),
         View::Inspector { .. } => runs::inspector(frame, body, app, theme),
@@ -57,8 +64,65 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
         View::Audit => audit::audit(frame, body, app, theme),
         View::Record { .. } => audit::record(frame, body, app, theme),
     }
+    if let Some((_, is_error)) = &app.toast {
+        let style = if *is_error { theme.error } else { theme.text };
+        frame.render_widget(
+            Paragraph::new(message).style(style.patch(theme.status_bar)),
+            message_area,
+        );
+    }
     draw_status(frame, status, app, theme);
     overlays::draw(frame, body, app, theme);
+}
+
+/// Most lines an action's message takes above the status bar.
+const MESSAGE_LINES: usize = 3;
+
+/// The last outcome or refusal, wrapped to the screen's width (at most [`MESSAGE_LINES`]
+/// lines, the last one ending in `…` if it had to be cut).
+fn message_lines(app: &App, width: u16) -> Vec<Line<'static>> {
+    let Some((text, _)) = &app.toast else {
+        return Vec::new();
+    };
+    let width = usize::from(width.saturating_sub(2)).max(10);
+    let chars: Vec<char> = format!("» {text}").chars().collect();
+    let mut lines: Vec<String> = chars
+        .chunks(width)
+        .map(|c| c.iter().collect::<String>())
+        .collect();
+    if lines.len() > MESSAGE_LINES {
+        lines.truncate(MESSAGE_LINES);
+        if let Some(last) = lines.last_mut() {
+            last.pop();
+            last.push('…');
+        }
+    }
+    lines.into_iter().map(Line::from).collect()
+}
+
+/// While the server is away or refuses the token: what the screens show and how old it is.
+fn banner(app: &App) -> Option<String> {
+    match (&app.conn, app.offline_since) {
+        (Conn::Rejected(_), _) => {
+            Some(" ✕ token rejected: nothing loads until it changes (--token / ACP_TOKEN)".into())
+        }
+        (Conn::Live, _) | (_, None) => None,
+        (_, Some(since)) => {
+            let cached = app.runs.loaded || app.me.get().is_some();
+            Some(if cached {
+                format!(
+                    " ✕ offline: showing what was cached {} ({}); changes disabled",
+                    ago(&since),
+                    clock(&since)
+                )
+            } else {
+                format!(
+                    " ✕ cannot reach {}: retrying; nothing is known yet",
+                    app.server
+                )
+            })
+        }
+    }
 }
 
 fn draw_header(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
@@ -178,18 +242,10 @@ fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         (super::state::Load::Loaded(me), false) => format!("{} ({})", me.name, me.role),
         _ => "…".to_owned(),
     };
-    let mut spans = vec![
+    let spans = vec![
         Span::styled(format!(" {conn} "), conn_style.patch(theme.status_bar)),
         Span::styled(format!("│ {role} │ {} ", app.server), theme.status_bar),
     ];
-    match &app.toast {
-        Some((text, true)) => spans.push(Span::styled(
-            format!("│ {text} "),
-            theme.error.patch(theme.status_bar),
-        )),
-        Some((text, false)) => spans.push(Span::styled(format!("│ {text} "), theme.status_bar)),
-        None => {}
-    }
     let hint = format!(" {}  ", hints(app));
     let hint_width = hint.chars().count() as u16;
     let [left, right] =
@@ -205,7 +261,8 @@ fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     );
 }
 
-/// The few keys worth knowing on this screen, from the active keymap.
+/// The few keys worth knowing on this screen, from the active keymap (only those that do
+/// something here).
 fn hints(app: &App) -> String {
     use super::keymap::Command;
     let context = app.view.context();
@@ -220,6 +277,7 @@ fn hints(app: &App) -> String {
         (Command::Back, "back"),
     ]
     .into_iter()
+    .filter(|(command, _)| super::update::handles(app, *command))
     .filter_map(|(command, label)| chord(command).map(|c| format!("{c} {label}")))
     .collect::<Vec<_>>()
     .join("  ")
@@ -260,6 +318,39 @@ pub fn short_duration(ms: i64) -> String {
 
 /// Times are shown in UTC instead of the viewer's zone (`acp console --utc`).
 pub static UTC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// "Now" for relative times, in Unix milliseconds; 0 means the real clock (snapshot tests
+/// set a fixed moment).
+pub static NOW_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    match NOW_MS.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => chrono::Utc::now(),
+        ms => chrono::DateTime::from_timestamp_millis(ms).unwrap_or_else(chrono::Utc::now),
+    }
+}
+
+/// How long ago, in at most 8 columns: `now`, `42s ago`, `12m ago`, `3h ago`, `5d ago`.
+pub fn ago(at: &chrono::DateTime<chrono::Utc>) -> String {
+    let secs = (now() - *at).num_seconds();
+    match secs {
+        ..5 => "now".into(),
+        5..60 => format!("{secs}s ago"),
+        60..3600 => format!("{}m ago", secs / 60),
+        3600..86_400 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86_400),
+    }
+}
+
+/// The full date and time with its zone, `2026-11-30 21:04:05 +01:00`, for the inspector.
+pub fn datetime(at: &chrono::DateTime<chrono::Utc>) -> String {
+    if UTC.load(std::sync::atomic::Ordering::Relaxed) {
+        return at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    }
+    at.with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S %:z")
+        .to_string()
+}
 
 /// `21:04:05` today, `11-28 21:04` otherwise, in the viewer's time zone (`TZ`) or UTC; the
 /// tables' titles name the zone ([`zone`]).

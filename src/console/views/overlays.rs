@@ -21,9 +21,17 @@ pub fn draw(frame: &mut Frame<'_>, body: Rect, app: &App, theme: &Theme) {
                 .lines()
                 .map(|l| Line::styled(l.to_owned(), theme.text))
                 .collect();
-            let height =
-                (text.len() as u16 / 70 + text.lines().count() as u16 + 3).min(body.height);
-            boxed(frame, body, title, lines, 76, height, theme);
+            let footer = Line::styled("↑↓ scroll · any other key closes", theme.key_hint);
+            scrolled(
+                frame,
+                body,
+                title,
+                lines,
+                footer,
+                76,
+                app.overlay_scroll,
+                theme,
+            );
         }
         Overlay::Command(input) => {
             let matches: Vec<&str> = COMMANDS
@@ -38,12 +46,16 @@ pub fn draw(frame: &mut Frame<'_>, body: Rect, app: &App, theme: &Theme) {
                 theme,
             );
         }
-        Overlay::Filter(input) => line(
-            frame,
-            body,
-            format!("/{input}▏  (status:failed wf:KEY team:NAME, Enter keeps it, Esc closes)"),
-            theme,
-        ),
+        Overlay::Filter(input) => {
+            let filter = match app.view {
+                super::super::state::View::Dlq => &app.dlq.filter,
+                _ => &app.runs.filter,
+            };
+            let help = filter.error.clone().unwrap_or_else(|| {
+                "status:failed wf:KEY team:NAME since:1h · enter keeps · ctrl-u clears".into()
+            });
+            line(frame, body, format!("/{input}▏  ({help})"), theme)
+        }
         Overlay::Confirm { question, .. } => {
             let text = vec![
                 Line::styled(question.clone(), theme.text),
@@ -71,7 +83,14 @@ pub fn draw(frame: &mut Frame<'_>, body: Rect, app: &App, theme: &Theme) {
                 } => "on the latest published version (l: on each run's own version)",
                 _ => "on each failed run's own version (l: on the latest published version)",
             };
-            preview(frame, body, plan, on, theme)
+            let include = matches!(
+                then,
+                Pending::Replay {
+                    include_permanent: true,
+                    ..
+                }
+            );
+            preview(frame, body, plan, on, include, app.overlay_scroll, theme)
         }
         Overlay::Editor { dlq, editor, error } => {
             let area = centered(
@@ -138,14 +157,62 @@ fn boxed(
     );
 }
 
+/// A box of `lines` scrolled by `scroll` with `footer` (its keys) always on its last line;
+/// the title says when more is above or below.
+#[allow(clippy::too_many_arguments)]
+fn scrolled(
+    frame: &mut Frame<'_>,
+    body: Rect,
+    title: &str,
+    lines: Vec<Line<'_>>,
+    footer: Line<'_>,
+    width: u16,
+    scroll: u16,
+    theme: &Theme,
+) {
+    let inner_width = usize::from(width.min(body.width).saturating_sub(2)).max(1);
+    // Lines as they wrap, so the box is as tall as its text and scrolling stops at the end.
+    let rows: usize = lines
+        .iter()
+        .map(|l| l.width().div_ceil(inner_width).max(1))
+        .sum();
+    let height = (rows as u16 + 3).min(body.height);
+    let area = centered(body, width, height);
+    let visible = usize::from(height.saturating_sub(3));
+    let scroll = usize::from(scroll).min(rows.saturating_sub(visible));
+    let more = match (scroll > 0, scroll + visible < rows) {
+        (true, true) => " ↑↓ more ",
+        (true, false) => " ↑ more ",
+        (false, true) => " ↓ more ",
+        (false, false) => "",
+    };
+    frame.render_widget(Clear, area);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border_focus)
+        .title(Span::styled(title.to_owned(), theme.title))
+        .title_bottom(Span::styled(more, theme.dim));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [text, keys] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll as u16, 0)),
+        text,
+    );
+    frame.render_widget(Paragraph::new(footer), keys);
+}
+
 fn help(frame: &mut Frame<'_>, body: Rect, app: &App, theme: &Theme) {
     let context = app.view.context();
     let read_only = app.read_only();
-    let lines: Vec<Line<'_>> = app
+    let mut lines: Vec<Line<'_>> = app
         .keymap
         .help(context)
         .into_iter()
         .filter(|(command, _)| !(read_only && command.mutates()))
+        .filter(|(command, _)| super::super::update::handles(app, *command))
         .map(|(command, chords)| {
             let keys: Vec<String> = chords.iter().map(ToString::to_string).collect();
             Line::from(vec![
@@ -154,24 +221,95 @@ fn help(frame: &mut Frame<'_>, body: Rect, app: &App, theme: &Theme) {
             ])
         })
         .collect();
-    let height = (lines.len() as u16 + 2).min(body.height);
+    lines.push(Line::default());
+    lines.push(Line::styled("commands (after :)", theme.header));
+    for (command, what) in COMMAND_HELP {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{command:>18}  "), theme.key_hint),
+            Span::styled(*what, theme.text),
+        ]));
+    }
+    lines.push(Line::default());
+    lines.push(Line::styled("legend", theme.header));
+    for (symbol, what) in LEGEND {
+        lines.push(Line::from(vec![
+            Span::styled(format!("{symbol:>18}  "), theme.key_hint),
+            Span::styled(*what, theme.text),
+        ]));
+    }
     let title = format!(
-        " Keys: {} ({} keymap{}) · any key closes ",
+        " Keys: {} ({} keymap{}) ",
         app.view.crumb(),
         app.keymap.name,
         if read_only { ", read-only" } else { "" }
     );
-    boxed(frame, body, &title, lines, 76, height, theme);
+    let footer = Line::styled("↑↓ scroll · any other key closes", theme.key_hint);
+    scrolled(
+        frame,
+        body,
+        &title,
+        lines,
+        footer,
+        76,
+        app.overlay_scroll,
+        theme,
+    );
 }
 
+/// Every `:` command with its argument.
+const COMMAND_HELP: &[(&str, &str)] = &[
+    (":runs  :r", "the run explorer"),
+    (":dlq  :d", "dead letters"),
+    (":health [TEAM]", "health, of one team if named"),
+    (":alerts  :a", "alerts"),
+    (":wf", "workflows and their versions"),
+    (":audit", "the audit log"),
+    (":run ID", "open run ID in the inspector"),
+    (":record ID", "the field history of record ID"),
+    (
+        ":incident",
+        "the demo's incident and how to triage it (acp demo)",
+    ),
+    (":fix", "end the demo's incident (acp demo)"),
+    (":quit  :q", "quit"),
+];
+
+/// What the symbols mean (the same without colour).
+const LEGEND: &[(&str, &str)] = &[
+    ("· ▶ … ↻", "queued, running, waiting, retrying"),
+    ("✓ ✗ ⊘", "succeeded, failed, cancelled"),
+    (
+        "↻ as #N",
+        "a failed run whose dead letter was replayed as run N",
+    ),
+    ("replay of #N", "a replay (or re-run) of run N"),
+    ("●", "a marked dead letter"),
+    (
+        "█ (steps)",
+        "how long each step's last attempt took, to scale",
+    ),
+    (
+        "▁▃▅ (health)",
+        "runs and failures per interval of the window",
+    ),
+    (
+        "? (header)",
+        "a count not known (not loaded, or the server is away)",
+    ),
+];
+
+#[allow(clippy::too_many_arguments)]
 fn preview(
     frame: &mut Frame<'_>,
     body: Rect,
     plan: &Load<crate::wire::ReplayPlan>,
     on: &str,
+    include_permanent: bool,
+    scroll: u16,
     theme: &Theme,
 ) {
     let mut text: Vec<Line<'_>> = Vec::new();
+    let mut footer = Line::styled("n / esc: cancel", theme.key_hint);
     match plan {
         Load::Idle | Load::Loading => text.push(Line::styled(
             "asking the server what would happen…",
@@ -186,21 +324,40 @@ fn preview(
                 format!(
                     "{} run(s) would start, on {}",
                     plan.count,
-                    plan.workflows.join(", ")
+                    if plan.workflows.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        plan.workflows.join(", ")
+                    }
                 ),
                 theme.title,
             ));
             text.push(Line::styled(on.to_owned(), theme.text));
-            if !plan.records.is_empty() {
-                let records: Vec<String> = plan
-                    .records
-                    .iter()
-                    .take(12)
-                    .map(ToString::to_string)
-                    .collect();
+            text.push(Line::default());
+            text.push(Line::styled("the entries, by error:", theme.header));
+            for group in &plan.groups {
+                let (mark, style, note) = if group.replayed {
+                    ("✓", theme.text, "")
+                } else {
+                    (
+                        "–",
+                        theme.dim,
+                        " (held back: permanent, would fail again; i includes)",
+                    )
+                };
+                text.push(Line::from(vec![
+                    Span::styled(
+                        format!("  {mark} {:>4} × {} ", group.count, group.class),
+                        style,
+                    ),
+                    Span::styled(group.signature.clone(), style),
+                    Span::styled(note, theme.warning),
+                ]));
+            }
+            if include_permanent {
                 text.push(Line::styled(
-                    format!("records: {}", records.join(", ")),
-                    theme.text,
+                    "  permanent failures included (i holds them back again)",
+                    theme.warning,
                 ));
             }
             text.push(Line::default());
@@ -234,25 +391,40 @@ fn preview(
             if plan.external_steps.is_empty() {
                 text.push(Line::styled("  none", theme.dim));
             }
-            text.push(Line::default());
-            text.push(Line::styled(
+            if !plan.records.is_empty() {
+                text.push(Line::default());
+                let records: Vec<String> = plan.records.iter().map(ToString::to_string).collect();
+                text.push(Line::styled(
+                    format!("records ({}): {}", plan.records.len(), records.join(", ")),
+                    theme.text,
+                ));
+            }
+            let held = if plan.held_back > 0 || include_permanent {
+                " · i: include/hold back permanent"
+            } else {
+                ""
+            };
+            footer = Line::styled(
                 if plan.count > 0 {
-                    "y: replay    n / Esc: cancel"
+                    format!(
+                        "y: replay {} · l: version{held} · n / esc: cancel",
+                        plan.count
+                    )
                 } else {
-                    "nothing to replay · Esc: close"
+                    format!("nothing to replay{held} · esc: close")
                 },
                 theme.key_hint,
-            ));
+            );
         }
     }
-    let height = (text.len() as u16 + 2).min(body.height);
-    boxed(
+    scrolled(
         frame,
         body,
         " Replay preview (dry run) ",
         text,
+        footer,
         96,
-        height,
+        scroll,
         theme,
     );
 }

@@ -6,10 +6,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Wrap};
 
 use super::super::highlight;
-use super::super::state::{App, duration_ms, glyph};
+use super::super::keymap::Command;
+use super::super::state::{App, Conn, StepSummary, duration_ms, glyph};
 use super::super::theme::Theme;
-use super::{clock, placeholder, short_duration};
-use crate::wire::{AttemptStatus, RunStatus};
+use super::lists::{ERROR_MIN, col, filter_mark, fit};
+use super::{ago, clock, datetime, placeholder, short_duration};
+use crate::wire::{AttemptStatus, DlqStatus, RunStatus, RunView, TriggerKind};
 
 pub fn status_style(status: RunStatus, theme: &Theme) -> ratatui::style::Style {
     match status {
@@ -26,18 +28,19 @@ pub fn status_style(status: RunStatus, theme: &Theme) -> ratatui::style::Style {
 pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let runs = &app.runs;
     let mode = if runs.follow { "following" } else { "paused" };
-    let filter = if runs.filter_text.is_empty() {
-        String::new()
-    } else {
-        format!(" /{}", runs.filter_text)
-    };
-    let title = format!(
-        " Runs {}/{} · {mode} · sort {}{filter} · {} ",
-        runs.visible.len(),
-        runs.rows.len(),
-        runs.sort.label(),
-        super::zone()
-    );
+    let filter = filter_mark(&runs.filter_text, app);
+    // The title keeps what matters most when it must shorten: the counts and the filter.
+    let mut title = format!(" Runs {}/{}{filter} ", runs.visible.len(), runs.rows.len());
+    let room = usize::from(area.width.saturating_sub(4));
+    for part in [
+        format!("· {mode} "),
+        format!("· sort {} ↓ ", runs.sort.label()),
+        format!("· {} ", super::zone()),
+    ] {
+        if title.chars().count() + part.chars().count() <= room {
+            title.push_str(&part);
+        }
+    }
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.border)
@@ -45,15 +48,32 @@ pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if runs.visible.is_empty() {
-        let text = if runs.loaded {
-            "no runs match"
-        } else {
-            "loading runs…"
+        let text = match (&app.conn, runs.loaded) {
+            (_, true) => "no runs match".to_owned(),
+            (Conn::Rejected(_), false) => "nothing loaded: the server rejected the token".into(),
+            (Conn::Reconnecting { error, .. }, false) => {
+                format!("nothing loaded yet: {error}")
+            }
+            _ => "loading runs…".into(),
         };
-        frame.render_widget(Paragraph::new(text).style(theme.dim), inner);
+        frame.render_widget(
+            Paragraph::new(text)
+                .style(theme.dim)
+                .wrap(Wrap { trim: false }),
+            inner,
+        );
         return;
     }
-    let (medium, wide) = (inner.width >= 100, inner.width >= 120);
+    let cols = [
+        col("STATUS", 11, 9),
+        col("ID", 6, 8),
+        col("WORKFLOW", if inner.width >= 140 { 26 } else { 20 }, 7),
+        col("TRIGGER", 9, 2),
+        col("STARTED", 7, 5),
+        col("TOOK", 7, 3),
+        col("TRIES", 5, 1),
+    ];
+    let kept = fit(&cols, inner.width, ERROR_MIN);
     let height = inner.height.saturating_sub(1) as usize;
     let offset = runs.selected.saturating_sub(height.saturating_sub(1));
     let rows = runs.visible[offset..(offset + height).min(runs.visible.len())]
@@ -65,32 +85,24 @@ pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             let duration = duration_ms(run)
                 .map(short_duration)
                 .unwrap_or_else(|| "-".into());
-            let error = run
-                .error
-                .as_ref()
-                .map(|e| e.message.lines().next().unwrap_or("").to_owned())
-                .unwrap_or_default();
-            let mut cells = vec![
+            let all = [
                 Cell::from(Span::styled(
                     format!("{} {}", glyph(run.status), run.status),
                     style,
                 )),
                 Cell::from(run.id.to_string()),
                 Cell::from(format!("{}@{}", run.workflow, run.version)),
-            ];
-            if medium {
-                cells.push(Cell::from(
+                Cell::from(
                     run.record_id
                         .map(|r| format!("rec {r}"))
                         .unwrap_or_else(|| run.trigger_kind.to_string()),
-                ));
-            }
-            cells.push(Cell::from(clock(&run.started_at.unwrap_or(run.queued_at))));
-            cells.push(Cell::from(duration));
-            if wide {
-                cells.push(Cell::from(run.attempts.to_string()));
-            }
-            cells.push(Cell::from(Span::styled(error, theme.error)));
+                ),
+                Cell::from(ago(&run.started_at.unwrap_or(run.queued_at))),
+                Cell::from(duration),
+                Cell::from(run.attempts.to_string()),
+            ];
+            let mut cells: Vec<Cell<'_>> = kept.iter().map(|k| all[*k].clone()).collect();
+            cells.push(last_cell(run, theme));
             let row = Row::new(cells);
             Some(if offset + i == runs.selected {
                 row.style(theme.selection)
@@ -98,28 +110,45 @@ pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 row.style(theme.text)
             })
         });
-    let mut widths = vec![
-        Constraint::Length(11),
-        Constraint::Length(6),
-        Constraint::Length(if wide { 26 } else { 20 }),
-    ];
-    let mut header = vec!["STATUS", "ID", "WORKFLOW"];
-    if medium {
-        widths.push(Constraint::Length(9));
-        header.push("TRIGGER");
-    }
-    widths.extend([Constraint::Length(11), Constraint::Length(7)]);
-    header.extend(["STARTED", "TOOK"]);
-    if wide {
-        widths.push(Constraint::Length(5));
-        header.push("TRIES");
-    }
-    widths.push(Constraint::Min(10));
-    header.push("ERROR");
+    let mut widths: Vec<Constraint> = kept
+        .iter()
+        .map(|k| Constraint::Length(cols[*k].width))
+        .collect();
+    widths.push(Constraint::Min(ERROR_MIN));
+    let mut header: Vec<&str> = kept.iter().map(|k| cols[*k].header).collect();
+    header.push("ERROR / LINK");
     let table = Table::new(rows, widths)
         .header(Row::new(header).style(theme.header))
         .column_spacing(1);
     frame.render_widget(table, inner);
+}
+
+/// The last column of a run row: where its failure went (`↻ as #812`, `discarded`), the run
+/// it replays (`replay of #77`), then the error.
+fn last_cell<'a>(run: &RunView, theme: &Theme) -> Cell<'a> {
+    let mut spans = Vec::new();
+    match (run.replayed_as, run.dead_letter) {
+        (Some(id), _) => spans.push(Span::styled(format!("↻ as #{id} "), theme.run_retrying)),
+        (None, Some(status)) if status != DlqStatus::Open => {
+            spans.push(Span::styled(format!("{status} "), theme.dim));
+        }
+        _ => {}
+    }
+    if let (Some(origin), TriggerKind::Replay | TriggerKind::Rerun) =
+        (run.origin_run, run.trigger_kind)
+    {
+        spans.push(Span::styled(
+            format!("{} of #{origin} ", run.trigger_kind),
+            theme.dim,
+        ));
+    }
+    if let Some(e) = &run.error {
+        spans.push(Span::styled(
+            e.message.lines().next().unwrap_or("").to_owned(),
+            theme.error,
+        ));
+    }
+    Cell::from(Line::from(spans))
 }
 
 pub fn inspector(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
@@ -128,7 +157,7 @@ pub fn inspector(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         return;
     };
     let run = &detail.run;
-    let [top, rest] = Layout::vertical([Constraint::Length(3), Constraint::Min(1)]).areas(area);
+    let [top, rest] = Layout::vertical([Constraint::Length(4), Constraint::Min(1)]).areas(area);
     let summary = Line::from(vec![
         Span::styled(
             format!("{} {} ", glyph(run.status), run.status),
@@ -139,18 +168,44 @@ pub fn inspector(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             theme.text,
         ),
         Span::styled(
-            format!(
-                "{} · queued {}{}",
-                run.record_id
-                    .map_or_else(|| run.trigger_kind.to_string(), |r| format!("record {r}")),
-                clock(&run.queued_at),
-                duration_ms(run)
-                    .map(|d| format!(" · took {}", short_duration(d)))
-                    .unwrap_or_default()
-            ),
+            run.record_id
+                .map_or_else(|| run.trigger_kind.to_string(), |r| format!("record {r}")),
             theme.dim,
         ),
     ]);
+    let mut when = vec![Span::styled(
+        format!(
+            "queued {} ({}){}",
+            datetime(&run.queued_at),
+            ago(&run.queued_at),
+            duration_ms(run)
+                .map(|d| format!(" · took {}", short_duration(d)))
+                .unwrap_or_default()
+        ),
+        theme.dim,
+    )];
+    let key = |command| {
+        app.keymap
+            .chord_for(app.view.context(), command)
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default()
+    };
+    if let Some(id) = run.replayed_as {
+        when.push(Span::styled(
+            format!(" · ↻ replayed as #{id}{}", key(Command::ReplayedAs)),
+            theme.run_retrying,
+        ));
+    }
+    if let Some(origin) = run.origin_run {
+        when.push(Span::styled(
+            format!(
+                " · {} of #{origin}{}",
+                run.trigger_kind,
+                key(Command::ReplayOf)
+            ),
+            theme.dim,
+        ));
+    }
     let error = run.error.as_ref().map_or_else(Line::default, |e| {
         Line::styled(
             format!(
@@ -162,15 +217,20 @@ pub fn inspector(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         )
     });
     frame.render_widget(
-        Paragraph::new(vec![summary, error]).block(
+        Paragraph::new(vec![summary, Line::from(when), error]).block(
             Block::default()
                 .borders(Borders::BOTTOM)
                 .border_style(theme.border),
         ),
         top,
     );
+    let list_width = match (app.inspector.zoom, rest.width) {
+        (true, _) => 0,
+        (false, width) if width < 120 => 26,
+        _ => 34,
+    };
     let [timeline, body] =
-        Layout::horizontal([Constraint::Length(34), Constraint::Min(20)]).areas(rest);
+        Layout::horizontal([Constraint::Length(list_width), Constraint::Min(20)]).areas(rest);
     let steps = app.inspector.steps();
     let longest = steps
         .iter()
@@ -178,18 +238,19 @@ pub fn inspector(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         .max()
         .unwrap_or(1)
         .max(1);
+    let (name_width, bar_width) = if list_width < 34 { (12, 4) } else { (14, 8) };
     let lines: Vec<Line<'_>> = steps
         .iter()
         .enumerate()
         .map(|(i, step)| {
             let last = step.attempts.last().expect("a step has an attempt");
             let took = attempt_ms(last).unwrap_or(0);
-            let bar = "█".repeat(((took * 8) / longest).clamp(0, 8) as usize);
+            let bar = "█".repeat(((took * bar_width) / longest).clamp(0, bar_width) as usize);
             let style = attempt_style(last.status, theme);
             Line::from(vec![
                 Span::styled(format!("{} ", attempt_glyph(last.status)), style),
                 Span::styled(
-                    format!("{:<14.14}", step.step_id),
+                    format!("{:<width$.width$}", step.step_id, width = name_width),
                     if i == app.inspector.step {
                         theme.selection
                     } else {
@@ -197,23 +258,56 @@ pub fn inspector(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                     },
                 ),
                 Span::styled(format!(" ×{} ", step.attempts.len()), theme.dim),
-                Span::styled(format!("{bar:<8}"), style),
+                Span::styled(format!("{bar:<width$}", width = bar_width as usize), style),
             ])
         })
         .collect();
-    frame.render_widget(
-        Paragraph::new(lines).block(
-            Block::default()
-                .borders(Borders::RIGHT)
-                .border_style(theme.border)
-                .title(Span::styled(" steps ", theme.title)),
-        ),
-        timeline,
-    );
-    let Some(step) = steps.get(app.inspector.step) else {
-        frame.render_widget(Paragraph::new("no step ran yet").style(theme.dim), body);
-        return;
+    if list_width > 0 {
+        frame.render_widget(
+            Paragraph::new(lines).block(
+                Block::default()
+                    .borders(Borders::RIGHT)
+                    .border_style(theme.border)
+                    .title(Span::styled(
+                        format!(" steps{} ", key(Command::Zoom).replace('(', "(hide ")),
+                        theme.title,
+                    )),
+            ),
+            timeline,
+        );
+    }
+    let text = if app.inspector.trigger {
+        let mut text = vec![Line::styled(
+            format!(
+                "trigger payload ({}){}",
+                run.trigger_kind,
+                key(Command::Trigger)
+            ),
+            theme.title,
+        )];
+        text.extend(highlight::json(&run.trigger, theme));
+        text
+    } else {
+        let Some(step) = steps.get(app.inspector.step) else {
+            frame.render_widget(Paragraph::new("no step ran yet").style(theme.dim), body);
+            return;
+        };
+        step_detail(step, theme)
     };
+    frame.render_widget(
+        Paragraph::new(text)
+            .wrap(Wrap { trim: false })
+            .scroll((app.inspector.scroll, 0)),
+        body.inner(ratatui::layout::Margin {
+            horizontal: 1,
+            vertical: 0,
+        }),
+    );
+}
+
+/// A step's attempts, then its error (the cause first), its input and output, and an AI
+/// step's provenance.
+fn step_detail(step: &StepSummary<'_>, theme: &Theme) -> Vec<Line<'static>> {
     let last = step.attempts.last().expect("a step has an attempt");
     let mut text: Vec<Line<'static>> = vec![Line::from(vec![
         Span::styled(format!("{} ", step.step_id), theme.title),
@@ -227,41 +321,38 @@ pub fn inspector(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             .retry_delay_ms
             .map(|d| format!(", retry in {}", short_duration(d)))
             .unwrap_or_default();
-        let error = attempt
-            .error
-            .as_ref()
-            .map(|e| format!(" {}", e.message.lines().next().unwrap_or("")))
-            .unwrap_or_default();
+        // The last attempt's error follows in full; earlier ones say theirs here.
+        let error = match &attempt.error {
+            Some(e) if attempt.id != last.id => {
+                format!(" {}", e.message.lines().next().unwrap_or(""))
+            }
+            _ => String::new(),
+        };
         text.push(Line::from(vec![
             Span::styled(
                 format!("  #{} {} ", attempt.number, attempt.status),
                 attempt_style(attempt.status, theme),
             ),
-            Span::styled(format!("{took}{retry}"), theme.dim),
+            Span::styled(
+                format!("{} · {took}{retry}", clock(&attempt.started_at)),
+                theme.dim,
+            ),
             Span::styled(error, theme.error),
         ]));
     }
-    if last.detail.get("provider").is_some() {
-        text.push(Line::styled("AI provenance", theme.header));
-        text.extend(highlight::json(&last.detail, theme));
+    if let Some(error) = &last.error {
+        text.push(Line::styled("error", theme.header));
+        text.push(Line::styled(error.message.clone(), theme.error));
     }
     text.push(Line::styled("input", theme.header));
     text.extend(highlight::json(&last.input, theme));
     text.push(Line::styled("output", theme.header));
     text.extend(highlight::json(&last.output, theme));
-    if let Some(error) = &last.error {
-        text.push(Line::styled("error", theme.header));
-        text.push(Line::styled(error.message.clone(), theme.error));
+    if last.detail.get("provider").is_some() {
+        text.push(Line::styled("AI provenance", theme.header));
+        text.extend(highlight::json(&last.detail, theme));
     }
-    frame.render_widget(
-        Paragraph::new(text)
-            .wrap(Wrap { trim: false })
-            .scroll((app.inspector.scroll, 0)),
-        body.inner(ratatui::layout::Margin {
-            horizontal: 1,
-            vertical: 0,
-        }),
-    );
+    text
 }
 
 fn attempt_ms(attempt: &crate::wire::AttemptView) -> Option<i64> {

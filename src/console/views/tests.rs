@@ -47,6 +47,8 @@ fn run(id: i64, workflow: &str, status: RunStatus) -> RunView {
         error: (status == RunStatus::Failed)
             .then(|| error("HTTP 503 from enrichment for lead 1841")),
         failed_step: (status == RunStatus::Failed).then(|| "enrich".into()),
+        dead_letter: None,
+        replayed_as: None,
     }
 }
 
@@ -106,6 +108,15 @@ fn app() -> App {
         let id = i as i64 + 1;
         app.runs.rows.insert(id, run(id, workflows[i % 3], *status));
     }
+    // Run 1 failed and was replayed as run 40.
+    if let Some(first) = app.runs.rows.get_mut(&1) {
+        first.dead_letter = Some(DlqStatus::Replayed);
+        first.replayed_as = Some(40);
+    }
+    if let Some(replay) = app.runs.rows.get_mut(&40) {
+        replay.trigger_kind = TriggerKind::Replay;
+        replay.origin_run = Some(1);
+    }
     app.runs.loaded = true;
     app.inspector.detail = Load::Loaded(RunDetail {
         run: run(7, "lead_routing", RunStatus::Failed),
@@ -152,7 +163,7 @@ fn app() -> App {
             acked_by: None,
             silenced_until: None,
             notified_at: Some(at(3)),
-            detail: json!({"failed": 12, "finished": 40}),
+            detail: json!({"failed": 12, "finished": 40, "rate": 0.3, "top_error": {"signature": "HTTP 503 from enrichment for lead #", "count": 9, "example": "HTTP 503 from enrichment for lead 1841"}}),
         },
         AlertView {
             id: 3,
@@ -289,80 +300,161 @@ fn app() -> App {
     app
 }
 
-fn screens() -> Vec<(&'static str, View, Overlay)> {
+/// A screen to snapshot: its name and how to get there from [`app`].
+type Screen = (&'static str, fn(&mut App));
+
+fn at_view(app: &mut App, view: View) {
+    app.history = if view == View::Runs {
+        Vec::new()
+    } else {
+        vec![View::Runs]
+    };
+    app.view = view;
+}
+
+fn plan(records: i64) -> ReplayPlan {
+    ReplayPlan {
+        count: 2,
+        workflows: vec!["lead_routing".into()],
+        records: (40..40 + records).collect(),
+        external_steps: vec![
+            ExternalStep {
+                workflow: "lead_routing".into(),
+                version: 3,
+                step_id: "enrich".into(),
+                kind: "http".into(),
+                idempotency_key: true,
+                runs: 2,
+            },
+            ExternalStep {
+                workflow: "lead_routing".into(),
+                version: 4,
+                step_id: "tell_sales".into(),
+                kind: "notify".into(),
+                idempotency_key: false,
+                runs: 2,
+            },
+        ],
+        runs: Vec::new(),
+        groups: vec![
+            ReplayGroup {
+                class: ErrorClass::Transient,
+                signature: "HTTP 503 from enrichment for lead #".into(),
+                count: 2,
+                replayed: true,
+            },
+            ReplayGroup {
+                class: ErrorClass::Permanent,
+                signature: "HTTP 422 invalid e-mail <id>".into(),
+                count: 2,
+                replayed: false,
+            },
+        ],
+        held_back: 2,
+    }
+}
+
+fn preview(app: &mut App, records: i64) {
+    at_view(app, View::Dlq);
+    app.overlay = Overlay::Preview {
+        plan: Load::Loaded(plan(records)),
+        then: Pending::Replay {
+            ids: vec![2, 3],
+            filter: None,
+            version: ReplayOn::Same,
+            include_permanent: false,
+        },
+    };
+}
+
+fn screens() -> Vec<Screen> {
     vec![
-        ("runs", View::Runs, Overlay::None),
-        ("inspector", View::Inspector { run: 7 }, Overlay::None),
-        ("dlq", View::Dlq, Overlay::None),
-        ("health", View::Health, Overlay::None),
-        ("alerts", View::Alerts, Overlay::None),
-        ("workflows", View::Workflows, Overlay::None),
-        (
-            "versions",
-            View::Versions {
-                workflow: "lead_routing".into(),
-            },
-            Overlay::None,
-        ),
-        (
-            "diff",
-            View::Diff {
-                workflow: "lead_routing".into(),
-            },
-            Overlay::None,
-        ),
-        ("audit", View::Audit, Overlay::None),
-        ("record", View::Record { id: 47 }, Overlay::None),
-        ("help", View::Runs, Overlay::Help),
-        (
-            "confirm",
-            View::Runs,
-            Overlay::Confirm {
+        ("runs", |app| at_view(app, View::Runs)),
+        ("runs_filtered", |app| {
+            app.runs.filter_text = "status:failed".into();
+            app.runs.filter = crate::console::state::Filter::parse("status:failed");
+            app.runs.changed = true;
+            app.refresh_lists();
+        }),
+        ("runs_offline", |app| {
+            app.conn = Conn::Reconnecting {
+                attempt: 5,
+                next_in_secs: 2,
+                error: "cannot reach http://acp.example.com:7700: connection refused".into(),
+            };
+            app.offline_since = Some(at(57));
+        }),
+        ("runs_rejected", |app| {
+            *app = App::new(
+                "http://acp.example.com:7700".into(),
+                keymap::load("default", None).expect("the default keymap"),
+                false,
+            );
+            app.conn = Conn::Rejected("unauthorized: the token was not recognised".into());
+            app.me = Load::Failed("unauthorized".into());
+        }),
+        ("runs_message", |app| {
+            app.toast = Some((
+                "`abc` is not a run id: write e.g. :run 42 (the id is the number in the ID column, or in the inspector's title)".into(),
+                true,
+            ));
+        }),
+        ("inspector", |app| at_view(app, View::Inspector { run: 7 })),
+        ("inspector_zoom", |app| {
+            at_view(app, View::Inspector { run: 7 });
+            app.inspector.step = 2;
+            app.inspector.zoom = true;
+        }),
+        ("inspector_trigger", |app| {
+            at_view(app, View::Inspector { run: 7 });
+            app.inspector.trigger = true;
+        }),
+        ("dlq", |app| at_view(app, View::Dlq)),
+        ("health", |app| at_view(app, View::Health)),
+        ("alerts", |app| at_view(app, View::Alerts)),
+        ("workflows", |app| at_view(app, View::Workflows)),
+        ("versions", |app| {
+            at_view(
+                app,
+                View::Versions {
+                    workflow: "lead_routing".into(),
+                },
+            )
+        }),
+        ("diff", |app| {
+            at_view(
+                app,
+                View::Diff {
+                    workflow: "lead_routing".into(),
+                },
+            )
+        }),
+        ("audit", |app| at_view(app, View::Audit)),
+        ("record", |app| at_view(app, View::Record { id: 47 })),
+        ("help", |app| app.overlay = Overlay::Help),
+        ("help_scrolled", |app| {
+            at_view(app, View::Dlq);
+            app.overlay = Overlay::Help;
+            app.overlay_scroll = 30;
+        }),
+        ("confirm", |app| {
+            app.overlay = Overlay::Confirm {
                 question: "Retry run 7 from its failed step?".into(),
                 then: Pending::Retry(7),
-            },
-        ),
-        (
-            "preview",
-            View::Dlq,
-            Overlay::Preview {
-                plan: Load::Loaded(ReplayPlan {
-                    count: 2,
-                    workflows: vec!["lead_routing".into()],
-                    records: vec![44, 47],
-                    external_steps: vec![
-                        ExternalStep {
-                            workflow: "lead_routing".into(),
-                            version: 3,
-                            step_id: "enrich".into(),
-                            kind: "http".into(),
-                            idempotency_key: true,
-                            runs: 2,
-                        },
-                        ExternalStep {
-                            workflow: "lead_routing".into(),
-                            version: 4,
-                            step_id: "tell_sales".into(),
-                            kind: "notify".into(),
-                            idempotency_key: false,
-                            runs: 2,
-                        },
-                    ],
-                    runs: Vec::new(),
-                }),
-                then: Pending::Replay {
-                    ids: vec![2, 3],
-                    filter: None,
-                    version: ReplayOn::Same,
-                },
-            },
-        ),
+            }
+        }),
+        ("preview", |app| preview(app, 2)),
+        ("preview_long", |app| preview(app, 400)),
     ]
 }
 
 fn render(app: &App, theme: &theme::Theme, width: u16, height: u16) -> String {
-    // Snapshots are the same whatever the machine's time zone.
+    // Snapshots are the same whatever the machine's time zone and clock.
     super::UTC.store(true, std::sync::atomic::Ordering::Relaxed);
+    super::NOW_MS.store(
+        at(60).timestamp_millis(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
     terminal.draw(|f| draw(f, app, theme)).expect("a frame");
     format!("{:?}", terminal.backend().buffer())
@@ -377,28 +469,10 @@ fn every_screen_in_both_sizes_and_themes() {
     let _guard = settings.bind_to_scope();
     for theme_name in ["default", "mono"] {
         let theme = theme::load(theme_name, None).expect("a built-in theme");
-        for (name, view, overlay) in screens() {
+        for (name, setup) in screens() {
             for (width, height) in [(80, 24), (160, 48)] {
                 let mut app = app();
-                app.view = view.clone();
-                app.history = if view == View::Runs {
-                    Vec::new()
-                } else {
-                    vec![View::Runs]
-                };
-                app.overlay = match &overlay {
-                    Overlay::None => Overlay::None,
-                    Overlay::Help => Overlay::Help,
-                    Overlay::Confirm { question, then } => Overlay::Confirm {
-                        question: question.clone(),
-                        then: then.clone(),
-                    },
-                    Overlay::Preview { plan, then } => Overlay::Preview {
-                        plan: plan.clone(),
-                        then: then.clone(),
-                    },
-                    _ => unreachable!("not in screens()"),
-                };
+                setup(&mut app);
                 let screen = render(&app, &theme, width, height);
                 insta::assert_snapshot!(format!("{name}_{width}x{height}_{theme_name}"), screen);
             }
@@ -410,7 +484,7 @@ fn every_screen_in_both_sizes_and_themes() {
 fn a_terminal_below_80x24_says_so() {
     let screen = render(&app(), &theme::load("default", None).unwrap(), 70, 20);
     assert!(
-        screen.contains("The terminal is 70x20; the console needs at least 80x24."),
+        screen.contains("The terminal is 70x20; the console needs at least 80x24. Enlarge it"),
         "{screen}"
     );
 }

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
-use super::rows::{self, ATTEMPT_COLUMNS, RUN_COLUMNS, ms};
+use super::rows::{self, ATTEMPT_COLUMNS, RUN_COLUMNS, RUN_FROM, ms};
 use super::writer::Tx;
 use crate::domain::NewRun;
 use crate::store::{Result, RunFact, StoreError};
@@ -70,10 +70,12 @@ pub fn create(tx: &mut Tx<'_>, run: &NewRun) -> Result<i64> {
 }
 
 pub fn run_view(conn: &Connection, run_id: i64) -> Result<RunView> {
-    conn.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"))?
-        .query_row([run_id], rows::run)
-        .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))
+    conn.prepare_cached(&format!(
+        "SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE r.id = ?"
+    ))?
+    .query_row([run_id], rows::run)
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))
 }
 
 pub fn attempts(conn: &Connection, run_id: i64) -> Result<Vec<AttemptView>> {
@@ -94,7 +96,7 @@ pub fn detail(conn: &Connection, run_id: i64) -> Result<RunDetail> {
 }
 
 pub fn list(conn: &Connection, query: &RunQuery) -> Result<Page<RunView>> {
-    let select = format!("SELECT {RUN_COLUMNS} FROM runs r");
+    let select = format!("SELECT {RUN_COLUMNS} FROM {RUN_FROM}");
     page(conn, &select, query, &Columns::RUNS, rows::run, |r| r.id)
 }
 

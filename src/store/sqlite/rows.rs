@@ -43,8 +43,16 @@ pub fn parsed<T>(text: String, parse: fn(&str) -> Option<T>, what: &str) -> rusq
     })
 }
 
-pub const RUN_COLUMNS: &str = "id, workflow, version, team, status, mode, trigger_kind, trigger, record_id, \
-     origin_run, queued_at, started_at, finished_at, due_at, attempts, error, failed_step";
+pub const RUN_COLUMNS: &str = "r.id, r.workflow, r.version, r.team, r.status, r.mode, r.trigger_kind, \
+     r.trigger, r.record_id, r.origin_run, r.queued_at, r.started_at, r.finished_at, r.due_at, r.attempts, \
+     r.error, r.failed_step, dl.status, dl.replay_run";
+
+/// How many columns [`RUN_COLUMNS`] selects: a query that adds its own reads them from here.
+pub const RUN_WIDTH: usize = 19;
+
+/// The runs table as `r` with its dead-letter entry, if any, as `dl` (one row per run: an
+/// entry's `run_id` is unique), for [`RUN_COLUMNS`].
+pub const RUN_FROM: &str = "runs r LEFT JOIN dlq dl ON dl.run_id = r.id";
 
 pub fn run(row: &Row<'_>) -> rusqlite::Result<RunView> {
     Ok(RunView {
@@ -65,6 +73,11 @@ pub fn run(row: &Row<'_>) -> rusqlite::Result<RunView> {
         attempts: row.get(14)?,
         error: json(row.get(15)?),
         failed_step: row.get(16)?,
+        dead_letter: row
+            .get::<_, Option<String>>(17)?
+            .map(|s| parsed(s, DlqStatus::parse, "dead-letter status"))
+            .transpose()?,
+        replayed_as: row.get(18)?,
     })
 }
 
@@ -145,4 +158,12 @@ pub fn field_change(row: &Row<'_>) -> rusqlite::Result<FieldChange> {
         step_id: row.get(11)?,
         ai_policy_id: row.get(12)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_width_counts_the_run_columns() {
+        assert_eq!(super::RUN_COLUMNS.split(',').count(), super::RUN_WIDTH);
+    }
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::dlq;
 use super::queue;
-use super::rows::{self, RUN_COLUMNS, ms};
+use super::rows::{self, RUN_COLUMNS, RUN_FROM, RUN_WIDTH, ms};
 use super::writer::Tx;
 use crate::domain::Transition;
 use crate::store::{ClaimedRun, Result, StoreError};
@@ -57,9 +57,15 @@ pub fn claim(
         let (run, prefix, floor) = tx
             .conn
             .prepare_cached(&format!(
-                "SELECT {RUN_COLUMNS}, COALESCE(idem_prefix, 'run-' || id), budget_floor FROM runs WHERE id = ?"
+                "SELECT {RUN_COLUMNS}, COALESCE(r.idem_prefix, 'run-' || r.id), r.budget_floor FROM {RUN_FROM} WHERE r.id = ?"
             ))?
-            .query_row([id], |r| Ok((rows::run(r)?, r.get::<_, String>(17)?, r.get::<_, i64>(18)?)))?;
+            .query_row([id], |r| {
+                Ok((
+                    rows::run(r)?,
+                    r.get::<_, String>(RUN_WIDTH)?,
+                    r.get::<_, i64>(RUN_WIDTH + 1)?,
+                ))
+            })?;
         let kind = if started.is_none() {
             EventKind::RunStarted
         } else {
