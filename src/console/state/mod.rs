@@ -158,6 +158,8 @@ pub enum Overlay {
     Command(String),
     /// `/` filter line (applies as you type).
     Filter(String),
+    /// `/` search line in the inspector (jumps to the first match as you type).
+    Search(String),
     /// A text to read; arrows scroll it, any other key closes it.
     Message {
         title: String,

@@ -34,6 +34,14 @@ impl SortKey {
             Self::Duration => "duration",
         }
     }
+
+    /// Which way the order runs: `↓` newest or longest first, `↑` A to Z.
+    pub fn direction(self) -> &'static str {
+        match self {
+            Self::Newest | Self::Duration => "↓",
+            Self::Workflow | Self::Status => "↑",
+        }
+    }
 }
 
 /// A parsed filter: `status:failed`, `wf:KEY`, `team:NAME`, `since:1h` and fuzzy words.
@@ -370,6 +378,10 @@ pub struct Inspector {
     pub zoom: bool,
     /// The detail shows the run's trigger payload instead of the step (`t`).
     pub trigger: bool,
+    /// Text searched for in the detail (`/`); matching lines are marked, `n`/`N` move.
+    pub search: String,
+    /// Which match `n`/`N` last went to.
+    pub hit: usize,
 }
 
 /// One step of a run as the inspector shows it: its attempts, newest last.

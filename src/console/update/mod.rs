@@ -191,6 +191,9 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
             app.inspector.trigger = false;
         }
         Command::Zoom => app.inspector.zoom = !app.inspector.zoom,
+        Command::Search => app.overlay = Overlay::Search(app.inspector.search.clone()),
+        Command::NextMatch => jump_to_match(app, 1),
+        Command::PrevMatch => jump_to_match(app, -1),
         Command::Trigger => {
             app.inspector.trigger = !app.inspector.trigger;
             app.inspector.scroll = 0;
@@ -338,6 +341,54 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
     Vec::new()
 }
 
+/// Moves `delta` matches of the inspector's search from the last one (0: the current one,
+/// after the search changed) and scrolls the detail so it shows, two lines below the top.
+pub(super) fn jump_to_match(app: &mut App, delta: i64) {
+    let search = app.inspector.search.to_lowercase();
+    if search.is_empty() {
+        return;
+    }
+    let Ok(theme) = super::theme::load("mono", None) else {
+        return;
+    };
+    let lines: Vec<String> = super::views::detail_lines(app, &theme)
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let hits: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.to_lowercase().contains(&search))
+        .map(|(i, _)| i)
+        .collect();
+    if hits.is_empty() {
+        app.toast = Some((format!("no match for `{}`", app.inspector.search), true));
+        return;
+    }
+    let count = hits.len() as i64;
+    let hit = (app.inspector.hit as i64 + delta).rem_euclid(count) as usize;
+    app.inspector.hit = hit;
+    let width = usize::from(super::views::detail_width(
+        app,
+        app.size.map_or(super::views::MIN.0, |(w, _)| w),
+    ));
+    // Rows the lines above the match take once wrapped.
+    let rows: usize = lines[..hits[hit]]
+        .iter()
+        .map(|l| l.chars().count().div_ceil(width).max(1))
+        .sum();
+    app.inspector.scroll = rows.saturating_sub(2).min(usize::from(u16::MAX)) as u16;
+    app.toast = Some((
+        format!(
+            "match {} of {count} for `{}` (n / N)",
+            hit + 1,
+            app.inspector.search
+        ),
+        false,
+    ));
+}
+
 /// True when the current screen does something with `command`: help lists only these, and
 /// the others do nothing here.
 pub fn handles(app: &App, command: Command) -> bool {
@@ -355,7 +406,8 @@ pub fn handles(app: &App, command: Command) -> bool {
             View::Runs | View::Dlq | View::Alerts | View::Workflows | View::Record { .. }
         ),
         Follow | SortNext => *view == View::Runs,
-        NextPane | PrevPane | Copy | Zoom | Trigger | ReplayedAs | ReplayOf => inspector,
+        NextPane | PrevPane | Copy | Zoom | Trigger | ReplayedAs | ReplayOf | Search
+        | NextMatch | PrevMatch => inspector,
         History | Retry | Rerun | Cancel => inspector || *view == View::Runs,
         Mark | MarkRange | GroupNext | Replay | ReplayLatest | ReplayFiltered | EditPayload
         | Discard => *view == View::Dlq,

@@ -18,6 +18,29 @@ pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Overlay::Search(input) => {
+            match key.code {
+                KeyCode::Esc => {
+                    app.inspector.search.clear();
+                    app.overlay = Overlay::None;
+                    return Vec::new();
+                }
+                KeyCode::Enter => {
+                    app.overlay = Overlay::None;
+                    return Vec::new();
+                }
+                KeyCode::Backspace => {
+                    input.pop();
+                }
+                KeyCode::Char('u') if ctrl => input.clear(),
+                KeyCode::Char(c) if !ctrl => input.push(c),
+                _ => return Vec::new(),
+            }
+            app.inspector.search = input.clone();
+            app.inspector.hit = 0;
+            super::jump_to_match(app, 0);
+            Vec::new()
+        }
         Overlay::Command(input) | Overlay::Filter(input) => match key.code {
             KeyCode::Esc => {
                 app.overlay = Overlay::None;

@@ -781,3 +781,43 @@ fn a_replayed_run_links_to_its_replay_and_back() {
     keys(&mut app, "[");
     assert!(app.toast.as_ref().unwrap().0.contains("not a replay"));
 }
+
+#[test]
+fn search_in_the_inspector_jumps_between_matches() {
+    let mut app = app(Role::Operator);
+    update(&mut app, Msg::Resize(80, 24));
+    let attempt = |n: i64| crate::wire::AttemptView {
+        id: n,
+        step_index: 0,
+        step_id: "enrich".into(),
+        number: n,
+        status: crate::wire::AttemptStatus::Succeeded,
+        idempotency_key: "run-3:enrich".into(),
+        input: serde_json::json!({"a_rows": (0..40).map(|i| format!("row {i}")).collect::<Vec<_>>(), "needle": "here"}),
+        output: serde_json::json!({"needle": "again"}),
+        error: None,
+        detail: serde_json::json!({}),
+        started_at: chrono::Utc::now(),
+        finished_at: None,
+        carried_from: None,
+        retry_delay_ms: None,
+    };
+    app.view = View::Inspector { run: 3 };
+    app.inspector.detail = Load::Loaded(crate::wire::RunDetail {
+        run: run(3, "lead_routing", RunStatus::Succeeded),
+        attempts: vec![attempt(1)],
+    });
+    keys(&mut app, "/ n e e d l e");
+    assert_eq!(app.inspector.search, "needle");
+    let first = app.inspector.scroll;
+    assert!(first > 30, "the first match is below the 40 rows: {first}");
+    keys(&mut app, "<enter> n");
+    assert!(app.inspector.scroll > first, "n goes to the next match");
+    assert!(app.toast.as_ref().unwrap().0.contains("match 2 of 2"));
+    keys(&mut app, "n");
+    assert_eq!(app.inspector.scroll, first, "and wraps around");
+    keys(&mut app, "/ x y z");
+    assert!(app.toast.as_ref().unwrap().0.contains("no match"));
+    keys(&mut app, "<esc>");
+    assert!(app.inspector.search.is_empty(), "esc clears the search");
+}

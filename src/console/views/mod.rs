@@ -19,6 +19,8 @@ use ratatui::widgets::Paragraph;
 use super::state::{App, Conn, View};
 use super::theme::Theme;
 
+pub(crate) use runs::{detail_lines, detail_width};
+
 /// The smallest terminal the console lays out for.
 pub const MIN: (u16, u16) = (80, 24);
 

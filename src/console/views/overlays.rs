@@ -56,6 +56,12 @@ pub fn draw(frame: &mut Frame<'_>, body: Rect, app: &App, theme: &Theme) {
             });
             line(frame, body, format!("/{input}▏  ({help})"), theme)
         }
+        Overlay::Search(input) => line(
+            frame,
+            body,
+            format!("/{input}▏  (search the detail · enter keeps · esc clears · n / N move)"),
+            theme,
+        ),
         Overlay::Confirm { question, .. } => {
             let text = vec![
                 Line::styled(question.clone(), theme.text),

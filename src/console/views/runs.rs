@@ -34,7 +34,7 @@ pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let room = usize::from(area.width.saturating_sub(4));
     for part in [
         format!("· {mode} "),
-        format!("· sort {} ↓ ", runs.sort.label()),
+        format!("· sort {} {} ", runs.sort.label(), runs.sort.direction()),
         format!("· {} ", super::zone()),
     ] {
         if title.chars().count() + part.chars().count() <= room {
@@ -224,11 +224,7 @@ pub fn inspector(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         ),
         top,
     );
-    let list_width = match (app.inspector.zoom, rest.width) {
-        (true, _) => 0,
-        (false, width) if width < 120 => 26,
-        _ => 34,
-    };
+    let list_width = list_width(app, rest.width);
     let [timeline, body] =
         Layout::horizontal([Constraint::Length(list_width), Constraint::Min(20)]).areas(rest);
     let steps = app.inspector.steps();
@@ -276,24 +272,18 @@ pub fn inspector(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             timeline,
         );
     }
-    let text = if app.inspector.trigger {
-        let mut text = vec![Line::styled(
-            format!(
-                "trigger payload ({}){}",
-                run.trigger_kind,
-                key(Command::Trigger)
-            ),
-            theme.title,
-        )];
-        text.extend(highlight::json(&run.trigger, theme));
-        text
-    } else {
-        let Some(step) = steps.get(app.inspector.step) else {
-            frame.render_widget(Paragraph::new("no step ran yet").style(theme.dim), body);
-            return;
-        };
-        step_detail(step, theme)
+    let Some(mut text) = detail_lines(app, theme) else {
+        frame.render_widget(Paragraph::new("no step ran yet").style(theme.dim), body);
+        return;
     };
+    let search = app.inspector.search.to_lowercase();
+    if !search.is_empty() {
+        for line in &mut text {
+            if line.to_string().to_lowercase().contains(&search) {
+                *line = std::mem::take(line).patch_style(theme.marked);
+            }
+        }
+    }
     frame.render_widget(
         Paragraph::new(text)
             .wrap(Wrap { trim: false })
@@ -303,6 +293,43 @@ pub fn inspector(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             vertical: 0,
         }),
     );
+}
+
+/// How wide the step list is beside the detail in a `width`-column inspector (0 when zoomed).
+pub(crate) fn list_width(app: &App, width: u16) -> u16 {
+    match (app.inspector.zoom, width) {
+        (true, _) => 0,
+        (false, width) if width < 120 => 26,
+        _ => 34,
+    }
+}
+
+/// The columns the inspector's detail wraps at in a `width`-column terminal.
+pub(crate) fn detail_width(app: &App, width: u16) -> u16 {
+    width.saturating_sub(list_width(app, width) + 2).max(1)
+}
+
+/// What the inspector's detail pane shows, line by line (before wrapping): the trigger
+/// payload (`t`) or the selected step. `None` before a step has run.
+pub(crate) fn detail_lines(app: &App, theme: &Theme) -> Option<Vec<Line<'static>>> {
+    let detail = app.inspector.detail.get()?;
+    if app.inspector.trigger {
+        let chord = app
+            .keymap
+            .chord_for(app.view.context(), Command::Trigger)
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
+        let mut text = vec![Line::styled(
+            format!("trigger payload ({}){chord}", detail.run.trigger_kind),
+            theme.title,
+        )];
+        text.extend(highlight::json(&detail.run.trigger, theme));
+        return Some(text);
+    }
+    let steps = app.inspector.steps();
+    steps
+        .get(app.inspector.step)
+        .map(|step| step_detail(step, theme))
 }
 
 /// A step's attempts, then its error (the cause first), its input and output, and an AI

@@ -405,6 +405,11 @@ fn screens() -> Vec<Screen> {
             app.inspector.step = 2;
             app.inspector.zoom = true;
         }),
+        ("inspector_search", |app| {
+            at_view(app, View::Inspector { run: 7 });
+            app.inspector.search = "enterprise".into();
+            app.overlay = Overlay::Search("enterprise".into());
+        }),
         ("inspector_trigger", |app| {
             at_view(app, View::Inspector { run: 7 });
             app.inspector.trigger = true;
