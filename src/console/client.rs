@@ -62,13 +62,16 @@ impl Client {
                 }
                 Reply::Runs(self.get::<Page<RunView>>(&path).await?)
             }
+            Request::Failures => Reply::Runs(
+                self.get::<Page<RunView>>("/runs?status=failed&limit=500")
+                    .await?,
+            ),
             Request::Run(id) => Reply::Run(Box::new(
                 self.get::<RunDetail>(&format!("/runs/{id}")).await?,
             )),
             Request::Dlq => Reply::Dlq(
                 self.get::<Page<DlqView>>("/dlq?status=open&limit=500")
-                    .await?
-                    .items,
+                    .await?,
             ),
             Request::Health { team } => {
                 let mut path = "/health?window=1h&buckets=30".to_owned();

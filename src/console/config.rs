@@ -111,7 +111,9 @@ impl Settings {
             })?),
             None => None,
         };
+        // An empty ACP_SERVER or --server counts as unset.
         let server = server
+            .filter(|s| !s.trim().is_empty())
             .or_else(|| chosen.map(|c| c.server.clone()))
             .unwrap_or_else(|| "http://127.0.0.1:7700".into());
         let token = match (token, chosen) {

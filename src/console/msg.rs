@@ -19,6 +19,9 @@ pub enum Request {
         cursor: Option<String>,
     },
     Run(i64),
+    /// Failed runs (up to 500, newest first), so the header's open-failure count is whole
+    /// even when older pages of the run list are not loaded.
+    Failures,
     Dlq,
     Health {
         team: Option<String>,
@@ -65,7 +68,7 @@ pub enum Reply {
     Me(Me),
     Runs(Page<RunView>),
     Run(Box<RunDetail>),
-    Dlq(Vec<DlqView>),
+    Dlq(Page<DlqView>),
     Health(Box<Health>),
     Alerts(Vec<AlertView>),
     Workflows(Vec<WorkflowView>),

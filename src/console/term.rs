@@ -1,6 +1,6 @@
 //! The terminal: raw mode and the alternate screen (restored on quit, on panic and on
-//! SIGTERM), synchronized output, drawing only when the state changed and at most 30 frames a
-//! second. The loop waits on keys, messages, a tick and signals; it never awaits the network.
+//! SIGTERM), synchronized output, drawing after each message (ticks every 2 s included) and at
+//! most 30 frames a second. The loop waits on keys, messages, a tick and signals; it never awaits the network.
 
 use std::io::{Write, stdout};
 use std::time::{Duration, Instant};
@@ -127,12 +127,12 @@ async fn event_loop(
             _ = tokio::time::sleep(wait) => None,
         };
         if let Some(msg) = msg {
-            let quiet_tick = msg == Msg::Tick;
             let mut effects = drain(app, rx, msg);
             let rows = terminal.size().map_or(20, |s| s.height as usize);
             effects.extend(update::more(app, rows));
-            // A tick that asks for nothing changes nothing on screen: no redraw, no bytes.
-            dirty |= !(quiet_tick && effects.is_empty());
+            // Every message redraws, ticks too: relative times (`3m ago`) and the offline
+            // line's age move on their own; ratatui sends only the cells that changed.
+            dirty = true;
             perform(client, effects, &mut streaming, &mut stdout());
         }
         if app.quit {

@@ -125,6 +125,18 @@ fn policy(sandbox: &Sandbox, server: &str, speed: f64) -> anyhow::Result<Policy>
             when: ConditionDef::FailureRate {
                 above: 0.25,
                 min_runs: 8,
+                window: window.clone(),
+            },
+            after: None,
+        },
+        // A rare workflow (big deals) never reaches failure_rate's 8 runs: this one sees it
+        // failing throughout.
+        RuleDef {
+            name: "failing_throughout".into(),
+            severity: Severity::Critical,
+            when: ConditionDef::FailureRate {
+                above: 0.75,
+                min_runs: 3,
                 window,
             },
             after: None,

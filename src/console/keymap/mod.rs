@@ -46,7 +46,7 @@ commands!(
     Quit => (false, "quit"),
     Help => (false, "this help"),
     CommandMode => (false, "command line (the commands are listed below)"),
-    Filter => (false, "filter (fuzzy; status:failed wf:KEY team:NAME since:1h)"),
+    Filter => (false, "filter: words, status:failed wf:KEY team:NAME since:1h"),
     ClearFilter => (false, "clear the filter"),
     Back => (false, "back / close"),
     Up => (false, "up"),

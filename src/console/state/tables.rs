@@ -44,6 +44,9 @@ impl SortKey {
     }
 }
 
+/// The longest `since:` (the server's limit for durations too).
+const MAX_SINCE: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// A parsed filter: `status:failed`, `wf:KEY`, `team:NAME`, `since:1h` and fuzzy words.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
@@ -66,10 +69,11 @@ impl Filter {
                 Some(("wf" | "workflow", v)) => filter.workflow = Some(v.to_owned()),
                 Some(("team", v)) => filter.team = Some(v.to_owned()),
                 Some(("since", v)) => match humantime::parse_duration(v) {
-                    Ok(d) => filter.since = Some(d),
+                    Ok(d) if d <= MAX_SINCE => filter.since = Some(d),
+                    Ok(_) => filter.error = Some(format!("`since:{v}` is over 100 years")),
                     Err(_) => {
                         filter.error = Some(format!(
-                            "`since:{v}` is not a duration (write e.g. since:15m, since:2h)"
+                            "`since:{v}` is not a duration (e.g. since:15m, since:2h)"
                         ));
                     }
                 },
@@ -172,6 +176,9 @@ pub struct Runs {
     pub filter_before_drill: Option<String>,
     /// How many rows the table shows at once (from the terminal's height).
     pub page: usize,
+    /// Every failed run is cached (the failures page had no more): the open-failure count
+    /// is whole.
+    pub failures_complete: bool,
     /// The filter the visible rows were computed with: a new filter starts at the top.
     pub shown_filter: Filter,
 }
@@ -233,6 +240,8 @@ pub fn duration_ms(run: &RunView) -> Option<i64> {
 #[derive(Debug, Default)]
 pub struct Dlq {
     pub entries: Load<Vec<DlqView>>,
+    /// More open entries exist than were loaded (the first 500).
+    pub more: bool,
     pub filter_text: String,
     pub filter: Filter,
     pub visible: Vec<usize>,

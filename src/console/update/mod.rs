@@ -28,7 +28,10 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
     let streamed = matches!(msg, Msg::Stream(_));
     app.runs.changed |= match &msg {
         Msg::Key(_) | Msg::Stream(_) => true,
-        Msg::Reply(request, _) => matches!(request, Request::Runs { .. } | Request::Run(_)),
+        Msg::Reply(request, _) => matches!(
+            request,
+            Request::Runs { .. } | Request::Run(_) | Request::Failures
+        ),
         Msg::Conn(_) | Msg::Tick | Msg::Resize(..) => false,
     };
     let overlay = std::mem::discriminant(&app.overlay);
@@ -154,7 +157,13 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
                 if cleared.is_empty() {
                     "no filter to clear".to_owned()
                 } else {
-                    format!("filter /{cleared} cleared")
+                    let shown: String = cleared.chars().take(40).collect();
+                    let more = if shown.len() < cleared.len() {
+                        "…"
+                    } else {
+                        ""
+                    };
+                    format!("filter /{shown}{more} cleared")
                 },
                 false,
             ));
@@ -333,7 +342,13 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
         }
         Command::GoRuns => return switch(app, View::Runs),
         Command::GoDlq => return switch(app, View::Dlq),
-        Command::GoHealth => return switch(app, View::Health),
+        Command::GoHealth => {
+            // The screen key shows every team; `:health TEAM` narrows it.
+            if app.health_team.take().is_some() {
+                app.health = Load::Loading;
+            }
+            return switch(app, View::Health);
+        }
         Command::GoAlerts => return switch(app, View::Alerts),
         Command::GoWorkflows => return switch(app, View::Workflows),
         Command::GoAudit => return switch(app, View::Audit),
@@ -399,7 +414,7 @@ pub fn handles(app: &App, command: Command) -> bool {
         Quit | Help | CommandMode | Refresh | GoRuns | GoDlq | GoHealth | GoAlerts
         | GoWorkflows | GoAudit => true,
         Back => !app.history.is_empty(),
-        Up | Down | PageUp | PageDown | Top | Bottom => true,
+        Up | Down | PageUp | PageDown | Top | Bottom => *view != View::Health,
         Filter | ClearFilter => matches!(view, View::Runs | View::Dlq),
         Open => matches!(
             view,
@@ -514,7 +529,10 @@ pub(super) fn open_effects(app: &mut App) -> Vec<Effect> {
 fn refresh(app: &mut App) -> Vec<Effect> {
     if app.view == View::Runs {
         app.runs.rows.clear();
-        return vec![Effect::Request(Request::Runs { cursor: None })];
+        return vec![
+            Effect::Request(Request::Runs { cursor: None }),
+            Effect::Request(Request::Failures),
+        ];
     }
     open_effects(app)
 }
@@ -648,8 +666,9 @@ pub(super) fn move_by(app: &mut App, delta: i64) {
             app.record.get().map_or(0, |(_, history)| history.len()),
         ),
         View::Inspector { .. } | View::Diff { .. } | View::Health => {
+            let last = i64::from(last_row(app));
             let scroll = &mut app.inspector.scroll;
-            *scroll = (i64::from(*scroll) + delta.clamp(-1000, 1000)).clamp(0, 10_000) as u16;
+            *scroll = (i64::from(*scroll) + delta.clamp(-1000, 1000)).clamp(0, last) as u16;
             return;
         }
     };
@@ -661,6 +680,40 @@ pub(super) fn move_by(app: &mut App, delta: i64) {
         // Moving away from the top pauses following; the newest row resumes it.
         app.runs.follow = app.runs.selected == 0 && app.runs.follow;
     }
+}
+
+/// The furthest the inspector's detail or a diff scrolls: its last row at the top.
+fn last_row(app: &App) -> u16 {
+    let width = app.size.map_or(super::views::MIN.0, |(w, _)| w);
+    let (lines, width): (Vec<String>, u16) = match &app.view {
+        View::Diff { .. } => (
+            app.diff
+                .get()
+                .map(|d| d.unified.lines().map(str::to_owned).collect())
+                .unwrap_or_default(),
+            width.saturating_sub(2),
+        ),
+        View::Inspector { .. } => {
+            let Ok(theme) = super::theme::load("mono", None) else {
+                return 0;
+            };
+            (
+                super::views::detail_lines(app, &theme)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                super::views::detail_width(app, width),
+            )
+        }
+        _ => return 0,
+    };
+    let width = usize::from(width.max(1));
+    let rows: usize = lines
+        .iter()
+        .map(|l| l.chars().count().div_ceil(width).max(1))
+        .sum();
+    rows.saturating_sub(1).min(usize::from(u16::MAX)) as u16
 }
 
 /// Near the end of the cached runs or audit entries: the next page over REST.

@@ -50,7 +50,16 @@ pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                 let overlay = std::mem::take(&mut app.overlay);
                 match overlay {
                     Overlay::Command(text) => run_command_line(app, &text),
-                    _ => Vec::new(),
+                    _ => {
+                        let filter = match app.view {
+                            View::Dlq => &app.dlq.filter,
+                            _ => &app.runs.filter,
+                        };
+                        if let Some(error) = filter.error.clone() {
+                            app.toast = Some((format!("{error}; it filters nothing"), true));
+                        }
+                        Vec::new()
+                    }
                 }
             }
             KeyCode::Tab => {
@@ -228,8 +237,9 @@ lead_routing retries, then dead-letters, and the failure_rate alert fires (its n
 Slack-like sink). Half a minute later a bad big_deal_alert version goes out: every big deal fails on a template \
 error.\n\nTriage: 4 (alerts), enter (the failed runs), enter (the failing step and its error).\n\nFix: :fix (the \
 enrichment API recovers); 5, select big_deal_alert, enter, select the previous version, B, y (roll back); 2 \
-(dead letters), A, l (on the latest version), check the preview, y (replay everything). Then watch 4: the alert \
-resolves once the failure rate drops.";
+(dead letters), A, l (on the latest version), check the preview (entries by error; permanent failures that would \
+fail the same way again, like the invalid e-mail addresses, are held back: D discards them), y (replay the rest). \
+Then watch 4: the alert resolves once the failure rate has stayed low for a while.";
 
 /// The `:` commands, for completion.
 pub const COMMANDS: &[&str] = &[
@@ -248,6 +258,20 @@ pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
         ("runs" | "r", _) => View::Runs,
         ("dlq" | "d", _) => View::Dlq,
         ("health" | "h", team) => {
+            // A team no workflow belongs to would show an empty, all-clear screen.
+            if let Some(team) = team
+                && !app.teams.is_empty()
+                && !app.teams.values().any(|t| t == team)
+            {
+                let mut known: Vec<&str> = app.teams.values().map(String::as_str).collect();
+                known.sort_unstable();
+                known.dedup();
+                app.toast = Some((
+                    format!("no team `{team}` (teams: {})", known.join(", ")),
+                    true,
+                ));
+                return Vec::new();
+            }
             app.health_team = team.map(str::to_owned);
             app.health = Load::Loading;
             View::Health
@@ -294,7 +318,7 @@ pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
         (other, _) => {
             app.toast = Some((
                 format!(
-                    "unknown command `{other}`; try :runs :dlq :health :alerts :wf :audit :record ID :run ID"
+                    "unknown command `{other}`; the commands: :runs :dlq :health [TEAM] :alerts :wf :audit :run ID :record ID :incident :fix :quit (? lists them)"
                 ),
                 true,
             ));

@@ -27,6 +27,7 @@ pub(super) fn replied(
             }
             let mut effects: Vec<Effect> = [
                 Request::Runs { cursor: None },
+                Request::Failures,
                 Request::Workflows,
                 Request::Alerts,
                 Request::Dlq,
@@ -42,9 +43,13 @@ pub(super) fn replied(
             for run in page.items {
                 app.runs.rows.entry(run.id).or_insert(run);
             }
-            app.runs.next_cursor = page.next_cursor;
-            app.runs.loading_more = false;
-            app.runs.loaded = true;
+            if request == Request::Failures {
+                app.runs.failures_complete = page.next_cursor.is_none();
+            } else {
+                app.runs.next_cursor = page.next_cursor;
+                app.runs.loading_more = false;
+                app.runs.loaded = true;
+            }
         }
         Reply::Run(detail) => {
             app.runs.rows.insert(detail.run.id, detail.run.clone());
@@ -69,7 +74,10 @@ pub(super) fn replied(
                 **editor = tui_textarea::TextArea::from(text.lines().map(str::to_owned));
             }
         }
-        Reply::Dlq(entries) => app.dlq.entries = Load::Loaded(entries),
+        Reply::Dlq(page) => {
+            app.dlq.more = page.next_cursor.is_some();
+            app.dlq.entries = Load::Loaded(page.items);
+        }
         Reply::Health(health) => app.health = Load::Loaded(*health),
         Reply::Alerts(alerts) => {
             app.alerts.replace(alerts, |a| a.id);
@@ -184,7 +192,10 @@ pub(super) fn streamed(app: &mut App, message: StreamMessage) -> Vec<Effect> {
         StreamMessage::Reset { .. } => {
             app.runs.rows.clear();
             app.stale.extend(["alerts", "dlq", "workflows"]);
-            return vec![Effect::Request(Request::Runs { cursor: None })];
+            return vec![
+                Effect::Request(Request::Runs { cursor: None }),
+                Effect::Request(Request::Failures),
+            ];
         }
         StreamMessage::Lagged { .. } => return Vec::new(),
         StreamMessage::Batch { messages } => {

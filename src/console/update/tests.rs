@@ -680,7 +680,13 @@ fn dead_letter_selection_and_ranges_follow_ids_not_rows() {
     entries.sort_by_key(|e| e.id);
     update(
         &mut app,
-        Msg::Reply(Request::Dlq, Box::new(Ok(Reply::Dlq(entries)))),
+        Msg::Reply(
+            Request::Dlq,
+            Box::new(Ok(Reply::Dlq(crate::wire::Page {
+                items: entries,
+                next_cursor: None,
+            }))),
+        ),
     );
     assert_eq!(app.dlq.selected_entry().unwrap().id, chosen);
 
@@ -694,7 +700,13 @@ fn dead_letter_selection_and_ranges_follow_ids_not_rows() {
     entries.insert(2, late);
     update(
         &mut app,
-        Msg::Reply(Request::Dlq, Box::new(Ok(Reply::Dlq(entries)))),
+        Msg::Reply(
+            Request::Dlq,
+            Box::new(Ok(Reply::Dlq(crate::wire::Page {
+                items: entries,
+                next_cursor: None,
+            }))),
+        ),
     );
     keys(&mut app, "j j j V");
     assert!(app.dlq.marked.contains(&first));
@@ -820,4 +832,56 @@ fn search_in_the_inspector_jumps_between_matches() {
     assert!(app.toast.as_ref().unwrap().0.contains("no match"));
     keys(&mut app, "<esc>");
     assert!(app.inspector.search.is_empty(), "esc clears the search");
+}
+
+#[test]
+fn bad_input_in_commands_and_filters_says_what_is_wrong() {
+    let mut app = app(Role::Operator);
+    app.teams.insert("lead_routing".into(), "revops".into());
+    keys(&mut app, ": h e a l t h <space> n o p e <enter>");
+    assert!(app.toast.as_ref().unwrap().0.contains("no team `nope`"));
+    assert_eq!(app.view, View::Runs, "an unknown team opens nothing");
+    keys(&mut app, ": h e a l t h <space> r e v o p s <enter>");
+    assert_eq!(app.health_team.as_deref(), Some("revops"));
+    keys(&mut app, "1 3");
+    assert_eq!(app.health_team, None, "the screen key shows every team");
+    keys(&mut app, "1 / s i n c e : 5 x <enter>");
+    let (said, error) = app.toast.clone().unwrap();
+    assert!(error && said.contains("since:5x") && said.contains("filters nothing"));
+    keys(&mut app, "c / s i n c e : 1 0 0 0 0 0 0 0 0 0 y <enter>");
+    assert!(app.toast.as_ref().unwrap().0.contains("over 100 years"));
+}
+
+#[test]
+fn the_diff_stops_scrolling_at_its_last_line() {
+    let mut app = app(Role::Operator);
+    update(&mut app, Msg::Resize(80, 24));
+    app.view = View::Diff {
+        workflow: "lead_routing".into(),
+    };
+    app.diff = Load::Loaded(crate::wire::Diff {
+        from: 1,
+        to: 2,
+        unified: "--- v1\n+++ v2\n@@ -1 +1 @@\n-a\n+b\n".into(),
+    });
+    keys(&mut app, "G");
+    assert_eq!(app.inspector.scroll, 4, "the last line stays on screen");
+    keys(&mut app, "j j");
+    assert_eq!(app.inspector.scroll, 4);
+}
+
+#[test]
+fn the_header_marks_counts_over_a_partly_loaded_list() {
+    let mut app = app(Role::Operator);
+    let failures = crate::wire::Page {
+        items: vec![run(40, "lead_routing", RunStatus::Failed)],
+        next_cursor: None,
+    };
+    update(
+        &mut app,
+        Msg::Reply(Request::Failures, Box::new(Ok(Reply::Runs(failures)))),
+    );
+    assert!(app.runs.failures_complete);
+    assert!(app.runs.rows.contains_key(&40));
+    assert_eq!(app.runs.counts.get("failed"), Some(&11));
 }

@@ -49,18 +49,19 @@ pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                     theme.text
                 },
             ),
-            Span::styled(
-                app.health_team
-                    .as_ref()
-                    .map(|t| format!(" · team {t}"))
-                    .unwrap_or_default(),
-                theme.dim,
-            ),
         ]),
         control,
     );
+    let team = app
+        .health_team
+        .as_ref()
+        .map(|t| format!("team {t}"))
+        .unwrap_or_else(|| "all teams".into());
     let block = framed(
-        format!(" Workflows, last hour ({} s buckets) ", health.bucket_secs),
+        format!(
+            " Workflows of {team}, last hour ({} s buckets) ",
+            health.bucket_secs
+        ),
         theme,
     );
     let inner = block.inner(workflows);

@@ -79,6 +79,9 @@ pub(super) fn list(
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let kept = fit(&cols, inner.width, last_min);
+    let last_width = inner
+        .width
+        .saturating_sub(kept.iter().map(|k| cols[*k].width + 1).sum::<u16>());
     let height = inner.height.saturating_sub(1) as usize;
     let offset = match selected {
         usize::MAX => 0,
@@ -90,7 +93,8 @@ pub(super) fn list(
             .skip(offset)
             .take(height)
             .map(|(i, (mut cells, style))| {
-                let last_cell = cells.pop().unwrap_or_default();
+                let mut last_cell = cells.pop().unwrap_or_default();
+                last_cell.content = super::runs::ellipsis(&last_cell.content, last_width).into();
                 let mut shown: Vec<Span<'static>> = kept
                     .iter()
                     .map(|k| cells.get(*k).cloned().unwrap_or_default())
@@ -134,11 +138,13 @@ pub(super) fn loading<T>(
 /// The error column keeps at least this many characters at 80 columns: the cause shows.
 pub(super) const ERROR_MIN: u16 = 30;
 
-/// ` /filter (c clears)` for a title, or nothing without a filter.
+/// ` /filter (c clears)` for a title (a long filter cut to its first 40 characters), or
+/// nothing without a filter.
 pub(super) fn filter_mark(text: &str, app: &App) -> String {
     if text.is_empty() {
         return String::new();
     }
+    let text = super::runs::ellipsis(text, 40);
     let clear = app
         .keymap
         .chord_for(
@@ -166,9 +172,12 @@ pub fn dlq(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 Span::styled(mark.to_owned(), theme.marked),
                 Span::raw(e.id.to_string()),
                 Span::raw(e.run_id.to_string()),
-                Span::raw(format!("{}@{}", e.workflow, e.version)),
+                Span::raw(super::runs::ellipsis(
+                    &format!("{}@{}", e.workflow, e.version),
+                    18,
+                )),
                 Span::raw(e.record_id.map(|r| format!("rec {r}")).unwrap_or_default()),
-                Span::raw(e.step_id.clone()),
+                Span::raw(super::runs::ellipsis(&e.step_id, 10)),
                 Span::raw(ago(&e.created_at)),
                 Span::styled(
                     e.error.message.lines().next().unwrap_or("").to_owned(),
@@ -197,11 +206,11 @@ pub fn dlq(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             title,
             cols: vec![
                 col("", 1, 9),
-                col("ENTRY", 6, 4),
+                col("ENTRY", 6, 6),
                 col("RUN", 7, 3),
-                col("WORKFLOW", 20, 8),
+                col("WORKFLOW", 18, 8),
                 col("RECORD", 8, 2),
-                col("STEP", 12, 7),
+                col("STEP", 10, 7),
                 col("SINCE", 7, 5),
             ],
             last: "ERROR",

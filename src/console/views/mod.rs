@@ -87,11 +87,27 @@ fn message_lines(app: &App, width: u16) -> Vec<Line<'static>> {
         return Vec::new();
     };
     let width = usize::from(width.saturating_sub(2)).max(10);
-    let chars: Vec<char> = format!("» {text}").chars().collect();
-    let mut lines: Vec<String> = chars
-        .chunks(width)
-        .map(|c| c.iter().collect::<String>())
-        .collect();
+    // Word-wrapped; a word longer than a line is split.
+    let mut lines: Vec<String> = vec![String::new()];
+    for word in format!("» {text}").split(' ') {
+        let mut word: Vec<char> = word.chars().collect();
+        loop {
+            let line = lines.last_mut().expect("a line");
+            let used = line.chars().count();
+            let gap = usize::from(used > 0);
+            if used + gap + word.len() <= width {
+                if gap == 1 {
+                    line.push(' ');
+                }
+                line.extend(word.iter());
+                break;
+            }
+            if used == 0 {
+                line.extend(word.drain(..width));
+            }
+            lines.push(String::new());
+        }
+    }
     if lines.len() > MESSAGE_LINES {
         lines.truncate(MESSAGE_LINES);
         if let Some(last) = lines.last_mut() {
@@ -181,21 +197,27 @@ fn header_counts<'a>(app: &App, theme: &Theme) -> Vec<Span<'a>> {
     let known = |n: Option<usize>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
     let counts = &app.runs.counts;
     let mut right: Vec<Span<'a>> = Vec::new();
-    for (status, style) in [
-        ("running", theme.run_running),
-        ("retrying", theme.run_retrying),
-        ("failed", theme.run_failed),
-        ("succeeded", theme.run_succeeded),
+    // A count over a partly loaded list is a floor: `12+`.
+    let older = app.runs.next_cursor.is_some();
+    for (status, style, partial) in [
+        ("running", theme.run_running, older),
+        ("retrying", theme.run_retrying, older),
+        ("failed", theme.run_failed, !app.runs.failures_complete),
+        ("succeeded", theme.run_succeeded, older),
     ] {
         let count = app
             .runs
             .loaded
             .then(|| counts.get(status).copied().unwrap_or(0));
-        right.push(Span::styled(format!("{status} {} ", known(count)), style));
+        let plus = if partial && count.is_some() { "+" } else { "" };
+        right.push(Span::styled(
+            format!("{status} {}{plus} ", known(count)),
+            style,
+        ));
     }
     let dlq = app.dlq.entries.get().map(Vec::len);
     right.push(Span::styled(
-        format!("dlq {} ", known(dlq)),
+        format!("dlq {}{} ", known(dlq), if app.dlq.more { "+" } else { "" }),
         if dlq.unwrap_or(0) > 0 {
             theme.dlq_badge
         } else {

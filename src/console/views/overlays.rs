@@ -131,11 +131,24 @@ pub fn draw(frame: &mut Frame<'_>, body: Rect, app: &App, theme: &Theme) {
     }
 }
 
+/// An input line at the body's foot; a line longer than the screen shows its end (where the
+/// cursor is), led by `…`.
 fn line(frame: &mut Frame<'_>, body: Rect, text: String, theme: &Theme) {
     let area = Rect {
         y: body.y + body.height.saturating_sub(1),
         height: 1,
         ..body
+    };
+    let width = usize::from(area.width);
+    let chars: Vec<char> = text.chars().collect();
+    let text = match chars.iter().position(|c| *c == '▏') {
+        Some(cursor) if cursor + 1 > width => {
+            let from = cursor + 2 - width;
+            std::iter::once('…')
+                .chain(chars[from..].iter().copied())
+                .collect()
+        }
+        _ => text,
     };
     frame.render_widget(Clear, area);
     frame.render_widget(Paragraph::new(text).style(theme.title), area);

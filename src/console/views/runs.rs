@@ -74,6 +74,9 @@ pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         col("TRIES", 5, 1),
     ];
     let kept = fit(&cols, inner.width, ERROR_MIN);
+    let last_width = inner
+        .width
+        .saturating_sub(kept.iter().map(|k| cols[*k].width + 1).sum::<u16>());
     let height = inner.height.saturating_sub(1) as usize;
     let offset = runs.selected.saturating_sub(height.saturating_sub(1));
     let rows = runs.visible[offset..(offset + height).min(runs.visible.len())]
@@ -86,12 +89,12 @@ pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 .map(short_duration)
                 .unwrap_or_else(|| "-".into());
             let all = [
-                Cell::from(Span::styled(
-                    format!("{} {}", glyph(run.status), run.status),
-                    style,
-                )),
+                Cell::from(Span::styled(status_text(run), style)),
                 Cell::from(run.id.to_string()),
-                Cell::from(format!("{}@{}", run.workflow, run.version)),
+                Cell::from(ellipsis(
+                    &format!("{}@{}", run.workflow, run.version),
+                    cols[2].width,
+                )),
                 Cell::from(
                     run.record_id
                         .map(|r| format!("rec {r}"))
@@ -102,7 +105,7 @@ pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 Cell::from(run.attempts.to_string()),
             ];
             let mut cells: Vec<Cell<'_>> = kept.iter().map(|k| all[*k].clone()).collect();
-            cells.push(last_cell(run, theme));
+            cells.push(last_cell(run, last_width, theme));
             let row = Row::new(cells);
             Some(if offset + i == runs.selected {
                 row.style(theme.selection)
@@ -123,32 +126,43 @@ pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     frame.render_widget(table, inner);
 }
 
-/// The last column of a run row: where its failure went (`↻ as #812`, `discarded`), the run
-/// it replays (`replay of #77`), then the error.
-fn last_cell<'a>(run: &RunView, theme: &Theme) -> Cell<'a> {
-    let mut spans = Vec::new();
-    match (run.replayed_as, run.dead_letter) {
-        (Some(id), _) => spans.push(Span::styled(format!("↻ as #{id} "), theme.run_retrying)),
-        (None, Some(status)) if status != DlqStatus::Open => {
-            spans.push(Span::styled(format!("{status} "), theme.dim));
+/// A run's status as the table shows it: a failure someone handled says where it went
+/// (`✗ ↻ #812` replayed as run 812, `✗ discarded`, `✗ retried`).
+fn status_text(run: &RunView) -> String {
+    match (run.status, run.replayed_as, run.dead_letter) {
+        (RunStatus::Failed, Some(id), _) => format!("{} ↻ #{id}", glyph(run.status)),
+        (RunStatus::Failed, None, Some(status)) if status != DlqStatus::Open => {
+            format!("{} {status}", glyph(run.status))
         }
-        _ => {}
+        _ => format!("{} {}", glyph(run.status), run.status),
     }
-    if let (Some(origin), TriggerKind::Replay | TriggerKind::Rerun) =
-        (run.origin_run, run.trigger_kind)
-    {
-        spans.push(Span::styled(
-            format!("{} of #{origin} ", run.trigger_kind),
-            theme.dim,
-        ));
+}
+
+/// `text` cut to `width` columns with `…` when it is longer.
+pub(super) fn ellipsis(text: &str, width: u16) -> String {
+    let width = usize::from(width);
+    if text.chars().count() <= width {
+        return text.to_owned();
     }
-    if let Some(e) = &run.error {
-        spans.push(Span::styled(
-            e.message.lines().next().unwrap_or("").to_owned(),
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// The last column of a run row: the error, or for a replay or re-run without one, the run
+/// it repeats (`replay of #77`).
+fn last_cell<'a>(run: &RunView, width: u16, theme: &Theme) -> Cell<'a> {
+    match (&run.error, run.origin_run, run.trigger_kind) {
+        (Some(e), _, _) => Cell::from(Span::styled(
+            ellipsis(e.message.lines().next().unwrap_or(""), width),
             theme.error,
-        ));
+        )),
+        (None, Some(origin), TriggerKind::Replay | TriggerKind::Rerun) => Cell::from(Span::styled(
+            format!("{} of #{origin}", run.trigger_kind),
+            theme.dim,
+        )),
+        _ => Cell::from(""),
     }
-    Cell::from(Line::from(spans))
 }
 
 pub fn inspector(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {

@@ -118,6 +118,7 @@ fn app() -> App {
         replay.origin_run = Some(1);
     }
     app.runs.loaded = true;
+    app.runs.failures_complete = true;
     app.inspector.detail = Load::Loaded(RunDetail {
         run: run(7, "lead_routing", RunStatus::Failed),
         attempts: vec![
@@ -541,4 +542,35 @@ fn counts_not_loaded_yet_are_unknown_not_zero() {
     for count in ["running ?", "failed ?", "dlq ?", "alerts ?"] {
         assert!(line.contains(count), "{line}");
     }
+}
+
+#[test]
+fn messages_wrap_at_words_and_input_lines_show_their_end() {
+    let mut app = app();
+    app.toast = Some((
+        "unknown command `x`; the commands: :runs :dlq :health [TEAM] :alerts :wf :audit :run ID :record ID :incident :fix :quit".into(),
+        true,
+    ));
+    let screen = render(&app, &theme::load("mono", None).unwrap(), 80, 24);
+    assert!(
+        screen.contains(":record ID"),
+        "ids stay with their command: {screen}"
+    );
+    app.toast = None;
+    app.overlay = Overlay::Filter("w".repeat(120));
+    let screen = render(&app, &theme::load("mono", None).unwrap(), 80, 24);
+    assert!(screen.contains("…www"), "{screen}");
+    assert!(screen.contains("w▏"), "the cursor shows: {screen}");
+}
+
+#[test]
+fn header_counts_over_a_partly_loaded_list_are_floors() {
+    let mut app = app();
+    app.runs.next_cursor = Some("c".into());
+    app.runs.failures_complete = false;
+    let line = header_line(&app, 100);
+    assert!(
+        line.contains("running 5+") && line.contains("failed 8+"),
+        "{line}"
+    );
 }
