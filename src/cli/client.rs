@@ -42,7 +42,12 @@ impl Client {
             .token
             .clone()
             .context("no token: pass --token or set ACP_TOKEN")?;
-        let server = remote.server.as_deref().unwrap_or("http://127.0.0.1:7700");
+        // An empty ACP_SERVER or --server counts as unset.
+        let server = remote
+            .server
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or("http://127.0.0.1:7700");
         let base = format!("{}/api/v1", server.trim_end_matches('/'));
         Ok(Self {
             http: reqwest::Client::new(),

@@ -201,6 +201,9 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
         }
         Command::Zoom => app.inspector.zoom = !app.inspector.zoom,
         Command::Search => app.overlay = Overlay::Search(app.inspector.search.clone()),
+        Command::NextMatch | Command::PrevMatch if app.inspector.search.is_empty() => {
+            app.toast = Some(("nothing searched yet: / searches the detail".into(), true));
+        }
         Command::NextMatch => jump_to_match(app, 1),
         Command::PrevMatch => jump_to_match(app, -1),
         Command::Trigger => {
@@ -312,7 +315,11 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
         }
         Command::Diff => {
             if let Some((workflow, to)) = selected_version(app) {
-                let from = (to - 1).max(1);
+                if to <= 1 {
+                    app.toast = Some((format!("v{to} has no earlier version to diff with"), true));
+                    return Vec::new();
+                }
+                let from = to - 1;
                 app.diff = Load::Loading;
                 let mut effects = go(
                     app,
@@ -666,7 +673,7 @@ pub(super) fn move_by(app: &mut App, delta: i64) {
             app.record.get().map_or(0, |(_, history)| history.len()),
         ),
         View::Inspector { .. } | View::Diff { .. } | View::Health => {
-            let last = i64::from(last_row(app));
+            let last = i64::from(furthest_scroll(app));
             let scroll = &mut app.inspector.scroll;
             *scroll = (i64::from(*scroll) + delta.clamp(-1000, 1000)).clamp(0, last) as u16;
             return;
@@ -682,16 +689,18 @@ pub(super) fn move_by(app: &mut App, delta: i64) {
     }
 }
 
-/// The furthest the inspector's detail or a diff scrolls: its last row at the top.
-fn last_row(app: &App) -> u16 {
-    let width = app.size.map_or(super::views::MIN.0, |(w, _)| w);
-    let (lines, width): (Vec<String>, u16) = match &app.view {
+/// The furthest the inspector's detail or a diff scrolls: its last row at the pane's foot.
+fn furthest_scroll(app: &App) -> u16 {
+    let (width, height) = app.size.unwrap_or(super::views::MIN);
+    // Header and status bar, then the diff's borders or the inspector's run summary.
+    let (lines, width, visible): (Vec<String>, u16, u16) = match &app.view {
         View::Diff { .. } => (
             app.diff
                 .get()
                 .map(|d| d.unified.lines().map(str::to_owned).collect())
                 .unwrap_or_default(),
             width.saturating_sub(2),
+            height.saturating_sub(4),
         ),
         View::Inspector { .. } => {
             let Ok(theme) = super::theme::load("mono", None) else {
@@ -704,6 +713,7 @@ fn last_row(app: &App) -> u16 {
                     .map(ToString::to_string)
                     .collect(),
                 super::views::detail_width(app, width),
+                height.saturating_sub(6),
             )
         }
         _ => return 0,
@@ -713,7 +723,8 @@ fn last_row(app: &App) -> u16 {
         .iter()
         .map(|l| l.chars().count().div_ceil(width).max(1))
         .sum();
-    rows.saturating_sub(1).min(usize::from(u16::MAX)) as u16
+    rows.saturating_sub(usize::from(visible))
+        .min(usize::from(u16::MAX)) as u16
 }
 
 /// Near the end of the cached runs or audit entries: the next page over REST.

@@ -238,7 +238,7 @@ Slack-like sink). Half a minute later a bad big_deal_alert version goes out: eve
 error.\n\nTriage: 4 (alerts), enter (the failed runs), enter (the failing step and its error).\n\nFix: :fix (the \
 enrichment API recovers); 5, select big_deal_alert, enter, select the previous version, B, y (roll back); 2 \
 (dead letters), A, l (on the latest version), check the preview (entries by error; permanent failures that would \
-fail the same way again, like the invalid e-mail addresses, are held back: D discards them), y (replay the rest). \
+fail the same way again, like the invalid e-mail addresses, are held back: i takes them in, D discards them), y (replay the rest). \
 Then watch 4: the alert resolves once the failure rate has stayed low for a while.";
 
 /// The `:` commands, for completion.
@@ -249,6 +249,11 @@ pub const COMMANDS: &[&str] = &[
 fn complete(text: &str) -> Option<&'static str> {
     let matches: Vec<&&str> = COMMANDS.iter().filter(|c| c.starts_with(text)).collect();
     (matches.len() == 1).then(|| *matches[0])
+}
+
+/// True for a run or record id: a whole number from 1.
+fn positive(id: &str) -> bool {
+    id.parse::<i64>().is_ok_and(|id| id > 0)
 }
 
 /// Runs a `:` command line.
@@ -279,10 +284,10 @@ pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
         ("alerts" | "a", _) => View::Alerts,
         ("wf" | "workflows" | "w", _) => View::Workflows,
         ("audit", _) => View::Audit,
-        ("run", Some(id)) if id.parse::<i64>().is_ok() => View::Inspector {
+        ("run", Some(id)) if words.clone().next().is_none() && positive(id) => View::Inspector {
             run: id.parse().unwrap_or(0),
         },
-        ("record", Some(id)) if id.parse::<i64>().is_ok() => View::Record {
+        ("record", Some(id)) if words.clone().next().is_none() && positive(id) => View::Record {
             id: id.parse().unwrap_or(0),
         },
         ("incident", _) if app.sandbox.is_some() => {
@@ -308,9 +313,12 @@ pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
         }
         ("", _) => return Vec::new(),
         (command @ ("run" | "record"), id) => {
-            let what = match id {
-                Some(id) => format!("`{id}` is not a {command} id"),
-                None => format!("`:{command}` needs an id"),
+            let what = match (id, words.next()) {
+                (Some(_), Some(extra)) => format!("`:{command}` takes one id, not `{extra}` too"),
+                (Some(id), None) => {
+                    format!("`{id}` is not a {command} id (ids are numbers from 1)")
+                }
+                (None, _) => format!("`:{command}` needs an id"),
             };
             app.toast = Some((format!("{what}: write e.g. :{command} 42"), true));
             return Vec::new();

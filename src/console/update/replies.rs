@@ -88,7 +88,15 @@ pub(super) fn replied(
                     .get()
                     .map(Vec::as_slice)
                     .unwrap_or_default();
-                app.alerts.selected = list.iter().position(|a| a.id == id).unwrap_or(0);
+                match list.iter().position(|a| a.id == id) {
+                    Some(at) => app.alerts.selected = at,
+                    None => {
+                        app.toast = Some((
+                            format!("alert {id} was not found (the list holds the newest alerts)"),
+                            true,
+                        ));
+                    }
+                }
             }
         }
         Reply::Workflows(list) => {

@@ -850,6 +850,11 @@ fn bad_input_in_commands_and_filters_says_what_is_wrong() {
     assert!(error && said.contains("since:5x") && said.contains("filters nothing"));
     keys(&mut app, "c / s i n c e : 1 0 0 0 0 0 0 0 0 0 y <enter>");
     assert!(app.toast.as_ref().unwrap().0.contains("over 100 years"));
+    keys(&mut app, "c : r u n <space> 1 <space> 2 <enter>");
+    assert!(app.toast.as_ref().unwrap().0.contains("takes one id"));
+    keys(&mut app, ": r u n <space> - 1 <enter>");
+    assert!(app.toast.as_ref().unwrap().0.contains("numbers from 1"));
+    assert_eq!(app.view, View::Runs, "a bad id leaves the screen as it is");
 }
 
 #[test]
@@ -865,9 +870,15 @@ fn the_diff_stops_scrolling_at_its_last_line() {
         unified: "--- v1\n+++ v2\n@@ -1 +1 @@\n-a\n+b\n".into(),
     });
     keys(&mut app, "G");
-    assert_eq!(app.inspector.scroll, 4, "the last line stays on screen");
-    keys(&mut app, "j j");
-    assert_eq!(app.inspector.scroll, 4);
+    assert_eq!(app.inspector.scroll, 0, "five lines fit: nothing to scroll");
+    let long: String = (0..60).map(|i| format!("+line {i}\n")).collect();
+    app.diff = Load::Loaded(crate::wire::Diff {
+        from: 1,
+        to: 2,
+        unified: long,
+    });
+    keys(&mut app, "G j j");
+    assert_eq!(app.inspector.scroll, 40, "the last line at the pane's foot");
 }
 
 #[test]
@@ -884,4 +895,22 @@ fn the_header_marks_counts_over_a_partly_loaded_list() {
     assert!(app.runs.failures_complete);
     assert!(app.runs.rows.contains_key(&40));
     assert_eq!(app.runs.counts.get("failed"), Some(&11));
+}
+
+#[test]
+fn an_alert_asked_for_that_is_not_there_says_so() {
+    let mut app = app(Role::Operator);
+    app.view = View::Alerts;
+    app.focus_alert = Some(999);
+    update(
+        &mut app,
+        Msg::Reply(Request::Alerts, Box::new(Ok(Reply::Alerts(Vec::new())))),
+    );
+    assert!(
+        app.toast
+            .as_ref()
+            .is_some_and(|(t, e)| *e && t.contains("alert 999")),
+        "{:?}",
+        app.toast
+    );
 }

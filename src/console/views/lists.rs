@@ -97,7 +97,11 @@ pub(super) fn list(
                 last_cell.content = super::runs::ellipsis(&last_cell.content, last_width).into();
                 let mut shown: Vec<Span<'static>> = kept
                     .iter()
-                    .map(|k| cells.get(*k).cloned().unwrap_or_default())
+                    .map(|k| {
+                        let mut cell = cells.get(*k).cloned().unwrap_or_default();
+                        cell.content = super::runs::ellipsis(&cell.content, cols[*k].width).into();
+                        cell
+                    })
                     .collect();
                 shown.push(last_cell);
                 let row = Row::new(shown);

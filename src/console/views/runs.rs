@@ -30,7 +30,13 @@ pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let mode = if runs.follow { "following" } else { "paused" };
     let filter = filter_mark(&runs.filter_text, app);
     // The title keeps what matters most when it must shorten: the counts and the filter.
-    let mut title = format!(" Runs {}/{}{filter} ", runs.visible.len(), runs.rows.len());
+    // `+`: older runs exist on the server than are loaded (they load as you scroll).
+    let older = if runs.next_cursor.is_some() { "+" } else { "" };
+    let mut title = format!(
+        " Runs {}/{}{older}{filter} ",
+        runs.visible.len(),
+        runs.rows.len()
+    );
     let room = usize::from(area.width.saturating_sub(4));
     for part in [
         format!("· {mode} "),
