@@ -1,6 +1,7 @@
 //! The terminal: raw mode and the alternate screen (restored on quit, on panic and on
-//! SIGTERM), synchronized output, drawing after each message (ticks every 2 s included) and at
-//! most 30 frames a second. The loop waits on keys, messages, a tick and signals; it never awaits the network.
+//! SIGTERM or SIGHUP), synchronized output, drawing after each message (ticks every 2 s
+//! included) and at most 30 frames a second. The loop waits on keys, messages, a tick and
+//! signals; it never awaits the network.
 
 use std::io::{Write, stdout};
 use std::time::{Duration, Instant};
@@ -69,6 +70,10 @@ async fn event_loop(
     #[cfg(unix)]
     let mut term_signal =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // The terminal went away (an SSH session dropped, tmux killed): leave like on SIGTERM, so
+    // whoever opened the console (`acp demo`) still cleans up.
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut streaming = false;
     let mut effects = update::start();
     if let Ok(size) = terminal.size() {
@@ -94,9 +99,14 @@ async fn event_loop(
             Duration::from_secs(3600)
         };
         #[cfg(unix)]
-        let terminated = term_signal.recv();
+        let terminated = async {
+            tokio::select! {
+                _ = term_signal.recv() => {}
+                _ = hangup.recv() => {}
+            }
+        };
         #[cfg(not(unix))]
-        let terminated = std::future::pending::<Option<()>>();
+        let terminated = std::future::pending::<()>();
         let msg = tokio::select! {
             event = keys.next() => match event {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => Some(Msg::Key(key)),
