@@ -119,6 +119,17 @@ fn keys(app: &mut App, text: &str) -> Vec<Effect> {
     effects
 }
 
+/// The server's answer to `GET /dlq`: these entries, all of them.
+fn dlq_reply(entries: Vec<DlqView>) -> Msg {
+    Msg::Reply(
+        Request::Dlq,
+        Box::new(Ok(Reply::Dlq(crate::wire::Page {
+            items: entries,
+            next_cursor: None,
+        }))),
+    )
+}
+
 fn requests(effects: &[Effect]) -> Vec<&Request> {
     effects
         .iter()
@@ -678,16 +689,7 @@ fn dead_letter_selection_and_ranges_follow_ids_not_rows() {
         .chain((1..=5).map(entry))
         .collect();
     entries.sort_by_key(|e| e.id);
-    update(
-        &mut app,
-        Msg::Reply(
-            Request::Dlq,
-            Box::new(Ok(Reply::Dlq(crate::wire::Page {
-                items: entries,
-                next_cursor: None,
-            }))),
-        ),
-    );
+    update(&mut app, dlq_reply(entries));
     assert_eq!(app.dlq.selected_entry().unwrap().id, chosen);
 
     let mut app = self::app(Role::Operator);
@@ -698,16 +700,7 @@ fn dead_letter_selection_and_ranges_follow_ids_not_rows() {
     let mut late = entry(99);
     late.workflow = "lead_routing".into();
     entries.insert(2, late);
-    update(
-        &mut app,
-        Msg::Reply(
-            Request::Dlq,
-            Box::new(Ok(Reply::Dlq(crate::wire::Page {
-                items: entries,
-                next_cursor: None,
-            }))),
-        ),
-    );
+    update(&mut app, dlq_reply(entries));
     keys(&mut app, "j j j V");
     assert!(app.dlq.marked.contains(&first));
     assert!(
