@@ -9,8 +9,9 @@ use serde_json::Value;
 
 use acp::wire::ErrorBody;
 
-/// `--server`, `--token` and `--json`, shared by every remote command.
-#[derive(clap::Args, Clone, Debug)]
+/// `--server`, `--token` and `--json`, shared by every remote command (the token kept out of
+/// `Debug`).
+#[derive(clap::Args, Clone)]
 pub struct Remote {
     /// The ACP server [default: http://127.0.0.1:7700, or the console context's].
     #[arg(long, global = true, env = "ACP_SERVER")]
@@ -24,6 +25,17 @@ pub struct Remote {
     /// Show times in UTC instead of the local time zone (`TZ`); JSON is always RFC 3339.
     #[arg(long, global = true, env = "ACP_UTC")]
     pub utc: bool,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("server", &self.server)
+            .field("token", &self.token.as_ref().map(|_| acp::wire::REDACTED))
+            .field("json", &self.json)
+            .field("utc", &self.utc)
+            .finish()
+    }
 }
 
 /// Set once from `--utc` before any table is printed.

@@ -38,7 +38,7 @@ pub struct Settings {
 }
 
 /// One server and where its token comes from (first of: `token`, `token_env`, `token_file`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContextDef {
     pub server: String,
@@ -50,11 +50,31 @@ pub struct ContextDef {
     pub token_file: Option<String>,
 }
 
-/// Where to connect.
-#[derive(Debug, Clone, PartialEq)]
+impl std::fmt::Debug for ContextDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContextDef")
+            .field("server", &self.server)
+            .field("token", &self.token.as_ref().map(|_| crate::wire::REDACTED))
+            .field("token_env", &self.token_env)
+            .field("token_file", &self.token_file)
+            .finish()
+    }
+}
+
+/// Where to connect (the token kept out of `Debug`).
+#[derive(Clone, PartialEq)]
 pub struct Target {
     pub server: String,
     pub token: String,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("server", &self.server)
+            .field("token", &crate::wire::REDACTED)
+            .finish()
+    }
 }
 
 /// Reads the config file if there is one.
@@ -158,6 +178,25 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_token() {
+        let context = ContextDef {
+            server: "https://acp.example.com".into(),
+            token: Some("acp_CONTEXTTOKEN".into()),
+            ..ContextDef::default()
+        };
+        let target = Target {
+            server: "https://acp.example.com".into(),
+            token: "acp_TARGETTOKEN".into(),
+        };
+        let shown = format!("{context:?} {target:?}");
+        assert!(
+            !shown.contains("CONTEXTTOKEN") && !shown.contains("TARGETTOKEN"),
+            "{shown}"
+        );
+        assert!(shown.contains("acp.example.com"));
+    }
 
     #[test]
     fn contexts_give_a_server_and_a_token_and_flags_win() {

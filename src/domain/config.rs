@@ -48,8 +48,9 @@ pub struct ConfigDef {
     pub teams: BTreeMap<String, Vec<RuleDef>>,
 }
 
-/// Where notifications go.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// Where notifications go. `Debug` leaves out the secrets: a Slack webhook URL (it carries its
+/// token), a signing secret, an SMTP password.
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum ChannelDef {
     /// A Slack incoming webhook.
@@ -70,6 +71,38 @@ pub enum ChannelDef {
         #[serde(default)]
         password: Option<String>,
     },
+}
+
+impl std::fmt::Debug for ChannelDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const HIDDEN: &str = crate::wire::REDACTED;
+        match self {
+            Self::Slack { .. } => f.debug_struct("Slack").field("url", &HIDDEN).finish(),
+            Self::Webhook { url, .. } => f
+                .debug_struct("Webhook")
+                .field("url", url)
+                .field("secret", &HIDDEN)
+                .finish(),
+            Self::Email {
+                host,
+                port,
+                tls,
+                from,
+                to,
+                username,
+                password,
+            } => f
+                .debug_struct("Email")
+                .field("host", host)
+                .field("port", port)
+                .field("tls", tls)
+                .field("from", from)
+                .field("to", to)
+                .field("username", username)
+                .field("password", &password.as_ref().map(|_| HIDDEN))
+                .finish(),
+        }
+    }
 }
 
 /// How the SMTP connection is secured.
@@ -339,6 +372,33 @@ fn resolve_channel(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_channel_secret() {
+        let channels = [
+            ChannelDef::Slack {
+                url: "https://hooks.slack.com/services/T0/B0/SLACKTOKEN".into(),
+            },
+            ChannelDef::Webhook {
+                url: "https://ops.example.com/hook".into(),
+                secret: "whsec_SIGNINGSECRET".into(),
+            },
+            ChannelDef::Email {
+                host: "smtp.example.com".into(),
+                port: Some(587),
+                tls: EmailTls::default(),
+                from: "acp@example.com".into(),
+                to: vec!["oncall@example.com".into()],
+                username: Some("acp".into()),
+                password: Some("SMTPPASSWORD".into()),
+            },
+        ];
+        let shown = format!("{channels:?}");
+        for secret in ["SLACKTOKEN", "SIGNINGSECRET", "SMTPPASSWORD"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("ops.example.com") && shown.contains("[redacted]"));
+    }
 
     const GOOD: &str = r#"(
     public_url: "https://acp.example.com/",

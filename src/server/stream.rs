@@ -41,7 +41,9 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/stream", get(upgrade))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The stream's query; `token` is for clients that cannot set a header (browsers) and is
+/// kept out of `Debug`.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StreamQuery {
     #[serde(default)]
@@ -52,6 +54,18 @@ pub(crate) struct StreamQuery {
     /// Send the events that are ready together as one `batch` frame.
     #[serde(default)]
     batch: bool,
+}
+
+impl std::fmt::Debug for StreamQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamQuery")
+            .field("since", &self.since)
+            .field("workflow", &self.workflow)
+            .field("team", &self.team)
+            .field("token", &self.token.as_ref().map(|_| crate::wire::REDACTED))
+            .field("batch", &self.batch)
+            .finish()
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/stream", params(("since" = Option<i64>, Query), ("workflow" = Option<String>, Query), ("team" = Option<String>, Query), ("token" = Option<String>, Query), ("batch" = Option<bool>, Query)), responses((status = 101, description = "websocket of JSON text frames", body = StreamMessage), (status = "4XX", description = "an error", body = ErrorBody)), tag = "stream", security(("bearer" = [])))]

@@ -70,11 +70,20 @@ pub struct RunFact {
     pub error: Option<String>,
 }
 
-/// A webhook subscription with its signing secret.
-#[derive(Debug, Clone, PartialEq)]
+/// A webhook subscription with its signing secret (kept out of `Debug`).
+#[derive(Clone, PartialEq)]
 pub struct WebhookRow {
     pub view: WebhookView,
     pub secret: String,
+}
+
+impl std::fmt::Debug for WebhookRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookRow")
+            .field("view", &self.view)
+            .field("secret", &crate::wire::REDACTED)
+            .finish()
+    }
 }
 
 /// A message to queue for a subscription.

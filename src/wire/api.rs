@@ -329,13 +329,22 @@ pub struct TokenView {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// A token just created: the secret is shown this once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A token just created: the secret is shown this once (and never by `Debug`).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct TokenCreated {
     #[serde(flatten)]
     pub view: TokenView,
     pub token: String,
+}
+
+impl std::fmt::Debug for TokenCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCreated")
+            .field("view", &self.view)
+            .field("token", &super::REDACTED)
+            .finish()
+    }
 }
 
 /// One control action: who did what to what, and how it ended.

@@ -4,6 +4,8 @@
 //! it depends on nothing else in the crate. New fields get `#[serde(default)]` so an older
 //! console keeps working against a newer server.
 
+/// What `Debug` prints in place of a secret (tokens, signing secrets, passwords).
+pub const REDACTED: &str = "[redacted]";
 mod alerts;
 mod api;
 mod event;
@@ -30,3 +32,22 @@ pub use runs::{
 };
 pub use webhooks::{DeliveryView, WebhookCreated, WebhookRequest, WebhookView};
 pub use workflows::{VersionView, WorkflowView};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn created_secrets_stay_out_of_debug_output() {
+        let token = super::TokenCreated {
+            view: serde_json::from_value(serde_json::json!({
+                "id": 1, "name": "ci", "role": "operator", "created_at": "2026-11-30T00:00:00Z"
+            }))
+            .expect("a token view"),
+            token: "acp_SECRETTOKEN".into(),
+        };
+        let shown = format!("{token:?}");
+        assert!(
+            !shown.contains("SECRETTOKEN") && shown.contains("ci"),
+            "{shown}"
+        );
+    }
+}

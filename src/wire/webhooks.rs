@@ -40,13 +40,23 @@ pub struct WebhookView {
     pub pending: i64,
 }
 
-/// A subscription just created, with its signing secret (`whsec_...`), shown this once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A subscription just created, with its signing secret (`whsec_...`), shown this once (and
+/// never by `Debug`).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct WebhookCreated {
     #[serde(flatten)]
     pub view: WebhookView,
     pub secret: String,
+}
+
+impl std::fmt::Debug for WebhookCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookCreated")
+            .field("view", &self.view)
+            .field("secret", &super::REDACTED)
+            .finish()
+    }
 }
 
 /// One delivery attempt of one message.
