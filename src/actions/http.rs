@@ -84,11 +84,14 @@ pub struct ReqwestSender {
 }
 
 impl ReqwestSender {
-    pub fn new() -> Result<Self, String> {
+    /// A client with ACP's user agent.
+    ///
+    /// # Errors
+    /// reqwest's, when the TLS backend cannot be initialised.
+    pub fn new() -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("acp/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         Ok(Self { client })
     }
 }

@@ -27,7 +27,13 @@ pub struct Actions {
 impl Actions {
     /// Real HTTP via reqwest and the built-in AI provider; adds an OpenAI-compatible provider
     /// (and makes it the default) when `openai_url` is given.
-    pub fn new(openai_url: Option<String>, openai_key: Option<String>) -> Result<Self, String> {
+    ///
+    /// # Errors
+    /// reqwest's, when its TLS backend cannot be initialised.
+    pub fn new(
+        openai_url: Option<String>,
+        openai_key: Option<String>,
+    ) -> Result<Self, reqwest::Error> {
         let http: Arc<dyn HttpSend> = Arc::new(ReqwestSender::new()?);
         let mut ai: BTreeMap<String, Arc<dyn AiProvider>> = BTreeMap::new();
         ai.insert("builtin".into(), Arc::new(BuiltinAi));

@@ -124,7 +124,7 @@ async fn send(
             let timestamp = Utc::now().timestamp();
             let body = notice.payload.to_string();
             let signature = standard_webhooks::signature(secret, &id, timestamp, &body)
-                .map_err(|e| (None, e))?;
+                .map_err(|e| (None, e.to_string()))?;
             let request = http
                 .post(url)
                 .header("content-type", "application/json")

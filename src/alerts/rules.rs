@@ -16,15 +16,25 @@ pub struct ApiRule {
     pub rule: Rule,
 }
 
+/// Why an API rule's definition was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    /// Not the shape of a rule (serde's message names the field).
+    #[error("{0}")]
+    Shape(#[from] serde_json::Error),
+    /// A rule, but its values do not check: every problem, in the rule's field order.
+    #[error("{}", .0.join("; "))]
+    Invalid(Vec<String>),
+}
+
 /// Reads an API rule's definition: the rule as written and checked.
-pub fn read(definition: &serde_json::Value) -> Result<(RuleDef, Rule), String> {
-    let def: RuleDef = serde_json::from_value(definition.clone()).map_err(|e| e.to_string())?;
+///
+/// # Errors
+/// [`RuleError`] when it is not a rule or its values do not check.
+pub fn read(definition: &serde_json::Value) -> Result<(RuleDef, Rule), RuleError> {
+    let def: RuleDef = serde_json::from_value(definition.clone())?;
     let rule = def.check(parse_duration).map_err(|problems| {
-        problems
-            .into_iter()
-            .map(|(_, message)| message)
-            .collect::<Vec<_>>()
-            .join("; ")
+        RuleError::Invalid(problems.into_iter().map(|(_, message)| message).collect())
     })?;
     Ok((def, rule))
 }

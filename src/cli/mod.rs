@@ -253,7 +253,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// A lease of at least a second (heartbeats come every third of it).
 fn parse_lease(text: &str) -> Result<std::time::Duration, String> {
-    let lease = acp::domain::clock::parse_duration(text)?;
+    let lease = acp::domain::clock::parse_duration(text).map_err(|e| e.to_string())?;
     if lease < std::time::Duration::from_secs(1) {
         return Err(format!("`{text}` is shorter than the shortest lease (1s)"));
     }

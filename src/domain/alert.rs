@@ -151,7 +151,7 @@ impl RuleDef {
     /// Checks the rule; `parse` reads durations. Answers the problems as (field, message).
     pub fn check(
         &self,
-        parse: impl Fn(&str) -> Result<Duration, String>,
+        parse: impl Fn(&str) -> Result<Duration, super::clock::DurationError>,
     ) -> Result<Rule, Vec<(&'static str, String)>> {
         let mut problems = Vec::new();
         let mut duration = |field: &'static str, text: Option<&str>| match text.map(&parse) {

@@ -9,19 +9,30 @@ use chrono::{DateTime, TimeDelta, Utc};
 /// 100 years.
 pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
+/// A duration that could not be read, or one over [`MAX_DURATION`]; its message names the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("`{text}` is not a duration ({reason}); write e.g. \"30s\", \"5m\", \"1h\"")]
+    Unreadable { text: String, reason: String },
+    #[error("`{text}` is longer than the longest duration accepted (100 years)")]
+    TooLong { text: String },
+}
+
 /// Parses a duration such as `500ms`, `30s`, `5m`, `1h 30m` or `90d` (humantime's syntax),
 /// at most [`MAX_DURATION`].
 ///
 /// # Errors
-/// A message naming the text, for anything humantime cannot read or longer than 100 years.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text.trim()).map_err(|e| {
-        format!("`{text}` is not a duration ({e}); write e.g. \"30s\", \"5m\", \"1h\"")
-    })?;
+/// [`DurationError`] for anything humantime cannot read or longer than 100 years.
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    let duration =
+        humantime::parse_duration(text.trim()).map_err(|e| DurationError::Unreadable {
+            text: text.to_owned(),
+            reason: e.to_string(),
+        })?;
     if duration > MAX_DURATION {
-        return Err(format!(
-            "`{text}` is longer than the longest duration accepted (100 years)"
-        ));
+        return Err(DurationError::TooLong {
+            text: text.to_owned(),
+        });
     }
     Ok(duration)
 }
@@ -63,12 +74,13 @@ mod tests {
             Duration::from_secs(90 * 86_400)
         );
         let err = parse_duration("100000000000d").unwrap_err();
-        assert!(err.contains("100 years"), "{err}");
+        assert!(err.to_string().contains("100 years"), "{err}");
         assert!(parse_duration("36500d").is_ok());
         assert!(parse_duration("36501d").is_err());
         assert!(
             parse_duration("soon")
                 .unwrap_err()
+                .to_string()
                 .contains("not a duration")
         );
         let now = Utc::now();

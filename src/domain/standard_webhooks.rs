@@ -7,10 +7,22 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+/// Why a secret could not be made or used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error("no randomness for a new secret: {0}")]
+    NoRandomness(String),
+    #[error("the webhook secret is not base64: {0}")]
+    NotBase64(String),
+}
+
 /// A new signing secret: `whsec_` and 24 random bytes in base64.
-pub fn new_secret() -> Result<String, String> {
+///
+/// # Errors
+/// [`SecretError::NoRandomness`] when the operating system gives no random bytes.
+pub fn new_secret() -> Result<String, SecretError> {
     let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(|e| SecretError::NoRandomness(e.to_string()))?;
     Ok(format!("whsec_{}", STANDARD.encode(bytes)))
 }
 
@@ -20,17 +32,19 @@ pub const TOLERANCE_SECS: i64 = 300;
 
 /// The HMAC key of a secret: the base64 after `whsec_`, or the text itself for a secret
 /// without that prefix.
-fn key_of(secret: &str) -> Result<Vec<u8>, String> {
+fn key_of(secret: &str) -> Result<Vec<u8>, SecretError> {
     match secret.strip_prefix("whsec_") {
         Some(encoded) => STANDARD
             .decode(encoded)
-            .map_err(|e| format!("the webhook secret is not base64: {e}")),
+            .map_err(|e| SecretError::NotBase64(e.to_string())),
         None => Ok(secret.as_bytes().to_vec()),
     }
 }
 
-fn mac(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Hmac<Sha256>, String> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key_of(secret)?).map_err(|e| e.to_string())?;
+fn mac(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Hmac<Sha256>, SecretError> {
+    // HMAC takes a key of any length, so this cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key_of(secret)?)
+        .map_err(|e| SecretError::NotBase64(e.to_string()))?;
     mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(body);
     Ok(mac)
@@ -39,8 +53,13 @@ fn mac(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Hmac<Sha25
 /// The `webhook-signature` header value for one message.
 ///
 /// # Errors
-/// A `whsec_` secret whose key is not base64.
-pub fn signature(secret: &str, id: &str, timestamp: i64, body: &str) -> Result<String, String> {
+/// [`SecretError::NotBase64`] for a `whsec_` secret whose key is not base64.
+pub fn signature(
+    secret: &str,
+    id: &str,
+    timestamp: i64,
+    body: &str,
+) -> Result<String, SecretError> {
     let mac = mac(secret, id, timestamp, body.as_bytes())?;
     Ok(format!(
         "v1,{}",

@@ -21,9 +21,8 @@ impl Engine {
     /// Health over `query.window` (default one hour) ending now.
     pub async fn health(&self, query: &HealthQuery) -> Result<Health, EngineError> {
         let window = match &query.window {
-            Some(text) => {
-                crate::domain::validate::parse_duration(text).map_err(EngineError::Invalid)?
-            }
+            Some(text) => crate::domain::validate::parse_duration(text)
+                .map_err(|e| EngineError::Invalid(e.to_string()))?,
             None => Duration::from_secs(3600),
         };
         if window.is_zero() {

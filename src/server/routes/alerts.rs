@@ -106,7 +106,7 @@ pub(crate) async fn silence(
         let until = match (&body.duration, body.until) {
             (Some(text), None) => {
                 let duration = parse_duration(text)
-                    .map_err(|e| ApiError::unprocessable("invalid_duration", e))?;
+                    .map_err(|e| ApiError::unprocessable("invalid_duration", e.to_string()))?;
                 if duration.is_zero() {
                     return Err(ApiError::unprocessable(
                         "invalid_duration",
@@ -198,8 +198,8 @@ pub(crate) async fn put_rule(
                 ),
             ));
         }
-        let (def, _) =
-            rules::read(&body.rule).map_err(|e| ApiError::unprocessable("invalid_rule", e))?;
+        let (def, _) = rules::read(&body.rule)
+            .map_err(|e| ApiError::unprocessable("invalid_rule", e.to_string()))?;
         let stored = s
             .store
             .put_alert_rule(StoredRule {

@@ -153,7 +153,7 @@ async fn post(
             .send()
             .await
             .map_err(|e| e.to_string()),
-        Err(e) => Err(e),
+        Err(e) => Err(e.to_string()),
     };
     let latency_ms = started.elapsed().as_millis() as i64;
     let (status_code, error) = match result {
