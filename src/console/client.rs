@@ -20,6 +20,40 @@ use crate::wire::{
     WorkflowView,
 };
 
+/// Why a call to the server (or the demo's sandbox) failed; `Display` is what the status line
+/// says.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError {
+    /// No answer: refused, timed out, the connection dropped.
+    #[error("cannot reach {what}: {reason}")]
+    Unreachable { what: &'static str, reason: String },
+    /// The server answered with an error status; `code` and `message` from its error body
+    /// when it sent one.
+    #[error("{}", match .code { Some(code) => format!("{code}: {message}"), None => format!("HTTP {status}") })]
+    Refused {
+        status: u16,
+        code: Option<String>,
+        message: String,
+    },
+    /// An answer this client cannot read.
+    #[error("unexpected answer: {0}")]
+    Unexpected(String),
+}
+
+impl CallError {
+    /// True when the server refused the token (401): asking again cannot help.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, Self::Refused { status: 401, .. })
+    }
+
+    fn unreachable(reason: impl std::fmt::Display) -> Self {
+        Self::Unreachable {
+            what: "the server",
+            reason: reason.to_string(),
+        }
+    }
+}
+
 /// Talks to one server with one token; replies go to `tx`.
 #[derive(Clone)]
 pub struct Client {
@@ -52,7 +86,7 @@ impl Client {
         });
     }
 
-    async fn call(&self, request: &Request) -> Result<Reply, String> {
+    async fn call(&self, request: &Request) -> Result<Reply, CallError> {
         Ok(match request {
             Request::Me => Reply::Me(self.get::<Me>("/me").await?),
             Request::Runs { cursor } => {
@@ -186,8 +220,14 @@ impl Client {
                     .post(format!("{sandbox}/control/fix"))
                     .send()
                     .await
-                    .map_err(|e| format!("cannot reach the sandbox: {e}"))?;
-                let text = response.text().await.map_err(|e| e.to_string())?;
+                    .map_err(|e| CallError::Unreachable {
+                        what: "the sandbox",
+                        reason: e.to_string(),
+                    })?;
+                let text = response.text().await.map_err(|e| CallError::Unreachable {
+                    what: "the sandbox",
+                    reason: e.to_string(),
+                })?;
                 Reply::Done(format!("sandbox: {}", text.trim()))
             }
             Request::Rollback { workflow, version } => {
@@ -206,12 +246,12 @@ impl Client {
         path: &str,
         body: &B,
         said: String,
-    ) -> Result<Reply, String> {
+    ) -> Result<Reply, CallError> {
         self.post::<serde_json::Value, _>(path, body).await?;
         Ok(Reply::Done(said))
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, String> {
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
         let request = self.http.get(format!("{}{path}", self.base));
         self.answer(request).await
     }
@@ -220,7 +260,7 @@ impl Client {
         &self,
         path: &str,
         body: &B,
-    ) -> Result<T, String> {
+    ) -> Result<T, CallError> {
         let request = self.http.post(format!("{}{path}", self.base)).json(body);
         self.answer(request).await
     }
@@ -229,24 +269,26 @@ impl Client {
     async fn answer<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
-    ) -> Result<T, String> {
+    ) -> Result<T, CallError> {
         let response = request
             .bearer_auth(&self.token)
             .send()
             .await
-            .map_err(|e| format!("cannot reach the server: {e}"))?;
+            .map_err(CallError::unreachable)?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+        let bytes = response.bytes().await.map_err(CallError::unreachable)?;
         if !status.is_success() {
-            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(body) => format!("{}: {}", body.error.code, body.error.message),
-                Err(_) => format!("HTTP {status}"),
+            let body = serde_json::from_slice::<ErrorBody>(&bytes).ok();
+            return Err(CallError::Refused {
+                status: status.as_u16(),
+                code: body.as_ref().map(|b| b.error.code.clone()),
+                message: body.map(|b| b.error.message).unwrap_or_default(),
             });
         }
         if bytes.is_empty() {
-            return serde_json::from_str("null").map_err(|e| e.to_string());
+            return serde_json::from_str("null").map_err(|e| CallError::Unexpected(e.to_string()));
         }
-        serde_json::from_slice(&bytes).map_err(|e| format!("unexpected answer: {e}"))
+        serde_json::from_slice(&bytes).map_err(|e| CallError::Unexpected(e.to_string()))
     }
 
     /// Follows the stream from `since`, forever: every message becomes [`Msg::Stream`], the
@@ -264,9 +306,9 @@ impl Client {
                 })
                 .await;
             if let Err(error) = &result
-                && error.contains("401")
+                && error.is_unauthorized()
             {
-                let _ = self.tx.send(Msg::Conn(Conn::Rejected(error.clone())));
+                let _ = self.tx.send(Msg::Conn(Conn::Rejected(error.to_string())));
                 return;
             }
             attempt += 1;
@@ -274,9 +316,10 @@ impl Client {
             let _ = self.tx.send(Msg::Conn(Conn::Reconnecting {
                 attempt,
                 next_in_secs: delay.as_secs().max(1),
-                error: result
-                    .err()
-                    .unwrap_or_else(|| "the server closed the stream".into()),
+                error: result.err().map_or_else(
+                    || "the server closed the stream".to_owned(),
+                    |e| e.to_string(),
+                ),
             }));
             if self.tx.is_closed() {
                 return;
@@ -291,26 +334,41 @@ impl Client {
         url: &str,
         since: &mut i64,
         connected: &mut impl FnMut(),
-    ) -> Result<(), String> {
+    ) -> Result<(), CallError> {
         let mut request = format!("{url}?since={since}&batch=true")
             .into_client_request()
-            .map_err(|e| e.to_string())?;
-        let auth = format!("Bearer {}", self.token)
-            .parse()
-            .map_err(|_| "the token is not a valid header value".to_owned())?;
+            .map_err(|e| CallError::Unexpected(e.to_string()))?;
+        let auth = format!("Bearer {}", self.token).parse().map_err(|_| {
+            CallError::Unexpected("the token is not a valid header value".to_owned())
+        })?;
         request.headers_mut().insert("authorization", auth);
-        let (mut socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(|e| format!("cannot open the stream: {e}"))?;
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(request)
+                .await
+                .map_err(|e| match e {
+                    tokio_tungstenite::tungstenite::Error::Http(response) => CallError::Refused {
+                        status: response.status().as_u16(),
+                        code: None,
+                        message: "the stream was refused".into(),
+                    },
+                    e => CallError::Unreachable {
+                        what: "the stream",
+                        reason: e.to_string(),
+                    },
+                })?;
         connected();
         let _ = self.tx.send(Msg::Conn(Conn::Live));
         while let Some(frame) = socket.next().await {
-            let text = match frame.map_err(|e| e.to_string())? {
+            let text = match frame.map_err(|e| CallError::Unreachable {
+                what: "the stream",
+                reason: e.to_string(),
+            })? {
                 Message::Text(text) => text,
                 Message::Close(_) => return Ok(()),
                 _ => continue,
             };
-            let message: StreamMessage = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            let message: StreamMessage =
+                serde_json::from_str(&text).map_err(|e| CallError::Unexpected(e.to_string()))?;
             *since = position(&message, *since);
             if self.tx.send(Msg::Stream(message)).is_err() {
                 return Ok(());
@@ -338,4 +396,38 @@ fn retry_delays() -> impl Iterator<Item = Duration> {
         .with_jitter()
         .without_max_times()
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CallError;
+
+    #[test]
+    fn call_errors_read_as_the_status_line_shows_them() {
+        let refused = CallError::Refused {
+            status: 401,
+            code: Some("unauthorized".into()),
+            message: "the token is not valid or was revoked".into(),
+        };
+        assert!(refused.is_unauthorized());
+        assert_eq!(
+            refused.to_string(),
+            "unauthorized: the token is not valid or was revoked"
+        );
+        let bare = CallError::Refused {
+            status: 502,
+            code: None,
+            message: String::new(),
+        };
+        assert!(!bare.is_unauthorized());
+        assert_eq!(bare.to_string(), "HTTP 502");
+        let down = CallError::Unreachable {
+            what: "the server",
+            reason: "connection refused".into(),
+        };
+        assert_eq!(
+            down.to_string(),
+            "cannot reach the server: connection refused"
+        );
+    }
 }

@@ -86,7 +86,7 @@ pub enum Msg {
     Key(KeyEvent),
     /// A timer: reload what the stream marked stale.
     Tick,
-    Reply(Request, Box<Result<Reply, String>>),
+    Reply(Request, Box<Result<Reply, super::client::CallError>>),
     Stream(StreamMessage),
     Conn(Conn),
     /// The terminal's new width and height.

@@ -1,5 +1,6 @@
 //! Replies from the server and stream events, folded into the cache.
 
+use super::super::client::CallError;
 use super::super::msg::{Effect, Reply, Request};
 use super::super::state::{App, Conn, Load, Overlay, View};
 use super::open_effects;
@@ -8,7 +9,7 @@ use crate::wire::{DlqStatus, EventKind, RunStatus, RunView, StreamMessage};
 pub(super) fn replied(
     app: &mut App,
     request: Request,
-    result: Result<Reply, String>,
+    result: Result<Reply, CallError>,
 ) -> Vec<Effect> {
     let reply = match result {
         Ok(reply) => reply,
@@ -148,14 +149,15 @@ pub(super) fn replied(
 
 /// A request failed: say so, and keep what was cached on screen (marked stale by the view
 /// while the server is away) instead of replacing it with the error.
-fn failed(app: &mut App, request: &Request, error: String) -> Vec<Effect> {
+fn failed(app: &mut App, request: &Request, failure: CallError) -> Vec<Effect> {
+    let error = failure.to_string();
     fn keep<T>(load: &mut Load<T>, error: &str) {
         if load.get().is_none() {
             *load = Load::Failed(error.to_owned());
         }
     }
     match request {
-        Request::Me if error.starts_with("unauthorized") => {
+        Request::Me if failure.is_unauthorized() => {
             app.me = Load::Failed(error.clone());
             app.conn = Conn::Rejected(error.clone());
         }

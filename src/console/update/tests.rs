@@ -1,6 +1,7 @@
 //! Key sequences -> commands -> state: navigation, filter, marking, confirmation, refusals.
 
 use super::*;
+use crate::console::client::CallError;
 use crate::console::keymap;
 use crate::console::msg::{Msg, Reply};
 use crate::wire::{DlqStatus, DlqView, ErrorClass, Me, RunMode, StepError, TriggerKind};
@@ -128,6 +129,14 @@ fn dlq_reply(entries: Vec<DlqView>) -> Msg {
             next_cursor: None,
         }))),
     )
+}
+
+/// A call that got no answer.
+fn unreachable(reason: &str) -> CallError {
+    CallError::Unreachable {
+        what: "the server",
+        reason: reason.into(),
+    }
 }
 
 fn requests(effects: &[Effect]) -> Vec<&Request> {
@@ -492,7 +501,7 @@ fn a_server_that_is_down_at_start_is_asked_again_on_every_tick() {
         keymap::load("default", None).unwrap(),
         false,
     );
-    let down = || Box::new(Err("cannot reach the server: connection refused".to_owned()));
+    let down = || Box::new(Err(unreachable("connection refused")));
     update(&mut app, Msg::Reply(Request::Me, down()));
     assert!(matches!(app.conn, Conn::Reconnecting { attempt: 1, .. }));
     assert_eq!(requests(&update(&mut app, Msg::Tick)), [&Request::Me]);
@@ -593,9 +602,11 @@ fn a_rejected_token_stops_the_retries_and_says_so() {
         &mut app,
         Msg::Reply(
             Request::Me,
-            Box::new(Err(
-                "unauthorized: the token is not valid or was revoked".into()
-            )),
+            Box::new(Err(CallError::Refused {
+                status: 401,
+                code: Some("unauthorized".into()),
+                message: "the token is not valid or was revoked".into(),
+            })),
         ),
     );
     assert!(matches!(app.conn, Conn::Rejected(_)), "{:?}", app.conn);
@@ -605,10 +616,7 @@ fn a_rejected_token_stops_the_retries_and_says_so() {
     );
     update(
         &mut app,
-        Msg::Reply(
-            Request::Me,
-            Box::new(Err("cannot reach the server: refused".into())),
-        ),
+        Msg::Reply(Request::Me, Box::new(Err(unreachable("refused")))),
     );
     assert!(matches!(app.conn, Conn::Reconnecting { .. }));
     assert_eq!(
@@ -759,10 +767,7 @@ fn a_failed_reload_keeps_the_cached_screen() {
     assert!(app.offline_since.is_some());
     update(
         &mut app,
-        Msg::Reply(
-            Request::Dlq,
-            Box::new(Err("cannot reach the server".into())),
-        ),
+        Msg::Reply(Request::Dlq, Box::new(Err(unreachable("refused")))),
     );
     assert_eq!(app.dlq.entries.get().map(Vec::len), Some(5));
     assert!(app.toast.as_ref().unwrap().1);
