@@ -16,7 +16,6 @@ use acp::console::client::Client;
 use acp::console::msg::Msg;
 use acp::console::state::{App, Conn, Load, Overlay, View};
 use acp::console::{keymap, perform, update};
-use acp::store::Store;
 use acp::wire::{RunStatus, StreamMessage, TriggerKind};
 use common::{Api, Harness, Reply, harness, serve_api, serve_api_on, wait_final};
 

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use acp::store::Store;
 use acp::wire::{EventKind, RunStatus, TriggerKind};
 use common::{harness, wait_final};
 

@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 
 use acp::actions::{Actions, HttpRequest, HttpResponse, HttpSend};
 use acp::domain::StepFailure;
-use acp::store::Store;
 use acp::wire::{RunDetail, RunStatus, TriggerKind};
 use common::{Reply, harness, harness_custom, serve_api, wait_final};
 

@@ -5,7 +5,6 @@ mod common;
 use serde_json::{Map, Value, json};
 
 use acp::domain::{Provenance, RecordWrite};
-use acp::store::Store;
 use acp::wire::{RunQuery, RunStatus, Source};
 use common::{harness, wait_final};
 

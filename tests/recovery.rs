@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use acp::store::{Durability, SqliteStore, Store};
+use acp::store::Store;
 use acp::wire::{AttemptStatus, EventKind, RunQuery, RunStatus, TriggerKind};
 use common::{Reply, World, start_engine, wait_final};
 
@@ -43,7 +43,8 @@ async fn runs_interrupted_by_a_crash_complete_exactly_once_after_restart() {
             .build()
             .unwrap();
         rt.block_on(async {
-            let store = Arc::new(SqliteStore::open(&db_a, Durability::Full).unwrap());
+            let store =
+                acp::store::open(&format!("sqlite://{}?durability=full", db_a.display())).unwrap();
             let engine = start_engine(store.clone()).await;
             engine.save_draft(&source, "test").await.unwrap();
             engine.publish("slow", "test").await.unwrap();
@@ -64,7 +65,7 @@ async fn runs_interrupted_by_a_crash_complete_exactly_once_after_restart() {
         "the crash came mid-run ({charged_before} charges)"
     );
 
-    let store = Arc::new(SqliteStore::open(&db, Durability::Full).unwrap());
+    let store = acp::store::open(&format!("sqlite://{}?durability=full", db.display())).unwrap();
     let engine = start_engine(store.clone()).await;
     let runs = store
         .runs(&RunQuery {
@@ -141,7 +142,7 @@ async fn a_clean_shutdown_releases_runs_for_an_immediate_restart() {
     );
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("acp.db");
-    let store = Arc::new(SqliteStore::open(&db, Durability::Normal).unwrap());
+    let store = acp::store::open(&format!("sqlite://{}?durability=normal", db.display())).unwrap();
     let engine = start_engine(store.clone()).await;
     engine
         .save_draft(&SLOW.replace("{world}", &world.url), "test")
@@ -167,7 +168,7 @@ async fn a_clean_shutdown_releases_runs_for_an_immediate_restart() {
     );
     store.close();
 
-    let store = Arc::new(SqliteStore::open(&db, Durability::Normal).unwrap());
+    let store = acp::store::open(&format!("sqlite://{}?durability=normal", db.display())).unwrap();
     let started = std::time::Instant::now();
     let engine = start_engine(store.clone()).await;
     for id in ids {
@@ -192,7 +193,7 @@ async fn a_clean_shutdown_releases_runs_for_an_immediate_restart() {
     engine.shutdown().await;
 }
 
-async fn futures_statuses(store: &SqliteStore, ids: &[i64]) -> Vec<RunStatus> {
+async fn futures_statuses(store: &Arc<dyn Store>, ids: &[i64]) -> Vec<RunStatus> {
     let mut out = Vec::new();
     for id in ids {
         out.push(store.run(*id).await.unwrap().run.status);

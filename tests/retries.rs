@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
-use acp::store::Store;
 use acp::wire::ReplayOn;
 use acp::wire::{AttemptStatus, DlqStatus, ErrorClass, RunQuery, RunStatus, TriggerKind};
 use common::{Reply, SECRET, harness, wait_final, wait_until};

@@ -9,7 +9,6 @@ use futures_util::StreamExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use acp::store::Store;
 use acp::wire::{StreamMessage, TriggerKind};
 use common::{Api, Harness, harness, harness_with_bus, serve_api, serve_api_on, wait_final};
 

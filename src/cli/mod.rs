@@ -13,7 +13,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use acp::store::Durability;
 use acp::wire::Role;
 
 /// ACP, the Automation Control Plane.
@@ -103,8 +102,8 @@ pub struct ServeArgs {
     #[arg(long)]
     workflows: Option<PathBuf>,
     /// `normal` survives a process crash; `full` also survives a power cut (one fsync per commit batch).
-    #[arg(long, value_enum, default_value_t = Durability::Normal)]
-    durability: Durability,
+    #[arg(long, default_value = "normal", value_parser = ["normal", "full"])]
+    durability: String,
     /// Runs executed at once.
     #[arg(long, default_value_t = 32)]
     workers: usize,

@@ -10,7 +10,7 @@ use acp::domain::config::{Policy, parse_config};
 use acp::engine::{Engine, EngineConfig};
 use acp::server::auth;
 use acp::server::{AppState, ServerConfig, launch};
-use acp::store::{SqliteStore, Store};
+use acp::store::Store;
 use tokio_util::sync::CancellationToken;
 
 /// Locks the database file itself (`flock`, which SQLite's own `fcntl` locks do not touch)
@@ -34,16 +34,19 @@ fn own_database(db: &std::path::Path) -> anyhow::Result<std::fs::File> {
     Ok(file)
 }
 
+/// The store URL of a database file with a durability (`normal` or `full`).
+pub fn store_url(db: &std::path::Path, durability: &str) -> String {
+    format!("sqlite://{}?durability={durability}", db.display())
+}
+
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut policy = match &args.config {
         Some(path) => load_policy(path)?,
         None => Policy::default(),
     };
     let _owner = own_database(&args.db)?;
-    let store = Arc::new(
-        SqliteStore::open(&args.db, args.durability)
-            .with_context(|| format!("opening {}", args.db.display()))?,
-    );
+    let store = acp::store::open(&store_url(&args.db, &args.durability))
+        .with_context(|| format!("opening {}", args.db.display()))?;
     let actions =
         Actions::new(args.ai_url, std::env::var("ACP_AI_KEY").ok()).map_err(anyhow::Error::msg)?;
     let config = EngineConfig {
@@ -52,7 +55,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_stored_bytes: args.max_stored_bytes as usize,
         ..EngineConfig::default()
     };
-    let engine = Engine::start(store.clone() as Arc<dyn Store>, config, actions).await?;
+    let engine = Engine::start(store.clone(), config, actions).await?;
     if let Some(dir) = &args.workflows {
         let report = engine
             .load_dir(dir, "acp serve")
@@ -142,9 +145,9 @@ pub async fn create_token(
     name: &str,
     role: acp::wire::Role,
 ) -> anyhow::Result<()> {
-    let store = SqliteStore::open(db, acp::store::Durability::Normal)
+    let store = acp::store::open(&store_url(db, "normal"))
         .with_context(|| format!("opening {}", db.display()))?;
-    let created = auth::create_token(&store, name, role, None).await?;
+    let created = auth::create_token(store.as_ref(), name, role, None).await?;
     store.close();
     println!("{}", created.token);
     eprintln!(
@@ -155,11 +158,7 @@ pub async fn create_token(
 }
 
 /// Drops events older than `keep` every hour.
-async fn prune_loop(
-    store: Arc<SqliteStore>,
-    keep: std::time::Duration,
-    shutdown: CancellationToken,
-) {
+async fn prune_loop(store: Arc<dyn Store>, keep: std::time::Duration, shutdown: CancellationToken) {
     loop {
         let before = acp::domain::clock::earlier_or_min(chrono::Utc::now(), keep);
         match store.prune_events(before).await {

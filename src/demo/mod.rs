@@ -23,7 +23,7 @@ use crate::domain::config::{ChannelDef, EmailTls, Policy};
 use crate::domain::validate::parse_duration;
 use crate::engine::{Engine, EngineConfig};
 use crate::server::{AppState, ServerConfig, auth, launch};
-use crate::store::{Durability, SqliteStore, Store};
+use crate::store::Store;
 use crate::wire::Role;
 use world::{Sandbox, World};
 
@@ -77,7 +77,7 @@ pub struct Demo {
     shutdown: CancellationToken,
     server_task: tokio::task::JoinHandle<std::io::Result<()>>,
     engine: Engine,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -202,10 +202,8 @@ impl Demo {
         let sandbox = world::start(world.clone())
             .await
             .context("starting the sandbox")?;
-        let store = Arc::new(
-            SqliteStore::open(&db, Durability::Normal)
-                .with_context(|| format!("opening {}", db.display()))?,
-        );
+        let store = crate::store::open(&format!("sqlite://{}", db.display()))
+            .with_context(|| format!("opening {}", db.display()))?;
         let actions = Actions::new(
             Some(format!("{}/ai/v1", sandbox.url)),
             Some("demo-ai-key".into()),
@@ -216,7 +214,7 @@ impl Demo {
             secrets: Arc::new(move |name: &str| secrets.get(name).cloned()),
             ..EngineConfig::default()
         };
-        let engine = Engine::start(store.clone() as Arc<dyn Store>, config, actions).await?;
+        let engine = Engine::start(store.clone(), config, actions).await?;
         for source in WORKFLOWS {
             let key = engine
                 .save_draft(&sandboxed(source, &sandbox), "acp demo")

@@ -6,7 +6,10 @@
 //! (several servers, one database, claims with `FOR UPDATE SKIP LOCKED`) implements the same
 //! trait.
 
-pub mod sqlite;
+mod sqlite;
+mod url;
+
+pub use url::{Location, commit_baseline, open, tally};
 
 use std::sync::Arc;
 
@@ -20,8 +23,6 @@ use crate::wire::{
     FieldChange, NotificationView, Page, RecordView, Role, RunDetail, RunQuery, RunStatus, RunView,
     TokenView, VersionView, WebhookView, WorkflowView,
 };
-
-pub use sqlite::{Durability, SqliteStore};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +216,8 @@ pub struct Replay {
 /// Everything the engine and the API need from persistence.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Finishes pending writes and releases the database (the store answers nothing after).
+    fn close(&self);
     /// Subscribes to events committed from now on.
     fn subscribe(&self) -> broadcast::Receiver<Arc<Event>>;
     /// Events with `seq > after`, oldest first.

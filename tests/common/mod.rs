@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use acp::actions::Actions;
 use acp::engine::{Engine, EngineConfig};
-use acp::store::{Durability, SqliteStore, Store};
+use acp::store::Store;
 use acp::wire::RunDetail;
 
 /// The secret every test workflow may read; it must never show up in stored data.
@@ -192,7 +192,7 @@ pub struct Harness {
     /// Events a slow subscriber may fall behind (the store's bus and the stream's buffer).
     pub bus_capacity: usize,
     pub engine: Engine,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub world: World,
     pub dir: tempfile::TempDir,
 }
@@ -239,10 +239,8 @@ async fn build(
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("acp.db");
     let store =
-        Arc::new(SqliteStore::open_with_bus(&path, Durability::Normal, bus_capacity).unwrap());
-    let engine = Engine::start(store.clone() as Arc<dyn Store>, config, actions)
-        .await
-        .unwrap();
+        acp::store::open(&format!("sqlite://{}?bus={bus_capacity}", path.display())).unwrap();
+    let engine = Engine::start(store.clone(), config, actions).await.unwrap();
     for source in workflows {
         let key = engine
             .save_draft(&source.replace("{world}", &world.url), "test")
@@ -259,21 +257,19 @@ async fn build(
     }
 }
 
-pub async fn start_engine(store: Arc<SqliteStore>) -> Engine {
+pub async fn start_engine(store: Arc<dyn Store>) -> Engine {
     let actions = Actions::new(None, None).unwrap();
-    Engine::start(store as Arc<dyn Store>, config(), actions)
-        .await
-        .unwrap()
+    Engine::start(store, config(), actions).await.unwrap()
 }
 
 /// Waits until a run is succeeded, failed or cancelled.
-pub async fn wait_final(store: &SqliteStore, run_id: i64) -> RunDetail {
+pub async fn wait_final(store: &Arc<dyn Store>, run_id: i64) -> RunDetail {
     wait_until(store, run_id, |d| d.run.status.is_final()).await
 }
 
 /// Waits until `done` holds for a run (up to 30 s).
 pub async fn wait_until(
-    store: &SqliteStore,
+    store: &Arc<dyn Store>,
     run_id: i64,
     done: impl Fn(&RunDetail) -> bool,
 ) -> RunDetail {

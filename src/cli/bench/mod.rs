@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use acp::actions::{Actions, HttpRequest, HttpResponse, HttpSend};
 use acp::domain::StepFailure;
 use acp::engine::{Engine, EngineConfig};
-use acp::store::{Durability, SqliteStore, Store};
+use acp::store::Store;
 use acp::wire::{Event, EventKind, TriggerKind};
 use tokio::sync::broadcast;
 
@@ -32,8 +32,10 @@ pub struct EngineArgs {
     /// Every n-th run's second step fails once (0: never).
     #[arg(long, default_value_t = 10)]
     pub fail_every: i64,
-    #[arg(long, value_enum, default_value_t = Durability::Full)]
-    pub durability: Durability,
+    /// `full`: every commit on disk before it is acknowledged; `normal`: WAL without an fsync
+    /// per commit.
+    #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
+    pub durability: String,
     #[arg(long, default_value_t = 256)]
     pub workers: usize,
     /// Folder for the temporary database files.
@@ -89,30 +91,10 @@ fn workflow(steps: usize) -> String {
     )
 }
 
-/// Single-row commits per second for about two seconds.
-fn commit_baseline(path: &std::path::Path, durability: Durability) -> anyhow::Result<f64> {
-    let conn = rusqlite::Connection::open(path)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    let sync = if durability == Durability::Full {
-        "FULL"
-    } else {
-        "NORMAL"
-    };
-    conn.pragma_update(None, "synchronous", sync)?;
-    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")?;
-    let started = Instant::now();
-    let mut commits = 0u64;
-    while started.elapsed() < Duration::from_secs(2) {
-        conn.execute("INSERT INTO t (v) VALUES ('x')", [])?;
-        commits += 1;
-    }
-    Ok(commits as f64 / started.elapsed().as_secs_f64())
-}
-
 /// An engine on a fresh database in `dir`, with the benchmark workflow published.
 pub struct Workload {
     pub db: PathBuf,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub engine: Engine,
 }
 
@@ -123,7 +105,7 @@ impl Workload {
         args: &EngineArgs,
     ) -> anyhow::Result<Self> {
         let db = dir.join(format!("{name}.db"));
-        let store = Arc::new(SqliteStore::open(&db, args.durability)?);
+        let store = acp::store::open(&crate::cli::serve::store_url(&db, &args.durability))?;
         let http = Arc::new(NoopHttp {
             fail_every: args.fail_every,
             failed: Mutex::new(HashSet::new()),
@@ -166,20 +148,20 @@ impl Workload {
 pub async fn engine(args: EngineArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir_in(&args.dir)
         .with_context(|| format!("temporary folder in {}", args.dir.display()))?;
-    let baseline = commit_baseline(&dir.path().join("baseline.db"), args.durability)?;
+    let baseline = acp::store::commit_baseline(
+        &crate::cli::serve::store_url(&dir.path().join("baseline.db"), &args.durability),
+        Duration::from_secs(2),
+    )?;
     println!(
-        "commit baseline: {baseline:.0} single-row commits/s ({:?})",
+        "commit baseline: {baseline:.0} single-row commits/s ({})",
         args.durability
     );
     let workload = Workload::start(dir.path(), "bench", &args).await?;
     let elapsed = workload.drain(args.runs).await?.as_secs_f64();
-    let counter = rusqlite::Connection::open(&workload.db)?;
-    let failed: i64 = counter.query_row(
-        "SELECT COUNT(*) FROM runs WHERE status = 'failed'",
-        [],
-        |r| r.get(0),
-    )?;
-    let attempts: i64 = counter.query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get(0))?;
+    let (failed, attempts) = acp::store::tally(&crate::cli::serve::store_url(
+        &workload.db,
+        &args.durability,
+    ))?;
     workload.stop().await;
 
     let runs_per_s = args.runs as f64 / elapsed;

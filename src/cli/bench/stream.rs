@@ -18,7 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::{EngineArgs, Workload};
 use acp::server::{AppState, ServerConfig, auth, launch};
-use acp::store::{Durability, Store};
+use acp::store::Store;
 use acp::wire::{Role, StreamMessage};
 
 #[derive(clap::Args)]
@@ -31,8 +31,8 @@ pub struct StreamArgs {
     steps: usize,
     #[arg(long, default_value_t = 10)]
     fail_every: i64,
-    #[arg(long, value_enum, default_value_t = Durability::Full)]
-    durability: Durability,
+    #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
+    durability: String,
     #[arg(long, default_value_t = 256)]
     workers: usize,
     #[arg(long, default_value = ".")]
@@ -94,7 +94,7 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<()> {
         runs: args.runs,
         steps: args.steps,
         fail_every: args.fail_every,
-        durability: args.durability,
+        durability: args.durability.clone(),
         workers: args.workers,
         dir: args.dir.clone(),
     };

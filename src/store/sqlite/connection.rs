@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::store::Result;
 
 /// How hard each commit pushes data to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// `synchronous=NORMAL` in WAL mode: a power cut may lose the last commits, never corrupt.
     #[default]

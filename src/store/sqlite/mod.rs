@@ -150,6 +150,10 @@ impl Drop for SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn close(&self) {
+        SqliteStore::close(self);
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.bus.subscribe()
     }

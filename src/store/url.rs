@@ -1,0 +1,159 @@
+//! Opening a store from a URL, so nothing outside `src/store` names a backend:
+//! `sqlite:///var/lib/acp/acp.db?durability=full` (an absolute path after `sqlite://`),
+//! `sqlite://acp.db` (relative), or a plain file path. Query parameters: `durability`
+//! (`normal`, the default: a power cut may lose the last commits, never corrupt; `full`: every
+//! commit is on disk before it is acknowledged) and `bus` (events buffered per slow
+//! subscriber, default 65,536).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::sqlite::{Durability, SqliteStore};
+use super::{Result, Store, StoreError};
+
+/// Where a store lives, read from its URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The SQLite database file.
+    pub path: PathBuf,
+    durability: Durability,
+    bus: Option<usize>,
+}
+
+impl Location {
+    /// Reads a store URL (see the module's documentation).
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for another scheme, an empty path, an unknown parameter or a
+    /// bad value, naming it.
+    pub fn parse(url: &str) -> Result<Self> {
+        let rest = match url.split_once("://") {
+            Some(("sqlite", rest)) => rest,
+            Some((scheme, _)) => {
+                return Err(StoreError::Invalid(format!(
+                    "`{scheme}://` is not a store this build can open (sqlite://PATH)"
+                )));
+            }
+            None => url,
+        };
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        if path.is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "`{url}` names no database file"
+            )));
+        }
+        let mut location = Location {
+            path: PathBuf::from(path),
+            durability: Durability::Normal,
+            bus: None,
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("durability", "normal")) => location.durability = Durability::Normal,
+                Some(("durability", "full")) => location.durability = Durability::Full,
+                Some(("bus", n)) => {
+                    location.bus = Some(n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        StoreError::Invalid(format!("bus={n}: write a positive number"))
+                    })?);
+                }
+                _ => {
+                    return Err(StoreError::Invalid(format!(
+                        "`{pair}` in the store URL: known are durability=normal|full and bus=N"
+                    )));
+                }
+            }
+        }
+        Ok(location)
+    }
+
+    /// True when every commit is on disk before it is acknowledged.
+    pub fn full_durability(&self) -> bool {
+        self.durability == Durability::Full
+    }
+}
+
+/// Opens (creating and migrating if needed) the store `url` names.
+///
+/// # Errors
+/// [`StoreError::Invalid`] for a URL [`Location::parse`] refuses; the backend's error when the
+/// database cannot be opened or migrated.
+pub fn open(url: &str) -> Result<Arc<dyn Store>> {
+    let location = Location::parse(url)?;
+    let store = match location.bus {
+        Some(bus) => SqliteStore::open_with_bus(&location.path, location.durability, bus)?,
+        None => SqliteStore::open(&location.path, location.durability)?,
+    };
+    Ok(Arc::new(store))
+}
+
+/// For `acp bench`: single-row commits per second for `lasting`, in a scratch table of a fresh
+/// database where `url` points, with the same durability: the ceiling a store that commits
+/// once per state change is measured against.
+///
+/// # Errors
+/// The backend's, when the file cannot be written.
+pub fn commit_baseline(url: &str, lasting: Duration) -> Result<f64> {
+    let location = Location::parse(url)?;
+    let conn = rusqlite::Connection::open(&location.path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let sync = if location.full_durability() {
+        "FULL"
+    } else {
+        "NORMAL"
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")?;
+    let started = Instant::now();
+    let mut commits = 0u64;
+    while started.elapsed() < lasting {
+        conn.execute("INSERT INTO t (v) VALUES ('x')", [])?;
+        commits += 1;
+    }
+    Ok(commits as f64 / started.elapsed().as_secs_f64())
+}
+
+/// For `acp bench`: how many runs failed and how many attempts were made, read straight
+/// from the database `url` names (its store may be closed).
+///
+/// # Errors
+/// The backend's, when the file cannot be read.
+pub fn tally(url: &str) -> Result<(i64, i64)> {
+    let location = Location::parse(url)?;
+    let conn = rusqlite::Connection::open(&location.path)?;
+    let failed = conn.query_row(
+        "SELECT COUNT(*) FROM runs WHERE status = 'failed'",
+        [],
+        |r| r.get(0),
+    )?;
+    let attempts = conn.query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get(0))?;
+    Ok((failed, attempts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls_name_a_file_and_its_settings() {
+        let full = Location::parse("sqlite:///var/lib/acp/acp.db?durability=full").unwrap();
+        assert_eq!(full.path, PathBuf::from("/var/lib/acp/acp.db"));
+        assert!(full.full_durability());
+        let plain = Location::parse("acp.db").unwrap();
+        assert_eq!(plain.path, PathBuf::from("acp.db"));
+        assert!(!plain.full_durability());
+        assert_eq!(
+            Location::parse("sqlite://a.db?bus=16").unwrap().bus,
+            Some(16)
+        );
+        for (bad, names) in [
+            ("postgres://db/acp", "postgres://"),
+            ("sqlite://", "no database file"),
+            ("sqlite://a.db?durability=sometimes", "durability=sometimes"),
+            ("sqlite://a.db?bus=0", "bus=0"),
+        ] {
+            let error = Location::parse(bad).unwrap_err().to_string();
+            assert!(error.contains(names), "{bad}: {error}");
+        }
+    }
+}
