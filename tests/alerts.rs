@@ -259,14 +259,28 @@ async fn workflows_without_rules_get_the_defaults_and_people_ack_and_silence_thr
     h.engine.discard(entry, "bad data", "test").await.unwrap();
     let cleared_at = Utc::now();
     assert!(ev.evaluate_at(cleared_at).await.unwrap().is_empty());
-    let after_discard = states(
-        &ev.evaluate_at(cleared_at + Duration::minutes(6))
-            .await
-            .unwrap(),
-    );
+    let resolved = ev
+        .evaluate_at(cleared_at + Duration::minutes(6))
+        .await
+        .unwrap();
     assert_eq!(
-        after_discard,
+        states(&resolved),
         [("dead_letters".to_owned(), AlertState::Resolved)]
+    );
+    // The lifecycle refuses to acknowledge what is already resolved.
+    let late_ack = api
+        .post(&format!("/alerts/{}/ack", resolved[0].id), &api.operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late_ack.status(), 409);
+    let body: Value = late_ack.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is resolved"),
+        "{body}"
     );
 
     let firing: Vec<AlertView> = api

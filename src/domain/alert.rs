@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::wire::AlertState;
+
 /// How bad an alert is; routing picks channels by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Severity {
@@ -147,6 +149,52 @@ pub fn default_rules() -> Vec<Rule> {
         .collect()
 }
 
+/// What can happen to an alert once it exists (opening one is not a step: it starts the
+/// lifecycle as pending or firing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertStep {
+    /// The rule's `after` has passed: pending → firing.
+    Fire,
+    /// New counts while the condition holds.
+    Update,
+    /// The condition has been clear long enough (or its rule is gone).
+    Resolve,
+    /// Someone acknowledged it.
+    Ack,
+    /// Quiet until a time; any alert, so a maintenance window can be set ahead.
+    Silence,
+}
+
+/// A step the alert's state does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("is {state}: {step:?} needs an open (pending or firing) alert")]
+pub struct AlertRefused {
+    pub state: AlertState,
+    pub step: AlertStep,
+}
+
+/// The alert lifecycle, pending → firing → resolved: the state after `step`, or why not.
+///
+/// | step | pending | firing | resolved |
+/// |---|---|---|---|
+/// | fire | firing | — | — |
+/// | update, ack | pending | firing | — |
+/// | resolve | resolved | resolved | — |
+/// | silence | pending | firing | resolved |
+///
+/// # Errors
+/// [`AlertRefused`] for a dash in the table.
+pub fn alert_next(state: AlertState, step: AlertStep) -> Result<AlertState, AlertRefused> {
+    use AlertState::{Firing, Pending, Resolved};
+    match (state, step) {
+        (Pending, AlertStep::Fire) => Ok(Firing),
+        (Pending | Firing, AlertStep::Update | AlertStep::Ack) => Ok(state),
+        (Pending | Firing, AlertStep::Resolve) => Ok(Resolved),
+        (_, AlertStep::Silence) => Ok(state),
+        _ => Err(AlertRefused { state, step }),
+    }
+}
+
 impl RuleDef {
     /// Checks the rule; `parse` reads durations. Answers the problems as (field, message).
     pub fn check(
@@ -234,6 +282,37 @@ impl RuleDef {
                 after,
             }),
             _ => Err(problems),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_alert_lifecycle_allows_exactly_its_table() {
+        use AlertState::{Firing, Pending, Resolved};
+        use AlertStep::{Ack, Fire, Resolve, Silence, Update};
+        let table = [
+            (Pending, Fire, Some(Firing)),
+            (Firing, Fire, None),
+            (Resolved, Fire, None),
+            (Pending, Update, Some(Pending)),
+            (Firing, Update, Some(Firing)),
+            (Resolved, Update, None),
+            (Pending, Resolve, Some(Resolved)),
+            (Firing, Resolve, Some(Resolved)),
+            (Resolved, Resolve, None),
+            (Pending, Ack, Some(Pending)),
+            (Firing, Ack, Some(Firing)),
+            (Resolved, Ack, None),
+            (Pending, Silence, Some(Pending)),
+            (Firing, Silence, Some(Firing)),
+            (Resolved, Silence, Some(Resolved)),
+        ];
+        for (state, step, next) in table {
+            assert_eq!(alert_next(state, step).ok(), next, "{state} {step:?}");
         }
     }
 }

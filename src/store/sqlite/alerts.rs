@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::rows::{self, ms};
 use super::writer::Tx;
+use crate::domain::alert::{AlertStep, alert_next};
 use crate::store::{AlertChange, Result, StoreError};
 use crate::wire::{AlertState, AlertView, EventKind};
 
@@ -89,50 +90,43 @@ pub fn apply(tx: &mut Tx<'_>, change: &AlertChange) -> Result<AlertView> {
             )
         }
         AlertChange::Fire { id, detail } => {
-            update(
-                tx,
-                *id,
-                "UPDATE alerts SET state = 'firing', fired_at = ?2, detail = ?3 WHERE id = ?1 AND state = 'pending'",
+            allowed(tx, *id, AlertStep::Fire)?;
+            tx.conn.execute(
+                "UPDATE alerts SET state = 'firing', fired_at = ?2, detail = ?3 WHERE id = ?1",
                 params![id, now, detail.to_string()],
             )?;
             (*id, EventKind::AlertFiring, json!({"detail": detail}))
         }
         AlertChange::Update { id, detail } => {
-            update(
-                tx,
-                *id,
-                "UPDATE alerts SET detail = ?2 WHERE id = ?1 AND state IN ('pending', 'firing')",
+            allowed(tx, *id, AlertStep::Update)?;
+            tx.conn.execute(
+                "UPDATE alerts SET detail = ?2 WHERE id = ?1",
                 params![id, detail.to_string()],
             )?;
             return get(tx.conn, *id);
         }
         AlertChange::Resolve { id } => {
-            update(
-                tx,
-                *id,
-                "UPDATE alerts SET state = 'resolved', resolved_at = ?2 WHERE id = ?1 AND state IN ('pending', 'firing')",
+            allowed(tx, *id, AlertStep::Resolve)?;
+            tx.conn.execute(
+                "UPDATE alerts SET state = 'resolved', resolved_at = ?2 WHERE id = ?1",
                 params![id, now],
             )?;
             (*id, EventKind::AlertResolved, json!({}))
         }
         AlertChange::Ack { id, actor } => {
-            let changed = tx.conn.execute(
-                "UPDATE alerts SET acked_at = ?2, acked_by = ?3 WHERE id = ?1 AND state IN ('pending', 'firing')",
+            allowed(tx, *id, AlertStep::Ack)?;
+            tx.conn.execute(
+                "UPDATE alerts SET acked_at = ?2, acked_by = ?3 WHERE id = ?1",
                 params![id, now, actor],
             )?;
-            if changed == 0 {
-                return Err(StoreError::Conflict(format!("alert {id} is not open")));
-            }
             (*id, EventKind::AlertAcked, json!({"actor": actor}))
         }
         AlertChange::Silence { id, until, actor } => {
-            let changed = tx.conn.execute(
+            allowed(tx, *id, AlertStep::Silence)?;
+            tx.conn.execute(
                 "UPDATE alerts SET silenced_until = ?2 WHERE id = ?1",
                 params![id, ms(*until)],
             )?;
-            if changed == 0 {
-                return Err(StoreError::NotFound(format!("alert {id}")));
-            }
             (
                 *id,
                 EventKind::AlertSilenced,
@@ -150,12 +144,14 @@ pub fn apply(tx: &mut Tx<'_>, change: &AlertChange) -> Result<AlertView> {
     Ok(alert)
 }
 
-/// Runs an update of one alert; no row changed means the alert was not in a state that allows it.
-fn update(tx: &mut Tx<'_>, id: i64, sql: &str, params: impl rusqlite::Params) -> Result<()> {
-    if tx.conn.execute(sql, params)? == 0 {
-        return Err(StoreError::Conflict(format!(
-            "alert {id} is not in a state that allows this"
-        )));
-    }
-    Ok(())
+/// Asks the alert lifecycle ([`alert_next`]) whether `step` may happen to alert `id` now.
+///
+/// # Errors
+/// [`StoreError::NotFound`] for no such alert; [`StoreError::Conflict`] naming its state
+/// when the lifecycle refuses.
+fn allowed(tx: &mut Tx<'_>, id: i64, step: AlertStep) -> Result<()> {
+    let alert = get(tx.conn, id)?;
+    alert_next(alert.state, step)
+        .map(drop)
+        .map_err(|refused| StoreError::Conflict(format!("alert {id} {refused}")))
 }
