@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod clock;
 pub mod config;
+pub mod dead_letter;
 pub mod failure;
 pub mod record;
 pub mod retry;

@@ -6,6 +6,7 @@ use serde_json::json;
 use super::queue::{self, run_view};
 use super::rows::{self, DLQ_COLUMNS, ms};
 use super::writer::Tx;
+use crate::domain::dead_letter::{DlqRefused, DlqStep, dlq_next};
 use crate::store::{Replay, Result, StoreError};
 use crate::wire::{DlqStatus, DlqView, EventKind, Page, RunQuery, StepError};
 
@@ -29,30 +30,41 @@ pub fn add(tx: &mut Tx<'_>, run_id: i64, step_id: &str, error: &StepError) -> Re
     tx.emit(EventKind::DlqAdded, Some(&run.workflow), Some(run_id), data)
 }
 
-/// Closes a run's open entry because the run itself was retried.
+/// Closes a run's entry, if the lifecycle says so, because the run itself was retried.
 pub fn close_for_run(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<()> {
-    tx.conn.execute(
-        "UPDATE dlq SET status = 'retried', closed_at = ?, closed_by = ?, close_reason = 'run retried' \
-         WHERE run_id = ? AND status = 'open'",
-        params![ms(tx.now), actor, run_id],
-    )?;
+    let status: Option<String> = tx
+        .conn
+        .prepare_cached("SELECT status FROM dlq WHERE run_id = ?")?
+        .query_row([run_id], |r| r.get(0))
+        .optional()?;
+    let Some(status) = status.as_deref().and_then(DlqStatus::parse) else {
+        return Ok(());
+    };
+    let next = dlq_next(status, DlqStep::Retry).map_err(|e| refused(run_id, e))?;
+    if next != status {
+        tx.conn.execute(
+            "UPDATE dlq SET status = ?, closed_at = ?, closed_by = ?, close_reason = 'run retried' \
+             WHERE run_id = ?",
+            params![next.as_str(), ms(tx.now), actor, run_id],
+        )?;
+    }
     Ok(())
+}
+
+/// The lifecycle's refusal as the conflict the API answers.
+fn refused(id: i64, refusal: DlqRefused) -> StoreError {
+    StoreError::Conflict(format!("dead-letter entry {id} {refusal}"))
 }
 
 /// Queues the replay run and closes the entry as replayed.
 pub fn replay(tx: &mut Tx<'_>, replay: &Replay) -> Result<i64> {
     let entry = get(tx.conn, replay.dlq_id)?;
-    if entry.status != DlqStatus::Open {
-        return Err(StoreError::Conflict(format!(
-            "dead-letter entry {} is already {}",
-            entry.id, entry.status
-        )));
-    }
+    let next = dlq_next(entry.status, DlqStep::Replay).map_err(|e| refused(entry.id, e))?;
     let run_id = queue::create(tx, &replay.run)?;
     tx.conn.execute(
-        "UPDATE dlq SET status = 'replayed', closed_at = ?, closed_by = ?, close_reason = 'replayed', replay_run = ? \
+        "UPDATE dlq SET status = ?, closed_at = ?, closed_by = ?, close_reason = 'replayed', replay_run = ? \
          WHERE id = ?",
-        params![ms(tx.now), replay.actor, run_id, entry.id],
+        params![next.as_str(), ms(tx.now), replay.actor, run_id, entry.id],
     )?;
     let data = json!({"dlq_id": entry.id, "replay_run": run_id, "actor": replay.actor});
     tx.emit(
@@ -67,15 +79,10 @@ pub fn replay(tx: &mut Tx<'_>, replay: &Replay) -> Result<i64> {
 /// Discards an open entry, with the reason a person gave.
 pub fn discard(tx: &mut Tx<'_>, id: i64, reason: &str, actor: &str) -> Result<()> {
     let entry = get(tx.conn, id)?;
-    if entry.status != DlqStatus::Open {
-        return Err(StoreError::Conflict(format!(
-            "dead-letter entry {id} is already {}",
-            entry.status
-        )));
-    }
+    let next = dlq_next(entry.status, DlqStep::Discard).map_err(|e| refused(id, e))?;
     tx.conn.execute(
-        "UPDATE dlq SET status = 'discarded', closed_at = ?, closed_by = ?, close_reason = ? WHERE id = ?",
-        params![ms(tx.now), actor, reason, id],
+        "UPDATE dlq SET status = ?, closed_at = ?, closed_by = ?, close_reason = ? WHERE id = ?",
+        params![next.as_str(), ms(tx.now), actor, reason, id],
     )?;
     let data = json!({"dlq_id": id, "reason": reason, "actor": actor});
     tx.emit(
