@@ -370,14 +370,7 @@ pub(super) fn jump_to_match(app: &mut App, delta: i64) {
     if search.is_empty() {
         return;
     }
-    let Ok(theme) = super::theme::load("mono", None) else {
-        return;
-    };
-    let lines: Vec<String> = super::views::detail_lines(app, &theme)
-        .unwrap_or_default()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
+    let lines = super::views::detail_text(app);
     let hits: Vec<usize> = lines
         .iter()
         .enumerate()
@@ -391,15 +384,9 @@ pub(super) fn jump_to_match(app: &mut App, delta: i64) {
     let count = hits.len() as i64;
     let hit = (app.inspector.hit as i64 + delta).rem_euclid(count) as usize;
     app.inspector.hit = hit;
-    let width = usize::from(super::views::detail_width(
-        app,
-        app.size.map_or(super::views::MIN.0, |(w, _)| w),
-    ));
-    // Rows the lines above the match take once wrapped.
-    let rows: usize = lines[..hits[hit]]
-        .iter()
-        .map(|l| l.chars().count().div_ceil(width).max(1))
-        .sum();
+    let width = super::views::detail_width(app, app.size.map_or(super::views::MIN.0, |(w, _)| w));
+    // The rows the lines above the match take, two of them left above it.
+    let rows = wrapped_rows(&lines[..hits[hit]], width);
     app.inspector.scroll = rows.saturating_sub(2).min(usize::from(u16::MAX)) as u16;
     app.toast = Some((
         format!(
@@ -702,29 +689,26 @@ fn furthest_scroll(app: &App) -> u16 {
             width.saturating_sub(2),
             height.saturating_sub(4),
         ),
-        View::Inspector { .. } => {
-            let Ok(theme) = super::theme::load("mono", None) else {
-                return 0;
-            };
-            (
-                super::views::detail_lines(app, &theme)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect(),
-                super::views::detail_width(app, width),
-                height.saturating_sub(6),
-            )
-        }
+        View::Inspector { .. } => (
+            super::views::detail_text(app),
+            super::views::detail_width(app, width),
+            height.saturating_sub(6),
+        ),
         _ => return 0,
     };
+    wrapped_rows(&lines, width)
+        .saturating_sub(usize::from(visible))
+        .min(usize::from(u16::MAX)) as u16
+}
+
+/// How many rows `lines` take wrapped at `width` columns, a character per column and an
+/// empty line one row: ratatui's word wrap takes as many or a few more.
+fn wrapped_rows(lines: &[String], width: u16) -> usize {
     let width = usize::from(width.max(1));
-    let rows: usize = lines
+    lines
         .iter()
         .map(|l| l.chars().count().div_ceil(width).max(1))
-        .sum();
-    rows.saturating_sub(usize::from(visible))
-        .min(usize::from(u16::MAX)) as u16
+        .sum()
 }
 
 /// Near the end of the cached runs or audit entries: the next page over REST.

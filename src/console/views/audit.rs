@@ -8,7 +8,7 @@ use ratatui::text::Span;
 use super::super::state::App;
 use super::super::theme::Theme;
 use super::clock;
-use super::lists::{Columns, col, list, loading};
+use super::table::{Columns, col, list, loading};
 
 pub fn audit(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some(items) = app.audit.items.get() else {

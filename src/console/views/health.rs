@@ -8,7 +8,7 @@ use ratatui::widgets::Sparkline;
 
 use super::super::state::App;
 use super::super::theme::Theme;
-use super::lists::{Columns, col, framed, list, loading};
+use super::table::{Columns, col, framed, list, loading};
 use super::{ago, short_duration};
 
 pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
@@ -173,7 +173,7 @@ pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 col("FIRST–LAST SEEN", 17, 5),
             ],
             last: "SIGNATURE",
-            last_min: super::lists::ERROR_MIN,
+            last_min: super::table::ERROR_MIN,
         },
         rows,
         usize::MAX,

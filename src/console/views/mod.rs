@@ -7,6 +7,7 @@ mod health;
 mod lists;
 mod overlays;
 mod runs;
+mod table;
 #[cfg(test)]
 mod tests;
 
@@ -19,7 +20,7 @@ use ratatui::widgets::Paragraph;
 use super::state::{App, Conn, View};
 use super::theme::Theme;
 
-pub(crate) use runs::{detail_lines, detail_width};
+pub(crate) use runs::{detail_text, detail_width};
 
 /// The smallest terminal the console lays out for.
 pub const MIN: (u16, u16) = (80, 24);

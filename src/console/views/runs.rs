@@ -9,7 +9,7 @@ use super::super::highlight;
 use super::super::keymap::Command;
 use super::super::state::{App, Conn, StepSummary, duration_ms, glyph};
 use super::super::theme::Theme;
-use super::lists::{ERROR_MIN, col, filter_mark, fit};
+use super::table::{ERROR_MIN, col, ellipsis, filter_mark, fit};
 use super::{ago, clock, datetime, placeholder, short_duration};
 use crate::wire::{AttemptStatus, DlqStatus, RunStatus, RunView, TriggerKind};
 
@@ -79,10 +79,7 @@ pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         col("TOOK", 7, 3),
         col("TRIES", 5, 1),
     ];
-    let kept = fit(&cols, inner.width, ERROR_MIN);
-    let last_width = inner
-        .width
-        .saturating_sub(kept.iter().map(|k| cols[*k].width + 1).sum::<u16>());
+    let (kept, last_width) = fit(&cols, inner.width, ERROR_MIN);
     let height = inner.height.saturating_sub(1) as usize;
     let offset = runs.selected.saturating_sub(height.saturating_sub(1));
     let rows = runs.visible[offset..(offset + height).min(runs.visible.len())]
@@ -142,17 +139,6 @@ fn status_text(run: &RunView) -> String {
         }
         _ => format!("{} {}", glyph(run.status), run.status),
     }
-}
-
-/// `text` cut to `width` columns with `…` when it is longer.
-pub(super) fn ellipsis(text: &str, width: u16) -> String {
-    let width = usize::from(width);
-    if text.chars().count() <= width {
-        return text.to_owned();
-    }
-    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
 }
 
 /// The last column of a run row: the error, or for a replay or re-run without one, the run
@@ -332,6 +318,34 @@ pub(crate) fn detail_width(app: &App, width: u16) -> u16 {
 /// What the inspector's detail pane shows, line by line (before wrapping): the trigger
 /// payload (`t`) or the selected step. `None` before a step has run.
 pub(crate) fn detail_lines(app: &App, theme: &Theme) -> Option<Vec<Line<'static>>> {
+    detail_with(app, theme, highlight::json)
+}
+
+/// The same lines as plain text (JSON pretty-printed, not highlighted): what search and
+/// scrolling measure, cheap enough for every keypress.
+pub(crate) fn detail_text(app: &App) -> Vec<String> {
+    static PLAIN: std::sync::OnceLock<Option<Theme>> = std::sync::OnceLock::new();
+    let Some(theme) = PLAIN.get_or_init(|| super::super::theme::load("mono", None).ok()) else {
+        return Vec::new();
+    };
+    let plain = |value: &serde_json::Value, _: &Theme| -> Vec<Line<'static>> {
+        serde_json::to_string_pretty(value)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| Line::from(l.to_owned()))
+            .collect()
+    };
+    detail_with(app, theme, plain)
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// A JSON value as the detail's lines.
+type JsonLines = fn(&serde_json::Value, &Theme) -> Vec<Line<'static>>;
+
+fn detail_with(app: &App, theme: &Theme, json: JsonLines) -> Option<Vec<Line<'static>>> {
     let detail = app.inspector.detail.get()?;
     if app.inspector.trigger {
         let chord = app
@@ -343,18 +357,18 @@ pub(crate) fn detail_lines(app: &App, theme: &Theme) -> Option<Vec<Line<'static>
             format!("trigger payload ({}){chord}", detail.run.trigger_kind),
             theme.title,
         )];
-        text.extend(highlight::json(&detail.run.trigger, theme));
+        text.extend(json(&detail.run.trigger, theme));
         return Some(text);
     }
     let steps = app.inspector.steps();
     steps
         .get(app.inspector.step)
-        .map(|step| step_detail(step, theme))
+        .map(|step| step_detail(step, theme, json))
 }
 
 /// A step's attempts, then its error (the cause first), its input and output, and an AI
 /// step's provenance.
-fn step_detail(step: &StepSummary<'_>, theme: &Theme) -> Vec<Line<'static>> {
+fn step_detail(step: &StepSummary<'_>, theme: &Theme, json: JsonLines) -> Vec<Line<'static>> {
     let last = step.attempts.last().expect("a step has an attempt");
     let mut text: Vec<Line<'static>> = vec![Line::from(vec![
         Span::styled(format!("{} ", step.step_id), theme.title),
@@ -392,12 +406,12 @@ fn step_detail(step: &StepSummary<'_>, theme: &Theme) -> Vec<Line<'static>> {
         text.push(Line::styled(error.message.clone(), theme.error));
     }
     text.push(Line::styled("input", theme.header));
-    text.extend(highlight::json(&last.input, theme));
+    text.extend(json(&last.input, theme));
     text.push(Line::styled("output", theme.header));
-    text.extend(highlight::json(&last.output, theme));
+    text.extend(json(&last.output, theme));
     if last.detail.get("provider").is_some() {
         text.push(Line::styled("AI provenance", theme.header));
-        text.extend(highlight::json(&last.detail, theme));
+        text.extend(json(&last.detail, theme));
     }
     text
 }
