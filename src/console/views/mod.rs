@@ -4,6 +4,7 @@
 
 mod audit;
 mod health;
+mod inspector;
 mod lists;
 mod overlays;
 mod runs;
@@ -20,7 +21,7 @@ use ratatui::widgets::Paragraph;
 use super::state::{App, Conn, View};
 use super::theme::Theme;
 
-pub(crate) use runs::{detail_text, detail_width};
+pub(crate) use inspector::{detail_text, detail_width};
 
 /// The smallest terminal the console lays out for.
 pub const MIN: (u16, u16) = (80, 24);
@@ -57,7 +58,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
     }
     match &app.view {
         View::Runs => runs::table(frame, body, app, theme),
-        View::Inspector { .. } => runs::inspector(frame, body, app, theme),
+        View::Inspector { .. } => inspector::inspector(frame, body, app, theme),
         View::Dlq => lists::dlq(frame, body, app, theme),
         View::Health => health::health(frame, body, app, theme),
         View::Alerts => lists::alerts(frame, body, app, theme),
