@@ -97,7 +97,7 @@ async fn failure_rate_fires_past_the_threshold_and_resolves_when_the_window_slid
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.kind)
+        .map(|e| e.kind())
         .filter(|k| k.as_str().starts_with("alert."))
         .collect();
     assert_eq!(kinds, [EventKind::AlertFiring, EventKind::AlertResolved]);
@@ -379,7 +379,7 @@ async fn workflows_without_rules_get_the_defaults_and_people_ack_and_silence_thr
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.kind)
+        .map(|e| e.kind())
         .collect();
     assert!(kinds.contains(&EventKind::AlertAcked) && kinds.contains(&EventKind::AlertSilenced));
 }
@@ -416,8 +416,8 @@ async fn an_evaluator_that_stops_running_shows_in_health_and_on_the_stream() {
     let events = h.store.events_since(0, 10_000).await.unwrap();
     let degraded: Vec<_> = events
         .iter()
-        .filter(|e| e.kind == EventKind::ControlDegraded)
+        .filter(|e| e.kind() == EventKind::ControlDegraded)
         .collect();
     assert_eq!(degraded.len(), 1, "one event, not one per check");
-    assert_eq!(degraded[0].data["part"], "alert evaluator");
+    assert_eq!(degraded[0].body.data()["part"], "alert evaluator");
 }

@@ -702,6 +702,21 @@ async fn the_openapi_document_describes_every_route_that_exists() {
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["components"]["schemas"]["RunView"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    let schemas = &doc["components"]["schemas"];
+    for shape in ["StreamMessage", "WebhookPayload", "Event", "RunQueued", "DlqAdded"] {
+        assert!(schemas[shape].is_object(), "{shape} is documented");
+    }
+    let bodies = schemas["EventBody"].to_string();
+    for name in [
+        "run.queued",
+        "run.released",
+        "step.retry_scheduled",
+        "dlq.replayed",
+        "alert.silenced",
+        "control.degraded",
+    ] {
+        assert!(bodies.contains(name), "the payload of {name} is documented");
+    }
     let paths = doc["paths"].as_object().unwrap();
     let mut operations = 0;
     for (path, item) in paths {

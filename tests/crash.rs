@@ -157,7 +157,10 @@ async fn kill_9_under_load_loses_nothing_and_repeats_no_effect() {
         .await
         .unwrap();
     let mut finished: BTreeMap<i64, usize> = BTreeMap::new();
-    for e in events.iter().filter(|e| e.kind == EventKind::RunSucceeded) {
+    for e in events
+        .iter()
+        .filter(|e| e.kind() == EventKind::RunSucceeded)
+    {
         *finished.entry(e.run_id.unwrap()).or_default() += 1;
     }
     assert_eq!(finished.keys().copied().collect::<Vec<_>>(), accepted);

@@ -85,7 +85,10 @@ async fn runs_interrupted_by_a_crash_complete_exactly_once_after_restart() {
 
     let events = store.events_since(0, 100_000).await.unwrap();
     let mut finished: BTreeMap<i64, usize> = BTreeMap::new();
-    for e in events.iter().filter(|e| e.kind == EventKind::RunSucceeded) {
+    for e in events
+        .iter()
+        .filter(|e| e.kind() == EventKind::RunSucceeded)
+    {
         *finished.entry(e.run_id.unwrap()).or_default() += 1;
     }
     assert_eq!(finished.len(), RUNS as usize);

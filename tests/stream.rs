@@ -191,7 +191,7 @@ async fn filters_auth_and_a_close_frame_on_shutdown() {
                 Some(StreamMessage::Event(e)) => {
                     assert_eq!(e.workflow.as_deref(), Some(wanted));
                     runs.extend(e.run_id);
-                    if e.kind == acp::wire::EventKind::RunSucceeded {
+                    if e.kind() == acp::wire::EventKind::RunSucceeded {
                         break;
                     }
                 }

@@ -26,7 +26,7 @@ use crate::domain::alert::{Condition, Rule, Severity};
 use crate::domain::config::Policy;
 use crate::engine::Engine;
 use crate::store::{AlertChange, NewNotice, RunFact, Store, StoreError};
-use crate::wire::{AlertState, AlertView, EventKind};
+use crate::wire::{AlertState, AlertView, ControlChanged, EventBody};
 use conditions::{Scene, holds};
 
 /// The shortest look-back, even when every rule looks at less.
@@ -354,13 +354,16 @@ pub async fn watchdog(
         if stale == degraded {
             continue;
         }
-        let kind = if stale {
-            EventKind::ControlDegraded
-        } else {
-            EventKind::ControlRecovered
+        let change = ControlChanged {
+            part: "alert evaluator".into(),
+            last_run: heartbeat.last(),
         };
-        let data = serde_json::json!({"part": "alert evaluator", "last_run": heartbeat.last()});
-        match store.record_event(kind, data).await {
+        let body = if stale {
+            EventBody::ControlDegraded(change)
+        } else {
+            EventBody::ControlRecovered(change)
+        };
+        match store.record_event(body).await {
             Ok(()) => degraded = stale,
             Err(e) => tracing::warn!("recording the evaluator's state failed: {e}"),
         }

@@ -89,10 +89,10 @@ fn print(c: &Client, event: &Event) -> anyhow::Result<()> {
         "{:>8}  {}  {:<22} {:<22} {:>7}  {}",
         event.seq,
         clock(&event.at),
-        event.kind.as_str(),
+        event.kind().as_str(),
         workflow,
         run,
-        event.data
+        event.body.data()
     );
     Ok(())
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::AlertState;
+use chrono::{DateTime, Utc};
+
+use crate::wire::{AlertChanged, AlertState, AlertView, EventBody};
 
 /// How bad an alert is; routing picks channels by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -192,6 +194,103 @@ pub fn alert_next(state: AlertState, step: AlertStep) -> Result<AlertState, Aler
         (Pending | Firing, AlertStep::Resolve) => Ok(Resolved),
         (_, AlertStep::Silence) => Ok(state),
         _ => Err(AlertRefused { state, step }),
+    }
+}
+
+/// A change to an alert, decided by the evaluator or a person.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertChange {
+    /// The condition became true: a new alert, pending or (with no waiting time) firing.
+    Open {
+        rule: String,
+        workflow: String,
+        severity: String,
+        firing: bool,
+        detail: serde_json::Value,
+    },
+    Fire {
+        id: i64,
+        detail: serde_json::Value,
+    },
+    /// New counts while the condition holds (no event).
+    Update {
+        id: i64,
+        detail: serde_json::Value,
+    },
+    Resolve {
+        id: i64,
+    },
+    Ack {
+        id: i64,
+        actor: String,
+    },
+    Silence {
+        id: i64,
+        until: DateTime<Utc>,
+        actor: String,
+    },
+}
+
+impl AlertChange {
+    /// The alert this change is about and the lifecycle step it is; `None` for opening a
+    /// new alert.
+    pub fn target(&self) -> Option<(i64, AlertStep)> {
+        Some(match self {
+            Self::Open { .. } => return None,
+            Self::Fire { id, .. } => (*id, AlertStep::Fire),
+            Self::Update { id, .. } => (*id, AlertStep::Update),
+            Self::Resolve { id } => (*id, AlertStep::Resolve),
+            Self::Ack { id, .. } => (*id, AlertStep::Ack),
+            Self::Silence { id, .. } => (*id, AlertStep::Silence),
+        })
+    }
+
+    /// The event this change appends, given the alert as it is after the change; an update
+    /// of the counts appends none.
+    pub fn event(&self, alert: &AlertView) -> Option<EventBody> {
+        let changed = AlertChanged {
+            alert_id: alert.id,
+            rule: alert.rule.clone(),
+            state: alert.state,
+            severity: None,
+            detail: None,
+            actor: None,
+            until: None,
+        };
+        Some(match self {
+            Self::Open {
+                severity,
+                firing,
+                detail,
+                ..
+            } => {
+                let opened = AlertChanged {
+                    severity: Some(severity.clone()),
+                    detail: Some(detail.clone()),
+                    ..changed
+                };
+                if *firing {
+                    EventBody::AlertFiring(opened)
+                } else {
+                    EventBody::AlertPending(opened)
+                }
+            }
+            Self::Fire { detail, .. } => EventBody::AlertFiring(AlertChanged {
+                detail: Some(detail.clone()),
+                ..changed
+            }),
+            Self::Update { .. } => return None,
+            Self::Resolve { .. } => EventBody::AlertResolved(changed),
+            Self::Ack { actor, .. } => EventBody::AlertAcked(AlertChanged {
+                actor: Some(actor.clone()),
+                ..changed
+            }),
+            Self::Silence { until, actor, .. } => EventBody::AlertSilenced(AlertChanged {
+                actor: Some(actor.clone()),
+                until: Some(*until),
+                ..changed
+            }),
+        })
     }
 }
 

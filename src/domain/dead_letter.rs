@@ -1,7 +1,7 @@
 //! The dead-letter entry lifecycle: an entry opens when a run exhausts its retries (or fails
 //! permanently) and closes once, by a replay, a discard or a retry of the run in place.
 
-use crate::wire::DlqStatus;
+use crate::wire::{DlqAdded, DlqDiscarded, DlqReplayed, DlqStatus, EventBody, StepError};
 
 /// What can happen to a dead-letter entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,34 @@ pub fn dlq_next(status: DlqStatus, step: DlqStep) -> Result<DlqStatus, DlqRefuse
         (closed, DlqStep::Retry) => Ok(closed),
         _ => Err(DlqRefused { status, step }),
     }
+}
+
+/// The event of an entry opened (or reopened) for a run that failed at `step_id`.
+pub fn added_event(dlq_id: i64, step_id: &str, error: &StepError) -> EventBody {
+    EventBody::DlqAdded(DlqAdded {
+        dlq_id,
+        step_id: step_id.to_owned(),
+        class: error.class,
+        message: error.message.clone(),
+    })
+}
+
+/// The event of an entry replayed as run `replay_run`.
+pub fn replayed_event(dlq_id: i64, replay_run: i64, actor: &str) -> EventBody {
+    EventBody::DlqReplayed(DlqReplayed {
+        dlq_id,
+        replay_run,
+        actor: actor.to_owned(),
+    })
+}
+
+/// The event of an entry discarded with a person's reason.
+pub fn discarded_event(dlq_id: i64, reason: &str, actor: &str) -> EventBody {
+    EventBody::DlqDiscarded(DlqDiscarded {
+        dlq_id,
+        reason: reason.to_owned(),
+        actor: actor.to_owned(),
+    })
 }
 
 #[cfg(test)]

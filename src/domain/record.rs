@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::wire::{RecordView, Source};
+use crate::wire::{EventBody, RecordChanged, RecordView, Source};
 
 /// Who and what is behind a write; copied onto every field-history row it produces.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,7 +89,85 @@ impl RecordWrite {
     }
 }
 
+/// A write the record it targets cannot take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordRefused {
+    #[error("record {id} is a `{object}`, not a `{asked}`")]
+    WrongObject {
+        id: i64,
+        object: String,
+        asked: String,
+    },
+    #[error("a new record needs an object")]
+    NoObject,
+}
+
+/// What a write does to a record: whether it creates it, which fields change, and every
+/// value after the write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Merge {
+    pub event: RecordEvent,
+    /// Fields whose value differs from before (every written field, for a new record), in
+    /// the order written.
+    pub changed: Vec<String>,
+    /// The record's values after the write: the earlier ones with the written ones over them.
+    pub values: Map<String, Value>,
+}
+
+impl RecordWrite {
+    /// Merges this write into `existing` (the record as stored, `None` for a new one).
+    ///
+    /// # Errors
+    /// [`RecordRefused`] when the write names another object than the record's, or creates
+    /// a record without one.
+    pub fn merge(&self, existing: Option<&RecordView>) -> Result<Merge, RecordRefused> {
+        let (event, previous) = match existing {
+            Some(record) => {
+                if !self.object.is_empty() && self.object != record.object {
+                    return Err(RecordRefused::WrongObject {
+                        id: record.id,
+                        object: record.object.clone(),
+                        asked: self.object.clone(),
+                    });
+                }
+                (RecordEvent::Updated, &record.values)
+            }
+            None if self.object.trim().is_empty() => return Err(RecordRefused::NoObject),
+            None => (RecordEvent::Created, &Map::new()),
+        };
+        let changed = self
+            .values
+            .iter()
+            .filter(|(field, value)| {
+                event == RecordEvent::Created || previous.get(*field) != Some(value)
+            })
+            .map(|(field, _)| field.clone())
+            .collect();
+        let mut values = previous.clone();
+        values.extend(self.values.clone());
+        Ok(Merge {
+            event,
+            changed,
+            values,
+        })
+    }
+}
+
 impl RecordChange {
+    /// The event of this change, made by a write from `source`.
+    pub fn event(&self, source: Source) -> EventBody {
+        let changed = RecordChanged {
+            record_id: self.record.id,
+            object: self.record.object.clone(),
+            changed: self.changed.clone(),
+            source,
+        };
+        match self.event {
+            RecordEvent::Created => EventBody::RecordCreated(changed),
+            RecordEvent::Updated => EventBody::RecordUpdated(changed),
+        }
+    }
+
     /// The trigger payload runs started by this change receive.
     pub fn payload(&self) -> Value {
         serde_json::json!({
@@ -99,5 +177,67 @@ impl RecordChange {
             "previous": self.previous,
             "changed": self.changed,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(object: &str, values: Value) -> RecordWrite {
+        RecordWrite {
+            object: object.into(),
+            id: None,
+            values: serde_json::from_value(values).unwrap(),
+            provenance: Provenance::api("ops"),
+            idempotency_key: None,
+        }
+    }
+
+    fn record(values: Value) -> RecordView {
+        serde_json::from_value(serde_json::json!({
+            "id": 7, "object": "deal", "values": values,
+            "created_at": "2026-12-01T00:00:00Z", "updated_at": "2026-12-01T00:00:00Z"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_merge_changes_only_fields_whose_value_differs_and_keeps_the_rest() {
+        let existing = record(serde_json::json!({"stage": "new", "owner": "ann"}));
+        let merge = write("", serde_json::json!({"stage": "won", "owner": "ann"}))
+            .merge(Some(&existing))
+            .unwrap();
+        assert_eq!(merge.event, RecordEvent::Updated);
+        assert_eq!(merge.changed, ["stage"]);
+        assert_eq!(
+            Value::Object(merge.values),
+            serde_json::json!({"stage": "won", "owner": "ann"})
+        );
+        let same = write("deal", serde_json::json!({"owner": "ann"}))
+            .merge(Some(&existing))
+            .unwrap();
+        assert!(same.changed.is_empty());
+    }
+
+    #[test]
+    fn a_new_record_changes_every_written_field_even_null_ones() {
+        let merge = write("deal", serde_json::json!({"stage": "new", "amount": null}))
+            .merge(None)
+            .unwrap();
+        assert_eq!(merge.event, RecordEvent::Created);
+        assert_eq!(merge.changed.len(), 2);
+    }
+
+    #[test]
+    fn writes_to_the_wrong_object_or_without_one_are_refused() {
+        let existing = record(serde_json::json!({}));
+        let wrong = write("lead", serde_json::json!({})).merge(Some(&existing));
+        assert_eq!(
+            wrong.unwrap_err().to_string(),
+            "record 7 is a `deal`, not a `lead`"
+        );
+        let none = write(" ", serde_json::json!({})).merge(None);
+        assert_eq!(none, Err(RecordRefused::NoObject));
     }
 }

@@ -3,7 +3,11 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::wire::{AttemptStatus, RunMode, RunStatus, StepError, TriggerKind};
+use crate::wire::{
+    AttemptStatus, ByActor, EventBody, RetryScheduled, RunClaimed, RunEnded, RunMode, RunQueued,
+    RunReleased, RunStatus, RunWaiting, StepEnded, StepError, StepSkipped, StepStarted,
+    TriggerKind,
+};
 
 /// A run to queue.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +53,8 @@ pub enum Transition {
     /// `retrying` until then and releases its lease.
     StepEnded {
         attempt: i64,
+        step_id: String,
+        number: u32,
         status: AttemptStatus,
         output: Value,
         error: Option<StepError>,
@@ -73,4 +79,361 @@ pub enum Transition {
     DeadLetter { step_id: String, error: StepError },
     /// The engine is shutting down: the run may be claimed again at once.
     Release,
+}
+
+impl NewRun {
+    /// The `run.queued` event of this run.
+    pub fn queued_event(&self) -> EventBody {
+        EventBody::RunQueued(RunQueued {
+            trigger_kind: self.trigger_kind,
+            version: self.version,
+            team: self.team.clone(),
+            mode: self.mode,
+            record_id: self.record_id,
+            origin_run: self.origin_run,
+            not_before: self.not_before,
+        })
+    }
+}
+
+/// What happens to a run, as its lifecycle sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStep {
+    /// A worker takes the run (due, or its last worker's lease expired).
+    Claim,
+    /// An attempt starts, ends or is skipped while the run is running.
+    Progress,
+    /// A `delay` step: the run sleeps without a lease.
+    Wait,
+    /// A failed attempt will be tried again later; the lease is released.
+    ScheduleRetry,
+    /// The engine is shutting down and hands the run back.
+    Release,
+    /// The worker finished it: succeeded, failed or cancelled while running.
+    Finish(RunStatus),
+    /// The failed run goes to the dead-letter queue.
+    DeadLetter,
+    /// A person cancels it; a running run is asked to stop and stays running until its
+    /// worker does.
+    Cancel,
+    /// A person queues a failed run again, to resume at its failed step.
+    Retry,
+}
+
+/// A step the run's status does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RunRefused {
+    #[error("is already {0}")]
+    Final(RunStatus),
+    #[error("is {0}, only failed runs can be retried")]
+    NotFailed(RunStatus),
+    #[error("is {status}, not running: {step:?} needs a running run")]
+    NotRunning { status: RunStatus, step: RunStep },
+    #[error(
+        "is {0}, not due: only queued, retrying or waiting runs (or expired leases) are claimed"
+    )]
+    NotClaimable(RunStatus),
+}
+
+/// The run lifecycle: the status after `step`, or why not.
+///
+/// | step | queued, retrying, waiting | running | succeeded, cancelled | failed |
+/// |---|---|---|---|---|
+/// | claim | running | running (lease expired) | — | — |
+/// | progress | — | running | — | — |
+/// | wait / schedule retry / release | — | waiting / retrying / queued | — | — |
+/// | finish(s) | — | s | — | — |
+/// | dead letter | — | — | — | failed |
+/// | cancel | cancelled | running (asked to stop) | — | — |
+/// | retry | — | — | — | queued |
+///
+/// # Errors
+/// [`RunRefused`] naming the status when the lifecycle does not allow the step.
+pub fn run_next(status: RunStatus, step: RunStep) -> Result<RunStatus, RunRefused> {
+    use RunStatus::{Cancelled, Failed, Queued, Retrying, Running, Succeeded, Waiting};
+    match (status, step) {
+        (Queued | Retrying | Waiting | Running, RunStep::Claim) => Ok(Running),
+        (Running, RunStep::Progress) => Ok(Running),
+        (Running, RunStep::Wait) => Ok(Waiting),
+        (Running, RunStep::ScheduleRetry) => Ok(Retrying),
+        (Running, RunStep::Release) => Ok(Queued),
+        (Running, RunStep::Finish(end @ (Succeeded | Failed | Cancelled))) => Ok(end),
+        (Failed, RunStep::DeadLetter) => Ok(Failed),
+        (Queued | Retrying | Waiting, RunStep::Cancel) => Ok(Cancelled),
+        (Running, RunStep::Cancel) => Ok(Running),
+        (Failed, RunStep::Retry) => Ok(Queued),
+        (Succeeded | Failed | Cancelled, RunStep::Cancel) => Err(RunRefused::Final(status)),
+        (_, RunStep::Retry) => Err(RunRefused::NotFailed(status)),
+        (_, RunStep::Claim) => Err(RunRefused::NotClaimable(status)),
+        _ => Err(RunRefused::NotRunning { status, step }),
+    }
+}
+
+impl Transition {
+    /// The lifecycle step this transition is.
+    pub fn step(&self) -> RunStep {
+        match self {
+            Self::StepStarted { .. } | Self::StepSkipped { .. } => RunStep::Progress,
+            Self::StepEnded { retry: Some(_), .. } => RunStep::ScheduleRetry,
+            Self::StepEnded { .. } => RunStep::Progress,
+            Self::Wait { .. } => RunStep::Wait,
+            Self::Finish { status, .. } => RunStep::Finish(*status),
+            Self::DeadLetter { .. } => RunStep::DeadLetter,
+            Self::Release => RunStep::Release,
+        }
+    }
+
+    /// The events this transition appends to the run log, in order. A dead letter's event
+    /// needs the entry's id and comes from [`super::dead_letter::added_event`].
+    pub fn events(&self) -> Vec<EventBody> {
+        match self {
+            Self::StepStarted {
+                index,
+                step_id,
+                number,
+                ..
+            } => vec![EventBody::StepStarted(StepStarted {
+                step_id: step_id.clone(),
+                index: *index,
+                attempt: *number,
+            })],
+            Self::StepEnded {
+                step_id,
+                number,
+                status,
+                error,
+                retry,
+                ..
+            } => {
+                let ended = StepEnded {
+                    step_id: step_id.clone(),
+                    attempt: *number,
+                    status: *status,
+                    error: error.clone(),
+                };
+                let mut events = vec![match status {
+                    AttemptStatus::Succeeded => EventBody::StepSucceeded(ended),
+                    _ => EventBody::StepFailed(ended),
+                }];
+                if let Some(retry) = retry {
+                    events.push(EventBody::StepRetryScheduled(RetryScheduled {
+                        step_id: step_id.clone(),
+                        attempt: *number,
+                        delay_ms: retry.delay_ms,
+                        at: retry.at,
+                    }));
+                }
+                events
+            }
+            Self::StepSkipped {
+                step_id, reason, ..
+            } => vec![EventBody::StepSkipped(StepSkipped {
+                step_id: step_id.clone(),
+                reason: reason.clone(),
+            })],
+            Self::Wait { until } => vec![EventBody::RunWaiting(RunWaiting { until: *until })],
+            Self::Finish {
+                status,
+                failed_step,
+                error,
+            } => vec![ended_event(*status, failed_step.clone(), error.clone())],
+            Self::Release => vec![EventBody::RunReleased(RunReleased {})],
+            Self::DeadLetter { .. } => Vec::new(),
+        }
+    }
+}
+
+/// The event of a run that ended with `status` (a failure or cancellation names its step
+/// and error).
+pub fn ended_event(
+    status: RunStatus,
+    failed_step: Option<String>,
+    error: Option<StepError>,
+) -> EventBody {
+    let ended = RunEnded {
+        step_id: failed_step,
+        error,
+    };
+    match status {
+        RunStatus::Succeeded => EventBody::RunSucceeded(ended),
+        RunStatus::Cancelled => EventBody::RunCancelled(ended),
+        _ => EventBody::RunFailed(ended),
+    }
+}
+
+/// The event of a claim: `run.started` the first time a worker takes the run, `run.resumed`
+/// after that; `abandoned` counts attempts a previous worker left running.
+pub fn claimed_event(first: bool, from: RunStatus, abandoned: u64) -> EventBody {
+    let claimed = RunClaimed {
+        from,
+        abandoned_attempts: abandoned,
+    };
+    if first {
+        EventBody::RunStarted(claimed)
+    } else {
+        EventBody::RunResumed(claimed)
+    }
+}
+
+/// The event of a person's cancel of a running run (its worker stops it).
+pub fn cancel_requested_event(actor: &str) -> EventBody {
+    EventBody::RunCancelRequested(ByActor {
+        actor: actor.to_owned(),
+    })
+}
+
+/// The event of a person's retry of a failed run.
+pub fn retried_event(actor: &str) -> EventBody {
+    EventBody::RunRetried(ByActor {
+        actor: actor.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STATUSES: [RunStatus; 7] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Retrying,
+        RunStatus::Waiting,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
+    #[test]
+    fn every_step_from_every_status_is_decided() {
+        use RunStatus::{Cancelled, Failed, Queued, Retrying, Running, Succeeded, Waiting};
+        let steps = [
+            RunStep::Claim,
+            RunStep::Progress,
+            RunStep::Wait,
+            RunStep::ScheduleRetry,
+            RunStep::Release,
+            RunStep::Finish(Succeeded),
+            RunStep::Finish(Failed),
+            RunStep::Finish(Cancelled),
+            RunStep::DeadLetter,
+            RunStep::Cancel,
+            RunStep::Retry,
+        ];
+        // Rows follow STATUSES: queued, running, retrying, waiting, succeeded, failed, cancelled.
+        let table: [[Option<RunStatus>; 7]; 11] = [
+            [
+                Some(Running),
+                Some(Running),
+                Some(Running),
+                Some(Running),
+                None,
+                None,
+                None,
+            ],
+            [None, Some(Running), None, None, None, None, None],
+            [None, Some(Waiting), None, None, None, None, None],
+            [None, Some(Retrying), None, None, None, None, None],
+            [None, Some(Queued), None, None, None, None, None],
+            [None, Some(Succeeded), None, None, None, None, None],
+            [None, Some(Failed), None, None, None, None, None],
+            [None, Some(Cancelled), None, None, None, None, None],
+            [None, None, None, None, None, Some(Failed), None],
+            [
+                Some(Cancelled),
+                Some(Running),
+                Some(Cancelled),
+                Some(Cancelled),
+                None,
+                None,
+                None,
+            ],
+            [None, None, None, None, None, Some(Queued), None],
+        ];
+        for (step, row) in steps.iter().zip(table) {
+            for (status, next) in STATUSES.iter().zip(row) {
+                assert_eq!(run_next(*status, *step).ok(), next, "{status} {step:?}");
+            }
+        }
+        assert_eq!(
+            run_next(Running, RunStep::Finish(Queued)),
+            Err(RunRefused::NotRunning {
+                status: Running,
+                step: RunStep::Finish(Queued)
+            })
+        );
+    }
+
+    #[test]
+    fn refusals_say_why_in_the_words_the_api_answers() {
+        let says = |status, step| run_next(status, step).unwrap_err().to_string();
+        assert_eq!(
+            says(RunStatus::Succeeded, RunStep::Cancel),
+            "is already succeeded"
+        );
+        assert_eq!(
+            says(RunStatus::Queued, RunStep::Retry),
+            "is queued, only failed runs can be retried"
+        );
+        assert!(says(RunStatus::Failed, RunStep::Claim).starts_with("is failed, not due"));
+    }
+
+    #[test]
+    fn the_events_of_a_transition_set_the_status_the_lifecycle_answers() {
+        let at = Utc::now();
+        let transitions = [
+            Transition::StepStarted {
+                index: 0,
+                step_id: "a".into(),
+                number: 1,
+                input: Value::Null,
+                idempotency_key: "run-1:a".into(),
+            },
+            Transition::StepEnded {
+                attempt: 1,
+                step_id: "a".into(),
+                number: 1,
+                status: AttemptStatus::Failed,
+                output: Value::Null,
+                error: None,
+                detail: Value::Null,
+                retry: Some(RetryAt { at, delay_ms: 10 }),
+            },
+            Transition::StepSkipped {
+                index: 1,
+                step_id: "b".into(),
+                reason: "when was false".into(),
+            },
+            Transition::Wait { until: at },
+            Transition::Finish {
+                status: RunStatus::Succeeded,
+                failed_step: None,
+                error: None,
+            },
+            Transition::Finish {
+                status: RunStatus::Cancelled,
+                failed_step: Some("a".into()),
+                error: None,
+            },
+            Transition::Release,
+        ];
+        for transition in transitions {
+            let next = run_next(RunStatus::Running, transition.step()).unwrap();
+            // The last event that sets a status sets the one the lifecycle answers.
+            let shown = transition
+                .events()
+                .iter()
+                .rev()
+                .find_map(EventBody::run_status)
+                .unwrap_or(RunStatus::Running);
+            assert_eq!(shown, next, "{transition:?}");
+        }
+        assert_eq!(
+            claimed_event(true, RunStatus::Queued, 0).run_status(),
+            run_next(RunStatus::Queued, RunStep::Claim).ok()
+        );
+        assert_eq!(
+            retried_event("ops").run_status(),
+            run_next(RunStatus::Failed, RunStep::Retry).ok()
+        );
+    }
 }

@@ -284,3 +284,27 @@ impl Workflow {
         &self.def.team
     }
 }
+
+/// The event of a saved draft.
+pub fn draft_saved_event(actor: &str) -> crate::wire::EventBody {
+    crate::wire::EventBody::WorkflowDraftSaved(crate::wire::ByActor {
+        actor: actor.to_owned(),
+    })
+}
+
+/// The event of a draft published as `version`.
+pub fn published_event(version: i64, actor: &str) -> crate::wire::EventBody {
+    crate::wire::EventBody::WorkflowPublished(crate::wire::WorkflowPublished {
+        version,
+        actor: actor.to_owned(),
+    })
+}
+
+/// The event of version `to` published again in place of `from`.
+pub fn rolled_back_event(from: Option<i64>, to: i64, actor: &str) -> crate::wire::EventBody {
+    crate::wire::EventBody::WorkflowRolledBack(crate::wire::WorkflowRolledBack {
+        from,
+        to,
+        actor: actor.to_owned(),
+    })
+}

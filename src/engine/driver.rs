@@ -259,12 +259,16 @@ impl Driver<'_> {
             input: stored_input,
             idempotency_key: key.clone(),
         };
-        let attempt = self
-            .flush(started)
-            .await?
-            .first()
-            .copied()
-            .unwrap_or_default();
+        let attempt = Attempt {
+            id: self
+                .flush(started)
+                .await?
+                .first()
+                .copied()
+                .unwrap_or_default(),
+            step_id: step.id.clone(),
+            number,
+        };
         let outcome = match rendered {
             Err(failure) => Err(failure),
             Ok(input) => {
@@ -287,32 +291,26 @@ impl Driver<'_> {
                     result = tokio::time::timeout(step.timeout, perform) => result.unwrap_or_else(|_| {
                         Err(StepFailure::transient(format!("timed out after {}", humantime::format_duration(step.timeout))))
                     }),
-                    _ = self.cancel.cancelled() => return self.cancelled(attempt, &step.id).await,
+                    _ = self.cancel.cancelled() => return self.cancelled(attempt).await,
                 }
             }
         };
         match outcome {
             Ok(done) => self.succeeded(index, attempt, done).await,
-            Err(failure) => self.failed(index, attempt, number, failure).await,
+            Err(failure) => self.failed(index, attempt, failure).await,
         }
     }
 
     async fn succeeded(
         &mut self,
         index: usize,
-        attempt: i64,
+        attempt: Attempt,
         done: step::Done,
     ) -> Result<Next, EngineError> {
         let step = &self.compiled.workflow.steps[index];
         let (output, detail) = (self.stored(&done.output), self.stored(&done.detail));
-        self.pending.push(ended(
-            attempt,
-            AttemptStatus::Succeeded,
-            output,
-            detail,
-            None,
-            None,
-        ));
+        self.pending
+            .push(attempt.ended(AttemptStatus::Succeeded, output, detail, None, None));
         let state = json!({"status": "succeeded", "output": done.output, "detail": done.detail});
         self.progress.steps.insert(step.id.clone(), state);
         match done.control {
@@ -352,10 +350,10 @@ impl Driver<'_> {
     async fn failed(
         &mut self,
         index: usize,
-        attempt: i64,
-        number: u32,
+        attempt: Attempt,
         mut failure: StepFailure,
     ) -> Result<Next, EngineError> {
+        let number = attempt.number;
         let step = &self.compiled.workflow.steps[index];
         failure.error.message = self
             .redactor
@@ -370,8 +368,7 @@ impl Driver<'_> {
                 at,
                 delay_ms: delay.as_millis() as i64,
             };
-            self.commit(ended(
-                attempt,
+            self.commit(attempt.ended(
                 AttemptStatus::Failed,
                 Value::Null,
                 Value::Null,
@@ -381,8 +378,7 @@ impl Driver<'_> {
             .await?;
             self.inner.wake_at(at);
         } else {
-            self.pending.push(ended(
-                attempt,
+            self.pending.push(attempt.ended(
                 AttemptStatus::Failed,
                 Value::Null,
                 Value::Null,
@@ -404,10 +400,10 @@ impl Driver<'_> {
         Ok(Next::Stop)
     }
 
-    async fn cancelled(&mut self, attempt: i64, step_id: &str) -> Result<Next, EngineError> {
+    async fn cancelled(&mut self, attempt: Attempt) -> Result<Next, EngineError> {
         let error = StepFailure::permanent("cancelled while running").error;
-        self.pending.push(ended(
-            attempt,
+        let step_id = attempt.step_id.clone();
+        self.pending.push(attempt.ended(
             AttemptStatus::Cancelled,
             Value::Null,
             Value::Null,
@@ -416,7 +412,7 @@ impl Driver<'_> {
         ));
         let finish = Transition::Finish {
             status: RunStatus::Cancelled,
-            failed_step: Some(step_id.to_owned()),
+            failed_step: Some(step_id),
             error: Some(error),
         };
         self.commit(finish).await?;
@@ -424,20 +420,32 @@ impl Driver<'_> {
     }
 }
 
-fn ended(
-    attempt: i64,
-    status: AttemptStatus,
-    output: Value,
-    detail: Value,
-    error: Option<crate::wire::StepError>,
-    retry: Option<RetryAt>,
-) -> Transition {
-    Transition::StepEnded {
-        attempt,
-        status,
-        output,
-        error,
-        detail,
-        retry,
+/// The attempt a driver is running.
+struct Attempt {
+    id: i64,
+    step_id: String,
+    number: u32,
+}
+
+impl Attempt {
+    /// The transition that ends this attempt.
+    fn ended(
+        self,
+        status: AttemptStatus,
+        output: Value,
+        detail: Value,
+        error: Option<crate::wire::StepError>,
+        retry: Option<RetryAt>,
+    ) -> Transition {
+        Transition::StepEnded {
+            attempt: self.id,
+            step_id: self.step_id,
+            number: self.number,
+            status,
+            output,
+            error,
+            detail,
+            retry,
+        }
     }
 }

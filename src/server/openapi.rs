@@ -26,6 +26,7 @@ use super::{stream, webhooks};
         hooks::receive, stream::upgrade,
         webhooks::list, webhooks::create, webhooks::remove, webhooks::deliveries,
     ),
+    components(schemas(crate::wire::StreamMessage, crate::wire::WebhookPayload)),
     modifiers(&Bearer)
 )]
 struct ApiDoc;

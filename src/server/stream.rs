@@ -402,7 +402,7 @@ async fn live(
 ) -> Result<(), String> {
     let event = &frame.event;
     if matches!(
-        event.kind,
+        event.kind(),
         EventKind::WorkflowDraftSaved | EventKind::WorkflowPublished
     ) {
         filter.refresh(s).await.map_err(|e| e.message)?;

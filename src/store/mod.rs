@@ -9,6 +9,8 @@
 mod sqlite;
 mod url;
 
+pub use crate::domain::alert::AlertChange;
+
 pub use url::{Location, commit_baseline, open, tally};
 
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use tokio::sync::broadcast;
 
 use crate::domain::{NewRun, RecordChange, RecordWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
-    AlertState, AlertView, AttemptView, AuditEntry, DeliveryView, DlqView, Event, EventKind,
+    AlertState, AlertView, AttemptView, AuditEntry, DeliveryView, DlqView, Event, EventBody,
     FieldChange, NotificationView, Page, RecordView, Role, RunDetail, RunQuery, RunStatus, RunView,
     TokenView, VersionView, WebhookView, WorkflowView,
 };
@@ -158,40 +160,6 @@ pub struct UnnotifiedCount {
     pub workflow: String,
     pub failed: i64,
     pub unnotified: i64,
-}
-
-/// A change to an alert, decided by the evaluator or a person.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AlertChange {
-    /// The condition became true: a new alert, pending or (with no waiting time) firing.
-    Open {
-        rule: String,
-        workflow: String,
-        severity: String,
-        firing: bool,
-        detail: serde_json::Value,
-    },
-    Fire {
-        id: i64,
-        detail: serde_json::Value,
-    },
-    /// New counts while the condition holds (no event).
-    Update {
-        id: i64,
-        detail: serde_json::Value,
-    },
-    Resolve {
-        id: i64,
-    },
-    Ack {
-        id: i64,
-        actor: String,
-    },
-    Silence {
-        id: i64,
-        until: DateTime<Utc>,
-        actor: String,
-    },
 }
 
 /// A control action for the audit log.
@@ -364,7 +332,7 @@ pub trait Store: Send + Sync + 'static {
         within: std::time::Duration,
     ) -> Result<Vec<UnnotifiedCount>>;
     /// Appends an event that comes with no other change (the control plane's own state).
-    async fn record_event(&self, kind: EventKind, data: serde_json::Value) -> Result<()>;
+    async fn record_event(&self, body: EventBody) -> Result<()>;
     /// The oldest event still kept (0 when there is none).
     async fn oldest_seq(&self) -> Result<i64>;
     /// The newest event (0 when there is none).

@@ -20,7 +20,11 @@ pub use alerts::{
     RuleView, SilenceRequest, top_error_line,
 };
 pub use api::*;
-pub use event::{Event, EventKind};
+pub use event::{
+    AlertChanged, ByActor, ControlChanged, DlqAdded, DlqDiscarded, DlqReplayed, Event, EventBody,
+    EventKind, RecordChanged, RetryScheduled, RunClaimed, RunEnded, RunQueued, RunReleased,
+    RunWaiting, StepEnded, StepSkipped, StepStarted, WorkflowPublished, WorkflowRolledBack,
+};
 pub use health::{
     ControlStatus, Counts, FailureReason, Health, HealthQuery, TeamHealth, Unnotified,
     WorkflowHealth,
@@ -30,7 +34,7 @@ pub use runs::{
     AttemptStatus, AttemptView, DlqStatus, DlqView, ErrorClass, RunDetail, RunMode, RunStatus,
     RunView, StepError, TriggerKind,
 };
-pub use webhooks::{DeliveryView, WebhookCreated, WebhookRequest, WebhookView};
+pub use webhooks::{DeliveryView, WebhookCreated, WebhookPayload, WebhookRequest, WebhookView};
 pub use workflows::{VersionView, WorkflowView};
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::{Event, EventBody};
+
 /// Declares a fieldless enum that serializes as snake_case text, with `as_str` and `parse`
 /// so the same names serve the wire, the database and the command line.
 macro_rules! string_enum {
@@ -46,6 +48,13 @@ string_enum!(
         Cancelled => "cancelled",
     }
 );
+
+/// A run is live unless it says otherwise.
+impl Default for RunMode {
+    fn default() -> Self {
+        Self::Live
+    }
+}
 
 impl RunStatus {
     /// True once the run can no longer change by itself.
@@ -167,6 +176,86 @@ impl RunView {
     }
 }
 
+impl RunView {
+    /// The row a `run.queued` event describes, as far as events tell (the trigger payload is
+    /// not in the log: it is `null` until the run is read over REST). `None` for any other
+    /// event, or one without a run id and workflow.
+    pub fn queued(event: &Event) -> Option<RunView> {
+        let (EventBody::RunQueued(queued), Some(id), Some(workflow)) =
+            (&event.body, event.run_id, &event.workflow)
+        else {
+            return None;
+        };
+        Some(RunView {
+            id,
+            workflow: workflow.clone(),
+            version: queued.version,
+            team: queued.team.clone(),
+            status: RunStatus::Queued,
+            mode: queued.mode,
+            trigger_kind: queued.trigger_kind,
+            trigger: serde_json::Value::Null,
+            record_id: queued.record_id,
+            origin_run: queued.origin_run,
+            queued_at: event.at,
+            started_at: None,
+            finished_at: None,
+            next_attempt_at: Some(queued.not_before.map_or(event.at, |at| at.max(event.at))),
+            attempts: 0,
+            error: None,
+            failed_step: None,
+            dead_letter: None,
+            replayed_as: None,
+        })
+    }
+
+    /// Folds one event of this run into the row: the one projection of the run log that
+    /// clients keep their cached rows with. Events of other runs, and kinds that change
+    /// nothing a row shows, leave it as it is.
+    pub fn apply(&mut self, event: &Event) {
+        if event.run_id != Some(self.id) {
+            return;
+        }
+        if let Some(status) = event.body.run_status() {
+            self.status = status;
+        }
+        match &event.body {
+            EventBody::RunStarted(_) | EventBody::RunResumed(_) => {
+                self.started_at.get_or_insert(event.at);
+                self.next_attempt_at = None;
+            }
+            EventBody::StepStarted(_) => self.attempts += 1,
+            EventBody::RunWaiting(waiting) => self.next_attempt_at = Some(waiting.until),
+            EventBody::StepRetryScheduled(retry) => self.next_attempt_at = Some(retry.at),
+            EventBody::RunReleased(_) => self.next_attempt_at = Some(event.at),
+            EventBody::RunRetried(_) => {
+                self.next_attempt_at = Some(event.at);
+                self.finished_at = None;
+                self.error = None;
+                self.failed_step = None;
+                if self.dead_letter == Some(DlqStatus::Open) {
+                    self.dead_letter = Some(DlqStatus::Retried);
+                }
+            }
+            EventBody::RunSucceeded(ended)
+            | EventBody::RunFailed(ended)
+            | EventBody::RunCancelled(ended) => {
+                self.next_attempt_at = None;
+                self.finished_at = Some(event.at);
+                self.error = ended.error.clone();
+                self.failed_step = ended.step_id.clone();
+            }
+            EventBody::DlqAdded(_) => self.dead_letter = Some(DlqStatus::Open),
+            EventBody::DlqReplayed(replayed) => {
+                self.dead_letter = Some(DlqStatus::Replayed);
+                self.replayed_as = Some(replayed.replay_run);
+            }
+            EventBody::DlqDiscarded(_) => self.dead_letter = Some(DlqStatus::Discarded),
+            _ => {}
+        }
+    }
+}
+
 /// One attempt of one step, with its redacted input and output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
@@ -229,4 +318,87 @@ pub struct DlqView {
     /// The record the failed run was about.
     #[serde(default)]
     pub record_id: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// The run log of three runs as a server wrote it (`tests/events.rs` records the same
+    /// lifecycles): run 1 retried a transient failure and succeeded; run 5 failed into the
+    /// DLQ and was replayed as run 8; run 7 failed into the DLQ and was retried in place.
+    const RECORDED: &str = include_str!("testdata/recorded_runs.jsonl");
+
+    fn fold(lines: &str) -> BTreeMap<i64, RunView> {
+        let mut rows = BTreeMap::new();
+        for line in lines.lines() {
+            let event: Event = serde_json::from_str(line).expect("a recorded event");
+            if let Some(row) = RunView::queued(&event) {
+                rows.insert(row.id, row);
+            }
+            if let Some(row) = event.run_id.and_then(|id| rows.get_mut(&id)) {
+                row.apply(&event);
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn a_recorded_log_folds_into_the_rows_the_server_showed() {
+        let rows = fold(RECORDED);
+        let retried = &rows[&1];
+        assert_eq!(
+            (retried.status, retried.attempts, retried.error.as_ref()),
+            (RunStatus::Succeeded, 4, None)
+        );
+        assert!(retried.started_at.is_some() && retried.finished_at.is_some());
+        assert_eq!(retried.next_attempt_at, None);
+        let replayed = &rows[&5];
+        assert_eq!(replayed.status, RunStatus::Failed);
+        assert_eq!(replayed.failed_step.as_deref(), Some("bad"));
+        assert_eq!(
+            replayed.error.as_ref().map(|e| e.class),
+            Some(ErrorClass::Permanent)
+        );
+        assert_eq!(
+            (replayed.dead_letter, replayed.replayed_as),
+            (Some(DlqStatus::Replayed), Some(8))
+        );
+        assert!(!replayed.is_open_failure());
+        let in_place = &rows[&7];
+        assert_eq!(
+            (
+                in_place.status,
+                in_place.dead_letter,
+                in_place.failed_step.as_deref()
+            ),
+            (RunStatus::Succeeded, Some(DlqStatus::Retried), None)
+        );
+        assert_eq!((in_place.team.as_str(), in_place.attempts), ("sales", 3));
+    }
+
+    #[test]
+    fn each_prefix_of_a_recorded_log_shows_the_status_of_its_last_event() {
+        let lines: Vec<&str> = RECORDED.lines().collect();
+        for end in 1..=lines.len() {
+            let rows = fold(&lines[..end].join("\n"));
+            let last: Event = serde_json::from_str(lines[end - 1]).unwrap();
+            let (Some(id), Some(status)) = (last.run_id, last.body.run_status()) else {
+                continue;
+            };
+            assert_eq!(rows[&id].status, status, "after {}", lines[end - 1]);
+        }
+    }
+
+    #[test]
+    fn events_of_other_runs_change_nothing() {
+        let rows = fold(RECORDED);
+        let mut row = rows[&1].clone();
+        let other: Event = serde_json::from_str(RECORDED.lines().nth(3).unwrap()).unwrap();
+        assert_eq!(other.run_id, Some(5));
+        row.apply(&other);
+        assert_eq!(row, rows[&1]);
+    }
 }

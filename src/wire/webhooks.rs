@@ -3,6 +3,28 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// The body of an outbound webhook message, after Standard Webhooks' `{type, timestamp,
+/// data}`: `type` is the event's kind, `data` the event as the stream sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct WebhookPayload {
+    #[serde(rename = "type")]
+    pub kind: super::EventKind,
+    pub timestamp: DateTime<Utc>,
+    pub data: super::Event,
+}
+
+impl WebhookPayload {
+    /// The message for `event`.
+    pub fn of(event: &super::Event) -> Self {
+        Self {
+            kind: event.kind(),
+            timestamp: event.at,
+            data: event.clone(),
+        }
+    }
+}
+
 /// `POST /webhooks`: deliver these event kinds (optionally of one workflow or team) to a URL.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]

@@ -185,7 +185,7 @@ async fn wait_for_runs(
     let mut finished = 0;
     while finished < runs {
         match events.recv().await {
-            Ok(event) if matches!(event.kind, EventKind::RunSucceeded | EventKind::RunFailed) => {
+            Ok(event) if matches!(event.kind(), EventKind::RunSucceeded | EventKind::RunFailed) => {
                 finished += 1
             }
             Ok(_) => {}

@@ -4,7 +4,7 @@ use super::super::client::CallError;
 use super::super::msg::{Effect, Reply, Request};
 use super::super::state::{App, Conn, Load, Overlay, View};
 use super::open_effects;
-use crate::wire::{DlqStatus, EventKind, RunStatus, RunView, StreamMessage};
+use crate::wire::{RunView, StreamMessage};
 
 pub(super) fn replied(
     app: &mut App,
@@ -215,7 +215,7 @@ pub(super) fn streamed(app: &mut App, message: StreamMessage) -> Vec<Effect> {
                 .collect();
         }
     };
-    let kind = event.kind;
+    let kind = event.kind();
     let group = kind.as_str().split('.').next().unwrap_or("");
     match group {
         "alert" => {
@@ -229,72 +229,19 @@ pub(super) fn streamed(app: &mut App, message: StreamMessage) -> Vec<Effect> {
         }
         _ => {}
     }
-    let (Some(run_id), Some(workflow)) = (event.run_id, event.workflow.clone()) else {
+    let Some(run_id) = event.run_id else {
         return Vec::new();
     };
-    if kind == EventKind::RunQueued {
-        let team = app.teams.get(&workflow).cloned().unwrap_or_default();
-        app.runs.rows.entry(run_id).or_insert_with(|| RunView {
-            id: run_id,
-            workflow,
-            version: event.data["version"].as_i64().unwrap_or(0),
-            team,
-            status: RunStatus::Queued,
-            mode: crate::wire::RunMode::Live,
-            trigger_kind: serde_json::from_value(event.data["trigger_kind"].clone())
-                .unwrap_or(crate::wire::TriggerKind::Manual),
-            trigger: serde_json::Value::Null,
-            record_id: event.data["record_id"].as_i64(),
-            origin_run: event.data["origin_run"].as_i64(),
-            queued_at: event.at,
-            started_at: None,
-            finished_at: None,
-            next_attempt_at: None,
-            attempts: 0,
-            error: None,
-            failed_step: None,
-            dead_letter: None,
-            replayed_as: None,
-        });
+    if let Some(mut run) = RunView::queued(&event) {
+        if run.team.is_empty() {
+            run.team = app.teams.get(&run.workflow).cloned().unwrap_or_default();
+        }
+        app.runs.rows.entry(run_id).or_insert(run);
     }
     let Some(run) = app.runs.rows.get_mut(&run_id) else {
         return Vec::new();
     };
-    match kind {
-        EventKind::RunStarted | EventKind::RunResumed => {
-            run.status = RunStatus::Running;
-            run.started_at.get_or_insert(event.at);
-        }
-        EventKind::RunWaiting => run.status = RunStatus::Waiting,
-        EventKind::StepStarted => {
-            run.status = RunStatus::Running;
-            run.attempts += 1;
-        }
-        EventKind::StepRetryScheduled => run.status = RunStatus::Retrying,
-        EventKind::RunRetried => {
-            run.status = RunStatus::Queued;
-            run.finished_at = None;
-            run.error = None;
-            run.dead_letter = run.dead_letter.map(|_| DlqStatus::Retried);
-        }
-        EventKind::DlqAdded => run.dead_letter = Some(DlqStatus::Open),
-        EventKind::DlqReplayed => {
-            run.dead_letter = Some(DlqStatus::Replayed);
-            run.replayed_as = event.data["replay_run"].as_i64();
-        }
-        EventKind::DlqDiscarded => run.dead_letter = Some(DlqStatus::Discarded),
-        EventKind::RunSucceeded | EventKind::RunFailed | EventKind::RunCancelled => {
-            run.status = match kind {
-                EventKind::RunSucceeded => RunStatus::Succeeded,
-                EventKind::RunFailed => RunStatus::Failed,
-                _ => RunStatus::Cancelled,
-            };
-            run.finished_at = Some(event.at);
-            run.error = serde_json::from_value(event.data["error"].clone()).ok();
-            run.failed_step = event.data["step_id"].as_str().map(str::to_owned);
-        }
-        _ => {}
-    }
+    run.apply(&event);
     // The inspector shows this run: reload its detail.
     let shown = matches!(app.view, View::Inspector { run } if run == run_id);
     if shown && matches!(group, "run" | "step") {

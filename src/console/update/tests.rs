@@ -5,7 +5,7 @@ use crate::console::client::CallError;
 use crate::console::keymap;
 use crate::console::msg::{Msg, Reply};
 use crate::wire::{DlqStatus, DlqView, ErrorClass, Me, RunMode, StepError, TriggerKind};
-use crate::wire::{EventKind, RunStatus, StreamMessage};
+use crate::wire::{RunStatus, StreamMessage};
 use crossterm::event::{KeyCode, KeyModifiers};
 
 fn app(role: Role) -> App {
@@ -312,20 +312,23 @@ fn command_mode_completes_and_switches_views() {
 #[test]
 fn stream_events_move_the_explorer_without_requests() {
     let mut app = app(Role::Operator);
-    let event = |seq, kind, data| {
+    let event = |seq, kind: &str, data| {
         Msg::Stream(StreamMessage::Event(crate::wire::Event {
             seq,
             at: chrono::Utc::now(),
-            kind,
             workflow: Some("lead_routing".into()),
             run_id: Some(31),
-            data,
+            body: crate::wire::EventBody::from_parts(kind, data).expect("a typed body"),
         }))
     };
     assert!(
         update(
             &mut app,
-            event(1, EventKind::RunQueued, serde_json::json!({"version": 2}))
+            event(
+                1,
+                "run.queued",
+                serde_json::json!({"version": 2, "trigger_kind": "record"})
+            )
         )
         .is_empty()
     );
@@ -341,13 +344,13 @@ fn stream_events_move_the_explorer_without_requests() {
     keys(&mut app, "<esc>");
     update(
         &mut app,
-        event(2, EventKind::RunStarted, serde_json::json!({})),
+        event(2, "run.started", serde_json::json!({"from": "queued"})),
     );
     update(
         &mut app,
         event(
             3,
-            EventKind::RunFailed,
+            "run.failed",
             serde_json::json!({"step_id": "enrich", "error": {"class": "permanent", "message": "HTTP 422", "retryable": false}}),
         ),
     );
@@ -361,13 +364,17 @@ fn stream_events_move_the_explorer_without_requests() {
     let failed = app.runs.counts.get("failed").copied().unwrap_or(0);
     update(
         &mut app,
-        event(4, EventKind::DlqAdded, serde_json::json!({})),
+        event(
+            4,
+            "dlq.added",
+            serde_json::json!({"dlq_id": 9, "step_id": "enrich", "class": "permanent", "message": "HTTP 422"}),
+        ),
     );
     update(
         &mut app,
         event(
             5,
-            EventKind::DlqReplayed,
+            "dlq.replayed",
             serde_json::json!({"dlq_id": 9, "replay_run": 32}),
         ),
     );

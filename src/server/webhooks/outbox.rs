@@ -8,20 +8,19 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::future::join_all;
-use serde_json::json;
 
 use crate::domain::retry::redelivery_delay;
 use crate::domain::standard_webhooks as sign;
 use crate::server::AppState;
 use crate::store::{Attempt, Message, NewMessage, WebhookRow};
-use crate::wire::Event;
+use crate::wire::{Event, WebhookPayload};
 
 const CURSOR: &str = "webhooks";
 const BATCH: usize = 1000;
 
 /// True when a subscription wants this event.
 fn wants(hook: &WebhookRow, event: &Event, teams: &HashMap<String, String>) -> bool {
-    let kind = event.kind.as_str();
+    let kind = event.kind().as_str();
     let kind_ok = hook.view.events.iter().any(|k| match k.strip_suffix('*') {
         Some(prefix) => kind.starts_with(prefix),
         None => k == kind,
@@ -80,12 +79,12 @@ async fn dispatch_batch(s: &AppState) -> Result<bool, String> {
     let mut messages = Vec::new();
     for event in &events {
         for hook in hooks.iter().filter(|h| wants(h, event, &teams)) {
-            let data = json!({"seq": event.seq, "workflow": event.workflow, "run_id": event.run_id, "details": event.data});
-            let payload = json!({"type": event.kind, "timestamp": event.at, "data": data});
+            let payload = serde_json::to_value(WebhookPayload::of(event))
+                .map_err(|e| format!("event {}: {e}", event.seq))?;
             messages.push(NewMessage {
                 webhook_id: hook.view.id,
                 event_seq: event.seq,
-                kind: event.kind.as_str().to_owned(),
+                kind: event.kind().as_str().to_owned(),
                 payload,
             });
         }

@@ -1,13 +1,12 @@
 //! Alerts and their lifecycle: pending -> firing -> resolved, acknowledgements and silences.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
 
 use super::rows::{self, ms};
 use super::writer::Tx;
 use crate::domain::alert::{AlertStep, alert_next};
 use crate::store::{AlertChange, Result, StoreError};
-use crate::wire::{AlertState, AlertView, EventKind};
+use crate::wire::{AlertState, AlertView};
 
 const SELECT: &str = "SELECT id, rule, workflow, severity, state, opened_at, fired_at, resolved_at, acked_at, \
      acked_by, silenced_until, detail, notified_at FROM alerts";
@@ -65,7 +64,10 @@ pub fn active(conn: &Connection) -> Result<Vec<AlertView>> {
 /// Applies one change and appends its event.
 pub fn apply(tx: &mut Tx<'_>, change: &AlertChange) -> Result<AlertView> {
     let now = ms(tx.now);
-    let (id, kind, data) = match change {
+    if let Some((id, step)) = change.target() {
+        allowed(tx, id, step)?;
+    }
+    let id = match change {
         AlertChange::Open {
             rule,
             workflow,
@@ -73,74 +75,61 @@ pub fn apply(tx: &mut Tx<'_>, change: &AlertChange) -> Result<AlertView> {
             firing,
             detail,
         } => {
-            let state = if *firing { "firing" } else { "pending" };
+            let state = if *firing {
+                AlertState::Firing
+            } else {
+                AlertState::Pending
+            };
             tx.conn.execute(
                 "INSERT INTO alerts (rule, workflow, severity, state, opened_at, fired_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                params![rule, workflow, severity, state, now, firing.then_some(now), detail.to_string()],
+                params![rule, workflow, severity, state.as_str(), now, firing.then_some(now), detail.to_string()],
             )?;
-            let kind = if *firing {
-                EventKind::AlertFiring
-            } else {
-                EventKind::AlertPending
-            };
-            (
-                tx.conn.last_insert_rowid(),
-                kind,
-                json!({"rule": rule, "severity": severity, "detail": detail}),
-            )
+            tx.conn.last_insert_rowid()
         }
         AlertChange::Fire { id, detail } => {
-            allowed(tx, *id, AlertStep::Fire)?;
             tx.conn.execute(
                 "UPDATE alerts SET state = 'firing', fired_at = ?2, detail = ?3 WHERE id = ?1",
                 params![id, now, detail.to_string()],
             )?;
-            (*id, EventKind::AlertFiring, json!({"detail": detail}))
+            *id
         }
         AlertChange::Update { id, detail } => {
-            allowed(tx, *id, AlertStep::Update)?;
             tx.conn.execute(
                 "UPDATE alerts SET detail = ?2 WHERE id = ?1",
                 params![id, detail.to_string()],
             )?;
-            return get(tx.conn, *id);
+            *id
         }
         AlertChange::Resolve { id } => {
-            allowed(tx, *id, AlertStep::Resolve)?;
             tx.conn.execute(
                 "UPDATE alerts SET state = 'resolved', resolved_at = ?2 WHERE id = ?1",
                 params![id, now],
             )?;
-            (*id, EventKind::AlertResolved, json!({}))
+            *id
         }
         AlertChange::Ack { id, actor } => {
-            allowed(tx, *id, AlertStep::Ack)?;
             tx.conn.execute(
                 "UPDATE alerts SET acked_at = ?2, acked_by = ?3 WHERE id = ?1",
                 params![id, now, actor],
             )?;
-            (*id, EventKind::AlertAcked, json!({"actor": actor}))
+            *id
         }
-        AlertChange::Silence { id, until, actor } => {
-            allowed(tx, *id, AlertStep::Silence)?;
+        AlertChange::Silence {
+            id,
+            until,
+            actor: _,
+        } => {
             tx.conn.execute(
                 "UPDATE alerts SET silenced_until = ?2 WHERE id = ?1",
                 params![id, ms(*until)],
             )?;
-            (
-                *id,
-                EventKind::AlertSilenced,
-                json!({"actor": actor, "until": until}),
-            )
+            *id
         }
     };
     let alert = get(tx.conn, id)?;
-    tx.emit(
-        kind,
-        Some(&alert.workflow),
-        None,
-        json!({"alert_id": id, "rule": alert.rule, "state": alert.state, "data": data}),
-    )?;
+    if let Some(event) = change.event(&alert) {
+        tx.emit(event, Some(&alert.workflow), None)?;
+    }
     Ok(alert)
 }
 

@@ -1,14 +1,15 @@
 //! The dead-letter queue: entries for failed runs, replay and discard.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
 
 use super::queue::{self, run_view};
 use super::rows::{self, DLQ_COLUMNS, ms};
 use super::writer::Tx;
-use crate::domain::dead_letter::{DlqRefused, DlqStep, dlq_next};
+use crate::domain::dead_letter::{
+    DlqRefused, DlqStep, added_event, discarded_event, dlq_next, replayed_event,
+};
 use crate::store::{Replay, Result, StoreError};
-use crate::wire::{DlqStatus, DlqView, EventKind, Page, RunQuery, StepError};
+use crate::wire::{DlqStatus, DlqView, Page, RunQuery, StepError};
 
 /// Opens the entry of a failed run (reopening it if the run failed before and was retried).
 pub fn add(tx: &mut Tx<'_>, run_id: i64, step_id: &str, error: &StepError) -> Result<()> {
@@ -22,12 +23,11 @@ pub fn add(tx: &mut Tx<'_>, run_id: i64, step_id: &str, error: &StepError) -> Re
              created_at = excluded.created_at, closed_at = NULL, closed_by = NULL, close_reason = NULL RETURNING id",
         )?
         .query_row(
-            params![run_id, run.workflow, run.version, run.team, step_id, json!(error).to_string(), ms(tx.now)],
+            params![run_id, run.workflow, run.version, run.team, step_id, rows::to_json(error), ms(tx.now)],
             |r| r.get(0),
         )?;
-    let data =
-        json!({"dlq_id": id, "step_id": step_id, "class": error.class, "message": error.message});
-    tx.emit(EventKind::DlqAdded, Some(&run.workflow), Some(run_id), data)
+    let event = added_event(id, step_id, error);
+    tx.emit(event, Some(&run.workflow), Some(run_id))
 }
 
 /// Closes a run's entry, if the lifecycle says so, because the run itself was retried.
@@ -66,13 +66,8 @@ pub fn replay(tx: &mut Tx<'_>, replay: &Replay) -> Result<i64> {
          WHERE id = ?",
         params![next.as_str(), ms(tx.now), replay.actor, run_id, entry.id],
     )?;
-    let data = json!({"dlq_id": entry.id, "replay_run": run_id, "actor": replay.actor});
-    tx.emit(
-        EventKind::DlqReplayed,
-        Some(&entry.workflow),
-        Some(entry.run_id),
-        data,
-    )?;
+    let event = replayed_event(entry.id, run_id, &replay.actor);
+    tx.emit(event, Some(&entry.workflow), Some(entry.run_id))?;
     Ok(run_id)
 }
 
@@ -84,13 +79,8 @@ pub fn discard(tx: &mut Tx<'_>, id: i64, reason: &str, actor: &str) -> Result<()
         "UPDATE dlq SET status = ?, closed_at = ?, closed_by = ?, close_reason = ? WHERE id = ?",
         params![next.as_str(), ms(tx.now), actor, reason, id],
     )?;
-    let data = json!({"dlq_id": id, "reason": reason, "actor": actor});
-    tx.emit(
-        EventKind::DlqDiscarded,
-        Some(&entry.workflow),
-        Some(entry.run_id),
-        data,
-    )
+    let event = discarded_event(id, reason, actor);
+    tx.emit(event, Some(&entry.workflow), Some(entry.run_id))
 }
 
 /// Entries with their run's record.

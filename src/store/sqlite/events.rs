@@ -6,19 +6,27 @@ use serde_json::Value;
 use super::rows;
 use super::writer::Tx;
 use crate::store::Result;
-use crate::wire::{Event, EventKind};
+use crate::wire::{Event, EventBody};
 
 pub fn events_since(conn: &Connection, after: i64, limit: usize) -> Result<Vec<Event>> {
     let list = conn
         .prepare_cached("SELECT seq, at, kind, workflow, run_id, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?")?
         .query_map(params![after, limit as i64], |r| {
+            let (seq, kind): (i64, String) = (r.get(0)?, r.get(2)?);
+            let data = rows::json::<Value>(r.get(5)?).unwrap_or(Value::Null);
+            let body = EventBody::from_parts(&kind, data).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    2,
+                    rusqlite::types::Type::Text,
+                    format!("event {seq} (`{kind}`): {e}").into(),
+                )
+            })?;
             Ok(Event {
-                seq: r.get(0)?,
+                seq,
                 at: rows::time(r.get(1)?),
-                kind: rows::parsed(r.get(2)?, EventKind::parse, "event kind")?,
                 workflow: r.get(3)?,
                 run_id: r.get(4)?,
-                data: rows::json::<Value>(r.get(5)?).unwrap_or(Value::Null),
+                body,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;

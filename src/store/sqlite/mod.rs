@@ -30,7 +30,7 @@ use super::{
 };
 use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
-    AlertState, AlertView, AuditEntry, DeliveryView, DlqView, Event, EventKind, FieldChange,
+    AlertState, AlertView, AuditEntry, DeliveryView, DlqView, Event, EventBody, FieldChange,
     NotificationView, Page, RecordView, Role, RunDetail, RunQuery, RunStatus, RunView, TokenView,
     VersionView, WorkflowView,
 };
@@ -442,8 +442,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn record_event(&self, kind: EventKind, data: serde_json::Value) -> Result<()> {
-        self.write(move |tx| tx.emit(kind, None, None, data.clone()))
+    async fn record_event(&self, body: EventBody) -> Result<()> {
+        self.write(move |tx| tx.emit(body.clone(), None, None))
             .await
     }
 

@@ -1,13 +1,12 @@
 //! Queueing runs and reading them back; shared by the run and dead-letter modules.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
 
 use super::rows::{self, ATTEMPT_COLUMNS, RUN_COLUMNS, RUN_FROM, ms};
 use super::writer::Tx;
 use crate::domain::NewRun;
 use crate::store::{Result, RunFact, StoreError};
-use crate::wire::{AttemptView, EventKind, Page, RunDetail, RunQuery, RunView};
+use crate::wire::{AttemptView, Page, RunDetail, RunQuery, RunView};
 
 /// Queues a run; a known dedupe key answers the existing run instead.
 pub fn create(tx: &mut Tx<'_>, run: &NewRun) -> Result<i64> {
@@ -59,13 +58,7 @@ pub fn create(tx: &mut Tx<'_>, run: &NewRun) -> Result<i64> {
             params![id, origin],
         )?;
     }
-    let data = json!({
-        "trigger_kind": run.trigger_kind,
-        "version": run.version,
-        "record_id": run.record_id,
-        "origin_run": run.origin_run,
-    });
-    tx.emit(EventKind::RunQueued, Some(&run.workflow), Some(id), data)?;
+    tx.emit(run.queued_event(), Some(&run.workflow), Some(id))?;
     Ok(id)
 }
 

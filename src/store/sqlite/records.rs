@@ -1,14 +1,15 @@
 //! Records, field history and idempotent writes.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::queue;
 use super::rows::{self, FIELD_CHANGE_COLUMNS, RECORD_COLUMNS, ms};
 use super::writer::Tx;
-use crate::domain::{RecordChange, RecordEvent, RecordWrite, RecordWriteOutcome};
+use crate::domain::record::Merge;
+use crate::domain::{RecordChange, RecordWrite, RecordWriteOutcome};
 use crate::store::{Result, StoreError, TriggerMatcher};
-use crate::wire::{EventKind, FieldChange, RecordView, Source};
+use crate::wire::{FieldChange, RecordView, Source};
 
 /// Applies a write: the record, one history row per changed field, the event, and the runs
 /// the matcher picks. A write whose idempotency key was applied before changes nothing.
@@ -36,34 +37,15 @@ pub fn write(
         }
     }
     let now = ms(tx.now);
-    let (event, previous) = match write.id {
-        Some(id) => {
-            let existing = get(tx.conn, id)?;
-            if !write.object.is_empty() && write.object != existing.object {
-                return Err(StoreError::Conflict(format!(
-                    "record {id} is a `{}`, not a `{}`",
-                    existing.object, write.object
-                )));
-            }
-            (RecordEvent::Updated, existing.values)
-        }
-        None => {
-            if write.object.trim().is_empty() {
-                return Err(StoreError::Conflict("a new record needs an object".into()));
-            }
-            (RecordEvent::Created, Map::new())
-        }
-    };
-    let changed: Vec<String> = write
-        .values
-        .iter()
-        .filter(|(field, value)| {
-            event == RecordEvent::Created || previous.get(*field) != Some(value)
-        })
-        .map(|(field, _)| field.clone())
-        .collect();
-    let mut values = previous.clone();
-    values.extend(write.values.clone());
+    let existing = write.id.map(|id| get(tx.conn, id)).transpose()?;
+    let Merge {
+        event,
+        changed,
+        values,
+    } = write
+        .merge(existing.as_ref())
+        .map_err(|e| StoreError::Conflict(e.to_string()))?;
+    let previous = existing.map(|r| r.values).unwrap_or_default();
     let id = match write.id {
         Some(id) if !changed.is_empty() => {
             tx.conn
@@ -83,17 +65,6 @@ pub fn write(
     let mut runs = Vec::new();
     if !changed.is_empty() {
         history(tx, write, id, &previous, &changed)?;
-        let kind = match event {
-            RecordEvent::Created => EventKind::RecordCreated,
-            RecordEvent::Updated => EventKind::RecordUpdated,
-        };
-        let data = json!({"record_id": id, "object": record.object, "changed": changed, "source": write.provenance.source});
-        tx.emit(
-            kind,
-            write.provenance.workflow.as_deref(),
-            write.provenance.run_id,
-            data,
-        )?;
         let change = RecordChange {
             event,
             record: record.clone(),
@@ -101,6 +72,11 @@ pub fn write(
             changed: changed.clone(),
             by_workflow: write.provenance.workflow.clone(),
         };
+        tx.emit(
+            change.event(write.provenance.source),
+            write.provenance.workflow.as_deref(),
+            write.provenance.run_id,
+        )?;
         for run in matcher(&change) {
             runs.push(queue::create(tx, &run)?);
         }
@@ -114,7 +90,7 @@ pub fn write(
             .execute(params![
                 key,
                 id,
-                json!(changed).to_string(),
+                rows::to_json(&changed),
                 now,
                 write.fingerprint()
             ])?;

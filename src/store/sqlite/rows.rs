@@ -25,6 +25,11 @@ fn opt_time(ms: Option<i64>) -> Option<DateTime<Utc>> {
 }
 
 /// Parses a JSON column; NULL or bad JSON reads as `Value::Null` / `None`.
+/// A value as JSON text for a TEXT column.
+pub fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
 pub fn json<T: DeserializeOwned>(text: Option<String>) -> Option<T> {
     text.and_then(|t| serde_json::from_str(&t).ok())
 }

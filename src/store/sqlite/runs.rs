@@ -2,15 +2,18 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
-use serde_json::json;
 
 use super::dlq;
 use super::queue;
 use super::rows::{self, RUN_COLUMNS, RUN_FROM, RUN_WIDTH, ms};
 use super::writer::Tx;
 use crate::domain::Transition;
+use crate::domain::run::{
+    RunRefused, RunStep, cancel_requested_event, claimed_event, ended_event, retried_event,
+    run_next,
+};
 use crate::store::{ClaimedRun, Result, StoreError};
-use crate::wire::{AttemptStatus, EventKind, RunStatus};
+use crate::wire::RunStatus;
 
 /// Claims due runs and runs whose lease expired.
 pub fn claim(
@@ -66,13 +69,10 @@ pub fn claim(
                     r.get::<_, i64>(RUN_WIDTH + 1)?,
                 ))
             })?;
-        let kind = if started.is_none() {
-            EventKind::RunStarted
-        } else {
-            EventKind::RunResumed
-        };
-        let data = json!({ "from": was, "abandoned_attempts": abandoned });
-        tx.emit(kind, Some(&run.workflow), Some(id), data)?;
+        let from = rows::parsed(was, RunStatus::parse, "run status")?;
+        run_next(from, RunStep::Claim).map_err(|e| refused(id, e))?;
+        let event = claimed_event(started.is_none(), from, abandoned as u64);
+        tx.emit(event, Some(&run.workflow), Some(id))?;
         let fresh = started.is_none() && run.origin_run.is_none();
         claimed.push(ClaimedRun {
             attempts: if fresh {
@@ -124,26 +124,27 @@ pub fn apply(
         .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("run {run_id}")))?;
-    if holder.as_deref() != Some(owner) || status != "running" {
+    let mut status = rows::parsed(status, RunStatus::parse, "run status")?;
+    if holder.as_deref() != Some(owner) || status != RunStatus::Running {
         return Err(StoreError::LeaseLost(run_id));
     }
     let mut started = Vec::new();
     for transition in transitions {
-        if let Some(id) = apply_one(tx, run_id, &workflow, transition)? {
+        status = run_next(status, transition.step()).map_err(|e| refused(run_id, e))?;
+        if let Some(id) = apply_one(tx, run_id, transition)? {
             started.push(id);
+        }
+        for event in transition.events() {
+            tx.emit(event, Some(&workflow), Some(run_id))?;
         }
     }
     Ok(started)
 }
 
-fn apply_one(
-    tx: &mut Tx<'_>,
-    run_id: i64,
-    workflow: &str,
-    transition: &Transition,
-) -> Result<Option<i64>> {
+/// Persists one transition (its events are the caller's); answers the id of an attempt it
+/// starts.
+fn apply_one(tx: &mut Tx<'_>, run_id: i64, transition: &Transition) -> Result<Option<i64>> {
     let now = ms(tx.now);
-    let wf = Some(workflow);
     match transition {
         Transition::StepStarted {
             index,
@@ -162,12 +163,6 @@ fn apply_one(
             tx.conn
                 .prepare_cached("UPDATE runs SET attempts = attempts + 1 WHERE id = ?")?
                 .execute([run_id])?;
-            tx.emit(
-                EventKind::StepStarted,
-                wf,
-                Some(run_id),
-                json!({"step_id": step_id, "index": index, "attempt": number}),
-            )?;
             return Ok(Some(id));
         }
         Transition::StepEnded {
@@ -177,40 +172,28 @@ fn apply_one(
             error,
             detail,
             retry,
+            ..
         } => {
-            let (step_id, number): (String, i64) = tx
-                .conn
+            tx.conn
                 .prepare_cached(
                     "UPDATE attempts SET status = ?, output = ?, error = ?, detail = ?, finished_at = ?, retry_delay_ms = ? \
-                     WHERE id = ? RETURNING step_id, number",
+                     WHERE id = ?",
                 )?
-                .query_row(
-                    params![
-                        status.as_str(),
-                        output.to_string(),
-                        error.as_ref().map(|e| json!(e).to_string()),
-                        detail.to_string(),
-                        now,
-                        retry.map(|r| r.delay_ms),
-                        attempt
-                    ],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-            let kind = match status {
-                AttemptStatus::Succeeded => EventKind::StepSucceeded,
-                _ => EventKind::StepFailed,
-            };
-            let data =
-                json!({"step_id": step_id, "attempt": number, "status": status, "error": error});
-            tx.emit(kind, wf, Some(run_id), data)?;
+                .execute(params![
+                    status.as_str(),
+                    output.to_string(),
+                    error.as_ref().map(rows::to_json),
+                    detail.to_string(),
+                    now,
+                    retry.map(|r| r.delay_ms),
+                    attempt
+                ])?;
             if let Some(retry) = retry {
                 tx.conn
                     .prepare_cached(
                         "UPDATE runs SET status = 'retrying', due_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
                     )?
                     .execute(params![ms(retry.at), run_id])?;
-                let data = json!({"step_id": step_id, "attempt": number, "delay_ms": retry.delay_ms, "at": retry.at});
-                tx.emit(EventKind::StepRetryScheduled, wf, Some(run_id), data)?;
             }
         }
         Transition::StepSkipped {
@@ -220,14 +203,8 @@ fn apply_one(
         } => {
             tx.conn.execute(
                 "INSERT INTO attempts (run_id, step_index, step_id, number, status, idempotency_key, input, output, \
-                 started_at, finished_at) VALUES (?, ?, ?, 0, 'skipped', '', 'null', ?, ?, ?)",
-                params![run_id, *index as i64, step_id, json!({"reason": reason}).to_string(), now, now],
-            )?;
-            tx.emit(
-                EventKind::StepSkipped,
-                wf,
-                Some(run_id),
-                json!({"step_id": step_id, "reason": reason}),
+                 started_at, finished_at) VALUES (?, ?, ?, 0, 'skipped', '', 'null', json_object('reason', ?), ?, ?)",
+                params![run_id, *index as i64, step_id, reason, now, now],
             )?;
         }
         Transition::Wait { until } => {
@@ -235,25 +212,12 @@ fn apply_one(
                 "UPDATE runs SET status = 'waiting', due_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
                 params![ms(*until), run_id],
             )?;
-            tx.emit(
-                EventKind::RunWaiting,
-                wf,
-                Some(run_id),
-                json!({"until": until}),
-            )?;
         }
         Transition::Finish {
             status,
             failed_step,
             error,
-        } => finish(
-            tx,
-            run_id,
-            workflow,
-            *status,
-            failed_step.clone(),
-            error.clone(),
-        )?,
+        } => finish(tx, run_id, *status, failed_step.as_deref(), error.as_ref())?,
         Transition::DeadLetter { step_id, error } => dlq::add(tx, run_id, step_id, error)?,
         Transition::Release => {
             tx.conn.execute(
@@ -265,13 +229,13 @@ fn apply_one(
     Ok(None)
 }
 
+/// Records the end of a run (its event is the caller's).
 fn finish(
     tx: &mut Tx<'_>,
     run_id: i64,
-    workflow: &str,
     status: RunStatus,
-    failed_step: Option<String>,
-    error: Option<crate::wire::StepError>,
+    failed_step: Option<&str>,
+    error: Option<&crate::wire::StepError>,
 ) -> Result<()> {
     tx.conn
         .prepare_cached(
@@ -281,79 +245,51 @@ fn finish(
         .execute(params![
             status.as_str(),
             ms(tx.now),
-            error.as_ref().map(|e| json!(e).to_string()),
+            error.map(rows::to_json),
             failed_step,
             run_id
         ])?;
-    let kind = match status {
-        RunStatus::Succeeded => EventKind::RunSucceeded,
-        RunStatus::Cancelled => EventKind::RunCancelled,
-        _ => EventKind::RunFailed,
-    };
-    tx.emit(
-        kind,
-        Some(workflow),
-        Some(run_id),
-        json!({"step_id": failed_step, "error": error}),
-    )
+    Ok(())
+}
+
+/// The lifecycle's refusal as the conflict the API answers.
+fn refused(run_id: i64, refusal: RunRefused) -> StoreError {
+    StoreError::Conflict(format!("run {run_id} {refusal}"))
 }
 
 /// Cancels a run that is not running, or asks its worker to stop it.
 pub fn cancel(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<RunStatus> {
     let run = queue::run_view(tx.conn, run_id)?;
-    match run.status {
-        RunStatus::Queued | RunStatus::Retrying | RunStatus::Waiting => {
-            let error =
-                crate::domain::StepFailure::permanent(format!("cancelled by {actor}")).error;
-            finish(
-                tx,
-                run_id,
-                &run.workflow,
-                RunStatus::Cancelled,
-                None,
-                Some(error),
-            )?;
-            Ok(RunStatus::Cancelled)
-        }
-        RunStatus::Running => {
-            tx.conn.execute(
-                "UPDATE runs SET cancel_requested = 1 WHERE id = ?",
-                [run_id],
-            )?;
-            tx.emit(
-                EventKind::RunCancelRequested,
-                Some(&run.workflow),
-                Some(run_id),
-                json!({"actor": actor}),
-            )?;
-            Ok(RunStatus::Running)
-        }
-        done => Err(StoreError::Conflict(format!(
-            "run {run_id} is already {done}"
-        ))),
+    let next = run_next(run.status, RunStep::Cancel).map_err(|e| refused(run_id, e))?;
+    if next == RunStatus::Running {
+        tx.conn.execute(
+            "UPDATE runs SET cancel_requested = 1 WHERE id = ?",
+            [run_id],
+        )?;
+        tx.emit(
+            cancel_requested_event(actor),
+            Some(&run.workflow),
+            Some(run_id),
+        )?;
+    } else {
+        let error = crate::domain::StepFailure::permanent(format!("cancelled by {actor}")).error;
+        finish(tx, run_id, next, None, Some(&error))?;
+        let event = ended_event(next, None, Some(error));
+        tx.emit(event, Some(&run.workflow), Some(run_id))?;
     }
+    Ok(next)
 }
 
 /// Queues a failed run to resume at its failed step with a fresh retry budget.
 pub fn retry(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<()> {
     let run = queue::run_view(tx.conn, run_id)?;
-    if run.status != RunStatus::Failed {
-        return Err(StoreError::Conflict(format!(
-            "run {run_id} is {}, only failed runs can be retried",
-            run.status
-        )));
-    }
+    let next = run_next(run.status, RunStep::Retry).map_err(|e| refused(run_id, e))?;
     let now = ms(tx.now);
     tx.conn.execute(
-        "UPDATE runs SET status = 'queued', due_at = ?, finished_at = NULL, error = NULL, failed_step = NULL, \
+        "UPDATE runs SET status = ?, due_at = ?, finished_at = NULL, error = NULL, failed_step = NULL, \
          cancel_requested = 0, budget_floor = (SELECT COALESCE(MAX(id), 0) FROM attempts WHERE run_id = ?) WHERE id = ?",
-        params![now, run_id, run_id],
+        params![next.as_str(), now, run_id, run_id],
     )?;
     dlq::close_for_run(tx, run_id, actor)?;
-    tx.emit(
-        EventKind::RunRetried,
-        Some(&run.workflow),
-        Some(run_id),
-        json!({"actor": actor}),
-    )
+    tx.emit(retried_event(actor), Some(&run.workflow), Some(run_id))
 }

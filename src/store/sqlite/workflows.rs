@@ -1,12 +1,12 @@
 //! Workflow drafts and immutable published versions.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
 
 use super::rows::{self, ms};
 use super::writer::Tx;
+use crate::domain::workflow::{draft_saved_event, published_event, rolled_back_event};
 use crate::store::{Result, StoreError};
-use crate::wire::{EventKind, VersionView, WorkflowView};
+use crate::wire::{VersionView, WorkflowView};
 
 /// Saves a draft; `args` is key, name, team, source, actor.
 pub fn save_draft(tx: &mut Tx<'_>, args: &[String; 5]) -> Result<()> {
@@ -16,12 +16,7 @@ pub fn save_draft(tx: &mut Tx<'_>, args: &[String; 5]) -> Result<()> {
          ON CONFLICT (key) DO UPDATE SET name = ?2, team = ?3, draft_source = ?4, draft_by = ?5, updated_at = ?6",
         params![key, name, team, source, actor, ms(tx.now)],
     )?;
-    tx.emit(
-        EventKind::WorkflowDraftSaved,
-        Some(key),
-        None,
-        json!({"actor": actor}),
-    )
+    tx.emit(draft_saved_event(actor), Some(key), None)
 }
 
 /// Turns the draft into the next version and publishes it.
@@ -51,12 +46,7 @@ pub fn publish(tx: &mut Tx<'_>, key: &str, actor: &str) -> Result<i64> {
         "UPDATE workflows SET published_version = ?, draft_source = NULL, draft_by = NULL, updated_at = ? WHERE key = ?",
         params![version, now, key],
     )?;
-    tx.emit(
-        EventKind::WorkflowPublished,
-        Some(key),
-        None,
-        json!({"version": version, "actor": actor}),
-    )?;
+    tx.emit(published_event(version, actor), Some(key), None)?;
     Ok(version)
 }
 
@@ -73,8 +63,8 @@ pub fn rollback(tx: &mut Tx<'_>, key: &str, version: i64, actor: &str) -> Result
         "UPDATE workflows SET published_version = ?, updated_at = ? WHERE key = ?",
         params![version, ms(tx.now), key],
     )?;
-    let data = json!({"from": current, "to": version, "actor": actor});
-    tx.emit(EventKind::WorkflowRolledBack, Some(key), None, data)
+    let event = rolled_back_event(current, version, actor);
+    tx.emit(event, Some(key), None)
 }
 
 fn current_version(conn: &Connection, key: &str) -> Result<Option<i64>> {

@@ -14,12 +14,11 @@ use std::sync::mpsc;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
-use serde_json::Value;
 use tokio::sync::{broadcast, oneshot};
 
 use super::rows::ms;
 use crate::store::{Result, StoreError};
-use crate::wire::{Event, EventKind};
+use crate::wire::{Event, EventBody};
 
 /// Most jobs in one transaction.
 const MAX_BATCH: usize = 4096;
@@ -36,23 +35,21 @@ impl Tx<'_> {
     /// Appends an event to the run log in this transaction.
     pub fn emit(
         &mut self,
-        kind: EventKind,
+        body: EventBody,
         workflow: Option<&str>,
         run_id: Option<i64>,
-        data: Value,
     ) -> Result<()> {
         let seq = self.next_seq;
         self.conn
             .prepare_cached("INSERT INTO events (seq, at, kind, workflow, run_id, data) VALUES (?, ?, ?, ?, ?, ?)")?
-            .execute(params![seq, ms(self.now), kind.as_str(), workflow, run_id, data.to_string()])?;
+            .execute(params![seq, ms(self.now), body.kind().as_str(), workflow, run_id, body.data().to_string()])?;
         self.next_seq += 1;
         self.events.push(Event {
             seq,
             at: self.now,
-            kind,
             workflow: workflow.map(str::to_owned),
             run_id,
-            data,
+            body,
         });
         Ok(())
     }
