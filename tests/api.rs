@@ -703,7 +703,13 @@ async fn the_openapi_document_describes_every_route_that_exists() {
     assert!(doc["components"]["schemas"]["RunView"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     let schemas = &doc["components"]["schemas"];
-    for shape in ["StreamMessage", "WebhookPayload", "Event", "RunQueued", "DlqAdded"] {
+    for shape in [
+        "StreamMessage",
+        "WebhookPayload",
+        "Event",
+        "RunQueued",
+        "DlqAdded",
+    ] {
         assert!(schemas[shape].is_object(), "{shape} is documented");
     }
     let bodies = schemas["EventBody"].to_string();

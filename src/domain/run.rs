@@ -96,6 +96,13 @@ impl NewRun {
     }
 }
 
+/// The prefix of a run's idempotency keys (`<prefix>:<step id>`): `run-<id>`, or the prefix
+/// it `inherited` from the run it replays with carried results, so a replay sends the same
+/// keys as the original and the outside system applies each call once.
+pub fn idempotency_prefix(run_id: i64, inherited: Option<&str>) -> String {
+    inherited.map_or_else(|| format!("run-{run_id}"), str::to_owned)
+}
+
 /// What happens to a run, as its lifecycle sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunStep {
@@ -361,6 +368,13 @@ mod tests {
                 step: RunStep::Finish(Queued)
             })
         );
+    }
+
+    #[test]
+    fn a_replay_keeps_the_keys_of_the_run_it_inherited_them_from() {
+        assert_eq!(idempotency_prefix(7, None), "run-7");
+        let replay = idempotency_prefix(7, None);
+        assert_eq!(idempotency_prefix(9, Some(&replay)), "run-7");
     }
 
     #[test]

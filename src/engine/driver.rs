@@ -13,6 +13,7 @@ use super::catalog::Compiled;
 use super::redact::Redactor;
 use super::step::{self, Control};
 use super::{EngineError, Inner};
+use crate::domain::run::idempotency_prefix;
 use crate::domain::template::is_true;
 use crate::domain::{ActionDef, RetryAt, StepFailure, Transition};
 use crate::store::ClaimedRun;
@@ -238,7 +239,11 @@ impl Driver<'_> {
             return Ok(Next::Continue);
         }
         let number = self.progress.attempts[index] + 1;
-        let key = format!("{}:{}", self.claimed.idempotency_prefix, step.id);
+        let prefix = idempotency_prefix(
+            self.claimed.run.id,
+            self.claimed.inherited_prefix.as_deref(),
+        );
+        let key = format!("{prefix}:{}", step.id);
         let templates = step::templates(step);
         let safe_input = match &rendered {
             Ok(input) => {

@@ -54,8 +54,9 @@ pub type TriggerMatcher = Box<dyn Fn(&RecordChange) -> Vec<NewRun> + Send>;
 #[derive(Debug, Clone)]
 pub struct ClaimedRun {
     pub run: RunView,
-    /// Prefix of the run's idempotency keys (`<prefix>:<step id>`); replays reuse the original's.
-    pub idempotency_prefix: String,
+    /// The idempotency-key prefix this run inherited from the run it replays with carried
+    /// results (see [`crate::domain::run::idempotency_prefix`]); `None` for a run of its own.
+    pub inherited_prefix: Option<String>,
     /// Attempts with an id at or below this do not count toward retry budgets (set by retry).
     pub budget_floor: i64,
     pub attempts: Vec<AttemptView>,

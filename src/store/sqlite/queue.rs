@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::rows::{self, ATTEMPT_COLUMNS, RUN_COLUMNS, RUN_FROM, ms};
 use super::writer::Tx;
 use crate::domain::NewRun;
+use crate::domain::run::idempotency_prefix;
 use crate::store::{Result, RunFact, StoreError};
 use crate::wire::{AttemptView, Page, RunDetail, RunQuery, RunView};
 
@@ -21,11 +22,14 @@ pub fn create(tx: &mut Tx<'_>, run: &NewRun) -> Result<i64> {
         }
     }
     let prefix: Option<String> = match (run.carry_from_origin, run.origin_run) {
-        (true, Some(origin)) => Some(tx.conn.query_row(
-            "SELECT COALESCE(idem_prefix, 'run-' || id) FROM runs WHERE id = ?",
-            [origin],
-            |r| r.get(0),
-        )?),
+        (true, Some(origin)) => {
+            let inherited: Option<String> =
+                tx.conn
+                    .query_row("SELECT idem_prefix FROM runs WHERE id = ?", [origin], |r| {
+                        r.get(0)
+                    })?;
+            Some(idempotency_prefix(origin, inherited.as_deref()))
+        }
         _ => None,
     };
     let now = ms(tx.now);

@@ -60,12 +60,12 @@ pub fn claim(
         let (run, prefix, floor) = tx
             .conn
             .prepare_cached(&format!(
-                "SELECT {RUN_COLUMNS}, COALESCE(r.idem_prefix, 'run-' || r.id), r.budget_floor FROM {RUN_FROM} WHERE r.id = ?"
+                "SELECT {RUN_COLUMNS}, r.idem_prefix, r.budget_floor FROM {RUN_FROM} WHERE r.id = ?"
             ))?
             .query_row([id], |r| {
                 Ok((
                     rows::run(r)?,
-                    r.get::<_, String>(RUN_WIDTH)?,
+                    r.get::<_, Option<String>>(RUN_WIDTH)?,
                     r.get::<_, i64>(RUN_WIDTH + 1)?,
                 ))
             })?;
@@ -81,7 +81,7 @@ pub fn claim(
                 queue::attempts(tx.conn, id)?
             },
             run,
-            idempotency_prefix: prefix,
+            inherited_prefix: prefix,
             budget_floor: floor,
         });
     }
