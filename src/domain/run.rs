@@ -134,8 +134,8 @@ pub enum RunRefused {
     Final(RunStatus),
     #[error("is {0}, only failed runs can be retried")]
     NotFailed(RunStatus),
-    #[error("is {status}, not running: {step:?} needs a running run")]
-    NotRunning { status: RunStatus, step: RunStep },
+    #[error("is {status}: {step:?} does not apply to a {status} run")]
+    NotAllowed { status: RunStatus, step: RunStep },
     #[error(
         "is {0}, not due: only queued, retrying or waiting runs (or expired leases) are claimed"
     )]
@@ -172,7 +172,7 @@ pub fn run_next(status: RunStatus, step: RunStep) -> Result<RunStatus, RunRefuse
         (Succeeded | Failed | Cancelled, RunStep::Cancel) => Err(RunRefused::Final(status)),
         (_, RunStep::Retry) => Err(RunRefused::NotFailed(status)),
         (_, RunStep::Claim) => Err(RunRefused::NotClaimable(status)),
-        _ => Err(RunRefused::NotRunning { status, step }),
+        _ => Err(RunRefused::NotAllowed { status, step }),
     }
 }
 
@@ -363,7 +363,7 @@ mod tests {
         }
         assert_eq!(
             run_next(Running, RunStep::Finish(Queued)),
-            Err(RunRefused::NotRunning {
+            Err(RunRefused::NotAllowed {
                 status: Running,
                 step: RunStep::Finish(Queued)
             })

@@ -182,17 +182,46 @@ pub struct Replay {
     pub actor: String,
 }
 
-/// Everything the engine and the API need from persistence.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
+/// Everything the engine and the API need from persistence: one trait per concern, and
+/// [`Store`] for a backend that has them all (what the server, the engine and the tests
+/// hold, as `Arc<dyn Store>`).
+///
+/// Every method can also answer [`StoreError::Other`] when the database itself fails (I/O,
+/// a closed store); the `# Errors` of each method list the answers it gives on purpose.
+pub trait Store:
+    EventLog + WorkflowStore + RunStore + RecordStore + AlertStore + OutboxStore + AccessStore
+{
     /// Finishes pending writes and releases the database (the store answers nothing after).
     fn close(&self);
-    /// Subscribes to events committed from now on.
-    fn subscribe(&self) -> broadcast::Receiver<Arc<Event>>;
-    /// Events with `seq > after`, oldest first.
-    async fn events_since(&self, after: i64, limit: usize) -> Result<Vec<Event>>;
+}
 
-    /// Saves the draft of a workflow (replacing an earlier draft).
+/// The run log: events numbered by a gap-free sequence, committed with their change.
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Subscribes to events committed from now on, in `seq` order. A receiver that falls more
+    /// than the bus's capacity behind gets `Lagged` and should read the gap with
+    /// [`EventLog::events_since`].
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Event>>;
+    /// Up to `limit` events with `seq > after`, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Other`] also when a stored event cannot be read as its kind's payload.
+    async fn events_since(&self, after: i64, limit: usize) -> Result<Vec<Event>>;
+    /// Appends an event that comes with no other change (the control plane's own state).
+    async fn record_event(&self, body: EventBody) -> Result<()>;
+    /// The oldest event still kept (0 when there is none).
+    async fn oldest_seq(&self) -> Result<i64>;
+    /// The newest event (0 when there is none).
+    async fn newest_seq(&self) -> Result<i64>;
+    /// Deletes events older than `before` that every cursor has passed, always keeping the
+    /// newest; answers how many were deleted.
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<usize>;
+}
+
+/// Workflow drafts and their immutable published versions.
+#[async_trait]
+pub trait WorkflowStore: Send + Sync + 'static {
+    /// Saves the draft of a workflow, creating the workflow or replacing an earlier draft.
     async fn save_draft(
         &self,
         key: &str,
@@ -201,28 +230,43 @@ pub trait Store: Send + Sync + 'static {
         source: &str,
         actor: &str,
     ) -> Result<()>;
-    /// Turns the draft into version N+1 and publishes it.
+    /// Turns the draft into version N+1 and publishes it; answers N+1.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown workflow; [`StoreError::Conflict`] when it has
+    /// no draft.
     async fn publish(&self, key: &str, actor: &str) -> Result<i64>;
-    /// Publishes an earlier version again.
+    /// Publishes an earlier version again (nothing is deleted).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown workflow or version; [`StoreError::Conflict`]
+    /// when that version is the published one.
     async fn rollback(&self, key: &str, version: i64, actor: &str) -> Result<()>;
+    /// Every workflow, by key.
     async fn workflows(&self) -> Result<Vec<WorkflowView>>;
+    /// A workflow's versions, oldest first (empty for an unknown workflow).
     async fn versions(&self, key: &str) -> Result<Vec<VersionView>>;
+    /// One version with its source.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown workflow or version.
     async fn version(&self, key: &str, version: i64) -> Result<VersionView>;
     /// The draft's source, if there is one.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown workflow.
     async fn draft(&self, key: &str) -> Result<Option<String>>;
+}
 
-    /// Applies a record write and queues the runs `matcher` picks, atomically.
-    async fn write_record(
-        &self,
-        write: RecordWrite,
-        matcher: TriggerMatcher,
-    ) -> Result<RecordWriteOutcome>;
-    async fn record(&self, id: i64) -> Result<RecordView>;
-    async fn field_history(&self, record_id: i64) -> Result<Vec<FieldChange>>;
-
-    /// Queues runs; a run whose dedupe key exists already yields the existing run's id.
+/// Runs and their attempts (queueing, claims with leases, transitions), and the dead-letter
+/// queue they fail into.
+#[async_trait]
+pub trait RunStore: Send + Sync + 'static {
+    /// Queues runs; answers their ids in order. A run whose dedupe key exists already yields
+    /// the existing run's id and queues nothing.
     async fn create_runs(&self, runs: Vec<NewRun>) -> Result<Vec<i64>>;
-    /// Claims up to `limit` runs that are due (or whose lease expired) for `owner`.
+    /// Claims up to `limit` runs that are due (or whose lease expired) for `owner` until
+    /// `lease_until`; two claimers never get the same run.
     async fn claim_runs(
         &self,
         owner: &str,
@@ -235,74 +279,122 @@ pub trait Store: Send + Sync + 'static {
     async fn expire_leases(&self) -> Result<u64>;
     /// Extends `owner`'s leases; answers the ids of its runs that were asked to cancel.
     async fn heartbeat(&self, owner: &str, lease_until: DateTime<Utc>) -> Result<Vec<i64>>;
-    /// Applies transitions of one run atomically; answers the ids of attempts started.
+    /// Applies transitions of one run atomically, each allowed by the run lifecycle
+    /// ([`crate::domain::run::run_next`]); answers the ids of attempts started.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown run; [`StoreError::LeaseLost`] when `owner`
+    /// no longer holds its lease (nothing is applied); [`StoreError::Conflict`] when the
+    /// lifecycle refuses a transition.
     async fn apply(
         &self,
         run_id: i64,
         owner: &str,
         transitions: Vec<Transition>,
     ) -> Result<Vec<i64>>;
-    /// Cancels a run that is not running (answers its new status), or asks its worker to.
+    /// Cancels a run that is not running (answers `cancelled`), or asks its worker to stop it
+    /// (answers `running`).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown run; [`StoreError::Conflict`] for a finished one.
     async fn cancel_run(&self, run_id: i64, actor: &str) -> Result<RunStatus>;
-    /// Queues a failed run again to resume at its failed step; closes its DLQ entry.
+    /// Queues a failed run again to resume at its failed step with a fresh retry budget;
+    /// closes its open dead-letter entry as `retried`.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown run; [`StoreError::Conflict`] unless it failed.
     async fn retry_run(&self, run_id: i64, actor: &str) -> Result<()>;
+    /// One run with every attempt, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown run.
     async fn run(&self, run_id: i64) -> Result<RunDetail>;
-    /// One page of runs, newest first.
+    /// One page of runs matching `query`, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a malformed cursor or a search text with control characters.
     async fn runs(&self, query: &RunQuery) -> Result<Page<RunView>>;
-
-    async fn dlq_entry(&self, id: i64) -> Result<DlqView>;
-    /// One page of dead-letter entries, newest first.
-    async fn dlq(&self, query: &RunQuery) -> Result<Page<DlqView>>;
-    /// Queues the replay run and closes the entry as replayed, atomically.
-    async fn replay(&self, replay: Replay) -> Result<i64>;
-    /// Creates a token with the hash of its secret.
-    async fn create_token(&self, name: &str, role: Role, hash: &str) -> Result<TokenView>;
-    /// Revokes an active token.
-    async fn revoke_token(&self, id: i64) -> Result<()>;
-    /// The token whose secret hashes to `hash`, with the stored hash.
-    async fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenView, String)>>;
-    async fn tokens(&self) -> Result<Vec<TokenView>>;
-    /// Appends a control action to the audit log.
-    async fn audit(&self, entry: NewAudit) -> Result<()>;
-    /// One page of the audit log, newest first, before the entry `before`.
-    async fn audit_log(&self, before: Option<i64>, limit: usize) -> Result<Page<AuditEntry>>;
-    /// Every run queued at or after `since`, oldest first.
+    /// Every run queued at or after `since`, oldest first, as the health numbers need them.
     async fn run_facts(&self, since: DateTime<Utc>) -> Result<Vec<RunFact>>;
+
+    /// One dead-letter entry.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown entry.
+    async fn dlq_entry(&self, id: i64) -> Result<DlqView>;
+    /// One page of dead-letter entries matching `query`, newest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] as for [`RunStore::runs`].
+    async fn dlq(&self, query: &RunQuery) -> Result<Page<DlqView>>;
+    /// Queues the replay run and closes the entry as replayed, atomically; answers the run.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown entry; [`StoreError::Conflict`] when it is not
+    /// open ([`crate::domain::dead_letter::dlq_next`]).
+    async fn replay(&self, replay: Replay) -> Result<i64>;
+    /// Closes an open entry as discarded, with a reason.
+    ///
+    /// # Errors
+    /// As for [`RunStore::replay`].
+    async fn discard_dlq(&self, id: i64, reason: &str, actor: &str) -> Result<()>;
     /// Open dead-letter entries per workflow.
     async fn dlq_depths(&self) -> Result<Vec<(String, i64)>>;
-    /// Creates a subscription (the row's `view.id` and counts are ignored).
-    async fn create_webhook(&self, webhook: WebhookRow) -> Result<WebhookRow>;
-    /// Deletes a subscription; its undelivered messages are dropped.
-    async fn delete_webhook(&self, id: i64) -> Result<()>;
-    async fn webhooks(&self) -> Result<Vec<WebhookRow>>;
-    /// A named position in the event log (0 when never set).
-    async fn cursor(&self, name: &str) -> Result<i64>;
-    /// Queues messages and moves the cursor `name` to `seq`, atomically.
-    async fn enqueue(&self, messages: Vec<NewMessage>, name: &str, seq: i64) -> Result<()>;
-    /// The oldest undelivered message of a subscription.
-    async fn outbox_head(&self, webhook_id: i64) -> Result<Option<Message>>;
-    /// Records a delivery attempt of a message.
-    async fn record_attempt(
+}
+
+/// Records, their field history and idempotent writes.
+#[async_trait]
+pub trait RecordStore: Send + Sync + 'static {
+    /// Applies a record write ([`RecordWrite::merge`]) with one history row per changed
+    /// field and queues the runs `matcher` picks for the change, atomically. A write whose
+    /// idempotency key was applied before changes nothing and answers the first result
+    /// (`duplicate`).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown record id; [`StoreError::Conflict`] when the
+    /// write names another object than the record's, or creates a record without one.
+    async fn write_record(
         &self,
-        message: Message,
-        webhook_id: i64,
-        attempt: Attempt,
-    ) -> Result<()>;
-    /// Delivery attempts of a subscription, newest first.
-    async fn deliveries(&self, webhook_id: i64, limit: usize) -> Result<Vec<DeliveryView>>;
-    /// Deletes events older than `before` that every cursor has passed; answers how many.
-    async fn prune_events(&self, before: DateTime<Utc>) -> Result<usize>;
-    /// Applies an alert change (with its event) and answers the alert.
+        write: RecordWrite,
+        matcher: TriggerMatcher,
+    ) -> Result<RecordWriteOutcome>;
+    /// One record.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown record.
+    async fn record(&self, id: i64) -> Result<RecordView>;
+    /// Every change of a record's fields, oldest first (empty for an unknown record).
+    async fn field_history(&self, record_id: i64) -> Result<Vec<FieldChange>>;
+}
+
+/// Alerts, their rules, and what their notifications covered.
+#[async_trait]
+pub trait AlertStore: Send + Sync + 'static {
+    /// Applies an alert change allowed by the alert lifecycle
+    /// ([`crate::domain::alert::alert_next`]) with its event; answers the alert after it.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown alert; [`StoreError::Conflict`] naming its
+    /// state when the lifecycle refuses the change.
     async fn alert_change(&self, change: AlertChange) -> Result<AlertView>;
+    /// One alert.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown alert.
     async fn alert(&self, id: i64) -> Result<AlertView>;
-    /// Alerts newest first, optionally in one state.
+    /// Up to `limit` alerts newest first, optionally in one state.
     async fn alerts(&self, state: Option<AlertState>, limit: usize) -> Result<Vec<AlertView>>;
-    /// Pending and firing alerts.
+    /// Pending and firing alerts, oldest first.
     async fn active_alerts(&self) -> Result<Vec<AlertView>>;
     /// Alert rules created through the API.
     async fn alert_rules(&self) -> Result<Vec<StoredRule>>;
-    /// Creates a rule or replaces the one with the same scope and name (`id` is ignored).
+    /// Creates a rule or replaces the one with the same scope and name (`id` is ignored);
+    /// answers it as stored.
     async fn put_alert_rule(&self, rule: StoredRule) -> Result<StoredRule>;
+    /// Deletes a rule; answers it.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown rule.
     async fn delete_alert_rule(&self, id: i64) -> Result<StoredRule>;
     /// Failed live runs of a workflow, finished since `since`, that the alert has not told
     /// anyone about yet.
@@ -312,18 +404,6 @@ pub trait Store: Send + Sync + 'static {
         workflow: &str,
         since: DateTime<Utc>,
     ) -> Result<Vec<i64>>;
-    /// Queues a notification per channel; answers their ids.
-    async fn notify(&self, notice: NewNotice) -> Result<Vec<i64>>;
-    /// The oldest undelivered notification of a channel.
-    async fn notification_head(&self, channel: &str) -> Result<Option<Notice>>;
-    /// Records a delivery attempt of a notification.
-    async fn notification_attempt(&self, id: i64, attempt: Attempt) -> Result<()>;
-    /// Notifications newest first, optionally of one alert.
-    async fn notifications(
-        &self,
-        alert: Option<i64>,
-        limit: usize,
-    ) -> Result<Vec<NotificationView>>;
     /// Failed runs per workflow between `since` and `until - within`, and how many had no
     /// delivered notification within `within`.
     async fn unnotified(
@@ -332,13 +412,66 @@ pub trait Store: Send + Sync + 'static {
         until: DateTime<Utc>,
         within: std::time::Duration,
     ) -> Result<Vec<UnnotifiedCount>>;
-    /// Appends an event that comes with no other change (the control plane's own state).
-    async fn record_event(&self, body: EventBody) -> Result<()>;
-    /// The oldest event still kept (0 when there is none).
-    async fn oldest_seq(&self) -> Result<i64>;
-    /// The newest event (0 when there is none).
-    async fn newest_seq(&self) -> Result<i64>;
+}
 
-    /// Closes an open entry as discarded, with a reason.
-    async fn discard_dlq(&self, id: i64, reason: &str, actor: &str) -> Result<()>;
+/// What leaves ACP: webhook subscriptions with their queued messages, alert notifications
+/// per channel, and the attempts to deliver both.
+#[async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
+    /// Creates a subscription (the row's `view.id` and counts are ignored); answers it stored.
+    async fn create_webhook(&self, webhook: WebhookRow) -> Result<WebhookRow>;
+    /// Deletes a subscription; its undelivered messages are dropped.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown subscription.
+    async fn delete_webhook(&self, id: i64) -> Result<()>;
+    /// Every subscription, with its secret.
+    async fn webhooks(&self) -> Result<Vec<WebhookRow>>;
+    /// A named position in the event log (0 when never set).
+    async fn cursor(&self, name: &str) -> Result<i64>;
+    /// Queues messages and moves the cursor `name` to `seq`, atomically.
+    async fn enqueue(&self, messages: Vec<NewMessage>, name: &str, seq: i64) -> Result<()>;
+    /// The oldest undelivered message of a subscription.
+    async fn outbox_head(&self, webhook_id: i64) -> Result<Option<Message>>;
+    /// Records a delivery attempt of a message: delivered, or due again at `retry_at`.
+    async fn record_attempt(
+        &self,
+        message: Message,
+        webhook_id: i64,
+        attempt: Attempt,
+    ) -> Result<()>;
+    /// Up to `limit` delivery attempts of a subscription, newest first.
+    async fn deliveries(&self, webhook_id: i64, limit: usize) -> Result<Vec<DeliveryView>>;
+    /// Queues a notification per channel; answers their ids.
+    async fn notify(&self, notice: NewNotice) -> Result<Vec<i64>>;
+    /// The oldest undelivered notification of a channel.
+    async fn notification_head(&self, channel: &str) -> Result<Option<Notice>>;
+    /// Records a delivery attempt of a notification: delivered, or due again at `retry_at`.
+    async fn notification_attempt(&self, id: i64, attempt: Attempt) -> Result<()>;
+    /// Up to `limit` notifications newest first, optionally of one alert.
+    async fn notifications(
+        &self,
+        alert: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<NotificationView>>;
+}
+
+/// API tokens and the audit log of control actions.
+#[async_trait]
+pub trait AccessStore: Send + Sync + 'static {
+    /// Creates a token with the hash of its secret (never the secret); answers it.
+    async fn create_token(&self, name: &str, role: Role, hash: &str) -> Result<TokenView>;
+    /// Revokes an active token.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown or already revoked token.
+    async fn revoke_token(&self, id: i64) -> Result<()>;
+    /// The active token whose secret hashes to `hash`, with the stored hash.
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenView, String)>>;
+    /// Every token, active and revoked.
+    async fn tokens(&self) -> Result<Vec<TokenView>>;
+    /// Appends a control action to the audit log.
+    async fn audit(&self, entry: NewAudit) -> Result<()>;
+    /// One page of the audit log, newest first, before the entry `before`.
+    async fn audit_log(&self, before: Option<i64>, limit: usize) -> Result<Page<AuditEntry>>;
 }

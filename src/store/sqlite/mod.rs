@@ -25,8 +25,9 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, oneshot};
 
 use super::{
-    AlertChange, Attempt, ClaimedRun, Message, NewAudit, NewMessage, NewNotice, Notice, Replay,
-    Result, RunFact, Store, StoreError, StoredRule, TriggerMatcher, UnnotifiedCount, WebhookRow,
+    AccessStore, AlertChange, AlertStore, Attempt, ClaimedRun, EventLog, Message, NewAudit,
+    NewMessage, NewNotice, Notice, OutboxStore, RecordStore, Replay, Result, RunFact, RunStore,
+    Store, StoreError, StoredRule, TriggerMatcher, UnnotifiedCount, WebhookRow, WorkflowStore,
 };
 use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
@@ -148,12 +149,14 @@ impl Drop for SqliteStore {
     }
 }
 
-#[async_trait]
 impl Store for SqliteStore {
     fn close(&self) {
         SqliteStore::close(self);
     }
+}
 
+#[async_trait]
+impl EventLog for SqliteStore {
     fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.bus.subscribe()
     }
@@ -163,6 +166,26 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn prune_events(&self, before: DateTime<Utc>) -> Result<usize> {
+        self.write(move |tx| events::prune(tx, before)).await
+    }
+
+    async fn record_event(&self, body: EventBody) -> Result<()> {
+        self.write(move |tx| tx.emit(body.clone(), None, None))
+            .await
+    }
+
+    async fn oldest_seq(&self) -> Result<i64> {
+        self.read(events::oldest_seq).await
+    }
+
+    async fn newest_seq(&self) -> Result<i64> {
+        self.read(events::newest_seq).await
+    }
+}
+
+#[async_trait]
+impl WorkflowStore for SqliteStore {
     async fn save_draft(
         &self,
         key: &str,
@@ -206,24 +229,10 @@ impl Store for SqliteStore {
         let key = key.to_owned();
         self.read(move |c| workflows::draft(c, &key)).await
     }
+}
 
-    async fn write_record(
-        &self,
-        write: RecordWrite,
-        matcher: TriggerMatcher,
-    ) -> Result<RecordWriteOutcome> {
-        self.write(move |tx| records::write(tx, &write, &matcher))
-            .await
-    }
-
-    async fn record(&self, id: i64) -> Result<RecordView> {
-        self.read(move |c| records::get(c, id)).await
-    }
-
-    async fn field_history(&self, record_id: i64) -> Result<Vec<FieldChange>> {
-        self.read(move |c| records::history_of(c, record_id)).await
-    }
-
+#[async_trait]
+impl RunStore for SqliteStore {
     async fn create_runs(&self, new: Vec<NewRun>) -> Result<Vec<i64>> {
         self.write(move |tx| new.iter().map(|run| queue::create(tx, run)).collect())
             .await
@@ -289,34 +298,6 @@ impl Store for SqliteStore {
         self.read(move |c| dlq::list(c, &query)).await
     }
 
-    async fn create_token(&self, name: &str, role: Role, hash: &str) -> Result<TokenView> {
-        let (name, hash) = (name.to_owned(), hash.to_owned());
-        self.write(move |tx| access::create_token(tx, &name, role, &hash))
-            .await
-    }
-
-    async fn revoke_token(&self, id: i64) -> Result<()> {
-        self.write(move |tx| access::revoke_token(tx, id)).await
-    }
-
-    async fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenView, String)>> {
-        let hash = hash.to_owned();
-        self.read(move |c| access::token_by_hash(c, &hash)).await
-    }
-
-    async fn tokens(&self) -> Result<Vec<TokenView>> {
-        self.read(access::tokens).await
-    }
-
-    async fn audit(&self, entry: NewAudit) -> Result<()> {
-        self.write(move |tx| access::audit(tx, &entry)).await
-    }
-
-    async fn audit_log(&self, before: Option<i64>, limit: usize) -> Result<Page<AuditEntry>> {
-        self.read(move |c| access::audit_log(c, before, limit))
-            .await
-    }
-
     async fn run_facts(&self, since: DateTime<Utc>) -> Result<Vec<RunFact>> {
         self.read(move |c| queue::facts(c, since)).await
     }
@@ -325,6 +306,91 @@ impl Store for SqliteStore {
         self.read(dlq::depths).await
     }
 
+    async fn replay(&self, replay: Replay) -> Result<i64> {
+        self.write(move |tx| dlq::replay(tx, &replay)).await
+    }
+
+    async fn discard_dlq(&self, id: i64, reason: &str, actor: &str) -> Result<()> {
+        let (reason, actor) = (reason.to_owned(), actor.to_owned());
+        self.write(move |tx| dlq::discard(tx, id, &reason, &actor))
+            .await
+    }
+}
+
+#[async_trait]
+impl RecordStore for SqliteStore {
+    async fn write_record(
+        &self,
+        write: RecordWrite,
+        matcher: TriggerMatcher,
+    ) -> Result<RecordWriteOutcome> {
+        self.write(move |tx| records::write(tx, &write, &matcher))
+            .await
+    }
+
+    async fn record(&self, id: i64) -> Result<RecordView> {
+        self.read(move |c| records::get(c, id)).await
+    }
+
+    async fn field_history(&self, record_id: i64) -> Result<Vec<FieldChange>> {
+        self.read(move |c| records::history_of(c, record_id)).await
+    }
+}
+
+#[async_trait]
+impl AlertStore for SqliteStore {
+    async fn alert_change(&self, change: AlertChange) -> Result<AlertView> {
+        self.write(move |tx| alerts::apply(tx, &change)).await
+    }
+
+    async fn alert(&self, id: i64) -> Result<AlertView> {
+        self.read(move |c| alerts::get(c, id)).await
+    }
+
+    async fn alerts(&self, state: Option<AlertState>, limit: usize) -> Result<Vec<AlertView>> {
+        self.read(move |c| alerts::list(c, state, limit)).await
+    }
+
+    async fn active_alerts(&self) -> Result<Vec<AlertView>> {
+        self.read(alerts::active).await
+    }
+
+    async fn alert_rules(&self) -> Result<Vec<StoredRule>> {
+        self.read(notify::rules).await
+    }
+
+    async fn put_alert_rule(&self, rule: StoredRule) -> Result<StoredRule> {
+        self.write(move |tx| notify::put_rule(tx, &rule)).await
+    }
+
+    async fn delete_alert_rule(&self, id: i64) -> Result<StoredRule> {
+        self.write(move |tx| notify::delete_rule(tx, id)).await
+    }
+
+    async fn uncovered_failures(
+        &self,
+        alert_id: i64,
+        workflow: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<i64>> {
+        let workflow = workflow.to_owned();
+        self.read(move |c| notify::uncovered(c, alert_id, &workflow, since))
+            .await
+    }
+
+    async fn unnotified(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        within: std::time::Duration,
+    ) -> Result<Vec<UnnotifiedCount>> {
+        self.read(move |c| notify::unnotified(c, since, until, within))
+            .await
+    }
+}
+
+#[async_trait]
+impl OutboxStore for SqliteStore {
     async fn create_webhook(&self, webhook: WebhookRow) -> Result<WebhookRow> {
         self.write(move |tx| webhooks::create(tx, &webhook)).await
     }
@@ -367,49 +433,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn prune_events(&self, before: DateTime<Utc>) -> Result<usize> {
-        self.write(move |tx| events::prune(tx, before)).await
-    }
-
-    async fn alert_change(&self, change: AlertChange) -> Result<AlertView> {
-        self.write(move |tx| alerts::apply(tx, &change)).await
-    }
-
-    async fn alert(&self, id: i64) -> Result<AlertView> {
-        self.read(move |c| alerts::get(c, id)).await
-    }
-
-    async fn alerts(&self, state: Option<AlertState>, limit: usize) -> Result<Vec<AlertView>> {
-        self.read(move |c| alerts::list(c, state, limit)).await
-    }
-
-    async fn active_alerts(&self) -> Result<Vec<AlertView>> {
-        self.read(alerts::active).await
-    }
-
-    async fn alert_rules(&self) -> Result<Vec<StoredRule>> {
-        self.read(notify::rules).await
-    }
-
-    async fn put_alert_rule(&self, rule: StoredRule) -> Result<StoredRule> {
-        self.write(move |tx| notify::put_rule(tx, &rule)).await
-    }
-
-    async fn delete_alert_rule(&self, id: i64) -> Result<StoredRule> {
-        self.write(move |tx| notify::delete_rule(tx, id)).await
-    }
-
-    async fn uncovered_failures(
-        &self,
-        alert_id: i64,
-        workflow: &str,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<i64>> {
-        let workflow = workflow.to_owned();
-        self.read(move |c| notify::uncovered(c, alert_id, &workflow, since))
-            .await
-    }
-
     async fn notify(&self, notice: NewNotice) -> Result<Vec<i64>> {
         self.write(move |tx| notify::notify(tx, &notice)).await
     }
@@ -431,37 +454,35 @@ impl Store for SqliteStore {
     ) -> Result<Vec<NotificationView>> {
         self.read(move |c| notify::list(c, alert, limit)).await
     }
+}
 
-    async fn unnotified(
-        &self,
-        since: DateTime<Utc>,
-        until: DateTime<Utc>,
-        within: std::time::Duration,
-    ) -> Result<Vec<UnnotifiedCount>> {
-        self.read(move |c| notify::unnotified(c, since, until, within))
+#[async_trait]
+impl AccessStore for SqliteStore {
+    async fn create_token(&self, name: &str, role: Role, hash: &str) -> Result<TokenView> {
+        let (name, hash) = (name.to_owned(), hash.to_owned());
+        self.write(move |tx| access::create_token(tx, &name, role, &hash))
             .await
     }
 
-    async fn record_event(&self, body: EventBody) -> Result<()> {
-        self.write(move |tx| tx.emit(body.clone(), None, None))
-            .await
+    async fn revoke_token(&self, id: i64) -> Result<()> {
+        self.write(move |tx| access::revoke_token(tx, id)).await
     }
 
-    async fn oldest_seq(&self) -> Result<i64> {
-        self.read(events::oldest_seq).await
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenView, String)>> {
+        let hash = hash.to_owned();
+        self.read(move |c| access::token_by_hash(c, &hash)).await
     }
 
-    async fn newest_seq(&self) -> Result<i64> {
-        self.read(events::newest_seq).await
+    async fn tokens(&self) -> Result<Vec<TokenView>> {
+        self.read(access::tokens).await
     }
 
-    async fn replay(&self, replay: Replay) -> Result<i64> {
-        self.write(move |tx| dlq::replay(tx, &replay)).await
+    async fn audit(&self, entry: NewAudit) -> Result<()> {
+        self.write(move |tx| access::audit(tx, &entry)).await
     }
 
-    async fn discard_dlq(&self, id: i64, reason: &str, actor: &str) -> Result<()> {
-        let (reason, actor) = (reason.to_owned(), actor.to_owned());
-        self.write(move |tx| dlq::discard(tx, id, &reason, &actor))
+    async fn audit_log(&self, before: Option<i64>, limit: usize) -> Result<Page<AuditEntry>> {
+        self.read(move |c| access::audit_log(c, before, limit))
             .await
     }
 }

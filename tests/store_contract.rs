@@ -1,0 +1,703 @@
+//! The store contract: what any backend of `acp::store::Store` must do, written once against
+//! the trait and run per backend. A backend joins by adding one `contract!` line with a
+//! function that opens a fresh, empty store (PostgreSQL: a database created for the test).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use serde_json::{Map, Value, json};
+
+use acp::domain::{NewRun, Provenance, RecordWrite, RetryAt, StepFailure, Transition};
+use acp::store::{AlertChange, Attempt, NewMessage, Replay, Store, StoreError, WebhookRow};
+use acp::wire::{
+    AlertState, AttemptStatus, DlqStatus, EventKind, RunMode, RunQuery, RunStatus, TriggerKind,
+    WebhookView,
+};
+
+/// A fresh store and whatever keeps it alive (a temporary directory, a database).
+struct Backend {
+    store: Arc<dyn Store>,
+    _keep: Box<dyn std::any::Any + Send>,
+}
+
+fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?durability=normal",
+        dir.path().join("acp.db").display()
+    );
+    Backend {
+        store: acp::store::open(&url).unwrap(),
+        _keep: Box::new(dir),
+    }
+}
+
+/// One test per contract for a backend.
+macro_rules! contract {
+    ($backend:ident: $($name:ident),+ $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let backend = super::$backend();
+                    super::$name(&backend.store).await;
+                    backend.store.close();
+                }
+            )+
+        }
+    };
+}
+
+contract!(sqlite:
+    two_claimers_never_get_the_same_run,
+    an_expired_lease_is_claimed_again_and_its_holder_refused,
+    every_run_transition_applies_or_is_refused_by_the_lifecycle,
+    a_person_cancels_and_retries_only_what_the_lifecycle_allows,
+    sequence_numbers_are_gap_free_under_concurrent_writers,
+    record_writes_are_idempotent_and_keep_field_history,
+    the_outbox_delivers_each_target_in_order,
+    alert_changes_follow_the_alert_lifecycle,
+    cursor_pages_neither_skip_nor_repeat_while_rows_arrive,
+    retention_keeps_the_newest_event_and_what_a_cursor_has_not_passed,
+    a_dead_letter_closes_once,
+);
+
+fn new_run(workflow: &str) -> NewRun {
+    NewRun {
+        workflow: workflow.into(),
+        version: 1,
+        team: "qa".into(),
+        mode: RunMode::Live,
+        trigger_kind: TriggerKind::Manual,
+        trigger: json!({}),
+        record_id: None,
+        origin_run: None,
+        carry_from_origin: false,
+        dedupe_key: None,
+        not_before: None,
+    }
+}
+
+fn later() -> chrono::DateTime<Utc> {
+    Utc::now() + Duration::seconds(60)
+}
+
+async fn status(store: &Arc<dyn Store>, id: i64) -> RunStatus {
+    store.run(id).await.unwrap().run.status
+}
+
+async fn kinds_of(store: &Arc<dyn Store>, run: i64) -> Vec<EventKind> {
+    let events = store.events_since(0, 100_000).await.unwrap();
+    events
+        .iter()
+        .filter(|e| e.run_id == Some(run))
+        .map(|e| e.kind())
+        .collect()
+}
+
+fn started(index: usize, number: u32) -> Transition {
+    Transition::StepStarted {
+        index,
+        step_id: format!("s{index}"),
+        number,
+        input: json!({}),
+        idempotency_key: format!("k{index}"),
+    }
+}
+
+fn ended(attempt: i64, index: usize, number: u32, failed: bool) -> Transition {
+    Transition::StepEnded {
+        attempt,
+        step_id: format!("s{index}"),
+        number,
+        status: if failed {
+            AttemptStatus::Failed
+        } else {
+            AttemptStatus::Succeeded
+        },
+        output: Value::Null,
+        error: failed.then(|| StepFailure::permanent("HTTP 400").error),
+        detail: Value::Null,
+        retry: None,
+    }
+}
+
+fn failed_finish() -> Vec<Transition> {
+    let error = StepFailure::permanent("HTTP 400").error;
+    vec![
+        Transition::Finish {
+            status: RunStatus::Failed,
+            failed_step: Some("s0".into()),
+            error: Some(error.clone()),
+        },
+        Transition::DeadLetter {
+            step_id: "s0".into(),
+            error,
+        },
+    ]
+}
+
+/// Claims `id` alone for `owner` (it must be the only due run).
+async fn claim_one(store: &Arc<dyn Store>, owner: &str) -> i64 {
+    let claimed = store.claim_runs(owner, 10, later()).await.unwrap();
+    assert_eq!(claimed.len(), 1, "exactly one run is due");
+    claimed[0].run.id
+}
+
+async fn two_claimers_never_get_the_same_run(store: &Arc<dyn Store>) {
+    let ids = store
+        .create_runs((0..60).map(|_| new_run("w")).collect())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for owner in ["a", "b", "c", "d"] {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let claimed = store.claim_runs(owner, 3, later()).await.unwrap();
+                if claimed.is_empty() {
+                    return mine;
+                }
+                mine.extend(claimed.into_iter().map(|c| c.run.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    let unique: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), unique.len(), "a run was claimed twice");
+    assert_eq!(unique, ids.into_iter().collect());
+}
+
+async fn an_expired_lease_is_claimed_again_and_its_holder_refused(store: &Arc<dyn Store>) {
+    let id = store.create_runs(vec![new_run("w")]).await.unwrap()[0];
+    let past = Utc::now() - Duration::seconds(1);
+    let claimed = store.claim_runs("a", 1, past).await.unwrap();
+    assert_eq!(claimed[0].run.id, id);
+    store.apply(id, "a", vec![started(0, 1)]).await.unwrap();
+    let again = store.claim_runs("b", 1, later()).await.unwrap();
+    assert_eq!(again.len(), 1, "an expired lease is claimable");
+    assert_eq!(
+        again[0].attempts[0].status,
+        AttemptStatus::Abandoned,
+        "the first holder's attempt is marked abandoned"
+    );
+    let refused = store.apply(id, "a", vec![started(1, 1)]).await;
+    assert!(matches!(refused, Err(StoreError::LeaseLost(r)) if r == id));
+    assert!(store.claim_runs("c", 1, later()).await.unwrap().is_empty());
+    assert_eq!(
+        kinds_of(store, id).await,
+        [
+            EventKind::RunQueued,
+            EventKind::RunStarted,
+            EventKind::StepStarted,
+            EventKind::RunResumed
+        ]
+    );
+}
+
+async fn every_run_transition_applies_or_is_refused_by_the_lifecycle(store: &Arc<dyn Store>) {
+    let id = store.create_runs(vec![new_run("w")]).await.unwrap()[0];
+    claim_one(store, "a").await;
+    let attempt = store.apply(id, "a", vec![started(0, 1)]).await.unwrap()[0];
+    let retry = RetryAt {
+        at: Utc::now() - Duration::milliseconds(1),
+        delay_ms: 1,
+    };
+    let mut failed = ended(attempt, 0, 1, true);
+    if let Transition::StepEnded { retry: r, .. } = &mut failed {
+        *r = Some(retry);
+    }
+    store.apply(id, "a", vec![failed]).await.unwrap();
+    assert_eq!(status(store, id).await, RunStatus::Retrying);
+    assert!(
+        matches!(
+            store.apply(id, "a", vec![started(0, 2)]).await,
+            Err(StoreError::LeaseLost(_))
+        ),
+        "a retrying run has no lease"
+    );
+
+    claim_one(store, "a").await;
+    let refused = store
+        .apply(id, "a", vec![started(0, 2), failed_finish().remove(1)])
+        .await;
+    assert!(
+        matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("is running")),
+        "{refused:?}"
+    );
+    let attempts = store.run(id).await.unwrap().attempts.len();
+    assert_eq!(attempts, 1, "a refused batch applies nothing");
+
+    store
+        .apply(id, "a", vec![Transition::Wait { until: Utc::now() }])
+        .await
+        .unwrap();
+    assert_eq!(status(store, id).await, RunStatus::Waiting);
+    claim_one(store, "a").await;
+    store
+        .apply(id, "a", vec![Transition::Release])
+        .await
+        .unwrap();
+    assert_eq!(status(store, id).await, RunStatus::Queued);
+    claim_one(store, "b").await;
+    let attempt = store.apply(id, "b", vec![started(0, 2)]).await.unwrap()[0];
+    let mut end = vec![ended(attempt, 0, 2, true)];
+    end.extend(failed_finish());
+    store.apply(id, "b", end).await.unwrap();
+    let detail = store.run(id).await.unwrap();
+    assert_eq!(
+        (detail.run.status, detail.run.dead_letter),
+        (RunStatus::Failed, Some(DlqStatus::Open))
+    );
+    assert!(
+        matches!(
+            store.apply(id, "b", vec![Transition::Release]).await,
+            Err(StoreError::LeaseLost(_))
+        ),
+        "a finished run has no lease"
+    );
+    assert_eq!(
+        kinds_of(store, id).await,
+        [
+            EventKind::RunQueued,
+            EventKind::RunStarted,
+            EventKind::StepStarted,
+            EventKind::StepFailed,
+            EventKind::StepRetryScheduled,
+            EventKind::RunResumed,
+            EventKind::RunWaiting,
+            EventKind::RunResumed,
+            EventKind::RunReleased,
+            EventKind::RunResumed,
+            EventKind::StepStarted,
+            EventKind::StepFailed,
+            EventKind::RunFailed,
+            EventKind::DlqAdded,
+        ]
+    );
+}
+
+async fn a_person_cancels_and_retries_only_what_the_lifecycle_allows(store: &Arc<dyn Store>) {
+    let queued = store.create_runs(vec![new_run("w")]).await.unwrap()[0];
+    assert_eq!(
+        store.cancel_run(queued, "ops").await.unwrap(),
+        RunStatus::Cancelled
+    );
+    let again = store.cancel_run(queued, "ops").await;
+    assert!(matches!(&again, Err(StoreError::Conflict(m)) if m.contains("already cancelled")));
+    let refused = store.retry_run(queued, "ops").await;
+    assert!(
+        matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("only failed runs")),
+        "{refused:?}"
+    );
+
+    let running = store.create_runs(vec![new_run("w")]).await.unwrap()[0];
+    claim_one(store, "a").await;
+    assert_eq!(
+        store.cancel_run(running, "ops").await.unwrap(),
+        RunStatus::Running,
+        "a running run is asked to stop"
+    );
+    assert_eq!(store.heartbeat("a", later()).await.unwrap(), [running]);
+    store.apply(running, "a", failed_finish()).await.unwrap();
+    store.retry_run(running, "ops").await.unwrap();
+    let detail = store.run(running).await.unwrap().run;
+    assert_eq!(
+        (detail.status, detail.dead_letter, detail.error),
+        (RunStatus::Queued, Some(DlqStatus::Retried), None)
+    );
+    assert!(matches!(
+        store.retry_run(running, "ops").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.cancel_run(9_999, "ops").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn sequence_numbers_are_gap_free_under_concurrent_writers(store: &Arc<dyn Store>) {
+    let mut bus = store.subscribe();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                store.create_runs(vec![new_run("w")]).await.unwrap();
+                assert!(store.publish("nope", "t").await.is_err());
+                assert!(store.retry_run(9_999, "t").await.is_err());
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let seqs: Vec<i64> = store
+        .events_since(0, 100_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, (1..=80).collect::<Vec<i64>>(), "gap-free from 1");
+    let mut received = Vec::new();
+    while let Ok(event) = bus.try_recv() {
+        received.push(event.seq);
+    }
+    assert_eq!(received, seqs, "the bus sends every event once, in order");
+    assert_eq!(
+        (
+            store.oldest_seq().await.unwrap(),
+            store.newest_seq().await.unwrap()
+        ),
+        (1, 80)
+    );
+}
+
+fn write(id: Option<i64>, values: Value, key: Option<&str>) -> RecordWrite {
+    let values: Map<String, Value> = serde_json::from_value(values).unwrap();
+    RecordWrite {
+        object: "deal".into(),
+        id,
+        values,
+        provenance: Provenance::api("ops"),
+        idempotency_key: key.map(str::to_owned),
+    }
+}
+
+fn no_runs() -> acp::store::TriggerMatcher {
+    Box::new(|_| Vec::new())
+}
+
+async fn record_writes_are_idempotent_and_keep_field_history(store: &Arc<dyn Store>) {
+    let created = store
+        .write_record(write(None, json!({"stage": "new"}), Some("k1")), no_runs())
+        .await
+        .unwrap();
+    let id = created.record.id;
+    let repeated = store
+        .write_record(write(None, json!({"stage": "new"}), Some("k1")), no_runs())
+        .await
+        .unwrap();
+    assert!(repeated.duplicate && repeated.record.id == id);
+    assert!(repeated.first_fingerprint.is_some());
+    let updated = store
+        .write_record(
+            write(Some(id), json!({"stage": "won", "owner": "ann"}), None),
+            no_runs(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.changed, ["owner", "stage"]);
+    let same = store
+        .write_record(write(Some(id), json!({"stage": "won"}), None), no_runs())
+        .await
+        .unwrap();
+    assert!(same.changed.is_empty());
+    let history = store.field_history(id).await.unwrap();
+    let rows: Vec<(&str, Value, Value)> = history
+        .iter()
+        .map(|c| (c.field.as_str(), c.old.clone(), c.new.clone()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("stage", Value::Null, json!("new")),
+            ("owner", Value::Null, json!("ann")),
+            ("stage", json!("new"), json!("won")),
+        ]
+    );
+    let mut wrong = write(Some(id), json!({"x": 1}), None);
+    wrong.object = "lead".into();
+    assert!(matches!(
+        store.write_record(wrong, no_runs()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .write_record(write(Some(9_999), json!({}), None), no_runs())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let events = store.events_since(0, 100).await.unwrap();
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind()).collect();
+    assert_eq!(kinds, [EventKind::RecordCreated, EventKind::RecordUpdated]);
+}
+
+fn hook(url: &str) -> WebhookRow {
+    WebhookRow {
+        view: WebhookView {
+            id: 0,
+            url: url.into(),
+            events: vec!["run.*".into()],
+            workflow: None,
+            team: None,
+            created_at: Utc::now(),
+            pending: 0,
+        },
+        secret: "whsec_c2VjcmV0".into(),
+    }
+}
+
+async fn the_outbox_delivers_each_target_in_order(store: &Arc<dyn Store>) {
+    let a = store
+        .create_webhook(hook("http://a"))
+        .await
+        .unwrap()
+        .view
+        .id;
+    let b = store
+        .create_webhook(hook("http://b"))
+        .await
+        .unwrap()
+        .view
+        .id;
+    let message = |webhook_id, seq| NewMessage {
+        webhook_id,
+        event_seq: seq,
+        kind: "run.failed".into(),
+        payload: json!({"seq": seq}),
+    };
+    store
+        .enqueue(
+            vec![message(a, 1), message(b, 2), message(a, 3), message(a, 4)],
+            "webhooks",
+            4,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.cursor("webhooks").await.unwrap(), 4);
+    let head = store.outbox_head(a).await.unwrap().unwrap();
+    assert_eq!(head.event_seq, 1);
+    let failed = Attempt {
+        status_code: Some(503),
+        latency_ms: 3,
+        error: Some("HTTP 503".into()),
+        retry_at: Some(later()),
+    };
+    store.record_attempt(head, a, failed).await.unwrap();
+    let head = store.outbox_head(a).await.unwrap().unwrap();
+    assert_eq!(
+        (head.event_seq, head.attempts),
+        (1, 1),
+        "a failed head stays the head"
+    );
+    let delivered = Attempt {
+        status_code: Some(200),
+        latency_ms: 3,
+        error: None,
+        retry_at: None,
+    };
+    store.record_attempt(head, a, delivered).await.unwrap();
+    assert_eq!(store.outbox_head(a).await.unwrap().unwrap().event_seq, 3);
+    assert_eq!(store.outbox_head(b).await.unwrap().unwrap().event_seq, 2);
+    let deliveries = store.deliveries(a, 10).await.unwrap();
+    assert_eq!(deliveries.len(), 2);
+    store.delete_webhook(b).await.unwrap();
+    assert!(store.outbox_head(b).await.unwrap().is_none());
+    assert!(matches!(
+        store.delete_webhook(b).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn alert_changes_follow_the_alert_lifecycle(store: &Arc<dyn Store>) {
+    let open = AlertChange::Open {
+        rule: "failure_rate".into(),
+        workflow: "w".into(),
+        severity: "critical".into(),
+        firing: false,
+        detail: json!({"failed": 3}),
+    };
+    let id = store.alert_change(open).await.unwrap().id;
+    let fire = || AlertChange::Fire {
+        id,
+        detail: json!({"failed": 4}),
+    };
+    assert_eq!(
+        store.alert_change(fire()).await.unwrap().state,
+        AlertState::Firing
+    );
+    let refused = store.alert_change(fire()).await;
+    assert!(matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("is firing")));
+    let ack = || AlertChange::Ack {
+        id,
+        actor: "ops".into(),
+    };
+    store.alert_change(ack()).await.unwrap();
+    store
+        .alert_change(AlertChange::Resolve { id })
+        .await
+        .unwrap();
+    for change in [
+        ack(),
+        fire(),
+        AlertChange::Resolve { id },
+        AlertChange::Update {
+            id,
+            detail: json!({}),
+        },
+    ] {
+        let refused = store.alert_change(change).await;
+        assert!(
+            matches!(&refused, Err(StoreError::Conflict(m)) if m.contains("is resolved")),
+            "{refused:?}"
+        );
+    }
+    let silenced = store
+        .alert_change(AlertChange::Silence {
+            id,
+            until: later(),
+            actor: "ops".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(silenced.state, AlertState::Resolved);
+    assert!(store.active_alerts().await.unwrap().is_empty());
+    assert!(matches!(
+        store.alert_change(AlertChange::Resolve { id: 9_999 }).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let kinds: Vec<EventKind> = store
+        .events_since(0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::AlertPending,
+            EventKind::AlertFiring,
+            EventKind::AlertAcked,
+            EventKind::AlertResolved,
+            EventKind::AlertSilenced
+        ]
+    );
+}
+
+async fn cursor_pages_neither_skip_nor_repeat_while_rows_arrive(store: &Arc<dyn Store>) {
+    let first = store
+        .create_runs((0..5).map(|_| new_run("w")).collect())
+        .await
+        .unwrap();
+    let query = |cursor: Option<String>| RunQuery {
+        limit: Some(2),
+        cursor,
+        ..RunQuery::default()
+    };
+    let mut seen = Vec::new();
+    let mut page = store.runs(&query(None)).await.unwrap();
+    store
+        .create_runs((0..3).map(|_| new_run("w")).collect())
+        .await
+        .unwrap();
+    loop {
+        seen.extend(page.items.iter().map(|r| r.id));
+        let Some(cursor) = page.next_cursor else {
+            break;
+        };
+        page = store.runs(&query(Some(cursor))).await.unwrap();
+    }
+    let mut expected = first;
+    expected.reverse();
+    assert_eq!(
+        seen, expected,
+        "newest first, each once, none of the later rows"
+    );
+    let bad = store.runs(&query(Some("x".into()))).await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))));
+}
+
+async fn retention_keeps_the_newest_event_and_what_a_cursor_has_not_passed(store: &Arc<dyn Store>) {
+    store
+        .create_runs((0..10).map(|_| new_run("w")).collect())
+        .await
+        .unwrap();
+    store.enqueue(Vec::new(), "webhooks", 4).await.unwrap();
+    let future = Utc::now() + Duration::hours(1);
+    assert_eq!(store.prune_events(future).await.unwrap(), 4);
+    assert_eq!(store.oldest_seq().await.unwrap(), 5);
+    store.enqueue(Vec::new(), "webhooks", 10).await.unwrap();
+    assert_eq!(store.prune_events(future).await.unwrap(), 5);
+    assert_eq!(
+        (
+            store.oldest_seq().await.unwrap(),
+            store.newest_seq().await.unwrap()
+        ),
+        (10, 10),
+        "the newest event stays, so clients know where the log starts"
+    );
+    let past = Utc::now() - Duration::hours(1);
+    assert_eq!(store.prune_events(past).await.unwrap(), 0);
+}
+
+async fn a_dead_letter_closes_once(store: &Arc<dyn Store>) {
+    let ids = store
+        .create_runs(vec![new_run("w"), new_run("w")])
+        .await
+        .unwrap();
+    for _ in &ids {
+        let id = claim_one_of(store, "a").await;
+        store.apply(id, "a", failed_finish()).await.unwrap();
+    }
+    let entries = store.dlq(&RunQuery::default()).await.unwrap().items;
+    assert_eq!(entries.len(), 2);
+    let (replayed, discarded) = (entries[0].id, entries[1].id);
+    let replay = || Replay {
+        dlq_id: replayed,
+        run: NewRun {
+            origin_run: Some(entries[0].run_id),
+            trigger_kind: TriggerKind::Replay,
+            ..new_run("w")
+        },
+        actor: "ops".into(),
+    };
+    let run = store.replay(replay()).await.unwrap();
+    assert_eq!(
+        store.run(run).await.unwrap().run.origin_run,
+        Some(entries[0].run_id)
+    );
+    let again = store.replay(replay()).await;
+    assert!(matches!(&again, Err(StoreError::Conflict(m)) if m.contains("already replayed")));
+    store
+        .discard_dlq(discarded, "duplicate", "ops")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.discard_dlq(discarded, "again", "ops").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.discard_dlq(replayed, "late", "ops").await,
+        Err(StoreError::Conflict(_))
+    ));
+    let statuses: Vec<DlqStatus> = store
+        .dlq(&RunQuery::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|e| e.status)
+        .collect();
+    assert_eq!(statuses, [DlqStatus::Replayed, DlqStatus::Discarded]);
+    assert!(
+        store
+            .dlq_depths()
+            .await
+            .unwrap()
+            .iter()
+            .all(|(_, n)| *n == 0)
+    );
+}
+
+/// Claims one due run for `owner`, whichever it is.
+async fn claim_one_of(store: &Arc<dyn Store>, owner: &str) -> i64 {
+    store.claim_runs(owner, 1, later()).await.unwrap()[0].run.id
+}
