@@ -310,13 +310,31 @@ pub fn parse_config(
     })
 }
 
+/// What is wrong with a channel of `acp.ron`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    #[error("environment variable {0} is not set")]
+    MissingEnv(String),
+    #[error("url is not an http(s) URL")]
+    NotHttp,
+    #[error("secret must be a `whsec_...` signing secret")]
+    NotSigningSecret,
+    #[error("name at least one recipient in `to`")]
+    NoRecipient,
+    #[error("`{0}` is not an email address")]
+    NotEmail(String),
+}
+
 /// Reads `env:NAME` secrets and checks addresses.
+///
+/// # Errors
+/// [`ChannelError`] naming the first thing wrong.
 fn resolve_channel(
     channel: ChannelDef,
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<ChannelDef, String> {
+) -> Result<ChannelDef, ChannelError> {
     let secret = |value: String| match value.strip_prefix("env:") {
-        Some(name) => env(name).ok_or_else(|| format!("environment variable {name} is not set")),
+        Some(name) => env(name).ok_or_else(|| ChannelError::MissingEnv(name.to_owned())),
         None => Ok(value),
     };
     let url = |value: String| {
@@ -324,7 +342,7 @@ fn resolve_channel(
         if value.starts_with("http://") || value.starts_with("https://") {
             Ok(value)
         } else {
-            Err("url is not an http(s) URL".to_owned())
+            Err(ChannelError::NotHttp)
         }
     };
     Ok(match channel {
@@ -332,7 +350,7 @@ fn resolve_channel(
         ChannelDef::Webhook { url: u, secret: s } => {
             let s = secret(s)?;
             if !s.starts_with("whsec_") {
-                return Err("secret must be a `whsec_...` signing secret".into());
+                return Err(ChannelError::NotSigningSecret);
             }
             ChannelDef::Webhook {
                 url: url(u)?,
@@ -349,11 +367,11 @@ fn resolve_channel(
             password,
         } => {
             if to.is_empty() {
-                return Err("name at least one recipient in `to`".into());
+                return Err(ChannelError::NoRecipient);
             }
             for address in std::iter::once(&from).chain(&to) {
                 if !address.contains('@') {
-                    return Err(format!("`{address}` is not an email address"));
+                    return Err(ChannelError::NotEmail(address.clone()));
                 }
             }
             ChannelDef::Email {

@@ -1,6 +1,10 @@
 //! One step: render its input from templates, then perform it.
 
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+use serde::de::{self, DeserializeOwned};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
 
 use super::catalog::Compiled;
@@ -74,7 +78,7 @@ pub async fn perform(
     };
     match &step.action {
         ActionDef::UpdateRecord { .. } | ActionDef::CreateRecord { .. } => {
-            let write = record_write(run, compiled, step, input, key)?;
+            let write = record_write(run, compiled, step, input.clone(), key)?;
             let outcome = inner.write_record(write).await.map_err(|e| match e {
                 EngineError::Store(StoreError::Other(_)) => StepFailure::transient(e.to_string()),
                 _ => StepFailure::permanent(e.to_string()),
@@ -85,14 +89,17 @@ pub async fn perform(
             ))
         }
         ActionDef::Http { .. } => {
+            let HttpInput {
+                method,
+                url,
+                headers,
+                body,
+            } = typed(input)?;
             let request = HttpRequest {
-                method: text(input, "method")?.to_uppercase(),
-                url: text(input, "url")?.to_owned(),
-                headers: input["headers"]
-                    .as_object()
-                    .map(|h| h.iter().map(|(k, v)| (k.clone(), plain(v))).collect())
-                    .unwrap_or_default(),
-                body: Some(input["body"].clone()).filter(|b| !b.is_null()),
+                method: method.0.to_uppercase(),
+                url: url.0,
+                headers: headers.iter().map(|(k, v)| (k.clone(), plain(v))).collect(),
+                body: body.filter(|b| !b.is_null()),
                 timeout: step.timeout,
                 idempotency_key: key.to_owned(),
             };
@@ -100,20 +107,24 @@ pub async fn perform(
             Ok(done(response.body.clone(), response.detail()))
         }
         ActionDef::Ai { policy_id, .. } => {
-            let provider_name = input["provider"]
-                .as_str()
-                .unwrap_or(&inner.actions.default_ai)
-                .to_owned();
+            let AiInput {
+                provider,
+                model,
+                system,
+                prompt,
+                json,
+            } = typed(input)?;
+            let provider_name = provider.unwrap_or_else(|| inner.actions.default_ai.clone());
             let provider = inner.actions.ai.get(&provider_name).ok_or_else(|| {
                 StepFailure::permanent(format!(
                     "AI provider `{provider_name}` is not configured on this server"
                 ))
             })?;
             let request = AiRequest {
-                model: text(input, "model")?.to_owned(),
-                system: input["system"].as_str().map(str::to_owned),
-                prompt: text(input, "prompt")?.to_owned(),
-                json: input["json"].as_bool().unwrap_or(false),
+                model: model.0,
+                system,
+                prompt: prompt.0,
+                json,
                 timeout: step.timeout,
                 idempotency_key: key.to_owned(),
             };
@@ -134,19 +145,13 @@ pub async fn perform(
         ActionDef::Notify { channel, .. } => {
             let context =
                 json!({"workflow": run.workflow, "version": run.version, "run_id": run.id});
-            let request = notify::request(
-                *channel,
-                text(input, "url")?,
-                text(input, "text")?,
-                &context,
-                step.timeout,
-                key,
-            );
+            let NotifyInput { url, text } = typed(input)?;
+            let request = notify::request(*channel, &url.0, &text.0, &context, step.timeout, key);
             let response = http::call(inner.actions.http.as_ref(), request).await?;
             Ok(done(json!({"status": response.status}), response.detail()))
         }
         ActionDef::Condition { .. } => {
-            let passed = input["passed"].as_bool().unwrap_or(false);
+            let ConditionInput { passed } = typed(input)?;
             let control = if passed {
                 Control::Continue
             } else {
@@ -180,23 +185,18 @@ fn record_write(
     run: &RunView,
     compiled: &Compiled,
     step: &Step,
-    input: &Value,
+    input: Value,
     key: &str,
 ) -> Result<RecordWrite, StepFailure> {
-    let values: Map<String, Value> = input["values"].as_object().cloned().unwrap_or_default();
-    let (object, id) = match &step.action {
+    let (object, id, values) = match &step.action {
         ActionDef::UpdateRecord { .. } => {
-            let id = match &input["record"] {
-                Value::Number(n) => n.as_i64(),
-                Value::String(s) => s.trim().parse().ok(),
-                _ => None,
-            };
-            let id = id.ok_or_else(|| {
-                StepFailure::permanent(format!("record id `{}` is not a number", input["record"]))
-            })?;
-            (String::new(), Some(id))
+            let UpdateInput { record, values } = typed(&input)?;
+            (String::new(), Some(record.0), values)
         }
-        _ => (text(input, "object")?.to_owned(), None),
+        _ => {
+            let CreateInput { object, values } = typed(&input)?;
+            (object.0, None, values)
+        }
     };
     Ok(RecordWrite {
         object,
@@ -215,16 +215,147 @@ fn record_write(
     })
 }
 
-fn text<'v>(input: &'v Value, field: &str) -> Result<&'v str, StepFailure> {
-    input[field]
-        .as_str()
-        .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| StepFailure::permanent(format!("`{field}` rendered empty or not as text")))
+/// A rendered step input read as its action's shape.
+///
+/// # Errors
+/// A permanent failure naming the field that rendered to something else (`url` rendered
+/// empty, `record` is not a number...).
+fn typed<T: DeserializeOwned>(input: &Value) -> Result<T, StepFailure> {
+    serde_path_to_error::deserialize(input)
+        .map_err(|e| StepFailure::permanent(format!("step input `{}`: {}", e.path(), e.inner())))
+}
+
+/// Text that rendered to something: a template that must give a non-empty string.
+#[derive(Debug)]
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::String(s) if !s.trim().is_empty() => Ok(Text(s)),
+            other => Err(de::Error::custom(format!(
+                "rendered empty or not as text ({other})"
+            ))),
+        }
+    }
+}
+
+/// A record id: a number, or text holding one (templates render ids either way).
+#[derive(Debug)]
+struct RecordId(i64);
+
+impl<'de> Deserialize<'de> for RecordId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        let id = match &value {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        id.map(RecordId)
+            .ok_or_else(|| de::Error::custom(format!("record id `{value}` is not a number")))
+    }
+}
+
+/// What an `http` step sends, rendered.
+#[derive(Debug, Deserialize)]
+struct HttpInput {
+    method: Text,
+    url: Text,
+    #[serde(default)]
+    headers: BTreeMap<String, Value>,
+    #[serde(default)]
+    body: Option<Value>,
+}
+
+/// What an `ai` step asks, rendered.
+#[derive(Debug, Deserialize)]
+struct AiInput {
+    #[serde(default)]
+    provider: Option<String>,
+    model: Text,
+    #[serde(default)]
+    system: Option<String>,
+    prompt: Text,
+    #[serde(default)]
+    json: bool,
+}
+
+/// What a `notify` step posts, rendered.
+#[derive(Debug, Deserialize)]
+struct NotifyInput {
+    url: Text,
+    text: Text,
+}
+
+/// An `update_record` step, rendered.
+#[derive(Debug, Deserialize)]
+struct UpdateInput {
+    record: RecordId,
+    #[serde(default)]
+    values: Map<String, Value>,
+}
+
+/// A `create_record` step, rendered.
+#[derive(Debug, Deserialize)]
+struct CreateInput {
+    object: Text,
+    #[serde(default)]
+    values: Map<String, Value>,
+}
+
+/// A `condition` step, evaluated.
+#[derive(Debug, Deserialize)]
+struct ConditionInput {
+    passed: bool,
 }
 
 fn plain(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendered_inputs_are_read_as_their_action_shape_or_name_the_field() {
+        let http: HttpInput = typed(&json!({
+            "method": "post", "url": "https://x.test/a",
+            "headers": {"X-N": 5}, "body": {"n": 1}
+        }))
+        .unwrap();
+        assert_eq!(
+            (http.method.0.as_str(), http.headers["X-N"].clone()),
+            ("post", json!(5))
+        );
+        let empty = typed::<HttpInput>(&json!({"method": "GET", "url": " "})).unwrap_err();
+        assert!(
+            empty
+                .error
+                .message
+                .starts_with("step input `url`: rendered empty"),
+            "{}",
+            empty.error.message
+        );
+        let update: UpdateInput = typed(&json!({"record": " 12", "values": {}})).unwrap();
+        assert_eq!(update.record.0, 12);
+        let bad = typed::<UpdateInput>(&json!({"record": "twelve"})).unwrap_err();
+        assert!(
+            bad.error
+                .message
+                .contains("record id `\"twelve\"` is not a number")
+        );
+        let missing = typed::<NotifyInput>(&json!({"url": "https://x.test"})).unwrap_err();
+        assert!(
+            missing.error.message.contains("missing field `text`"),
+            "{}",
+            missing.error.message
+        );
+        let number = typed::<AiInput>(&json!({"model": 4, "prompt": "hi"})).unwrap_err();
+        assert!(number.error.message.starts_with("step input `model`"));
     }
 }

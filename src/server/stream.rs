@@ -69,6 +69,7 @@ impl std::fmt::Debug for StreamQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/stream", params(("since" = Option<i64>, Query), ("workflow" = Option<String>, Query), ("team" = Option<String>, Query), ("token" = Option<String>, Query), ("batch" = Option<bool>, Query)), responses((status = 101, description = "websocket of JSON text frames", body = StreamMessage), (status = "4XX", description = "an error", body = ErrorBody)), tag = "stream", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn upgrade(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -168,6 +169,23 @@ pub async fn fan_out(s: AppState, frames: broadcast::Sender<Arc<Frame>>) {
     }
 }
 
+/// Why a stream connection ended before the client or the server closed it.
+#[derive(Debug, thiserror::Error)]
+enum StreamError {
+    #[error("websocket: {0}")]
+    Socket(#[from] axum::Error),
+    /// A send or a batch did not finish within the send time limit.
+    #[error("the client stopped reading")]
+    SlowClient,
+    #[error("encoding a message: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("reading the run log: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The stream's filter could not be (re)built; the message is the API's.
+    #[error("filter: {0}")]
+    Filter(String),
+}
+
 struct Sender {
     socket: WebSocket,
     last: i64,
@@ -176,25 +194,25 @@ struct Sender {
 }
 
 impl Sender {
-    async fn send(&mut self, message: &StreamMessage) -> Result<(), String> {
-        let text = serde_json::to_string(message).map_err(|e| e.to_string())?;
+    async fn send(&mut self, message: &StreamMessage) -> Result<(), StreamError> {
+        let text = serde_json::to_string(message)?;
         self.raw(Message::Text(text.into())).await
     }
 
-    async fn raw(&mut self, message: Message) -> Result<(), String> {
+    async fn raw(&mut self, message: Message) -> Result<(), StreamError> {
         self.timed(|socket| socket.send(message)).await
     }
 
     /// Runs a socket operation under the send time limit.
-    async fn timed<'a, F, Fut>(&'a mut self, operation: F) -> Result<(), String>
+    async fn timed<'a, F, Fut>(&'a mut self, operation: F) -> Result<(), StreamError>
     where
         F: FnOnce(&'a mut WebSocket) -> Fut,
         Fut: std::future::Future<Output = Result<(), axum::Error>>,
     {
         match tokio::time::timeout(SEND_TIMEOUT, operation(&mut self.socket)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("the client stopped reading".into()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(StreamError::SlowClient),
         }
     }
 
@@ -205,26 +223,20 @@ impl Sender {
         event: &Event,
         text: Option<&Utf8Bytes>,
         wanted: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), StreamError> {
         if event.seq <= self.last {
             return Ok(());
         }
         if wanted {
             let text = match text {
                 Some(text) => text.clone(),
-                None => serde_json::to_string(&StreamMessage::Event(event.clone()))
-                    .map_err(|e| e.to_string())?
-                    .into(),
+                None => serde_json::to_string(&StreamMessage::Event(event.clone()))?.into(),
             };
             match &mut self.pending {
                 Some(pending) => pending.push(text),
                 // Feeding only buffers (or flushes a full buffer); the caller bounds the whole
                 // batch with one time limit.
-                None => self
-                    .socket
-                    .feed(Message::Text(text))
-                    .await
-                    .map_err(|e| e.to_string())?,
+                None => self.socket.feed(Message::Text(text)).await?,
             }
         }
         self.last = event.seq;
@@ -233,7 +245,7 @@ impl Sender {
 
     /// Sends what is queued: for batching clients one frame of every pending event (each one
     /// already serialized, so the frame is put together by copying).
-    async fn flush(&mut self) -> Result<(), String> {
+    async fn flush(&mut self) -> Result<(), StreamError> {
         if let Some(pending) = self.pending.as_mut().filter(|p| !p.is_empty()) {
             let texts = std::mem::take(pending);
             let text = match texts.len() {
@@ -252,12 +264,9 @@ impl Sender {
                     frame.into()
                 }
             };
-            self.socket
-                .feed(Message::Text(text))
-                .await
-                .map_err(|e| e.to_string())?;
+            self.socket.feed(Message::Text(text)).await?;
         }
-        self.socket.flush().await.map_err(|e| e.to_string())
+        Ok(self.socket.flush().await?)
     }
 
     /// True when the client has closed (its Close frame, an error, or the end of the
@@ -286,7 +295,7 @@ impl Sender {
         .await;
     }
 
-    async fn close(&mut self, code: u16, reason: &str) -> Result<(), String> {
+    async fn close(&mut self, code: u16, reason: &str) -> Result<(), StreamError> {
         self.raw(Message::Close(Some(CloseFrame {
             code,
             reason: reason.into(),
@@ -295,15 +304,17 @@ impl Sender {
     }
 }
 
-async fn serve(s: AppState, socket: WebSocket, q: StreamQuery) -> Result<(), String> {
+async fn serve(s: AppState, socket: WebSocket, q: StreamQuery) -> Result<(), StreamError> {
     let mut bus = s.frames.subscribe();
-    let mut filter = Filter::new(&s, &q).await.map_err(|e| e.message)?;
+    let mut filter = Filter::new(&s, &q)
+        .await
+        .map_err(|e| StreamError::Filter(e.message))?;
     let mut out = Sender {
         socket,
         last: q.since.max(0),
         pending: q.batch.then(Vec::new),
     };
-    let oldest = s.store.oldest_seq().await.map_err(|e| e.to_string())?;
+    let oldest = s.store.oldest_seq().await?;
     if oldest > 0 && out.last + 1 < oldest {
         out.last = oldest - 1;
         out.send(&StreamMessage::Reset { seq: out.last }).await?;
@@ -318,7 +329,7 @@ async fn serve(s: AppState, socket: WebSocket, q: StreamQuery) -> Result<(), Str
                     let batch = batch(&s, &mut out, &mut filter, &mut bus, &frame);
                     let lagged = tokio::time::timeout(SEND_TIMEOUT, batch)
                         .await
-                        .map_err(|_| "the client stopped reading".to_owned())??;
+                        .map_err(|_| StreamError::SlowClient)??;
                     if lagged {
                         out.send(&StreamMessage::Lagged { seq: out.last }).await?;
                         return out.close(close_code::POLICY, "lagged; reconnect with since=seq").await;
@@ -352,7 +363,7 @@ async fn batch(
     filter: &mut Filter,
     bus: &mut broadcast::Receiver<Arc<Frame>>,
     first: &Frame,
-) -> Result<bool, String> {
+) -> Result<bool, StreamError> {
     live(s, out, filter, first).await?;
     for _ in 0..BATCH {
         match bus.try_recv() {
@@ -371,22 +382,18 @@ async fn backlog(
     out: &mut Sender,
     filter: &Filter,
     until: i64,
-) -> Result<(), String> {
+) -> Result<(), StreamError> {
     loop {
         if out.client_closed().await {
             return Ok(());
         }
-        let page = s
-            .store
-            .events_since(out.last, BACKLOG_PAGE)
-            .await
-            .map_err(|e| e.to_string())?;
+        let page = s.store.events_since(out.last, BACKLOG_PAGE).await?;
         for event in page.iter().take_while(|e| e.seq <= until) {
             out.event(event, None, filter.wants(event)).await?;
         }
         tokio::time::timeout(SEND_TIMEOUT, out.flush())
             .await
-            .map_err(|_| "the client stopped reading".to_owned())??;
+            .map_err(|_| StreamError::SlowClient)??;
         if page.len() < BACKLOG_PAGE || out.last >= until {
             return Ok(());
         }
@@ -399,13 +406,16 @@ async fn live(
     out: &mut Sender,
     filter: &mut Filter,
     frame: &Frame,
-) -> Result<(), String> {
+) -> Result<(), StreamError> {
     let event = &frame.event;
     if matches!(
         event.kind(),
         EventKind::WorkflowDraftSaved | EventKind::WorkflowPublished
     ) {
-        filter.refresh(s).await.map_err(|e| e.message)?;
+        filter
+            .refresh(s)
+            .await
+            .map_err(|e| StreamError::Filter(e.message))?;
     }
     if event.seq > out.last + 1 {
         backlog(s, out, filter, event.seq - 1).await?;

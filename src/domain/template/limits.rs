@@ -39,8 +39,8 @@ pub fn check_limits(source: &str, expression: bool) -> Result<(), TemplateProble
         });
     }
     if expression {
-        return check_expression(source).map_err(|message| TemplateProblem {
-            message,
+        return check_expression(source).map_err(|limit| TemplateProblem {
+            message: limit.to_string(),
             line: Some(1),
         });
     }
@@ -51,7 +51,7 @@ pub fn check_limits(source: &str, expression: bool) -> Result<(), TemplateProble
             message,
             line: Some(line),
         };
-        check_expression(block.body).map_err(fail)?;
+        check_expression(block.body).map_err(|limit| fail(limit.to_string()))?;
         if block.statement {
             let word = block
                 .body
@@ -137,13 +137,28 @@ fn repeats_a_literal(chars: &[char]) -> bool {
     })
 }
 
+/// An expression over the limits that keep rendering bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ExpressionLimit {
+    #[error("a string literal may not be repeated with `*` (it builds text of any size)")]
+    RepeatedLiteral,
+    #[error(
+        "an expression may have at most {MAX_OPERATORS} operators; this one has {0} \
+         (split it into steps or simplify it)"
+    )]
+    Operators(usize),
+    #[error("brackets may nest at most {MAX_NESTING} deep; this expression nests {0}")]
+    Nesting(usize),
+}
+
 /// Counts operators and bracket depth outside string literals.
-fn check_expression(source: &str) -> Result<(), String> {
+///
+/// # Errors
+/// [`ExpressionLimit`] for the first limit the expression is over.
+fn check_expression(source: &str) -> Result<(), ExpressionLimit> {
     let chars = blank_literals(source);
     if repeats_a_literal(&chars) {
-        return Err(
-            "a string literal may not be repeated with `*` (it builds text of any size)".into(),
-        );
+        return Err(ExpressionLimit::RepeatedLiteral);
     }
     let (mut operators, mut depth, mut deepest) = (0usize, 0usize, 0usize);
     let mut word = String::new();
@@ -174,15 +189,10 @@ fn check_expression(source: &str) -> Result<(), String> {
     }
     count_word(&mut word, &mut operators);
     if operators > MAX_OPERATORS {
-        return Err(format!(
-            "an expression may have at most {MAX_OPERATORS} operators; this one has {operators} \
-             (split it into steps or simplify it)"
-        ));
+        return Err(ExpressionLimit::Operators(operators));
     }
     if deepest > MAX_NESTING {
-        return Err(format!(
-            "brackets may nest at most {MAX_NESTING} deep; this expression nests {deepest}"
-        ));
+        return Err(ExpressionLimit::Nesting(deepest));
     }
     Ok(())
 }

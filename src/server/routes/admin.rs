@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", responses((status = 200, body = Vec<TokenView>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "admin", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn tokens(
     State(s): State<AppState>,
     caller: Caller,
@@ -35,6 +36,7 @@ pub(crate) async fn tokens(
 }
 
 #[utoipa::path(post, path = "/api/v1/tokens", request_body = TokenRequest, responses((status = 201, body = TokenCreated), (status = "4XX", description = "an error", body = ErrorBody)), tag = "admin", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn create_token(
     State(s): State<AppState>,
     caller: Caller,
@@ -64,6 +66,7 @@ pub(crate) async fn create_token(
 }
 
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", params(("id" = i64, Path)), responses((status = 204, description = "revoked"), (status = "4XX", description = "an error", body = ErrorBody)), tag = "admin", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn revoke_token(
     State(s): State<AppState>,
     caller: Caller,
@@ -88,6 +91,7 @@ pub(crate) struct Cursor {
 }
 
 #[utoipa::path(get, path = "/api/v1/audit", params(("cursor" = Option<String>, Query), ("limit" = Option<usize>, Query)), responses((status = 200, body = Page<AuditEntry>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "admin", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn audit(
     State(s): State<AppState>,
     _: Caller,
@@ -117,6 +121,7 @@ pub(crate) struct Since {
 
 /// Who the token belongs to, and the newest event's sequence number.
 #[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = Me), (status = "4XX", description = "an error", body = ErrorBody)), tag = "admin", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<ApiJson<Me>> {
     Ok(ApiJson(Me {
         name: caller.name,
@@ -127,6 +132,7 @@ pub(crate) async fn me(State(s): State<AppState>, caller: Caller) -> ApiResult<A
 
 /// Events after `since`, oldest first.
 #[utoipa::path(get, path = "/api/v1/events", params(("since" = Option<i64>, Query), ("limit" = Option<usize>, Query)), responses((status = 200, body = Vec<Event>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "admin", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn events(
     State(s): State<AppState>,
     _: Caller,
@@ -141,6 +147,7 @@ pub(crate) async fn events(
 
 /// Runs, outcomes, durations, throughput and failure reasons per workflow and team.
 #[utoipa::path(get, path = "/api/v1/health", params(HealthQuery), responses((status = 200, body = Health), (status = "4XX", description = "an error", body = ErrorBody)), tag = "admin", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn health(
     State(s): State<AppState>,
     _: Caller,

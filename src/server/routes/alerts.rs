@@ -40,6 +40,7 @@ pub(crate) struct AlertQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/alerts", params(AlertQuery), responses((status = 200, body = Vec<AlertView>), (status = "4XX", body = ErrorBody)), tag = "alerts", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     _: Caller,
@@ -59,6 +60,7 @@ pub(crate) async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/alerts/{id}", params(("id" = i64, Path)), responses((status = 200, body = AlertView), (status = "4XX", body = ErrorBody)), tag = "alerts", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn one(
     State(s): State<AppState>,
     _: Caller,
@@ -69,6 +71,7 @@ pub(crate) async fn one(
 
 /// Acknowledging stops re-notification; the alert still resolves by itself.
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/ack", params(("id" = i64, Path)), responses((status = 200, body = AlertView), (status = "4XX", body = ErrorBody)), tag = "alerts", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn ack(
     State(s): State<AppState>,
     caller: Caller,
@@ -92,6 +95,7 @@ pub(crate) async fn ack(
 }
 
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/silence", params(("id" = i64, Path)), request_body = SilenceRequest, responses((status = 200, body = AlertView), (status = "4XX", body = ErrorBody)), tag = "alerts", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn silence(
     State(s): State<AppState>,
     caller: Caller,
@@ -163,6 +167,7 @@ pub(crate) async fn silence(
 }
 
 #[utoipa::path(get, path = "/api/v1/rules", responses((status = 200, body = Vec<RuleView>), (status = "4XX", body = ErrorBody)), tag = "alerts", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn rules(
     State(s): State<AppState>,
     _: Caller,
@@ -177,6 +182,7 @@ pub(crate) async fn rules(
 
 /// Creates a global or team rule, or replaces the one with the same scope and name.
 #[utoipa::path(post, path = "/api/v1/rules", request_body = RuleRequest, responses((status = 200, body = RuleView), (status = "4XX", body = ErrorBody)), tag = "alerts", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn put_rule(
     State(s): State<AppState>,
     caller: Caller,
@@ -232,6 +238,7 @@ pub(crate) async fn put_rule(
 }
 
 #[utoipa::path(delete, path = "/api/v1/rules/{id}", params(("id" = i64, Path)), responses((status = 204, description = "deleted"), (status = "4XX", body = ErrorBody)), tag = "alerts", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn delete_rule(
     State(s): State<AppState>,
     caller: Caller,
@@ -249,6 +256,7 @@ pub(crate) async fn delete_rule(
 }
 
 #[utoipa::path(get, path = "/api/v1/notifications", params(NotificationQuery), responses((status = 200, body = Vec<NotificationView>), (status = "4XX", body = ErrorBody)), tag = "alerts", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn notifications(
     State(s): State<AppState>,
     _: Caller,

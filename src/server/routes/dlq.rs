@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 #[utoipa::path(get, path = "/api/v1/dlq", params(RunQuery), responses((status = 200, body = Page<DlqView>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "dlq", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     _: Caller,
@@ -37,6 +38,7 @@ pub(crate) async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/dlq/{id}", params(("id" = i64, Path)), responses((status = 200, body = DlqView), (status = "4XX", description = "an error", body = ErrorBody)), tag = "dlq", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn one(
     State(s): State<AppState>,
     _: Caller,
@@ -46,6 +48,7 @@ pub(crate) async fn one(
 }
 
 #[utoipa::path(post, path = "/api/v1/dlq/{id}/replay", params(("id" = i64, Path)), request_body(content = Option<ReplayRequest>), responses((status = 201, body = Created), (status = "4XX", description = "an error", body = ErrorBody)), tag = "dlq", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn replay(
     State(s): State<AppState>,
     caller: Caller,
@@ -67,6 +70,7 @@ pub(crate) async fn replay(
 }
 
 #[utoipa::path(post, path = "/api/v1/dlq/replay", request_body = BulkReplay, responses((status = 200, body = ReplayPlan), (status = "4XX", description = "an error", body = ErrorBody)), tag = "dlq", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn replay_matching(
     State(s): State<AppState>,
     caller: Caller,
@@ -94,6 +98,7 @@ pub(crate) async fn replay_matching(
 }
 
 #[utoipa::path(post, path = "/api/v1/dlq/{id}/discard", params(("id" = i64, Path)), request_body = Reason, responses((status = 204, description = "discarded"), (status = "4XX", description = "an error", body = ErrorBody)), tag = "dlq", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn discard(
     State(s): State<AppState>,
     caller: Caller,

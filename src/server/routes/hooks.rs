@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 #[utoipa::path(post, path = "/api/v1/hooks/{key}", params(("key" = String, Path, description = "workflow key"), ("webhook-id" = Option<String>, Header, description = "Standard Webhooks message id; accepted once"), ("webhook-timestamp" = Option<i64>, Header, description = "Unix seconds, within 5 minutes of the server's clock"), ("webhook-signature" = Option<String>, Header, description = "v1,<base64 HMAC-SHA256 of \"{id}.{timestamp}.{body}\">"), ("Idempotency-Key" = Option<String>, Header, description = "with a token: the same key and body answer the first run")), request_body = Object, responses((status = 202, body = Created), (status = "4XX", description = "an error", body = ErrorBody)), tag = "hooks", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn receive(
     State(s): State<AppState>,
     ApiPath(key): ApiPath<String>,

@@ -43,6 +43,7 @@ async fn write(
 }
 
 #[utoipa::path(post, path = "/api/v1/records", request_body = RecordInput, responses((status = 201, body = RecordWritten), (status = "4XX", description = "an error", body = ErrorBody)), tag = "records", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn create(
     State(s): State<AppState>,
     caller: Caller,
@@ -57,6 +58,7 @@ pub(crate) async fn create(
 }
 
 #[utoipa::path(patch, path = "/api/v1/records/{id}", params(("id" = i64, Path)), request_body = RecordInput, responses((status = 200, body = RecordWritten), (status = "4XX", description = "an error", body = ErrorBody)), tag = "records", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn update(
     State(s): State<AppState>,
     caller: Caller,
@@ -75,6 +77,7 @@ pub(crate) async fn update(
 }
 
 #[utoipa::path(get, path = "/api/v1/records/{id}", params(("id" = i64, Path)), responses((status = 200, body = RecordView), (status = "4XX", description = "an error", body = ErrorBody)), tag = "records", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn one(
     State(s): State<AppState>,
     _: Caller,
@@ -84,6 +87,7 @@ pub(crate) async fn one(
 }
 
 #[utoipa::path(get, path = "/api/v1/records/{id}/history", params(("id" = i64, Path)), responses((status = 200, body = Vec<FieldChange>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "records", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn history(
     State(s): State<AppState>,
     _: Caller,

@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 #[utoipa::path(get, path = "/api/v1/runs", params(RunQuery), responses((status = 200, body = Page<RunView>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "runs", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     _: Caller,
@@ -37,6 +38,7 @@ pub(crate) async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/runs/{id}", params(("id" = i64, Path)), responses((status = 200, body = RunDetail), (status = "4XX", description = "an error", body = ErrorBody)), tag = "runs", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn one(
     State(s): State<AppState>,
     _: Caller,
@@ -46,6 +48,7 @@ pub(crate) async fn one(
 }
 
 #[utoipa::path(post, path = "/api/v1/runs", request_body = StartRun, responses((status = 201, body = Created), (status = "4XX", description = "an error", body = ErrorBody)), tag = "runs", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn start(
     State(s): State<AppState>,
     caller: Caller,
@@ -76,6 +79,7 @@ pub(crate) async fn start(
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/retry", params(("id" = i64, Path)), responses((status = 202, description = "queued to resume"), (status = "4XX", description = "an error", body = ErrorBody)), tag = "runs", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn retry(
     State(s): State<AppState>,
     caller: Caller,
@@ -93,6 +97,7 @@ pub(crate) async fn retry(
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/rerun", params(("id" = i64, Path)), responses((status = 201, body = Created), (status = "4XX", description = "an error", body = ErrorBody)), tag = "runs", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn rerun(
     State(s): State<AppState>,
     caller: Caller,
@@ -110,6 +115,7 @@ pub(crate) async fn rerun(
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", params(("id" = i64, Path)), request_body(content = Option<Reason>), responses((status = 200, body = Object), (status = "4XX", description = "an error", body = ErrorBody)), tag = "runs", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn cancel(
     State(s): State<AppState>,
     caller: Caller,

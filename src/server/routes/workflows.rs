@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 #[utoipa::path(get, path = "/api/v1/workflows", responses((status = 200, body = Vec<WorkflowView>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     _: Caller,
@@ -35,6 +36,7 @@ pub(crate) async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/workflows/{key}", params(("key" = String, Path, description = "workflow key")), responses((status = 200, body = WorkflowView), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn one(
     State(s): State<AppState>,
     _: Caller,
@@ -52,6 +54,7 @@ pub(crate) async fn one(
 }
 
 #[utoipa::path(get, path = "/api/v1/workflows/{key}/versions", params(("key" = String, Path, description = "workflow key")), responses((status = 200, body = Vec<VersionView>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn versions(
     State(s): State<AppState>,
     _: Caller,
@@ -67,6 +70,7 @@ pub(crate) async fn versions(
 }
 
 #[utoipa::path(get, path = "/api/v1/workflows/{key}/versions/{version}", params(("key" = String, Path, description = "workflow key"), ("version" = i64, Path)), responses((status = 200, body = VersionView), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn version(
     State(s): State<AppState>,
     _: Caller,
@@ -83,6 +87,7 @@ pub(crate) struct DiffQuery {
 }
 
 #[utoipa::path(get, path = "/api/v1/workflows/{key}/diff", params(("key" = String, Path, description = "workflow key"), ("from" = i64, Query), ("to" = i64, Query)), responses((status = 200, body = Diff), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn diff(
     State(s): State<AppState>,
     _: Caller,
@@ -106,6 +111,7 @@ pub(crate) async fn diff(
 
 /// The body is the RON file itself.
 #[utoipa::path(put, path = "/api/v1/workflows/{key}/draft", params(("key" = String, Path, description = "workflow key")), request_body(content = String, content_type = "text/plain", description = "the RON file"), responses((status = 200, body = WorkflowView), (status = 422, description = "problems with line and column", body = ErrorBody), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn put_draft(
     State(s): State<AppState>,
     caller: Caller,
@@ -150,6 +156,7 @@ async fn save(
 
 /// Checks a RON file without saving it: 200 when valid, 422 with every problem otherwise.
 #[utoipa::path(post, path = "/api/v1/workflows/validate", request_body(content = String, content_type = "text/plain"), responses((status = 200, body = Object), (status = 422, body = ErrorBody), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn validate(_: Caller, source: String) -> ApiResult<ApiJson<serde_json::Value>> {
     let workflow = parse_workflow(&source).map_err(EngineError::Problems)?;
     Ok(ApiJson(
@@ -158,6 +165,7 @@ pub(crate) async fn validate(_: Caller, source: String) -> ApiResult<ApiJson<ser
 }
 
 #[utoipa::path(post, path = "/api/v1/workflows/{key}/publish", params(("key" = String, Path, description = "workflow key")), responses((status = 200, body = Published), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn publish(
     State(s): State<AppState>,
     caller: Caller,
@@ -184,6 +192,7 @@ pub(crate) async fn publish(
 }
 
 #[utoipa::path(post, path = "/api/v1/workflows/{key}/rollback", params(("key" = String, Path, description = "workflow key")), request_body = Rollback, responses((status = 200, body = Published), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn rollback(
     State(s): State<AppState>,
     caller: Caller,

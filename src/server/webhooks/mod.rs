@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 #[utoipa::path(get, path = "/api/v1/webhooks", responses((status = 200, body = Vec<WebhookView>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "webhooks", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn list(
     State(s): State<AppState>,
     caller: Caller,
@@ -43,6 +44,7 @@ pub(crate) async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/webhooks", request_body = WebhookRequest, responses((status = 201, body = WebhookCreated), (status = "4XX", description = "an error", body = ErrorBody)), tag = "webhooks", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn create(
     State(s): State<AppState>,
     caller: Caller,
@@ -119,6 +121,7 @@ fn check(body: &WebhookRequest) -> Result<(), ApiError> {
 }
 
 #[utoipa::path(delete, path = "/api/v1/webhooks/{id}", params(("id" = i64, Path)), responses((status = 204, description = "deleted"), (status = "4XX", description = "an error", body = ErrorBody)), tag = "webhooks", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn remove(
     State(s): State<AppState>,
     caller: Caller,
@@ -148,6 +151,7 @@ pub(crate) struct Limit {
 }
 
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", params(("id" = i64, Path), ("limit" = Option<usize>, Query)), responses((status = 200, body = Vec<DeliveryView>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "webhooks", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn deliveries(
     State(s): State<AppState>,
     caller: Caller,

@@ -56,31 +56,39 @@ pub async fn dispatch(s: AppState) {
     }
 }
 
+/// Why a batch of events could not be queued (the dispatcher tries again).
+#[derive(Debug, thiserror::Error)]
+enum DispatchError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("event {seq} could not be encoded: {source}")]
+    Encode { seq: i64, source: serde_json::Error },
+}
+
 /// Queues messages for one batch of events; true when there may be more.
-async fn dispatch_batch(s: &AppState) -> Result<bool, String> {
-    let cursor = s.store.cursor(CURSOR).await.map_err(|e| e.to_string())?;
-    let events = s
-        .store
-        .events_since(cursor, BATCH)
-        .await
-        .map_err(|e| e.to_string())?;
+async fn dispatch_batch(s: &AppState) -> Result<bool, DispatchError> {
+    let cursor = s.store.cursor(CURSOR).await?;
+    let events = s.store.events_since(cursor, BATCH).await?;
     let Some(last) = events.last().map(|e| e.seq) else {
         return Ok(false);
     };
-    let hooks = s.store.webhooks().await.map_err(|e| e.to_string())?;
+    let hooks = s.store.webhooks().await?;
     let teams = s
         .store
         .workflows()
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .into_iter()
         .map(|w| (w.key, w.team))
         .collect();
     let mut messages = Vec::new();
     for event in &events {
         for hook in hooks.iter().filter(|h| wants(h, event, &teams)) {
-            let payload = serde_json::to_value(WebhookPayload::of(event))
-                .map_err(|e| format!("event {}: {e}", event.seq))?;
+            let payload = serde_json::to_value(WebhookPayload::of(event)).map_err(|source| {
+                DispatchError::Encode {
+                    seq: event.seq,
+                    source,
+                }
+            })?;
             messages.push(NewMessage {
                 webhook_id: hook.view.id,
                 event_seq: event.seq,
@@ -89,10 +97,7 @@ async fn dispatch_batch(s: &AppState) -> Result<bool, String> {
             });
         }
     }
-    s.store
-        .enqueue(messages, CURSOR, last)
-        .await
-        .map_err(|e| e.to_string())?;
+    s.store.enqueue(messages, CURSOR, last).await?;
     Ok(events.len() == BATCH)
 }
 
