@@ -420,4 +420,19 @@ async fn an_evaluator_that_stops_running_shows_in_health_and_on_the_stream() {
         .collect();
     assert_eq!(degraded.len(), 1, "one event, not one per check");
     assert_eq!(degraded[0].body.data()["part"], "alert evaluator");
+    let loops: Vec<(&str, bool)> = stale
+        .control
+        .loops
+        .iter()
+        .map(|l| (l.name.as_str(), l.healthy))
+        .collect();
+    assert_eq!(
+        loops,
+        [
+            ("alert evaluator", false),
+            ("outbox dispatch", true),
+            ("outbox delivery", true)
+        ],
+        "every background loop shows, and only the stalled one is unhealthy"
+    );
 }

@@ -9,7 +9,9 @@ use chrono::{Duration, Utc};
 use serde_json::{Map, Value, json};
 
 use acp::domain::{NewRun, Provenance, RecordWrite, RetryAt, StepFailure, Transition};
-use acp::store::{AlertChange, Attempt, NewMessage, Replay, Store, StoreError, WebhookRow};
+use acp::store::{
+    AlertChange, Attempt, NewMessage, NewNotice, Replay, Store, StoreError, Target, WebhookRow,
+};
 use acp::wire::{
     AlertState, AttemptStatus, DlqStatus, EventKind, RunMode, RunQuery, RunStatus, TriggerKind,
     WebhookView,
@@ -61,6 +63,7 @@ contract!(sqlite:
     cursor_pages_neither_skip_nor_repeat_while_rows_arrive,
     retention_keeps_the_newest_event_and_what_a_cursor_has_not_passed,
     a_dead_letter_closes_once,
+    a_closed_store_answers_nothing,
 );
 
 fn new_run(workflow: &str) -> NewRun {
@@ -457,6 +460,8 @@ async fn the_outbox_delivers_each_target_in_order(store: &Arc<dyn Store>) {
         .unwrap()
         .view
         .id;
+    let (hook_a, hook_b) = (Target::Webhook(a), Target::Webhook(b));
+    let slack = Target::Channel("slack".into());
     let message = |webhook_id, seq| NewMessage {
         webhook_id,
         event_seq: seq,
@@ -472,19 +477,36 @@ async fn the_outbox_delivers_each_target_in_order(store: &Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(store.cursor("webhooks").await.unwrap(), 4);
-    let head = store.outbox_head(a).await.unwrap().unwrap();
-    assert_eq!(head.event_seq, 1);
+    let notices = store
+        .notify(NewNotice {
+            alert_id: 7,
+            reason: "firing".into(),
+            channels: vec!["slack".into(), "email".into()],
+            payload: json!({"title": "failing"}),
+            runs: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(notices.len(), 2);
+    let head = store.outbox_head(&hook_a).await.unwrap().unwrap();
+    assert_eq!(
+        (head.event_seq, head.target.clone()),
+        (Some(1), hook_a.clone())
+    );
     let failed = Attempt {
         status_code: Some(503),
         latency_ms: 3,
         error: Some("HTTP 503".into()),
         retry_at: Some(later()),
     };
-    store.record_attempt(head, a, failed).await.unwrap();
-    let head = store.outbox_head(a).await.unwrap().unwrap();
+    store
+        .record_attempt(head.id, &hook_a, failed.clone())
+        .await
+        .unwrap();
+    let head = store.outbox_head(&hook_a).await.unwrap().unwrap();
     assert_eq!(
         (head.event_seq, head.attempts),
-        (1, 1),
+        (Some(1), 1),
         "a failed head stays the head"
     );
     let delivered = Attempt {
@@ -493,13 +515,46 @@ async fn the_outbox_delivers_each_target_in_order(store: &Arc<dyn Store>) {
         error: None,
         retry_at: None,
     };
-    store.record_attempt(head, a, delivered).await.unwrap();
-    assert_eq!(store.outbox_head(a).await.unwrap().unwrap().event_seq, 3);
-    assert_eq!(store.outbox_head(b).await.unwrap().unwrap().event_seq, 2);
+    store
+        .record_attempt(head.id, &hook_a, delivered.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.outbox_head(&hook_a).await.unwrap().unwrap().event_seq,
+        Some(3)
+    );
+    assert_eq!(
+        store.outbox_head(&hook_b).await.unwrap().unwrap().event_seq,
+        Some(2)
+    );
+    let notice = store.outbox_head(&slack).await.unwrap().unwrap();
+    assert_eq!(
+        (notice.id, notice.alert_id, notice.reason.as_deref()),
+        (notices[0], Some(7), Some("firing"))
+    );
+    store
+        .record_attempt(notice.id, &slack, failed)
+        .await
+        .unwrap();
+    store
+        .record_attempt(notice.id, &slack, delivered)
+        .await
+        .unwrap();
+    assert!(store.outbox_head(&slack).await.unwrap().is_none());
+    let shown = store.notifications(Some(7), 10).await.unwrap();
+    let slack_shown = shown.iter().find(|n| n.channel == "slack").unwrap();
+    assert_eq!(
+        (slack_shown.status.as_str(), slack_shown.attempts.len()),
+        ("delivered", 2)
+    );
     let deliveries = store.deliveries(a, 10).await.unwrap();
-    assert_eq!(deliveries.len(), 2);
+    assert_eq!(
+        deliveries.len(),
+        2,
+        "a subscription sees only its own attempts"
+    );
     store.delete_webhook(b).await.unwrap();
-    assert!(store.outbox_head(b).await.unwrap().is_none());
+    assert!(store.outbox_head(&hook_b).await.unwrap().is_none());
     assert!(matches!(
         store.delete_webhook(b).await,
         Err(StoreError::NotFound(_))
@@ -700,4 +755,14 @@ async fn a_dead_letter_closes_once(store: &Arc<dyn Store>) {
 /// Claims one due run for `owner`, whichever it is.
 async fn claim_one_of(store: &Arc<dyn Store>, owner: &str) -> i64 {
     store.claim_runs(owner, 1, later()).await.unwrap()[0].run.id
+}
+
+async fn a_closed_store_answers_nothing(store: &Arc<dyn Store>) {
+    let id = store.create_runs(vec![new_run("w")]).await.unwrap()[0];
+    store.close();
+    assert!(matches!(store.run(id).await, Err(StoreError::Other(_))));
+    assert!(matches!(
+        store.create_runs(vec![new_run("w")]).await,
+        Err(StoreError::Other(_))
+    ));
 }

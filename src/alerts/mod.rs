@@ -7,15 +7,10 @@
 //! The evaluator is a pure function of the store's contents and a moment: [`Evaluator::evaluate_at`]
 //! takes `now` as an argument, so tests move time by passing a later moment.
 
-mod channels;
 mod conditions;
-mod notice;
 pub mod rules;
 
-pub use channels::{Delivery, deliver};
-
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,38 +18,16 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::alert::{Condition, Rule, Severity};
+use crate::domain::clock::Heartbeat;
 use crate::domain::config::Policy;
+use crate::domain::notice;
 use crate::engine::Engine;
 use crate::store::{AlertChange, NewNotice, RunFact, Store, StoreError};
-use crate::wire::{AlertState, AlertView, ControlChanged, EventBody};
+use crate::wire::{AlertState, AlertView};
 use conditions::{Scene, holds};
 
 /// The shortest look-back, even when every rule looks at less.
 const MIN_LOOKBACK: Duration = Duration::from_secs(3600);
-
-/// When the evaluator last finished a round, for the watchdog and the health numbers.
-#[derive(Debug, Default)]
-pub struct Heartbeat(AtomicI64);
-
-impl Heartbeat {
-    fn beat(&self, at: DateTime<Utc>) {
-        self.0.store(at.timestamp_millis(), Ordering::Relaxed);
-    }
-
-    /// The last finished round, if any.
-    pub fn last(&self) -> Option<DateTime<Utc>> {
-        match self.0.load(Ordering::Relaxed) {
-            0 => None,
-            ms => DateTime::from_timestamp_millis(ms),
-        }
-    }
-
-    /// True when the last round is older than `limit` (or there was none).
-    pub fn is_stale(&self, limit: Duration) -> bool {
-        self.last()
-            .is_none_or(|at| (Utc::now() - at).to_std().unwrap_or_default() > limit)
-    }
-}
 
 /// Evaluates every published workflow's rules and moves alerts through their lifecycle.
 pub struct Evaluator {
@@ -330,42 +303,6 @@ pub async fn run(evaluator: Evaluator, every: Duration, shutdown: CancellationTo
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.cancelled() => return,
-        }
-    }
-}
-
-/// Monitors the monitor: when the evaluator has not finished a round for `stale_after`, appends
-/// `control.degraded` to the run log (so every stream client sees it), and
-/// `control.recovered` once it runs again.
-pub async fn watchdog(
-    heartbeat: Arc<Heartbeat>,
-    store: Arc<dyn Store>,
-    stale_after: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut degraded = false;
-    let every = (stale_after / 4).max(Duration::from_millis(10));
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.cancelled() => return,
-        }
-        let stale = heartbeat.is_stale(stale_after);
-        if stale == degraded {
-            continue;
-        }
-        let change = ControlChanged {
-            part: "alert evaluator".into(),
-            last_run: heartbeat.last(),
-        };
-        let body = if stale {
-            EventBody::ControlDegraded(change)
-        } else {
-            EventBody::ControlRecovered(change)
-        };
-        match store.record_event(body).await {
-            Ok(()) => degraded = stale,
-            Err(e) => tracing::warn!("recording the evaluator's state failed: {e}"),
         }
     }
 }

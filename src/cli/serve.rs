@@ -7,11 +7,10 @@ use anyhow::Context;
 use super::ServeArgs;
 use acp::actions::Actions;
 use acp::domain::config::{Policy, parse_config};
-use acp::engine::{Engine, EngineConfig};
+use acp::engine::EngineConfig;
+use acp::runtime::Runtime;
+use acp::server::ServerConfig;
 use acp::server::auth;
-use acp::server::{AppState, ServerConfig, launch};
-use acp::store::Store;
-use tokio_util::sync::CancellationToken;
 
 /// Locks the database file itself (`flock`, which SQLite's own `fcntl` locks do not touch)
 /// for as long as the server runs: one server owns a SQLite file, whatever path (symlink,
@@ -55,7 +54,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_stored_bytes: args.max_stored_bytes as usize,
         ..EngineConfig::default()
     };
-    let engine = Engine::start(store.clone(), config, actions).await?;
+    let runtime = Runtime::start(store.clone(), config, actions).await?;
+    let engine = runtime.engine();
     if let Some(dir) = &args.workflows {
         let report = engine
             .load_dir(dir, "acp serve")
@@ -68,9 +68,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(workflow = %key, "unchanged");
         }
     }
-    let store_dyn: Arc<dyn Store> = store.clone();
     if let Some(token) =
-        auth::bootstrap_admin(store_dyn.as_ref(), std::env::var("ACP_ADMIN_TOKEN").ok()).await?
+        auth::bootstrap_admin(store.as_ref(), std::env::var("ACP_ADMIN_TOKEN").ok()).await?
     {
         println!("First start: created the admin token (shown once, keep it safe):\n  {token}");
     }
@@ -87,23 +86,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let config = ServerConfig {
         alerting: Arc::new(policy),
+        keep_events: Some(args.keep_events),
         ..ServerConfig::default()
     };
-    let state = AppState::new(engine.clone(), store_dyn, config);
-    let shutdown = state.shutdown.clone();
-    let server = tokio::spawn(launch(listener, state));
-    tokio::spawn(prune_loop(
-        store.clone(),
-        args.keep_events,
-        shutdown.clone(),
-    ));
+    runtime.serve(listener, config);
     tracing::info!(db = %args.db.display(), durability = ?args.durability, "ACP serving http://{address}/api/v1; Ctrl-C stops it");
     shutdown_signal().await;
     tracing::info!("shutting down: closing streams, finishing in-flight attempts");
-    shutdown.cancel();
-    server.await??;
-    engine.shutdown().await;
-    store.close();
+    runtime.stop().await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -155,23 +145,4 @@ pub async fn create_token(
         created.view.role, created.view.name, created.view.id
     );
     Ok(())
-}
-
-/// Drops events older than `keep` every hour.
-async fn prune_loop(store: Arc<dyn Store>, keep: std::time::Duration, shutdown: CancellationToken) {
-    loop {
-        let before = acp::domain::clock::earlier_or_min(chrono::Utc::now(), keep);
-        match store.prune_events(before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                "dropped {n} events older than {}",
-                humantime::format_duration(keep)
-            ),
-            Err(e) => tracing::warn!("pruning events failed: {e}"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
-            _ = shutdown.cancelled() => return,
-        }
-    }
 }

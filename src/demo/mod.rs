@@ -15,14 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio_util::sync::CancellationToken;
 
 use crate::actions::Actions;
 use crate::domain::alert::{ConditionDef, RuleDef, Severity};
 use crate::domain::config::{ChannelDef, EmailTls, Policy};
 use crate::domain::validate::parse_duration;
-use crate::engine::{Engine, EngineConfig};
-use crate::server::{AppState, ServerConfig, auth, launch};
+use crate::engine::EngineConfig;
+use crate::runtime::Runtime;
+use crate::server::{ServerConfig, auth};
 use crate::store::Store;
 use crate::wire::Role;
 use world::{Sandbox, World};
@@ -74,10 +74,7 @@ pub struct Demo {
     pub token: String,
     pub sandbox: Sandbox,
     pub world: Arc<World>,
-    shutdown: CancellationToken,
-    server_task: tokio::task::JoinHandle<std::io::Result<()>>,
-    engine: Engine,
-    store: Arc<dyn Store>,
+    runtime: Runtime,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -214,7 +211,8 @@ impl Demo {
             secrets: Arc::new(move |name: &str| secrets.get(name).cloned()),
             ..EngineConfig::default()
         };
-        let engine = Engine::start(store.clone(), config, actions).await?;
+        let runtime = Runtime::start(store.clone(), config, actions).await?;
+        let engine = runtime.engine();
         for source in WORKFLOWS {
             let key = engine
                 .save_draft(&sandboxed(source, &sandbox), "acp demo")
@@ -250,9 +248,8 @@ impl Demo {
             webhook_retry_max: Duration::from_secs(10),
             ..ServerConfig::default()
         };
-        let state = AppState::new(engine.clone(), store_dyn, config);
-        let shutdown = state.shutdown.clone();
-        let server_task = tokio::spawn(launch(listener, state));
+        runtime.serve(listener, config);
+        let shutdown = runtime.shutdown_token();
         let client = traffic::Client::new(&server, &token);
         traffic::seed(&client, RECORDS)
             .await
@@ -271,10 +268,7 @@ impl Demo {
             token,
             sandbox,
             world,
-            shutdown,
-            server_task,
-            engine,
-            store,
+            runtime,
             _dir: dir,
         })
     }
@@ -296,10 +290,7 @@ impl Demo {
 
     /// Stops traffic, the server and the engine; the temporary folder goes with `self`.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        self.server_task.await??;
-        self.engine.shutdown().await;
-        self.store.close();
+        self.runtime.stop().await?;
         Ok(())
     }
 }

@@ -11,6 +11,9 @@ use chrono::{DateTime, Utc};
 
 use crate::wire::{AlertChanged, AlertState, AlertView, EventBody};
 
+/// The alert evaluator's name as a background loop (in `control.*` events and `GET /health`).
+pub const EVALUATOR_LOOP: &str = "alert evaluator";
+
 /// How bad an alert is; routing picks channels by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Severity {

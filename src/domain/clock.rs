@@ -63,6 +63,58 @@ pub fn delta(duration: Duration) -> TimeDelta {
     TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
 }
 
+/// When a background loop last finished a round: what the watchdog and the health numbers
+/// read. Milliseconds since the epoch in an atomic; 0 before the first round.
+#[derive(Debug, Default)]
+pub struct Heartbeat(std::sync::atomic::AtomicI64);
+
+impl Heartbeat {
+    /// Records a finished round at `at`.
+    pub fn beat(&self, at: DateTime<Utc>) {
+        self.0
+            .store(at.timestamp_millis(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The last finished round, if any.
+    pub fn last(&self) -> Option<DateTime<Utc>> {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            ms => DateTime::from_timestamp_millis(ms),
+        }
+    }
+
+    /// True when the last round is older than `limit` at `now` (or there was none).
+    pub fn is_stale_at(&self, limit: Duration, now: DateTime<Utc>) -> bool {
+        self.last()
+            .is_none_or(|at| (now - at).to_std().unwrap_or_default() > limit)
+    }
+}
+
+/// A background loop as the watchdog and the health numbers see it: its name, its
+/// heartbeat, and how long it may go without a round before it counts as stalled.
+#[derive(Debug, Clone)]
+pub struct Loop {
+    pub name: &'static str,
+    pub heartbeat: std::sync::Arc<Heartbeat>,
+    pub stale_after: Duration,
+}
+
+impl Loop {
+    /// A loop with a fresh heartbeat.
+    pub fn new(name: &'static str, stale_after: Duration) -> Self {
+        Self {
+            name,
+            heartbeat: std::sync::Arc::default(),
+            stale_after,
+        }
+    }
+
+    /// True when it has not finished a round for longer than `stale_after` at `now`.
+    pub fn is_stale_at(&self, now: DateTime<Utc>) -> bool {
+        self.heartbeat.is_stale_at(self.stale_after, now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,8 @@
 //! The HTTP API under `/api/v1` (axum): REST handlers, the websocket stream, auth and roles.
 //!
 //! Handlers translate between wire types and engine or store calls and hold no business
-//! rules. Every error leaves through [`error::ApiError`].
+//! rules. Every error leaves through [`error::ApiError`]. The server only serves: the
+//! background loops are started beside it by [`crate::runtime`].
 
 pub mod auth;
 mod error;
@@ -18,6 +19,7 @@ use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::clock::Loop;
 use crate::domain::config::Policy;
 use crate::engine::Engine;
 use crate::store::Store;
@@ -32,7 +34,7 @@ pub struct ServerConfig {
     pub ping: Duration,
     /// Events a stream client may fall behind before it is told it lagged.
     pub stream_buffer: usize,
-    /// Time limit of one webhook delivery.
+    /// Time limit of one outbox delivery (webhook messages and notifications).
     pub webhook_timeout: Duration,
     /// First and longest wait before delivering a refused webhook message again.
     pub webhook_retry_initial: Duration,
@@ -46,6 +48,9 @@ pub struct ServerConfig {
     pub evaluator_stale_after: Duration,
     /// Global and team rules, notification channels, routes and timing (`acp.ron`).
     pub alerting: Arc<Policy>,
+    /// How long events are kept (the retention loop prunes older ones hourly); `None` keeps
+    /// them all.
+    pub keep_events: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +66,7 @@ impl Default for ServerConfig {
             alert_every: Duration::from_secs(5),
             evaluator_stale_after: Duration::from_secs(30),
             alerting: Arc::default(),
+            keep_events: None,
         }
     }
 }
@@ -75,20 +81,28 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Events serialized once for every stream client (see `stream::fan_out`).
     frames: tokio::sync::broadcast::Sender<Arc<stream::Frame>>,
-    /// The alert evaluator's last round.
-    pub heartbeat: Arc<crate::alerts::Heartbeat>,
+    /// The background loops, for the health numbers.
+    pub loops: Arc<[Loop]>,
 }
 
 impl AppState {
-    pub fn new(engine: Engine, store: Arc<dyn Store>, config: ServerConfig) -> Self {
+    /// What handlers see: `loops` are the runtime's background loops (for `GET /health`),
+    /// `shutdown` its shutdown.
+    pub fn new(
+        engine: Engine,
+        store: Arc<dyn Store>,
+        config: ServerConfig,
+        loops: Vec<Loop>,
+        shutdown: CancellationToken,
+    ) -> Self {
         let (frames, _) = tokio::sync::broadcast::channel(config.stream_buffer.max(1));
         Self {
             engine,
             store,
             config: Arc::new(config),
-            shutdown: CancellationToken::new(),
+            shutdown,
             frames,
-            heartbeat: Arc::default(),
+            loops: loops.into(),
         }
     }
 }
@@ -114,42 +128,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener`, evaluates alert rules, and delivers outbound webhooks and
-/// notifications, until `state.shutdown` is
-/// cancelled; open streams are closed with a close frame first.
-pub async fn launch(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+/// Serves the API on `listener` until `state.shutdown` is cancelled; open streams are closed
+/// with a close frame first. The background loops are the runtime's
+/// ([`crate::runtime::Runtime::serve`]).
+///
+/// # Errors
+/// The listener's I/O error.
+pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
     let shutdown = state.shutdown.clone();
     tokio::spawn(stream::fan_out(state.clone(), state.frames.clone()));
-    tokio::spawn(webhooks::dispatch(state.clone()));
-    let evaluator = crate::alerts::Evaluator::new(
-        state.engine.clone(),
-        state.store.clone(),
-        state.heartbeat.clone(),
-    )
-    .with_policy(state.config.alerting.clone());
-    tokio::spawn(crate::alerts::deliver(
-        state.store.clone(),
-        state.config.alerting.clone(),
-        crate::alerts::Delivery {
-            timeout: state.config.webhook_timeout,
-            retry_initial: state.config.webhook_retry_initial,
-            retry_max: state.config.webhook_retry_max,
-            poll: state.config.webhook_poll,
-        },
-        shutdown.clone(),
-    ));
-    tokio::spawn(crate::alerts::watchdog(
-        state.heartbeat.clone(),
-        state.store.clone(),
-        state.config.evaluator_stale_after,
-        shutdown.clone(),
-    ));
-    tokio::spawn(crate::alerts::run(
-        evaluator,
-        state.config.alert_every,
-        shutdown.clone(),
-    ));
-    tokio::spawn(webhooks::deliver(state.clone()));
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

@@ -99,13 +99,48 @@ pub struct NewMessage {
     pub payload: serde_json::Value,
 }
 
-/// A queued message.
+/// Where an outbox message goes: a webhook subscription or an alert channel of `acp.ron`.
+/// Each target's messages are delivered in order, one at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    Webhook(i64),
+    Channel(String),
+}
+
+impl Target {
+    /// The stored name: `webhook:<id>` or `channel:<name>`.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Webhook(id) => format!("webhook:{id}"),
+            Self::Channel(name) => format!("channel:{name}"),
+        }
+    }
+
+    /// Reads a stored name back.
+    pub fn parse(key: &str) -> Option<Self> {
+        match key.split_once(':')? {
+            ("webhook", id) => id.parse().ok().map(Self::Webhook),
+            ("channel", name) => Some(Self::Channel(name.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+/// A queued outbox message: an event for a webhook subscription, or an alert notification
+/// for a channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     pub id: i64,
-    pub event_seq: i64,
+    pub target: Target,
+    /// The event kind, or `notification`.
     pub kind: String,
+    /// The event a webhook message carries.
+    pub event_seq: Option<i64>,
+    /// The alert a notification is about, and why it was sent (`firing`, `update`, ...).
+    pub alert_id: Option<i64>,
+    pub reason: Option<String>,
     pub payload: serde_json::Value,
+    /// Delivery attempts so far.
     pub attempts: i64,
     pub due_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
@@ -141,18 +176,6 @@ pub struct NewNotice {
     pub channels: Vec<String>,
     pub payload: serde_json::Value,
     pub runs: Vec<i64>,
-}
-
-/// A queued notification for one channel.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Notice {
-    pub id: i64,
-    pub alert_id: i64,
-    pub channel: String,
-    pub reason: String,
-    pub payload: serde_json::Value,
-    pub attempts: i64,
-    pub due_at: DateTime<Utc>,
 }
 
 /// Failed runs of one workflow and how many of them nobody was told about in time.
@@ -414,8 +437,8 @@ pub trait AlertStore: Send + Sync + 'static {
     ) -> Result<Vec<UnnotifiedCount>>;
 }
 
-/// What leaves ACP: webhook subscriptions with their queued messages, alert notifications
-/// per channel, and the attempts to deliver both.
+/// What leaves ACP: one outbox of messages per [`Target`] (events for webhook subscriptions,
+/// notifications for alert channels) with one log of delivery attempts.
 #[async_trait]
 pub trait OutboxStore: Send + Sync + 'static {
     /// Creates a subscription (the row's `view.id` and counts are ignored); answers it stored.
@@ -429,25 +452,18 @@ pub trait OutboxStore: Send + Sync + 'static {
     async fn webhooks(&self) -> Result<Vec<WebhookRow>>;
     /// A named position in the event log (0 when never set).
     async fn cursor(&self, name: &str) -> Result<i64>;
-    /// Queues messages and moves the cursor `name` to `seq`, atomically.
+    /// Queues messages for webhook subscriptions and moves the cursor `name` to `seq`,
+    /// atomically.
     async fn enqueue(&self, messages: Vec<NewMessage>, name: &str, seq: i64) -> Result<()>;
-    /// The oldest undelivered message of a subscription.
-    async fn outbox_head(&self, webhook_id: i64) -> Result<Option<Message>>;
-    /// Records a delivery attempt of a message: delivered, or due again at `retry_at`.
-    async fn record_attempt(
-        &self,
-        message: Message,
-        webhook_id: i64,
-        attempt: Attempt,
-    ) -> Result<()>;
-    /// Up to `limit` delivery attempts of a subscription, newest first.
-    async fn deliveries(&self, webhook_id: i64, limit: usize) -> Result<Vec<DeliveryView>>;
-    /// Queues a notification per channel; answers their ids.
+    /// Queues a notification per channel, recording the runs it covers; answers their ids.
     async fn notify(&self, notice: NewNotice) -> Result<Vec<i64>>;
-    /// The oldest undelivered notification of a channel.
-    async fn notification_head(&self, channel: &str) -> Result<Option<Notice>>;
-    /// Records a delivery attempt of a notification: delivered, or due again at `retry_at`.
-    async fn notification_attempt(&self, id: i64, attempt: Attempt) -> Result<()>;
+    /// The oldest undelivered message of a target.
+    async fn outbox_head(&self, target: &Target) -> Result<Option<Message>>;
+    /// Records a delivery attempt of message `id`: delivered when `retry_at` is `None`,
+    /// else due again then.
+    async fn record_attempt(&self, id: i64, target: &Target, attempt: Attempt) -> Result<()>;
+    /// Up to `limit` delivery attempts of a subscription's messages, newest first.
+    async fn deliveries(&self, webhook_id: i64, limit: usize) -> Result<Vec<DeliveryView>>;
     /// Up to `limit` notifications newest first, optionally of one alert.
     async fn notifications(
         &self,

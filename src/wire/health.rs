@@ -61,6 +61,22 @@ pub struct ControlStatus {
     pub evaluator_last_run: Option<DateTime<Utc>>,
     /// False when the evaluator has not finished a round for longer than expected.
     pub evaluator_healthy: bool,
+    /// Every background loop of the server (the evaluator, outbox dispatch and delivery,
+    /// retention).
+    #[serde(default)]
+    pub loops: Vec<LoopStatus>,
+}
+
+/// One background loop and whether it is keeping up.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct LoopStatus {
+    pub name: String,
+    /// When it last finished a round.
+    #[serde(default)]
+    pub last_round: Option<DateTime<Utc>>,
+    /// False when it has not finished a round for longer than it may.
+    pub healthy: bool,
 }
 
 /// Counts shared by workflows and teams.

@@ -26,7 +26,7 @@ pub use event::{
     RunWaiting, StepEnded, StepSkipped, StepStarted, WorkflowPublished, WorkflowRolledBack,
 };
 pub use health::{
-    ControlStatus, Counts, FailureReason, Health, HealthQuery, TeamHealth, Unnotified,
+    ControlStatus, Counts, FailureReason, Health, HealthQuery, LoopStatus, TeamHealth, Unnotified,
     WorkflowHealth,
 };
 pub use records::{FieldChange, RecordView, Source};

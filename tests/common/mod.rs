@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use acp::actions::Actions;
 use acp::engine::{Engine, EngineConfig};
+use acp::runtime::Runtime;
 use acp::store::Store;
 use acp::wire::RunDetail;
 
@@ -191,6 +192,8 @@ async fn answer(
 pub struct Harness {
     /// Events a slow subscriber may fall behind (the store's bus and the stream's buffer).
     pub bus_capacity: usize,
+    /// The composition root the API is served from (`serve_api*`).
+    pub runtime: Arc<Runtime>,
     pub engine: Engine,
     pub store: Arc<dyn Store>,
     pub world: World,
@@ -240,7 +243,12 @@ async fn build(
     let path = dir.path().join("acp.db");
     let store =
         acp::store::open(&format!("sqlite://{}?bus={bus_capacity}", path.display())).unwrap();
-    let engine = Engine::start(store.clone(), config, actions).await.unwrap();
+    let runtime = Arc::new(
+        Runtime::start(store.clone(), config, actions)
+            .await
+            .unwrap(),
+    );
+    let engine = runtime.engine().clone();
     for source in workflows {
         let key = engine
             .save_draft(&source.replace("{world}", &world.url), "test")
@@ -250,6 +258,7 @@ async fn build(
     }
     Harness {
         bus_capacity,
+        runtime,
         engine,
         store,
         world,
@@ -328,7 +337,7 @@ pub async fn serve_api_with(
     listener: tokio::net::TcpListener,
     tweak: impl FnOnce(&mut acp::server::ServerConfig),
 ) -> Api {
-    use acp::server::{AppState, ServerConfig, auth, launch};
+    use acp::server::{ServerConfig, auth};
     use acp::wire::Role;
     let store: Arc<dyn Store> = h.store.clone();
     let mut tokens = Vec::new();
@@ -356,9 +365,7 @@ pub async fn serve_api_with(
         ..ServerConfig::default()
     };
     tweak(&mut config);
-    let state = AppState::new(h.engine.clone(), store, config);
-    let shutdown = state.shutdown.clone();
-    tokio::spawn(launch(listener, state));
+    let shutdown = h.runtime.serve(listener, config).shutdown;
     let [admin, operator, viewer] = tokens.try_into().unwrap();
     Api {
         url,

@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 
 use acp::actions::{Actions, HttpRequest, HttpResponse, HttpSend};
 use acp::domain::StepFailure;
-use acp::engine::{Engine, EngineConfig};
+use acp::engine::EngineConfig;
+use acp::runtime::Runtime;
 use acp::store::Store;
 use acp::wire::{Event, EventKind, TriggerKind};
 use tokio::sync::broadcast;
@@ -95,7 +96,7 @@ fn workflow(steps: usize) -> String {
 pub struct Workload {
     pub db: PathBuf,
     pub store: Arc<dyn Store>,
-    pub engine: Engine,
+    pub runtime: Runtime,
 }
 
 impl Workload {
@@ -114,15 +115,11 @@ impl Workload {
             workers: args.workers,
             ..EngineConfig::default()
         };
-        let engine = Engine::start(
-            store.clone() as Arc<dyn Store>,
-            config,
-            Actions::with_http(http),
-        )
-        .await?;
+        let runtime = Runtime::start(store.clone(), config, Actions::with_http(http)).await?;
+        let engine = runtime.engine();
         engine.save_draft(&workflow(args.steps), "bench").await?;
         engine.publish("bench", "bench").await?;
-        Ok(Self { db, store, engine })
+        Ok(Self { db, store, runtime })
     }
 
     /// Queues `runs` runs and waits until all have finished; answers the time it took.
@@ -131,7 +128,8 @@ impl Workload {
         let finished = tokio::spawn(wait_for_runs(self.store.subscribe(), runs));
         for chunk in (0..runs).collect::<Vec<_>>().chunks(1000) {
             let payloads: Vec<Value> = chunk.iter().map(|i| json!({"n": i})).collect();
-            self.engine
+            self.runtime
+                .engine()
                 .start_runs("bench", TriggerKind::Manual, payloads)
                 .await?;
         }
@@ -139,9 +137,8 @@ impl Workload {
         Ok(started.elapsed())
     }
 
-    pub async fn stop(&self) {
-        self.engine.shutdown().await;
-        self.store.close();
+    pub async fn stop(&self) -> std::io::Result<()> {
+        self.runtime.stop().await
     }
 }
 
@@ -162,7 +159,7 @@ pub async fn engine(args: EngineArgs) -> anyhow::Result<()> {
         &workload.db,
         &args.durability,
     ))?;
-    workload.stop().await;
+    workload.stop().await?;
 
     let runs_per_s = args.runs as f64 / elapsed;
     let steps_per_s = attempts as f64 / elapsed;

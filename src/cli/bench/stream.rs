@@ -17,7 +17,7 @@ use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{EngineArgs, Workload};
-use acp::server::{AppState, ServerConfig, auth, launch};
+use acp::server::{AppState, ServerConfig, auth};
 use acp::store::Store;
 use acp::wire::{Role, StreamMessage};
 
@@ -82,8 +82,7 @@ async fn serve(workload: &Workload) -> anyhow::Result<(String, String, AppState)
         "ws://{}/api/v1/stream?since=0&batch=true",
         listener.local_addr()?
     );
-    let state = AppState::new(workload.engine.clone(), store, ServerConfig::default());
-    tokio::spawn(launch(listener, state.clone()));
+    let state = workload.runtime.serve(listener, ServerConfig::default());
     Ok((url, token, state))
 }
 
@@ -103,8 +102,8 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<()> {
     let before = cpu_seconds()?;
     quiet.drain(args.runs).await?;
     let cpu_quiet = cpu_seconds()? - before;
-    quiet_api.shutdown.cancel();
-    quiet.stop().await;
+    drop(quiet_api);
+    quiet.stop().await?;
     println!(
         "without subscribers: {} runs, {cpu_quiet:.2} CPU seconds",
         args.runs
@@ -139,7 +138,7 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<()> {
     let cpu_watched = cpu_seconds()? - before;
     let events = watched.store.events_since(0, usize::MAX).await?.len();
     api.shutdown.cancel();
-    watched.stop().await;
+    watched.stop().await?;
 
     let report: serde_json::Value =
         serde_json::from_str(report.trim()).context("the clients' report")?;

@@ -30,11 +30,27 @@ pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             theme.conn_offline,
         )
     };
+    // The evaluator has its own words above; any other loop that stalled is named.
+    let stalled: Vec<&str> = health
+        .control
+        .loops
+        .iter()
+        .filter(|l| !l.healthy && l.name != "alert evaluator")
+        .map(|l| l.name.as_str())
+        .collect();
+    let stalled = match stalled.as_slice() {
+        [] => Span::raw(""),
+        names => Span::styled(
+            format!(" · {} STALLED", names.join(", ")),
+            theme.conn_offline,
+        ),
+    };
     let unnotified = &health.unnotified;
     frame.render_widget(
         Line::from(vec![
             Span::styled(" control plane: ", theme.header),
             evaluator,
+            stalled,
             Span::styled(format!(" · dlq {} · ", health.dlq_depth), theme.text),
             Span::styled(
                 format!(

@@ -220,6 +220,7 @@ fn app() -> App {
         control: ControlStatus {
             evaluator_last_run: Some(at(59)),
             evaluator_healthy: true,
+            loops: Vec::new(),
         },
         unnotified: Unnotified {
             within_ms: 600_000,
@@ -417,6 +418,16 @@ fn screens() -> Vec<Screen> {
         }),
         ("dlq", |app| at_view(app, View::Dlq)),
         ("health", |app| at_view(app, View::Health)),
+        ("health_stalled", |app| {
+            at_view(app, View::Health);
+            if let Load::Loaded(health) = &mut app.health {
+                health.control.loops = vec![crate::wire::LoopStatus {
+                    name: "outbox delivery".into(),
+                    last_round: Some(at(40)),
+                    healthy: false,
+                }];
+            }
+        }),
         ("alerts", |app| at_view(app, View::Alerts)),
         ("workflows", |app| at_view(app, View::Workflows)),
         ("versions", |app| {

@@ -11,8 +11,8 @@ use super::super::AppState;
 use super::super::auth::{self, Caller};
 use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, NoBody};
 use crate::wire::{
-    AuditEntry, ControlStatus, Event, Health, HealthQuery, Me, Page, Role, TokenCreated,
-    TokenRequest, TokenView, Unnotified,
+    AuditEntry, ControlStatus, Event, Health, HealthQuery, LoopStatus, Me, Page, Role,
+    TokenCreated, TokenRequest, TokenView, Unnotified,
 };
 
 pub fn routes() -> Router<AppState> {
@@ -154,9 +154,23 @@ pub(crate) async fn health(
     ApiQuery(q): ApiQuery<HealthQuery>,
 ) -> ApiResult<ApiJson<Health>> {
     let mut health = s.engine.health(&q).await?;
+    let now = chrono::Utc::now();
+    let loops: Vec<LoopStatus> = s
+        .loops
+        .iter()
+        .map(|l| LoopStatus {
+            name: l.name.to_owned(),
+            last_round: l.heartbeat.last(),
+            healthy: !l.is_stale_at(now),
+        })
+        .collect();
+    let evaluator = loops
+        .iter()
+        .find(|l| l.name == crate::domain::alert::EVALUATOR_LOOP);
     health.control = ControlStatus {
-        evaluator_last_run: s.heartbeat.last(),
-        evaluator_healthy: !s.heartbeat.is_stale(s.config.evaluator_stale_after),
+        evaluator_last_run: evaluator.and_then(|l| l.last_round),
+        evaluator_healthy: evaluator.is_some_and(|l| l.healthy),
+        loops,
     };
     let within = s.config.alerting.notify_within;
     let counts = s

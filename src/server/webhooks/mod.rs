@@ -1,8 +1,6 @@
 //! Outbound webhooks: subscriptions (admin), signed deliveries from a durable outbox, and the
 //! record of every attempt.
 
-mod outbox;
-
 use crate::wire::ErrorBody;
 use axum::Router;
 use axum::extract::State;
@@ -16,8 +14,6 @@ use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, NoBody};
 use crate::domain::standard_webhooks as sign;
 use crate::store::WebhookRow;
 use crate::wire::{DeliveryView, EventKind, Role, WebhookCreated, WebhookRequest, WebhookView};
-
-pub use outbox::{deliver, dispatch};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -20,6 +20,8 @@ pub enum Durability {
 pub struct Readers {
     pub path: PathBuf,
     pub idle: Mutex<Vec<Connection>>,
+    /// Set by `close`: reads answer "closed" and no connection is opened again.
+    pub closed: std::sync::atomic::AtomicBool,
 }
 
 pub fn open(path: &Path, flags: OpenFlags, durability: Durability) -> Result<Connection> {

@@ -26,8 +26,8 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::{
     AccessStore, AlertChange, AlertStore, Attempt, ClaimedRun, EventLog, Message, NewAudit,
-    NewMessage, NewNotice, Notice, OutboxStore, RecordStore, Replay, Result, RunFact, RunStore,
-    Store, StoreError, StoredRule, TriggerMatcher, UnnotifiedCount, WebhookRow, WorkflowStore,
+    NewMessage, NewNotice, OutboxStore, RecordStore, Replay, Result, RunFact, RunStore, Store,
+    StoreError, StoredRule, Target, TriggerMatcher, UnnotifiedCount, WebhookRow, WorkflowStore,
 };
 use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
@@ -83,13 +83,21 @@ impl SqliteStore {
             readers: Arc::new(Readers {
                 path: path.to_owned(),
                 idle: Mutex::new(Vec::new()),
+                closed: Default::default(),
             }),
             bus,
         })
     }
 
-    /// Stops the writer after the jobs already sent have committed. Later writes fail.
+    /// Stops the writer after the jobs already sent have committed and releases every
+    /// connection. Later reads and writes fail.
     pub fn close(&self) {
+        self.readers
+            .closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        if let Ok(mut idle) = self.readers.idle.lock() {
+            idle.clear();
+        }
         drop(self.jobs.lock().ok().and_then(|mut j| j.take()));
         if let Some(handle) = self.writer.lock().ok().and_then(|mut w| w.take()) {
             let _ = handle.join();
@@ -123,6 +131,9 @@ impl SqliteStore {
     {
         let readers = self.readers.clone();
         tokio::task::spawn_blocking(move || {
+            if readers.closed.load(std::sync::atomic::Ordering::Acquire) {
+                return Err(StoreError::Other("the store is closed".into()));
+            }
             let pooled = readers.idle.lock().ok().and_then(|mut idle| idle.pop());
             let conn = match pooled {
                 Some(conn) => conn,
@@ -414,17 +425,14 @@ impl OutboxStore for SqliteStore {
             .await
     }
 
-    async fn outbox_head(&self, webhook_id: i64) -> Result<Option<Message>> {
-        self.read(move |c| webhooks::head(c, webhook_id)).await
+    async fn outbox_head(&self, target: &Target) -> Result<Option<Message>> {
+        let target = target.clone();
+        self.read(move |c| webhooks::head(c, &target)).await
     }
 
-    async fn record_attempt(
-        &self,
-        message: Message,
-        webhook_id: i64,
-        attempt: Attempt,
-    ) -> Result<()> {
-        self.write(move |tx| webhooks::attempt(tx, &message, webhook_id, &attempt))
+    async fn record_attempt(&self, id: i64, target: &Target, attempt: Attempt) -> Result<()> {
+        let target = target.clone();
+        self.write(move |tx| webhooks::attempt(tx, id, &target, &attempt))
             .await
     }
 
@@ -435,16 +443,6 @@ impl OutboxStore for SqliteStore {
 
     async fn notify(&self, notice: NewNotice) -> Result<Vec<i64>> {
         self.write(move |tx| notify::notify(tx, &notice)).await
-    }
-
-    async fn notification_head(&self, channel: &str) -> Result<Option<Notice>> {
-        let channel = channel.to_owned();
-        self.read(move |c| notify::head(c, &channel)).await
-    }
-
-    async fn notification_attempt(&self, id: i64, attempt: Attempt) -> Result<()> {
-        self.write(move |tx| notify::attempt(tx, id, &attempt))
-            .await
     }
 
     async fn notifications(

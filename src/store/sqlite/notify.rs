@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::{self, ms};
 use super::writer::Tx;
-use crate::store::{Attempt, NewNotice, Notice, Result, StoreError, StoredRule, UnnotifiedCount};
+use crate::store::{NewNotice, Result, StoreError, StoredRule, Target, UnnotifiedCount};
 use crate::wire::{NotificationAttempt, NotificationView};
 
 const RULE: &str = "SELECT id, scope, name, definition, created_at, created_by FROM alert_rules";
@@ -76,16 +76,23 @@ pub fn uncovered(
     Ok(ids)
 }
 
-/// Queues one notification per channel, records the runs it covers and when the alert was
-/// notified.
+/// Queues one notification per channel in the outbox, records the runs it covers and when
+/// the alert was notified.
 pub fn notify(tx: &mut Tx<'_>, notice: &NewNotice) -> Result<Vec<i64>> {
     let now = ms(tx.now);
     let mut ids = Vec::with_capacity(notice.channels.len());
     for channel in &notice.channels {
         tx.conn.execute(
-            "INSERT INTO notifications (alert_id, channel, reason, payload, status, due_at, created_at) \
-             VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-            params![notice.alert_id, channel, notice.reason, notice.payload.to_string(), now, now],
+            "INSERT INTO messages (target, kind, alert_id, reason, payload, status, due_at, created_at) \
+             VALUES (?, 'notification', ?, ?, ?, 'pending', ?, ?)",
+            params![
+                Target::Channel(channel.clone()).key(),
+                notice.alert_id,
+                notice.reason,
+                notice.payload.to_string(),
+                now,
+                now
+            ],
         )?;
         let id = tx.conn.last_insert_rowid();
         let mut cover = tx.conn.prepare_cached(
@@ -103,54 +110,14 @@ pub fn notify(tx: &mut Tx<'_>, notice: &NewNotice) -> Result<Vec<i64>> {
     Ok(ids)
 }
 
-/// The oldest pending notification of a channel (delivered in order, one at a time).
-pub fn head(conn: &Connection, channel: &str) -> Result<Option<Notice>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT id, alert_id, reason, payload, attempts, due_at FROM notifications \
-             WHERE channel = ? AND status = 'pending' ORDER BY id LIMIT 1",
-        )?
-        .query_row([channel], |r| {
-            Ok(Notice {
-                id: r.get(0)?,
-                alert_id: r.get(1)?,
-                channel: channel.to_owned(),
-                reason: r.get(2)?,
-                payload: rows::json(r.get(3)?).unwrap_or_default(),
-                attempts: r.get(4)?,
-                due_at: rows::time(r.get(5)?),
-            })
-        })
-        .optional()?)
-}
-
-/// Records one attempt; the notification is delivered, or due again at `retry_at`.
-pub fn attempt(tx: &mut Tx<'_>, id: i64, outcome: &Attempt) -> Result<()> {
-    let now = ms(tx.now);
-    tx.conn.execute(
-        "INSERT INTO notification_attempts (notification_id, at, status_code, latency_ms, error) VALUES (?, ?, ?, ?, ?)",
-        params![id, now, outcome.status_code, outcome.latency_ms, outcome.error],
-    )?;
-    match outcome.retry_at {
-        None => tx.conn.execute(
-            "UPDATE notifications SET status = 'delivered', attempts = attempts + 1, delivered_at = ? WHERE id = ?",
-            params![now, id],
-        )?,
-        Some(at) => tx.conn.execute(
-            "UPDATE notifications SET attempts = attempts + 1, due_at = ? WHERE id = ?",
-            params![ms(at), id],
-        )?,
-    };
-    Ok(())
-}
-
 /// Notifications newest first, each with its attempts.
 pub fn list(conn: &Connection, alert: Option<i64>, limit: usize) -> Result<Vec<NotificationView>> {
     let mut list: Vec<NotificationView> = conn
         .prepare_cached(
-            "SELECT n.id, n.alert_id, n.channel, n.reason, n.status, n.created_at, n.delivered_at, \
+            "SELECT n.id, n.alert_id, substr(n.target, 9), n.reason, n.status, n.created_at, n.delivered_at, \
              (SELECT COUNT(*) FROM coverage c WHERE c.notification_id = n.id), n.payload \
-             FROM notifications n WHERE (?1 IS NULL OR n.alert_id = ?1) ORDER BY n.id DESC LIMIT ?2",
+             FROM messages n WHERE n.alert_id IS NOT NULL AND (?1 IS NULL OR n.alert_id = ?1) \
+             ORDER BY n.id DESC LIMIT ?2",
         )?
         .query_map(params![alert, limit as i64], |r| {
             Ok(NotificationView {
@@ -173,8 +140,8 @@ pub fn list(conn: &Connection, alert: Option<i64>, limit: usize) -> Result<Vec<N
     let newest = list[0].id;
     let mut attempts: HashMap<i64, Vec<NotificationAttempt>> = HashMap::new();
     let mut query = conn.prepare_cached(
-        "SELECT notification_id, at, status_code, latency_ms, error FROM notification_attempts \
-         WHERE notification_id BETWEEN ? AND ? ORDER BY id",
+        "SELECT message_id, at, status_code, latency_ms, error FROM message_attempts \
+         WHERE message_id BETWEEN ? AND ? AND target LIKE 'channel:%' ORDER BY id",
     )?;
     let rows = query.query_map(params![oldest, newest], |r| {
         Ok((
@@ -209,7 +176,7 @@ pub fn unnotified(
     let list = conn
         .prepare_cached(
             "SELECT r.workflow, COUNT(*), SUM(NOT EXISTS (SELECT 1 FROM coverage c \
-               JOIN notifications n ON n.id = c.notification_id \
+               JOIN messages n ON n.id = c.notification_id \
                WHERE c.run_id = r.id AND n.status = 'delivered' AND n.delivered_at <= r.finished_at + ?3)) \
              FROM runs r WHERE r.status = 'failed' AND r.mode = 'live' \
              AND r.finished_at >= ?1 AND r.finished_at <= ?2 - ?3 GROUP BY r.workflow ORDER BY r.workflow",

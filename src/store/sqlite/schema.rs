@@ -244,6 +244,58 @@ CREATE INDEX runs_failed ON runs (workflow, finished_at) WHERE status = 'failed'
     r#"
 ALTER TABLE applied_writes ADD COLUMN fingerprint TEXT;
 "#,
+    // One outbox: webhook messages and alert notifications in one table (`target` is
+    // `webhook:<id>` or `channel:<name>`) with one attempt log. Notifications get ids after
+    // the webhook messages'; their coverage follows them.
+    r#"
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    target TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    event_seq INTEGER,
+    alert_id INTEGER,
+    reason TEXT,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    delivered_at INTEGER
+);
+INSERT INTO messages (id, target, kind, event_seq, payload, status, attempts, due_at, created_at, delivered_at)
+    SELECT id, 'webhook:' || webhook_id, kind, event_seq, payload, status, attempts, due_at, created_at, delivered_at
+    FROM outbox;
+CREATE TABLE message_attempts (
+    id INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL,
+    target TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    status_code INTEGER,
+    latency_ms INTEGER NOT NULL,
+    error TEXT
+);
+INSERT INTO message_attempts (message_id, target, at, status_code, latency_ms, error)
+    SELECT outbox_id, 'webhook:' || webhook_id, at, status_code, latency_ms, error FROM deliveries ORDER BY id;
+CREATE TEMP TABLE shift AS SELECT COALESCE(MAX(id), 0) AS n FROM outbox;
+INSERT INTO messages (id, target, kind, alert_id, reason, payload, status, attempts, due_at, created_at, delivered_at)
+    SELECT id + (SELECT n FROM shift), 'channel:' || channel, 'notification', alert_id, reason, payload, status,
+           attempts, due_at, created_at, delivered_at
+    FROM notifications;
+INSERT INTO message_attempts (message_id, target, at, status_code, latency_ms, error)
+    SELECT a.notification_id + (SELECT n FROM shift), 'channel:' || n.channel, a.at, a.status_code, a.latency_ms, a.error
+    FROM notification_attempts a JOIN notifications n ON n.id = a.notification_id ORDER BY a.id;
+UPDATE coverage SET notification_id = -(notification_id + (SELECT n FROM shift));
+UPDATE coverage SET notification_id = -notification_id;
+DROP TABLE shift;
+DROP TABLE outbox;
+DROP TABLE deliveries;
+DROP TABLE notifications;
+DROP TABLE notification_attempts;
+CREATE INDEX messages_pending ON messages (target, id) WHERE status = 'pending';
+CREATE INDEX messages_alert ON messages (alert_id, id) WHERE alert_id IS NOT NULL;
+CREATE INDEX message_attempts_target ON message_attempts (target, id);
+CREATE INDEX message_attempts_of ON message_attempts (message_id, id);
+"#,
 ];
 
 /// Brings the database up to the newest schema.
@@ -256,4 +308,99 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::*;
+
+    /// A database at schema 4 with webhook messages, notifications, their attempts and
+    /// coverage moves into the one outbox with nothing lost and coverage following its
+    /// notifications.
+    #[test]
+    fn the_two_outboxes_become_one_with_their_attempts_and_coverage() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (index, sql) in MIGRATIONS.iter().enumerate().take(4) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", index + 1).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO outbox (id, webhook_id, event_seq, kind, payload, status, attempts, due_at, created_at) VALUES
+                (1, 3, 10, 'run.failed', '{}', 'delivered', 1, 0, 0),
+                (2, 3, 11, 'run.failed', '{}', 'pending', 2, 0, 0);
+             INSERT INTO deliveries (outbox_id, webhook_id, at, status_code, latency_ms, error) VALUES
+                (1, 3, 5, 200, 4, NULL), (2, 3, 6, 503, 4, 'HTTP 503');
+             INSERT INTO notifications (id, alert_id, channel, reason, payload, status, attempts, due_at, created_at) VALUES
+                (1, 9, 'slack', 'firing', '{\"title\":\"t\"}', 'delivered', 1, 0, 0),
+                (2, 9, 'email', 'firing', '{\"title\":\"t\"}', 'pending', 0, 0, 0);
+             INSERT INTO notification_attempts (notification_id, at, status_code, latency_ms, error) VALUES
+                (1, 7, 200, 9, NULL);
+             INSERT INTO coverage (run_id, notification_id, alert_id) VALUES (40, 1, 9), (40, 2, 9), (41, 1, 9);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        type Row = (i64, String, Option<i64>, Option<String>, String);
+        let messages: Vec<Row> = conn
+            .prepare("SELECT id, target, event_seq, reason, status FROM messages ORDER BY id")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let row = |id: i64, target: &str, seq: Option<i64>, reason: Option<&str>, status: &str| {
+            (
+                id,
+                target.to_owned(),
+                seq,
+                reason.map(str::to_owned),
+                status.to_owned(),
+            )
+        };
+        assert_eq!(
+            messages,
+            [
+                row(1, "webhook:3", Some(10), None, "delivered"),
+                row(2, "webhook:3", Some(11), None, "pending"),
+                row(3, "channel:slack", None, Some("firing"), "delivered"),
+                row(4, "channel:email", None, Some("firing"), "pending"),
+            ]
+        );
+        let attempts: Vec<(i64, String, Option<i64>)> = conn
+            .prepare("SELECT message_id, target, status_code FROM message_attempts ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            attempts,
+            [
+                (1, "webhook:3".to_owned(), Some(200)),
+                (2, "webhook:3".to_owned(), Some(503)),
+                (3, "channel:slack".to_owned(), Some(200)),
+            ]
+        );
+        let coverage: Vec<(i64, i64)> = conn
+            .prepare(
+                "SELECT run_id, notification_id FROM coverage ORDER BY run_id, notification_id",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(coverage, [(40, 3), (40, 4), (41, 3)]);
+        let gone: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('outbox', 'deliveries', 'notifications', 'notification_attempts')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(gone, 0);
+    }
 }

@@ -1,14 +1,16 @@
-//! Outbound webhook subscriptions, their durable outbox and every delivery attempt.
+//! Outbound webhook subscriptions, and the one outbox (webhook messages and alert
+//! notifications, per target) with every delivery attempt.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::{self, ms};
 use super::writer::Tx;
-use crate::store::{Message, NewMessage, Result, StoreError, WebhookRow};
+use crate::store::{Message, NewMessage, Result, StoreError, Target, WebhookRow};
 use crate::wire::{DeliveryView, WebhookView};
 
 const SELECT: &str = "SELECT w.id, w.url, w.kinds, w.workflow, w.team, w.created_at, \
-     (SELECT COUNT(*) FROM outbox o WHERE o.webhook_id = w.id AND o.status = 'pending'), w.secret FROM webhooks w";
+     (SELECT COUNT(*) FROM messages m WHERE m.target = 'webhook:' || w.id AND m.status = 'pending'), w.secret \
+     FROM webhooks w";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WebhookRow> {
     Ok(WebhookRow {
@@ -46,8 +48,8 @@ pub fn delete(tx: &mut Tx<'_>, id: i64) -> Result<()> {
         return Err(StoreError::NotFound(format!("webhook {id}")));
     }
     tx.conn.execute(
-        "UPDATE outbox SET status = 'dropped' WHERE webhook_id = ? AND status = 'pending'",
-        [id],
+        "UPDATE messages SET status = 'dropped' WHERE target = ? AND status = 'pending'",
+        [Target::Webhook(id).key()],
     )?;
     Ok(())
 }
@@ -75,13 +77,14 @@ pub fn cursor(conn: &Connection, name: &str) -> Result<i64> {
 pub fn enqueue(tx: &mut Tx<'_>, messages: &[NewMessage], cursor: &str, seq: i64) -> Result<()> {
     let now = ms(tx.now);
     let mut insert = tx.conn.prepare_cached(
-        "INSERT INTO outbox (webhook_id, event_seq, kind, payload, status, due_at, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+        "INSERT INTO messages (target, kind, event_seq, payload, status, due_at, created_at) \
+         VALUES (?, ?, ?, ?, 'pending', ?, ?)",
     )?;
     for m in messages {
         insert.execute(params![
-            m.webhook_id,
-            m.event_seq,
+            Target::Webhook(m.webhook_id).key(),
             m.kind,
+            m.event_seq,
             m.payload.to_string(),
             now,
             now
@@ -94,22 +97,25 @@ pub fn enqueue(tx: &mut Tx<'_>, messages: &[NewMessage], cursor: &str, seq: i64)
     Ok(())
 }
 
-/// The oldest pending message of a subscription (delivered in order, one at a time).
-pub fn head(conn: &Connection, webhook_id: i64) -> Result<Option<Message>> {
+/// The oldest pending message of a target (delivered in order, one at a time).
+pub fn head(conn: &Connection, target: &Target) -> Result<Option<Message>> {
     Ok(conn
         .prepare_cached(
-            "SELECT id, event_seq, kind, payload, attempts, due_at, created_at FROM outbox \
-             WHERE webhook_id = ? AND status = 'pending' ORDER BY id LIMIT 1",
+            "SELECT id, kind, event_seq, alert_id, reason, payload, attempts, due_at, created_at \
+             FROM messages WHERE target = ? AND status = 'pending' ORDER BY id LIMIT 1",
         )?
-        .query_row([webhook_id], |r| {
+        .query_row([target.key()], |r| {
             Ok(Message {
                 id: r.get(0)?,
-                event_seq: r.get(1)?,
-                kind: r.get(2)?,
-                payload: rows::json(r.get(3)?).unwrap_or_default(),
-                attempts: r.get(4)?,
-                due_at: rows::time(r.get(5)?),
-                created_at: rows::time(r.get(6)?),
+                target: target.clone(),
+                kind: r.get(1)?,
+                event_seq: r.get(2)?,
+                alert_id: r.get(3)?,
+                reason: r.get(4)?,
+                payload: rows::json(r.get(5)?).unwrap_or_default(),
+                attempts: r.get(6)?,
+                due_at: rows::time(r.get(7)?),
+                created_at: rows::time(r.get(8)?),
             })
         })
         .optional()?)
@@ -118,23 +124,32 @@ pub fn head(conn: &Connection, webhook_id: i64) -> Result<Option<Message>> {
 /// Records one attempt; the message is delivered, or due again at `retry_at`.
 pub fn attempt(
     tx: &mut Tx<'_>,
-    message: &Message,
-    webhook_id: i64,
+    id: i64,
+    target: &Target,
     outcome: &crate::store::Attempt,
 ) -> Result<()> {
     let now = ms(tx.now);
-    tx.conn.execute(
-        "INSERT INTO deliveries (outbox_id, webhook_id, at, status_code, latency_ms, error) VALUES (?, ?, ?, ?, ?, ?)",
-        params![message.id, webhook_id, now, outcome.status_code, outcome.latency_ms, outcome.error],
-    )?;
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO message_attempts (message_id, target, at, status_code, latency_ms, error) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )?
+        .execute(params![
+            id,
+            target.key(),
+            now,
+            outcome.status_code,
+            outcome.latency_ms,
+            outcome.error
+        ])?;
     match outcome.retry_at {
         None => tx.conn.execute(
-            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ? WHERE id = ?",
-            params![now, message.id],
+            "UPDATE messages SET status = 'delivered', attempts = attempts + 1, delivered_at = ? WHERE id = ?",
+            params![now, id],
         )?,
         Some(at) => tx.conn.execute(
-            "UPDATE outbox SET attempts = attempts + 1, due_at = ? WHERE id = ?",
-            params![ms(at), message.id],
+            "UPDATE messages SET attempts = attempts + 1, due_at = ? WHERE id = ?",
+            params![ms(at), id],
         )?,
     };
     Ok(())
@@ -143,10 +158,11 @@ pub fn attempt(
 pub fn deliveries(conn: &Connection, webhook_id: i64, limit: usize) -> Result<Vec<DeliveryView>> {
     let list = conn
         .prepare_cached(
-            "SELECT d.id, d.outbox_id, o.event_seq, o.kind, d.at, d.status_code, d.latency_ms, d.error \
-             FROM deliveries d JOIN outbox o ON o.id = d.outbox_id WHERE d.webhook_id = ? ORDER BY d.id DESC LIMIT ?",
+            "SELECT a.id, a.message_id, COALESCE(m.event_seq, 0), m.kind, a.at, a.status_code, a.latency_ms, a.error \
+             FROM message_attempts a JOIN messages m ON m.id = a.message_id WHERE a.target = ? \
+             ORDER BY a.id DESC LIMIT ?",
         )?
-        .query_map(params![webhook_id, limit as i64], |r| {
+        .query_map(params![Target::Webhook(webhook_id).key(), limit as i64], |r| {
             Ok(DeliveryView {
                 id: r.get(0)?,
                 message: r.get(1)?,

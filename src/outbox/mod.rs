@@ -1,0 +1,283 @@
+//! The one outbox: everything that leaves ACP on its own (outbound webhook messages and alert
+//! notifications) is a row of the store's outbox, addressed to a [`Target`], and one delivery
+//! loop sends it.
+//!
+//! - **Dispatch** turns committed events into messages for the webhook subscriptions that want
+//!   them, moving a cursor in the same transaction, so a crash loses nothing. (Alerting queues
+//!   notifications itself, with the runs they cover.)
+//! - **Delivery** keeps one task per target (each subscription, each channel of `acp.ron`), so
+//!   a slow or broken receiver holds up nobody else. A task sends its target's oldest message
+//!   when due, records every attempt, and tries a refused head again with capped, jittered
+//!   exponential backoff until the receiver takes it: each target gets its messages in order.
+//! - **Sending** is [`send`]: one Standard Webhooks signer for subscriptions and webhook
+//!   channels, Slack blocks, and email over SMTP.
+
+mod send;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::clock::Heartbeat;
+use crate::domain::config::Policy;
+use crate::domain::retry::redelivery_delay;
+use crate::store::{Attempt, NewMessage, Store, StoreError, Target, WebhookRow};
+use crate::wire::{Event, WebhookPayload};
+pub use send::Destination;
+
+/// The event-log cursor of the webhook dispatcher (retention never prunes past it).
+const CURSOR: &str = "webhooks";
+/// Events read per dispatch round.
+const BATCH: usize = 1000;
+
+/// How deliveries are paced.
+#[derive(Debug, Clone)]
+pub struct Pace {
+    /// One try's time limit.
+    pub timeout: Duration,
+    /// The first retry's delay; it doubles up to `retry_max` (with jitter, see
+    /// [`redelivery_delay`]).
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// How often an idle target's queue is looked at, and the set of targets refreshed.
+    pub poll: Duration,
+}
+
+/// True when a subscription wants this event.
+fn wants(hook: &WebhookRow, event: &Event, teams: &HashMap<String, String>) -> bool {
+    let kind = event.kind().as_str();
+    let kind_ok = hook.view.events.iter().any(|k| match k.strip_suffix('*') {
+        Some(prefix) => kind.starts_with(prefix),
+        None => k == kind,
+    });
+    let workflow = event.workflow.as_deref();
+    let workflow_ok = hook
+        .view
+        .workflow
+        .as_deref()
+        .is_none_or(|w| workflow == Some(w));
+    let team_ok = hook.view.team.as_deref().is_none_or(|t| {
+        workflow
+            .and_then(|w| teams.get(w))
+            .is_some_and(|team| team == t)
+    });
+    kind_ok && workflow_ok && team_ok
+}
+
+/// Moves committed events into the outbox until shutdown, beating `heartbeat` each round.
+pub async fn dispatch(
+    store: Arc<dyn Store>,
+    heartbeat: Arc<Heartbeat>,
+    shutdown: CancellationToken,
+) {
+    let mut bus = store.subscribe();
+    loop {
+        match dispatch_batch(store.as_ref()).await {
+            Ok(true) => continue,
+            Ok(false) => heartbeat.beat(Utc::now()),
+            Err(e) => tracing::warn!("webhook dispatch: {e}"),
+        }
+        tokio::select! {
+            _ = bus.recv() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Why a batch of events could not be queued (the dispatcher tries again).
+#[derive(Debug, thiserror::Error)]
+enum DispatchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("event {seq} could not be encoded: {source}")]
+    Encode { seq: i64, source: serde_json::Error },
+}
+
+/// Queues messages for one batch of events; true when there may be more.
+async fn dispatch_batch(store: &dyn Store) -> Result<bool, DispatchError> {
+    let cursor = store.cursor(CURSOR).await?;
+    let events = store.events_since(cursor, BATCH).await?;
+    let Some(last) = events.last().map(|e| e.seq) else {
+        return Ok(false);
+    };
+    let hooks = store.webhooks().await?;
+    let teams = store
+        .workflows()
+        .await?
+        .into_iter()
+        .map(|w| (w.key, w.team))
+        .collect();
+    let mut messages = Vec::new();
+    for event in &events {
+        for hook in hooks.iter().filter(|h| wants(h, event, &teams)) {
+            let payload = serde_json::to_value(WebhookPayload::of(event)).map_err(|source| {
+                DispatchError::Encode {
+                    seq: event.seq,
+                    source,
+                }
+            })?;
+            messages.push(NewMessage {
+                webhook_id: hook.view.id,
+                event_seq: event.seq,
+                kind: event.kind().as_str().to_owned(),
+                payload,
+            });
+        }
+    }
+    store.enqueue(messages, CURSOR, last).await?;
+    Ok(events.len() == BATCH)
+}
+
+/// Every target there is now: each webhook subscription and each channel of the policy.
+async fn destinations(
+    store: &dyn Store,
+    policy: &Policy,
+) -> Result<BTreeMap<Target, Destination>, StoreError> {
+    let mut all: BTreeMap<Target, Destination> = store
+        .webhooks()
+        .await?
+        .into_iter()
+        .map(|hook| {
+            (
+                Target::Webhook(hook.view.id),
+                Destination::Subscription(hook),
+            )
+        })
+        .collect();
+    for (name, channel) in &policy.channels {
+        all.insert(
+            Target::Channel(name.clone()),
+            Destination::Channel(channel.clone()),
+        );
+    }
+    Ok(all)
+}
+
+/// Delivers every target's messages until shutdown: one task per target, started when a
+/// subscription appears and stopped when it is deleted; beats `heartbeat` each time it has
+/// looked at the set of targets.
+pub async fn deliver(
+    store: Arc<dyn Store>,
+    policy: Arc<Policy>,
+    pace: Pace,
+    heartbeat: Arc<Heartbeat>,
+    shutdown: CancellationToken,
+) {
+    let http = reqwest::Client::new();
+    let mut running: BTreeMap<Target, JoinHandle<()>> = BTreeMap::new();
+    loop {
+        match destinations(store.as_ref(), &policy).await {
+            Ok(now) => {
+                running.retain(|target, task| {
+                    let keep = now.contains_key(target) && !task.is_finished();
+                    if !keep {
+                        task.abort();
+                    }
+                    keep
+                });
+                for (target, destination) in now {
+                    if running.contains_key(&target) {
+                        continue;
+                    }
+                    let queue = Queue {
+                        store: store.clone(),
+                        http: http.clone(),
+                        pace: pace.clone(),
+                        target: target.clone(),
+                        destination,
+                    };
+                    running.insert(target, tokio::spawn(queue.run(shutdown.clone())));
+                }
+                heartbeat.beat(Utc::now());
+            }
+            Err(e) => tracing::warn!("listing outbox targets: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pace.poll) => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    for (_, task) in running {
+        let _ = task.await;
+    }
+}
+
+/// One target's queue.
+struct Queue {
+    store: Arc<dyn Store>,
+    http: reqwest::Client,
+    pace: Pace,
+    target: Target,
+    destination: Destination,
+}
+
+impl Queue {
+    async fn run(self, shutdown: CancellationToken) {
+        loop {
+            if self.deliver_due().await {
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.pace.poll) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Sends the head message if it is due; true when one was delivered.
+    async fn deliver_due(&self) -> bool {
+        let message = match self.store.outbox_head(&self.target).await {
+            Ok(Some(message)) if message.due_at <= Utc::now() => message,
+            Ok(_) => return false,
+            Err(e) => {
+                tracing::warn!(target = %self.target.key(), "reading the outbox: {e}");
+                return false;
+            }
+        };
+        let started = Instant::now();
+        let result = send::send(&self.http, self.pace.timeout, &self.destination, &message).await;
+        let latency_ms = started.elapsed().as_millis() as i64;
+        let attempt = match result {
+            Ok(status) => Attempt {
+                status_code: Some(status),
+                latency_ms,
+                error: None,
+                retry_at: None,
+            },
+            Err(failure) => {
+                tracing::warn!(
+                    target = %self.target.key(),
+                    message = message.id,
+                    "not delivered: {}",
+                    failure.error
+                );
+                let delay = redelivery_delay(
+                    self.pace.retry_initial,
+                    self.pace.retry_max,
+                    message.attempts,
+                );
+                Attempt {
+                    status_code: failure.status,
+                    latency_ms,
+                    error: Some(failure.error),
+                    retry_at: Some(crate::domain::clock::later_or_max(Utc::now(), delay)),
+                }
+            }
+        };
+        let delivered = attempt.retry_at.is_none();
+        if let Err(e) = self
+            .store
+            .record_attempt(message.id, &self.target, attempt)
+            .await
+        {
+            tracing::warn!("recording a delivery attempt failed: {e}");
+            return false;
+        }
+        delivered
+    }
+}

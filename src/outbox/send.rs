@@ -1,0 +1,150 @@
+//! Sending one outbox message to its destination: one Standard Webhooks signer for
+//! subscriptions and webhook channels, Slack blocks, and email over SMTP.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use crate::domain::config::{ChannelDef, EmailTls};
+use crate::domain::notice;
+use crate::domain::standard_webhooks;
+use crate::store::{Message, WebhookRow};
+
+/// Where a target's messages go and how.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    /// An outbound webhook subscription: the message's payload, signed with its secret.
+    Subscription(WebhookRow),
+    /// An alert channel of `acp.ron`: the notification rendered for it.
+    Channel(ChannelDef),
+}
+
+/// A try that did not work: the status (HTTP or SMTP) if there was one, and what went wrong.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: Option<u16>,
+    pub error: String,
+}
+
+impl Failure {
+    fn new(status: Option<u16>, error: impl Into<String>) -> Self {
+        Self {
+            status,
+            error: error.into(),
+        }
+    }
+}
+
+/// One try at one destination; answers the status of a delivery that worked.
+///
+/// # Errors
+/// [`Failure`] with the status and what went wrong (a refusal, a timeout, an SMTP error).
+pub async fn send(
+    http: &reqwest::Client,
+    timeout: Duration,
+    destination: &Destination,
+    message: &Message,
+) -> Result<u16, Failure> {
+    match destination {
+        Destination::Subscription(hook) => {
+            signed_post(http, timeout, &hook.view.url, &hook.secret, message).await
+        }
+        Destination::Channel(ChannelDef::Webhook { url, secret }) => {
+            signed_post(http, timeout, url, secret, message).await
+        }
+        Destination::Channel(ChannelDef::Slack { url }) => {
+            let request = http.post(url).json(&notice::slack(&message.payload));
+            post(request, timeout).await
+        }
+        Destination::Channel(ChannelDef::Email {
+            host,
+            port,
+            tls,
+            from,
+            to,
+            username,
+            password,
+        }) => {
+            let (subject, body) = notice::email(&message.payload);
+            let mut email = lettre::Message::builder()
+                .from(
+                    from.parse()
+                        .map_err(|e| Failure::new(None, format!("from: {e}")))?,
+                )
+                .subject(subject)
+                .header(ContentType::TEXT_PLAIN);
+            for address in to {
+                email = email.to(address
+                    .parse()
+                    .map_err(|e| Failure::new(None, format!("to: {e}")))?);
+            }
+            let email = email
+                .body(body)
+                .map_err(|e| Failure::new(None, e.to_string()))?;
+            let builder = match tls {
+                EmailTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+                EmailTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
+                    .map_err(|e| Failure::new(None, e.to_string()))?,
+                EmailTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
+                    .map_err(|e| Failure::new(None, e.to_string()))?,
+            };
+            let default_port = match tls {
+                EmailTls::None => 25,
+                EmailTls::StartTls => 587,
+                EmailTls::Tls => 465,
+            };
+            let mut builder = builder
+                .port(port.unwrap_or(default_port))
+                .timeout(Some(timeout));
+            if let (Some(user), Some(password)) = (username, password) {
+                builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+            }
+            match builder.build().send(email).await {
+                Ok(response) => Ok(u16::from(response.code())),
+                Err(e) => Err(Failure::new(
+                    e.status().map(u16::from),
+                    format!("SMTP: {e}"),
+                )),
+            }
+        }
+    }
+}
+
+/// The one signer: POSTs the message's payload with Standard Webhooks headers
+/// (`webhook-id: msg_<id>`, `webhook-timestamp`, `webhook-signature`), the id staying the
+/// same on every retry so the receiver can drop duplicates.
+async fn signed_post(
+    http: &reqwest::Client,
+    timeout: Duration,
+    url: &str,
+    secret: &str,
+    message: &Message,
+) -> Result<u16, Failure> {
+    let id = format!("msg_{}", message.id);
+    let timestamp = Utc::now().timestamp();
+    let body = message.payload.to_string();
+    let signature = standard_webhooks::signature(secret, &id, timestamp, &body)
+        .map_err(|e| Failure::new(None, e.to_string()))?;
+    let request = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body);
+    post(request, timeout).await
+}
+
+async fn post(request: reqwest::RequestBuilder, timeout: Duration) -> Result<u16, Failure> {
+    match request.timeout(timeout).send().await {
+        Ok(response) if response.status().is_success() => Ok(response.status().as_u16()),
+        Ok(response) => Err(Failure::new(
+            Some(response.status().as_u16()),
+            format!("HTTP {}", response.status().as_u16()),
+        )),
+        Err(e) => Err(Failure::new(None, e.to_string())),
+    }
+}

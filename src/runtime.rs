@@ -1,0 +1,260 @@
+//! The composition root: the one place ACP's parts are started and stopped, used by
+//! `acp serve`, `acp demo`, the stream benchmark and the tests' API harness.
+//!
+//! [`Runtime::start`] starts the engine on a store. [`Runtime::serve`] then starts, as peers
+//! sharing one shutdown, the background loops (the alert evaluator, outbox dispatch and
+//! delivery, retention, and a watchdog over them all) and the HTTP API, which only serves.
+//! Each loop has a name and a [`Heartbeat`]; the watchdog appends `control.degraded` to the
+//! run log when one stalls (and `control.recovered` when it comes back), and `GET /health`
+//! shows every loop. [`Runtime::stop`] closes streams, stops the loops, lets in-flight
+//! attempts finish and closes the store.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::actions::Actions;
+use crate::alerts::Evaluator;
+use crate::domain::alert::EVALUATOR_LOOP;
+use crate::domain::clock::{Heartbeat, Loop, earlier_or_min};
+use crate::engine::{Engine, EngineConfig, EngineError};
+use crate::outbox::Pace;
+use crate::server::{AppState, ServerConfig};
+use crate::store::Store;
+use crate::wire::{ControlChanged, EventBody};
+
+/// How long the outbox loops may go without a round.
+const OUTBOX_STALE: Duration = Duration::from_secs(60);
+/// How often retention prunes, and how long it may go without doing so.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// ACP running: the engine, and once [`Runtime::serve`] is called the loops and the API.
+pub struct Runtime {
+    engine: Engine,
+    store: Arc<dyn Store>,
+    shutdown: CancellationToken,
+    tasks: Mutex<Vec<(&'static str, JoinHandle<()>)>>,
+    http: Mutex<Vec<JoinHandle<std::io::Result<()>>>>,
+}
+
+impl Runtime {
+    /// Starts the engine (its claim, lease and schedule loops) on `store`.
+    ///
+    /// # Errors
+    /// [`EngineError`] when the published workflows cannot be loaded or the crashed runs'
+    /// leases cannot be released.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        config: EngineConfig,
+        actions: Actions,
+    ) -> Result<Self, EngineError> {
+        let engine = Engine::start(store.clone(), config, actions).await?;
+        Ok(Self {
+            engine,
+            store,
+            shutdown: CancellationToken::new(),
+            tasks: Mutex::default(),
+            http: Mutex::default(),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Cancelled when the runtime stops (for tasks that live as long as it, such as the
+    /// demo's traffic).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Starts the background loops and the HTTP API on `listener`; answers what handlers see.
+    /// Its `shutdown` stops this API and these loops alone (a test's server going away);
+    /// [`Runtime::stop`] stops everything.
+    pub fn serve(&self, listener: TcpListener, config: ServerConfig) -> AppState {
+        let shutdown = self.shutdown.child_token();
+        let evaluator = Loop::new(EVALUATOR_LOOP, config.evaluator_stale_after);
+        let dispatch = Loop::new("outbox dispatch", OUTBOX_STALE);
+        let delivery = Loop::new(
+            "outbox delivery",
+            OUTBOX_STALE.max(config.webhook_poll * 10),
+        );
+        let retention = Loop::new("retention", PRUNE_EVERY * 2);
+        let mut loops = vec![evaluator.clone(), dispatch.clone(), delivery.clone()];
+        if config.keep_events.is_some() {
+            loops.push(retention.clone());
+        }
+        let state = AppState::new(
+            self.engine.clone(),
+            self.store.clone(),
+            config,
+            loops.clone(),
+            shutdown.clone(),
+        );
+        let config = state.config.clone();
+        let store = self.store.clone();
+        let pace = Pace {
+            timeout: config.webhook_timeout,
+            retry_initial: config.webhook_retry_initial,
+            retry_max: config.webhook_retry_max,
+            poll: config.webhook_poll,
+        };
+        let evaluate = Evaluator::new(self.engine.clone(), store.clone(), evaluator.heartbeat)
+            .with_policy(config.alerting.clone());
+        let mut tasks = vec![
+            (
+                EVALUATOR_LOOP,
+                tokio::spawn(crate::alerts::run(
+                    evaluate,
+                    config.alert_every,
+                    shutdown.clone(),
+                )),
+            ),
+            (
+                dispatch.name,
+                tokio::spawn(crate::outbox::dispatch(
+                    store.clone(),
+                    dispatch.heartbeat,
+                    shutdown.clone(),
+                )),
+            ),
+            (
+                delivery.name,
+                tokio::spawn(crate::outbox::deliver(
+                    store.clone(),
+                    config.alerting.clone(),
+                    pace,
+                    delivery.heartbeat,
+                    shutdown.clone(),
+                )),
+            ),
+            (
+                "watchdog",
+                tokio::spawn(watchdog(loops, store.clone(), shutdown.clone())),
+            ),
+        ];
+        if let Some(keep) = config.keep_events {
+            tasks.push((
+                retention.name,
+                tokio::spawn(prune(
+                    store.clone(),
+                    keep,
+                    retention.heartbeat,
+                    shutdown.clone(),
+                )),
+            ));
+        }
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(tasks);
+        let http = tokio::spawn(crate::server::serve(listener, state.clone()));
+        self.http
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(http);
+        state
+    }
+
+    /// Stops everything in order: the API (streams get a close frame), the loops, the engine
+    /// (in-flight attempts finish within its grace period), then the store.
+    ///
+    /// # Errors
+    /// The HTTP server's I/O error, if it failed; everything is stopped regardless.
+    pub async fn stop(&self) -> std::io::Result<()> {
+        self.shutdown.cancel();
+        let servers = std::mem::take(&mut *self.http.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut served = Ok(());
+        for task in servers {
+            let result = task.await.unwrap_or(Ok(()));
+            if served.is_ok() {
+                served = result;
+            }
+        }
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for (name, task) in tasks {
+            if let Err(e) = task.await {
+                tracing::warn!("{name} did not stop cleanly: {e}");
+            }
+        }
+        self.engine.shutdown().await;
+        self.store.close();
+        served
+    }
+}
+
+/// Monitors the monitors: when a loop has not finished a round for its `stale_after`, appends
+/// `control.degraded` naming it to the run log (so every stream client sees it), and
+/// `control.recovered` once it runs again.
+async fn watchdog(loops: Vec<Loop>, store: Arc<dyn Store>, shutdown: CancellationToken) {
+    let shortest = loops
+        .iter()
+        .map(|l| l.stale_after)
+        .min()
+        .unwrap_or(Duration::from_secs(30));
+    let every = (shortest / 4).max(Duration::from_millis(10));
+    let mut degraded = vec![false; loops.len()];
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let now = Utc::now();
+        for (watched, was) in loops.iter().zip(degraded.iter_mut()) {
+            let stale = watched.is_stale_at(now);
+            if stale == *was {
+                continue;
+            }
+            let change = ControlChanged {
+                part: watched.name.into(),
+                last_run: watched.heartbeat.last(),
+            };
+            let body = if stale {
+                EventBody::ControlDegraded(change)
+            } else {
+                EventBody::ControlRecovered(change)
+            };
+            match store.record_event(body).await {
+                Ok(()) => *was = stale,
+                Err(e) => tracing::warn!("recording the state of the {} failed: {e}", watched.name),
+            }
+        }
+    }
+}
+
+/// Retention: drops events older than `keep` every hour (never past a cursor, never the
+/// newest).
+async fn prune(
+    store: Arc<dyn Store>,
+    keep: Duration,
+    heartbeat: Arc<Heartbeat>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let before = earlier_or_min(Utc::now(), keep);
+        match store.prune_events(before).await {
+            Ok(n) => {
+                heartbeat.beat(Utc::now());
+                if n > 0 {
+                    tracing::info!(
+                        "dropped {n} events older than {}",
+                        humantime::format_duration(keep)
+                    );
+                }
+            }
+            Err(e) => tracing::warn!("pruning events failed: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
