@@ -143,7 +143,10 @@ fn failed_finish() -> Vec<Transition> {
 
 /// Claims `id` alone for `owner` (it must be the only due run).
 async fn claim_one(store: &Arc<dyn Store>, owner: &str) -> i64 {
-    let claimed = store.claim_runs(owner, 10, later()).await.unwrap();
+    let claimed = store
+        .claim_runs(owner, 10, Utc::now(), later())
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1, "exactly one run is due");
     claimed[0].run.id
 }
@@ -159,7 +162,10 @@ async fn two_claimers_never_get_the_same_run(store: &Arc<dyn Store>) {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let claimed = store.claim_runs(owner, 3, later()).await.unwrap();
+                let claimed = store
+                    .claim_runs(owner, 3, Utc::now(), later())
+                    .await
+                    .unwrap();
                 if claimed.is_empty() {
                     return mine;
                 }
@@ -179,10 +185,10 @@ async fn two_claimers_never_get_the_same_run(store: &Arc<dyn Store>) {
 async fn an_expired_lease_is_claimed_again_and_its_holder_refused(store: &Arc<dyn Store>) {
     let id = store.create_runs(vec![new_run("w")]).await.unwrap()[0];
     let past = Utc::now() - Duration::seconds(1);
-    let claimed = store.claim_runs("a", 1, past).await.unwrap();
+    let claimed = store.claim_runs("a", 1, Utc::now(), past).await.unwrap();
     assert_eq!(claimed[0].run.id, id);
     store.apply(id, "a", vec![started(0, 1)]).await.unwrap();
-    let again = store.claim_runs("b", 1, later()).await.unwrap();
+    let again = store.claim_runs("b", 1, Utc::now(), later()).await.unwrap();
     assert_eq!(again.len(), 1, "an expired lease is claimable");
     assert_eq!(
         again[0].attempts[0].status,
@@ -191,7 +197,13 @@ async fn an_expired_lease_is_claimed_again_and_its_holder_refused(store: &Arc<dy
     );
     let refused = store.apply(id, "a", vec![started(1, 1)]).await;
     assert!(matches!(refused, Err(StoreError::LeaseLost(r)) if r == id));
-    assert!(store.claim_runs("c", 1, later()).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_runs("c", 1, Utc::now(), later())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         kinds_of(store, id).await,
         [
@@ -754,7 +766,12 @@ async fn a_dead_letter_closes_once(store: &Arc<dyn Store>) {
 
 /// Claims one due run for `owner`, whichever it is.
 async fn claim_one_of(store: &Arc<dyn Store>, owner: &str) -> i64 {
-    store.claim_runs(owner, 1, later()).await.unwrap()[0].run.id
+    store
+        .claim_runs(owner, 1, Utc::now(), later())
+        .await
+        .unwrap()[0]
+        .run
+        .id
 }
 
 async fn a_closed_store_answers_nothing(store: &Arc<dyn Store>) {

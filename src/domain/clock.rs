@@ -63,6 +63,23 @@ pub fn delta(duration: Duration) -> TimeDelta {
     TimeDelta::from_std(duration).unwrap_or(TimeDelta::MAX)
 }
 
+/// Where the engine reads the time. [`SystemClock`] in production; tests hand the engine a
+/// clock that follows tokio's (paused) time, so retries, delays and leases play out in
+/// virtual time.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
 /// When a background loop last finished a round: what the watchdog and the health numbers
 /// read. Milliseconds since the epoch in an atomic; 0 before the first round.
 #[derive(Debug, Default)]

@@ -26,7 +26,8 @@ pub struct NewRun {
     pub carry_from_origin: bool,
     /// A second run with the same key is not created (schedule fire times, webhook delivery ids).
     pub dedupe_key: Option<String>,
-    /// Not claimed before this time (a bulk replay spreads its runs out); now when `None`.
+    /// When the run falls due, in the engine's clock (a bulk replay spreads its runs out);
+    /// the store's now when `None`.
     pub not_before: Option<DateTime<Utc>>,
 }
 

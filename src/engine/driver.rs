@@ -3,7 +3,6 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use chrono::Utc;
 use futures_util::FutureExt;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
@@ -368,7 +367,7 @@ impl Driver<'_> {
             let delay = step
                 .retry
                 .delay(number, failure.retry_after, fastrand::f64());
-            let at = crate::domain::clock::later_or_max(Utc::now(), delay);
+            let at = crate::domain::clock::later_or_max(self.inner.config.clock.now(), delay);
             let retry = RetryAt {
                 at,
                 delay_ms: delay.as_millis() as i64,

@@ -31,7 +31,7 @@ impl Engine {
             ));
         }
         let buckets = query.buckets.unwrap_or(12).clamp(1, 240);
-        let until = Utc::now();
+        let until = self.inner.config.clock.now();
         let since = crate::domain::clock::earlier(until, window).ok_or_else(|| {
             EngineError::Invalid(format!("the window {window:?} reaches before the year 0"))
         })?;

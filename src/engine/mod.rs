@@ -15,6 +15,7 @@
 
 mod bounds;
 mod catalog;
+mod clock;
 mod driver;
 mod health;
 mod ops;
@@ -32,10 +33,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::actions::Actions;
+use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::template::SecretLookup;
 use crate::store::{Store, StoreError};
 use catalog::Catalog;
 
+pub use clock::TokioClock;
 pub use ops::{LoadReport, Watched};
 
 /// What can go wrong in an engine call.
@@ -76,6 +79,8 @@ pub struct EngineConfig {
     /// stored as a `truncated` marker with their original size (the run's later steps still
     /// see the whole value while the run is driven without a pause).
     pub max_stored_bytes: usize,
+    /// Where the engine reads the time (due runs, leases, retry and delay times, schedules).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for EngineConfig {
@@ -88,6 +93,7 @@ impl Default for EngineConfig {
             secrets: Arc::new(|name| std::env::var(name).ok()),
             sole_owner: true,
             max_stored_bytes: bounds::DEFAULT_MAX_STORED,
+            clock: Arc::new(SystemClock),
         }
     }
 }

@@ -167,7 +167,7 @@ impl Engine {
                 origin_run: None,
                 carry_from_origin: false,
                 dedupe_key: None,
-                not_before: None,
+                not_before: Some(self.inner.config.clock.now()),
             })
             .collect();
         let ids = self.inner.store.create_runs(runs).await?;
@@ -205,7 +205,7 @@ impl Engine {
             origin_run: None,
             carry_from_origin: false,
             dedupe_key: delivery.map(|d| format!("webhook:{key}:{d}")),
-            not_before: None,
+            not_before: Some(self.inner.config.clock.now()),
         };
         let sent = run.trigger.clone();
         let ids = self.inner.store.create_runs(vec![run]).await?;
@@ -266,7 +266,7 @@ impl Engine {
             origin_run: Some(run_id),
             carry_from_origin: false,
             dedupe_key: None,
-            not_before: None,
+            not_before: Some(self.inner.config.clock.now()),
         };
         let ids = self.inner.store.create_runs(vec![run]).await?;
         self.inner.wake.notify_one();
@@ -292,10 +292,6 @@ impl Engine {
 }
 
 impl Inner {
-    pub(super) fn lease(&self) -> chrono::Duration {
-        crate::domain::clock::delta(self.config.lease)
-    }
-
     pub(super) fn register_cancel(&self, run_id: i64) -> CancellationToken {
         let token = CancellationToken::new();
         if let Ok(mut map) = self.cancels.lock() {
@@ -323,7 +319,9 @@ impl Inner {
 
     /// Wakes the claim loop when `at` comes (a retry or a delay falling due).
     pub(super) fn wake_at(self: &std::sync::Arc<Self>, at: DateTime<Utc>) {
-        let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let wait = (at - self.config.clock.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
         let inner = self.clone();
         self.tasks.spawn(async move {
             tokio::select! {

@@ -96,7 +96,7 @@ impl Engine {
         let mut plans = Vec::with_capacity(entries.len());
         let mut groups: BTreeMap<(ErrorClass, String), (usize, bool)> = BTreeMap::new();
         let mut held_back = 0;
-        let start = chrono::Utc::now();
+        let start = self.inner.config.clock.now();
         for entry in entries {
             let old = self.inner.store.run(entry.run_id).await?.run;
             let mut run = self.replay_run(old.clone(), on, None)?;
@@ -230,7 +230,7 @@ impl Engine {
             origin_run: Some(old.id),
             carry_from_origin: carry,
             dedupe_key: None,
-            not_before: None,
+            not_before: Some(self.inner.config.clock.now()),
         })
     }
 }

@@ -166,7 +166,7 @@ pub async fn perform(
         ActionDef::Delay { duration } => {
             let wait =
                 parse_duration(duration).map_err(|e| StepFailure::permanent(e.to_string()))?;
-            let until = crate::domain::clock::later_or_max(Utc::now(), wait);
+            let until = crate::domain::clock::later_or_max(inner.config.clock.now(), wait);
             let control = if wait.is_zero() {
                 Control::Continue
             } else {

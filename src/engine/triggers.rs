@@ -21,7 +21,11 @@ impl Inner {
         &self,
         write: RecordWrite,
     ) -> Result<RecordWriteOutcome, EngineError> {
-        let matcher = matcher(self.catalog.published(), self.catalog.env.clone());
+        let matcher = matcher(
+            self.catalog.published(),
+            self.catalog.env.clone(),
+            self.config.clock.now(),
+        );
         let outcome = self.store.write_record(write, matcher).await?;
         if !outcome.runs.is_empty() {
             self.wake.notify_one();
@@ -30,10 +34,12 @@ impl Inner {
     }
 }
 
-/// Picks the published workflows whose record trigger matches a change.
+/// Picks the published workflows whose record trigger matches a change; their runs are due
+/// at `now`.
 fn matcher(
     published: Arc<Vec<Arc<Compiled>>>,
     env: Arc<minijinja::Environment<'static>>,
+    now: DateTime<Utc>,
 ) -> TriggerMatcher {
     Box::new(move |change: &RecordChange| {
         let payload = change.payload();
@@ -52,7 +58,7 @@ fn matcher(
                 origin_run: None,
                 carry_from_origin: false,
                 dedupe_key: None,
-                not_before: None,
+                not_before: Some(now),
             })
             .collect()
     })
@@ -100,7 +106,7 @@ fn matches(
 pub async fn schedule_loop(inner: Arc<Inner>) {
     let mut next: HashMap<(String, i64), DateTime<Utc>> = HashMap::new();
     loop {
-        let now = Utc::now();
+        let now = inner.config.clock.now();
         let mut due = Vec::new();
         for compiled in inner.catalog.published().iter() {
             let Trigger::Schedule { cron, timezone } = &compiled.workflow.trigger else {
@@ -122,7 +128,7 @@ pub async fn schedule_loop(inner: Arc<Inner>) {
                     origin_run: None,
                     carry_from_origin: false,
                     dedupe_key: Some(format!("schedule:{}:{}", id.0, fire.to_rfc3339())),
-                    not_before: None,
+                    not_before: Some(now),
                 });
                 *fire = next_fire(cron, timezone, now).unwrap_or(DateTime::<Utc>::MAX_UTC);
             }

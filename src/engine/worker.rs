@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use crate::domain::clock::later_or_max;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::{Inner, driver};
@@ -15,10 +15,11 @@ pub async fn claim_loop(inner: Arc<Inner>) {
         let free = inner.slots.available_permits();
         let mut more = false;
         if free > 0 {
-            let lease_until = Utc::now() + inner.lease();
+            let now = inner.config.clock.now();
+            let lease_until = later_or_max(now, inner.config.lease);
             match inner
                 .store
-                .claim_runs(&inner.owner, free, lease_until)
+                .claim_runs(&inner.owner, free, now, lease_until)
                 .await
             {
                 Ok(runs) => {
@@ -54,7 +55,10 @@ pub async fn heartbeat_loop(inner: Arc<Inner>) {
         }
         match inner
             .store
-            .heartbeat(&inner.owner, Utc::now() + inner.lease())
+            .heartbeat(
+                &inner.owner,
+                later_or_max(inner.config.clock.now(), inner.config.lease),
+            )
             .await
         {
             Ok(ids) => {

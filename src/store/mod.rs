@@ -288,12 +288,14 @@ pub trait RunStore: Send + Sync + 'static {
     /// Queues runs; answers their ids in order. A run whose dedupe key exists already yields
     /// the existing run's id and queues nothing.
     async fn create_runs(&self, runs: Vec<NewRun>) -> Result<Vec<i64>>;
-    /// Claims up to `limit` runs that are due (or whose lease expired) for `owner` until
-    /// `lease_until`; two claimers never get the same run.
+    /// Claims up to `limit` runs that are due at `now` (or whose lease expired by then) for
+    /// `owner` until `lease_until`; two claimers never get the same run. `now` is the
+    /// caller's clock (the engine's), so due times and leases are read in one time.
     async fn claim_runs(
         &self,
         owner: &str,
         limit: usize,
+        now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<ClaimedRun>>;
     /// Ends the lease of every `running` run now, so the next claim takes them at once;

@@ -2,8 +2,11 @@
 //! `sqlite:///var/lib/acp/acp.db?durability=full` (an absolute path after `sqlite://`),
 //! `sqlite://acp.db` (relative), or a plain file path. Query parameters: `durability`
 //! (`normal`, the default: a power cut may lose the last commits, never corrupt; `full`: every
-//! commit is on disk before it is acknowledged) and `bus` (events buffered per slow
-//! subscriber, default 65,536).
+//! commit is on disk before it is acknowledged), `bus` (events buffered per slow subscriber,
+//! default 65,536) and `wait` (`async`, the default, or `blocking`: a caller waits for its
+//! write on a tokio blocking-pool thread, which tells a paused tokio clock that work is in
+//! progress, so tests under `tokio::time::pause` do not skip time while a commit is under
+//! way; it costs a thread hand-off per write).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ pub struct Location {
     pub path: PathBuf,
     durability: Durability,
     bus: Option<usize>,
+    blocking_wait: bool,
 }
 
 impl Location {
@@ -47,11 +51,14 @@ impl Location {
             path: PathBuf::from(path),
             durability: Durability::Normal,
             bus: None,
+            blocking_wait: false,
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("durability", "normal")) => location.durability = Durability::Normal,
                 Some(("durability", "full")) => location.durability = Durability::Full,
+                Some(("wait", "async")) => location.blocking_wait = false,
+                Some(("wait", "blocking")) => location.blocking_wait = true,
                 Some(("bus", n)) => {
                     location.bus = Some(n.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
                         StoreError::Invalid(format!("bus={n}: write a positive number"))
@@ -59,7 +66,7 @@ impl Location {
                 }
                 _ => {
                     return Err(StoreError::Invalid(format!(
-                        "`{pair}` in the store URL: known are durability=normal|full and bus=N"
+                        "`{pair}` in the store URL: known are durability=normal|full, bus=N and wait=async|blocking"
                     )));
                 }
             }
@@ -84,7 +91,7 @@ pub fn open(url: &str) -> Result<Arc<dyn Store>> {
         Some(bus) => SqliteStore::open_with_bus(&location.path, location.durability, bus)?,
         None => SqliteStore::open(&location.path, location.durability)?,
     };
-    Ok(Arc::new(store))
+    Ok(Arc::new(store.waiting_blocking(location.blocking_wait)))
 }
 
 /// For `acp bench`: single-row commits per second for `lasting`, in a scratch table of a fresh
@@ -146,11 +153,18 @@ mod tests {
             Location::parse("sqlite://a.db?bus=16").unwrap().bus,
             Some(16)
         );
+        assert!(
+            Location::parse("sqlite://a.db?wait=blocking")
+                .unwrap()
+                .blocking_wait
+        );
+        assert!(!plain.blocking_wait);
         for (bad, names) in [
             ("postgres://db/acp", "postgres://"),
             ("sqlite://", "no database file"),
             ("sqlite://a.db?durability=sometimes", "durability=sometimes"),
             ("sqlite://a.db?bus=0", "bus=0"),
+            ("sqlite://a.db?wait=soon", "wait=soon"),
         ] {
             let error = Location::parse(bad).unwrap_err().to_string();
             assert!(error.contains(names), "{bad}: {error}");

@@ -200,7 +200,7 @@ impl RunView {
             queued_at: event.at,
             started_at: None,
             finished_at: None,
-            next_attempt_at: Some(queued.not_before.map_or(event.at, |at| at.max(event.at))),
+            next_attempt_at: Some(queued.not_before.unwrap_or(event.at)),
             attempts: 0,
             error: None,
             failed_step: None,

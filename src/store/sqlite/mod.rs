@@ -49,6 +49,8 @@ pub struct SqliteStore {
     checkpointer: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
     readers: Arc<Readers>,
     bus: broadcast::Sender<Arc<Event>>,
+    /// Callers wait for their writes on a blocking-pool thread (see `store::open`'s `wait`).
+    blocking_wait: bool,
 }
 
 impl SqliteStore {
@@ -86,7 +88,14 @@ impl SqliteStore {
                 closed: Default::default(),
             }),
             bus,
+            blocking_wait: false,
         })
+    }
+
+    /// With `blocking`, callers wait for their writes on a blocking-pool thread.
+    pub fn waiting_blocking(mut self, blocking: bool) -> Self {
+        self.blocking_wait = blocking;
+        self
     }
 
     /// Stops the writer after the jobs already sent have committed and releases every
@@ -119,9 +128,14 @@ impl SqliteStore {
         if !matches!(sent, Some(Ok(()))) {
             return Err(StoreError::Other("the store is closed".into()));
         }
-        answer
-            .await
-            .map_err(|_| StoreError::Other("the store writer stopped".into()))?
+        let stopped = |_| StoreError::Other("the store writer stopped".into());
+        if self.blocking_wait {
+            return tokio::task::spawn_blocking(move || answer.blocking_recv())
+                .await
+                .map_err(|e| StoreError::Other(e.to_string()))?
+                .map_err(stopped)?;
+        }
+        answer.await.map_err(stopped)?
     }
 
     async fn read<T, F>(&self, work: F) -> Result<T>
@@ -253,10 +267,11 @@ impl RunStore for SqliteStore {
         &self,
         owner: &str,
         limit: usize,
+        now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<ClaimedRun>> {
         let owner = owner.to_owned();
-        self.write(move |tx| runs::claim(tx, &owner, limit, lease_until))
+        self.write(move |tx| runs::claim(tx, &owner, limit, now, lease_until))
             .await
     }
 

@@ -50,7 +50,7 @@ pub fn create(tx: &mut Tx<'_>, run: &NewRun) -> Result<i64> {
             prefix,
             run.dedupe_key,
             now,
-            run.not_before.map_or(now, |at| ms(at).max(now))
+            run.not_before.map_or(now, ms)
         ])?;
     let id = tx.conn.last_insert_rowid();
     if let (Some(_), Some(origin)) = (&prefix, run.origin_run) {

@@ -15,14 +15,15 @@ use crate::domain::run::{
 use crate::store::{ClaimedRun, Result, StoreError};
 use crate::wire::RunStatus;
 
-/// Claims due runs and runs whose lease expired.
+/// Claims runs due at `now` and runs whose lease expired by then.
 pub fn claim(
     tx: &mut Tx<'_>,
     owner: &str,
     limit: usize,
+    now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<ClaimedRun>> {
-    let now = ms(tx.now);
+    let now = ms(now);
     // Two index-ordered scans (expired leases first, then due runs) rather than one sorted
     // union: the union would sort every queued run on every claim.
     let mut due: Vec<(i64, String, Option<i64>)> = Vec::new();
