@@ -290,3 +290,55 @@ async fn a_dead_letter_names_the_record_its_run_was_about() {
     let one = h.store.dlq_entry(entries[0].id).await.unwrap();
     assert_eq!(one.record_id, Some(deal.record.id));
 }
+
+/// Writers racing for one record: each write is merged into the record as it is when the
+/// write applies (a write prepared from values that changed meanwhile is prepared again), so
+/// none is lost, every one is in the field history, and each triggers from its own change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_to_one_record_all_land_and_each_triggers() {
+    let h = harness(&[STAGE]).await;
+    let deal = h
+        .engine
+        .write_record(create("deals", json!({"stage": "new"}), None))
+        .await
+        .unwrap()
+        .record
+        .id;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let engine = h.engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let stage = if i == 7 { "proposal" } else { "open" };
+            engine
+                .write_record(update(deal, json!({format!("f{i}"): i, "stage": stage})))
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().expect("no write is refused as stale");
+    }
+    let record = h.store.record(deal).await.unwrap();
+    for i in 0..24 {
+        assert_eq!(record.values[&format!("f{i}")], json!(i), "f{i} was lost");
+    }
+    let history = h.store.field_history(deal).await.unwrap();
+    assert_eq!(
+        history.iter().filter(|c| c.field.starts_with('f')).count(),
+        24
+    );
+    let runs = h
+        .store
+        .runs(&RunQuery {
+            workflow: Some("stage_watch".into()),
+            ..RunQuery::default()
+        })
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        runs.iter()
+            .all(|r| r.trigger["record"]["values"]["stage"] == "proposal"),
+        "a run starts only from a change its filter accepts: {runs:?}"
+    );
+    assert!(!runs.is_empty(), "the write that set `proposal` triggered");
+}

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use serde_json::{Map, Value, json};
 
-use acp::domain::{NewRun, Provenance, RecordWrite, RetryAt, StepFailure, Transition};
+use acp::domain::{
+    NewRun, PreparedWrite, Provenance, RecordWrite, RetryAt, StepFailure, Transition, Triggered,
+};
 use acp::store::{
     AlertChange, Attempt, NewMessage, NewNotice, Replay, Store, StoreError, Target, WebhookRow,
 };
@@ -385,32 +387,74 @@ fn write(id: Option<i64>, values: Value, key: Option<&str>) -> RecordWrite {
     }
 }
 
-fn no_runs() -> acp::store::TriggerMatcher {
-    Box::new(|_| Vec::new())
+/// Prepares a write as the engine does (read, merge) with the given triggered workflows.
+async fn prepare(
+    store: &Arc<dyn Store>,
+    write: RecordWrite,
+    triggered: Vec<Triggered>,
+) -> PreparedWrite {
+    let existing = match write.id {
+        Some(id) => store.record(id).await.ok(),
+        None => None,
+    };
+    PreparedWrite {
+        merge: write.merge(existing.as_ref()).unwrap(),
+        read: existing.map(|r| r.values),
+        write,
+        triggered,
+    }
+}
+
+async fn apply(
+    store: &Arc<dyn Store>,
+    write: RecordWrite,
+) -> Result<acp::domain::RecordWriteOutcome, StoreError> {
+    let prepared = prepare(store, write, Vec::new()).await;
+    store.write_record(prepared).await
 }
 
 async fn record_writes_are_idempotent_and_keep_field_history(store: &Arc<dyn Store>) {
-    let created = store
-        .write_record(write(None, json!({"stage": "new"}), Some("k1")), no_runs())
+    let created = apply(store, write(None, json!({"stage": "new"}), Some("k1")))
         .await
         .unwrap();
     let id = created.record.id;
-    let repeated = store
-        .write_record(write(None, json!({"stage": "new"}), Some("k1")), no_runs())
+    let repeated = apply(store, write(None, json!({"stage": "new"}), Some("k1")))
         .await
         .unwrap();
     assert!(repeated.duplicate && repeated.record.id == id);
     assert!(repeated.first_fingerprint.is_some());
-    let updated = store
-        .write_record(
-            write(Some(id), json!({"stage": "won", "owner": "ann"}), None),
-            no_runs(),
-        )
-        .await
-        .unwrap();
+    let triggered = Triggered {
+        workflow: "w".into(),
+        version: 1,
+        team: "qa".into(),
+        not_before: None,
+    };
+    let update = write(Some(id), json!({"stage": "won", "owner": "ann"}), None);
+    let prepared = prepare(store, update, vec![triggered]).await;
+    let stale = prepare(
+        store,
+        write(Some(id), json!({"stage": "lost"}), None),
+        Vec::new(),
+    )
+    .await;
+    let updated = store.write_record(prepared).await.unwrap();
     assert_eq!(updated.changed, ["owner", "stage"]);
-    let same = store
-        .write_record(write(Some(id), json!({"stage": "won"}), None), no_runs())
+    assert_eq!(
+        updated.runs.len(),
+        1,
+        "the triggered workflow's run is queued with it"
+    );
+    let run = store.run(updated.runs[0]).await.unwrap().run;
+    assert_eq!(
+        (run.record_id, run.trigger_kind, &run.trigger["changed"]),
+        (Some(id), TriggerKind::Record, &json!(["owner", "stage"]))
+    );
+    let refused = store.write_record(stale).await;
+    assert!(
+        matches!(&refused, Err(StoreError::Stale(m)) if m.contains("changed")),
+        "a write prepared from values that changed since is refused: {refused:?}"
+    );
+    let same = apply(store, write(Some(id), json!({"stage": "won"}), None))
         .await
         .unwrap();
     assert!(same.changed.is_empty());
@@ -427,21 +471,20 @@ async fn record_writes_are_idempotent_and_keep_field_history(store: &Arc<dyn Sto
             ("stage", json!("new"), json!("won")),
         ]
     );
-    let mut wrong = write(Some(id), json!({"x": 1}), None);
-    wrong.object = "lead".into();
     assert!(matches!(
-        store.write_record(wrong, no_runs()).await,
-        Err(StoreError::Conflict(_))
-    ));
-    assert!(matches!(
-        store
-            .write_record(write(Some(9_999), json!({}), None), no_runs())
-            .await,
+        apply(store, write(Some(9_999), json!({}), None)).await,
         Err(StoreError::NotFound(_))
     ));
     let events = store.events_since(0, 100).await.unwrap();
     let kinds: Vec<EventKind> = events.iter().map(|e| e.kind()).collect();
-    assert_eq!(kinds, [EventKind::RecordCreated, EventKind::RecordUpdated]);
+    assert_eq!(
+        kinds,
+        [
+            EventKind::RecordCreated,
+            EventKind::RecordUpdated,
+            EventKind::RunQueued
+        ]
+    );
 }
 
 fn hook(url: &str) -> WebhookRow {

@@ -17,7 +17,10 @@ pub mod validate;
 pub mod workflow;
 
 pub use failure::StepFailure;
-pub use record::{Provenance, RecordChange, RecordEvent, RecordWrite, RecordWriteOutcome};
+pub use record::{
+    PreparedWrite, Provenance, RecordChange, RecordEvent, RecordWrite, RecordWriteOutcome,
+    Triggered,
+};
 pub use retry::RetryPolicy;
 pub use run::{NewRun, RetryAt, Transition};
 pub use validate::{Problem, parse_workflow};

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::wire::{EventBody, RecordChanged, RecordView, Source};
+use chrono::{DateTime, Utc};
+
+use super::NewRun;
+use crate::wire::{EventBody, RecordChanged, RecordView, RunMode, Source, TriggerKind};
 
 /// Who and what is behind a write; copied onto every field-history row it produces.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,7 +156,47 @@ impl RecordWrite {
     }
 }
 
+/// A published workflow version whose record trigger matched a change: a run to start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Triggered {
+    pub workflow: String,
+    pub version: i64,
+    pub team: String,
+    /// When the run falls due (the engine's now).
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+/// A record write the engine has prepared: the merge it computed from the record as it read
+/// it, and the runs the change triggers. The store applies it in one transaction, or refuses
+/// it as stale when the record changed since it was read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedWrite {
+    pub write: RecordWrite,
+    /// The values the merge was computed from; `None` for a new record.
+    pub read: Option<Map<String, Value>>,
+    pub merge: Merge,
+    /// The workflows to start with the change as their trigger (none when nothing changed).
+    pub triggered: Vec<Triggered>,
+}
+
 impl RecordChange {
+    /// The run a trigger match starts: this change is its trigger payload.
+    pub fn run_for(&self, triggered: &Triggered) -> NewRun {
+        NewRun {
+            workflow: triggered.workflow.clone(),
+            version: triggered.version,
+            team: triggered.team.clone(),
+            mode: RunMode::Live,
+            trigger_kind: TriggerKind::Record,
+            trigger: self.payload(),
+            record_id: Some(self.record.id),
+            origin_run: None,
+            carry_from_origin: false,
+            dedupe_key: None,
+            not_before: triggered.not_before,
+        }
+    }
+
     /// The event of this change, made by a write from `source`.
     pub fn event(&self, source: Source) -> EventBody {
         let changed = RecordChanged {

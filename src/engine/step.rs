@@ -80,7 +80,9 @@ pub async fn perform(
         ActionDef::UpdateRecord { .. } | ActionDef::CreateRecord { .. } => {
             let write = record_write(run, compiled, step, input.clone(), key)?;
             let outcome = inner.write_record(write).await.map_err(|e| match e {
-                EngineError::Store(StoreError::Other(_)) => StepFailure::transient(e.to_string()),
+                EngineError::Store(StoreError::Other(_) | StoreError::Stale(_)) => {
+                    StepFailure::transient(e.to_string())
+                }
                 _ => StepFailure::permanent(e.to_string()),
             })?;
             Ok(done(

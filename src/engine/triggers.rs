@@ -5,63 +5,120 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
+use serde_json::{Map, json};
 
 use super::catalog::Compiled;
 use super::{EngineError, Inner};
 use crate::domain::template::is_true;
 use crate::domain::workflow::RecordOn;
-use crate::domain::{NewRun, RecordChange, RecordEvent, RecordWrite, RecordWriteOutcome, Trigger};
-use crate::store::TriggerMatcher;
-use crate::wire::{RunMode, TriggerKind};
+use crate::domain::{
+    NewRun, PreparedWrite, RecordChange, RecordEvent, RecordWrite, RecordWriteOutcome, Trigger,
+    Triggered,
+};
+use crate::store::StoreError;
+use crate::wire::{RecordView, RunMode, TriggerKind};
+
+/// How often a record write is prepared again when the record changed while it was prepared.
+/// Each round one of the writers racing for a record wins, so this bounds how many may race.
+const STALE_RETRIES: usize = 100;
 
 impl Inner {
-    /// Writes a record; the runs its change triggers are queued in the same transaction.
+    /// Writes a record. The engine merges the write into the record as it reads it and
+    /// matches the change against the published record triggers; the store applies the
+    /// merge and queues the triggered runs in one transaction, or refuses the write as stale
+    /// when the record changed in between, and the engine prepares it again.
     pub(super) async fn write_record(
         &self,
         write: RecordWrite,
     ) -> Result<RecordWriteOutcome, EngineError> {
-        let matcher = matcher(
-            self.catalog.published(),
-            self.catalog.env.clone(),
-            self.config.clock.now(),
-        );
-        let outcome = self.store.write_record(write, matcher).await?;
-        if !outcome.runs.is_empty() {
-            self.wake.notify_one();
+        let mut tries = 0;
+        loop {
+            let prepared = self.prepare(write.clone()).await?;
+            match self.store.write_record(prepared).await {
+                Err(StoreError::Stale(why)) if tries < STALE_RETRIES => {
+                    tracing::debug!("{why}; preparing the write again");
+                    tries += 1;
+                }
+                result => {
+                    let outcome = result?;
+                    if !outcome.runs.is_empty() {
+                        self.wake.notify_one();
+                    }
+                    return Ok(outcome);
+                }
+            }
         }
-        Ok(outcome)
+    }
+
+    /// Reads the record, merges the write into it and picks the workflows the change
+    /// triggers. A new record has no id yet: filters see `trigger.record.id` as 0 (the runs
+    /// get the real id).
+    async fn prepare(&self, write: RecordWrite) -> Result<PreparedWrite, EngineError> {
+        let existing = match write.id {
+            Some(id) => Some(self.store.record(id).await?),
+            None => None,
+        };
+        let merge = write
+            .merge(existing.as_ref())
+            .map_err(|refused| StoreError::Conflict(refused.to_string()))?;
+        let now = self.config.clock.now();
+        let triggered = if merge.changed.is_empty() {
+            Vec::new()
+        } else {
+            let (previous, record) = match existing.clone() {
+                Some(mut record) => {
+                    let previous = std::mem::replace(&mut record.values, merge.values.clone());
+                    record.updated_at = now;
+                    (previous, record)
+                }
+                None => (
+                    Map::new(),
+                    RecordView {
+                        id: 0,
+                        object: write.object.clone(),
+                        values: merge.values.clone(),
+                        created_at: now,
+                        updated_at: now,
+                    },
+                ),
+            };
+            let change = RecordChange {
+                event: merge.event,
+                record,
+                previous,
+                changed: merge.changed.clone(),
+                by_workflow: write.provenance.workflow.clone(),
+            };
+            triggered(&self.catalog.published(), &self.catalog.env, &change, now)
+        };
+        Ok(PreparedWrite {
+            read: existing.map(|r| r.values),
+            write,
+            merge,
+            triggered,
+        })
     }
 }
 
-/// Picks the published workflows whose record trigger matches a change; their runs are due
-/// at `now`.
-fn matcher(
-    published: Arc<Vec<Arc<Compiled>>>,
-    env: Arc<minijinja::Environment<'static>>,
+/// The published workflows whose record trigger matches a change; their runs fall due at
+/// `now`.
+fn triggered(
+    published: &[Arc<Compiled>],
+    env: &minijinja::Environment<'static>,
+    change: &RecordChange,
     now: DateTime<Utc>,
-) -> TriggerMatcher {
-    Box::new(move |change: &RecordChange| {
-        let payload = change.payload();
-        let ctx = minijinja::Value::from_serialize(json!({ "trigger": payload }));
-        published
-            .iter()
-            .filter(|c| matches(c, change, &env, &ctx))
-            .map(|c| NewRun {
-                workflow: c.workflow.key().to_owned(),
-                version: c.version,
-                team: c.workflow.team().to_owned(),
-                mode: RunMode::Live,
-                trigger_kind: TriggerKind::Record,
-                trigger: payload.clone(),
-                record_id: Some(change.record.id),
-                origin_run: None,
-                carry_from_origin: false,
-                dedupe_key: None,
-                not_before: Some(now),
-            })
-            .collect()
-    })
+) -> Vec<Triggered> {
+    let ctx = minijinja::Value::from_serialize(json!({ "trigger": change.payload() }));
+    published
+        .iter()
+        .filter(|c| matches(c, change, env, &ctx))
+        .map(|c| Triggered {
+            workflow: c.workflow.key().to_owned(),
+            version: c.version,
+            team: c.workflow.team().to_owned(),
+            not_before: Some(now),
+        })
+        .collect()
 }
 
 fn matches(

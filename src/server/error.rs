@@ -91,7 +91,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => Self::not_found(format!("{what} not found")),
-            StoreError::Conflict(why) => Self::new(StatusCode::CONFLICT, "conflict", why),
+            StoreError::Conflict(why) | StoreError::Stale(why) => {
+                Self::new(StatusCode::CONFLICT, "conflict", why)
+            }
             StoreError::LeaseLost(run) => Self::new(
                 StatusCode::CONFLICT,
                 "conflict",

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
-use crate::domain::{NewRun, RecordChange, RecordWrite, RecordWriteOutcome, Transition};
+use crate::domain::{NewRun, PreparedWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
     AlertState, AlertView, AttemptView, AuditEntry, DeliveryView, DlqView, Event, EventBody,
     FieldChange, NotificationView, Page, RecordView, Role, RunDetail, RunQuery, RunStatus, RunView,
@@ -36,6 +36,9 @@ pub enum StoreError {
     /// The run was claimed by another worker after this one's lease expired.
     #[error("lease on run {0} lost")]
     LeaseLost(i64),
+    /// What a prepared write was computed from changed meanwhile; read again and retry.
+    #[error("stale: {0}")]
+    Stale(String),
     /// A caller's argument is malformed (a bad cursor, say).
     #[error("{0}")]
     Invalid(String),
@@ -45,10 +48,6 @@ pub enum StoreError {
 
 /// A crate-local result for store calls.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// Decides which runs a record change starts; called inside the write's transaction so the
-/// change and its runs commit together.
-pub type TriggerMatcher = Box<dyn Fn(&RecordChange) -> Vec<NewRun> + Send>;
 
 /// A run handed to a worker, with everything needed to resume it.
 #[derive(Debug, Clone)]
@@ -370,19 +369,15 @@ pub trait RunStore: Send + Sync + 'static {
 /// Records, their field history and idempotent writes.
 #[async_trait]
 pub trait RecordStore: Send + Sync + 'static {
-    /// Applies a record write ([`RecordWrite::merge`]) with one history row per changed
-    /// field and queues the runs `matcher` picks for the change, atomically. A write whose
-    /// idempotency key was applied before changes nothing and answers the first result
-    /// (`duplicate`).
+    /// Applies a prepared record write (its merge, one history row per changed field, its
+    /// event) and queues the runs it triggers ([`crate::domain::RecordChange::run_for`]), atomically. A
+    /// write whose idempotency key was applied before changes nothing and answers the first
+    /// result (`duplicate`).
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] for an unknown record id; [`StoreError::Conflict`] when the
-    /// write names another object than the record's, or creates a record without one.
-    async fn write_record(
-        &self,
-        write: RecordWrite,
-        matcher: TriggerMatcher,
-    ) -> Result<RecordWriteOutcome>;
+    /// [`StoreError::NotFound`] for an unknown record id; [`StoreError::Stale`] when the
+    /// record's values are no longer the ones the write was prepared from.
+    async fn write_record(&self, prepared: PreparedWrite) -> Result<RecordWriteOutcome>;
     /// One record.
     ///
     /// # Errors

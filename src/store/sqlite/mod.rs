@@ -27,9 +27,9 @@ use tokio::sync::{broadcast, oneshot};
 use super::{
     AccessStore, AlertChange, AlertStore, Attempt, ClaimedRun, EventLog, Message, NewAudit,
     NewMessage, NewNotice, OutboxStore, RecordStore, Replay, Result, RunFact, RunStore, Store,
-    StoreError, StoredRule, Target, TriggerMatcher, UnnotifiedCount, WebhookRow, WorkflowStore,
+    StoreError, StoredRule, Target, UnnotifiedCount, WebhookRow, WorkflowStore,
 };
-use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, Transition};
+use crate::domain::{NewRun, PreparedWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
     AlertState, AlertView, AuditEntry, DeliveryView, DlqView, Event, EventBody, FieldChange,
     NotificationView, Page, RecordView, Role, RunDetail, RunQuery, RunStatus, RunView, TokenView,
@@ -345,13 +345,8 @@ impl RunStore for SqliteStore {
 
 #[async_trait]
 impl RecordStore for SqliteStore {
-    async fn write_record(
-        &self,
-        write: RecordWrite,
-        matcher: TriggerMatcher,
-    ) -> Result<RecordWriteOutcome> {
-        self.write(move |tx| records::write(tx, &write, &matcher))
-            .await
+    async fn write_record(&self, prepared: PreparedWrite) -> Result<RecordWriteOutcome> {
+        self.write(move |tx| records::write(tx, &prepared)).await
     }
 
     async fn record(&self, id: i64) -> Result<RecordView> {

@@ -7,17 +7,15 @@ use super::queue;
 use super::rows::{self, FIELD_CHANGE_COLUMNS, RECORD_COLUMNS, ms};
 use super::writer::Tx;
 use crate::domain::record::Merge;
-use crate::domain::{RecordChange, RecordWrite, RecordWriteOutcome};
-use crate::store::{Result, StoreError, TriggerMatcher};
+use crate::domain::{PreparedWrite, RecordChange, RecordWrite, RecordWriteOutcome};
+use crate::store::{Result, StoreError};
 use crate::wire::{FieldChange, RecordView, Source};
 
-/// Applies a write: the record, one history row per changed field, the event, and the runs
-/// the matcher picks. A write whose idempotency key was applied before changes nothing.
-pub fn write(
-    tx: &mut Tx<'_>,
-    write: &RecordWrite,
-    matcher: &TriggerMatcher,
-) -> Result<RecordWriteOutcome> {
+/// Applies a prepared write: the record, one history row per changed field, the event, and
+/// the runs the change triggers. A write whose idempotency key was applied before changes
+/// nothing; a write prepared from values that changed since is refused as stale.
+pub fn write(tx: &mut Tx<'_>, prepared: &PreparedWrite) -> Result<RecordWriteOutcome> {
+    let write = &prepared.write;
     if let Some(key) = &write.idempotency_key {
         let applied: Option<(i64, String, Option<String>)> = tx
             .conn
@@ -38,14 +36,19 @@ pub fn write(
     }
     let now = ms(tx.now);
     let existing = write.id.map(|id| get(tx.conn, id)).transpose()?;
+    let previous = existing.map(|r| r.values);
+    if previous != prepared.read {
+        return Err(StoreError::Stale(match write.id {
+            Some(id) => format!("record {id} changed while the write was prepared"),
+            None => "a new record's write was prepared from an existing record".into(),
+        }));
+    }
+    let previous = previous.unwrap_or_default();
     let Merge {
         event,
         changed,
         values,
-    } = write
-        .merge(existing.as_ref())
-        .map_err(|e| StoreError::Conflict(e.to_string()))?;
-    let previous = existing.map(|r| r.values).unwrap_or_default();
+    } = prepared.merge.clone();
     let id = match write.id {
         Some(id) if !changed.is_empty() => {
             tx.conn
@@ -77,8 +80,8 @@ pub fn write(
             write.provenance.workflow.as_deref(),
             write.provenance.run_id,
         )?;
-        for run in matcher(&change) {
-            runs.push(queue::create(tx, &run)?);
+        for triggered in &prepared.triggered {
+            runs.push(queue::create(tx, &change.run_for(triggered))?);
         }
     }
     if let Some(key) = &write.idempotency_key {

@@ -23,7 +23,9 @@ pub fn claim(
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
 ) -> Result<Vec<ClaimedRun>> {
-    let now = ms(now);
+    let due_by = ms(now);
+    // Times of what happens here are the store's own.
+    let now = ms(tx.now);
     // Two index-ordered scans (expired leases first, then due runs) rather than one sorted
     // union: the union would sort every queued run on every claim.
     let mut due: Vec<(i64, String, Option<i64>)> = Vec::new();
@@ -35,7 +37,7 @@ pub fn claim(
     ] {
         let left = limit.saturating_sub(due.len()) as i64;
         let mut statement = tx.conn.prepare_cached(sql)?;
-        let rows = statement.query_map(params![now, left], |r| {
+        let rows = statement.query_map(params![due_by, left], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?;
         due.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
