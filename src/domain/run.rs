@@ -283,6 +283,17 @@ pub fn claimed_event(first: bool, from: RunStatus, abandoned: u64) -> EventBody 
     }
 }
 
+/// The error of an attempt whose worker stopped before it ended (a crash or a lost lease):
+/// transient, so the attempt runs again with the same idempotency key.
+pub fn abandoned_error() -> StepError {
+    crate::domain::StepFailure::transient("the worker running this attempt stopped").error
+}
+
+/// The error a run cancelled by a person (before it ran again) ends with.
+pub fn cancelled_error(actor: &str) -> StepError {
+    crate::domain::StepFailure::permanent(format!("cancelled by {actor}")).error
+}
+
 /// The event of a person's cancel of a running run (its worker stops it).
 pub fn cancel_requested_event(actor: &str) -> EventBody {
     EventBody::RunCancelRequested(ByActor {

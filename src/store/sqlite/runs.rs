@@ -9,8 +9,8 @@ use super::rows::{self, RUN_COLUMNS, RUN_FROM, RUN_WIDTH, ms};
 use super::writer::Tx;
 use crate::domain::Transition;
 use crate::domain::run::{
-    RunRefused, RunStep, cancel_requested_event, claimed_event, ended_event, retried_event,
-    run_next,
+    RunRefused, RunStep, abandoned_error, cancel_requested_event, cancelled_error, claimed_event,
+    ended_event, retried_event, run_next,
 };
 use crate::store::{ClaimedRun, Result, StoreError};
 use crate::wire::RunStatus;
@@ -52,10 +52,9 @@ pub fn claim(
             .execute(params![owner, ms(lease_until), now, id])?;
         let abandoned = if was == "running" {
             tx.conn.execute(
-                "UPDATE attempts SET status = 'abandoned', finished_at = ?, \
-                 error = '{\"class\":\"transient\",\"message\":\"the worker running this attempt stopped\",\"retryable\":true}' \
+                "UPDATE attempts SET status = 'abandoned', finished_at = ?, error = ? \
                  WHERE run_id = ? AND status = 'running'",
-                params![now, id],
+                params![now, rows::to_json(&abandoned_error()), id],
             )?
         } else {
             0
@@ -275,7 +274,7 @@ pub fn cancel(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<RunStatus> {
             Some(run_id),
         )?;
     } else {
-        let error = crate::domain::StepFailure::permanent(format!("cancelled by {actor}")).error;
+        let error = cancelled_error(actor);
         finish(tx, run_id, next, None, Some(&error))?;
         let event = ended_event(next, None, Some(error));
         tx.emit(event, Some(&run.workflow), Some(run_id))?;
