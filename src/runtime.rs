@@ -89,6 +89,7 @@ impl Runtime {
         );
         let retention = Loop::new("retention", PRUNE_EVERY * 2);
         let mut loops = vec![evaluator.clone(), dispatch.clone(), delivery.clone()];
+        loops.extend(self.engine.loops());
         if config.keep_events.is_some() {
             loops.push(retention.clone());
         }

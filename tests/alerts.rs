@@ -431,7 +431,9 @@ async fn an_evaluator_that_stops_running_shows_in_health_and_on_the_stream() {
         [
             ("alert evaluator", false),
             ("outbox dispatch", true),
-            ("outbox delivery", true)
+            ("outbox delivery", true),
+            ("engine claims", true),
+            ("lease heartbeat", true)
         ],
         "every background loop shows, and only the stalled one is unhealthy"
     );

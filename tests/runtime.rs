@@ -38,7 +38,13 @@ async fn every_loop_reports_its_heartbeat_and_one_stop_ends_everything() {
     let names: Vec<&str> = loops.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(
         names,
-        ["alert evaluator", "outbox dispatch", "outbox delivery"]
+        [
+            "alert evaluator",
+            "outbox dispatch",
+            "outbox delivery",
+            "engine claims",
+            "lease heartbeat"
+        ]
     );
 
     tokio::time::timeout(Duration::from_secs(10), h.runtime.stop())

@@ -104,9 +104,9 @@ pub struct ServeArgs {
     /// `normal` survives a process crash; `full` also survives a power cut (one fsync per commit batch).
     #[arg(long, default_value = "normal", value_parser = ["normal", "full"])]
     durability: String,
-    /// Runs executed at once.
-    #[arg(long, default_value_t = 32)]
-    workers: usize,
+    /// Runs executed at once (1 or more).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    workers: u32,
     /// How long a run stays with this server without a heartbeat; after a crash, its runs
     /// resume (here or on another server) once this has passed.
     #[arg(long, default_value = "30s", value_parser = parse_lease)]

@@ -43,13 +43,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(path) => load_policy(path)?,
         None => Policy::default(),
     };
+    // The address first: a typo in it must not leave a new database and token behind.
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
     let _owner = own_database(&args.db)?;
     let store = acp::store::open(&store_url(&args.db, &args.durability))
         .with_context(|| format!("opening {}", args.db.display()))?;
     let actions =
         Actions::new(args.ai_url, std::env::var("ACP_AI_KEY").ok()).map_err(anyhow::Error::msg)?;
     let config = EngineConfig {
-        workers: args.workers,
+        workers: args.workers as usize,
         lease: args.lease,
         max_stored_bytes: args.max_stored_bytes as usize,
         ..EngineConfig::default()
@@ -73,9 +77,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     {
         println!("First start: created the admin token (shown once, keep it safe):\n  {token}");
     }
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr()?;
     policy
         .public_url

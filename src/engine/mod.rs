@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::actions::Actions;
-use crate::domain::clock::{Clock, SystemClock};
+use crate::domain::clock::{Clock, Loop, SystemClock};
 use crate::domain::template::SecretLookup;
 use crate::store::{Store, StoreError};
 use catalog::Catalog;
@@ -117,6 +117,9 @@ struct Inner {
     cancels: Mutex<std::collections::HashMap<i64, CancellationToken>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// The claim loop and the lease heartbeat, as the runtime's watchdog and health see them.
+    claims: Loop,
+    leases: Loop,
 }
 
 impl Engine {
@@ -134,6 +137,7 @@ impl Engine {
                 tracing::info!(runs = abandoned, "resuming runs left running by a crash");
             }
         }
+        let (config_poll, config_lease) = (config.poll, config.lease);
         let inner = Arc::new(Inner {
             owner: format!("engine-{}-{:08x}", std::process::id(), fastrand::u32(..)),
             slots: Arc::new(Semaphore::new(config.workers.max(1))),
@@ -145,6 +149,11 @@ impl Engine {
             cancels: Mutex::new(Default::default()),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            claims: Loop::new(
+                "engine claims",
+                (config_poll * 10).max(std::time::Duration::from_secs(30)),
+            ),
+            leases: Loop::new("lease heartbeat", config_lease),
         });
         inner.tasks.spawn(worker::claim_loop(inner.clone()));
         inner.tasks.spawn(worker::heartbeat_loop(inner.clone()));
@@ -159,6 +168,11 @@ impl Engine {
 
     /// Stops claiming, lets in-flight attempts finish (up to the grace period) and releases
     /// every run it held, so a restart resumes them at once.
+    /// The engine's own loops (claims, lease heartbeat) with their heartbeats.
+    pub fn loops(&self) -> Vec<Loop> {
+        vec![self.inner.claims.clone(), self.inner.leases.clone()]
+    }
+
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
         self.inner.wake.notify_waiters();

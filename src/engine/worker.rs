@@ -23,6 +23,7 @@ pub async fn claim_loop(inner: Arc<Inner>) {
                 .await
             {
                 Ok(runs) => {
+                    inner.claims.heartbeat.beat(inner.config.clock.now());
                     more = runs.len() == free;
                     for run in runs {
                         let Ok(permit) = inner.slots.clone().try_acquire_owned() else {
@@ -33,6 +34,10 @@ pub async fn claim_loop(inner: Arc<Inner>) {
                 }
                 Err(e) => tracing::warn!("claiming runs failed: {e}"),
             }
+        }
+        if free == 0 {
+            // Every worker is busy: the loop is alive, only saturated.
+            inner.claims.heartbeat.beat(inner.config.clock.now());
         }
         if more {
             continue;
@@ -48,6 +53,8 @@ pub async fn claim_loop(inner: Arc<Inner>) {
 /// Extends this engine's leases and cancels runs someone asked to stop.
 pub async fn heartbeat_loop(inner: Arc<Inner>) {
     let every = inner.config.lease / 3;
+    // The leases taken so far were taken just now.
+    inner.leases.heartbeat.beat(inner.config.clock.now());
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -62,6 +69,7 @@ pub async fn heartbeat_loop(inner: Arc<Inner>) {
             .await
         {
             Ok(ids) => {
+                inner.leases.heartbeat.beat(inner.config.clock.now());
                 for id in ids {
                     inner.cancel_local(id);
                 }

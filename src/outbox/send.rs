@@ -114,8 +114,9 @@ pub async fn send(
 }
 
 /// The one signer: POSTs the message's payload with Standard Webhooks headers
-/// (`webhook-id: msg_<id>`, `webhook-timestamp`, `webhook-signature`), the id staying the
-/// same on every retry so the receiver can drop duplicates.
+/// (`webhook-id: msg_<id>`, or the id a message queued before the one outbox was sent under;
+/// `webhook-timestamp`, `webhook-signature`), the id staying the same on every retry so the
+/// receiver can drop duplicates.
 async fn signed_post(
     http: &reqwest::Client,
     timeout: Duration,
@@ -123,7 +124,10 @@ async fn signed_post(
     secret: &str,
     message: &Message,
 ) -> Result<u16, Failure> {
-    let id = format!("msg_{}", message.id);
+    let id = message
+        .external_id
+        .clone()
+        .unwrap_or_else(|| format!("msg_{}", message.id));
     let timestamp = Utc::now().timestamp();
     let body = message.payload.to_string();
     let signature = standard_webhooks::signature(secret, &id, timestamp, &body)
@@ -145,6 +149,45 @@ async fn post(request: reqwest::RequestBuilder, timeout: Duration) -> Result<u16
             Some(response.status().as_u16()),
             format!("HTTP {}", response.status().as_u16()),
         )),
-        Err(e) => Err(Failure::new(None, e.to_string())),
+        Err(e) => Err(Failure::new(None, describe(e, timeout))),
+    }
+}
+
+/// What went wrong with a request, in words: a timeout says so, anything else names its
+/// cause (reqwest's own message, "error sending request", hides it).
+fn describe(error: reqwest::Error, timeout: Duration) -> String {
+    if error.is_timeout() {
+        return format!("no answer within {}", humantime::format_duration(timeout));
+    }
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_request_says_what_happened() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", silent.local_addr().unwrap());
+        let http = reqwest::Client::new();
+        let timeout = Duration::from_millis(200);
+        let failure = post(http.post(&url), timeout).await.unwrap_err();
+        assert_eq!(failure.error, "no answer within 200ms");
+        drop(silent);
+        let refused = post(http.post(&url), timeout).await.unwrap_err();
+        assert!(
+            refused.error.contains("refused") && !refused.error.contains("/hook"),
+            "{}",
+            refused.error
+        );
     }
 }

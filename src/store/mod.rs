@@ -131,6 +131,9 @@ impl Target {
 pub struct Message {
     pub id: i64,
     pub target: Target,
+    /// The `webhook-id` it was first sent under, for messages queued before the one outbox
+    /// (`msg_N`, `ntf_N`); `None` means `msg_<id>`.
+    pub external_id: Option<String>,
     /// The event kind, or `notification`.
     pub kind: String,
     /// The event a webhook message carries.

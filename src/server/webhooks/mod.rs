@@ -75,11 +75,20 @@ pub(crate) async fn create(
     s.audited(
         &caller,
         "webhook.create",
-        format!("webhook:{}", body.url),
+        format!("webhook:{}", origin(&body.url)),
         None,
         result,
     )
     .await
+}
+
+/// Where a URL points, without what may be a secret in it (credentials, a Slack-style secret
+/// path, a token in the query): what the audit log keeps of a subscription's URL.
+fn origin(url: &str) -> String {
+    reqwest::Url::parse(url).map_or_else(
+        |_| "(not a URL)".to_owned(),
+        |u| u.origin().ascii_serialization(),
+    )
 }
 
 /// Refuses URLs that are not http(s) and event patterns that match no event kind.
@@ -160,4 +169,20 @@ pub(crate) async fn deliveries(
             .deliveries(id, q.limit.unwrap_or(100).clamp(1, 1000))
             .await?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_audit_log_keeps_only_where_a_subscription_points() {
+        assert_eq!(
+            super::origin("http://user:pa55w0rd@127.0.0.1:18801/cred?token=abc"),
+            "http://127.0.0.1:18801"
+        );
+        assert_eq!(
+            super::origin("https://hooks.slack.com/services/T0/B0/SECRETPATH"),
+            "https://hooks.slack.com"
+        );
+        assert_eq!(super::origin("nope"), "(not a URL)");
+    }
 }

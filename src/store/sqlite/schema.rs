@@ -246,11 +246,15 @@ ALTER TABLE applied_writes ADD COLUMN fingerprint TEXT;
 "#,
     // One outbox: webhook messages and alert notifications in one table (`target` is
     // `webhook:<id>` or `channel:<name>`) with one attempt log. Notifications get ids after
-    // the webhook messages'; their coverage follows them.
+    // the webhook messages'; their coverage follows them, and `external_id` keeps the
+    // `webhook-id` each message was sent under (`msg_N`, `ntf_N`), so a retry after the
+    // upgrade is recognised by receivers as the same message. Queued webhook bodies take the
+    // new shape (`data` is the event), and alert events their flat payload.
     r#"
 CREATE TABLE messages (
     id INTEGER PRIMARY KEY,
     target TEXT NOT NULL,
+    external_id TEXT,
     kind TEXT NOT NULL,
     event_seq INTEGER,
     alert_id INTEGER,
@@ -262,8 +266,26 @@ CREATE TABLE messages (
     created_at INTEGER NOT NULL,
     delivered_at INTEGER
 );
-INSERT INTO messages (id, target, kind, event_seq, payload, status, attempts, due_at, created_at, delivered_at)
-    SELECT id, 'webhook:' || webhook_id, kind, event_seq, payload, status, attempts, due_at, created_at, delivered_at
+UPDATE events SET data = json_patch(json_remove(data, '$.data'), json_extract(data, '$.data'))
+    WHERE kind LIKE 'alert.%' AND json_type(data, '$.data') = 'object';
+INSERT INTO messages (id, target, external_id, kind, event_seq, payload, status, attempts, due_at, created_at, delivered_at)
+    SELECT id, 'webhook:' || webhook_id, 'msg_' || id, kind, event_seq,
+           CASE WHEN json_type(payload, '$.data.details') IS NULL THEN payload ELSE json_object(
+               'type', json_extract(payload, '$.type'),
+               'timestamp', json_extract(payload, '$.timestamp'),
+               'data', json_object(
+                   'seq', json_extract(payload, '$.data.seq'),
+                   'at', json_extract(payload, '$.timestamp'),
+                   'workflow', json_extract(payload, '$.data.workflow'),
+                   'run_id', json_extract(payload, '$.data.run_id'),
+                   'kind', json_extract(payload, '$.type'),
+                   'data', json(CASE WHEN json_extract(payload, '$.type') LIKE 'alert.%'
+                                 AND json_type(payload, '$.data.details.data') = 'object'
+                       THEN json_patch(json_remove(json_extract(payload, '$.data.details'), '$.data'),
+                                       json_extract(payload, '$.data.details.data'))
+                       ELSE json_extract(payload, '$.data.details') END)))
+           END,
+           status, attempts, due_at, created_at, delivered_at
     FROM outbox;
 CREATE TABLE message_attempts (
     id INTEGER PRIMARY KEY,
@@ -277,9 +299,9 @@ CREATE TABLE message_attempts (
 INSERT INTO message_attempts (message_id, target, at, status_code, latency_ms, error)
     SELECT outbox_id, 'webhook:' || webhook_id, at, status_code, latency_ms, error FROM deliveries ORDER BY id;
 CREATE TEMP TABLE shift AS SELECT COALESCE(MAX(id), 0) AS n FROM outbox;
-INSERT INTO messages (id, target, kind, alert_id, reason, payload, status, attempts, due_at, created_at, delivered_at)
-    SELECT id + (SELECT n FROM shift), 'channel:' || channel, 'notification', alert_id, reason, payload, status,
-           attempts, due_at, created_at, delivered_at
+INSERT INTO messages (id, target, external_id, kind, alert_id, reason, payload, status, attempts, due_at, created_at, delivered_at)
+    SELECT id + (SELECT n FROM shift), 'channel:' || channel, 'ntf_' || id, 'notification', alert_id, reason, payload,
+           status, attempts, due_at, created_at, delivered_at
     FROM notifications;
 INSERT INTO message_attempts (message_id, target, at, status_code, latency_ms, error)
     SELECT a.notification_id + (SELECT n FROM shift), 'channel:' || n.channel, a.at, a.status_code, a.latency_ms, a.error
@@ -327,9 +349,12 @@ mod tests {
             conn.pragma_update(None, "user_version", index + 1).unwrap();
         }
         conn.execute_batch(
-            "INSERT INTO outbox (id, webhook_id, event_seq, kind, payload, status, attempts, due_at, created_at) VALUES
+            "INSERT INTO events (seq, at, kind, workflow, run_id, data) VALUES
+                (1, 0, 'alert.acked', 'w', NULL, '{\"alert_id\":9,\"rule\":\"r\",\"state\":\"firing\",\"data\":{\"actor\":\"ops\"}}');
+             INSERT INTO outbox (id, webhook_id, event_seq, kind, payload, status, attempts, due_at, created_at) VALUES
                 (1, 3, 10, 'run.failed', '{}', 'delivered', 1, 0, 0),
-                (2, 3, 11, 'run.failed', '{}', 'pending', 2, 0, 0);
+                (2, 3, 11, 'run.failed', '{\"type\":\"run.failed\",\"timestamp\":\"2026-11-30T10:00:00Z\",\"data\":{\"seq\":11,\"workflow\":\"w\",\"run_id\":4,\"details\":{\"step_id\":\"a\",\"error\":null}}}', 'pending', 2, 0, 0),
+                (3, 3, 12, 'alert.acked', '{\"type\":\"alert.acked\",\"timestamp\":\"2026-11-30T10:00:01Z\",\"data\":{\"seq\":12,\"workflow\":\"w\",\"run_id\":null,\"details\":{\"alert_id\":9,\"rule\":\"r\",\"state\":\"firing\",\"data\":{\"actor\":\"ops\"}}}}', 'pending', 0, 0, 0);
              INSERT INTO deliveries (outbox_id, webhook_id, at, status_code, latency_ms, error) VALUES
                 (1, 3, 5, 200, 4, NULL), (2, 3, 6, 503, 4, 'HTTP 503');
              INSERT INTO notifications (id, alert_id, channel, reason, payload, status, attempts, due_at, created_at) VALUES
@@ -365,8 +390,9 @@ mod tests {
             [
                 row(1, "webhook:3", Some(10), None, "delivered"),
                 row(2, "webhook:3", Some(11), None, "pending"),
-                row(3, "channel:slack", None, Some("firing"), "delivered"),
-                row(4, "channel:email", None, Some("firing"), "pending"),
+                row(3, "webhook:3", Some(12), None, "pending"),
+                row(4, "channel:slack", None, Some("firing"), "delivered"),
+                row(5, "channel:email", None, Some("firing"), "pending"),
             ]
         );
         let attempts: Vec<(i64, String, Option<i64>)> = conn
@@ -381,7 +407,7 @@ mod tests {
             [
                 (1, "webhook:3".to_owned(), Some(200)),
                 (2, "webhook:3".to_owned(), Some(503)),
-                (3, "channel:slack".to_owned(), Some(200)),
+                (4, "channel:slack".to_owned(), Some(200)),
             ]
         );
         let coverage: Vec<(i64, i64)> = conn
@@ -393,7 +419,58 @@ mod tests {
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
-        assert_eq!(coverage, [(40, 3), (40, 4), (41, 3)]);
+        assert_eq!(coverage, [(40, 4), (40, 5), (41, 4)]);
+        let external: Vec<String> = conn
+            .prepare("SELECT external_id FROM messages ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            external,
+            ["msg_1", "msg_2", "msg_3", "ntf_1", "ntf_2"],
+            "a message keeps the webhook-id it was sent under"
+        );
+        let payload = |id: i64| -> serde_json::Value {
+            let text: String = conn
+                .query_row("SELECT payload FROM messages WHERE id = ?", [id], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            serde_json::from_str(&text).unwrap()
+        };
+        let queued: crate::wire::WebhookPayload = serde_json::from_value(payload(2)).unwrap();
+        assert_eq!(
+            (queued.data.seq, queued.data.run_id, queued.data.kind()),
+            (11, Some(4), crate::wire::EventKind::RunFailed),
+            "a queued webhook body takes the new shape"
+        );
+        let alert: crate::wire::WebhookPayload = serde_json::from_value(payload(3)).unwrap();
+        let crate::wire::EventBody::AlertAcked(acked) = alert.data.body else {
+            panic!("not an alert.acked body");
+        };
+        assert_eq!(
+            acked.actor.as_deref(),
+            Some("ops"),
+            "alert details are flat"
+        );
+        let event: String = conn
+            .query_row("SELECT data FROM events WHERE seq = 1", [], |r| r.get(0))
+            .unwrap();
+        let acked = crate::wire::EventBody::from_parts(
+            "alert.acked",
+            serde_json::from_str(&event).unwrap(),
+        )
+        .unwrap();
+        let crate::wire::EventBody::AlertAcked(acked) = acked else {
+            panic!("not an alert.acked body");
+        };
+        assert_eq!(
+            acked.actor.as_deref(),
+            Some("ops"),
+            "stored alert events are flat too"
+        );
         let gone: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('outbox', 'deliveries', 'notifications', 'notification_attempts')",

@@ -101,7 +101,7 @@ pub fn enqueue(tx: &mut Tx<'_>, messages: &[NewMessage], cursor: &str, seq: i64)
 pub fn head(conn: &Connection, target: &Target) -> Result<Option<Message>> {
     Ok(conn
         .prepare_cached(
-            "SELECT id, kind, event_seq, alert_id, reason, payload, attempts, due_at, created_at \
+            "SELECT id, kind, event_seq, alert_id, reason, payload, attempts, due_at, created_at, external_id \
              FROM messages WHERE target = ? AND status = 'pending' ORDER BY id LIMIT 1",
         )?
         .query_row([target.key()], |r| {
@@ -116,6 +116,7 @@ pub fn head(conn: &Connection, target: &Target) -> Result<Option<Message>> {
                 attempts: r.get(6)?,
                 due_at: rows::time(r.get(7)?),
                 created_at: rows::time(r.get(8)?),
+                external_id: r.get(9)?,
             })
         })
         .optional()?)

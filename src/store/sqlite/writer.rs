@@ -94,7 +94,9 @@ impl<T: Send, F: Fn(&mut Tx<'_>) -> Result<T> + Send> Job for Typed<T, F> {
             (Ok(()), Some(outcome)) => outcome,
             (Err(e), Some(Ok(_))) => Err(e),
             (_, Some(Err(e))) => Err(e),
-            (_, None) => Err(StoreError::Other("job never ran".into())),
+            // The transaction could not begin (the database is locked by another process).
+            (Err(e), None) => Err(e),
+            (Ok(()), None) => Err(StoreError::Other("the write was never run".into())),
         };
         let _ = self.reply.send(answer);
     }
