@@ -16,6 +16,7 @@ mod send;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -160,7 +161,8 @@ async fn destinations(
 
 /// Delivers every target's messages until shutdown: one task per target, started when a
 /// subscription appears and stopped when it is deleted; beats `heartbeat` each time it has
-/// looked at the set of targets.
+/// looked at the set of targets and no queue failed to read or record since (a delivery that
+/// cannot be recorded will be sent again: that is a stall to report).
 pub async fn deliver(
     store: Arc<dyn Store>,
     policy: Arc<Policy>,
@@ -170,6 +172,7 @@ pub async fn deliver(
 ) {
     let http = reqwest::Client::new();
     let mut running: BTreeMap<Target, JoinHandle<()>> = BTreeMap::new();
+    let troubled = Arc::new(AtomicBool::new(false));
     loop {
         match destinations(store.as_ref(), &policy).await {
             Ok(now) => {
@@ -185,6 +188,7 @@ pub async fn deliver(
                         continue;
                     }
                     let queue = Queue {
+                        troubled: troubled.clone(),
                         store: store.clone(),
                         http: http.clone(),
                         pace: pace.clone(),
@@ -193,7 +197,9 @@ pub async fn deliver(
                     };
                     running.insert(target, tokio::spawn(queue.run(shutdown.clone())));
                 }
-                heartbeat.beat(Utc::now());
+                if !troubled.swap(false, Ordering::Relaxed) {
+                    heartbeat.beat(Utc::now());
+                }
             }
             Err(e) => tracing::warn!("listing outbox targets: {e}"),
         }
@@ -209,6 +215,8 @@ pub async fn deliver(
 
 /// One target's queue.
 struct Queue {
+    /// Set when reading the queue or recording an attempt failed.
+    troubled: Arc<AtomicBool>,
     store: Arc<dyn Store>,
     http: reqwest::Client,
     pace: Pace,
@@ -236,6 +244,7 @@ impl Queue {
             Ok(_) => return false,
             Err(e) => {
                 tracing::warn!(target = %self.target.key(), "reading the outbox: {e}");
+                self.troubled.store(true, Ordering::Relaxed);
                 return false;
             }
         };
@@ -276,6 +285,7 @@ impl Queue {
             .await
         {
             tracing::warn!("recording a delivery attempt failed: {e}");
+            self.troubled.store(true, Ordering::Relaxed);
             return false;
         }
         delivered

@@ -318,6 +318,20 @@ CREATE INDEX messages_alert ON messages (alert_id, id) WHERE alert_id IS NOT NUL
 CREATE INDEX message_attempts_target ON message_attempts (target, id);
 CREATE INDEX message_attempts_of ON message_attempts (message_id, id);
 "#,
+    // The audit log kept whole webhook URLs, which may hold credentials, a secret path or a
+    // token in the query: keep scheme, host and port only, as new entries do.
+    r#"
+CREATE TEMP TABLE webhook_targets AS
+    SELECT id, substr(target, 9) AS url, '' AS scheme, '' AS host FROM audit_log
+    WHERE action = 'webhook.create' AND target LIKE 'webhook:%://%';
+UPDATE webhook_targets SET scheme = substr(url, 1, instr(url, '://') + 2), url = substr(url, instr(url, '://') + 3);
+UPDATE webhook_targets SET url = replace(replace(url, '?', '/'), '#', '/') || '/';
+UPDATE webhook_targets SET host = substr(url, 1, instr(url, '/') - 1);
+UPDATE webhook_targets SET host = substr(host, instr(host, '@') + 1);
+UPDATE audit_log SET target = (SELECT 'webhook:' || scheme || host FROM webhook_targets w WHERE w.id = audit_log.id)
+    WHERE id IN (SELECT id FROM webhook_targets);
+DROP TABLE webhook_targets;
+"#,
 ];
 
 /// Brings the database up to the newest schema.
@@ -479,5 +493,41 @@ mod tests {
             )
             .unwrap();
         assert_eq!(gone, 0);
+    }
+
+    #[test]
+    fn webhook_urls_in_the_audit_log_keep_only_their_origin() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for (index, sql) in MIGRATIONS.iter().enumerate().take(5) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", index + 1).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO audit_log (at, actor, role, action, target, outcome) VALUES
+                (0, 'ada', 'admin', 'webhook.create', 'webhook:http://user:pa55w0rd@127.0.0.1:18950/secret/path?token=abc', 'ok'),
+                (0, 'ada', 'admin', 'webhook.create', 'webhook:https://hooks.slack.com/services/T0/B0/SECRET', 'ok'),
+                (0, 'ada', 'admin', 'webhook.create', 'webhook:https://example.com?token=abc', 'ok'),
+                (0, 'ada', 'admin', 'webhook.delete', 'webhook:7', 'ok'),
+                (0, 'ada', 'admin', 'run.retry', 'run:3', 'ok');",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let targets: Vec<String> = conn
+            .prepare("SELECT target FROM audit_log ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            targets,
+            [
+                "webhook:http://127.0.0.1:18950",
+                "webhook:https://hooks.slack.com",
+                "webhook:https://example.com",
+                "webhook:7",
+                "run:3"
+            ]
+        );
     }
 }
