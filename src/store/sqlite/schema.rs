@@ -352,16 +352,22 @@ mod tests {
 
     use super::*;
 
+    /// An in-memory database migrated up to `version`.
+    fn at_version(version: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for (index, sql) in MIGRATIONS.iter().enumerate().take(version) {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", index + 1).unwrap();
+        }
+        conn
+    }
+
     /// A database at schema 4 with webhook messages, notifications, their attempts and
     /// coverage moves into the one outbox with nothing lost and coverage following its
     /// notifications.
     #[test]
     fn the_two_outboxes_become_one_with_their_attempts_and_coverage() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        for (index, sql) in MIGRATIONS.iter().enumerate().take(4) {
-            conn.execute_batch(sql).unwrap();
-            conn.pragma_update(None, "user_version", index + 1).unwrap();
-        }
+        let mut conn = at_version(4);
         conn.execute_batch(
             "INSERT INTO events (seq, at, kind, workflow, run_id, data) VALUES
                 (1, 0, 'alert.acked', 'w', NULL, '{\"alert_id\":9,\"rule\":\"r\",\"state\":\"firing\",\"data\":{\"actor\":\"ops\"}}');
@@ -497,11 +503,7 @@ mod tests {
 
     #[test]
     fn webhook_urls_in_the_audit_log_keep_only_their_origin() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        for (index, sql) in MIGRATIONS.iter().enumerate().take(5) {
-            conn.execute_batch(sql).unwrap();
-            conn.pragma_update(None, "user_version", index + 1).unwrap();
-        }
+        let mut conn = at_version(5);
         conn.execute_batch(
             "INSERT INTO audit_log (at, actor, role, action, target, outcome) VALUES
                 (0, 'ada', 'admin', 'webhook.create', 'webhook:http://user:pa55w0rd@127.0.0.1:18950/secret/path?token=abc', 'ok'),
