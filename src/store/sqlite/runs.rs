@@ -15,6 +15,14 @@ use crate::domain::run::{
 use crate::store::{ClaimedRun, Result, StoreError};
 use crate::wire::RunStatus;
 
+/// The claim's two scans: runs whose lease expired, then due runs, each in index order.
+const CLAIM_QUERIES: [&str; 2] = [
+    "SELECT id, status, started_at FROM runs INDEXED BY runs_lease \
+     WHERE status = 'running' AND lease_until < ?1 ORDER BY lease_until LIMIT ?2",
+    "SELECT id, status, started_at FROM runs INDEXED BY runs_due \
+     WHERE status IN ('queued', 'retrying', 'waiting') AND due_at <= ?1 ORDER BY due_at, id LIMIT ?2",
+];
+
 /// Claims runs due at `now` and runs whose lease expired by then.
 pub fn claim(
     tx: &mut Tx<'_>,
@@ -27,14 +35,12 @@ pub fn claim(
     // Times of what happens here are the store's own.
     let now = ms(tx.now);
     // Two index-ordered scans (expired leases first, then due runs) rather than one sorted
-    // union: the union would sort every queued run on every claim.
+    // union: the union would sort every queued run on every claim. The partial indexes are
+    // named: left to itself the planner takes `runs_status` for the status test and then
+    // sorts every queued run by due time (20 ms a claim with 100,000 queued, growing with
+    // the backlog, against 0.2 ms in due-time order).
     let mut due: Vec<(i64, String, Option<i64>)> = Vec::new();
-    for sql in [
-        "SELECT id, status, started_at FROM runs WHERE status = 'running' AND lease_until < ?1 \
-         ORDER BY lease_until LIMIT ?2",
-        "SELECT id, status, started_at FROM runs WHERE status IN ('queued', 'retrying', 'waiting') \
-         AND due_at <= ?1 ORDER BY due_at, id LIMIT ?2",
-    ] {
+    for sql in CLAIM_QUERIES {
         let left = limit.saturating_sub(due.len()) as i64;
         let mut statement = tx.conn.prepare_cached(sql)?;
         let rows = statement.query_map(params![due_by, left], |r| {
@@ -294,4 +300,31 @@ pub fn retry(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<()> {
     )?;
     dlq::close_for_run(tx, run_id, actor)?;
     tx.emit(retried_event(actor), Some(&run.workflow), Some(run_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A claim reads as many rows as it takes, whatever the backlog: both scans walk a
+    /// partial index in the order asked for, with no sort of every queued run.
+    #[test]
+    fn claims_scan_their_index_in_order_without_sorting_the_backlog() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        for sql in CLAIM_QUERIES {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(params![0, 1], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            let plan = plan.join("; ");
+            assert!(
+                plan.contains("USING INDEX runs_") && !plan.contains("TEMP B-TREE"),
+                "{sql}: {plan}"
+            );
+        }
+    }
 }
