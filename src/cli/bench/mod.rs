@@ -154,12 +154,15 @@ pub async fn engine(args: EngineArgs) -> anyhow::Result<()> {
         args.durability
     );
     let workload = Workload::start(dir.path(), "bench", &args).await?;
+    let wal = wal_watch(&workload.db);
     let elapsed = workload.drain(args.runs).await?.as_secs_f64();
+    let wal_peak = wal.stop().await;
     let (failed, attempts) = acp::store::tally(&crate::cli::serve::store_url(
         &workload.db,
         &args.durability,
     ))?;
     workload.stop().await?;
+    let bytes_per_run = file_size(&workload.db) / args.runs.max(1) as u64;
 
     let runs_per_s = args.runs as f64 / elapsed;
     let steps_per_s = attempts as f64 / elapsed;
@@ -168,10 +171,52 @@ pub async fn engine(args: EngineArgs) -> anyhow::Result<()> {
         args.runs, args.steps, attempts, args.workers
     );
     println!(
-        "runs_per_s={runs_per_s:.0} steps_per_s={steps_per_s:.0} commit_baseline_per_s={baseline:.0} ratio={:.2}",
-        runs_per_s / baseline
+        "runs_per_s={runs_per_s:.0} steps_per_s={steps_per_s:.0} commit_baseline_per_s={baseline:.0} ratio={:.2} \
+         wal_peak_mb={:.1} bytes_per_run={bytes_per_run}",
+        runs_per_s / baseline,
+        wal_peak as f64 / (1024.0 * 1024.0)
     );
     Ok(())
+}
+
+/// The WAL file beside a database file.
+fn wal_path(db: &std::path::Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
+fn file_size(path: &std::path::Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// Samples the WAL's size every 20 ms until aborted; answers the largest seen.
+fn wal_watch(db: &std::path::Path) -> WalWatch {
+    let wal = wal_path(db);
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = peak.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            seen.fetch_max(file_size(&wal), std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    WalWatch { task, peak }
+}
+
+/// A running WAL sampler.
+struct WalWatch {
+    task: tokio::task::JoinHandle<()>,
+    peak: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl WalWatch {
+    /// Stops sampling; answers the largest size seen, in bytes.
+    async fn stop(self) -> u64 {
+        self.task.abort();
+        let _ = self.task.await;
+        self.peak.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Counts finished runs on the event bus until there are `runs` of them.

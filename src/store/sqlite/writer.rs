@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 use tokio::sync::{broadcast, oneshot};
 
+use super::connection::WAL_LIMIT;
 use super::rows::ms;
 use crate::store::{Result, StoreError};
 use crate::wire::{Event, EventBody};
@@ -102,12 +103,16 @@ impl<T: Send, F: Fn(&mut Tx<'_>) -> Result<T> + Send> Job for Typed<T, F> {
     }
 }
 
-/// Runs until every sender is gone, then returns (after the last batch committed).
+/// Runs until every sender is gone, then returns (after the last batch committed). Between
+/// batches, at most every 100 ms, it looks at the WAL (`wal`) and empties it once it passes
+/// half of [`WAL_LIMIT`]: only the writer has moments when no write is under way.
 pub fn run(
     conn: Connection,
     jobs: mpsc::Receiver<Box<dyn Job>>,
     bus: broadcast::Sender<Arc<Event>>,
+    wal: &std::path::Path,
 ) {
+    let mut looked = std::time::Instant::now();
     let mut next_seq: i64 = conn
         .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
             r.get(0)
@@ -134,6 +139,24 @@ pub fn run(
                 Err(e) => Err(StoreError::Other(e.to_string())),
             };
             job.finish(answer);
+        }
+        if looked.elapsed() >= std::time::Duration::from_millis(100) {
+            looked = std::time::Instant::now();
+            let size = std::fs::metadata(wal).map_or(0, |m| m.len());
+            if size > WAL_LIMIT / 2 {
+                // Waits at most 50 ms for readers (reads are single queries), so writes never
+                // stall behind a slow one; answers (busy, frames, copied), busy when a reader
+                // held on, and the next look tries again.
+                let _ = conn.busy_timeout(std::time::Duration::from_millis(50));
+                match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                }) {
+                    Ok(0) => {}
+                    Ok(_) => tracing::debug!("the WAL ({size} bytes) is in use; emptied later"),
+                    Err(e) => tracing::warn!("emptying the WAL ({size} bytes) failed: {e}"),
+                }
+                let _ = conn.busy_timeout(std::time::Duration::from_secs(10));
+            }
         }
     }
 }
