@@ -124,14 +124,36 @@ impl Workload {
 
     /// Queues `runs` runs and waits until all have finished; answers the time it took.
     pub async fn drain(&self, runs: usize) -> anyhow::Result<Duration> {
+        self.drain_paced(runs, None).await
+    }
+
+    /// Like [`Workload::drain`], starting at most `per_s` runs a second (in ticks of 10 ms)
+    /// when given, else queueing them all at once in chunks of 1,000.
+    pub async fn drain_paced(&self, runs: usize, per_s: Option<f64>) -> anyhow::Result<Duration> {
         let started = Instant::now();
         let finished = tokio::spawn(wait_for_runs(self.store.subscribe(), runs));
-        for chunk in (0..runs).collect::<Vec<_>>().chunks(1000) {
-            let payloads: Vec<Value> = chunk.iter().map(|i| json!({"n": i})).collect();
+        let tick = Duration::from_millis(10);
+        let mut ticks = tokio::time::interval(tick);
+        let mut queued = 0;
+        while queued < runs {
+            // Paced: as many as are due by the end of this tick, fractions carried over.
+            let due = match per_s {
+                Some(rate) => {
+                    ticks.tick().await;
+                    let elapsed = started.elapsed().as_secs_f64() + tick.as_secs_f64();
+                    ((rate * elapsed) as usize).min(runs)
+                }
+                None => (queued + 1000).min(runs),
+            };
+            if due <= queued {
+                continue;
+            }
+            let payloads: Vec<Value> = (queued..due).map(|i| json!({"n": i})).collect();
             self.runtime
                 .engine()
                 .start_runs("bench", TriggerKind::Manual, payloads)
                 .await?;
+            queued = due;
         }
         finished.await??;
         Ok(started.elapsed())

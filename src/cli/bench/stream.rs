@@ -37,6 +37,10 @@ pub struct StreamArgs {
     workers: usize,
     #[arg(long, default_value = ".")]
     dir: PathBuf,
+    /// Events a second to offer (runs are started at the pace that makes about this many;
+    /// a run of N steps makes 2N+3 events); default: as fast as the engine goes.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    rate: Option<u32>,
 }
 
 /// The child process's side: `acp bench stream-clients`.
@@ -97,10 +101,13 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<()> {
         workers: args.workers,
         dir: args.dir.clone(),
     };
+    let per_s = args
+        .rate
+        .map(|rate| f64::from(rate) / (2 * args.steps + 3) as f64);
     let quiet = Workload::start(dir.path(), "quiet", &engine_args).await?;
     let (_, _, quiet_api) = serve(&quiet).await?;
     let before = cpu_seconds()?;
-    quiet.drain(args.runs).await?;
+    quiet.drain_paced(args.runs, per_s).await?;
     let cpu_quiet = cpu_seconds()? - before;
     drop(quiet_api);
     quiet.stop().await?;
@@ -126,7 +133,7 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<()> {
         .spawn()?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = cpu_seconds()?;
-    let drained = watched.drain(args.runs).await?;
+    let drained = watched.drain_paced(args.runs, per_s).await?;
     let mut report = String::new();
     child
         .stdout
