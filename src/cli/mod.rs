@@ -161,6 +161,9 @@ enum BenchCommand {
     /// The subscribers of `bench stream` (run by it as a child process).
     #[command(hide = true)]
     StreamClients(bench::stream::ClientsArgs),
+    /// Load a large run log in stages and time the API's reads, the drain rate, WAL, RSS
+    /// and bytes on disk as it grows.
+    Scale(bench::scale::ScaleArgs),
 }
 
 /// Runs a parsed command line.
@@ -187,6 +190,9 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Bench(BenchCommand::StreamClients(args)) => {
             runtime().and_then(|rt| rt.block_on(bench::stream::clients(args)))
+        }
+        Command::Bench(BenchCommand::Scale(args)) => {
+            runtime().and_then(|rt| rt.block_on(bench::scale::scale(args)))
         }
         Command::Workflow(WorkflowCommand::Remote(command)) => {
             remote_call(&cli.remote, |c| async move {

@@ -1,5 +1,6 @@
 //! `acp bench engine`: how fast the engine drains runs, against what SQLite commits allow.
 //! `acp bench stream` (in `stream.rs`): the same workload watched by websocket subscribers.
+//! `acp bench scale` (in `scale.rs`): how read, write and disk costs grow with the run log.
 //!
 //! The baseline is single-row commits per second on the same file system and durability mode.
 //! The engine run uses no-op `http` steps answered in process; every `fail_every`-th run's
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod scale;
 pub mod stream;
 
 use anyhow::Context;
@@ -124,12 +126,18 @@ impl Workload {
 
     /// Queues `runs` runs and waits until all have finished; answers the time it took.
     pub async fn drain(&self, runs: usize) -> anyhow::Result<Duration> {
-        self.drain_paced(runs, None).await
+        self.drain_paced(runs, None, |i| json!({"n": i})).await
     }
 
     /// Like [`Workload::drain`], starting at most `per_s` runs a second (in ticks of 10 ms)
-    /// when given, else queueing them all at once in chunks of 1,000.
-    pub async fn drain_paced(&self, runs: usize, per_s: Option<f64>) -> anyhow::Result<Duration> {
+    /// when given, else queueing them all at once in chunks of 1,000; run `i` gets
+    /// `payload(i)` as its trigger.
+    pub async fn drain_paced(
+        &self,
+        runs: usize,
+        per_s: Option<f64>,
+        payload: fn(usize) -> Value,
+    ) -> anyhow::Result<Duration> {
         let started = Instant::now();
         let finished = tokio::spawn(wait_for_runs(self.store.subscribe(), runs));
         let tick = Duration::from_millis(10);
@@ -148,7 +156,7 @@ impl Workload {
             if due <= queued {
                 continue;
             }
-            let payloads: Vec<Value> = (queued..due).map(|i| json!({"n": i})).collect();
+            let payloads: Vec<Value> = (queued..due).map(payload).collect();
             self.runtime
                 .engine()
                 .start_runs("bench", TriggerKind::Manual, payloads)

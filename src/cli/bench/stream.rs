@@ -107,7 +107,9 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<()> {
     let quiet = Workload::start(dir.path(), "quiet", &engine_args).await?;
     let (_, _, quiet_api) = serve(&quiet).await?;
     let before = cpu_seconds()?;
-    quiet.drain_paced(args.runs, per_s).await?;
+    quiet
+        .drain_paced(args.runs, per_s, |i| serde_json::json!({"n": i}))
+        .await?;
     let cpu_quiet = cpu_seconds()? - before;
     drop(quiet_api);
     quiet.stop().await?;
@@ -133,7 +135,9 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<()> {
         .spawn()?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = cpu_seconds()?;
-    let drained = watched.drain_paced(args.runs, per_s).await?;
+    let drained = watched
+        .drain_paced(args.runs, per_s, |i| serde_json::json!({"n": i}))
+        .await?;
     let mut report = String::new();
     child
         .stdout

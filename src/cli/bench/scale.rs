@@ -1,0 +1,188 @@
+//! `acp bench scale`: how the server's costs grow with the run log.
+//!
+//! Loads `--runs` runs through the engine in `--stages` equal stages (3 no-op `http` steps by
+//! default, every tenth run's second step failing once, payloads with e-mails and ids). At the
+//! start of each stage, while that stage's runs are draining (a steady background load), it
+//! times the reads the console and scripts make, five times each; after the last stage it
+//! times them once more at the full size under a small extra load. It samples the WAL and
+//! reports the drain rate of the first and the last stage, the reads at full size, the WAL's
+//! peak, the process's RSS and the bytes on disk per run.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use super::{EngineArgs, Workload, file_size, wal_watch};
+use acp::server::{ServerConfig, auth};
+use acp::wire::Role;
+
+#[derive(clap::Args)]
+pub struct ScaleArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    runs: usize,
+    /// Equal stages the runs are loaded in; reads are timed at the start of each.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
+    stages: u32,
+    #[arg(long, default_value_t = 3)]
+    steps: usize,
+    /// Every n-th run's second step fails once (0: never).
+    #[arg(long, default_value_t = 10)]
+    fail_every: i64,
+    #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
+    durability: String,
+    #[arg(long, default_value_t = 256)]
+    workers: usize,
+    /// Folder for the temporary database file.
+    #[arg(long, default_value = ".")]
+    dir: std::path::PathBuf,
+}
+
+/// A trigger payload like a CRM's: a lead with an e-mail, an id and a company.
+fn lead(i: usize) -> Value {
+    json!({
+        "lead_id": format!("L-{i:08}"),
+        "email": format!("lead{i}@example{}.com", i % 97),
+        "company": format!("Company {}", i % 1013),
+        "score": i % 100,
+    })
+}
+
+/// The reads timed, by name: what the console and scripts ask for.
+fn reads(runs: usize) -> Vec<(&'static str, String)> {
+    vec![
+        ("runs_page", "/runs?limit=50".into()),
+        ("runs_failed", "/runs?status=failed&limit=50".into()),
+        ("search", format!("/runs?q=lead{}@example", runs / 2)),
+        ("health_1h", "/health?window=1h".into()),
+        ("health_24h", "/health?window=24h".into()),
+        ("workflows", "/workflows".into()),
+        ("dlq", "/dlq?limit=50".into()),
+        ("events", "/events?since=0&limit=500".into()),
+    ]
+}
+
+/// Each read five times; answers the median milliseconds of each, in order.
+async fn time_reads(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    runs: usize,
+) -> anyhow::Result<Vec<(&'static str, f64)>> {
+    let mut medians = Vec::new();
+    for (name, path) in reads(runs) {
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let started = Instant::now();
+            let response = http
+                .get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
+            response.bytes().await?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        medians.push((name, times[times.len() / 2]));
+    }
+    Ok(medians)
+}
+
+/// This process's resident memory in MiB (`VmRSS` in /proc/self/status; Linux).
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir_in(&args.dir)
+        .with_context(|| format!("temporary folder in {}", args.dir.display()))?;
+    let engine_args = EngineArgs {
+        runs: args.runs,
+        steps: args.steps,
+        fail_every: args.fail_every,
+        durability: args.durability.clone(),
+        workers: args.workers,
+        dir: args.dir.clone(),
+    };
+    let workload = Workload::start(dir.path(), "scale", &engine_args).await?;
+    let token = auth::create_token(workload.store.as_ref(), "bench", Role::Viewer, None)
+        .await?
+        .token;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}/api/v1", listener.local_addr()?);
+    workload.runtime.serve(listener, ServerConfig::default());
+    let http = reqwest::Client::new();
+    let wal = wal_watch(&workload.db);
+
+    let stage = (args.runs / args.stages as usize).max(1);
+    let mut loaded = 0;
+    let mut rates = Vec::new();
+    println!("runs_in_log  drain_per_s  reads (median ms of 5, under load)");
+    while loaded < args.runs {
+        let size = stage.min(args.runs - loaded);
+        let drain = workload.drain_paced(size, None, lead);
+        let (drained, timed) = tokio::join!(drain, async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            time_reads(&http, &base, &token, loaded.max(1)).await
+        });
+        let rate = size as f64 / drained?.as_secs_f64();
+        let timed = timed?;
+        println!("{loaded:>11}  {rate:>11.0}  {}", show(&timed));
+        rates.push(rate);
+        loaded += size;
+    }
+    let extra = (args.runs / 50).max(500);
+    let drain = workload.drain_paced(extra, None, lead);
+    let (drained, at_full) = tokio::join!(drain, async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        time_reads(&http, &base, &token, args.runs).await
+    });
+    drained?;
+    let at_full = at_full?;
+    println!("{:>11}  {:>11}  {}", args.runs, "-", show(&at_full));
+    let rss = rss_mb();
+    let wal_peak = wal.stop().await;
+    workload.stop().await?;
+    let total = args.runs + extra;
+    let bytes_per_run = file_size(&workload.db) / total.max(1) as u64;
+    let read = |name: &str| {
+        at_full
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(f64::NAN, |(_, ms)| *ms)
+    };
+    println!(
+        "runs={total} drain_first_per_s={:.0} drain_last_per_s={:.0} health_24h_p50_ms={:.1} \
+         search_p50_ms={:.1} workflows_p50_ms={:.1} runs_page_p50_ms={:.1} wal_peak_mb={:.1} \
+         rss_mb={rss:.0} bytes_per_run={bytes_per_run}",
+        rates.first().copied().unwrap_or(0.0),
+        rates.last().copied().unwrap_or(0.0),
+        read("health_24h"),
+        read("search"),
+        read("workflows"),
+        read("runs_page"),
+        wal_peak as f64 / (1024.0 * 1024.0),
+    );
+    Ok(())
+}
+
+fn show(timed: &[(&'static str, f64)]) -> String {
+    timed
+        .iter()
+        .map(|(name, ms)| format!("{name} {ms:.1}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
