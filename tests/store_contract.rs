@@ -66,6 +66,7 @@ contract!(sqlite:
     retention_keeps_the_newest_event_and_what_a_cursor_has_not_passed,
     a_dead_letter_closes_once,
     a_closed_store_answers_nothing,
+    text_search_finds_literal_substrings_of_errors,
 );
 
 fn new_run(workflow: &str) -> NewRun {
@@ -825,4 +826,59 @@ async fn a_closed_store_answers_nothing(store: &Arc<dyn Store>) {
         store.create_runs(vec![new_run("w")]).await,
         Err(StoreError::Other(_))
     ));
+}
+
+async fn text_search_finds_literal_substrings_of_errors(store: &Arc<dyn Store>) {
+    let messages = [
+        "HTTP 503 for lead ada@example.com",
+        "HTTP 422: 100% of \"fields\" invalid_email",
+        "HTTP 429 rate limited",
+    ];
+    let mut ids = Vec::new();
+    for message in messages {
+        let id = store.create_runs(vec![new_run("w")]).await.unwrap()[0];
+        claim_one(store, "a").await;
+        let error = StepFailure::permanent(message).error;
+        let finish = Transition::Finish {
+            status: RunStatus::Failed,
+            failed_step: Some("s0".into()),
+            error: Some(error),
+        };
+        store.apply(id, "a", vec![finish]).await.unwrap();
+        ids.push(id);
+    }
+    let found = |q: &'static str| {
+        let store = store.clone();
+        async move {
+            let query = RunQuery {
+                q: Some(q.into()),
+                ..RunQuery::default()
+            };
+            let page = store.runs(&query).await.unwrap();
+            page.items.iter().map(|r| r.id).collect::<Vec<i64>>()
+        }
+    };
+    assert_eq!(found("ADA@example").await, [ids[0]], "case does not matter");
+    assert_eq!(found("100%").await, [ids[1]], "% is literal");
+    assert!(
+        found("\" OR \"").await.is_empty(),
+        "quotes are literal, not query syntax"
+    );
+    assert_eq!(found("_email").await, [ids[1]], "_ is literal");
+    assert_eq!(
+        found("42").await,
+        [ids[2], ids[1]],
+        "short text is found too"
+    );
+    assert_eq!(
+        found("HTTP").await,
+        [ids[2], ids[1], ids[0]],
+        "newest first"
+    );
+    assert!(found("no such words").await.is_empty());
+    store.retry_run(ids[0], "ops").await.unwrap();
+    assert!(
+        found("ada@example").await.is_empty(),
+        "a retried run's old error is no longer found"
+    );
 }

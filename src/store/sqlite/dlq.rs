@@ -106,6 +106,7 @@ pub fn list(conn: &Connection, query: &RunQuery) -> Result<Page<DlqView>> {
         status: "d.status",
         at: "d.created_at",
         error: "d.error",
+        search: None,
     };
     queue::page(conn, &select, query, &cols, rows::dlq, |d| d.id)
 }

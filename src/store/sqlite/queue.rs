@@ -103,6 +103,8 @@ pub struct Columns {
     pub status: &'static str,
     pub at: &'static str,
     pub error: &'static str,
+    /// The full-text index over `error` (rowid = `id`), when there is one.
+    pub search: Option<&'static str>,
 }
 
 impl Columns {
@@ -111,6 +113,7 @@ impl Columns {
         status: "r.status",
         at: "r.queued_at",
         error: "r.error",
+        search: Some("runs_search"),
     };
 }
 
@@ -131,14 +134,26 @@ pub fn page<T>(
         status,
         at,
         error,
+        search,
     } = cols;
+    // Three characters or more go through the trigram index as one literal phrase; shorter
+    // text is matched with LIKE (literal too: see `like_literal`).
+    let indexed = search.filter(|_| query.q.as_deref().is_some_and(|q| q.chars().count() >= 3));
+    let text = match indexed {
+        Some(index) => format!("{id} IN (SELECT rowid FROM {index} WHERE {index} MATCH ?8)"),
+        None => format!("(?8 IS NULL OR {error} LIKE '%' || ?8 || '%' ESCAPE '\\')"),
+    };
     let sql = format!(
         "{select} WHERE (?1 IS NULL OR r.workflow = ?1) AND (?2 IS NULL OR {status} = ?2) \
          AND (?3 IS NULL OR r.team = ?3) AND (?4 IS NULL OR r.mode = ?4) AND (?5 IS NULL OR r.record_id = ?5) \
          AND (?6 IS NULL OR {at} >= ?6) AND (?7 IS NULL OR {at} < ?7) \
-         AND (?8 IS NULL OR {error} LIKE '%' || ?8 || '%' ESCAPE '\\') AND (?9 IS NULL OR {id} < ?9) \
+         AND {text} AND (?9 IS NULL OR {id} < ?9) \
          ORDER BY {id} DESC LIMIT ?10"
     );
+    let q = match indexed {
+        Some(_) => query.q.as_deref().map(phrase),
+        None => query.q.as_deref().map(like_literal),
+    };
     let cursor = match &query.cursor {
         Some(c) => Some(
             c.parse::<i64>()
@@ -167,7 +182,7 @@ pub fn page<T>(
                 query.record_id,
                 query.since.map(ms),
                 query.until.map(ms),
-                query.q.as_deref().map(like_literal),
+                q,
                 cursor,
                 limit as i64
             ],
@@ -201,6 +216,11 @@ pub fn facts(conn: &Connection, since: chrono::DateTime<chrono::Utc>) -> Result<
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(list)
+}
+
+/// `text` as an FTS5 phrase that matches itself only (double quotes doubled).
+fn phrase(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
 }
 
 /// `text` as a LIKE pattern that matches itself only (`%`, `_` and `\` escaped with `\`):

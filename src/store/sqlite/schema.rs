@@ -332,6 +332,22 @@ UPDATE audit_log SET target = (SELECT 'webhook:' || scheme || host FROM webhook_
     WHERE id IN (SELECT id FROM webhook_targets);
 DROP TABLE webhook_targets;
 "#,
+    // Text search over runs' errors without scanning them: an FTS5 trigram index kept by
+    // triggers (substrings of 3 characters or more; shorter ones still use LIKE).
+    r#"
+CREATE VIRTUAL TABLE runs_search USING fts5(error, content = 'runs', content_rowid = 'id', tokenize = 'trigram');
+INSERT INTO runs_search (rowid, error) SELECT id, error FROM runs WHERE error IS NOT NULL;
+CREATE TRIGGER runs_search_insert AFTER INSERT ON runs WHEN new.error IS NOT NULL BEGIN
+    INSERT INTO runs_search (rowid, error) VALUES (new.id, new.error);
+END;
+CREATE TRIGGER runs_search_update AFTER UPDATE OF error ON runs WHEN new.error IS NOT old.error BEGIN
+    INSERT INTO runs_search (runs_search, rowid, error) SELECT 'delete', old.id, old.error WHERE old.error IS NOT NULL;
+    INSERT INTO runs_search (rowid, error) SELECT new.id, new.error WHERE new.error IS NOT NULL;
+END;
+CREATE TRIGGER runs_search_delete AFTER DELETE ON runs WHEN old.error IS NOT NULL BEGIN
+    INSERT INTO runs_search (runs_search, rowid, error) VALUES ('delete', old.id, old.error);
+END;
+"#,
 ];
 
 /// Brings the database up to the newest schema.
