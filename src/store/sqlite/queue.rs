@@ -141,15 +141,31 @@ pub fn page<T>(
     let indexed = search.filter(|_| query.q.as_deref().is_some_and(|q| q.chars().count() >= 3));
     let text = match indexed {
         Some(index) => format!("{id} IN (SELECT rowid FROM {index} WHERE {index} MATCH ?8)"),
-        None => format!("(?8 IS NULL OR {error} LIKE '%' || ?8 || '%' ESCAPE '\\')"),
+        None => format!("{error} LIKE '%' || ?8 || '%' ESCAPE '\\'"),
     };
-    let sql = format!(
-        "{select} WHERE (?1 IS NULL OR r.workflow = ?1) AND (?2 IS NULL OR {status} = ?2) \
-         AND (?3 IS NULL OR r.team = ?3) AND (?4 IS NULL OR r.mode = ?4) AND (?5 IS NULL OR r.record_id = ?5) \
-         AND (?6 IS NULL OR {at} >= ?6) AND (?7 IS NULL OR {at} < ?7) \
-         AND {text} AND (?9 IS NULL OR {id} < ?9) \
-         ORDER BY {id} DESC LIMIT ?10"
-    );
+    // Only the filters given are written into the query (each keeps its parameter number):
+    // an `(?2 IS NULL OR status = ?2)` form would keep the planner off the status index and
+    // scan every run for a rare status.
+    let filters = [
+        (query.workflow.is_some(), "r.workflow = ?1".to_owned()),
+        (query.status.is_some(), format!("{status} = ?2")),
+        (query.team.is_some(), "r.team = ?3".to_owned()),
+        (query.mode.is_some(), "r.mode = ?4".to_owned()),
+        (query.record_id.is_some(), "r.record_id = ?5".to_owned()),
+        (query.since.is_some(), format!("{at} >= ?6")),
+        (query.until.is_some(), format!("{at} < ?7")),
+        (query.q.is_some(), text),
+        (query.cursor.is_some(), format!("{id} < ?9")),
+    ];
+    let conditions: Vec<String> = filters
+        .into_iter()
+        .filter_map(|(given, condition)| given.then_some(condition))
+        .collect();
+    let conditions = match conditions.is_empty() {
+        true => "1".to_owned(),
+        false => conditions.join(" AND "),
+    };
+    let sql = format!("{select} WHERE {conditions} ORDER BY {id} DESC LIMIT ?10");
     let q = match indexed {
         Some(_) => query.q.as_deref().map(phrase),
         None => query.q.as_deref().map(like_literal),
@@ -234,4 +250,36 @@ fn like_literal(text: &str) -> String {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page filtered by a rare status walks the status index, not every run.
+    #[test]
+    fn a_status_filter_uses_the_status_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let query = RunQuery {
+            status: Some("failed".into()),
+            ..RunQuery::default()
+        };
+        let select = format!("EXPLAIN QUERY PLAN SELECT {RUN_COLUMNS} FROM {RUN_FROM}");
+        let plan: Vec<String> = page(
+            &conn,
+            &select,
+            &query,
+            &Columns::RUNS,
+            |r| r.get::<_, String>(3),
+            |_| 0,
+        )
+        .unwrap()
+        .items;
+        let plan = plan.join("; ");
+        assert!(
+            plan.contains("USING INDEX runs_status") && !plan.contains("TEMP B-TREE"),
+            "{plan}"
+        );
+    }
 }
