@@ -30,6 +30,13 @@ use tokio::sync::broadcast;
 pub struct EngineArgs {
     #[arg(long, default_value_t = 100_000)]
     pub runs: usize,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+}
+
+/// The workload every benchmark drains: its workflow, failures, durability, workers, folder.
+#[derive(clap::Args, Clone)]
+pub struct WorkloadArgs {
     #[arg(long, default_value_t = 3)]
     pub steps: usize,
     /// Every n-th run's second step fails once (0: never).
@@ -105,7 +112,7 @@ impl Workload {
     pub async fn start(
         dir: &std::path::Path,
         name: &str,
-        args: &EngineArgs,
+        args: &WorkloadArgs,
     ) -> anyhow::Result<Self> {
         let db = dir.join(format!("{name}.db"));
         let store = acp::store::open(&crate::cli::serve::store_url(&db, &args.durability))?;
@@ -172,7 +179,8 @@ impl Workload {
     }
 }
 
-pub async fn engine(args: EngineArgs) -> anyhow::Result<()> {
+pub async fn engine(engine: EngineArgs) -> anyhow::Result<()> {
+    let (runs, args) = (engine.runs, &engine.workload);
     let dir = tempfile::tempdir_in(&args.dir)
         .with_context(|| format!("temporary folder in {}", args.dir.display()))?;
     let baseline = acp::store::commit_baseline(
@@ -183,22 +191,22 @@ pub async fn engine(args: EngineArgs) -> anyhow::Result<()> {
         "commit baseline: {baseline:.0} single-row commits/s ({})",
         args.durability
     );
-    let workload = Workload::start(dir.path(), "bench", &args).await?;
+    let workload = Workload::start(dir.path(), "bench", args).await?;
     let wal = wal_watch(&workload.db);
-    let elapsed = workload.drain(args.runs).await?.as_secs_f64();
+    let elapsed = workload.drain(runs).await?.as_secs_f64();
     let wal_peak = wal.stop().await;
     let (failed, attempts) = acp::store::tally(&crate::cli::serve::store_url(
         &workload.db,
         &args.durability,
     ))?;
     workload.stop().await?;
-    let bytes_per_run = file_size(&workload.db) / args.runs.max(1) as u64;
+    let bytes_per_run = file_size(&workload.db) / runs.max(1) as u64;
 
-    let runs_per_s = args.runs as f64 / elapsed;
+    let runs_per_s = runs as f64 / elapsed;
     let steps_per_s = attempts as f64 / elapsed;
     println!(
         "drained {} runs ({} steps each, {} attempts, {failed} failed) in {elapsed:.2}s with {} workers",
-        args.runs, args.steps, attempts, args.workers
+        runs, args.steps, attempts, args.workers
     );
     println!(
         "runs_per_s={runs_per_s:.0} steps_per_s={steps_per_s:.0} commit_baseline_per_s={baseline:.0} ratio={:.2} \

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use super::{EngineArgs, Workload, file_size, wal_watch};
+use super::{Workload, WorkloadArgs, file_size, wal_watch};
 use acp::server::{ServerConfig, auth};
 use acp::wire::Role;
 
@@ -24,18 +24,8 @@ pub struct ScaleArgs {
     /// Equal stages the runs are loaded in; reads are timed at the start of each.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
     stages: u32,
-    #[arg(long, default_value_t = 3)]
-    steps: usize,
-    /// Every n-th run's second step fails once (0: never).
-    #[arg(long, default_value_t = 10)]
-    fail_every: i64,
-    #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
-    durability: String,
-    #[arg(long, default_value_t = 256)]
-    workers: usize,
-    /// Folder for the temporary database file.
-    #[arg(long, default_value = ".")]
-    dir: std::path::PathBuf,
+    #[command(flatten)]
+    workload: WorkloadArgs,
 }
 
 /// A trigger payload like a CRM's: a lead with an e-mail, an id and a company.
@@ -107,17 +97,9 @@ fn rss_mb() -> f64 {
 }
 
 pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir_in(&args.dir)
-        .with_context(|| format!("temporary folder in {}", args.dir.display()))?;
-    let engine_args = EngineArgs {
-        runs: args.runs,
-        steps: args.steps,
-        fail_every: args.fail_every,
-        durability: args.durability.clone(),
-        workers: args.workers,
-        dir: args.dir.clone(),
-    };
-    let workload = Workload::start(dir.path(), "scale", &engine_args).await?;
+    let dir = tempfile::tempdir_in(&args.workload.dir)
+        .with_context(|| format!("temporary folder in {}", args.workload.dir.display()))?;
+    let workload = Workload::start(dir.path(), "scale", &args.workload).await?;
     let token = auth::create_token(workload.store.as_ref(), "bench", Role::Viewer, None)
         .await?
         .token;

@@ -6,7 +6,6 @@
 //! from an event's commit to its receipt by a client (p50/p99 over every client and event),
 //! and the extra CPU the serving process spent with subscribers attached.
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +15,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncReadExt;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{EngineArgs, Workload};
+use super::{Workload, WorkloadArgs};
 use acp::server::{AppState, ServerConfig, auth};
 use acp::store::Store;
 use acp::wire::{Role, StreamMessage};
@@ -27,16 +26,8 @@ pub struct StreamArgs {
     subscribers: usize,
     #[arg(long, default_value_t = 5_000)]
     runs: usize,
-    #[arg(long, default_value_t = 3)]
-    steps: usize,
-    #[arg(long, default_value_t = 10)]
-    fail_every: i64,
-    #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
-    durability: String,
-    #[arg(long, default_value_t = 256)]
-    workers: usize,
-    #[arg(long, default_value = ".")]
-    dir: PathBuf,
+    #[command(flatten)]
+    workload: WorkloadArgs,
     /// Events a second to offer (runs are started at the pace that makes about this many;
     /// a run of N steps makes 2N+3 events); default: as fast as the engine goes.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
@@ -91,20 +82,12 @@ async fn serve(workload: &Workload) -> anyhow::Result<(String, String, AppState)
 }
 
 pub async fn stream(args: StreamArgs) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir_in(&args.dir)
-        .with_context(|| format!("temporary folder in {}", args.dir.display()))?;
-    let engine_args = EngineArgs {
-        runs: args.runs,
-        steps: args.steps,
-        fail_every: args.fail_every,
-        durability: args.durability.clone(),
-        workers: args.workers,
-        dir: args.dir.clone(),
-    };
+    let dir = tempfile::tempdir_in(&args.workload.dir)
+        .with_context(|| format!("temporary folder in {}", args.workload.dir.display()))?;
     let per_s = args
         .rate
-        .map(|rate| f64::from(rate) / (2 * args.steps + 3) as f64);
-    let quiet = Workload::start(dir.path(), "quiet", &engine_args).await?;
+        .map(|rate| f64::from(rate) / (2 * args.workload.steps + 3) as f64);
+    let quiet = Workload::start(dir.path(), "quiet", &args.workload).await?;
     let (_, _, quiet_api) = serve(&quiet).await?;
     let before = cpu_seconds()?;
     quiet
@@ -118,7 +101,7 @@ pub async fn stream(args: StreamArgs) -> anyhow::Result<()> {
         args.runs
     );
 
-    let watched = Workload::start(dir.path(), "watched", &engine_args).await?;
+    let watched = Workload::start(dir.path(), "watched", &args.workload).await?;
     let (url, token, api) = serve(&watched).await?;
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
         .args([
