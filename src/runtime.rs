@@ -21,16 +21,19 @@ use crate::actions::Actions;
 use crate::alerts::Evaluator;
 use crate::domain::alert::EVALUATOR_LOOP;
 use crate::domain::clock::{Heartbeat, Loop, earlier_or_min};
+use crate::domain::rollup::MINUTE_ROWS_KEPT;
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::outbox::Pace;
-use crate::server::{AppState, ServerConfig};
+use crate::server::{AppState, Retention, ServerConfig};
 use crate::store::Store;
 use crate::wire::{ControlChanged, EventBody};
 
 /// How long the outbox loops may go without a round.
 const OUTBOX_STALE: Duration = Duration::from_secs(60);
-/// How often retention prunes, and how long it may go without doing so.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Runs (or events) one retention write looks at.
+const PRUNE_BATCH: usize = 500;
+/// The pause between two retention writes.
+const PRUNE_PAUSE: Duration = Duration::from_millis(20);
 
 /// ACP running: the engine, and once [`Runtime::serve`] is called the loops and the API.
 pub struct Runtime {
@@ -87,10 +90,13 @@ impl Runtime {
             "outbox delivery",
             OUTBOX_STALE.max(config.webhook_poll * 10),
         );
-        let retention = Loop::new("retention", PRUNE_EVERY * 2);
+        let retention = Loop::new(
+            "retention",
+            config.retention.map_or(Duration::MAX, |r| r.every * 2),
+        );
         let mut loops = vec![evaluator.clone(), dispatch.clone(), delivery.clone()];
         loops.extend(self.engine.loops());
-        if config.keep_events.is_some() {
+        if config.retention.is_some() {
             loops.push(retention.clone());
         }
         let state = AppState::new(
@@ -142,7 +148,7 @@ impl Runtime {
                 tokio::spawn(watchdog(loops, store.clone(), shutdown.clone())),
             ),
         ];
-        if let Some(keep) = config.keep_events {
+        if let Some(keep) = config.retention {
             tasks.push((
                 retention.name,
                 tokio::spawn(prune(
@@ -231,31 +237,67 @@ async fn watchdog(loops: Vec<Loop>, store: Arc<dyn Store>, shutdown: Cancellatio
     }
 }
 
-/// Retention: drops events older than `keep` every hour (never past a cursor, never the
-/// newest).
+/// Retention: every `keep.every` (the first pass at start), prunes finished runs, then events,
+/// then minute rollups, in batches of [`PRUNE_BATCH`] with a pause between them, so the writer
+/// keeps serving the engine while a large backlog goes.
 async fn prune(
     store: Arc<dyn Store>,
-    keep: Duration,
+    keep: Retention,
     heartbeat: Arc<Heartbeat>,
     shutdown: CancellationToken,
 ) {
     loop {
-        let before = earlier_or_min(Utc::now(), keep);
-        match store.prune_events(before).await {
-            Ok(n) => {
-                heartbeat.beat(Utc::now());
-                if n > 0 {
-                    tracing::info!(
-                        "dropped {n} events older than {}",
-                        humantime::format_duration(keep)
-                    );
-                }
-            }
-            Err(e) => tracing::warn!("pruning events failed: {e}"),
+        match prune_pass(store.as_ref(), keep, &heartbeat, &shutdown).await {
+            Ok((runs, events)) if runs + events > 0 => tracing::info!(
+                "retention: dropped {runs} runs finished more than {} ago and {events} events",
+                humantime::format_duration(keep.keep_runs)
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("retention failed (tried again next pass): {e}"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = tokio::time::sleep(keep.every) => {}
             _ = shutdown.cancelled() => return,
         }
     }
+}
+
+/// One retention pass; answers how many runs and events went.
+async fn prune_pass(
+    store: &dyn Store,
+    keep: Retention,
+    heartbeat: &Heartbeat,
+    shutdown: &CancellationToken,
+) -> Result<(usize, usize), crate::store::StoreError> {
+    let now = Utc::now();
+    let runs_before = earlier_or_min(now, keep.keep_runs);
+    let events_before = earlier_or_min(now, keep.keep_events.min(keep.keep_runs));
+    let (mut runs, mut events, mut after) = (0, 0, 0);
+    loop {
+        let step = store.prune_runs(runs_before, after, PRUNE_BATCH).await?;
+        runs += step.deleted;
+        heartbeat.beat(Utc::now());
+        match step.next {
+            Some(next) if !shutdown.is_cancelled() => after = next,
+            _ => break,
+        }
+        tokio::time::sleep(PRUNE_PAUSE).await;
+    }
+    loop {
+        let deleted = store.prune_events(events_before, PRUNE_BATCH).await?;
+        events += deleted;
+        heartbeat.beat(Utc::now());
+        if deleted < PRUNE_BATCH || shutdown.is_cancelled() {
+            break;
+        }
+        tokio::time::sleep(PRUNE_PAUSE).await;
+    }
+    store
+        .prune_rollups(earlier_or_min(
+            now,
+            MINUTE_ROWS_KEPT.to_std().unwrap_or_default(),
+        ))
+        .await?;
+    heartbeat.beat(Utc::now());
+    Ok((runs, events))
 }

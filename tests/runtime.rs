@@ -5,8 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use acp::wire::Health;
-use common::{harness, serve_api};
+use acp::server::Retention;
+use acp::store::StoreError;
+use acp::wire::{Health, TriggerKind};
+use common::{harness, serve_api, serve_api_with, wait_final};
 
 const PLAIN: &str = r#"(
     key: "plain", name: "Plain", team: "qa", trigger: Manual,
@@ -57,4 +59,64 @@ async fn every_loop_reports_its_heartbeat_and_one_stop_ends_everything() {
         h.store.newest_seq().await.is_err(),
         "the store is closed last"
     );
+}
+
+/// The retention loop prunes finished runs and their events as they age, while the health
+/// numbers (rollups) still count them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_prunes_finished_runs_and_health_still_counts_them() {
+    let h = harness(&[PLAIN]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = serve_api_with(&h, listener, |config| {
+        config.retention = Some(Retention {
+            keep_runs: Duration::from_secs(1),
+            keep_events: Duration::from_secs(3600),
+            every: Duration::from_millis(200),
+        });
+    })
+    .await;
+    let ids = h
+        .engine
+        .start_runs("plain", TriggerKind::Manual, vec![serde_json::json!({}); 3])
+        .await
+        .unwrap();
+    for id in &ids {
+        wait_final(&h.store, *id).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    for id in &ids {
+        while !matches!(h.store.run(*id).await, Err(StoreError::NotFound(_))) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {id} was never pruned"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let newest = h.store.newest_seq().await.unwrap();
+    let events = h.store.events_since(0, 10_000).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .all(|e| e.seq == newest || e.run_id.is_none_or(|r| !ids.contains(&r))),
+        "a pruned run's events go with it (keep-events is capped at keep-runs; the newest \
+         event always stays): {events:?}"
+    );
+    let health: Health = api
+        .get("/health?window=1h", &api.viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let plain = &health.workflows[0];
+    assert_eq!((plain.counts.runs, plain.counts.succeeded), (3, 3));
+    let retention = health.control.loops.iter().find(|l| l.name == "retention");
+    assert!(
+        retention.is_some_and(|l| l.healthy),
+        "{:?}",
+        health.control.loops
+    );
+    h.runtime.stop().await.unwrap();
 }

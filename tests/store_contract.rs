@@ -67,6 +67,8 @@ contract!(sqlite:
     a_dead_letter_closes_once,
     a_closed_store_answers_nothing,
     text_search_finds_literal_substrings_of_errors,
+    rollups_sum_runs_as_they_are_queued_and_end,
+    retention_prunes_finished_runs_in_batches_and_keeps_open_dead_letters,
 );
 
 fn new_run(workflow: &str) -> NewRun {
@@ -733,10 +735,15 @@ async fn retention_keeps_the_newest_event_and_what_a_cursor_has_not_passed(store
         .unwrap();
     store.enqueue(Vec::new(), "webhooks", 4).await.unwrap();
     let future = Utc::now() + Duration::hours(1);
-    assert_eq!(store.prune_events(future).await.unwrap(), 4);
+    assert_eq!(store.prune_events(future, 100).await.unwrap(), 4);
     assert_eq!(store.oldest_seq().await.unwrap(), 5);
     store.enqueue(Vec::new(), "webhooks", 10).await.unwrap();
-    assert_eq!(store.prune_events(future).await.unwrap(), 5);
+    assert_eq!(
+        store.prune_events(future, 2).await.unwrap(),
+        2,
+        "a batch deletes at most its limit"
+    );
+    assert_eq!(store.prune_events(future, 100).await.unwrap(), 3);
     assert_eq!(
         (
             store.oldest_seq().await.unwrap(),
@@ -746,7 +753,7 @@ async fn retention_keeps_the_newest_event_and_what_a_cursor_has_not_passed(store
         "the newest event stays, so clients know where the log starts"
     );
     let past = Utc::now() - Duration::hours(1);
-    assert_eq!(store.prune_events(past).await.unwrap(), 0);
+    assert_eq!(store.prune_events(past, 100).await.unwrap(), 0);
 }
 
 async fn a_dead_letter_closes_once(store: &Arc<dyn Store>) {
@@ -881,4 +888,164 @@ async fn text_search_finds_literal_substrings_of_errors(store: &Arc<dyn Store>) 
         found("ada@example").await.is_empty(),
         "a retried run's old error is no longer found"
     );
+}
+
+/// Finishes `id` (claimed) as succeeded.
+fn succeeded_finish() -> Vec<Transition> {
+    vec![Transition::Finish {
+        status: RunStatus::Succeeded,
+        failed_step: None,
+        error: None,
+    }]
+}
+
+/// Every rollup row of the last hour summed: (queued, succeeded, failed, durations, signatures).
+async fn hour_totals(store: &Arc<dyn Store>) -> (i64, i64, i64, usize, Vec<(String, i64)>) {
+    let now = Utc::now();
+    let rows = store
+        .rollups(acp::domain::rollup::spans(now - Duration::hours(1), now))
+        .await
+        .unwrap();
+    let mut total = acp::domain::rollup::Bucket::default();
+    for row in &rows {
+        total.merge(&row.bucket);
+    }
+    let signatures = total
+        .failures
+        .iter()
+        .map(|(sig, seen)| (sig.clone(), seen.count))
+        .collect();
+    (
+        total.queued,
+        total.succeeded,
+        total.failed,
+        total.durations.count(),
+        signatures,
+    )
+}
+
+async fn rollups_sum_runs_as_they_are_queued_and_end(store: &Arc<dyn Store>) {
+    store.save_draft("w", "W", "qa", "", "ops").await.unwrap();
+    let mut runs: Vec<NewRun> = (0..5).map(|_| new_run("w")).collect();
+    runs.push(NewRun {
+        mode: RunMode::Test,
+        ..new_run("w")
+    });
+    store.create_runs(runs).await.unwrap();
+    for n in 0..5 {
+        let id = claim_one_of(store, "a").await;
+        let finish = if n < 3 {
+            succeeded_finish()
+        } else {
+            failed_finish()
+        };
+        store.apply(id, "a", finish).await.unwrap();
+    }
+    let (queued, succeeded, failed, durations, signatures) = hour_totals(store).await;
+    assert_eq!(
+        (queued, succeeded, failed, durations),
+        (5, 3, 2, 5),
+        "live runs only: the test run never counts"
+    );
+    assert_eq!(signatures, vec![("HTTP 400".to_owned(), 2)]);
+    let list = store.workflows().await.unwrap();
+    assert_eq!((list[0].runs_24h, list[0].failed_24h), (5, 2));
+}
+
+async fn retention_prunes_finished_runs_in_batches_and_keeps_open_dead_letters(
+    store: &Arc<dyn Store>,
+) {
+    store.save_draft("w", "W", "qa", "", "ops").await.unwrap();
+    let ids = store
+        .create_runs((0..7).map(|_| new_run("w")).collect())
+        .await
+        .unwrap();
+    // Three succeed, three fail into the DLQ (one of them discarded), one stays queued.
+    for n in 0..6 {
+        let id = claim_one_of(store, "a").await;
+        let finish = if n < 3 {
+            succeeded_finish()
+        } else {
+            failed_finish()
+        };
+        store.apply(id, "a", finish).await.unwrap();
+    }
+    let open = store.dlq(&RunQuery::default()).await.unwrap().items;
+    assert_eq!(open.len(), 3);
+    store
+        .discard_dlq(open[0].id, "duplicate", "ops")
+        .await
+        .unwrap();
+    let before_prune = hour_totals(store).await;
+    let future = Utc::now() + Duration::hours(1);
+    let (mut deleted, mut after, mut steps) = (0, 0, 0);
+    loop {
+        let step = store.prune_runs(future, after, 2).await.unwrap();
+        assert!(step.deleted <= 2, "a step deletes at most its limit");
+        deleted += step.deleted;
+        steps += 1;
+        match step.next {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    assert_eq!(deleted, 4, "three succeeded and the discarded one");
+    assert_eq!(steps, 4, "7 runs looked at 2 at a time");
+    let kept: BTreeSet<i64> = store
+        .runs(&RunQuery::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    let open_runs: BTreeSet<i64> = open[1..].iter().map(|d| d.run_id).collect();
+    let mut expected = open_runs.clone();
+    expected.insert(ids[6]);
+    assert_eq!(kept, expected, "open dead letters and the queued run stay");
+    assert!(matches!(
+        store.run(ids[0]).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.dlq_entry(open[0].id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    for run in &open_runs {
+        assert_eq!(store.run(*run).await.unwrap().run.status, RunStatus::Failed);
+    }
+    assert_eq!(
+        hour_totals(store).await,
+        before_prune,
+        "rollups outlive the runs they sum"
+    );
+    let past = Utc::now() - Duration::hours(1);
+    let step = store.prune_runs(past, 0, 100).await.unwrap();
+    assert_eq!(
+        (step.deleted, step.next),
+        (0, None),
+        "nothing is old enough"
+    );
+    let pruned = store
+        .prune_rollups(Utc::now() + Duration::hours(2))
+        .await
+        .unwrap();
+    assert!(
+        (1..=2).contains(&pruned),
+        "the minute rows go (one, two across a minute), the hour rows stay: {pruned}"
+    );
+    assert_eq!(
+        hour_totals(store).await.0,
+        0,
+        "a window under an hour reads minutes"
+    );
+    let now = Utc::now();
+    let rows = store
+        .rollups(acp::domain::rollup::spans(
+            now - Duration::hours(3),
+            now + Duration::hours(3),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows.iter().map(|r| r.bucket.queued).sum::<i64>(), 7);
 }

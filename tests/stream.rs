@@ -242,7 +242,7 @@ async fn a_since_older_than_the_kept_events_gets_reset_first() {
     }
     let pruned = h
         .store
-        .prune_events(chrono::Utc::now() + chrono::Duration::seconds(1))
+        .prune_events(chrono::Utc::now() + chrono::Duration::seconds(1), 100_000)
         .await
         .unwrap();
     assert_eq!(pruned as i64, end - 1, "everything but the newest event");

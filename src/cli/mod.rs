@@ -115,7 +115,12 @@ pub struct ServeArgs {
     /// kept as `{"truncated": true, "original_bytes": N, "preview": "..."}`.
     #[arg(long, default_value_t = 256 * 1024, value_parser = clap::value_parser!(u32).range(1024..))]
     max_stored_bytes: u32,
-    /// How long events stay in the run log; a stream client asking for older ones gets `reset`.
+    /// How long finished runs stay (with their attempts); runs with an open dead letter stay
+    /// until it is replayed or discarded. Health and weekly counts outlive them (rollups).
+    #[arg(long, default_value = "90d", value_parser = acp::domain::clock::parse_duration)]
+    keep_runs: std::time::Duration,
+    /// How long events stay in the run log (at most `--keep-runs`); a stream client asking for
+    /// older ones gets `reset`.
     #[arg(long, default_value = "30d", value_parser = acp::domain::clock::parse_duration)]
     keep_events: std::time::Duration,
     /// Base URL of an OpenAI-compatible API for `ai` steps (else the built-in provider).

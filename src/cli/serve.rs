@@ -1,6 +1,7 @@
 //! `acp serve`: the engine on a SQLite file until SIGINT or SIGTERM.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -9,8 +10,8 @@ use acp::actions::Actions;
 use acp::domain::config::{Policy, parse_config};
 use acp::engine::EngineConfig;
 use acp::runtime::Runtime;
-use acp::server::ServerConfig;
 use acp::server::auth;
+use acp::server::{Retention, ServerConfig};
 
 /// Locks the database file itself (`flock`, which SQLite's own `fcntl` locks do not touch)
 /// for as long as the server runs: one server owns a SQLite file, whatever path (symlink,
@@ -87,7 +88,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let config = ServerConfig {
         alerting: Arc::new(policy),
-        keep_events: Some(args.keep_events),
+        retention: Some(Retention {
+            keep_runs: args.keep_runs,
+            keep_events: args.keep_events,
+            every: Duration::from_secs(3600),
+        }),
         ..ServerConfig::default()
     };
     runtime.serve(listener, config);

@@ -9,6 +9,7 @@ pub mod failure;
 pub mod notice;
 pub mod record;
 pub mod retry;
+pub mod rollup;
 pub mod run;
 pub mod signature;
 pub mod standard_webhooks;

@@ -1,5 +1,8 @@
 //! The health numbers: runs, outcomes, durations, throughput buckets and failure reasons per
-//! workflow and team over a window.
+//! workflow and team over a window, read from the rollups (so their cost is the window's
+//! number of buckets, not of runs). Outcomes count where runs ended, throughput where they were
+//! queued; a window starts at its first whole minute and long windows read whole hours, so a
+//! bucket's runs land in the bucket holding their row's start.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -7,11 +10,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{Engine, EngineError};
-use crate::domain::signature::signature;
-use crate::store::RunFact;
+use crate::domain::rollup::{Bucket, spans};
+use crate::store::RollupRow;
 use crate::wire::{
-    ControlStatus, Counts, FailureReason, Health, HealthQuery, RunStatus, TeamHealth,
-    WorkflowHealth,
+    ControlStatus, Counts, FailureReason, Health, HealthQuery, TeamHealth, WorkflowHealth,
 };
 
 /// Most failure reasons listed.
@@ -39,13 +41,13 @@ impl Engine {
             query.workflow.as_deref().is_none_or(|w| w == workflow)
                 && query.team.as_deref().is_none_or(|t| t == team)
         };
-        let facts: Vec<RunFact> = self
+        let rows: Vec<RollupRow> = self
             .inner
             .store
-            .run_facts(since)
+            .rollups(spans(since, until))
             .await?
             .into_iter()
-            .filter(|f| wanted(&f.workflow, &f.team))
+            .filter(|r| wanted(&r.workflow, &r.team))
             .collect();
         let depths: BTreeMap<String, i64> =
             self.inner.store.dlq_depths().await?.into_iter().collect();
@@ -63,11 +65,11 @@ impl Engine {
             if !wanted(key, team) {
                 continue;
             }
-            let runs: Vec<&RunFact> = facts.iter().filter(|f| &f.workflow == key).collect();
+            let buckets_of: Vec<&RollupRow> = rows.iter().filter(|r| &r.workflow == key).collect();
             workflows.push(workflow_health(
                 key,
                 team,
-                &runs,
+                &buckets_of,
                 depths.get(key).copied().unwrap_or(0),
                 since,
                 bucket,
@@ -96,7 +98,7 @@ impl Engine {
             dlq_depth: workflows.iter().map(|w| w.counts.dlq_depth).sum(),
             workflows,
             teams,
-            failure_reasons: reasons(&facts),
+            failure_reasons: reasons(&rows),
             control: ControlStatus::default(),
             unnotified: Default::default(),
         })
@@ -113,73 +115,64 @@ fn rate(failed: i64, succeeded: i64) -> f64 {
 fn workflow_health(
     key: &str,
     team: &str,
-    runs: &[&RunFact],
+    rows: &[&RollupRow],
     dlq_depth: i64,
     since: DateTime<Utc>,
     bucket: chrono::Duration,
     buckets: usize,
 ) -> WorkflowHealth {
-    let count = |status: RunStatus| runs.iter().filter(|r| r.status == status).count() as i64;
-    let (succeeded, failed) = (count(RunStatus::Succeeded), count(RunStatus::Failed));
-    let mut durations: Vec<i64> = runs
-        .iter()
-        .filter_map(|r| Some((r.finished_at? - r.started_at?).num_milliseconds()))
-        .collect();
-    durations.sort_unstable();
-    let percentile = |p: f64| {
-        durations
-            .get(((durations.len() as f64 * p).ceil() as usize).saturating_sub(1))
-            .copied()
-    };
     let index = |at: DateTime<Utc>| {
         ((at - since).num_milliseconds() / bucket.num_milliseconds().max(1))
             .clamp(0, buckets as i64 - 1) as usize
     };
+    let mut total = Bucket::default();
     let mut throughput = vec![0; buckets];
     let mut failures = vec![0; buckets];
-    for run in runs {
-        throughput[index(run.queued_at)] += 1;
-        if run.status == RunStatus::Failed {
-            failures[index(run.finished_at.unwrap_or(run.queued_at))] += 1;
-        }
+    for row in rows {
+        total.merge(&row.bucket);
+        let at = index(row.start);
+        throughput[at] += row.bucket.queued;
+        failures[at] += row.bucket.failed;
     }
     WorkflowHealth {
         workflow: key.to_owned(),
         team: team.to_owned(),
         counts: Counts {
-            runs: runs.len() as i64,
-            succeeded,
-            failed,
-            failure_rate: rate(failed, succeeded),
+            runs: total.queued,
+            succeeded: total.succeeded,
+            failed: total.failed,
+            failure_rate: rate(total.failed, total.succeeded),
             dlq_depth,
         },
-        p50_ms: percentile(0.50),
-        p95_ms: percentile(0.95),
+        p50_ms: total.percentile_ms(0.50),
+        p95_ms: total.percentile_ms(0.95),
         throughput,
         failures,
         unnotified: Default::default(),
     }
 }
 
-fn reasons(facts: &[RunFact]) -> Vec<FailureReason> {
+fn reasons(rows: &[RollupRow]) -> Vec<FailureReason> {
     let mut grouped: BTreeMap<(String, String), FailureReason> = BTreeMap::new();
-    for fact in facts.iter().filter(|f| f.status == RunStatus::Failed) {
-        let message = fact.error.clone().unwrap_or_default();
-        let at = fact.finished_at.unwrap_or(fact.queued_at);
-        let sig = signature(&message);
-        let reason = grouped
-            .entry((fact.workflow.clone(), sig.clone()))
-            .or_insert_with(|| FailureReason {
-                signature: sig,
-                workflow: fact.workflow.clone(),
-                count: 0,
-                first_seen: at,
-                last_seen: at,
-                example: message.clone(),
-            });
-        reason.count += 1;
-        reason.first_seen = reason.first_seen.min(at);
-        reason.last_seen = reason.last_seen.max(at);
+    for row in rows {
+        for (sig, seen) in &row.bucket.failures {
+            let reason = grouped
+                .entry((row.workflow.clone(), sig.clone()))
+                .or_insert_with(|| FailureReason {
+                    signature: sig.clone(),
+                    workflow: row.workflow.clone(),
+                    count: 0,
+                    first_seen: seen.first_seen,
+                    last_seen: seen.last_seen,
+                    example: seen.example.clone(),
+                });
+            reason.count += seen.count;
+            reason.first_seen = reason.first_seen.min(seen.first_seen);
+            if seen.last_seen > reason.last_seen {
+                reason.last_seen = seen.last_seen;
+                reason.example = seen.example.clone();
+            }
+        }
     }
     let mut list: Vec<FailureReason> = grouped.into_values().collect();
     list.sort_by(|a, b| b.count.cmp(&a.count).then(b.last_seen.cmp(&a.last_seen)));

@@ -48,9 +48,21 @@ pub struct ServerConfig {
     pub evaluator_stale_after: Duration,
     /// Global and team rules, notification channels, routes and timing (`acp.ron`).
     pub alerting: Arc<Policy>,
-    /// How long events are kept (the retention loop prunes older ones hourly); `None` keeps
-    /// them all.
-    pub keep_events: Option<Duration>,
+    /// What the retention loop prunes and how often; `None` keeps everything.
+    pub retention: Option<Retention>,
+}
+
+/// How long the run log keeps what (`acp serve --keep-runs 90d --keep-events 30d`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Finished runs older than this go, with their attempts and closed dead letters; runs
+    /// with an open dead letter stay. Rollups (health, weekly counts) outlive them.
+    pub keep_runs: Duration,
+    /// Events older than this go (never past a webhook cursor, never the newest); at most
+    /// `keep_runs`, so a pruned run's events go with it.
+    pub keep_events: Duration,
+    /// How often a pass runs (the first at start).
+    pub every: Duration,
 }
 
 impl Default for ServerConfig {
@@ -66,7 +78,7 @@ impl Default for ServerConfig {
             alert_every: Duration::from_secs(5),
             evaluator_stale_after: Duration::from_secs(30),
             alerting: Arc::default(),
-            keep_events: None,
+            retention: None,
         }
     }
 }

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
+use crate::domain::rollup::{Bucket, Span};
 use crate::domain::{NewRun, PreparedWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
     AlertState, AlertView, AttemptView, AuditEntry, DeliveryView, DlqView, Event, EventBody,
@@ -71,6 +72,25 @@ pub struct RunFact {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
+}
+
+/// What one step of a retention pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrunedRuns {
+    /// Runs deleted.
+    pub deleted: usize,
+    /// The id to continue after; `None` when the pass reached recent runs or the end.
+    pub next: Option<i64>,
+}
+
+/// One rollup row: a workflow's sums over one bucket of `grain` milliseconds from `start`.
+#[derive(Debug, Clone)]
+pub struct RollupRow {
+    pub workflow: String,
+    pub team: String,
+    pub grain: i64,
+    pub start: DateTime<Utc>,
+    pub bucket: Bucket,
 }
 
 /// A webhook subscription with its signing secret (kept out of `Debug`).
@@ -238,9 +258,10 @@ pub trait EventLog: Send + Sync + 'static {
     async fn oldest_seq(&self) -> Result<i64>;
     /// The newest event (0 when there is none).
     async fn newest_seq(&self) -> Result<i64>;
-    /// Deletes events older than `before` that every cursor has passed, always keeping the
-    /// newest; answers how many were deleted.
-    async fn prune_events(&self, before: DateTime<Utc>) -> Result<usize>;
+    /// Deletes, among the `limit` oldest events, those older than `before` that every cursor
+    /// has passed, always keeping the newest; answers how many were deleted (fewer than
+    /// `limit`: there is nothing more to delete now).
+    async fn prune_events(&self, before: DateTime<Utc>, limit: usize) -> Result<usize>;
 }
 
 /// Workflow drafts and their immutable published versions.
@@ -341,8 +362,24 @@ pub trait RunStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Invalid`] for a malformed cursor or a search text with control characters.
     async fn runs(&self, query: &RunQuery) -> Result<Page<RunView>>;
-    /// Every run queued at or after `since`, oldest first, as the health numbers need them.
+    /// Every run queued at or after `since`, oldest first, as the alert conditions need them.
     async fn run_facts(&self, since: DateTime<Utc>) -> Result<Vec<RunFact>>;
+    /// One step of a retention pass: looks at the `limit` runs after id `after` and deletes
+    /// those that finished before `before` and have no open dead letter, with their attempts,
+    /// closed dead letters and alert coverage (rollups keep their sums). Call again from
+    /// `next` until it is `None`.
+    async fn prune_runs(
+        &self,
+        before: DateTime<Utc>,
+        after: i64,
+        limit: usize,
+    ) -> Result<PrunedRuns>;
+    /// Deletes minute rollups that started before `before` (hour rows are kept); answers how
+    /// many.
+    async fn prune_rollups(&self, before: DateTime<Utc>) -> Result<usize>;
+    /// The rollup rows of every workflow in `spans` (see [`crate::domain::rollup::spans`]),
+    /// in no particular order: cost grows with the number of buckets, not of runs.
+    async fn rollups(&self, spans: Vec<Span>) -> Result<Vec<RollupRow>>;
 
     /// One dead-letter entry.
     ///

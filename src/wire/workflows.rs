@@ -15,7 +15,8 @@ pub struct WorkflowView {
     pub latest_version: i64,
     pub has_draft: bool,
     pub updated_at: DateTime<Utc>,
-    /// Runs queued in the last 24 hours, and how many of them failed.
+    /// Runs queued in the last 24 hours, and runs that failed in them (from the rollups, to
+    /// the minute).
     #[serde(default)]
     pub runs_24h: i64,
     #[serde(default)]

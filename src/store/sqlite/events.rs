@@ -4,7 +4,6 @@ use rusqlite::{Connection, params};
 use serde_json::Value;
 
 use super::rows;
-use super::writer::Tx;
 use crate::store::Result;
 use crate::wire::{Event, EventBody};
 
@@ -40,15 +39,4 @@ pub fn oldest_seq(conn: &Connection) -> Result<i64> {
 
 pub fn newest_seq(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
-}
-
-/// Deletes events older than `before`, keeping any a cursor (the webhook dispatcher) has not
-/// passed yet and always the newest one (so the oldest kept event tells clients where the log
-/// starts).
-pub fn prune(tx: &mut Tx<'_>, before: chrono::DateTime<chrono::Utc>) -> Result<usize> {
-    Ok(tx.conn.execute(
-        "DELETE FROM events WHERE at < ?1 AND seq < (SELECT MAX(seq) FROM events) \
-         AND seq <= (SELECT COALESCE(MIN(seq), 9223372036854775807) FROM cursors)",
-        [super::rows::ms(before)],
-    )?)
 }

@@ -8,6 +8,8 @@ mod events;
 mod notify;
 mod queue;
 mod records;
+mod retention;
+mod rollups;
 mod rows;
 mod runs;
 mod schema;
@@ -26,9 +28,11 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::{
     AccessStore, AlertChange, AlertStore, Attempt, ClaimedRun, EventLog, Message, NewAudit,
-    NewMessage, NewNotice, OutboxStore, RecordStore, Replay, Result, RunFact, RunStore, Store,
-    StoreError, StoredRule, Target, UnnotifiedCount, WebhookRow, WorkflowStore,
+    NewMessage, NewNotice, OutboxStore, PrunedRuns, RecordStore, Replay, Result, RollupRow,
+    RunFact, RunStore, Store, StoreError, StoredRule, Target, UnnotifiedCount, WebhookRow,
+    WorkflowStore,
 };
+use crate::domain::rollup::Span;
 use crate::domain::{NewRun, PreparedWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
     AlertState, AlertView, AuditEntry, DeliveryView, DlqView, Event, EventBody, FieldChange,
@@ -194,8 +198,9 @@ impl EventLog for SqliteStore {
             .await
     }
 
-    async fn prune_events(&self, before: DateTime<Utc>) -> Result<usize> {
-        self.write(move |tx| events::prune(tx, before)).await
+    async fn prune_events(&self, before: DateTime<Utc>, limit: usize) -> Result<usize> {
+        self.write(move |tx| retention::prune_events(tx, before, limit))
+            .await
     }
 
     async fn record_event(&self, body: EventBody) -> Result<()> {
@@ -329,6 +334,25 @@ impl RunStore for SqliteStore {
 
     async fn run_facts(&self, since: DateTime<Utc>) -> Result<Vec<RunFact>> {
         self.read(move |c| queue::facts(c, since)).await
+    }
+
+    async fn prune_runs(
+        &self,
+        before: DateTime<Utc>,
+        after: i64,
+        limit: usize,
+    ) -> Result<PrunedRuns> {
+        self.write(move |tx| retention::prune_runs(tx, before, after, limit))
+            .await
+    }
+
+    async fn prune_rollups(&self, before: DateTime<Utc>) -> Result<usize> {
+        self.write(move |tx| retention::prune_minutes(tx, before))
+            .await
+    }
+
+    async fn rollups(&self, spans: Vec<Span>) -> Result<Vec<RollupRow>> {
+        self.read(move |c| rollups::read(c, &spans)).await
     }
 
     async fn dlq_depths(&self) -> Result<Vec<(String, i64)>> {

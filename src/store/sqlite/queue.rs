@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::rows::{self, ATTEMPT_COLUMNS, RUN_COLUMNS, RUN_FROM, ms};
 use super::writer::Tx;
 use crate::domain::NewRun;
+use crate::domain::rollup::Tally;
 use crate::domain::run::idempotency_prefix;
 use crate::store::{Result, RunFact, StoreError};
 use crate::wire::{AttemptView, Page, RunDetail, RunQuery, RunView};
@@ -63,6 +64,7 @@ pub fn create(tx: &mut Tx<'_>, run: &NewRun) -> Result<i64> {
         )?;
     }
     tx.emit(run.queued_event(), Some(&run.workflow), Some(id))?;
+    tx.tally(Tally::queued(&run.workflow, &run.team, run.mode, tx.now));
     Ok(id)
 }
 

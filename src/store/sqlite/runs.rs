@@ -8,12 +8,13 @@ use super::queue;
 use super::rows::{self, RUN_COLUMNS, RUN_FROM, RUN_WIDTH, ms};
 use super::writer::Tx;
 use crate::domain::Transition;
+use crate::domain::rollup::Tally;
 use crate::domain::run::{
     RunRefused, RunStep, abandoned_error, cancel_requested_event, cancelled_error, claimed_event,
     ended_event, retried_event, run_next,
 };
 use crate::store::{ClaimedRun, Result, StoreError};
-use crate::wire::RunStatus;
+use crate::wire::{RunMode, RunStatus};
 
 /// The claim's two scans: runs whose lease expired, then due runs, each in index order.
 const CLAIM_QUERIES: [&str; 2] = [
@@ -245,18 +246,37 @@ fn finish(
     failed_step: Option<&str>,
     error: Option<&crate::wire::StepError>,
 ) -> Result<()> {
-    tx.conn
+    let ended = tx
+        .conn
         .prepare_cached(
             "UPDATE runs SET status = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL, due_at = NULL, \
-             error = ?, failed_step = ? WHERE id = ?",
+             error = ?, failed_step = ? WHERE id = ? RETURNING workflow, team, mode, started_at",
         )?
-        .execute(params![
-            status.as_str(),
-            ms(tx.now),
-            error.map(rows::to_json),
-            failed_step,
-            run_id
-        ])?;
+        .query_row(
+            params![
+                status.as_str(),
+                ms(tx.now),
+                error.map(rows::to_json),
+                failed_step,
+                run_id
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    rows::parsed(r.get(2)?, RunMode::parse, "run mode")?,
+                    r.get::<_, Option<i64>>(3)?.map(rows::time),
+                ))
+            },
+        )?;
+    let (workflow, team, mode, started_at) = ended;
+    tx.tally(Tally::ended(
+        (&workflow, &team, mode),
+        status,
+        started_at,
+        tx.now,
+        error.map(|e| e.message.as_str()),
+    ));
     Ok(())
 }
 

@@ -348,14 +348,40 @@ CREATE TRIGGER runs_search_delete AFTER DELETE ON runs WHEN old.error IS NOT NUL
     INSERT INTO runs_search (runs_search, rowid, error) VALUES ('delete', old.id, old.error);
 END;
 "#,
+    // Rollups: sums per workflow and minute or hour, so health and the workflow list read
+    // buckets instead of runs (filled from the runs already kept by `ROLLUPS_BACKFILL`).
+    r#"
+CREATE TABLE rollups (
+    workflow TEXT NOT NULL,
+    grain INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    team TEXT NOT NULL,
+    queued INTEGER NOT NULL,
+    succeeded INTEGER NOT NULL,
+    failed INTEGER NOT NULL,
+    cancelled INTEGER NOT NULL,
+    durations BLOB,
+    failures TEXT,
+    PRIMARY KEY (workflow, grain, start)
+) WITHOUT ROWID;
+"#,
 ];
 
+/// The migration (counted from 1) after which the runs already kept are summed into rollups.
+const ROLLUPS_BACKFILL: usize = 8;
+
 /// Brings the database up to the newest schema.
-pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+///
+/// # Errors
+/// A migration that fails (the database stays at the last one that succeeded).
+pub fn migrate(conn: &mut Connection) -> crate::store::Result<()> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        if index + 1 == ROLLUPS_BACKFILL {
+            super::rollups::backfill(&tx)?;
+        }
         tx.pragma_update(None, "user_version", index + 1)?;
         tx.commit()?;
     }
@@ -547,5 +573,52 @@ mod tests {
                 "run:3"
             ]
         );
+    }
+
+    /// Upgrading sums the runs already kept into rollups: counts, durations and failure
+    /// signatures, test runs left out, times to their minute and hour.
+    #[test]
+    fn rollups_start_from_the_runs_already_kept() {
+        let mut conn = at_version(7);
+        let minute = 1_764_583_200_000_i64; // 2025-12-01T10:00:00Z
+        conn.execute_batch(&format!(
+            "INSERT INTO runs (workflow, version, team, status, mode, trigger_kind, trigger, queued_at, \
+                started_at, finished_at, error) VALUES
+                ('w', 1, 'qa', 'succeeded', 'live', 'manual', '{{}}', {minute}, {minute} + 10, {minute} + 110, NULL),
+                ('w', 1, 'qa', 'failed', 'live', 'manual', '{{}}', {minute} + 1, {minute} + 20, {minute} + 60020,
+                    '{{\"class\":\"http\",\"message\":\"HTTP 503 for lead 42\",\"retryable\":true}}'),
+                ('w', 1, 'qa', 'failed', 'test', 'manual', '{{}}', {minute} + 2, {minute} + 20, {minute} + 30, NULL),
+                ('w', 1, 'qa', 'queued', 'live', 'manual', '{{}}', {minute} + 3, NULL, NULL, NULL);"
+        ))
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let rows: Vec<(i64, i64, i64, i64, i64)> = conn
+            .prepare(
+                "SELECT grain, start, queued, succeeded, failed FROM rollups ORDER BY grain, start",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let minute_ms = crate::domain::rollup::MINUTE_MS;
+        assert_eq!(
+            rows,
+            [
+                (minute_ms, minute, 3, 1, 0),
+                (minute_ms, minute + minute_ms, 0, 0, 1),
+                (crate::domain::rollup::HOUR_MS, minute, 3, 1, 1),
+            ]
+        );
+        let failures: String = conn
+            .query_row(
+                "SELECT failures FROM rollups WHERE grain = ?",
+                [crate::domain::rollup::HOUR_MS],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(failures.contains("HTTP 503 for lead #"), "{failures}");
     }
 }

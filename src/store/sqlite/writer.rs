@@ -17,7 +17,9 @@ use rusqlite::{Connection, params};
 use tokio::sync::{broadcast, oneshot};
 
 use super::connection::WAL_LIMIT;
+use super::rollups;
 use super::rows::ms;
+use crate::domain::rollup::Tally;
 use crate::store::{Result, StoreError};
 use crate::wire::{Event, EventBody};
 
@@ -30,9 +32,16 @@ pub struct Tx<'c> {
     pub now: DateTime<Utc>,
     events: Vec<Event>,
     next_seq: i64,
+    /// What this batch's runs add to the rollups, written once before the commit.
+    tallies: Vec<Tally>,
 }
 
 impl Tx<'_> {
+    /// Adds a run's tally to the rollups when this batch commits (none: nothing to add).
+    pub fn tally(&mut self, tally: Option<Tally>) {
+        self.tallies.extend(tally);
+    }
+
     /// Appends an event to the run log in this transaction.
     pub fn emit(
         &mut self,
@@ -200,9 +209,10 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>], next_seq: i64, isola
         now: Utc::now(),
         events: Vec::new(),
         next_seq,
+        tallies: Vec::new(),
     };
     for job in batch.iter_mut() {
-        let (seq, len) = (tx.next_seq, tx.events.len());
+        let (seq, len, tallied) = (tx.next_seq, tx.events.len(), tx.tallies.len());
         if isolate && statement(conn, "SAVEPOINT job").is_err() {
             let _ = conn.execute_batch("ROLLBACK");
             return Batch::Failed(StoreError::Other("savepoint failed".into()));
@@ -224,7 +234,12 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>], next_seq: i64, isola
         if !ok {
             tx.next_seq = seq;
             tx.events.truncate(len);
+            tx.tallies.truncate(tallied);
         }
+    }
+    if let Err(e) = rollups::add(conn, &tx.tallies) {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Batch::Failed(e);
     }
     match statement(conn, "COMMIT") {
         Ok(()) => Batch::Committed(tx.events, tx.next_seq),
