@@ -438,3 +438,40 @@ async fn an_evaluator_that_stops_running_shows_in_health_and_on_the_stream() {
         "every background loop shows, and only the stalled one is unhealthy"
     );
 }
+
+const BACKLOG: &str = r#"(key: "backlog", name: "Backlog", team: "qa", trigger: Manual,
+    steps: [(id: "call", action: Http(method: "POST", url: "{world}/call"))],
+    alerts: [(name: "stuck", severity: Warning, when: SlaBreach(queued_longer_than: "2m"))])"#;
+
+/// Runs waiting in the queue past the limit breach the SLA (counted from the queue, not the log).
+#[tokio::test]
+async fn runs_queued_longer_than_the_limit_breach_the_sla() {
+    let h = harness(&[BACKLOG]).await;
+    let ev = evaluator(&h);
+    let later = Utc::now() + Duration::hours(1);
+    let waiting = acp::domain::NewRun {
+        workflow: "backlog".into(),
+        version: 1,
+        team: "qa".into(),
+        mode: acp::wire::RunMode::Live,
+        trigger_kind: TriggerKind::Manual,
+        trigger: json!({}),
+        record_id: None,
+        origin_run: None,
+        carry_from_origin: false,
+        dedupe_key: None,
+        not_before: Some(later),
+    };
+    h.store
+        .create_runs(vec![waiting.clone(), waiting])
+        .await
+        .unwrap();
+    let now = Utc::now();
+    assert!(
+        ev.evaluate_at(now).await.unwrap().is_empty(),
+        "queued for less than 2m"
+    );
+    let stuck = ev.evaluate_at(now + Duration::minutes(3)).await.unwrap();
+    assert_eq!(states(&stuck), [("stuck".to_owned(), AlertState::Firing)]);
+    assert_eq!(stuck[0].detail["queued_too_long"], 2);
+}

@@ -1,25 +1,44 @@
-//! Whether a rule's condition holds for one workflow at a moment, from the runs around it.
+//! Whether a rule's condition holds for one workflow at a moment, from the rollups of its
+//! windows (minute rows at the edges: a window starts at its first whole minute, so it may
+//! count up to a minute more than it says) and the count of its runs queued too long.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::domain::alert::Condition;
-use crate::domain::signature::signature;
-use crate::store::RunFact;
-use crate::wire::RunStatus;
+use crate::domain::rollup::Bucket;
 
 /// What the evaluator knows about one workflow at `now`.
 pub struct Scene<'a> {
     pub now: DateTime<Utc>,
-    /// The workflow's runs queued in the longest window any rule looks at.
-    pub runs: &'a [&'a RunFact],
+    /// The workflow's sums over each window a rule looks at.
+    pub sums: &'a HashMap<Duration, Bucket>,
+    /// Its runs still queued, never started, queued before `now - limit`, per limit (see
+    /// [`queue_limits`]).
+    pub waiting: &'a HashMap<Duration, i64>,
     pub sla: Option<Duration>,
     pub dlq_depth: i64,
     /// Since when the evaluator has watched this workflow (silence needs a full window).
     pub watched_since: DateTime<Utc>,
+}
+
+impl Scene<'_> {
+    fn sums(&self, window: Duration) -> Bucket {
+        self.sums.get(&window).cloned().unwrap_or_default()
+    }
+}
+
+/// The queueing limit whose count `condition` needs.
+pub fn queue_limits(condition: &Condition) -> Option<Duration> {
+    match condition {
+        Condition::SlaBreach {
+            queued_longer_than, ..
+        } => *queued_longer_than,
+        _ => None,
+    }
 }
 
 fn ago(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
@@ -28,83 +47,42 @@ fn ago(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
 
 /// True with a summary when the condition holds.
 pub fn holds(condition: &Condition, scene: &Scene<'_>) -> Option<Value> {
-    let finished_in = |window: Duration| -> Vec<&RunFact> {
-        let since = ago(scene.now, window);
-        scene
-            .runs
-            .iter()
-            .copied()
-            .filter(|r| {
-                r.finished_at
-                    .is_some_and(|at| at > since && at <= scene.now)
-            })
-            .collect()
-    };
     match condition {
         Condition::FailureRate {
             above,
             min_runs,
             window,
         } => {
-            let done: Vec<&RunFact> = finished_in(*window)
-                .into_iter()
-                .filter(|r| r.status != RunStatus::Cancelled)
-                .collect();
-            let failed: Vec<&RunFact> = done
-                .iter()
-                .copied()
-                .filter(|r| r.status == RunStatus::Failed)
-                .collect();
-            let rate = failed.len() as f64 / done.len().max(1) as f64;
-            (done.len() >= *min_runs as usize && rate > *above).then(|| json!({"failed": failed.len(), "finished": done.len(), "rate": rate, "top_error": top_error(&failed)}))
+            let sums = scene.sums(*window);
+            let done = sums.succeeded + sums.failed;
+            let rate = sums.failed as f64 / done.max(1) as f64;
+            (done >= i64::from(*min_runs) && rate > *above).then(|| json!({"failed": sums.failed, "finished": done, "rate": rate, "top_error": top_error(&sums)}))
         }
         Condition::AnyFailure { window } => {
-            let failed: Vec<&RunFact> = finished_in(*window)
-                .into_iter()
-                .filter(|r| r.status == RunStatus::Failed)
-                .collect();
-            (!failed.is_empty())
-                .then(|| json!({"failed": failed.len(), "top_error": top_error(&failed)}))
+            let sums = scene.sums(*window);
+            (sums.failed > 0).then(|| json!({"failed": sums.failed, "top_error": top_error(&sums)}))
         }
         Condition::SlaBreach {
             queued_longer_than,
             window,
         } => {
             let slow = scene.sla.map_or(0, |sla| {
-                finished_in(*window)
-                    .iter()
-                    .filter(|r| {
-                        r.started_at
-                            .zip(r.finished_at)
-                            .is_some_and(|(s, f)| (f - s).to_std().unwrap_or_default() > sla)
-                    })
-                    .count()
+                scene.sums(*window).count_above_ms(sla.as_millis() as f64)
             });
-            let waiting = queued_longer_than.map_or(0, |limit| {
-                let before = ago(scene.now, limit);
-                scene
-                    .runs
-                    .iter()
-                    .filter(|r| {
-                        r.status == RunStatus::Queued
-                            && r.started_at.is_none()
-                            && r.queued_at < before
-                    })
-                    .count()
-            });
+            let waiting = queued_longer_than
+                .and_then(|limit| scene.waiting.get(&limit).copied())
+                .unwrap_or(0);
             (slow + waiting > 0)
                 .then(|| json!({"slower_than_sla": slow, "queued_too_long": waiting}))
         }
         Condition::Silence { window, succeeded } => {
-            let since = ago(scene.now, *window);
-            if scene.watched_since > since {
+            if scene.watched_since > ago(scene.now, *window) {
                 return None;
             }
+            let sums = scene.sums(*window);
             let alive = match succeeded {
-                true => scene.runs.iter().any(|r| {
-                    r.status == RunStatus::Succeeded && r.finished_at.is_some_and(|at| at > since)
-                }),
-                false => scene.runs.iter().any(|r| r.queued_at > since),
+                true => sums.succeeded > 0,
+                false => sums.queued > 0,
             };
             (!alive).then(|| json!({"silent_for_secs": window.as_secs(), "needs": if *succeeded { "succeeded" } else { "started" }}))
         }
@@ -115,16 +93,10 @@ pub fn holds(condition: &Condition, scene: &Scene<'_>) -> Option<Value> {
 }
 
 /// The most frequent error signature among failed runs, with one example.
-fn top_error(failed: &[&RunFact]) -> Value {
-    let mut counts: BTreeMap<String, (usize, String)> = BTreeMap::new();
-    for run in failed {
-        let message = run.error.clone().unwrap_or_default();
-        let entry = counts.entry(signature(&message)).or_insert((0, message));
-        entry.0 += 1;
-    }
-    match counts.into_iter().max_by_key(|(_, (n, _))| *n) {
-        Some((signature, (count, example))) => {
-            json!({"signature": signature, "count": count, "example": example})
+fn top_error(sums: &Bucket) -> Value {
+    match sums.failures.iter().max_by_key(|(_, seen)| seen.count) {
+        Some((signature, seen)) => {
+            json!({"signature": signature, "count": seen.count, "example": seen.example})
         }
         None => Value::Null,
     }

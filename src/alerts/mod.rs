@@ -10,7 +10,7 @@
 mod conditions;
 pub mod rules;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,10 +21,11 @@ use crate::domain::alert::{Condition, Rule, Severity};
 use crate::domain::clock::Heartbeat;
 use crate::domain::config::Policy;
 use crate::domain::notice;
+use crate::domain::rollup::{Bucket, spans};
 use crate::engine::Engine;
-use crate::store::{AlertChange, NewNotice, RunFact, Store, StoreError};
+use crate::store::{AlertChange, NewNotice, Store, StoreError};
 use crate::wire::{AlertState, AlertView};
-use conditions::{Scene, holds};
+use conditions::{Scene, holds, queue_limits};
 
 /// The shortest look-back, even when every rule looks at less.
 const MIN_LOOKBACK: Duration = Duration::from_secs(3600);
@@ -79,13 +80,39 @@ impl Evaluator {
                 (w, rules)
             })
             .collect();
-        let lookback = watched
+        let windows: BTreeSet<Duration> = watched
             .iter()
             .flat_map(|(_, rules)| rules.iter())
             .map(|r| window(&r.condition))
-            .fold(MIN_LOOKBACK, Duration::max);
-        let since = crate::domain::clock::earlier_or_min(now, lookback.saturating_mul(2));
-        let facts = self.store.run_facts(since).await?;
+            .filter(|w| !w.is_zero())
+            .collect();
+        let mut sums: HashMap<Duration, HashMap<String, Bucket>> = HashMap::new();
+        for length in windows {
+            let since = crate::domain::clock::earlier_or_min(now, length);
+            let per_workflow = sums.entry(length).or_default();
+            for row in self.store.rollups(spans(since, now)).await? {
+                per_workflow
+                    .entry(row.workflow)
+                    .or_default()
+                    .merge(&row.bucket);
+            }
+        }
+        let limits: BTreeSet<Duration> = watched
+            .iter()
+            .flat_map(|(_, rules)| rules.iter())
+            .filter_map(|r| queue_limits(&r.condition))
+            .collect();
+        let mut waiting: HashMap<Duration, HashMap<String, i64>> = HashMap::new();
+        for limit in limits {
+            let before = crate::domain::clock::earlier_or_min(now, limit);
+            let counts = self
+                .store
+                .queued_before(before)
+                .await?
+                .into_iter()
+                .collect();
+            waiting.insert(limit, counts);
+        }
         let depths: HashMap<String, i64> = self.store.dlq_depths().await?.into_iter().collect();
         let mut active: HashMap<(String, String), AlertView> = self
             .store
@@ -103,7 +130,14 @@ impl Evaluator {
                 .lock()
                 .map_err(|_| StoreError::Other("poisoned".into()))?;
             for (w, rules) in &watched {
-                let runs: Vec<&RunFact> = facts.iter().filter(|f| f.workflow == w.key).collect();
+                let sums: HashMap<Duration, Bucket> = sums
+                    .iter()
+                    .filter_map(|(length, per)| Some((*length, per.get(&w.key)?.clone())))
+                    .collect();
+                let waiting: HashMap<Duration, i64> = waiting
+                    .iter()
+                    .filter_map(|(limit, per)| Some((*limit, *per.get(&w.key)?)))
+                    .collect();
                 let watched_since = *self
                     .first_seen
                     .lock()
@@ -112,7 +146,8 @@ impl Evaluator {
                     .or_insert(now);
                 let scene = Scene {
                     now,
-                    runs: &runs,
+                    sums: &sums,
+                    waiting: &waiting,
                     sla: w.sla,
                     dlq_depth: depths.get(&w.key).copied().unwrap_or(0),
                     watched_since,

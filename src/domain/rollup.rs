@@ -269,6 +269,25 @@ impl Bucket {
             .map(|ms| ms.round() as i64)
     }
 
+    /// How many durations exceed `ms`: exact when none does (the sketch keeps its maximum),
+    /// else estimated from the sketch's quantiles (within its 1% relative error).
+    pub fn count_above_ms(&self, ms: f64) -> i64 {
+        let count = self.durations.count();
+        if count == 0 || self.durations.max().is_none_or(|max| max <= ms) {
+            return 0;
+        }
+        // The smallest quantile whose value exceeds `ms`, by bisection.
+        let (mut low, mut high) = (0.0_f64, 1.0_f64);
+        for _ in 0..40 {
+            let mid = (low + high) / 2.0;
+            match self.durations.quantile(mid) {
+                Ok(Some(value)) if value > ms => high = mid,
+                _ => low = mid,
+            }
+        }
+        ((count as f64 * (1.0 - high)).round() as i64).max(1)
+    }
+
     /// The durations in the DDSketch standard binary format.
     pub fn durations_bytes(&self) -> Vec<u8> {
         self.durations.to_java_bytes()
@@ -416,6 +435,28 @@ mod tests {
             assert_eq!(failure.count, 10);
             assert_eq!(failure.example, "HTTP 503 for lead 10");
         }
+    }
+
+    #[test]
+    fn runs_slower_than_a_limit_are_counted() {
+        let mut bucket = Bucket::default();
+        for ms in 1..=100 {
+            bucket.add(&ended(
+                RunStatus::Succeeded,
+                ms * 10,
+                None,
+                "2026-12-01T10:00:00Z",
+            ));
+        }
+        assert_eq!(
+            bucket.count_above_ms(1000.0),
+            0,
+            "the slowest took exactly 1000 ms"
+        );
+        assert_eq!(bucket.count_above_ms(995.0), 1);
+        let above = bucket.count_above_ms(500.0);
+        assert!((49..=51).contains(&above), "{above}");
+        assert_eq!(Bucket::default().count_above_ms(0.0), 0);
     }
 
     #[test]

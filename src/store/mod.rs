@@ -62,18 +62,6 @@ pub struct ClaimedRun {
     pub attempts: Vec<AttemptView>,
 }
 
-/// What the health numbers need of one run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunFact {
-    pub workflow: String,
-    pub team: String,
-    pub status: RunStatus,
-    pub queued_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub error: Option<String>,
-}
-
 /// What one step of a retention pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PrunedRuns {
@@ -362,8 +350,9 @@ pub trait RunStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Invalid`] for a malformed cursor or a search text with control characters.
     async fn runs(&self, query: &RunQuery) -> Result<Page<RunView>>;
-    /// Every run queued at or after `since`, oldest first, as the alert conditions need them.
-    async fn run_facts(&self, since: DateTime<Utc>) -> Result<Vec<RunFact>>;
+    /// Per workflow, its runs still queued and never started that were queued before `before`
+    /// (workflows with none are left out); cost grows with the queue, not the log.
+    async fn queued_before(&self, before: DateTime<Utc>) -> Result<Vec<(String, i64)>>;
     /// One step of a retention pass: looks at the `limit` runs after id `after` and deletes
     /// those that finished before `before` and have no open dead letter, with their attempts,
     /// closed dead letters and alert coverage (rollups keep their sums). Call again from

@@ -29,8 +29,7 @@ use tokio::sync::{broadcast, oneshot};
 use super::{
     AccessStore, AlertChange, AlertStore, Attempt, ClaimedRun, EventLog, Message, NewAudit,
     NewMessage, NewNotice, OutboxStore, PrunedRuns, RecordStore, Replay, Result, RollupRow,
-    RunFact, RunStore, Store, StoreError, StoredRule, Target, UnnotifiedCount, WebhookRow,
-    WorkflowStore,
+    RunStore, Store, StoreError, StoredRule, Target, UnnotifiedCount, WebhookRow, WorkflowStore,
 };
 use crate::domain::rollup::Span;
 use crate::domain::{NewRun, PreparedWrite, RecordWriteOutcome, Transition};
@@ -332,8 +331,8 @@ impl RunStore for SqliteStore {
         self.read(move |c| dlq::list(c, &query)).await
     }
 
-    async fn run_facts(&self, since: DateTime<Utc>) -> Result<Vec<RunFact>> {
-        self.read(move |c| queue::facts(c, since)).await
+    async fn queued_before(&self, before: DateTime<Utc>) -> Result<Vec<(String, i64)>> {
+        self.read(move |c| queue::queued_before(c, before)).await
     }
 
     async fn prune_runs(

@@ -7,7 +7,7 @@ use super::writer::Tx;
 use crate::domain::NewRun;
 use crate::domain::rollup::Tally;
 use crate::domain::run::idempotency_prefix;
-use crate::store::{Result, RunFact, StoreError};
+use crate::store::{Result, StoreError};
 use crate::wire::{AttemptView, Page, RunDetail, RunQuery, RunView};
 
 /// Queues a run; a known dedupe key answers the existing run instead.
@@ -214,24 +214,18 @@ pub fn page<T>(
     Ok(Page { items, next_cursor })
 }
 
-/// Every run queued at or after `since`, for the health numbers.
-pub fn facts(conn: &Connection, since: chrono::DateTime<chrono::Utc>) -> Result<Vec<RunFact>> {
+/// Runs still queued and never started that were queued before `before`, per workflow
+/// (walks the status index's queued runs only).
+pub fn queued_before(
+    conn: &Connection,
+    before: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<(String, i64)>> {
     let list = conn
         .prepare_cached(
-            "SELECT workflow, team, status, queued_at, started_at, finished_at, json_extract(error, '$.message') \
-             FROM runs WHERE queued_at >= ? ORDER BY id",
+            "SELECT workflow, COUNT(*) FROM runs INDEXED BY runs_status \
+             WHERE status = 'queued' AND started_at IS NULL AND queued_at < ? GROUP BY workflow",
         )?
-        .query_map([ms(since)], |r| {
-            Ok(RunFact {
-                workflow: r.get(0)?,
-                team: r.get(1)?,
-                status: rows::parsed(r.get(2)?, crate::wire::RunStatus::parse, "run status")?,
-                queued_at: rows::time(r.get(3)?),
-                started_at: r.get::<_, Option<i64>>(4)?.map(rows::time),
-                finished_at: r.get::<_, Option<i64>>(5)?.map(rows::time),
-                error: r.get(6)?,
-            })
-        })?
+        .query_map([ms(before)], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(list)
 }
