@@ -24,6 +24,10 @@ pub struct ScaleArgs {
     /// Equal stages the runs are loaded in; reads are timed at the start of each.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
     stages: u32,
+    /// Keep the database in `--dir` afterwards (its path is printed), to open it with
+    /// `acp serve --db` and the console.
+    #[arg(long)]
+    keep: bool,
     #[command(flatten)]
     workload: WorkloadArgs,
 }
@@ -112,7 +116,7 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
     let stage = (args.runs / args.stages as usize).max(1);
     let mut loaded = 0;
     let mut rates = Vec::new();
-    println!("runs_in_log  drain_per_s  reads (median ms of 5, under load)");
+    println!("runs_in_log  drain_per_s  rss_mb  reads (median ms of 5, under load)");
     while loaded < args.runs {
         let size = stage.min(args.runs - loaded);
         let drain = workload.drain_paced(size, None, lead);
@@ -122,7 +126,11 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         });
         let rate = size as f64 / drained?.as_secs_f64();
         let timed = timed?;
-        println!("{loaded:>11}  {rate:>11.0}  {}", show(&timed));
+        println!(
+            "{loaded:>11}  {rate:>11.0}  {:>6.0}  {}",
+            rss_mb(),
+            show(&timed)
+        );
         rates.push(rate);
         loaded += size;
     }
@@ -134,12 +142,25 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
     });
     drained?;
     let at_full = at_full?;
-    println!("{:>11}  {:>11}  {}", args.runs, "-", show(&at_full));
     let rss = rss_mb();
+    println!(
+        "{:>11}  {:>11}  {rss:>6.0}  {}",
+        args.runs,
+        "-",
+        show(&at_full)
+    );
     let wal_peak = wal.stop().await;
     workload.stop().await?;
     let total = args.runs + extra;
     let bytes_per_run = file_size(&workload.db) / total.max(1) as u64;
+    if args.keep {
+        let kept = dir.keep();
+        println!(
+            "kept the database: {}",
+            kept.join(workload.db.file_name().unwrap_or_default())
+                .display()
+        );
+    }
     let read = |name: &str| {
         at_full
             .iter()

@@ -8,7 +8,7 @@ use ratatui::text::Span;
 use super::super::state::App;
 use super::super::theme::Theme;
 use super::clock;
-use super::table::{Columns, col, list, loading};
+use super::table::{Columns, col, list, loading, number_width};
 
 pub fn audit(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some(items) = app.audit.items.get() else {
@@ -108,7 +108,11 @@ pub fn record(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                 col("SOURCE", 8, 4),
                 col("ACTOR", 12, 3),
                 col("WORKFLOW", 16, 5),
-                col("RUN", 8, 7),
+                col(
+                    "RUN",
+                    4 + number_width(4, history.iter().filter_map(|c| c.run_id)),
+                    7,
+                ),
                 col("AI POLICY", 10, 2),
             ],
             last: "CHANGE",

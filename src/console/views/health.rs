@@ -8,7 +8,7 @@ use ratatui::widgets::Sparkline;
 
 use super::super::state::App;
 use super::super::theme::Theme;
-use super::table::{Columns, col, framed, list, loading};
+use super::table::{Columns, col, framed, list, loading, number_width};
 use super::{ago, short_duration};
 
 pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
@@ -184,7 +184,11 @@ pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         Columns {
             title: " Top failure reasons ".into(),
             cols: vec![
-                col("COUNT", 6, 9),
+                col(
+                    "COUNT",
+                    number_width(6, health.failure_reasons.iter().map(|r| r.count)),
+                    9,
+                ),
                 col("WORKFLOW", 20, 8),
                 col("FIRST–LAST SEEN", 17, 5),
             ],

@@ -7,7 +7,9 @@ use ratatui::widgets::Paragraph;
 
 use super::super::state::{App, Grouping};
 use super::super::theme::Theme;
-use super::table::{Columns, ERROR_MIN, col, ellipsis, filter_mark, framed, list, loading};
+use super::table::{
+    Columns, ERROR_MIN, col, ellipsis, filter_mark, framed, list, loading, number_width,
+};
 use super::{ago, clock, datetime};
 use crate::wire::AlertState;
 
@@ -58,8 +60,8 @@ pub fn dlq(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             title,
             cols: vec![
                 col("", 1, 9),
-                col("ENTRY", 6, 6),
-                col("RUN", 7, 3),
+                col("ENTRY", number_width(6, entries.iter().map(|e| e.id)), 6),
+                col("RUN", number_width(7, entries.iter().map(|e| e.run_id)), 3),
                 col("WORKFLOW", 18, 8),
                 col("RECORD", 8, 2),
                 col("STEP", 10, 7),
@@ -115,7 +117,7 @@ pub fn alerts(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             title: format!(" Alerts · {} firing ", app.firing().len()),
             cols: vec![
                 col("STATE", 9, 9),
-                col("ID", 5, 6),
+                col("ID", number_width(5, alerts.iter().map(|a| a.id)), 6),
                 col("SEVERITY", 9, 3),
                 col("RULE", 18, 8),
                 col("WORKFLOW", 20, 7),

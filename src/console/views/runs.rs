@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, Wrap};
 
 use super::super::state::{App, Conn, duration_ms, glyph};
 use super::super::theme::Theme;
-use super::table::{ERROR_MIN, col, ellipsis, filter_mark, fit};
+use super::table::{ERROR_MIN, col, ellipsis, filter_mark, fit, number_width};
 use super::{ago, short_duration};
 use crate::wire::{DlqStatus, RunStatus, RunView, TriggerKind};
 
@@ -68,9 +68,10 @@ pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         );
         return;
     }
+    let id_width = number_width(6, runs.visible.iter().copied());
     let cols = [
         col("STATUS", 11, 9),
-        col("ID", 6, 8),
+        col("ID", id_width, 8),
         col("WORKFLOW", if inner.width >= 140 { 26 } else { 20 }, 7),
         col("TRIGGER", 9, 2),
         col("STARTED", 7, 5),

@@ -35,6 +35,15 @@ pub(super) const fn col(header: &'static str, width: u16, keep: u8) -> Col {
     }
 }
 
+/// The width of a column of numbers: at least `min`, and enough for the widest of `values`
+/// (ids and counts grow past any fixed width: run 1019999 must not show as 101999).
+pub(super) fn number_width(min: u16, values: impl IntoIterator<Item = i64>) -> u16 {
+    values
+        .into_iter()
+        .map(|v| v.to_string().len() as u16)
+        .fold(min, u16::max)
+}
+
 /// Which of `cols` fit in `width` beside a last column of at least `last_min` (the error,
 /// the name): the least important go first. Answers the kept columns' indices, in order, and
 /// the width left for the last column.

@@ -585,3 +585,20 @@ fn header_counts_over_a_partly_loaded_list_are_floors() {
         "{line}"
     );
 }
+
+#[test]
+fn ids_past_a_million_show_whole_at_80x24() {
+    let mut app = app();
+    for id in [1_019_998, 1_019_999] {
+        app.runs
+            .rows
+            .insert(id, run(id, "lead_routing", RunStatus::Succeeded));
+    }
+    app.runs.changed = true;
+    app.runs.refresh();
+    let screen = render(&app, &theme::load("mono", None).unwrap(), 80, 24);
+    assert!(
+        screen.contains(" 1019999 ") && screen.contains(" 1019998 "),
+        "{screen}"
+    );
+}
