@@ -30,9 +30,12 @@ use crate::wire::{ControlChanged, EventBody};
 
 /// How long the outbox loops may go without a round.
 const OUTBOX_STALE: Duration = Duration::from_secs(60);
-/// Runs (or events) one retention write looks at.
-const PRUNE_BATCH: usize = 500;
-/// The pause between two retention writes.
+/// Runs one retention write looks at.
+const PRUNE_RUNS: usize = 500;
+/// Events one retention write looks at (an event is one row with no index besides its key).
+const PRUNE_EVENTS: usize = 5_000;
+/// The shortest pause between two retention writes; a write that took longer is followed by
+/// a pause as long as it took, so pruning never takes more than about half of the writer.
 const PRUNE_PAUSE: Duration = Duration::from_millis(20);
 
 /// ACP running: the engine, and once [`Runtime::serve`] is called the loops and the API.
@@ -238,8 +241,8 @@ async fn watchdog(loops: Vec<Loop>, store: Arc<dyn Store>, shutdown: Cancellatio
 }
 
 /// Retention: every `keep.every` (the first pass at start), prunes finished runs, then events,
-/// then minute rollups, in batches of [`PRUNE_BATCH`] with a pause between them, so the writer
-/// keeps serving the engine while a large backlog goes.
+/// then minute rollups, in bounded writes with a pause after each (see [`PRUNE_PAUSE`]), so
+/// the writer keeps serving the engine while a large backlog goes.
 async fn prune(
     store: Arc<dyn Store>,
     keep: Retention,
@@ -262,8 +265,13 @@ async fn prune(
     }
 }
 
-/// One retention pass; answers how many runs and events went.
-async fn prune_pass(
+/// One retention pass: finished runs, then events, then minute rollups, each in bounded
+/// writes with a pause between them; stops early (between writes) on `shutdown`. Answers how
+/// many runs and events went.
+///
+/// # Errors
+/// The first store error (the next pass starts over).
+pub async fn prune_pass(
     store: &dyn Store,
     keep: Retention,
     heartbeat: &Heartbeat,
@@ -274,23 +282,25 @@ async fn prune_pass(
     let events_before = earlier_or_min(now, keep.keep_events.min(keep.keep_runs));
     let (mut runs, mut events, mut after) = (0, 0, 0);
     loop {
-        let step = store.prune_runs(runs_before, after, PRUNE_BATCH).await?;
+        let started = tokio::time::Instant::now();
+        let step = store.prune_runs(runs_before, after, PRUNE_RUNS).await?;
         runs += step.deleted;
         heartbeat.beat(Utc::now());
         match step.next {
             Some(next) if !shutdown.is_cancelled() => after = next,
             _ => break,
         }
-        tokio::time::sleep(PRUNE_PAUSE).await;
+        tokio::time::sleep(started.elapsed().max(PRUNE_PAUSE)).await;
     }
     loop {
-        let deleted = store.prune_events(events_before, PRUNE_BATCH).await?;
+        let started = tokio::time::Instant::now();
+        let deleted = store.prune_events(events_before, PRUNE_EVENTS).await?;
         events += deleted;
         heartbeat.beat(Utc::now());
-        if deleted < PRUNE_BATCH || shutdown.is_cancelled() {
+        if deleted < PRUNE_EVENTS || shutdown.is_cancelled() {
             break;
         }
-        tokio::time::sleep(PRUNE_PAUSE).await;
+        tokio::time::sleep(started.elapsed().max(PRUNE_PAUSE)).await;
     }
     store
         .prune_rollups(earlier_or_min(

@@ -6,15 +6,19 @@
 //! times the reads the console and scripts make, five times each; after the last stage it
 //! times them once more at the full size under a small extra load. It samples the WAL and
 //! reports the drain rate of the first and the last stage, the reads at full size, the WAL's
-//! peak, the process's RSS and the bytes on disk per run.
+//! peak, the process's RSS and the bytes on disk per run. Last, it drains once more while a
+//! retention pass deletes every finished run, to show what pruning costs the engine.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use super::{Workload, WorkloadArgs, file_size, wal_watch};
-use acp::server::{ServerConfig, auth};
+use acp::domain::clock::Heartbeat;
+use acp::runtime::prune_pass;
+use acp::server::{Retention, ServerConfig, auth};
 use acp::wire::Role;
 
 #[derive(clap::Args)]
@@ -149,9 +153,14 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         "-",
         show(&at_full)
     );
+    // Deleting every run would leave nothing to open: a kept database skips the retention step.
+    let pruning = match args.keep {
+        false => Some(prune_under_load(&workload, extra).await?),
+        true => None,
+    };
     let wal_peak = wal.stop().await;
     workload.stop().await?;
-    let total = args.runs + extra;
+    let total = args.runs + extra * if args.keep { 1 } else { 3 };
     let bytes_per_run = file_size(&workload.db) / total.max(1) as u64;
     if args.keep {
         let kept = dir.keep();
@@ -167,6 +176,9 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
             .find(|(n, _)| *n == name)
             .map_or(f64::NAN, |(_, ms)| *ms)
     };
+    if let Some(line) = pruning {
+        println!("{line}");
+    }
     println!(
         "runs={total} drain_first_per_s={:.0} drain_last_per_s={:.0} health_24h_p50_ms={:.1} \
          search_p50_ms={:.1} workflows_p50_ms={:.1} runs_page_p50_ms={:.1} wal_peak_mb={:.1} \
@@ -180,6 +192,33 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         wal_peak as f64 / (1024.0 * 1024.0),
     );
     Ok(())
+}
+
+/// Retention under load: drains `runs` runs alone, then `runs` more while a retention pass
+/// deletes every finished run (as `--keep-runs` would once they are old enough); answers a
+/// line with both drain rates and the pass's.
+async fn prune_under_load(workload: &Workload, runs: usize) -> anyhow::Result<String> {
+    let alone = runs as f64 / workload.drain_paced(runs, None, lead).await?.as_secs_f64();
+    let everything = Retention {
+        keep_runs: Duration::ZERO,
+        keep_events: Duration::ZERO,
+        every: Duration::from_secs(3600),
+    };
+    let heartbeat = Heartbeat::default();
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let (drained, pruned) = tokio::join!(workload.drain_paced(runs, None, lead), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        prune_pass(workload.store.as_ref(), everything, &heartbeat, &shutdown).await
+    });
+    let took = started.elapsed().as_secs_f64();
+    let beside = runs as f64 / drained?.as_secs_f64();
+    let (deleted, _) = pruned?;
+    Ok(format!(
+        "retention: deleted {deleted} runs in {took:.1} s ({:.0}/s) in batches; drain {alone:.0} \
+         runs/s alone, {beside:.0} runs/s beside it",
+        deleted as f64 / took.max(1e-9),
+    ))
 }
 
 fn show(timed: &[(&'static str, f64)]) -> String {
