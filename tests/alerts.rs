@@ -450,17 +450,8 @@ async fn runs_queued_longer_than_the_limit_breach_the_sla() {
     let ev = evaluator(&h);
     let later = Utc::now() + Duration::hours(1);
     let waiting = acp::domain::NewRun {
-        workflow: "backlog".into(),
-        version: 1,
-        team: "qa".into(),
-        mode: acp::wire::RunMode::Live,
-        trigger_kind: TriggerKind::Manual,
-        trigger: json!({}),
-        record_id: None,
-        origin_run: None,
-        carry_from_origin: false,
-        dedupe_key: None,
         not_before: Some(later),
+        ..acp::domain::NewRun::live("backlog", 1, "qa", TriggerKind::Manual, json!({}))
     };
     h.store
         .create_runs(vec![waiting.clone(), waiting])

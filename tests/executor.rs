@@ -271,19 +271,13 @@ async fn a_run_held_by_a_dead_worker_is_taken_over_when_its_lease_expires() {
     engine.publish("one", "test").await.unwrap();
     engine.shutdown().await;
     let run = store
-        .create_runs(vec![acp::domain::NewRun {
-            workflow: "one".into(),
-            version: 1,
-            team: "qa".into(),
-            mode: acp::wire::RunMode::Live,
-            trigger_kind: TriggerKind::Manual,
-            trigger: json!({}),
-            record_id: None,
-            origin_run: None,
-            carry_from_origin: false,
-            dedupe_key: None,
-            not_before: None,
-        }])
+        .create_runs(vec![acp::domain::NewRun::live(
+            "one",
+            1,
+            "qa",
+            TriggerKind::Manual,
+            json!({}),
+        )])
         .await
         .unwrap()[0];
     use acp::domain::clock::{Clock, later_or_max};

@@ -72,19 +72,7 @@ contract!(sqlite:
 );
 
 fn new_run(workflow: &str) -> NewRun {
-    NewRun {
-        workflow: workflow.into(),
-        version: 1,
-        team: "qa".into(),
-        mode: RunMode::Live,
-        trigger_kind: TriggerKind::Manual,
-        trigger: json!({}),
-        record_id: None,
-        origin_run: None,
-        carry_from_origin: false,
-        dedupe_key: None,
-        not_before: None,
-    }
+    NewRun::live(workflow, 1, "qa", TriggerKind::Manual, json!({}))
 }
 
 fn later() -> chrono::DateTime<Utc> {
@@ -899,6 +887,20 @@ fn succeeded_finish() -> Vec<Transition> {
     }]
 }
 
+/// Claims due runs one at a time: the first `succeeded` succeed, the next `failed` fail into
+/// the DLQ.
+async fn finish_due(store: &Arc<dyn Store>, succeeded: usize, failed: usize) {
+    for n in 0..succeeded + failed {
+        let id = claim_one_of(store, "a").await;
+        let finish = if n < succeeded {
+            succeeded_finish()
+        } else {
+            failed_finish()
+        };
+        store.apply(id, "a", finish).await.unwrap();
+    }
+}
+
 /// Every rollup row of the last hour summed: (queued, succeeded, failed, durations, signatures).
 async fn hour_totals(store: &Arc<dyn Store>) -> (i64, i64, i64, usize, Vec<(String, i64)>) {
     let now = Utc::now();
@@ -932,15 +934,7 @@ async fn rollups_sum_runs_as_they_are_queued_and_end(store: &Arc<dyn Store>) {
         ..new_run("w")
     });
     store.create_runs(runs).await.unwrap();
-    for n in 0..5 {
-        let id = claim_one_of(store, "a").await;
-        let finish = if n < 3 {
-            succeeded_finish()
-        } else {
-            failed_finish()
-        };
-        store.apply(id, "a", finish).await.unwrap();
-    }
+    finish_due(store, 3, 2).await;
     let (queued, succeeded, failed, durations, signatures) = hour_totals(store).await;
     assert_eq!(
         (queued, succeeded, failed, durations),
@@ -961,15 +955,7 @@ async fn retention_prunes_finished_runs_in_batches_and_keeps_open_dead_letters(
         .await
         .unwrap();
     // Three succeed, three fail into the DLQ (one of them discarded), one stays queued.
-    for n in 0..6 {
-        let id = claim_one_of(store, "a").await;
-        let finish = if n < 3 {
-            succeeded_finish()
-        } else {
-            failed_finish()
-        };
-        store.apply(id, "a", finish).await.unwrap();
-    }
+    finish_due(store, 3, 3).await;
     let open = store.dlq(&RunQuery::default()).await.unwrap().items;
     assert_eq!(open.len(), 3);
     store

@@ -83,6 +83,30 @@ pub enum Transition {
 }
 
 impl NewRun {
+    /// A live run of `workflow` at `version` started by `trigger_kind` with `trigger`: no
+    /// record, origin or dedupe key, due at once (the store's now).
+    pub fn live(
+        workflow: &str,
+        version: i64,
+        team: &str,
+        trigger_kind: TriggerKind,
+        trigger: Value,
+    ) -> Self {
+        Self {
+            workflow: workflow.to_owned(),
+            version,
+            team: team.to_owned(),
+            mode: RunMode::Live,
+            trigger_kind,
+            trigger,
+            record_id: None,
+            origin_run: None,
+            carry_from_origin: false,
+            dedupe_key: None,
+            not_before: None,
+        }
+    }
+
     /// The `run.queued` event of this run.
     pub fn queued_event(&self) -> EventBody {
         EventBody::RunQueued(RunQueued {

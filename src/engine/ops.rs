@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Engine, EngineError, Inner};
 use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, Trigger, parse_workflow};
-use crate::wire::{RunMode, RunStatus, TriggerKind};
+use crate::wire::{RunStatus, TriggerKind};
 
 /// A published workflow as the alert evaluator sees it.
 #[derive(Debug, Clone)]
@@ -157,17 +157,14 @@ impl Engine {
         let runs = payloads
             .into_iter()
             .map(|trigger| NewRun {
-                workflow: key.to_owned(),
-                version: compiled.version,
-                team: compiled.workflow.team().to_owned(),
-                mode: RunMode::Live,
-                trigger_kind: kind,
-                trigger,
-                record_id: None,
-                origin_run: None,
-                carry_from_origin: false,
-                dedupe_key: None,
                 not_before: Some(self.inner.config.clock.now()),
+                ..NewRun::live(
+                    key,
+                    compiled.version,
+                    compiled.workflow.team(),
+                    kind,
+                    trigger,
+                )
             })
             .collect();
         let ids = self.inner.store.create_runs(runs).await?;
@@ -195,17 +192,15 @@ impl Engine {
             )));
         }
         let run = NewRun {
-            workflow: key.to_owned(),
-            version: compiled.version,
-            team: compiled.workflow.team().to_owned(),
-            mode: RunMode::Live,
-            trigger_kind: TriggerKind::Webhook,
-            trigger: payload,
-            record_id: None,
-            origin_run: None,
-            carry_from_origin: false,
             dedupe_key: delivery.map(|d| format!("webhook:{key}:{d}")),
             not_before: Some(self.inner.config.clock.now()),
+            ..NewRun::live(
+                key,
+                compiled.version,
+                compiled.workflow.team(),
+                TriggerKind::Webhook,
+                payload,
+            )
         };
         let sent = run.trigger.clone();
         let ids = self.inner.store.create_runs(vec![run]).await?;

@@ -16,7 +16,7 @@ use crate::domain::{
     Triggered,
 };
 use crate::store::StoreError;
-use crate::wire::{RecordView, RunMode, TriggerKind};
+use crate::wire::{RecordView, TriggerKind};
 
 /// How often a record write is prepared again when the record changed while it was prepared.
 /// Each round one of the writers racing for a record wins, so this bounds how many may race.
@@ -175,17 +175,15 @@ pub async fn schedule_loop(inner: Arc<Inner>) {
             });
             if *fire <= now {
                 due.push(NewRun {
-                    workflow: id.0.clone(),
-                    version: id.1,
-                    team: compiled.workflow.team().to_owned(),
-                    mode: RunMode::Live,
-                    trigger_kind: TriggerKind::Schedule,
-                    trigger: json!({"scheduled_at": *fire, "timezone": timezone.name()}),
-                    record_id: None,
-                    origin_run: None,
-                    carry_from_origin: false,
                     dedupe_key: Some(format!("schedule:{}:{}", id.0, fire.to_rfc3339())),
                     not_before: Some(now),
+                    ..NewRun::live(
+                        &id.0,
+                        id.1,
+                        compiled.workflow.team(),
+                        TriggerKind::Schedule,
+                        json!({"scheduled_at": *fire, "timezone": timezone.name()}),
+                    )
                 });
                 *fire = next_fire(cron, timezone, now).unwrap_or(DateTime::<Utc>::MAX_UTC);
             }
