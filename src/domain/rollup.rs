@@ -97,12 +97,14 @@ pub struct Span {
 
 /// The rows that tile `since..=until`: whole hours in the middle, minutes at the edges (and
 /// minutes only where there is no whole hour). The first minute is taken whole, so a window
-/// counts up to a minute more than it asks for.
+/// counts up to a minute more than it asks for; a window reaching back past the minute rows
+/// kept ([`MINUTE_ROWS_KEPT`] before `until`) takes its first hour whole instead.
 pub fn spans(since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<Span> {
     let from = bucket_start(since, MINUTE_MS);
     let to = bucket_start(until, MINUTE_MS) + MINUTE_MS;
-    let hours_from =
-        from.div_euclid(HOUR_MS) * HOUR_MS + if from % HOUR_MS == 0 { 0 } else { HOUR_MS };
+    let minutes_kept = (until - MINUTE_ROWS_KEPT).timestamp_millis();
+    let partial = from % HOUR_MS != 0 && from >= minutes_kept;
+    let hours_from = from.div_euclid(HOUR_MS) * HOUR_MS + if partial { HOUR_MS } else { 0 };
     let hours_to = to.div_euclid(HOUR_MS) * HOUR_MS;
     let minute = |from, to| Span {
         grain: MINUTE_MS,
@@ -385,6 +387,15 @@ mod tests {
             55 + 23 + 6,
             "a day costs 84 rows per workflow, whatever its runs"
         );
+    }
+
+    #[test]
+    fn a_week_takes_its_first_hour_whole_where_minute_rows_are_gone() {
+        let list = spans(at("2026-11-24T10:05:30Z"), at("2026-12-01T10:05:30Z"));
+        let ms = |t: &str| at(t).timestamp_millis();
+        assert_eq!(list[0].grain, HOUR_MS);
+        assert_eq!(list[0].from, ms("2026-11-24T10:00:00Z"));
+        assert_eq!(list.len(), 2, "hours, then this hour's minutes: {list:?}");
     }
 
     #[test]
