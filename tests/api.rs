@@ -684,6 +684,39 @@ async fn health_counts_outcomes_durations_buckets_and_groups_failure_reasons() {
         (status, body["error"]["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid"))
     );
+    // Rollups are per minute: a shorter window, or buckets out of range, are refused by name.
+    for (query, names) in [
+        ("window=10s", "window"),
+        ("window=1ms", "window"),
+        ("buckets=0", "buckets"),
+        ("buckets=241", "buckets"),
+    ] {
+        let (status, body) = json(
+            api.get(&format!("/health?{query}"), &api.viewer)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(names), "{query}: {message}");
+    }
+    let aligned: acp::wire::Health = api
+        .get("/health?window=90s", &api.viewer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        aligned.since.timestamp() % 60,
+        0,
+        "since says where the rollups begin: {}",
+        aligned.since
+    );
+    assert!(aligned.since <= aligned.until - chrono::Duration::seconds(90));
 }
 
 #[tokio::test]

@@ -770,6 +770,18 @@ async fn the_command_line_shows_times_in_the_viewers_zone() {
         String::from_utf8_lossy(&refused.stderr).contains("shortest lease"),
         "{refused:?}"
     );
+    for (flag, value) in [("--keep-runs", "0s"), ("--keep-events", "30s")] {
+        let refused = std::process::Command::new(env!("CARGO_BIN_EXE_acp"))
+            .args(["serve", flag, value, "--db"])
+            .arg(h.dir.path().join("other.db"))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success() && said.contains(flag) && said.contains("shortest retention"),
+            "{refused:?}"
+        );
+    }
     let utc = list("Europe/Berlin", &["--utc"]);
     assert!(
         utc.contains(&queued.format("%m-%d %H:%M:%SZ").to_string()),

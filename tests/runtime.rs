@@ -83,6 +83,13 @@ async fn retention_prunes_finished_runs_and_health_still_counts_them() {
     for id in &ids {
         wait_final(&h.store, *id).await;
     }
+    // The newest run (and the holder of the newest attempt) always stays, so ids never repeat.
+    let newest = h
+        .engine
+        .start_runs("plain", TriggerKind::Manual, vec![serde_json::json!({})])
+        .await
+        .unwrap()[0];
+    wait_final(&h.store, newest).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     for id in &ids {
         while !matches!(h.store.run(*id).await, Err(StoreError::NotFound(_))) {
@@ -93,12 +100,13 @@ async fn retention_prunes_finished_runs_and_health_still_counts_them() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let newest = h.store.newest_seq().await.unwrap();
+    assert!(h.store.run(newest).await.is_ok(), "the newest run stays");
+    let newest_seq = h.store.newest_seq().await.unwrap();
     let events = h.store.events_since(0, 10_000).await.unwrap();
     assert!(
         events
             .iter()
-            .all(|e| e.seq == newest || e.run_id.is_none_or(|r| !ids.contains(&r))),
+            .all(|e| e.seq == newest_seq || e.run_id.is_none_or(|r| !ids.contains(&r))),
         "a pruned run's events go with it (keep-events is capped at keep-runs; the newest \
          event always stays): {events:?}"
     );
@@ -111,7 +119,7 @@ async fn retention_prunes_finished_runs_and_health_still_counts_them() {
         .await
         .unwrap();
     let plain = &health.workflows[0];
-    assert_eq!((plain.counts.runs, plain.counts.succeeded), (3, 3));
+    assert_eq!((plain.counts.runs, plain.counts.succeeded), (4, 4));
     let retention = health.control.loops.iter().find(|l| l.name == "retention");
     assert!(
         retention.is_some_and(|l| l.healthy),

@@ -944,6 +944,22 @@ async fn rollups_sum_runs_as_they_are_queued_and_end(store: &Arc<dyn Store>) {
     assert_eq!(signatures, vec![("HTTP 400".to_owned(), 2)]);
     let list = store.workflows().await.unwrap();
     assert_eq!((list[0].runs_24h, list[0].failed_24h), (5, 2));
+    // A failed run retried into success counts once, as succeeded.
+    let failed = store
+        .runs(&RunQuery {
+            status: Some("failed".into()),
+            ..RunQuery::default()
+        })
+        .await
+        .unwrap()
+        .items[0]
+        .id;
+    store.retry_run(failed, "ops").await.unwrap();
+    finish_due(store, 2, 0).await; // the retried run and the test run, which never counts
+
+    let (queued, succeeded, failed, _, signatures) = hour_totals(store).await;
+    assert_eq!((queued, succeeded, failed), (5, 4, 1));
+    assert_eq!(signatures, vec![("HTTP 400".to_owned(), 1)]);
 }
 
 async fn retention_prunes_finished_runs_in_batches_and_keeps_open_dead_letters(
@@ -956,8 +972,9 @@ async fn retention_prunes_finished_runs_in_batches_and_keeps_open_dead_letters(
         .unwrap();
     // Three succeed, three fail into the DLQ (one of them discarded), one stays queued.
     finish_due(store, 3, 3).await;
-    let open = store.dlq(&RunQuery::default()).await.unwrap().items;
+    let mut open = store.dlq(&RunQuery::default()).await.unwrap().items;
     assert_eq!(open.len(), 3);
+    open.sort_by_key(|d| d.id);
     store
         .discard_dlq(open[0].id, "duplicate", "ops")
         .await
@@ -1005,6 +1022,12 @@ async fn retention_prunes_finished_runs_in_batches_and_keeps_open_dead_letters(
         before_prune,
         "rollups outlive the runs they sum"
     );
+    // The newest run, once finished, stays: its id must never go to the next run.
+    finish_due(store, 1, 0).await;
+    let step = store.prune_runs(future, 0, 100).await.unwrap();
+    assert_eq!(step.deleted, 0, "{step:?}");
+    let next = store.create_runs(vec![new_run("w")]).await.unwrap()[0];
+    assert!(next > ids[6], "ids only go up: {next} after {}", ids[6]);
     let past = Utc::now() - Duration::hours(1);
     let step = store.prune_runs(past, 0, 100).await.unwrap();
     assert_eq!(
@@ -1033,5 +1056,9 @@ async fn retention_prunes_finished_runs_in_batches_and_keeps_open_dead_letters(
         ))
         .await
         .unwrap();
-    assert_eq!(rows.iter().map(|r| r.bucket.queued).sum::<i64>(), 7);
+    assert_eq!(
+        rows.iter().map(|r| r.bucket.queued).sum::<i64>(),
+        8,
+        "the hour rows still count every run queued"
+    );
 }

@@ -117,11 +117,11 @@ pub struct ServeArgs {
     max_stored_bytes: u32,
     /// How long finished runs stay (with their attempts); runs with an open dead letter stay
     /// until it is replayed or discarded. Health and weekly counts outlive them (rollups).
-    #[arg(long, default_value = "90d", value_parser = acp::domain::clock::parse_duration)]
+    #[arg(long, default_value = "90d", value_parser = parse_keep)]
     keep_runs: std::time::Duration,
     /// How long events stay in the run log (at most `--keep-runs`); a stream client asking for
     /// older ones gets `reset`.
-    #[arg(long, default_value = "30d", value_parser = acp::domain::clock::parse_duration)]
+    #[arg(long, default_value = "30d", value_parser = parse_keep)]
     keep_events: std::time::Duration,
     /// Base URL of an OpenAI-compatible API for `ai` steps (else the built-in provider).
     #[arg(long, env = "ACP_AI_URL")]
@@ -262,6 +262,18 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// A lease of at least a second (heartbeats come every third of it).
+/// A retention (`--keep-runs`, `--keep-events`): at least a minute, since health and history
+/// are summed per minute and a shorter one would delete runs as they end.
+fn parse_keep(text: &str) -> Result<std::time::Duration, String> {
+    let keep = acp::domain::clock::parse_duration(text).map_err(|e| e.to_string())?;
+    if keep < std::time::Duration::from_secs(60) {
+        return Err(format!(
+            "`{text}` is shorter than the shortest retention (1m)"
+        ));
+    }
+    Ok(keep)
+}
+
 fn parse_lease(text: &str) -> Result<std::time::Duration, String> {
     let lease = acp::domain::clock::parse_duration(text).map_err(|e| e.to_string())?;
     if lease < std::time::Duration::from_secs(1) {

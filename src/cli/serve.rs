@@ -86,6 +86,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let names: Vec<&str> = policy.channels.keys().map(String::as_str).collect();
         tracing::info!("alert notifications go to: {}", names.join(", "));
     }
+    if args.keep_events > args.keep_runs {
+        tracing::warn!(
+            "--keep-events {} is longer than --keep-runs {}: events go with their runs, after {}",
+            humantime::format_duration(args.keep_events),
+            humantime::format_duration(args.keep_runs),
+            humantime::format_duration(args.keep_runs),
+        );
+    }
     let config = ServerConfig {
         alerting: Arc::new(policy),
         retention: Some(Retention {

@@ -36,15 +36,23 @@ pub struct Tally {
     pub kind: TallyKind,
 }
 
-/// A run was queued, or ended.
+/// A run was queued, ended, or (retried) ended no longer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TallyKind {
     Queued,
     Ended {
         status: RunStatus,
-        /// From its first claim to its end; none when it never started.
+        /// From its first claim to its end; none when it never started (or was cancelled:
+        /// a cancelled run's time says nothing about the workflow's).
         duration_ms: Option<i64>,
         /// The error message of a failed run.
+        error: Option<String>,
+    },
+    /// A run that had ended with `status` at the tally's `at` runs again (a retry): its
+    /// outcome leaves that bucket, so a run counts once, by its last end (its duration stays
+    /// in the sketch, which cannot forget a value).
+    Reopened {
+        status: RunStatus,
         error: Option<String>,
     },
 }
@@ -75,7 +83,29 @@ impl Tally {
             at,
             kind: TallyKind::Ended {
                 status,
-                duration_ms: started_at.map(|s| (at - s).num_milliseconds().max(0)),
+                duration_ms: started_at
+                    .filter(|_| status != RunStatus::Cancelled)
+                    .map(|s| (at - s).num_milliseconds().max(0)),
+                error: error.map(str::to_owned),
+            },
+        })
+    }
+
+    /// The tally of a run that had ended at `ended_at` with `status` and is queued again;
+    /// none for a test run.
+    pub fn reopened(
+        run: (&str, &str, RunMode),
+        status: RunStatus,
+        ended_at: DateTime<Utc>,
+        error: Option<&str>,
+    ) -> Option<Self> {
+        let (workflow, team, mode) = run;
+        (mode == RunMode::Live).then(|| Self {
+            workflow: workflow.to_owned(),
+            team: team.to_owned(),
+            at: ended_at,
+            kind: TallyKind::Reopened {
+                status,
                 error: error.map(str::to_owned),
             },
         })
@@ -211,25 +241,47 @@ impl Bucket {
                     );
                 }
             }
+            TallyKind::Reopened { status, error } => {
+                match status {
+                    RunStatus::Succeeded => self.succeeded -= 1,
+                    RunStatus::Failed => self.failed -= 1,
+                    RunStatus::Cancelled => self.cancelled -= 1,
+                    _ => {}
+                }
+                if *status == RunStatus::Failed {
+                    let sig = signature(error.as_deref().unwrap_or_default());
+                    let seen = self.failures.entry(sig).or_insert_with(|| SignatureTally {
+                        count: 0,
+                        first_seen: tally.at,
+                        last_seen: tally.at,
+                        example: String::new(),
+                    });
+                    seen.count -= 1;
+                }
+            }
         }
     }
 
-    /// Adds another bucket's sums.
+    /// Adds another bucket's sums (which may take some away: see [`TallyKind::Reopened`]);
+    /// no count goes below zero, and a signature whose count reaches zero goes.
     pub fn merge(&mut self, other: &Bucket) {
-        self.queued += other.queued;
-        self.succeeded += other.succeeded;
-        self.failed += other.failed;
-        self.cancelled += other.cancelled;
+        self.queued = (self.queued + other.queued).max(0);
+        self.succeeded = (self.succeeded + other.succeeded).max(0);
+        self.failed = (self.failed + other.failed).max(0);
+        self.cancelled = (self.cancelled + other.cancelled).max(0);
         // Both sketches use `Config::defaults()` (decoding restores it), so merging cannot fail.
         let _ = self.durations.merge(&other.durations);
         for (sig, tally) in &other.failures {
             self.note_failure(sig.clone(), tally.clone());
         }
+        self.failures.retain(|_, seen| seen.count > 0);
     }
 
     fn note_failure(&mut self, sig: String, tally: SignatureTally) {
         let full = self.failures.len() >= MAX_SIGNATURES;
         match self.failures.get_mut(&sig) {
+            // Taking away from a signature this bucket does not hold changes nothing.
+            None if tally.count <= 0 => {}
             Some(known) => {
                 known.count += tally.count;
                 known.first_seen = known.first_seen.min(tally.first_seen);
@@ -262,10 +314,20 @@ impl Bucket {
         }
     }
 
-    /// The duration at quantile `q` (0..=1) in whole milliseconds; none when no run ended.
+    /// The duration at percentile `q` (0..=1) by nearest rank (the ⌈q·n⌉-th of n, so the p95
+    /// of ten runs is the slowest), in whole milliseconds within the sketch's 1%; none when
+    /// no run ended.
     pub fn percentile_ms(&self, q: f64) -> Option<i64> {
+        let n = self.durations.count();
+        let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as usize).clamp(1, n.max(1));
+        // The sketch answers the value at rank ⌊q'·(n-1)⌋ (0-based).
+        let at = if n > 1 {
+            (rank - 1) as f64 / (n - 1) as f64
+        } else {
+            0.0
+        };
         self.durations
-            .quantile(q)
+            .quantile(at)
             .ok()
             .flatten()
             .map(|ms| ms.round() as i64)
@@ -446,6 +508,88 @@ mod tests {
             assert_eq!(failure.count, 10);
             assert_eq!(failure.example, "HTTP 503 for lead 10");
         }
+    }
+
+    #[test]
+    fn a_retried_run_counts_once_by_its_last_end() {
+        let failed = ended(
+            RunStatus::Failed,
+            100,
+            Some("HTTP 500 for lead 7"),
+            "2026-12-01T10:00:10Z",
+        );
+        let reopened = Tally::reopened(
+            ("wf", "ops", RunMode::Live),
+            RunStatus::Failed,
+            at("2026-12-01T10:00:10Z"),
+            Some("HTTP 500 for lead 7"),
+        )
+        .unwrap();
+        let succeeded = ended(RunStatus::Succeeded, 100, None, "2026-12-01T10:05:00Z");
+        // The failure and the retry arrive in two batches, as they would.
+        let mut stored = Bucket::default();
+        for batch in [vec![failed], vec![reopened, succeeded]] {
+            for (_, (_, bucket)) in sum(&batch)
+                .into_iter()
+                .filter(|((g, _, _), _)| *g == HOUR_MS)
+            {
+                stored.merge(&bucket);
+            }
+        }
+        assert_eq!((stored.succeeded, stored.failed), (1, 0));
+        assert!(stored.failures.is_empty(), "{:?}", stored.failures);
+        let mut fresh = Bucket::default();
+        let gone = Tally::reopened(
+            ("wf", "ops", RunMode::Live),
+            RunStatus::Failed,
+            Utc::now(),
+            None,
+        );
+        fresh.merge(&sum(&[gone.unwrap()]).into_values().next().unwrap().1);
+        assert_eq!(
+            (fresh.failed, fresh.failures.len()),
+            (0, 0),
+            "never below zero"
+        );
+    }
+
+    #[test]
+    fn percentiles_are_by_nearest_rank() {
+        let mut bucket = Bucket::default();
+        for _ in 0..9 {
+            bucket.add(&ended(
+                RunStatus::Succeeded,
+                100,
+                None,
+                "2026-12-01T10:00:00Z",
+            ));
+        }
+        bucket.add(&ended(
+            RunStatus::Succeeded,
+            4_000,
+            None,
+            "2026-12-01T10:00:00Z",
+        ));
+        let p95 = bucket.percentile_ms(0.95).unwrap();
+        assert!(
+            (3_960..=4_040).contains(&p95),
+            "the p95 of ten runs is the slowest: {p95}"
+        );
+        let p50 = bucket.percentile_ms(0.5).unwrap();
+        assert!((99..=101).contains(&p50), "{p50}");
+        assert_eq!(Bucket::default().percentile_ms(0.5), None);
+    }
+
+    #[test]
+    fn cancelled_runs_leave_durations_alone() {
+        let mut bucket = Bucket::default();
+        bucket.add(&ended(
+            RunStatus::Cancelled,
+            5_000,
+            None,
+            "2026-12-01T10:00:00Z",
+        ));
+        assert_eq!((bucket.cancelled, bucket.durations.count()), (1, 0));
     }
 
     #[test]

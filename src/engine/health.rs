@@ -18,6 +18,10 @@ use crate::wire::{
 
 /// Most failure reasons listed.
 const TOP_REASONS: usize = 20;
+/// The shortest window: rollups are per minute.
+const MIN_WINDOW: Duration = Duration::from_secs(60);
+/// Most throughput buckets one answer holds.
+const MAX_BUCKETS: usize = 240;
 
 impl Engine {
     /// Health over `query.window` (default one hour) ending now.
@@ -27,16 +31,28 @@ impl Engine {
                 .map_err(|e| EngineError::Invalid(e.to_string()))?,
             None => Duration::from_secs(3600),
         };
-        if window.is_zero() {
-            return Err(EngineError::Invalid(
-                "the window must be longer than 0s".into(),
-            ));
+        if window < MIN_WINDOW {
+            return Err(EngineError::Invalid(format!(
+                "window: at least 1m (health is summed per minute), not {}",
+                humantime::format_duration(window)
+            )));
         }
-        let buckets = query.buckets.unwrap_or(12).clamp(1, 240);
+        let buckets = query.buckets.unwrap_or(12);
+        if !(1..=MAX_BUCKETS).contains(&buckets) {
+            return Err(EngineError::Invalid(format!(
+                "buckets: 1 to {MAX_BUCKETS}, not {buckets}"
+            )));
+        }
         let until = self.inner.config.clock.now();
-        let since = crate::domain::clock::earlier(until, window).ok_or_else(|| {
+        let asked = crate::domain::clock::earlier(until, window).ok_or_else(|| {
             EngineError::Invalid(format!("the window {window:?} reaches before the year 0"))
         })?;
+        let spans = spans(asked, until);
+        // The window as the rollups cover it: from the start of its first row.
+        let since = spans
+            .first()
+            .and_then(|s| DateTime::from_timestamp_millis(s.from))
+            .unwrap_or(asked);
         let wanted = |workflow: &str, team: &str| {
             query.workflow.as_deref().is_none_or(|w| w == workflow)
                 && query.team.as_deref().is_none_or(|t| t == team)
@@ -44,7 +60,7 @@ impl Engine {
         let rows: Vec<RollupRow> = self
             .inner
             .store
-            .rollups(spans(since, until))
+            .rollups(spans)
             .await?
             .into_iter()
             .filter(|r| wanted(&r.workflow, &r.team))

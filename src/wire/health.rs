@@ -10,9 +10,11 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct HealthQuery {
-    /// How far back, e.g. `1h` (default), `15m`, `24h`.
+    /// How far back, e.g. `1h` (default), `15m`, `24h`; at least `1m`. The answer's `since`
+    /// is the start of the window's first whole minute (or hour, past the two days kept per
+    /// minute).
     pub window: Option<String>,
-    /// Number of time buckets for the sparklines (default 12).
+    /// Number of time buckets for the sparklines, 1 to 240 (default 12).
     pub buckets: Option<usize>,
     pub team: Option<String>,
     pub workflow: Option<String>,

@@ -69,8 +69,15 @@ pub fn table(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         return;
     }
     let id_width = number_width(6, runs.visible.iter().copied());
+    // "✗ ↻ #1003041" outgrows "✓ succeeded": the column fits the widest status shown.
+    let status_width = runs
+        .visible
+        .iter()
+        .filter_map(|id| runs.rows.get(id))
+        .map(|run| Span::raw(status_text(run)).width() as u16)
+        .fold(11, u16::max);
     let cols = [
-        col("STATUS", 11, 9),
+        col("STATUS", status_width, 9),
         col("ID", id_width, 8),
         col("WORKFLOW", if inner.width >= 140 { 26 } else { 20 }, 7),
         col("TRIGGER", 9, 2),

@@ -594,6 +594,10 @@ fn ids_past_a_million_show_whole_at_80x24() {
             .rows
             .insert(id, run(id, "lead_routing", RunStatus::Succeeded));
     }
+    if let Some(failed) = app.runs.rows.get_mut(&1_019_998) {
+        failed.status = RunStatus::Failed;
+        failed.replayed_as = Some(1_019_999);
+    }
     app.runs.changed = true;
     app.runs.refresh();
     let screen = render(&app, &theme::load("mono", None).unwrap(), 80, 24);
@@ -601,4 +605,5 @@ fn ids_past_a_million_show_whole_at_80x24() {
         screen.contains(" 1019999 ") && screen.contains(" 1019998 "),
         "{screen}"
     );
+    assert!(screen.contains("↻ #1019999 "), "{screen}");
 }

@@ -13,6 +13,10 @@ use crate::store::{PrunedRuns, Result};
 /// Looks at the `limit` runs after id `after` and deletes those that finished before `before`
 /// and have no open dead letter. The pass is over (`next: None`) at the first run queued at or
 /// after `before`, or at the end of the table.
+///
+/// The newest run, and the runs holding the newest dead letter and the newest attempt, always
+/// stay: SQLite gives a new row the largest id plus one, so deleting the largest would hand
+/// its id (and the idempotency keys made from it) to the next run.
 pub fn prune_runs(
     tx: &mut Tx<'_>,
     before: DateTime<Utc>,
@@ -26,6 +30,9 @@ pub fn prune_runs(
             "SELECT id, queued_at >= ?2, \
              finished_at < ?2 AND status IN ('succeeded', 'failed', 'cancelled') \
              AND NOT EXISTS (SELECT 1 FROM dlq d WHERE d.run_id = runs.id AND d.status = 'open') \
+             AND id NOT IN ((SELECT MAX(id) FROM runs), \
+                 (SELECT COALESCE((SELECT run_id FROM dlq ORDER BY id DESC LIMIT 1), 0)), \
+                 (SELECT COALESCE((SELECT run_id FROM attempts ORDER BY id DESC LIMIT 1), 0))) \
              FROM runs WHERE id > ?1 ORDER BY id LIMIT ?3",
         )?
         .query_map(params![after, before, limit as i64], |r| {

@@ -312,6 +312,14 @@ pub fn cancel(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<RunStatus> {
 pub fn retry(tx: &mut Tx<'_>, run_id: i64, actor: &str) -> Result<()> {
     let run = queue::run_view(tx.conn, run_id)?;
     let next = run_next(run.status, RunStep::Retry).map_err(|e| refused(run_id, e))?;
+    if let Some(ended_at) = run.finished_at {
+        tx.tally(Tally::reopened(
+            (&run.workflow, &run.team, run.mode),
+            run.status,
+            ended_at,
+            run.error.as_ref().map(|e| e.message.as_str()),
+        ));
+    }
     let now = ms(tx.now);
     tx.conn.execute(
         "UPDATE runs SET status = ?, due_at = ?, finished_at = NULL, error = NULL, failed_step = NULL, \
