@@ -783,3 +783,37 @@ async fn the_openapi_document_describes_every_route_that_exists() {
     }
     assert_eq!(operations, 45, "every route is documented");
 }
+
+/// A query parameter on a call that reads none is refused by name, as unknown body fields are;
+/// the calls that read some still answer.
+#[tokio::test]
+async fn query_parameters_a_call_does_not_read_are_refused_by_name() {
+    let h = harness(&[FLAKY]).await;
+    let api = serve_api(&h).await;
+    for path in [
+        "/workflows?window=1h",
+        "/workflows/flaky?foo=1",
+        "/tokens?limit=1",
+    ] {
+        let (status, body) = json(api.get(path, &api.admin).send().await.unwrap()).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("unknown_field")),
+            "{path}: {body}"
+        );
+        let name = path.split(['?', '=']).nth(1).unwrap();
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(name),
+            "{body}"
+        );
+    }
+    for path in [
+        "/runs?limit=1",
+        "/health?window=1h",
+        "/workflows",
+        "/dlq?status=open",
+    ] {
+        let status = api.get(path, &api.viewer).send().await.unwrap().status();
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+}

@@ -305,6 +305,57 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for NoBody {
     }
 }
 
+/// The routes that read query parameters: those whose OpenAPI operations declare one (each
+/// reads them through [`ApiQuery`], which names an unknown one), and inbound webhooks, whose
+/// senders choose their URL.
+static TAKES_QUERY: std::sync::LazyLock<std::collections::HashSet<String>> =
+    std::sync::LazyLock::new(|| {
+        let document = serde_json::to_value(super::openapi::document()).unwrap_or_default();
+        let mut paths: std::collections::HashSet<String> = document["paths"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(_, item)| {
+                item.as_object()
+                    .into_iter()
+                    .flatten()
+                    .any(|(_, operation)| {
+                        operation["parameters"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|p| p["in"] == "query")
+                    })
+            })
+            .map(|(path, _)| path.clone())
+            .collect();
+        paths.insert("/api/v1/hooks/{key}".into());
+        paths
+    });
+
+/// Refuses a query parameter on a route that reads none (400 `unknown_field` naming it), as
+/// the routes that read some refuse the ones they do not know.
+pub async fn no_unknown_query(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let matched = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned());
+    let query = request.uri().query().unwrap_or_default();
+    if !query.is_empty() && !matched.is_some_and(|m| TAKES_QUERY.contains(&m)) {
+        let name = query.split(['&', '=']).next().unwrap_or(query);
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unknown_field",
+            format!("unknown query parameter `{name}`: this call takes none"),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 /// Parses an optional JSON body: empty means the default; bad JSON is 400, a wrong shape 422.
 pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {

@@ -128,7 +128,8 @@ pub fn router(state: AppState) -> Router {
             routes::api()
                 .merge(stream::routes())
                 .merge(webhooks::routes())
-                .merge(openapi::routes()),
+                .merge(openapi::routes())
+                .route_layer(axum::middleware::from_fn(error::no_unknown_query)),
         )
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::no_method)
