@@ -702,14 +702,7 @@ async fn health_counts_outcomes_durations_buckets_and_groups_failure_reasons() {
         let message = body["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(names), "{query}: {message}");
     }
-    let aligned: acp::wire::Health = api
-        .get("/health?window=90s", &api.viewer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let aligned: acp::wire::Health = api.json("/health?window=90s", &api.viewer).await;
     assert_eq!(
         aligned.since.timestamp() % 60,
         0,

@@ -110,14 +110,7 @@ async fn retention_prunes_finished_runs_and_health_still_counts_them() {
         "a pruned run's events go with it (keep-events is capped at keep-runs; the newest \
          event always stays): {events:?}"
     );
-    let health: Health = api
-        .get("/health?window=1h", &api.viewer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Health = api.json("/health?window=1h", &api.viewer).await;
     let plain = &health.workflows[0];
     assert_eq!((plain.counts.runs, plain.counts.succeeded), (4, 4));
     let retention = health.control.loops.iter().find(|l| l.name == "retention");

@@ -60,11 +60,17 @@ pub enum TallyKind {
 impl Tally {
     /// The tally of a queued run; none for a test run (test runs never count).
     pub fn queued(workflow: &str, team: &str, mode: RunMode, at: DateTime<Utc>) -> Option<Self> {
+        Self::of((workflow, team, mode), at, TallyKind::Queued)
+    }
+
+    /// A tally of a live run (workflow, team, mode); none for a test run.
+    fn of(run: (&str, &str, RunMode), at: DateTime<Utc>, kind: TallyKind) -> Option<Self> {
+        let (workflow, team, mode) = run;
         (mode == RunMode::Live).then(|| Self {
             workflow: workflow.to_owned(),
             team: team.to_owned(),
             at,
-            kind: TallyKind::Queued,
+            kind,
         })
     }
 
@@ -76,19 +82,14 @@ impl Tally {
         at: DateTime<Utc>,
         error: Option<&str>,
     ) -> Option<Self> {
-        let (workflow, team, mode) = run;
-        (mode == RunMode::Live).then(|| Self {
-            workflow: workflow.to_owned(),
-            team: team.to_owned(),
-            at,
-            kind: TallyKind::Ended {
-                status,
-                duration_ms: started_at
-                    .filter(|_| status != RunStatus::Cancelled)
-                    .map(|s| (at - s).num_milliseconds().max(0)),
-                error: error.map(str::to_owned),
-            },
-        })
+        let kind = TallyKind::Ended {
+            status,
+            duration_ms: started_at
+                .filter(|_| status != RunStatus::Cancelled)
+                .map(|s| (at - s).num_milliseconds().max(0)),
+            error: error.map(str::to_owned),
+        };
+        Self::of(run, at, kind)
     }
 
     /// The tally of a run that had ended at `ended_at` with `status` and is queued again;
@@ -99,16 +100,11 @@ impl Tally {
         ended_at: DateTime<Utc>,
         error: Option<&str>,
     ) -> Option<Self> {
-        let (workflow, team, mode) = run;
-        (mode == RunMode::Live).then(|| Self {
-            workflow: workflow.to_owned(),
-            team: team.to_owned(),
-            at: ended_at,
-            kind: TallyKind::Reopened {
-                status,
-                error: error.map(str::to_owned),
-            },
-        })
+        let kind = TallyKind::Reopened {
+            status,
+            error: error.map(str::to_owned),
+        };
+        Self::of(run, ended_at, kind)
     }
 }
 

@@ -378,6 +378,17 @@ pub async fn serve_api_with(
 }
 
 impl Api {
+    /// GETs `path` and reads its JSON answer (panics on a transport error or other JSON).
+    pub async fn json<T: serde::de::DeserializeOwned>(&self, path: &str, token: &str) -> T {
+        self.get(path, token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn get(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.http
             .get(format!("{}{path}", self.url))
