@@ -800,8 +800,17 @@ async fn query_parameters_a_call_does_not_read_are_refused_by_name() {
             "{body}"
         );
     }
+    let (status, body) = json(api.get("/runs?since=1h", &api.viewer).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("since") && m.contains("RFC 3339")),
+        "{body}"
+    );
     for path in [
         "/runs?limit=1",
+        "/runs?since=2026-01-01T00:00:00Z",
         "/health?window=1h",
         "/workflows",
         "/dlq?status=open",

@@ -104,7 +104,7 @@ pub struct SilenceRequest {
     #[serde(rename = "for", default)]
     pub duration: Option<String>,
     /// The end of a maintenance window, e.g. `2026-12-01T06:00:00Z`; or give `for`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::api::rfc3339")]
     pub until: Option<DateTime<Utc>>,
     #[serde(default)]
     pub reason: Option<String>,

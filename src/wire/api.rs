@@ -80,12 +80,33 @@ pub struct RunQuery {
     pub team: Option<String>,
     pub mode: Option<String>,
     pub record_id: Option<i64>,
+    /// Queued at or after this RFC 3339 time.
+    #[serde(deserialize_with = "rfc3339")]
     pub since: Option<DateTime<Utc>>,
+    /// Queued before this RFC 3339 time.
+    #[serde(deserialize_with = "rfc3339")]
     pub until: Option<DateTime<Utc>>,
     /// Free text searched in error messages.
     pub q: Option<String>,
     pub cursor: Option<String>,
     pub limit: Option<usize>,
+}
+
+/// An optional RFC 3339 time whose error says what is expected (chrono's own says only
+/// "input contains invalid characters").
+pub(crate) fn rfc3339<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    DateTime::parse_from_rfc3339(&text)
+        .map(|at| Some(at.with_timezone(&Utc)))
+        .map_err(|e| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not an RFC 3339 time such as 2026-12-01T10:00:00Z ({e})"
+            ))
+        })
 }
 
 /// `POST /runs`: start a workflow's published version by hand.
