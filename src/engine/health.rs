@@ -75,7 +75,7 @@ impl Engine {
             .into_iter()
             .map(|w| (w.key, w.team))
             .collect();
-        let bucket = (until - since) / buckets as i32;
+        let bucket = (until - asked) / buckets as i32;
         let mut workflows = Vec::new();
         for (key, team) in &teams {
             if !wanted(key, team) {
@@ -87,7 +87,7 @@ impl Engine {
                 team,
                 &buckets_of,
                 depths.get(key).copied().unwrap_or(0),
-                since,
+                asked,
                 bucket,
                 buckets,
             ));
