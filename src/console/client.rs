@@ -114,6 +114,9 @@ impl Client {
                 }
                 Reply::Health(Box::new(self.get::<Health>(&path).await?))
             }
+            Request::Totals => Reply::Totals(Box::new(
+                self.get::<Health>("/health?window=24h&buckets=1").await?,
+            )),
             Request::Alerts => {
                 Reply::Alerts(self.get::<Vec<AlertView>>("/alerts?limit=200").await?)
             }

@@ -26,6 +26,8 @@ pub enum Request {
     Health {
         team: Option<String>,
     },
+    /// The last 24 hours' outcomes from the server's rollups, for the header.
+    Totals,
     Alerts,
     Workflows,
     Versions(String),
@@ -70,6 +72,7 @@ pub enum Reply {
     Run(Box<RunDetail>),
     Dlq(Page<DlqView>),
     Health(Box<Health>),
+    Totals(Box<Health>),
     Alerts(Vec<AlertView>),
     Workflows(Vec<WorkflowView>),
     Versions(Vec<VersionView>),

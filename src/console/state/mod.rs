@@ -206,6 +206,9 @@ pub struct App {
     pub dlq: Dlq,
     pub health: Load<Health>,
     pub health_team: Option<String>,
+    /// The last 24 hours from the server's rollups (the header's outcome counts), reloaded
+    /// after runs end.
+    pub totals: Load<Health>,
     pub alerts: Listing<Vec<AlertView>>,
     pub workflows: Listing<Vec<WorkflowView>>,
     pub versions: Listing<Vec<VersionView>>,
@@ -255,6 +258,7 @@ impl App {
             inspector: Inspector::default(),
             dlq: Dlq::default(),
             health: Load::Idle,
+            totals: Load::Idle,
             health_team: None,
             alerts: Listing::default(),
             workflows: Listing::default(),

@@ -87,6 +87,7 @@ fn tick(app: &mut App) -> Vec<Effect> {
             "alerts" => Some(Request::Alerts),
             "dlq" => Some(Request::Dlq),
             "workflows" => Some(Request::Workflows),
+            "totals" => Some(Request::Totals),
             _ => None,
         })
         .map(Effect::Request)

@@ -4,7 +4,7 @@ use super::super::client::CallError;
 use super::super::msg::{Effect, Reply, Request};
 use super::super::state::{App, Conn, Load, Overlay, View};
 use super::open_effects;
-use crate::wire::{RunView, StreamMessage};
+use crate::wire::{RunStatus, RunView, StreamMessage};
 
 pub(super) fn replied(
     app: &mut App,
@@ -32,6 +32,7 @@ pub(super) fn replied(
                 Request::Workflows,
                 Request::Alerts,
                 Request::Dlq,
+                Request::Totals,
             ]
             .into_iter()
             .map(Effect::Request)
@@ -80,6 +81,7 @@ pub(super) fn replied(
             app.dlq.entries = Load::Loaded(page.items);
         }
         Reply::Health(health) => app.health = Load::Loaded(*health),
+        Reply::Totals(totals) => app.totals = Load::Loaded(*totals),
         Reply::Alerts(alerts) => {
             app.alerts.replace(alerts, |a| a.id);
             if let Some(id) = app.focus_alert.take() {
@@ -178,6 +180,7 @@ fn failed(app: &mut App, request: &Request, failure: CallError) -> Vec<Effect> {
         Request::Run(_) => keep(&mut app.inspector.detail, &error),
         Request::Dlq => keep(&mut app.dlq.entries, &error),
         Request::Health { .. } => keep(&mut app.health, &error),
+        Request::Totals => keep(&mut app.totals, &error),
         Request::Alerts => keep(&mut app.alerts.items, &error),
         Request::Workflows => keep(&mut app.workflows.items, &error),
         Request::Versions(_) => keep(&mut app.versions.items, &error),
@@ -228,6 +231,9 @@ pub(super) fn streamed(app: &mut App, message: StreamMessage) -> Vec<Effect> {
             app.stale.insert("workflows");
         }
         _ => {}
+    }
+    if event.body.run_status().is_some_and(RunStatus::is_final) {
+        app.stale.insert("totals");
     }
     let Some(run_id) = event.run_id else {
         return Vec::new();

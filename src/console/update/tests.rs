@@ -360,6 +360,11 @@ fn stream_events_move_the_explorer_without_requests() {
         (RunStatus::Failed, "HTTP 422")
     );
     assert_eq!(run.version, 2);
+    assert!(
+        requests(&update(&mut app, Msg::Tick)).contains(&&Request::Totals),
+        "a run that ended reloads the header's 24 h totals at the next tick"
+    );
+    assert!(!requests(&update(&mut app, Msg::Tick)).contains(&&Request::Totals));
     settle(&mut app);
     let failed = app.runs.counts.get("failed").copied().unwrap_or(0);
     update(

@@ -193,6 +193,16 @@ fn breadcrumbs<'a>(app: &App, theme: &Theme, room: usize) -> Vec<Span<'a>> {
     crumbs
 }
 
+/// A count in about five characters: 9999, 12.3k, 123k, 1.0M.
+fn compact(n: i64) -> String {
+    match n {
+        ..=9_999 => n.to_string(),
+        10_000..=99_999 => format!("{:.1}k", n as f64 / 1e3),
+        100_000..=999_999 => format!("{:.0}k", n as f64 / 1e3),
+        _ => format!("{:.1}M", n as f64 / 1e6),
+    }
+}
+
 /// The counters at the header's right; a count not loaded yet (or lost with the server) is
 /// `?`, never a reassuring 0.
 fn header_counts<'a>(app: &App, theme: &Theme) -> Vec<Span<'a>> {
@@ -205,7 +215,6 @@ fn header_counts<'a>(app: &App, theme: &Theme) -> Vec<Span<'a>> {
         ("running", theme.run_running, older),
         ("retrying", theme.run_retrying, older),
         ("failed", theme.run_failed, !app.runs.failures_complete),
-        ("succeeded", theme.run_succeeded, older),
     ] {
         let count = app
             .runs
@@ -217,6 +226,19 @@ fn header_counts<'a>(app: &App, theme: &Theme) -> Vec<Span<'a>> {
             style,
         ));
     }
+    // Outcomes over the last 24 hours, from the server's rollups (whatever the list holds).
+    let day = app.totals.get().map(|t| {
+        t.workflows.iter().fold((0, 0), |(ok, failed), w| {
+            (ok + w.counts.succeeded, failed + w.counts.failed)
+        })
+    });
+    right.push(Span::styled(
+        match day {
+            Some((ok, failed)) => format!("24h ✓{} ✗{} ", compact(ok), compact(failed)),
+            None => "24h ? ".to_owned(),
+        },
+        theme.run_succeeded,
+    ));
     let dlq = app.dlq.entries.get().map(Vec::len);
     right.push(Span::styled(
         format!("dlq {}{} ", known(dlq), if app.dlq.more { "+" } else { "" }),

@@ -229,6 +229,8 @@ fn app() -> App {
             rate: 0.0,
         },
     });
+    // The header's 24 h outcomes come from the same rollups as the health screen.
+    app.totals = app.health.clone();
     app.workflows.items = Load::Loaded(
         workflows
             .iter()
@@ -584,6 +586,19 @@ fn header_counts_over_a_partly_loaded_list_are_floors() {
         line.contains("running 5+") && line.contains("failed 8+"),
         "{line}"
     );
+}
+
+#[test]
+fn the_header_counts_the_last_24_hours_from_the_rollups() {
+    let mut app = app();
+    if let Load::Loaded(totals) = &mut app.totals {
+        totals.workflows[0].counts.succeeded = 1_019_999;
+        totals.workflows[0].counts.failed = 12_345;
+    }
+    let line = header_line(&app, 80);
+    assert!(line.contains("24h ✓1.0M ✗12.4k"), "{line}");
+    app.totals = Load::Idle;
+    assert!(header_line(&app, 80).contains("24h ?"), "unknown, never 0");
 }
 
 #[test]
