@@ -119,6 +119,10 @@ pub struct ServeArgs {
     /// until it is replayed or discarded. Health and weekly counts outlive them (rollups).
     #[arg(long, default_value = "90d", value_parser = parse_keep)]
     keep_runs: std::time::Duration,
+    /// The store writer's page cache in MiB: the newest pages of every table stay in memory
+    /// as the database grows (memory does not otherwise grow with the runs kept).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    cache_mb: u32,
     /// How long events stay in the run log (at most `--keep-runs`); a stream client asking for
     /// older ones gets `reset`.
     #[arg(long, default_value = "30d", value_parser = parse_keep)]

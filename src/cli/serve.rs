@@ -49,8 +49,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let _owner = own_database(&args.db)?;
-    let store = acp::store::open(&store_url(&args.db, &args.durability))
-        .with_context(|| format!("opening {}", args.db.display()))?;
+    let url = format!(
+        "{}&cache_mb={}",
+        store_url(&args.db, &args.durability),
+        args.cache_mb
+    );
+    let store = acp::store::open(&url).with_context(|| format!("opening {}", args.db.display()))?;
     let actions =
         Actions::new(args.ai_url, std::env::var("ACP_AI_KEY").ok()).map_err(anyhow::Error::msg)?;
     let config = EngineConfig {

@@ -3,7 +3,8 @@
 //! `sqlite://acp.db` (relative), or a plain file path. Query parameters: `durability`
 //! (`normal`, the default: a power cut may lose the last commits, never corrupt; `full`: every
 //! commit is on disk before it is acknowledged), `bus` (events buffered per slow subscriber,
-//! default 65,536) and `wait` (`async`, the default, or `blocking`: a caller waits for its
+//! default 65,536), `cache_mb` (the writer's page cache, default 32; what the store holds in
+//! memory besides the bus does not grow with the database) and `wait` (`async`, the default, or `blocking`: a caller waits for its
 //! write on a tokio blocking-pool thread, which tells a paused tokio clock that work is in
 //! progress, so tests under `tokio::time::pause` do not skip time while a commit is under
 //! way; it costs a thread hand-off per write).
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::sqlite::{Durability, SqliteStore};
+use super::sqlite::{BUS_CAPACITY, Durability, SqliteStore, WRITER_CACHE_MIB};
 use super::{Result, Store, StoreError};
 
 /// Where a store lives, read from its URL.
@@ -22,6 +23,7 @@ pub struct Location {
     pub path: PathBuf,
     durability: Durability,
     bus: Option<usize>,
+    cache_mb: Option<u32>,
     blocking_wait: bool,
 }
 
@@ -51,6 +53,7 @@ impl Location {
             path: PathBuf::from(path),
             durability: Durability::Normal,
             bus: None,
+            cache_mb: None,
             blocking_wait: false,
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -64,9 +67,15 @@ impl Location {
                         StoreError::Invalid(format!("bus={n}: write a positive number"))
                     })?);
                 }
+                Some(("cache_mb", n)) => {
+                    let mb = n.parse().ok().filter(|n| (1..=65_536).contains(n));
+                    location.cache_mb = Some(mb.ok_or_else(|| {
+                        StoreError::Invalid(format!("cache_mb={n}: write 1 to 65536 (MiB)"))
+                    })?);
+                }
                 _ => {
                     return Err(StoreError::Invalid(format!(
-                        "`{pair}` in the store URL: known are durability=normal|full, bus=N and wait=async|blocking"
+                        "`{pair}` in the store URL: known are durability=normal|full, bus=N, cache_mb=N and wait=async|blocking"
                     )));
                 }
             }
@@ -87,10 +96,12 @@ impl Location {
 /// database cannot be opened or migrated.
 pub fn open(url: &str) -> Result<Arc<dyn Store>> {
     let location = Location::parse(url)?;
-    let store = match location.bus {
-        Some(bus) => SqliteStore::open_with_bus(&location.path, location.durability, bus)?,
-        None => SqliteStore::open(&location.path, location.durability)?,
-    };
+    let store = SqliteStore::open_with(
+        &location.path,
+        location.durability,
+        location.bus.unwrap_or(BUS_CAPACITY),
+        location.cache_mb.unwrap_or(WRITER_CACHE_MIB),
+    )?;
     Ok(Arc::new(store.waiting_blocking(location.blocking_wait)))
 }
 
@@ -153,6 +164,12 @@ mod tests {
             Location::parse("sqlite://a.db?bus=16").unwrap().bus,
             Some(16)
         );
+        assert_eq!(
+            Location::parse("sqlite://a.db?cache_mb=64")
+                .unwrap()
+                .cache_mb,
+            Some(64)
+        );
         assert!(
             Location::parse("sqlite://a.db?wait=blocking")
                 .unwrap()
@@ -165,6 +182,8 @@ mod tests {
             ("sqlite://a.db?durability=sometimes", "durability=sometimes"),
             ("sqlite://a.db?bus=0", "bus=0"),
             ("sqlite://a.db?wait=soon", "wait=soon"),
+            ("sqlite://a.db?cache_mb=0", "cache_mb=0"),
+            ("sqlite://a.db?cache_mb=lots", "cache_mb=lots"),
         ] {
             let error = Location::parse(bad).unwrap_err().to_string();
             assert!(error.contains(names), "{bad}: {error}");

@@ -42,12 +42,13 @@ pub use connection::Durability;
 use connection::{Readers, checkpoint_loop, open};
 use writer::{Job, Tx, Typed};
 
-/// The writer's page cache in KiB (SQLite's default is 2,000): every transition touches the
-/// newest pages of a dozen tables and indexes, which stay cached as the file grows.
-const WRITER_CACHE_KIB: i64 = 32 * 1024;
+/// The writer's page cache in MiB unless the store URL says (`cache_mb=`; SQLite's default is
+/// 2): every transition touches the newest pages of a dozen tables and indexes, which stay
+/// cached as the file grows.
+pub const WRITER_CACHE_MIB: u32 = 32;
 
 /// Events kept on the in-process bus for slow subscribers before they lag.
-const BUS_CAPACITY: usize = 65_536;
+pub const BUS_CAPACITY: usize = 65_536;
 
 /// A SQLite database file in WAL mode.
 pub struct SqliteStore {
@@ -61,18 +62,22 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) and migrates the database at `path`.
-    pub fn open(path: &Path, durability: Durability) -> Result<Self> {
-        Self::open_with_bus(path, durability, BUS_CAPACITY)
-    }
-
-    /// Like [`SqliteStore::open`], keeping `bus_capacity` events for slow subscribers before
-    /// they lag.
-    pub fn open_with_bus(path: &Path, durability: Durability, bus_capacity: usize) -> Result<Self> {
+    /// Opens (creating if needed) and migrates the database at `path`, keeping
+    /// `bus_capacity` events for slow subscribers before they lag and a writer page cache of
+    /// `cache_mib` MiB.
+    ///
+    /// # Errors
+    /// The file cannot be opened or migrated.
+    pub fn open_with(
+        path: &Path,
+        durability: Durability,
+        bus_capacity: usize,
+        cache_mib: u32,
+    ) -> Result<Self> {
         let mut conn = open(path, OpenFlags::default(), durability)?;
         schema::migrate(&mut conn)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        conn.pragma_update(None, "cache_size", -(i64::from(cache_mib) * 1024))?;
         let (stop_checkpoints, stopped) = mpsc::channel::<()>();
         let checkpoints = open(path, OpenFlags::default(), durability)?;
         let mut wal = path.as_os_str().to_owned();
@@ -537,7 +542,9 @@ mod tests {
     async fn the_wal_stays_under_its_bound_while_writes_keep_coming() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("acp.db");
-        let store = SqliteStore::open(&path, Durability::Normal).unwrap();
+        let store =
+            SqliteStore::open_with(&path, Durability::Normal, BUS_CAPACITY, WRITER_CACHE_MIB)
+                .unwrap();
         let wal = dir.path().join("acp.db-wal");
         let big = "x".repeat(256 * 1024);
         let mut peak = 0;
