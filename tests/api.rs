@@ -690,6 +690,8 @@ async fn health_counts_outcomes_durations_buckets_and_groups_failure_reasons() {
         ("window=1ms", "window"),
         ("buckets=0", "buckets"),
         ("buckets=241", "buckets"),
+        ("window=1m&buckets=2", "buckets: 1 to 1"),
+        ("window=abc", "window"),
     ] {
         let (status, body) = json(
             api.get(&format!("/health?{query}"), &api.viewer)
@@ -703,6 +705,10 @@ async fn health_counts_outcomes_durations_buckets_and_groups_failure_reasons() {
         assert!(message.contains(names), "{query}: {message}");
     }
     let aligned: acp::wire::Health = api.json("/health?window=90s", &api.viewer).await;
+    assert_eq!(
+        aligned.bucket_secs, 90,
+        "one bucket: a 90 s window holds one whole minute"
+    );
     assert_eq!(
         aligned.since.timestamp() % 60,
         0,

@@ -28,7 +28,7 @@ impl Engine {
     pub async fn health(&self, query: &HealthQuery) -> Result<Health, EngineError> {
         let window = match &query.window {
             Some(text) => crate::domain::validate::parse_duration(text)
-                .map_err(|e| EngineError::Invalid(e.to_string()))?,
+                .map_err(|e| EngineError::Invalid(format!("window: {e}")))?,
             None => Duration::from_secs(3600),
         };
         if window < MIN_WINDOW {
@@ -37,10 +37,15 @@ impl Engine {
                 humantime::format_duration(window)
             )));
         }
-        let buckets = query.buckets.unwrap_or(12);
-        if !(1..=MAX_BUCKETS).contains(&buckets) {
+        // A bucket is at least a minute: the rollups hold nothing finer.
+        let minutes = usize::try_from(window.as_secs() / 60).unwrap_or(usize::MAX);
+        let most = minutes.min(MAX_BUCKETS);
+        let buckets = query.buckets.unwrap_or(12.min(most));
+        if !(1..=most).contains(&buckets) {
             return Err(EngineError::Invalid(format!(
-                "buckets: 1 to {MAX_BUCKETS}, not {buckets}"
+                "buckets: 1 to {most} for a window of {} (a bucket is at least a minute, at most \
+                 {MAX_BUCKETS} buckets), not {buckets}",
+                humantime::format_duration(window)
             )));
         }
         let until = self.inner.config.clock.now();

@@ -14,7 +14,8 @@ pub struct HealthQuery {
     /// is the start of the window's first whole minute (or hour, past the two days kept per
     /// minute).
     pub window: Option<String>,
-    /// Number of time buckets for the sparklines, 1 to 240 (default 12).
+    /// Number of time buckets for the sparklines, 1 to 240 and at most one per minute of the
+    /// window (default 12, or one per minute of a shorter window).
     pub buckets: Option<usize>,
     pub team: Option<String>,
     pub workflow: Option<String>,
