@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sketches_ddsketch::{Config, DDSketch};
+use sketches_ddsketch::{Config, DDSketch, DecodeError};
 
 use super::signature::signature;
 use crate::wire::{RunMode, RunStatus};
@@ -356,12 +356,12 @@ impl Bucket {
     /// Restores durations stored by [`Bucket::durations_bytes`].
     ///
     /// # Errors
-    /// The bytes are not a DDSketch (the message says why).
-    pub fn durations_from(bytes: &[u8]) -> Result<DDSketch, String> {
+    /// [`DecodeError`] when the bytes are not a DDSketch.
+    pub fn durations_from(bytes: &[u8]) -> Result<DDSketch, DecodeError> {
         if bytes.is_empty() {
             return Ok(DDSketch::new(Config::defaults()));
         }
-        DDSketch::from_java_bytes(bytes).map_err(|e| format!("{e:?}"))
+        DDSketch::from_java_bytes(bytes)
     }
 }
 

@@ -71,12 +71,11 @@ pub struct PrunedRuns {
     pub next: Option<i64>,
 }
 
-/// One rollup row: a workflow's sums over one bucket of `grain` milliseconds from `start`.
+/// One rollup row: a workflow's sums over one bucket (a minute or an hour) from `start`.
 #[derive(Debug, Clone)]
 pub struct RollupRow {
     pub workflow: String,
     pub team: String,
-    pub grain: i64,
     pub start: DateTime<Utc>,
     pub bucket: Bucket,
 }

@@ -1,7 +1,5 @@
 //! The rollup table: sums per (workflow, grain, bucket start), added to once per batch.
 
-use std::collections::HashMap;
-
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows;
@@ -16,7 +14,7 @@ fn bucket(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Bucket> {
     let blob: Option<Vec<u8>> = r.get(first + 4)?;
     let durations =
         Bucket::durations_from(blob.as_deref().unwrap_or_default()).unwrap_or_else(|e| {
-            tracing::warn!("a rollup's durations do not decode ({e}); counted from now on");
+            tracing::warn!("a rollup's durations do not decode ({e:?}); counted from now on");
             Bucket::default().durations
         });
     Ok(Bucket {
@@ -64,7 +62,7 @@ pub fn add(conn: &Connection, tallies: &[Tally]) -> Result<()> {
 pub fn read(conn: &Connection, spans: &[Span]) -> Result<Vec<RollupRow>> {
     let mut list = Vec::new();
     let mut statement = conn.prepare_cached(&format!(
-        "SELECT r.workflow, r.team, r.grain, r.start, {COLUMNS} FROM workflows w \
+        "SELECT r.workflow, r.team, r.start, {COLUMNS} FROM workflows w \
          JOIN rollups r ON r.workflow = w.key AND r.grain = ?1 AND r.start >= ?2 AND r.start < ?3"
     ))?;
     for span in spans {
@@ -72,9 +70,8 @@ pub fn read(conn: &Connection, spans: &[Span]) -> Result<Vec<RollupRow>> {
             Ok(RollupRow {
                 workflow: r.get(0)?,
                 team: r.get(1)?,
-                grain: r.get(2)?,
-                start: rows::time(r.get(3)?),
-                bucket: bucket(r, 4)?,
+                start: rows::time(r.get(2)?),
+                bucket: bucket(r, 3)?,
             })
         })?;
         for row in found {
@@ -84,29 +81,21 @@ pub fn read(conn: &Connection, spans: &[Span]) -> Result<Vec<RollupRow>> {
     Ok(list)
 }
 
-/// Runs queued and runs failed per workflow in `spans` (counts only, no sketches).
-pub fn counts(conn: &Connection, spans: &[Span]) -> Result<HashMap<String, (i64, i64)>> {
-    let keys: Vec<String> = conn
-        .prepare_cached("SELECT key FROM workflows")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+/// Runs queued and runs failed by `workflow` in `spans` (counts only, no sketches).
+pub fn counts(conn: &Connection, workflow: &str, spans: &[Span]) -> Result<(i64, i64)> {
     let mut statement = conn.prepare_cached(
         "SELECT COALESCE(SUM(queued), 0), COALESCE(SUM(failed), 0) FROM rollups \
          WHERE workflow = ? AND grain = ? AND start >= ? AND start < ?",
     )?;
-    let mut sums = HashMap::with_capacity(keys.len());
-    for key in keys {
-        let mut total = (0, 0);
-        for span in spans {
-            let (queued, failed): (i64, i64) = statement
-                .query_row(params![key, span.grain, span.from, span.to], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?;
-            total = (total.0 + queued, total.1 + failed);
-        }
-        sums.insert(key, total);
+    let mut total = (0, 0);
+    for span in spans {
+        let (queued, failed): (i64, i64) = statement
+            .query_row(params![workflow, span.grain, span.from, span.to], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        total = (total.0 + queued, total.1 + failed);
     }
-    Ok(sums)
+    Ok(total)
 }
 
 /// Sums every run already in the log into the rollups (the migration that adds them), a

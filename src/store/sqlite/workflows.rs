@@ -81,7 +81,7 @@ fn current_version(conn: &Connection, key: &str) -> Result<Option<i64>> {
 /// Every workflow, with the runs queued and failed in the last 24 hours from the rollups.
 pub fn list(conn: &Connection) -> Result<Vec<WorkflowView>> {
     let now = chrono::Utc::now();
-    let day = super::rollups::counts(conn, &spans(now - chrono::Duration::hours(24), now))?;
+    let day = spans(now - chrono::Duration::hours(24), now);
     let mut list: Vec<WorkflowView> = conn
         .prepare_cached(
             "SELECT key, name, team, published_version, \
@@ -103,7 +103,7 @@ pub fn list(conn: &Connection) -> Result<Vec<WorkflowView>> {
         })?
         .collect::<rusqlite::Result<_>>()?;
     for view in &mut list {
-        (view.runs_24h, view.failed_24h) = day.get(&view.key).copied().unwrap_or_default();
+        (view.runs_24h, view.failed_24h) = super::rollups::counts(conn, &view.key, &day)?;
     }
     Ok(list)
 }
