@@ -265,7 +265,7 @@ async fn prune(
     }
 }
 
-/// One retention pass: finished runs, then events, then minute rollups, each in bounded
+/// One retention pass: finished runs, then events, then test runs, then minute rollups, each in bounded
 /// writes with a pause between them; stops early (between writes) on `shutdown`. Answers how
 /// many runs and events went.
 ///
@@ -298,6 +298,17 @@ pub async fn prune_pass(
         events += deleted;
         heartbeat.beat(Utc::now());
         if deleted < PRUNE_EVENTS || shutdown.is_cancelled() {
+            break;
+        }
+        tokio::time::sleep(started.elapsed().max(PRUNE_PAUSE)).await;
+    }
+    let tests_before = earlier_or_min(now, keep.keep_test_runs);
+    loop {
+        let started = tokio::time::Instant::now();
+        let deleted = store.prune_test_runs(tests_before, PRUNE_RUNS).await?;
+        runs += deleted;
+        heartbeat.beat(Utc::now());
+        if deleted < PRUNE_RUNS || shutdown.is_cancelled() {
             break;
         }
         tokio::time::sleep(started.elapsed().max(PRUNE_PAUSE)).await;

@@ -664,3 +664,50 @@ fn acp_serve_refuses_a_broken_config_file_with_its_position() {
         "{stderr}"
     );
 }
+
+/// Test runs that fail fire no alert and reach no channel (Slack, webhook, SMTP), nor a
+/// webhook subscription; the same failures live do.
+#[tokio::test]
+async fn failing_test_runs_alert_nobody_and_send_nothing() {
+    let (h, api, sinks, ev) = setup().await;
+    let subscribed = api
+        .post("/webhooks", &api.admin)
+        .json(&json!({"url": sinks.hook.url, "events": ["run.*", "step.*"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscribed.status(), StatusCode::CREATED);
+    let tested = api
+        .post("/workflows/fail/test", &api.operator)
+        .json(&json!({
+            "version": "published",
+            "inputs": [{"payload": {"i": 1}}, {"payload": {"i": 2}}, {"payload": {"i": 3}}],
+            "mocks": {"call": {"status": 422, "body": {"error": "no"}}},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tested.status(), StatusCode::OK);
+    let report: Value = tested.json().await.unwrap();
+    assert!(
+        report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "failed"),
+        "{report}"
+    );
+    assert!(ev.evaluate_at(Utc::now()).await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(sinks.slack.bodies().is_empty() && sinks.smtp.mails().is_empty());
+    assert!(sinks.hook.bodies().is_empty(), "{:?}", sinks.hook.bodies());
+    let health: Health = get(&api, "/health").await;
+    assert_eq!(health.unnotified.failed, 0);
+    // The canary: the same failures, live, alert every channel.
+    fail_runs(&h, 1).await;
+    firing(&ev.evaluate_at(Utc::now()).await.unwrap());
+    until("an email about the live failure", || {
+        sinks.smtp.mails().len() == 1
+    })
+    .await;
+}

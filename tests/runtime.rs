@@ -71,6 +71,7 @@ async fn retention_prunes_finished_runs_and_health_still_counts_them() {
         config.retention = Some(Retention {
             keep_runs: Duration::from_secs(1),
             keep_events: Duration::from_secs(3600),
+            keep_test_runs: Duration::from_secs(3600),
             every: Duration::from_millis(200),
         });
     })

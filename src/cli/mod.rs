@@ -127,6 +127,9 @@ pub struct ServeArgs {
     /// older ones gets `reset`.
     #[arg(long, default_value = "30d", value_parser = parse_keep)]
     keep_events: std::time::Duration,
+    /// How long test runs (`POST /workflows/{key}/test`, `acp workflow test`) stay.
+    #[arg(long, default_value = "7d", value_parser = parse_keep)]
+    keep_test_runs: std::time::Duration,
     /// Base URL of an OpenAI-compatible API for `ai` steps (else the built-in provider).
     #[arg(long, env = "ACP_AI_URL")]
     ai_url: Option<String>,

@@ -103,6 +103,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         retention: Some(Retention {
             keep_runs: args.keep_runs,
             keep_events: args.keep_events,
+            keep_test_runs: args.keep_test_runs,
             every: Duration::from_secs(3600),
         }),
         ..ServerConfig::default()

@@ -19,7 +19,7 @@ pub mod workflow;
 
 pub use failure::StepFailure;
 pub use record::{
-    PreparedWrite, Provenance, RecordChange, RecordEvent, RecordWrite, RecordWriteOutcome,
+    Merge, PreparedWrite, Provenance, RecordChange, RecordEvent, RecordWrite, RecordWriteOutcome,
     Triggered,
 };
 pub use retry::RetryPolicy;

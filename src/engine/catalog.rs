@@ -60,6 +60,15 @@ impl Catalog {
         Ok(compiled)
     }
 
+    /// Compiles a workflow that is no stored version (a draft, a file sent along), uncached.
+    pub fn compile(&self, workflow: Workflow, version: i64) -> Arc<Compiled> {
+        Arc::new(Compiled {
+            secrets: secret_names(&self.env, &workflow),
+            workflow,
+            version,
+        })
+    }
+
     /// Reloads the published set from the store.
     pub async fn refresh(&self) -> Result<(), EngineError> {
         let mut published = Vec::new();

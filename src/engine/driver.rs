@@ -16,7 +16,7 @@ use crate::domain::run::idempotency_prefix;
 use crate::domain::template::is_true;
 use crate::domain::{ActionDef, RetryAt, StepFailure, Transition};
 use crate::store::ClaimedRun;
-use crate::wire::{AttemptStatus, RunStatus, RunView};
+use crate::wire::{AttemptStatus, RunMode, RunStatus, RunView};
 
 /// What earlier attempts of a run tell: which steps are done, their outputs, attempts used.
 struct Progress {
@@ -53,13 +53,64 @@ impl Progress {
         }
         progress
     }
+}
 
-    fn context(&self, run: &RunView) -> minijinja::Value {
-        minijinja::Value::from_serialize(json!({
-            "trigger": run.trigger,
-            "steps": self.steps,
-            "run": {"id": run.id, "workflow": run.workflow, "version": run.version, "team": run.team, "mode": run.mode},
-        }))
+/// What templates read: the trigger payload, earlier steps' states and the run.
+pub(super) fn context(run: &RunView, steps: &Map<String, Value>) -> minijinja::Value {
+    minijinja::Value::from_serialize(json!({
+        "trigger": run.trigger,
+        "steps": steps,
+        "run": {"id": run.id, "workflow": run.workflow, "version": run.version, "team": run.team, "mode": run.mode},
+    }))
+}
+
+/// Evaluates a step's `when` and renders its input on a blocking thread (templates are
+/// bounded, but they are CPU work that must not hold up the engine's other tasks, such as
+/// lease heartbeats); `None` when `cancel` fires meanwhile.
+pub(super) async fn evaluate(
+    env: Arc<minijinja::Environment<'static>>,
+    step: crate::domain::Step,
+    ctx: minijinja::Value,
+    cancel: &CancellationToken,
+) -> Option<Evaluated> {
+    let work = tokio::task::spawn_blocking(move || {
+        let when = step.when.as_deref().map(|when| {
+            is_true(&env, when, &ctx)
+                .map_err(|e| StepFailure::permanent(format!("`when` could not be evaluated: {e}")))
+        });
+        let rendered = match &when {
+            Some(Ok(false)) => Ok(Value::Null),
+            Some(Err(failure)) => Err(failure.clone()),
+            _ => step::render(&env, &step, &ctx),
+        };
+        (when.map(|w| w.unwrap_or(true)), rendered)
+    });
+    tokio::select! {
+        done = work => Some(done.unwrap_or_else(|e| {
+            (None, Err(StepFailure::permanent(format!("rendering the step failed: {e}"))))
+        })),
+        _ = cancel.cancelled() => None,
+    }
+}
+
+/// A step's rendered input as the run log keeps it (secrets redacted; the templates
+/// themselves when rendering failed). Values derived from secrets (a `b64encode` of one...)
+/// join `redactor`, since what the step answers or fails with may quote them.
+pub(super) fn redacted_input(
+    redactor: &mut Redactor,
+    step: &crate::domain::Step,
+    rendered: &Result<Value, StepFailure>,
+) -> Value {
+    let templates = step::templates(step);
+    match rendered {
+        Ok(input) => {
+            let (safe, derived) = redactor.rendered(&templates, input);
+            if !derived.is_empty() {
+                *redactor = redactor.with(derived);
+            }
+            safe
+        }
+        Err(_) => redactor.value(&templates),
     }
 }
 
@@ -94,6 +145,20 @@ pub async fn drive(
             return Ok(());
         }
     };
+    if claimed.run.mode == RunMode::Test {
+        // Test runs are run by the request that made them; driving one would apply it.
+        let error = StepFailure::permanent("a test run is never run by a worker").error;
+        let finish = Transition::Finish {
+            status: RunStatus::Failed,
+            failed_step: None,
+            error: Some(error),
+        };
+        inner
+            .store
+            .apply(claimed.run.id, &inner.owner, vec![finish])
+            .await?;
+        return Ok(());
+    }
     let driver = Driver {
         redactor: Redactor::new(
             compiled
@@ -113,7 +178,7 @@ pub async fn drive(
 
 /// A step's `when` (`None` without one, or when it could not be evaluated) and its rendered
 /// input.
-type Evaluated = (Option<bool>, Result<Value, StepFailure>);
+pub(super) type Evaluated = (Option<bool>, Result<Value, StepFailure>);
 
 /// Whether the run goes on after a step.
 enum Next {
@@ -180,36 +245,11 @@ impl Driver<'_> {
         self.flush(last).await.map(drop)
     }
 
-    /// Evaluates a step's `when` and renders its input on a blocking thread (templates are
-    /// bounded, but they are CPU work that must not hold up the engine's other tasks, such
-    /// as lease heartbeats); `None` when the run was cancelled meanwhile.
-    async fn evaluate(&self, index: usize, ctx: minijinja::Value) -> Option<Evaluated> {
+    async fn step(&mut self, index: usize) -> Result<Next, EngineError> {
+        let ctx = context(&self.claimed.run, &self.progress.steps);
         let env = self.inner.catalog.env.clone();
         let step = self.compiled.workflow.steps[index].clone();
-        let work = tokio::task::spawn_blocking(move || {
-            let when = step.when.as_deref().map(|when| {
-                is_true(&env, when, &ctx).map_err(|e| {
-                    StepFailure::permanent(format!("`when` could not be evaluated: {e}"))
-                })
-            });
-            let rendered = match &when {
-                Some(Ok(false)) => Ok(Value::Null),
-                Some(Err(failure)) => Err(failure.clone()),
-                _ => step::render(&env, &step, &ctx),
-            };
-            (when.map(|w| w.unwrap_or(true)), rendered)
-        });
-        tokio::select! {
-            done = work => Some(done.unwrap_or_else(|e| {
-                (None, Err(StepFailure::permanent(format!("rendering the step failed: {e}"))))
-            })),
-            _ = self.cancel.cancelled() => None,
-        }
-    }
-
-    async fn step(&mut self, index: usize) -> Result<Next, EngineError> {
-        let ctx = self.progress.context(&self.claimed.run);
-        let Some((when, rendered)) = self.evaluate(index, ctx.clone()).await else {
+        let Some((when, rendered)) = evaluate(env, step, ctx, self.cancel).await else {
             let step_id = self.compiled.workflow.steps[index].id.clone();
             let error = StepFailure::permanent("cancelled before the step started").error;
             self.commit(Transition::Finish {
@@ -243,18 +283,7 @@ impl Driver<'_> {
             self.claimed.inherited_prefix.as_deref(),
         );
         let key = format!("{prefix}:{}", step.id);
-        let templates = step::templates(step);
-        let safe_input = match &rendered {
-            Ok(input) => {
-                let (safe, derived) = self.redactor.rendered(&templates, input);
-                if !derived.is_empty() {
-                    // What the step answers or fails with may quote these values.
-                    self.redactor = self.redactor.with(derived);
-                }
-                safe
-            }
-            Err(_) => self.redactor.value(&templates),
-        };
+        let safe_input = redacted_input(&mut self.redactor, step, &rendered);
         let stored_input = bounds::cap(safe_input.clone(), self.inner.config.max_stored_bytes);
         let started = Transition::StepStarted {
             index,

@@ -22,6 +22,7 @@ mod ops;
 pub mod redact;
 mod replay;
 mod step;
+mod test_run;
 mod triggers;
 mod worker;
 

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Engine, EngineError, Inner};
 use crate::domain::{NewRun, RecordWrite, RecordWriteOutcome, Trigger, parse_workflow};
-use crate::wire::{RunStatus, TriggerKind};
+use crate::wire::{RunMode, RunStatus, RunView, TriggerKind};
 
 /// A published workflow as the alert evaluator sees it.
 #[derive(Debug, Clone)]
@@ -241,15 +241,22 @@ impl Engine {
     }
 
     /// Resumes a failed run at its failed step, with the same idempotency keys.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] for a test run (it is never driven by a worker).
     pub async fn retry(&self, run_id: i64, actor: &str) -> Result<(), EngineError> {
+        self.live(run_id).await?;
         self.inner.store.retry_run(run_id, actor).await?;
         self.inner.wake.notify_one();
         Ok(())
     }
 
     /// Starts a new run of the same version on the same trigger, with new keys.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] for a test run (test it again instead).
     pub async fn rerun(&self, run_id: i64) -> Result<i64, EngineError> {
-        let old = self.inner.store.run(run_id).await?.run;
+        let old = self.live(run_id).await?;
         let run = NewRun {
             workflow: old.workflow,
             version: old.version,
@@ -266,6 +273,18 @@ impl Engine {
         let ids = self.inner.store.create_runs(vec![run]).await?;
         self.inner.wake.notify_one();
         Ok(ids[0])
+    }
+
+    /// The run, unless it is a test run: test runs are simulations, run once by the request
+    /// that made them; retrying or re-running one would apply what it only simulated.
+    async fn live(&self, run_id: i64) -> Result<RunView, EngineError> {
+        let run = self.inner.store.run(run_id).await?.run;
+        if run.mode == RunMode::Test {
+            return Err(EngineError::Invalid(format!(
+                "run {run_id} is a test run: it cannot be retried or re-run (test the workflow again)"
+            )));
+        }
+        Ok(run)
     }
 
     /// Closes a dead-letter entry without replaying it.

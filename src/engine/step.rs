@@ -9,12 +9,12 @@ use serde_json::{Map, Value, json};
 
 use super::catalog::Compiled;
 use super::{EngineError, Inner};
-use crate::actions::{AiRequest, HttpRequest, http, notify};
+use crate::actions::{Actions, AiProvider, AiRequest, HttpRequest, HttpSend, http, notify};
 use crate::domain::template::{is_true, render_value};
 use crate::domain::validate::parse_duration;
 use crate::domain::{ActionDef, Provenance, RecordWrite, Step, StepFailure};
 use crate::store::StoreError;
-use crate::wire::{RunView, Source};
+use crate::wire::{RunView, Source, WouldCall};
 
 /// What the run does after a step succeeded.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,88 +71,56 @@ pub async fn perform(
     input: &Value,
     key: &str,
 ) -> Result<Done, StepFailure> {
-    let done = |output: Value, detail: Value| Done {
-        output,
-        detail,
-        control: Control::Continue,
-    };
     match &step.action {
         ActionDef::UpdateRecord { .. } | ActionDef::CreateRecord { .. } => {
             let write = record_write(run, compiled, step, input.clone(), key)?;
-            let outcome = inner.write_record(write).await.map_err(|e| match e {
-                EngineError::Store(StoreError::Other(_) | StoreError::Stale(_)) => {
-                    StepFailure::transient(e.to_string())
-                }
-                _ => StepFailure::permanent(e.to_string()),
-            })?;
-            Ok(done(
-                json!({"record_id": outcome.record.id, "changed": outcome.changed, "duplicate": outcome.duplicate, "runs": outcome.runs}),
-                Value::Null,
-            ))
+            let outcome = inner.write_record(write).await.map_err(write_failure)?;
+            Ok(Done {
+                output: json!({"record_id": outcome.record.id, "changed": outcome.changed, "duplicate": outcome.duplicate, "runs": outcome.runs}),
+                detail: Value::Null,
+                control: Control::Continue,
+            })
         }
-        ActionDef::Http { .. } => {
-            let HttpInput {
-                method,
-                url,
-                headers,
-                body,
-            } = typed(input)?;
-            let request = HttpRequest {
-                method: method.0.to_uppercase(),
-                url: url.0,
-                headers: headers.iter().map(|(k, v)| (k.clone(), plain(v))).collect(),
-                body: body.filter(|b| !b.is_null()),
-                timeout: step.timeout,
-                idempotency_key: key.to_owned(),
+        ActionDef::Http { .. } | ActionDef::Ai { .. } | ActionDef::Notify { .. } => {
+            let out = outbound(&inner.actions.default_ai, run, step, input, key)?;
+            call_out(out, step, &inner.actions).await
+        }
+        ActionDef::Condition { .. } | ActionDef::Delay { .. } => {
+            local(step, input, inner.config.clock.now())
+        }
+    }
+}
+
+/// A record write's failure as a step failure: a store that is busy or a record that changed
+/// meanwhile is transient, anything else (an unknown record, another object) permanent.
+pub fn write_failure(e: EngineError) -> StepFailure {
+    match e {
+        EngineError::Store(StoreError::Other(_) | StoreError::Stale(_)) => {
+            StepFailure::transient(e.to_string())
+        }
+        _ => StepFailure::permanent(e.to_string()),
+    }
+}
+
+/// A `condition` or `delay` step, which stays inside ACP; `now` is the engine's clock.
+pub fn local(step: &Step, input: &Value, now: DateTime<Utc>) -> Result<Done, StepFailure> {
+    match &step.action {
+        ActionDef::Delay { duration } => {
+            let wait =
+                parse_duration(duration).map_err(|e| StepFailure::permanent(e.to_string()))?;
+            let until = crate::domain::clock::later_or_max(now, wait);
+            let control = if wait.is_zero() {
+                Control::Continue
+            } else {
+                Control::Wait(until)
             };
-            let response = http::call(inner.actions.http.as_ref(), request).await?;
-            Ok(done(response.body.clone(), response.detail()))
+            Ok(Done {
+                output: json!({"until": until}),
+                detail: Value::Null,
+                control,
+            })
         }
-        ActionDef::Ai { policy_id, .. } => {
-            let AiInput {
-                provider,
-                model,
-                system,
-                prompt,
-                json,
-            } = typed(input)?;
-            let provider_name = provider.unwrap_or_else(|| inner.actions.default_ai.clone());
-            let provider = inner.actions.ai.get(&provider_name).ok_or_else(|| {
-                StepFailure::permanent(format!(
-                    "AI provider `{provider_name}` is not configured on this server"
-                ))
-            })?;
-            let request = AiRequest {
-                model: model.0,
-                system,
-                prompt: prompt.0,
-                json,
-                timeout: step.timeout,
-                idempotency_key: key.to_owned(),
-            };
-            let started = std::time::Instant::now();
-            let answer = provider.complete(request.clone()).await?;
-            let provenance = json!({
-                "provider": provider_name,
-                "model": answer.model,
-                "policy_id": policy_id,
-                "system": request.system,
-                "prompt": request.prompt,
-                "prompt_tokens": answer.prompt_tokens,
-                "completion_tokens": answer.completion_tokens,
-                "latency_ms": started.elapsed().as_millis() as u64,
-            });
-            Ok(done(answer.content, provenance))
-        }
-        ActionDef::Notify { channel, .. } => {
-            let context =
-                json!({"workflow": run.workflow, "version": run.version, "run_id": run.id});
-            let NotifyInput { url, text } = typed(input)?;
-            let request = notify::request(*channel, &url.0, &text.0, &context, step.timeout, key);
-            let response = http::call(inner.actions.http.as_ref(), request).await?;
-            Ok(done(json!({"status": response.status}), response.detail()))
-        }
-        ActionDef::Condition { .. } => {
+        _ => {
             let ConditionInput { passed } = typed(input)?;
             let control = if passed {
                 Control::Continue
@@ -165,25 +133,169 @@ pub async fn perform(
                 control,
             })
         }
-        ActionDef::Delay { duration } => {
-            let wait =
-                parse_duration(duration).map_err(|e| StepFailure::permanent(e.to_string()))?;
-            let until = crate::domain::clock::later_or_max(inner.config.clock.now(), wait);
-            let control = if wait.is_zero() {
-                Control::Continue
-            } else {
-                Control::Wait(until)
-            };
-            Ok(Done {
-                output: json!({"until": until}),
-                detail: Value::Null,
-                control,
-            })
+    }
+}
+
+/// What a step that reaches outside ACP sends, rendered: an HTTP request (`http`, `notify`)
+/// or a prompt for an AI provider (`ai`).
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Http(HttpRequest),
+    Notify(HttpRequest),
+    Ai {
+        provider: String,
+        request: AiRequest,
+    },
+}
+
+impl Outbound {
+    /// The request as test mode shows it (the caller redacts it). An `ai` step is shown as a
+    /// `POST` to `ai:<provider>` with the prompt as its body.
+    pub fn would_call(&self) -> WouldCall {
+        match self {
+            Self::Http(request) | Self::Notify(request) => {
+                let mut headers = request.headers.clone();
+                headers.insert("Idempotency-Key".into(), request.idempotency_key.clone());
+                WouldCall {
+                    method: request.method.clone(),
+                    url: request.url.clone(),
+                    headers,
+                    body: request.body.clone().unwrap_or(Value::Null),
+                }
+            }
+            Self::Ai { provider, request } => WouldCall {
+                method: "POST".into(),
+                url: format!("ai:{provider}"),
+                headers: BTreeMap::new(),
+                body: json!({"model": request.model, "system": request.system, "prompt": request.prompt, "json": request.json}),
+            },
         }
     }
 }
 
-fn record_write(
+/// Where outside calls go: the real implementations for live runs, recorded or mocked
+/// answers for test runs.
+pub trait Reach: Send + Sync {
+    fn http(&self) -> &dyn HttpSend;
+    /// The AI provider of that name, if this server has one.
+    fn ai(&self, provider: &str) -> Option<&dyn AiProvider>;
+}
+
+impl Reach for Actions {
+    fn http(&self) -> &dyn HttpSend {
+        self.http.as_ref()
+    }
+
+    fn ai(&self, provider: &str) -> Option<&dyn AiProvider> {
+        self.ai.get(provider).map(AsRef::as_ref)
+    }
+}
+
+/// Reads an `http`, `notify` or `ai` step's rendered input as what it would send.
+///
+/// # Errors
+/// A permanent failure naming the field that rendered wrong.
+pub fn outbound(
+    default_ai: &str,
+    run: &RunView,
+    step: &Step,
+    input: &Value,
+    key: &str,
+) -> Result<Outbound, StepFailure> {
+    match &step.action {
+        ActionDef::Ai { .. } => {
+            let AiInput {
+                provider,
+                model,
+                system,
+                prompt,
+                json,
+            } = typed(input)?;
+            let request = AiRequest {
+                model: model.0,
+                system,
+                prompt: prompt.0,
+                json,
+                timeout: step.timeout,
+                idempotency_key: key.to_owned(),
+            };
+            let provider = provider.unwrap_or_else(|| default_ai.to_owned());
+            Ok(Outbound::Ai { provider, request })
+        }
+        ActionDef::Notify { channel, .. } => {
+            let context =
+                json!({"workflow": run.workflow, "version": run.version, "run_id": run.id});
+            let NotifyInput { url, text } = typed(input)?;
+            let request = notify::request(*channel, &url.0, &text.0, &context, step.timeout, key);
+            Ok(Outbound::Notify(request))
+        }
+        _ => {
+            let HttpInput {
+                method,
+                url,
+                headers,
+                body,
+            } = typed(input)?;
+            Ok(Outbound::Http(HttpRequest {
+                method: method.0.to_uppercase(),
+                url: url.0,
+                headers: headers.iter().map(|(k, v)| (k.clone(), plain(v))).collect(),
+                body: body.filter(|b| !b.is_null()),
+                timeout: step.timeout,
+                idempotency_key: key.to_owned(),
+            }))
+        }
+    }
+}
+
+/// Sends what a step sends through `reach` and reads the answer as live runs do: a non-2xx
+/// answer is a classified failure.
+///
+/// # Errors
+/// The step failure: transport trouble, a refused answer, an AI provider this server lacks.
+pub async fn call_out(out: Outbound, step: &Step, reach: &dyn Reach) -> Result<Done, StepFailure> {
+    let done = |output: Value, detail: Value| Done {
+        output,
+        detail,
+        control: Control::Continue,
+    };
+    match out {
+        Outbound::Http(request) => {
+            let response = http::call(reach.http(), request).await?;
+            Ok(done(response.body.clone(), response.detail()))
+        }
+        Outbound::Notify(request) => {
+            let response = http::call(reach.http(), request).await?;
+            Ok(done(json!({"status": response.status}), response.detail()))
+        }
+        Outbound::Ai { provider, request } => {
+            let Some(ai) = reach.ai(&provider) else {
+                return Err(StepFailure::permanent(format!(
+                    "AI provider `{provider}` is not configured on this server"
+                )));
+            };
+            let policy_id = match &step.action {
+                ActionDef::Ai { policy_id, .. } => Some(policy_id.as_str()),
+                _ => None,
+            };
+            let started = std::time::Instant::now();
+            let answer = ai.complete(request.clone()).await?;
+            let provenance = json!({
+                "provider": provider,
+                "model": answer.model,
+                "policy_id": policy_id,
+                "system": request.system,
+                "prompt": request.prompt,
+                "prompt_tokens": answer.prompt_tokens,
+                "completion_tokens": answer.completion_tokens,
+                "latency_ms": started.elapsed().as_millis() as u64,
+            });
+            Ok(done(answer.content, provenance))
+        }
+    }
+}
+
+pub fn record_write(
     run: &RunView,
     compiled: &Compiled,
     step: &Step,

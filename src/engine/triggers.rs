@@ -12,8 +12,8 @@ use super::{EngineError, Inner};
 use crate::domain::template::is_true;
 use crate::domain::workflow::RecordOn;
 use crate::domain::{
-    NewRun, PreparedWrite, RecordChange, RecordEvent, RecordWrite, RecordWriteOutcome, Trigger,
-    Triggered,
+    Merge, NewRun, PreparedWrite, RecordChange, RecordEvent, RecordWrite, RecordWriteOutcome,
+    Trigger, Triggered,
 };
 use crate::store::StoreError;
 use crate::wire::{RecordView, TriggerKind};
@@ -62,34 +62,9 @@ impl Inner {
             .merge(existing.as_ref())
             .map_err(|refused| StoreError::Conflict(refused.to_string()))?;
         let now = self.config.clock.now();
-        let triggered = if merge.changed.is_empty() {
-            Vec::new()
-        } else {
-            let (previous, record) = match existing.clone() {
-                Some(mut record) => {
-                    let previous = std::mem::replace(&mut record.values, merge.values.clone());
-                    record.updated_at = now;
-                    (previous, record)
-                }
-                None => (
-                    Map::new(),
-                    RecordView {
-                        id: 0,
-                        object: write.object.clone(),
-                        values: merge.values.clone(),
-                        created_at: now,
-                        updated_at: now,
-                    },
-                ),
-            };
-            let change = RecordChange {
-                event: merge.event,
-                record,
-                previous,
-                changed: merge.changed.clone(),
-                by_workflow: write.provenance.workflow.clone(),
-            };
-            triggered(&self.catalog.published(), &self.catalog.env, &change, now)
+        let triggered = match change_of(existing.clone(), &write, &merge, now) {
+            None => Vec::new(),
+            Some(change) => triggered(&self.catalog.published(), &self.catalog.env, &change, now),
         };
         Ok(PreparedWrite {
             read: existing.map(|r| r.values),
@@ -100,9 +75,46 @@ impl Inner {
     }
 }
 
+/// The change `merge` makes to `existing` (`None` for a new record, which triggers see with
+/// id 0), as record triggers see it; `None` when nothing changes.
+pub(super) fn change_of(
+    existing: Option<RecordView>,
+    write: &RecordWrite,
+    merge: &Merge,
+    now: DateTime<Utc>,
+) -> Option<RecordChange> {
+    if merge.changed.is_empty() {
+        return None;
+    }
+    let (previous, record) = match existing {
+        Some(mut record) => {
+            let previous = std::mem::replace(&mut record.values, merge.values.clone());
+            record.updated_at = now;
+            (previous, record)
+        }
+        None => (
+            Map::new(),
+            RecordView {
+                id: 0,
+                object: write.object.clone(),
+                values: merge.values.clone(),
+                created_at: now,
+                updated_at: now,
+            },
+        ),
+    };
+    Some(RecordChange {
+        event: merge.event,
+        record,
+        previous,
+        changed: merge.changed.clone(),
+        by_workflow: write.provenance.workflow.clone(),
+    })
+}
+
 /// The published workflows whose record trigger matches a change; their runs fall due at
 /// `now`.
-fn triggered(
+pub(super) fn triggered(
     published: &[Arc<Compiled>],
     env: &minijinja::Environment<'static>,
     change: &RecordChange,

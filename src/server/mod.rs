@@ -61,6 +61,8 @@ pub struct Retention {
     /// Events older than this go (never past a webhook cursor, never the newest); at most
     /// `keep_runs`, so a pruned run's events go with it.
     pub keep_events: Duration,
+    /// Test runs older than this go, whatever their status (`acp serve --keep-test-runs`).
+    pub keep_test_runs: Duration,
     /// How often a pass runs (the first at start).
     pub every: Duration,
 }

@@ -17,6 +17,7 @@ use super::{stream, webhooks};
     paths(
         workflows::list, workflows::one, workflows::versions, workflows::version, workflows::diff,
         workflows::put_draft, workflows::validate, workflows::publish, workflows::rollback,
+        workflows::test,
         runs::list, runs::one, runs::start, runs::retry, runs::rerun, runs::cancel,
         dlq::list, dlq::one, dlq::replay, dlq::replay_matching, dlq::discard,
         records::create, records::update, records::one, records::history,

@@ -22,9 +22,9 @@ use tokio::sync::broadcast;
 use crate::domain::rollup::{Bucket, Span};
 use crate::domain::{NewRun, PreparedWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
-    AlertState, AlertView, AttemptView, AuditEntry, DeliveryView, DlqView, Event, EventBody,
-    FieldChange, NotificationView, Page, RecordView, Role, RunDetail, RunQuery, RunStatus, RunView,
-    TokenView, VersionView, WebhookView, WorkflowView,
+    AlertState, AlertView, AttemptStatus, AttemptView, AuditEntry, DeliveryView, DlqView, Event,
+    EventBody, FieldChange, NotificationView, Page, RecordView, Role, RunDetail, RunQuery,
+    RunStatus, RunView, StepError, TokenView, VersionView, WebhookView, WorkflowView,
 };
 
 /// What can go wrong in the store.
@@ -60,6 +60,41 @@ pub struct ClaimedRun {
     /// Attempts with an id at or below this do not count toward retry budgets (set by retry).
     pub budget_floor: i64,
     pub attempts: Vec<AttemptView>,
+}
+
+/// One step of a test run as it is stored when the test ends.
+#[derive(Debug, Clone)]
+pub struct TestAttempt {
+    pub step_index: usize,
+    pub step_id: String,
+    pub status: AttemptStatus,
+    /// The idempotency key a live attempt would have sent.
+    pub idempotency_key: String,
+    /// Redacted and capped, as a live attempt stores it.
+    pub input: serde_json::Value,
+    pub output: serde_json::Value,
+    pub detail: serde_json::Value,
+    pub error: Option<StepError>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+}
+
+/// How a test run ended: its status and every step, stored at once.
+#[derive(Debug, Clone)]
+pub struct TestRunEnd {
+    pub status: RunStatus,
+    pub failed_step: Option<String>,
+    pub error: Option<StepError>,
+    pub attempts: Vec<TestAttempt>,
+}
+
+/// The last successful live answer of a step, for test runs that replay recorded responses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub run_id: i64,
+    /// The attempt's stored (redacted) output and detail.
+    pub output: serde_json::Value,
+    pub detail: serde_json::Value,
 }
 
 /// What one step of a retention pass did.
@@ -362,6 +397,22 @@ pub trait RunStore: Send + Sync + 'static {
         after: i64,
         limit: usize,
     ) -> Result<PrunedRuns>;
+    /// Stores a test run (its `mode` is `test`) as `running`, with no lease, no event and
+    /// no rollup tally: no claim ever takes it, nothing counts it, nothing is sent about it.
+    /// Answers its id.
+    async fn begin_test_run(&self, run: NewRun) -> Result<i64>;
+    /// Stores the end of a test run and its steps at once (no event, no tally, no dead
+    /// letter).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] unless `run_id` is a running test run.
+    async fn end_test_run(&self, run_id: i64, end: TestRunEnd) -> Result<()>;
+    /// The newest successful attempt of step `step_id` among the last 1,000 live runs of
+    /// `workflow`, if any.
+    async fn recorded(&self, workflow: &str, step_id: &str) -> Result<Option<Recorded>>;
+    /// Deletes up to `limit` test runs queued before `before` (whatever their status: no
+    /// worker ever drives one) with their attempts; answers how many.
+    async fn prune_test_runs(&self, before: DateTime<Utc>, limit: usize) -> Result<usize>;
     /// Deletes minute rollups that started before `before` (hour rows are kept); answers how
     /// many.
     async fn prune_rollups(&self, before: DateTime<Utc>) -> Result<usize>;

@@ -12,6 +12,7 @@ mod event;
 mod health;
 mod records;
 mod runs;
+mod testing;
 mod webhooks;
 mod workflows;
 
@@ -33,6 +34,11 @@ pub use records::{FieldChange, RecordView, Source};
 pub use runs::{
     AttemptStatus, AttemptView, DlqStatus, DlqView, ErrorClass, RunDetail, RunMode, RunStatus,
     RunView, StepError, TriggerKind,
+};
+pub use testing::{
+    Comparison, FieldDiff, InputComparison, MAX_TEST_INPUTS, MockResponse, PlannedWrite,
+    ResponseSource, Responses, TestInput, TestReport, TestRequest, TestResponse, TestResult,
+    TestStep, TestStepStatus, TestVersion, WouldCall, WouldTrigger, WriteOp,
 };
 pub use webhooks::{DeliveryView, WebhookCreated, WebhookPayload, WebhookRequest, WebhookView};
 pub use workflows::{VersionView, WorkflowView};

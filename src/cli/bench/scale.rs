@@ -202,6 +202,7 @@ async fn prune_under_load(workload: &Workload, runs: usize) -> anyhow::Result<St
     let everything = Retention {
         keep_runs: Duration::ZERO,
         keep_events: Duration::ZERO,
+        keep_test_runs: Duration::ZERO,
         every: Duration::from_secs(3600),
     };
     let heartbeat = Heartbeat::default();

@@ -11,7 +11,9 @@ use super::super::auth::Caller;
 use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, NoBody};
 use crate::domain::parse_workflow;
 use crate::engine::EngineError;
-use crate::wire::{Diff, Published, Role, Rollback, VersionView, WorkflowView};
+use crate::wire::{
+    Diff, Published, Role, Rollback, TestReport, TestRequest, VersionView, WorkflowView,
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -24,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/workflows/{key}/draft", put(put_draft))
         .route("/workflows/{key}/publish", post(publish))
         .route("/workflows/{key}/rollback", post(rollback))
+        .route("/workflows/{key}/test", post(test))
 }
 
 #[utoipa::path(get, path = "/api/v1/workflows", responses((status = 200, body = Vec<WorkflowView>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
@@ -212,6 +215,32 @@ pub(crate) async fn rollback(
         &caller,
         "workflow.rollback",
         format!("workflow:{key}@{}", body.version),
+        None,
+        result,
+    )
+    .await
+}
+
+/// Runs a version in test mode on live data: nothing is written, sent or counted; each input's
+/// run is stored as a test run and answered with its steps, the requests it would send, the
+/// per-field record changes it would make and the workflows those would start.
+#[utoipa::path(post, path = "/api/v1/workflows/{key}/test", params(("key" = String, Path, description = "workflow key")), request_body = TestRequest, responses((status = 200, body = TestReport), (status = 422, description = "a draft with problems, no inputs, an unknown record or mocked step", body = ErrorBody), (status = "4XX", description = "an error", body = ErrorBody)), tag = "workflows", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
+pub(crate) async fn test(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(body): ApiJson<TestRequest>,
+) -> ApiResult<ApiJson<TestReport>> {
+    let result = async {
+        caller.require(Role::Operator)?;
+        Ok(ApiJson(s.engine.test(&key, body).await?))
+    };
+    let result = result.await;
+    s.audited(
+        &caller,
+        "workflow.test",
+        format!("workflow:{key}"),
         None,
         result,
     )

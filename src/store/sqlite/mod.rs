@@ -13,6 +13,7 @@ mod rollups;
 mod rows;
 mod runs;
 mod schema;
+mod test_runs;
 mod webhooks;
 mod workflows;
 mod writer;
@@ -28,8 +29,9 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::{
     AccessStore, AlertChange, AlertStore, Attempt, ClaimedRun, EventLog, Message, NewAudit,
-    NewMessage, NewNotice, OutboxStore, PrunedRuns, RecordStore, Replay, Result, RollupRow,
-    RunStore, Store, StoreError, StoredRule, Target, UnnotifiedCount, WebhookRow, WorkflowStore,
+    NewMessage, NewNotice, OutboxStore, PrunedRuns, RecordStore, Recorded, Replay, Result,
+    RollupRow, RunStore, Store, StoreError, StoredRule, Target, TestRunEnd, UnnotifiedCount,
+    WebhookRow, WorkflowStore,
 };
 use crate::domain::rollup::Span;
 use crate::domain::{NewRun, PreparedWrite, RecordWriteOutcome, Transition};
@@ -352,6 +354,25 @@ impl RunStore for SqliteStore {
         limit: usize,
     ) -> Result<PrunedRuns> {
         self.write(move |tx| retention::prune_runs(tx, before, after, limit))
+            .await
+    }
+
+    async fn begin_test_run(&self, run: NewRun) -> Result<i64> {
+        self.write(move |tx| test_runs::begin(tx, &run)).await
+    }
+
+    async fn end_test_run(&self, run_id: i64, end: TestRunEnd) -> Result<()> {
+        self.write(move |tx| test_runs::end(tx, run_id, &end)).await
+    }
+
+    async fn recorded(&self, workflow: &str, step_id: &str) -> Result<Option<Recorded>> {
+        let (workflow, step_id) = (workflow.to_owned(), step_id.to_owned());
+        self.read(move |c| test_runs::recorded(c, &workflow, &step_id))
+            .await
+    }
+
+    async fn prune_test_runs(&self, before: DateTime<Utc>, limit: usize) -> Result<usize> {
+        self.write(move |tx| retention::prune_test_runs(tx, before, limit))
             .await
     }
 

@@ -50,20 +50,45 @@ pub fn prune_runs(
         if !done {
             continue;
         }
-        for sql in [
-            "DELETE FROM attempts WHERE run_id = ?",
-            "DELETE FROM dlq WHERE run_id = ?",
-            "DELETE FROM coverage WHERE run_id = ?",
-            "DELETE FROM runs WHERE id = ?",
-        ] {
-            tx.conn.prepare_cached(sql)?.execute([id])?;
-        }
+        delete_run(tx, *id)?;
         deleted += 1;
     }
     if scanned.len() < limit {
         next = None;
     }
     Ok(PrunedRuns { deleted, next })
+}
+
+/// Deletes one run with its attempts, dead letter and alert coverage.
+fn delete_run(tx: &mut Tx<'_>, id: i64) -> Result<()> {
+    for sql in [
+        "DELETE FROM attempts WHERE run_id = ?",
+        "DELETE FROM dlq WHERE run_id = ?",
+        "DELETE FROM coverage WHERE run_id = ?",
+        "DELETE FROM runs WHERE id = ?",
+    ] {
+        tx.conn.prepare_cached(sql)?.execute([id])?;
+    }
+    Ok(())
+}
+
+/// Deletes up to `limit` test runs queued before `before`, oldest first, keeping the ids
+/// [`prune_runs`] keeps; answers how many went.
+pub fn prune_test_runs(tx: &mut Tx<'_>, before: DateTime<Utc>, limit: usize) -> Result<usize> {
+    let ids: Vec<i64> = tx
+        .conn
+        .prepare_cached(
+            "SELECT id FROM runs INDEXED BY runs_test WHERE mode = 'test' AND queued_at < ?1 \
+             AND id NOT IN ((SELECT MAX(id) FROM runs), \
+                 (SELECT COALESCE((SELECT run_id FROM attempts ORDER BY id DESC LIMIT 1), 0))) \
+             ORDER BY queued_at LIMIT ?2",
+        )?
+        .query_map(params![ms(before), limit as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in &ids {
+        delete_run(tx, *id)?;
+    }
+    Ok(ids.len())
 }
 
 /// Deletes, among the `limit` oldest events, those older than `before` that every cursor has

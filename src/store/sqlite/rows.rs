@@ -34,7 +34,7 @@ pub fn json<T: DeserializeOwned>(text: Option<String>) -> Option<T> {
     text.and_then(|t| serde_json::from_str(&t).ok())
 }
 
-fn json_value(text: Option<String>) -> Value {
+pub fn json_value(text: Option<String>) -> Value {
     json(text).unwrap_or(Value::Null)
 }
 

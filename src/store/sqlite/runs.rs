@@ -19,7 +19,7 @@ use crate::wire::{RunMode, RunStatus};
 /// The claim's two scans: runs whose lease expired, then due runs, each in index order.
 const CLAIM_QUERIES: [&str; 2] = [
     "SELECT id, status, started_at FROM runs INDEXED BY runs_lease \
-     WHERE status = 'running' AND lease_until < ?1 ORDER BY lease_until LIMIT ?2",
+     WHERE status = 'running' AND lease_until < ?1 AND mode = 'live' ORDER BY lease_until LIMIT ?2",
     "SELECT id, status, started_at FROM runs INDEXED BY runs_due \
      WHERE status IN ('queued', 'retrying', 'waiting') AND due_at <= ?1 ORDER BY due_at, id LIMIT ?2",
 ];
@@ -100,7 +100,7 @@ pub fn claim(
 /// Ends every running run's lease (sets it to the epoch); answers how many.
 pub fn expire_leases(tx: &mut Tx<'_>) -> Result<u64> {
     let n = tx.conn.execute(
-        "UPDATE runs SET lease_until = 0 WHERE status = 'running'",
+        "UPDATE runs SET lease_until = 0 WHERE status = 'running' AND mode = 'live'",
         [],
     )?;
     Ok(n as u64)

@@ -365,6 +365,10 @@ CREATE TABLE rollups (
     PRIMARY KEY (workflow, grain, start)
 ) WITHOUT ROWID;
 "#,
+    // Test runs are pruned on their own, shorter retention.
+    r#"
+CREATE INDEX runs_test ON runs (queued_at) WHERE mode = 'test';
+"#,
 ];
 
 /// The migration (counted from 1) after which the runs already kept are summed into rollups.

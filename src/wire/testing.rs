@@ -1,0 +1,389 @@
+//! Test mode: a workflow run on live data that applies nothing, and what it would have done.
+//!
+//! `POST /api/v1/workflows/{key}/test` takes a [`TestRequest`] and answers a [`TestReport`]:
+//! per input the steps as they ran, the request each outside call would have sent, the
+//! per-field record changes it would have made (before → after) and the published workflows
+//! those changes would start.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use super::{RunStatus, StepError};
+
+/// Which version of a workflow to test: `"draft"`, `"published"` or a version number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TestVersion {
+    /// The saved draft (or, with [`TestRequest::source`], the file sent along).
+    #[default]
+    Draft,
+    Published,
+    Number(i64),
+}
+
+impl std::fmt::Display for TestVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Draft => f.write_str("draft"),
+            Self::Published => f.write_str("published"),
+            Self::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl Serialize for TestVersion {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Number(n) => serializer.serialize_i64(*n),
+            other => serializer.serialize_str(&other.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TestVersion {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::String(s) if s == "draft" => Ok(Self::Draft),
+            Value::String(s) if s == "published" => Ok(Self::Published),
+            Value::Number(n) if n.as_i64().is_some_and(|n| n > 0) => {
+                Ok(Self::Number(n.as_i64().unwrap_or_default()))
+            }
+            other => Err(serde::de::Error::custom(format!(
+                "version is \"draft\", \"published\" or a version number from 1, not {other}"
+            ))),
+        }
+    }
+}
+
+#[cfg(feature = "server")]
+impl utoipa::PartialSchema for TestVersion {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["draft", "published"])),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1)),
+            )
+            .description(Some("`draft`, `published` or a version number"))
+            .into()
+    }
+}
+
+#[cfg(feature = "server")]
+impl utoipa::ToSchema for TestVersion {}
+
+/// One input of a test: a record as it is now, or a trigger payload as given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(untagged, deny_unknown_fields)]
+pub enum TestInput {
+    /// The record as stored now, as if the trigger's fields had just been written with their
+    /// current values (`previous` holds the same values).
+    Record { record_id: i64 },
+    /// A trigger payload (`trigger` in templates), as a live run of this workflow gets it.
+    Payload { payload: Value },
+}
+
+/// Where test responses of outside calls come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Responses {
+    /// Only the request's `mocks`; a step without one is not answered.
+    #[default]
+    Mock,
+    /// The mocks first, then the last successful live response of the same step of the same
+    /// workflow.
+    Recorded,
+}
+
+/// A made-up answer for one step that would call out (`http`, `notify`, `ai`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MockResponse {
+    /// HTTP status; a non-2xx status fails the step as a live answer would.
+    #[serde(default = "ok_status")]
+    pub status: u16,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The body (for an `ai` step, the completion).
+    #[serde(default)]
+    pub body: Value,
+}
+
+fn ok_status() -> u16 {
+    200
+}
+
+/// Most inputs in one test request (and runs compared with `recent`).
+pub const MAX_TEST_INPUTS: usize = 100;
+
+/// `POST /api/v1/workflows/{key}/test`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TestRequest {
+    #[serde(default)]
+    pub version: TestVersion,
+    /// A workflow file to test instead of a stored version (its key must be the URL's); the
+    /// runs are stored as version 0.
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub inputs: Vec<TestInput>,
+    /// Responses by step id.
+    #[serde(default)]
+    pub mocks: BTreeMap<String, MockResponse>,
+    #[serde(default)]
+    pub responses: Responses,
+    /// Also run this version on the same inputs and report where outcomes differ.
+    #[serde(default)]
+    pub compare: Option<TestVersion>,
+    /// Add the trigger payloads of the workflow's N most recent live runs as inputs (at most
+    /// [`MAX_TEST_INPUTS`] in all).
+    #[serde(default)]
+    pub recent: Option<usize>,
+}
+
+/// How a step of a test run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum TestStepStatus {
+    Succeeded,
+    Failed,
+    Skipped,
+    /// It would call out and nothing answered (no mock, no recording); later steps do not
+    /// read its output.
+    NotSent,
+    /// An earlier step stopped the run.
+    NotRun,
+}
+
+/// The request a step would have sent, redacted as a live run stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct WouldCall {
+    pub method: String,
+    pub url: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Value,
+}
+
+/// Where a test answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseSource {
+    Mock,
+    Recorded,
+}
+
+/// The answer a test step got instead of calling out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct TestResponse {
+    pub source: ResponseSource,
+    pub status: u16,
+    #[serde(default)]
+    pub body: Value,
+    /// For a recorded answer: the run it was recorded from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<i64>,
+}
+
+/// Whether a planned write creates a record or updates one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum WriteOp {
+    Create,
+    Update,
+}
+
+/// One field of a planned write. `before` is null for a field the record did not have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct FieldDiff {
+    pub field: String,
+    #[serde(default)]
+    pub before: Value,
+    #[serde(default)]
+    pub after: Value,
+    /// False when the write sets the value the field already has.
+    pub changed: bool,
+}
+
+/// A record write a test run captured instead of applying.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct PlannedWrite {
+    pub object: String,
+    /// The record's id; null for a record the run would create.
+    #[serde(default)]
+    pub record_id: Option<i64>,
+    pub op: WriteOp,
+    pub changes: Vec<FieldDiff>,
+}
+
+/// One step of a test run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct TestStep {
+    pub id: String,
+    pub status: TestStepStatus,
+    /// The rendered request of a step that calls out.
+    #[serde(default)]
+    pub would_call: Option<WouldCall>,
+    #[serde(default)]
+    pub response: Option<TestResponse>,
+    /// What this step writes (each field against the record as earlier steps left it).
+    #[serde(default)]
+    pub writes: Vec<PlannedWrite>,
+    /// What later steps see as `steps.<id>.output`, redacted.
+    #[serde(default)]
+    pub output: Value,
+    #[serde(default)]
+    pub error: Option<StepError>,
+}
+
+/// A published workflow a captured write would start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct WouldTrigger {
+    pub workflow: String,
+    pub version: i64,
+    /// Null for a record the run would create.
+    #[serde(default)]
+    pub record_id: Option<i64>,
+    /// The changed fields the trigger saw.
+    pub fields: Vec<String>,
+}
+
+/// One input's test run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct TestResult {
+    /// The stored test run (`GET /api/v1/runs/{id}`).
+    pub run_id: i64,
+    pub input: TestInput,
+    pub status: RunStatus,
+    #[serde(default)]
+    pub error: Option<StepError>,
+    pub steps: Vec<TestStep>,
+    /// The net effect on each record: every step's writes together, before → after.
+    #[serde(default)]
+    pub writes: Vec<PlannedWrite>,
+    #[serde(default)]
+    pub would_trigger: Vec<WouldTrigger>,
+}
+
+/// How one input fared on the tested version and on the version compared with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct InputComparison {
+    /// Index into `results` (and `compare.results`).
+    pub input: usize,
+    pub status: RunStatus,
+    pub compared_status: RunStatus,
+    pub same_status: bool,
+    pub same_writes: bool,
+    pub same_calls: bool,
+}
+
+/// The outcome of `compare`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct Comparison {
+    /// The version compared with (0: a draft or a file).
+    pub version: i64,
+    pub results: Vec<TestResult>,
+    pub inputs: Vec<InputComparison>,
+    /// Inputs whose status, writes or calls differ.
+    pub differ: usize,
+    /// Inputs that succeed on the compared version and fail on the tested one.
+    pub now_fail: usize,
+    /// One line: `3 of 20 would now fail; 17 write the same fields`.
+    pub summary: String,
+}
+
+/// The answer of a test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct TestReport {
+    pub workflow: String,
+    /// The version tested (0: a draft or a file).
+    pub version: i64,
+    pub results: Vec<TestResult>,
+    #[serde(default)]
+    pub compare: Option<Comparison>,
+}
+
+impl TestReport {
+    /// True when every test run succeeded and, when compared, no outcome differs (the CLI's
+    /// exit status).
+    pub fn passed(&self) -> bool {
+        self.results
+            .iter()
+            .all(|r| r.status == RunStatus::Succeeded)
+            && self.compare.as_ref().is_none_or(|c| c.differ == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_request_reads_versions_inputs_and_mocks_and_refuses_what_it_does_not_know() {
+        let request: TestRequest = serde_json::from_value(json!({
+            "version": 3,
+            "inputs": [{"record_id": 7}, {"payload": {"a": 1}}],
+            "mocks": {"enrich": {"body": {"ok": true}}},
+            "responses": "recorded",
+            "compare": "published",
+        }))
+        .unwrap();
+        assert_eq!(request.version, TestVersion::Number(3));
+        assert_eq!(request.inputs[0], TestInput::Record { record_id: 7 });
+        assert_eq!(request.mocks["enrich"].status, 200);
+        assert_eq!(request.compare, Some(TestVersion::Published));
+        assert_eq!(
+            serde_json::from_value::<TestRequest>(json!({})).unwrap(),
+            TestRequest::default()
+        );
+        for bad in [
+            json!({"version": "latest"}),
+            json!({"version": 0}),
+            json!({"inputs": [{"record": 7}]}),
+            json!({"responses": "live"}),
+            json!({"mocks": {"x": {"status": 200, "bodyy": 1}}}),
+            json!({"extra": 1}),
+        ] {
+            assert!(
+                serde_json::from_value::<TestRequest>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+        let err = serde_json::from_value::<TestRequest>(json!({"version": "latest"}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"draft\", \"published\" or a version number"),
+            "{err}"
+        );
+        assert_eq!(json!(TestVersion::Published), json!("published"));
+        assert_eq!(json!(TestVersion::Number(2)), json!(2));
+    }
+}

@@ -1,0 +1,571 @@
+//! Test mode end to end: `POST /workflows/{key}/test` against a real server and a real
+//! SQLite file. A test run sends nothing, writes nothing, counts nowhere, and shows the
+//! per-field diff, the requests it would send and the workflows it would start.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// Every step kind: an enrichment call, two writes to the lead (the second reads the
+/// first's would-be state), a created task whose placeholder id the next write uses, an AI
+/// step, a Slack message nobody reads, a long delay.
+const ROUTE: &str = r#"(
+    key: "route_lead", name: "Route lead", team: "revops",
+    trigger: Record(object: "leads", on: [Created, Updated], fields: ["email"]),
+    steps: [
+        (id: "enrich", action: Http(method: "POST", url: "{world}/enrich",
+            headers: {"Authorization": "Bearer {{ secret(\"API_KEY\") }}"},
+            body: {"email": "{{ trigger.record.values.email }}"})),
+        (id: "assign", action: UpdateRecord(record: "{{ trigger.record.id }}", values: {
+            "owner": "{{ steps.enrich.output.owner }}",
+            "segment": "{{ trigger.record.values.segment }}",
+            "score": 10,
+        })),
+        (id: "task", action: CreateRecord(object: "tasks", values: {
+            "title": "Call {{ trigger.record.values.name }}",
+            "lead": "{{ trigger.record.id }}",
+        })),
+        (id: "link", action: UpdateRecord(record: "{{ trigger.record.id }}", values: {
+            "task_id": "{{ steps.task.output.record_id }}",
+            "score": 20,
+        })),
+        (id: "summary", action: Ai(provider: "builtin", model: "scorer", policy_id: "p-1",
+            prompt: "Summarise {{ trigger.record.values.name }}")),
+        (id: "tell", action: Notify(channel: Slack, url: "{world}/slack",
+            text: "{{ trigger.record.values.name }} goes to {{ steps.enrich.output.owner }}")),
+        (id: "later", action: Delay(duration: "2h")),
+        (id: "close", action: UpdateRecord(record: "{{ steps.task.output.record_id }}", values: {"state": "open"})),
+    ],
+)"#;
+
+/// Moves a deal to the stage in its payload: the write `deal_stage_followup` listens for.
+const STAGE: &str = r#"(
+    key: "set_stage", name: "Set stage", team: "sales-ops", trigger: Manual,
+    steps: [(id: "move", action: UpdateRecord(record: "{{ trigger.deal }}", values: {"stage": "{{ trigger.stage }}"}))],
+)"#;
+
+const FOLLOWUP: &str = include_str!("../assets/workflows/deal_stage_followup.ron");
+
+/// Every row of the tables a test run must not touch, as text.
+fn untouched_tables(h: &Harness) -> String {
+    let conn = rusqlite::Connection::open(h.dir.path().join("acp.db")).unwrap();
+    let mut out = String::new();
+    for table in [
+        "records",
+        "field_history",
+        "applied_writes",
+        "dlq",
+        "messages",
+        "rollups",
+        "alerts",
+        "coverage",
+    ] {
+        let mut statement = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
+        let columns = statement.column_count();
+        let rows = statement
+            .query_map([], |r| {
+                let cells: Vec<String> = (0..columns)
+                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                    .collect();
+                Ok(cells.join("|"))
+            })
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        out.push_str(&format!("{table}: {}\n", rows.join("\n  ")));
+    }
+    out
+}
+
+async fn create(api: &Api, object: &str, values: Value) -> i64 {
+    let created: Value = api
+        .post("/records", &api.operator)
+        .json(&json!({"object": object, "values": values}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    created["record"]["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{created}"))
+}
+
+async fn test(api: &Api, key: &str, body: Value) -> (StatusCode, Value) {
+    let response = api
+        .post(&format!("/workflows/{key}/test"), &api.operator)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+fn step<'a>(result: &'a Value, id: &str) -> &'a Value {
+    result["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no step {id} in {result}"))
+}
+
+#[tokio::test]
+async fn a_test_run_sends_nothing_writes_nothing_counts_nowhere_and_shows_the_net_diff() {
+    let h = harness(&[ROUTE]).await;
+    let api = serve_api(&h).await;
+    // Creating the lead starts a live run; the enrichment API refuses it, so the run fails at
+    // its first step (a dead letter, rollups) and the lead stays as created.
+    h.world.script("/enrich", vec![Reply::status(400)]);
+    let lead = create(
+        &api,
+        "leads",
+        json!({"name": "Ada", "email": "ada@example.com", "segment": "smb", "score": 10}),
+    )
+    .await;
+    let live = h
+        .store
+        .runs(&acp::wire::RunQuery::default())
+        .await
+        .unwrap()
+        .items[0]
+        .id;
+    let live = wait_final(&h.store, live).await;
+    assert_eq!(live.run.status, acp::wire::RunStatus::Failed);
+    let hits_before = h.world.hits("/enrich").len() + h.world.hits("/slack").len();
+    let record_before: Value = api.json(&format!("/records/{lead}"), &api.viewer).await;
+    let tables = untouched_tables(&h);
+    let health_before: Value = api.json("/health?window=1h", &api.viewer).await;
+
+    let (status, report) = test(
+        &api,
+        "route_lead",
+        json!({
+            "version": "published",
+            "inputs": [{"record_id": lead}],
+            "mocks": {
+                "enrich": {"status": 200, "body": {"owner": "mock-owner", "echo": common::SECRET}},
+                "summary": {"body": "A good lead."},
+            },
+        }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let result = &report["results"][0];
+    assert_eq!(result["status"], "succeeded", "{result:#}");
+
+    // Nothing left: no request reached the world, no row changed, no health number moved.
+    assert_eq!(
+        h.world.hits("/enrich").len() + h.world.hits("/slack").len(),
+        hits_before
+    );
+    assert_eq!(untouched_tables(&h), tables);
+    let record_after: Value = api.json(&format!("/records/{lead}"), &api.viewer).await;
+    assert_eq!(record_after, record_before);
+    let health_after: Value = api.json("/health?window=1h", &api.viewer).await;
+    for part in [
+        "workflows",
+        "teams",
+        "failure_reasons",
+        "dlq_depth",
+        "unnotified",
+    ] {
+        assert_eq!(health_after[part], health_before[part], "{part}");
+    }
+    assert_eq!(
+        health_before["workflows"][0]["failed"], 1,
+        "{health_before:#}"
+    );
+
+    // What would have been sent, redacted as the run log keeps it.
+    let enrich = step(result, "enrich");
+    assert_eq!(enrich["status"], "succeeded");
+    assert_eq!(enrich["would_call"]["method"], "POST");
+    assert_eq!(
+        enrich["would_call"]["url"],
+        format!("{}/enrich", h.world.url)
+    );
+    assert_eq!(
+        enrich["would_call"]["body"],
+        json!({"email": "ada@example.com"})
+    );
+    assert_eq!(enrich["response"]["source"], "mock");
+    let text = report.to_string();
+    assert!(!text.contains(common::SECRET), "a secret leaked: {text}");
+
+    // Each step's own writes, field by field against what the earlier steps left.
+    let assign = step(result, "assign");
+    assert_eq!(
+        assign["writes"][0],
+        json!({"object": "leads", "record_id": lead, "op": "update", "changes": [
+            {"field": "owner", "before": null, "after": "mock-owner", "changed": true},
+            {"field": "score", "before": 10, "after": 10, "changed": false},
+            {"field": "segment", "before": "smb", "after": "smb", "changed": false},
+        ]})
+    );
+    let task = step(result, "task");
+    assert_eq!(task["writes"][0]["op"], "create");
+    assert_eq!(task["writes"][0]["record_id"], Value::Null);
+    assert_eq!(task["output"]["record_id"], -1);
+    assert_eq!(task["output"]["placeholder"], true);
+    let link = step(result, "link");
+    assert_eq!(
+        link["writes"][0]["changes"],
+        json!([
+            {"field": "score", "before": 10, "after": 20, "changed": true},
+            {"field": "task_id", "before": null, "after": -1, "changed": true},
+        ])
+    );
+    // A write to the record the run would create lands on its placeholder.
+    let close = step(result, "close");
+    assert_eq!(close["status"], "succeeded", "{close}");
+    assert_eq!(close["writes"][0]["record_id"], Value::Null);
+    assert_eq!(close["writes"][0]["op"], "update");
+
+    // The net effect per record: two steps writing the lead are one diff.
+    assert_eq!(
+        result["writes"],
+        json!([
+            {"object": "leads", "record_id": lead, "op": "update", "changes": [
+                {"field": "owner", "before": null, "after": "mock-owner", "changed": true},
+                {"field": "score", "before": 10, "after": 20, "changed": true},
+                {"field": "segment", "before": "smb", "after": "smb", "changed": false},
+                {"field": "task_id", "before": null, "after": -1, "changed": true},
+            ]},
+            {"object": "tasks", "record_id": null, "op": "create", "changes": [
+                {"field": "lead", "before": null, "after": lead, "changed": true},
+                {"field": "title", "before": null, "after": "Call Ada", "changed": true},
+                {"field": "state", "before": null, "after": "open", "changed": true},
+            ]},
+        ])
+    );
+
+    // The AI step got its mock; the Slack message nobody reads was not sent; the delay
+    // did not wait.
+    assert_eq!(step(result, "summary")["output"], "A good lead.");
+    let tell = step(result, "tell");
+    assert_eq!(tell["status"], "not_sent");
+    assert_eq!(tell["response"], Value::Null);
+    assert_eq!(tell["would_call"]["url"], format!("{}/slack", h.world.url));
+    assert_eq!(step(result, "later")["status"], "succeeded");
+
+    // The test run is stored, readable, and listed only when asked for.
+    let run_id = result["run_id"].as_i64().unwrap();
+    let stored: Value = api.json(&format!("/runs/{run_id}"), &api.viewer).await;
+    assert_eq!(stored["run"]["mode"], "test");
+    assert_eq!(stored["run"]["status"], "succeeded");
+    assert_eq!(stored["attempts"].as_array().unwrap().len(), 8);
+    assert!(!stored.to_string().contains(common::SECRET));
+    let live_list: Value = api.json("/runs", &api.viewer).await;
+    assert!(
+        live_list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["mode"] == "live")
+    );
+    let test_list: Value = api.json("/runs?mode=test", &api.viewer).await;
+    assert_eq!(test_list["items"][0]["id"], run_id);
+    // No event names it: nothing streams or delivers a test run.
+    let events: Value = api.json("/events?since=0&limit=1000", &api.viewer).await;
+    let events = events.as_array().unwrap();
+    assert!(events.len() > 3, "{events:?}");
+    assert!(events.iter().all(|e| e["run_id"] != run_id), "{events:?}");
+    // It cannot be retried or re-run into a live run.
+    for action in ["retry", "rerun"] {
+        let response = api
+            .post(&format!("/runs/{run_id}/{action}"), &api.operator)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{action}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_step_without_an_answer_stops_the_run_only_when_a_later_step_reads_it() {
+    let h = harness(&[ROUTE]).await;
+    let api = serve_api(&h).await;
+    let lead = create(&api, "people", json!({"name": "Bo"})).await;
+    let (status, report) = test(
+        &api,
+        "route_lead",
+        json!({"version": "published", "inputs": [{"payload": {"record": {"id": lead, "values": {"name": "Bo", "email": "bo@x.test"}}}}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let result = &report["results"][0];
+    assert_eq!(result["status"], "failed");
+    let enrich = step(result, "enrich");
+    assert_eq!(enrich["status"], "failed");
+    assert!(enrich["would_call"].is_object());
+    let message = enrich["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("give it a mock (step `assign` reads its output)"),
+        "{message}"
+    );
+    assert_eq!(step(result, "assign")["status"], "not_run");
+    // Recorded answers: none yet for this workflow, so the same stop.
+    let (_, again) = test(
+        &api,
+        "route_lead",
+        json!({"version": "published", "responses": "recorded", "inputs": [{"payload": {"record": {"id": lead, "values": {}}}}]}),
+    )
+    .await;
+    assert_eq!(again["results"][0]["status"], "failed");
+}
+
+#[tokio::test]
+async fn recorded_answers_replay_the_last_live_response_of_the_step() {
+    let h = harness(&[ROUTE]).await;
+    let api = serve_api(&h).await;
+    h.world.script(
+        "/enrich",
+        vec![Reply::ok(json!({"owner": "recorded-owner"}))],
+    );
+    let lead = create(
+        &api,
+        "leads",
+        json!({"name": "Cy", "email": "cy@x.test", "segment": "mid"}),
+    )
+    .await;
+    let live = h
+        .store
+        .runs(&acp::wire::RunQuery::default())
+        .await
+        .unwrap()
+        .items[0]
+        .id;
+    wait_until(&h.store, live, |d| {
+        d.run.status == acp::wire::RunStatus::Waiting
+    })
+    .await;
+    let hits = h.world.hits("/enrich").len();
+    let (_, report) = test(
+        &api,
+        "route_lead",
+        json!({"version": "published", "responses": "recorded", "inputs": [{"record_id": lead}]}),
+    )
+    .await;
+    let result = &report["results"][0];
+    assert_eq!(result["status"], "succeeded", "{result:#}");
+    let enrich = step(result, "enrich");
+    assert_eq!(enrich["response"]["source"], "recorded");
+    assert_eq!(enrich["response"]["run_id"], live);
+    assert_eq!(enrich["response"]["body"]["owner"], "recorded-owner");
+    assert_eq!(result["writes"][0]["changes"][0]["after"], "recorded-owner");
+    assert_eq!(h.world.hits("/enrich").len(), hits);
+}
+
+#[tokio::test]
+async fn would_trigger_lists_the_published_workflows_a_captured_write_starts() {
+    let h = harness(&[STAGE, FOLLOWUP]).await;
+    let api = serve_api(&h).await;
+    let deal = create(&api, "deals", json!({"name": "Acme", "stage": "qualified"})).await;
+    let (status, report) = test(
+        &api,
+        "set_stage",
+        json!({"version": "published", "inputs": [
+            {"payload": {"deal": deal, "stage": "proposal"}},
+            {"payload": {"deal": deal, "stage": "won"}},
+        ]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report["results"][0]["would_trigger"],
+        json!([{"workflow": "deal_stage_followup", "version": 1, "record_id": deal, "fields": ["stage"]}])
+    );
+    assert_eq!(
+        report["results"][0]["writes"][0]["changes"][0],
+        json!({"field": "stage", "before": "qualified", "after": "proposal", "changed": true})
+    );
+    // `won` does not pass the follow-up's filter.
+    assert_eq!(report["results"][1]["would_trigger"], json!([]));
+    // And nothing was started.
+    let runs: Value = api
+        .json("/runs?workflow=deal_stage_followup", &api.viewer)
+        .await;
+    assert_eq!(runs["items"], json!([]));
+}
+
+#[tokio::test]
+async fn compare_reports_inputs_a_draft_would_now_fail_and_nothing_for_an_identical_draft() {
+    let h = harness(&[STAGE]).await;
+    let api = serve_api(&h).await;
+    let mut deals = Vec::new();
+    for n in 0..3 {
+        let deal = create(
+            &api,
+            "deals",
+            json!({"name": format!("D{n}"), "stage": "new"}),
+        )
+        .await;
+        let started = api
+            .post("/runs", &api.operator)
+            .json(&json!({"workflow": "set_stage", "payload": {"deal": deal, "stage": "proposal"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(started.status(), StatusCode::CREATED);
+        deals.push(deal);
+    }
+    for run in h
+        .store
+        .runs(&acp::wire::RunQuery::default())
+        .await
+        .unwrap()
+        .items
+    {
+        wait_final(&h.store, run.id).await;
+    }
+    // The same file as a draft: no differences.
+    let (status, same) = test(
+        &api,
+        "set_stage",
+        json!({"source": STAGE, "compare": "published", "recent": 3}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{same}");
+    assert_eq!(same["compare"]["differ"], 0, "{same:#}");
+    assert_eq!(same["results"].as_array().unwrap().len(), 3);
+    // A draft that reads a field deals do not have fails every input the published passes.
+    let broken = STAGE.replace("{{ trigger.stage }}", "{{ trigger.stage_name }}");
+    let (_, worse) = test(
+        &api,
+        "set_stage",
+        json!({"source": broken, "compare": "published", "recent": 3}),
+    )
+    .await;
+    let compare = &worse["compare"];
+    assert_eq!(compare["now_fail"], 3, "{compare:#}");
+    assert_eq!(compare["differ"], 3);
+    assert_eq!(
+        compare["summary"],
+        "3 of 3 would now fail; 0 write the same fields; 3 make the same calls"
+    );
+    let error = worse["results"][0]["error"]["message"].as_str().unwrap();
+    assert!(error.contains("trigger.stage_name"), "{error}");
+}
+
+#[tokio::test]
+async fn bad_test_requests_say_what_is_wrong() {
+    let h = harness(&[STAGE]).await;
+    let api = serve_api(&h).await;
+    for (body, status, needle) in [
+        (json!({"version": "published"}), 422, "a test needs inputs"),
+        (
+            json!({"inputs": [{"payload": {}}]}),
+            404,
+            "a draft of workflow `set_stage`",
+        ),
+        (
+            json!({"version": 9, "inputs": [{"payload": {}}]}),
+            404,
+            "not found",
+        ),
+        (
+            json!({"version": "published", "inputs": [{"record_id": 999}]}),
+            422,
+            "inputs[0]: record 999 not found",
+        ),
+        (
+            json!({"version": "published", "inputs": [{"payload": {}}], "mocks": {"nope": {}}}),
+            422,
+            "the workflow has no step `nope`",
+        ),
+        (
+            json!({"version": "published", "inputs": [{"payload": {}}], "mocks": {"move": {}}}),
+            422,
+            "does not call out",
+        ),
+        (
+            json!({"version": "published", "recent": 101}),
+            422,
+            "at most 100 inputs",
+        ),
+        (
+            json!({"version": "latest", "inputs": []}),
+            422,
+            "version is",
+        ),
+        (
+            json!({"source": "(key: \"other\", name: \"x\", team: \"t\", trigger: Manual, steps: [])", "inputs": [{"payload": {}}]}),
+            422,
+            "",
+        ),
+    ] {
+        let (got, answer) = test(&api, "set_stage", body.clone()).await;
+        assert_eq!(got.as_u16(), status, "{body} → {answer}");
+        assert!(answer.to_string().contains(needle), "{body} → {answer}");
+    }
+    // A viewer may not test.
+    let response = api
+        .post("/workflows/set_stage/test", &api.viewer)
+        .json(&json!({"version": "published", "inputs": [{"payload": {}}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+/// Test runs go after their own short retention; live runs of the same age stay.
+#[tokio::test]
+async fn test_runs_are_pruned_on_their_own_retention() {
+    use acp::domain::clock::Heartbeat;
+    use acp::server::Retention;
+    use std::time::Duration;
+    let h = harness(&[STAGE]).await;
+    let api = serve_api(&h).await;
+    let deal = create(&api, "deals", json!({"stage": "new"})).await;
+    let (_, report) = test(
+        &api,
+        "set_stage",
+        json!({"version": "published", "inputs": [{"payload": {"deal": deal, "stage": "won"}}]}),
+    )
+    .await;
+    let test_run = report["results"][0]["run_id"].as_i64().unwrap();
+    let live = h
+        .engine
+        .start_runs(
+            "set_stage",
+            acp::wire::TriggerKind::Manual,
+            vec![json!({"deal": deal, "stage": "won"}); 2],
+        )
+        .await
+        .unwrap();
+    for id in &live {
+        wait_final(&h.store, *id).await;
+    }
+    let keep = Retention {
+        keep_runs: Duration::from_secs(3600),
+        keep_events: Duration::from_secs(3600),
+        keep_test_runs: Duration::ZERO,
+        every: Duration::from_secs(3600),
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    acp::runtime::prune_pass(h.store.as_ref(), keep, &Heartbeat::default(), &shutdown)
+        .await
+        .unwrap();
+    let gone = api
+        .get(&format!("/runs/{test_run}"), &api.viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    for id in live {
+        let kept = api
+            .get(&format!("/runs/{id}"), &api.viewer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(kept.status(), StatusCode::OK);
+    }
+}
