@@ -569,3 +569,79 @@ async fn test_runs_are_pruned_on_their_own_retention() {
         assert_eq!(kept.status(), StatusCode::OK);
     }
 }
+
+/// `acp workflow test` prints the diff and what would start, and exits 1 when a test run
+/// fails or a compared version differs, so a repository's CI can run it.
+#[tokio::test]
+async fn the_cli_prints_the_diff_and_fails_ci_when_a_test_run_fails() {
+    let h = harness(&[STAGE, FOLLOWUP]).await;
+    let api = serve_api(&h).await;
+    let deal = create(&api, "deals", json!({"name": "Acme", "stage": "qualified"})).await;
+    let dir = h.dir.path();
+    std::fs::write(dir.join("set_stage.ron"), STAGE).unwrap();
+    std::fs::write(
+        dir.join("broken.ron"),
+        STAGE.replace("{{ trigger.stage }}", "{{ trigger.stage_name }}"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("proposal.json"),
+        json!({"deal": deal, "stage": "proposal"}).to_string(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("bad.json"), "{\"status\": 200,\n  \"body\": }").unwrap();
+    let server = api.url.trim_end_matches("/api/v1").to_owned();
+    let acp = |args: Vec<String>| {
+        let (server, token) = (server.clone(), api.operator.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_acp"))
+                .args(["workflow", "test"])
+                .args(args)
+                .args(["--server", &server, "--token", &token])
+                .output()
+                .unwrap()
+        })
+    };
+    let path = |name: &str| dir.join(name).display().to_string();
+
+    let ok = acp(vec![path("set_stage.ron"), "--payload".into(), path("proposal.json")])
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{ok:?}");
+    for line in [
+        "set_stage (draft), test mode: nothing was written or sent",
+        &format!("    deals {deal} (update)"),
+        "    - stage: \"qualified\"",
+        "    + stage: \"proposal\"",
+        &format!("would start deal_stage_followup (version 1) on record {deal}: stage changed"),
+    ] {
+        assert!(out.contains(line), "{line:?} in\n{out}");
+    }
+
+    let broken = acp(vec![path("broken.ron"), "--payload".into(), path("proposal.json")])
+        .await
+        .unwrap();
+    assert_eq!(broken.status.code(), Some(1), "{broken:?}");
+    let out = String::from_utf8_lossy(&broken.stdout);
+    assert!(out.contains("trigger.stage_name"), "{out}");
+    assert!(
+        String::from_utf8_lossy(&broken.stderr).contains("1 of 1 test runs failed"),
+        "{broken:?}"
+    );
+
+    let mock = acp(vec![
+        "set_stage".into(),
+        "--record".into(),
+        deal.to_string(),
+        "--mock".into(),
+        format!("move={}", path("bad.json")),
+    ])
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&mock.stderr);
+    assert!(
+        !mock.status.success() && said.contains("bad.json:2:11"),
+        "{mock:?}"
+    );
+}

@@ -36,7 +36,7 @@ pub use runs::{
     RunView, StepError, TriggerKind,
 };
 pub use testing::{
-    Comparison, FieldDiff, InputComparison, MAX_TEST_INPUTS, MockResponse, PlannedWrite,
+    Comparison, DiffMark, FieldDiff, InputComparison, MAX_TEST_INPUTS, MockResponse, PlannedWrite,
     ResponseSource, Responses, TestInput, TestReport, TestRequest, TestResponse, TestResult,
     TestStep, TestStepStatus, TestVersion, WouldCall, WouldTrigger, WriteOp,
 };

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use super::runs::string_enum;
 use super::{RunStatus, StepError};
 
 /// Which version of a workflow to test: `"draft"`, `"published"` or a version number.
@@ -91,17 +92,20 @@ pub enum TestInput {
     Payload { payload: Value },
 }
 
-/// Where test responses of outside calls come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Responses {
-    /// Only the request's `mocks`; a step without one is not answered.
-    #[default]
-    Mock,
-    /// The mocks first, then the last successful live response of the same step of the same
-    /// workflow.
-    Recorded,
+string_enum!(
+    /// Where test responses of outside calls come from: `mock`, only the request's mocks (a
+    /// step without one is not answered); `recorded`, the mocks first, then the last
+    /// successful live response of the same step of the same workflow.
+    Responses {
+        Mock => "mock",
+        Recorded => "recorded",
+    }
+);
+
+impl Default for Responses {
+    fn default() -> Self {
+        Self::Mock
+    }
 }
 
 /// A made-up answer for one step that would call out (`http`, `notify`, `ai`).
@@ -153,20 +157,18 @@ pub struct TestRequest {
     pub recent: Option<usize>,
 }
 
-/// How a step of a test run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum TestStepStatus {
-    Succeeded,
-    Failed,
-    Skipped,
-    /// It would call out and nothing answered (no mock, no recording); later steps do not
-    /// read its output.
-    NotSent,
-    /// An earlier step stopped the run.
-    NotRun,
-}
+string_enum!(
+    /// How a step of a test run ended. `not_sent`: it would call out and nothing answered
+    /// (no mock, no recording), and no later step reads its output; `not_run`: an earlier
+    /// step stopped the run.
+    TestStepStatus {
+        Succeeded => "succeeded",
+        Failed => "failed",
+        Skipped => "skipped",
+        NotSent => "not_sent",
+        NotRun => "not_run",
+    }
+);
 
 /// The request a step would have sent, redacted as a live run stores it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,14 +182,13 @@ pub struct WouldCall {
     pub body: Value,
 }
 
-/// Where a test answer came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum ResponseSource {
-    Mock,
-    Recorded,
-}
+string_enum!(
+    /// Where a test answer came from.
+    ResponseSource {
+        Mock => "mock",
+        Recorded => "recorded",
+    }
+);
 
 /// The answer a test step got instead of calling out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -202,14 +203,13 @@ pub struct TestResponse {
     pub run_id: Option<i64>,
 }
 
-/// Whether a planned write creates a record or updates one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum WriteOp {
-    Create,
-    Update,
-}
+string_enum!(
+    /// Whether a planned write creates a record or updates one.
+    WriteOp {
+        Create => "create",
+        Update => "update",
+    }
+);
 
 /// One field of a planned write. `before` is null for a field the record did not have.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -329,6 +329,61 @@ pub struct TestReport {
     pub compare: Option<Comparison>,
 }
 
+/// How a line of a printed diff reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiffMark {
+    /// The record: `leads 12 (update)`, `tasks new (create)`.
+    Record,
+    /// A value before the write (`-`).
+    Removed,
+    /// A value after the write (`+`).
+    Added,
+    /// A field written with the value it already had.
+    Unchanged,
+}
+
+impl DiffMark {
+    /// The marker printed before the line.
+    pub fn marker(self) -> &'static str {
+        match self {
+            Self::Record => "",
+            Self::Removed => "- ",
+            Self::Added => "+ ",
+            Self::Unchanged => "  ",
+        }
+    }
+}
+
+impl PlannedWrite {
+    /// The write as diff lines: the record, then per field `- before` / `+ after` (a field
+    /// the record did not have shows only `+`), or the unchanged value; values as compact
+    /// JSON, so `"10"` and `10` stay apart.
+    pub fn lines(&self) -> Vec<(DiffMark, String)> {
+        let id = self
+            .record_id
+            .map_or_else(|| "new".to_owned(), |id| id.to_string());
+        let mut lines = vec![(
+            DiffMark::Record,
+            format!("{} {id} ({})", self.object, self.op),
+        )];
+        for change in &self.changes {
+            let field = &change.field;
+            if !change.changed {
+                let value = change.after.to_string();
+                lines.push((DiffMark::Unchanged, format!("{field}: {value} (unchanged)")));
+                continue;
+            }
+            if !change.before.is_null() {
+                let before = change.before.to_string();
+                lines.push((DiffMark::Removed, format!("{field}: {before}")));
+            }
+            let after = change.after.to_string();
+            lines.push((DiffMark::Added, format!("{field}: {after}")));
+        }
+        lines
+    }
+}
+
 impl TestReport {
     /// True when every test run succeeded and, when compared, no outcome differs (the CLI's
     /// exit status).
@@ -384,6 +439,50 @@ mod tests {
             "{err}"
         );
         assert_eq!(json!(TestVersion::Published), json!("published"));
+    }
+
+    #[test]
+    fn a_write_reads_as_diff_lines() {
+        let write = PlannedWrite {
+            object: "leads".into(),
+            record_id: Some(12),
+            op: WriteOp::Update,
+            changes: vec![
+                FieldDiff {
+                    field: "owner".into(),
+                    before: json!("ann"),
+                    after: json!("bo"),
+                    changed: true,
+                },
+                FieldDiff {
+                    field: "score".into(),
+                    before: Value::Null,
+                    after: json!(10),
+                    changed: true,
+                },
+                FieldDiff {
+                    field: "segment".into(),
+                    before: json!("smb"),
+                    after: json!("smb"),
+                    changed: false,
+                },
+            ],
+        };
+        let text: Vec<String> = write
+            .lines()
+            .into_iter()
+            .map(|(mark, line)| format!("{}{line}", mark.marker()))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "leads 12 (update)",
+                "- owner: \"ann\"",
+                "+ owner: \"bo\"",
+                "+ score: 10",
+                "  segment: \"smb\" (unchanged)",
+            ]
+        );
         assert_eq!(json!(TestVersion::Number(2)), json!(2));
     }
 }

@@ -1,4 +1,4 @@
-//! `acp workflow list|push|publish|rollback|diff`.
+//! `acp workflow list|push|publish|rollback|diff|test`.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,10 @@ use serde_json::json;
 
 use super::super::client::Client;
 use super::done;
-use acp::wire::{Diff, Published, WorkflowView};
+use acp::wire::{
+    Diff, MockResponse, Published, Responses, RunStatus, TestInput, TestReport, TestRequest,
+    TestResult, TestStepStatus, TestVersion, WorkflowView,
+};
 
 #[derive(Subcommand)]
 pub enum RemoteWorkflowCommand {
@@ -26,6 +29,56 @@ pub enum RemoteWorkflowCommand {
     Rollback { key: String, version: i64 },
     /// Unified diff of two versions.
     Diff { key: String, from: i64, to: i64 },
+    /// Run a workflow in test mode on live records: nothing is written, sent or counted.
+    /// Prints each step, the requests it would send and the per-field diff of the records it
+    /// would change; exits 1 when a test run fails or, with --compare, when outcomes differ.
+    Test(TestArgs),
+}
+
+/// `acp workflow test`.
+#[derive(clap::Args)]
+pub struct TestArgs {
+    /// A workflow file (tested as it is, not saved) or the key of a workflow on the server.
+    target: String,
+    /// The version to test when TARGET is a key: draft, published or a number (default: the
+    /// draft when there is one, else the published version).
+    #[arg(long, value_parser = parse_version)]
+    version: Option<TestVersion>,
+    /// Test on this record as it is now (repeatable).
+    #[arg(long = "record", value_name = "ID")]
+    records: Vec<i64>,
+    /// Test on this trigger payload, a JSON file (repeatable).
+    #[arg(long = "payload", value_name = "FILE")]
+    payloads: Vec<PathBuf>,
+    /// Answer step STEP with the JSON file FILE, `{"status": 200, "headers": {}, "body": ...}`
+    /// (repeatable).
+    #[arg(long = "mock", value_name = "STEP=FILE", value_parser = parse_mock)]
+    mocks: Vec<(String, PathBuf)>,
+    /// Answer steps without a mock with their last successful live response.
+    #[arg(long)]
+    recorded: bool,
+    /// Also test on the trigger payloads of the workflow's N most recent live runs.
+    #[arg(long, value_name = "N")]
+    recent: Option<usize>,
+    /// Run this version too (draft, published or a number) and report where outcomes differ.
+    #[arg(long, value_parser = parse_version)]
+    compare: Option<TestVersion>,
+}
+
+fn parse_version(text: &str) -> Result<TestVersion, String> {
+    let value = text
+        .parse::<i64>()
+        .map_or_else(|_| json!(text), |n| json!(n));
+    serde_json::from_value(value).map_err(|e| e.to_string())
+}
+
+fn parse_mock(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((step, file)) if !step.is_empty() && !file.is_empty() => {
+            Ok((step.to_owned(), PathBuf::from(file)))
+        }
+        _ => Err(format!("`{text}` is not STEP=FILE")),
+    }
 }
 
 pub async fn workflow(c: &Client, command: RemoteWorkflowCommand) -> anyhow::Result<()> {
@@ -53,17 +106,7 @@ pub async fn workflow(c: &Client, command: RemoteWorkflowCommand) -> anyhow::Res
             )
         }
         RemoteWorkflowCommand::Push { file, publish } => {
-            let source = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            let key = acp::domain::parse_workflow(&source)
-                .map(|w| w.def.key)
-                .map_err(|problems| {
-                    let lines: Vec<String> = problems
-                        .iter()
-                        .map(|p| format!("{}:{p}", file.display()))
-                        .collect();
-                    anyhow::anyhow!(lines.join("\n"))
-                })?;
+            let (key, source) = read_workflow(&file)?;
             let saved: WorkflowView = c
                 .put_text(&format!("/workflows/{key}/draft"), source)
                 .await?;
@@ -92,6 +135,7 @@ pub async fn workflow(c: &Client, command: RemoteWorkflowCommand) -> anyhow::Res
                 &format!("`{key}` rolled back: version {version} is published"),
             )
         }
+        RemoteWorkflowCommand::Test(args) => test(c, args).await,
         RemoteWorkflowCommand::Diff { key, from, to } => {
             let diff: Diff = c
                 .get_with(
@@ -102,6 +146,210 @@ pub async fn workflow(c: &Client, command: RemoteWorkflowCommand) -> anyhow::Res
             done(c, &diff, diff.unified.trim_end())
         }
     }
+}
+
+/// Reads a workflow file and its key, with every problem as `file:line:col`.
+fn read_workflow(file: &std::path::Path) -> anyhow::Result<(String, String)> {
+    let source =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let key = acp::domain::parse_workflow(&source)
+        .map(|w| w.def.key)
+        .map_err(|problems| {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| format!("{}:{p}", file.display()))
+                .collect();
+            anyhow::anyhow!(lines.join("\n"))
+        })?;
+    Ok((key, source))
+}
+
+/// Reads a JSON file, naming it and the place of a syntax error.
+fn read_json<T: serde::de::DeserializeOwned>(file: &std::path::Path) -> anyhow::Result<T> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}:{}:{}: {e}", file.display(), e.line(), e.column()))
+}
+
+async fn test(c: &Client, args: TestArgs) -> anyhow::Result<()> {
+    let file = std::path::Path::new(&args.target);
+    let (key, source) = if file.is_file() {
+        let (key, source) = read_workflow(file)?;
+        (key, Some(source))
+    } else {
+        (args.target.clone(), None)
+    };
+    let version = match (args.version, &source) {
+        (Some(version), _) => version,
+        (None, Some(_)) => TestVersion::Draft,
+        (None, None) => {
+            let workflow: WorkflowView = c.get(&format!("/workflows/{key}")).await?;
+            if workflow.has_draft {
+                TestVersion::Draft
+            } else {
+                TestVersion::Published
+            }
+        }
+    };
+    let mut inputs: Vec<TestInput> = args
+        .records
+        .iter()
+        .map(|&record_id| TestInput::Record { record_id })
+        .collect();
+    for file in &args.payloads {
+        inputs.push(TestInput::Payload {
+            payload: read_json(file)?,
+        });
+    }
+    let mut mocks = std::collections::BTreeMap::new();
+    for (step, file) in &args.mocks {
+        let mock: MockResponse = read_json(file)?;
+        mocks.insert(step.clone(), mock);
+    }
+    let request = TestRequest {
+        version,
+        source,
+        inputs,
+        mocks,
+        responses: if args.recorded {
+            Responses::Recorded
+        } else {
+            Responses::Mock
+        },
+        compare: args.compare,
+        recent: args.recent,
+    };
+    let report: TestReport = c.post(&format!("/workflows/{key}/test"), &request).await?;
+    if c.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report_text(&report));
+    }
+    let failed = report
+        .results
+        .iter()
+        .filter(|r| r.status != RunStatus::Succeeded)
+        .count();
+    let differ = report.compare.as_ref().map_or(0, |c| c.differ);
+    match (failed, differ) {
+        (0, 0) => Ok(()),
+        (_, 0) => anyhow::bail!("{failed} of {} test runs failed", report.results.len()),
+        _ => anyhow::bail!(
+            "{failed} of {} test runs failed; {differ} differ from the compared version",
+            report.results.len()
+        ),
+    }
+}
+
+/// The report as text: per input its steps, would-be calls, diff and would-trigger list.
+fn report_text(report: &TestReport) -> String {
+    use std::fmt::Write;
+    let version = match report.version {
+        0 => "draft".to_owned(),
+        n => format!("version {n}"),
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} ({version}), test mode: nothing was written or sent",
+        report.workflow
+    );
+    for (n, result) in report.results.iter().enumerate() {
+        let _ = writeln!(out, "\n{}", result_text(n, result));
+    }
+    if let Some(compare) = &report.compare {
+        let against = match compare.version {
+            0 => "the draft".to_owned(),
+            n => format!("version {n}"),
+        };
+        let _ = writeln!(out, "\ncompared with {against}: {}", compare.summary);
+        for input in compare
+            .inputs
+            .iter()
+            .filter(|i| !(i.same_status && i.same_writes && i.same_calls))
+        {
+            let mut what = Vec::new();
+            if !input.same_status {
+                what.push(format!("{} → {}", input.compared_status, input.status));
+            }
+            if !input.same_writes {
+                what.push("writes differ".to_owned());
+            }
+            if !input.same_calls {
+                what.push("calls differ".to_owned());
+            }
+            let _ = writeln!(out, "  input {}: {}", input.input + 1, what.join(", "));
+        }
+    }
+    out
+}
+
+fn result_text(n: usize, result: &TestResult) -> String {
+    use std::fmt::Write;
+    let input = match &result.input {
+        TestInput::Record { record_id } => format!("record {record_id}"),
+        TestInput::Payload { payload } => {
+            let text = payload.to_string();
+            match text.char_indices().nth(60) {
+                Some((at, _)) => format!("payload {}…", &text[..at]),
+                None => format!("payload {text}"),
+            }
+        }
+    };
+    let mut out = format!(
+        "input {}: {input}: {} (test run {})\n",
+        n + 1,
+        result.status,
+        result.run_id
+    );
+    for step in &result.steps {
+        let status = match step.status {
+            TestStepStatus::NotSent => "not sent",
+            TestStepStatus::NotRun => "not run",
+            TestStepStatus::Succeeded => "ok",
+            TestStepStatus::Failed => "FAILED",
+            TestStepStatus::Skipped => "skipped",
+        };
+        let mut detail = String::new();
+        if let Some(call) = &step.would_call {
+            let _ = write!(detail, "{} {}", call.method, call.url);
+            match &step.response {
+                Some(r) => {
+                    let _ = write!(detail, " → {} ({})", r.status, r.source);
+                }
+                None => detail.push_str(" (no mock or recording: not sent)"),
+            }
+        }
+        if let Some(error) = &step.error {
+            if !detail.is_empty() {
+                detail.push_str(": ");
+            }
+            detail.push_str(&error.message);
+        }
+        let _ = writeln!(out, "  {:<16} {status:<8} {detail}", step.id);
+    }
+    if !result.writes.is_empty() {
+        out.push_str("  would write:\n");
+        for write in &result.writes {
+            for (mark, line) in write.lines() {
+                let _ = writeln!(out, "    {}{line}", mark.marker());
+            }
+        }
+    }
+    for hit in &result.would_trigger {
+        let record = hit
+            .record_id
+            .map_or_else(|| "a new record".to_owned(), |id| format!("record {id}"));
+        let _ = writeln!(
+            out,
+            "  would start {} (version {}) on {record}: {} changed",
+            hit.workflow,
+            hit.version,
+            hit.fields.join(", ")
+        );
+    }
+    out
 }
 
 /// Publishes a workflow's draft and says which version it became.
