@@ -92,6 +92,13 @@ pub enum TestInput {
     Payload { payload: Value },
 }
 
+/// Mocks only, unless the request asks for recorded answers.
+impl Default for Responses {
+    fn default() -> Self {
+        Self::Mock
+    }
+}
+
 string_enum!(
     /// Where test responses of outside calls come from: `mock`, only the request's mocks (a
     /// step without one is not answered); `recorded`, the mocks first, then the last
@@ -102,11 +109,6 @@ string_enum!(
     }
 );
 
-impl Default for Responses {
-    fn default() -> Self {
-        Self::Mock
-    }
-}
 
 /// A made-up answer for one step that would call out (`http`, `notify`, `ai`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
