@@ -604,9 +604,13 @@ async fn the_cli_prints_the_diff_and_fails_ci_when_a_test_run_fails() {
     };
     let path = |name: &str| dir.join(name).display().to_string();
 
-    let ok = acp(vec![path("set_stage.ron"), "--payload".into(), path("proposal.json")])
-        .await
-        .unwrap();
+    let ok = acp(vec![
+        path("set_stage.ron"),
+        "--payload".into(),
+        path("proposal.json"),
+    ])
+    .await
+    .unwrap();
     let out = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{ok:?}");
     for line in [
@@ -619,9 +623,13 @@ async fn the_cli_prints_the_diff_and_fails_ci_when_a_test_run_fails() {
         assert!(out.contains(line), "{line:?} in\n{out}");
     }
 
-    let broken = acp(vec![path("broken.ron"), "--payload".into(), path("proposal.json")])
-        .await
-        .unwrap();
+    let broken = acp(vec![
+        path("broken.ron"),
+        "--payload".into(),
+        path("proposal.json"),
+    ])
+    .await
+    .unwrap();
     assert_eq!(broken.status.code(), Some(1), "{broken:?}");
     let out = String::from_utf8_lossy(&broken.stdout);
     assert!(out.contains("trigger.stage_name"), "{out}");

@@ -16,8 +16,8 @@ use super::msg::{Msg, Reply, Request};
 use super::state::Conn;
 use crate::wire::{
     AlertView, AuditEntry, Diff, DlqView, ErrorBody, FieldChange, Health, Me, Page, Reason,
-    RecordView, ReplayPlan, ReplayRequest, RunDetail, RunView, StreamMessage, VersionView,
-    WorkflowView,
+    RecordView, ReplayPlan, ReplayRequest, RunDetail, RunView, StreamMessage, TestReport,
+    VersionView, WorkflowView,
 };
 
 /// Why a call to the server (or the demo's sandbox) failed; `Display` is what the status line
@@ -217,6 +217,15 @@ impl Client {
                 )
                 .await?
             }
+            Request::Triggers(key) => Reply::Triggers(
+                self.get::<Page<RunView>>(&format!("/runs?workflow={key}&limit=20"))
+                    .await?
+                    .items,
+            ),
+            Request::Test { workflow, request } => Reply::Test(Box::new(
+                self.post::<TestReport, _>(&format!("/workflows/{workflow}/test"), request)
+                    .await?,
+            )),
             Request::FixSandbox(sandbox) => {
                 let response = self
                     .http

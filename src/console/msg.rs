@@ -5,7 +5,8 @@ use crossterm::event::KeyEvent;
 
 use crate::wire::{
     AlertView, AuditEntry, BulkReplay, Diff, DlqView, FieldChange, Health, Me, Page, RecordView,
-    ReplayPlan, RunDetail, RunView, StreamMessage, VersionView, WorkflowView,
+    ReplayPlan, RunDetail, RunView, StreamMessage, TestReport, TestRequest, VersionView,
+    WorkflowView,
 };
 
 use super::state::Conn;
@@ -60,6 +61,13 @@ pub enum Request {
         workflow: String,
         version: i64,
     },
+    /// The trigger payloads of a workflow's most recent live runs, to test on.
+    Triggers(String),
+    /// A test of a workflow (`POST /workflows/{key}/test`).
+    Test {
+        workflow: String,
+        request: Box<TestRequest>,
+    },
     /// The demo's sandbox: end the incident.
     FixSandbox(String),
 }
@@ -80,6 +88,8 @@ pub enum Reply {
     Audit(Page<AuditEntry>),
     Record(Box<RecordView>, Vec<FieldChange>),
     Plan(Box<ReplayPlan>),
+    Triggers(Vec<RunView>),
+    Test(Box<TestReport>),
     /// A change went through; what to tell the user.
     Done(String),
 }

@@ -109,7 +109,6 @@ string_enum!(
     }
 );
 
-
 /// A made-up answer for one step that would call out (`http`, `notify`, `ai`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::wire::{
     AlertView, AuditEntry, Diff, FieldChange, Health, Me, RecordView, ReplayOn, ReplayPlan, Role,
-    RunStatus, VersionView, WorkflowView,
+    RunStatus, TestInput, TestReport, TestVersion, VersionView, WorkflowView,
 };
 
 use super::keymap::{Context, Keymap};
@@ -55,15 +55,27 @@ pub enum Conn {
 #[derive(Debug, Clone, PartialEq)]
 pub enum View {
     Runs,
-    Inspector { run: i64 },
+    Inspector {
+        run: i64,
+    },
     Dlq,
     Health,
     Alerts,
     Workflows,
-    Versions { workflow: String },
-    Diff { workflow: String },
+    Versions {
+        workflow: String,
+    },
+    Diff {
+        workflow: String,
+    },
+    /// A test's results (`t` on a workflow or version).
+    Test {
+        workflow: String,
+    },
     Audit,
-    Record { id: i64 },
+    Record {
+        id: i64,
+    },
 }
 
 impl View {
@@ -75,7 +87,9 @@ impl View {
             Self::Dlq => Context::Dlq,
             Self::Health => Context::Health,
             Self::Alerts => Context::Alerts,
-            Self::Workflows | Self::Versions { .. } | Self::Diff { .. } => Context::Workflows,
+            Self::Workflows | Self::Versions { .. } | Self::Diff { .. } | Self::Test { .. } => {
+                Context::Workflows
+            }
             Self::Audit | Self::Record { .. } => Context::Audit,
         }
     }
@@ -91,6 +105,7 @@ impl View {
             Self::Workflows => "workflows".into(),
             Self::Versions { workflow } => format!("{workflow} versions"),
             Self::Diff { workflow } => format!("{workflow} diff"),
+            Self::Test { workflow } => format!("{workflow} test"),
             Self::Audit => "audit".into(),
             Self::Record { id } => format!("record {id}"),
         }
@@ -181,12 +196,100 @@ pub enum Overlay {
         plan: Load<ReplayPlan>,
         then: Pending,
     },
+    /// What to test on: the workflow's recent triggers, narrowed as you type, or `#ID` for a
+    /// record as it is now.
+    Picker(Box<Picker>),
     /// The trigger payload of a dead-letter entry, being edited.
     Editor {
         dlq: i64,
         editor: Box<tui_textarea::TextArea<'static>>,
         error: Option<String>,
     },
+}
+
+/// The test input picker.
+#[derive(Debug)]
+pub struct Picker {
+    pub workflow: String,
+    pub version: TestVersion,
+    /// The workflow's most recent live runs (their trigger payloads are the candidates).
+    pub runs: Load<Vec<crate::wire::RunView>>,
+    pub query: String,
+    /// Marked runs, by id.
+    pub marked: BTreeSet<i64>,
+    pub selected: usize,
+}
+
+impl Picker {
+    /// The record `#ID` (or a bare number) the query names, if it names one.
+    pub fn record(&self) -> Option<i64> {
+        let id = self.query.trim().trim_start_matches('#');
+        id.parse().ok().filter(|id| *id > 0)
+    }
+
+    /// The runs the query matches (all of them without a query), with their labels.
+    pub fn shown(&self) -> Vec<(&crate::wire::RunView, String)> {
+        let needle = self.query.trim().to_lowercase();
+        self.runs
+            .get()
+            .map(|runs| {
+                runs.iter()
+                    .map(|run| (run, candidate_label(run)))
+                    .filter(|(_, label)| needle.is_empty() || fuzzy(&needle, label))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// What Enter tests: the record the query names, else the marked runs' triggers, else
+    /// the selected one's.
+    pub fn inputs(&self) -> Vec<TestInput> {
+        if let Some(record_id) = self.record() {
+            return vec![TestInput::Record { record_id }];
+        }
+        let shown = self.shown();
+        let picked: Vec<&crate::wire::RunView> = if self.marked.is_empty() {
+            shown
+                .get(self.selected)
+                .map(|(run, _)| *run)
+                .into_iter()
+                .collect()
+        } else {
+            let all = self.runs.get().map(Vec::as_slice).unwrap_or_default();
+            all.iter().filter(|r| self.marked.contains(&r.id)).collect()
+        };
+        picked
+            .into_iter()
+            .map(|run| TestInput::Payload {
+                payload: run.trigger.clone(),
+            })
+            .collect()
+    }
+}
+
+/// One line about a recent trigger: the run, its record and the payload's start.
+pub fn candidate_label(run: &crate::wire::RunView) -> String {
+    let record = run
+        .record_id
+        .map_or_else(String::new, |id| format!("record {id} · "));
+    let payload = match run.trigger.pointer("/record/values") {
+        Some(values) => values.to_string(),
+        None => run.trigger.to_string(),
+    };
+    format!("run {} · {record}{payload}", run.id)
+}
+
+/// The test screen: what was tested and what came back.
+#[derive(Debug, Default)]
+pub struct TestScreen {
+    pub workflow: String,
+    pub version: TestVersion,
+    pub inputs: Vec<TestInput>,
+    pub report: Load<TestReport>,
+    /// The result shown (tab / shift-tab move).
+    pub selected: usize,
+    /// How far its detail is scrolled, in rows.
+    pub scroll: u16,
 }
 
 /// The whole console state.
@@ -213,6 +316,7 @@ pub struct App {
     pub workflows: Listing<Vec<WorkflowView>>,
     pub versions: Listing<Vec<VersionView>>,
     pub diff: Load<Diff>,
+    pub test: TestScreen,
     pub audit: Listing<Vec<AuditEntry>>,
     pub record: Load<(RecordView, Vec<FieldChange>)>,
     /// The last outcome or refusal, shown in the status bar.
@@ -264,6 +368,7 @@ impl App {
             workflows: Listing::default(),
             versions: Listing::default(),
             diff: Load::Idle,
+            test: TestScreen::default(),
             audit: Listing::default(),
             record: Load::Idle,
             toast: None,

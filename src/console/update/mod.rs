@@ -11,8 +11,8 @@ use crossterm::event::KeyEvent;
 
 use super::keymap::Command;
 use super::msg::{Effect, Msg, Request};
-use super::state::{App, Conn, Filter, Load, Overlay, Pending, View};
-use crate::wire::{ReplayOn, Role, RunView};
+use super::state::{App, Conn, Filter, Load, Overlay, Pending, Picker, TestScreen, View};
+use crate::wire::{ReplayOn, Role, RunView, TestInput, TestRequest, TestVersion};
 pub use overlay::{COMMANDS, run_command_line};
 
 /// Rows a page key moves.
@@ -190,6 +190,15 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
         }
         Command::SortNext => app.runs.sort = app.runs.sort.next(),
         Command::GroupNext => app.dlq.group = app.dlq.group.next(),
+        Command::NextPane | Command::PrevPane if matches!(app.view, View::Test { .. }) => {
+            let results = app.test.report.get().map_or(0, |r| r.results.len());
+            let selected = &mut app.test.selected;
+            *selected = match command {
+                Command::NextPane => (*selected + 1).min(results.saturating_sub(1)),
+                _ => selected.saturating_sub(1),
+            };
+            app.test.scroll = 0;
+        }
         Command::NextPane | Command::PrevPane => {
             let steps = app.inspector.steps().len();
             let step = &mut app.inspector.step;
@@ -348,6 +357,8 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
                 };
             }
         }
+        Command::Test => return test_picker(app),
+        Command::Compare => return compare(app),
         Command::GoRuns => return switch(app, View::Runs),
         Command::GoDlq => return switch(app, View::Dlq),
         Command::GoHealth => {
@@ -416,14 +427,22 @@ pub fn handles(app: &App, command: Command) -> bool {
             View::Runs | View::Dlq | View::Alerts | View::Workflows | View::Record { .. }
         ),
         Follow | SortNext => *view == View::Runs,
-        NextPane | PrevPane | Copy | Zoom | Trigger | ReplayedAs | ReplayOf | Search
-        | NextMatch | PrevMatch => inspector,
+        NextPane | PrevPane => inspector || matches!(view, View::Test { .. }),
+        Copy | Zoom | Trigger | ReplayedAs | ReplayOf | Search | NextMatch | PrevMatch => inspector,
         History | Retry | Rerun | Cancel => inspector || *view == View::Runs,
         Mark | MarkRange | GroupNext | Replay | ReplayLatest | ReplayFiltered | EditPayload
         | Discard => *view == View::Dlq,
         Ack => *view == View::Alerts,
         Diff | Rollback => matches!(view, View::Versions { .. }),
-        Publish => matches!(view, View::Workflows | View::Versions { .. }),
+        Publish => matches!(
+            view,
+            View::Workflows | View::Versions { .. } | View::Test { .. }
+        ),
+        Test => matches!(
+            view,
+            View::Workflows | View::Versions { .. } | View::Test { .. }
+        ),
+        Compare => matches!(view, View::Test { .. }),
     }
 }
 
@@ -516,7 +535,7 @@ pub(super) fn open_effects(app: &mut App) -> Vec<Effect> {
             }
             Request::Record(*id)
         }
-        View::Runs | View::Diff { .. } => return Vec::new(),
+        View::Runs | View::Diff { .. } | View::Test { .. } => return Vec::new(),
     };
     vec![Effect::Request(request)]
 }
@@ -660,6 +679,12 @@ pub(super) fn move_by(app: &mut App, delta: i64) {
             &mut app.record_selected,
             app.record.get().map_or(0, |(_, history)| history.len()),
         ),
+        View::Test { .. } => {
+            let last = i64::from(furthest_scroll(app));
+            let scroll = &mut app.test.scroll;
+            *scroll = (i64::from(*scroll) + delta.clamp(-1000, 1000)).clamp(0, last) as u16;
+            return;
+        }
         View::Inspector { .. } | View::Diff { .. } | View::Health => {
             let last = i64::from(furthest_scroll(app));
             let scroll = &mut app.inspector.scroll;
@@ -695,6 +720,17 @@ fn furthest_scroll(app: &App) -> u16 {
             super::views::detail_width(app, width),
             height.saturating_sub(6),
         ),
+        // Header and status bar, the inputs' table and the detail's borders.
+        View::Test { .. } => {
+            let results = app.test.report.get().map_or(0, |r| r.results.len()) as u16;
+            let body = height.saturating_sub(2);
+            let table = (results + 3).clamp(4, (body / 3).max(4));
+            (
+                super::views::test_detail_text(app),
+                width.saturating_sub(2),
+                body.saturating_sub(table + 2),
+            )
+        }
         _ => return 0,
     };
     wrapped_rows(&lines, width)
@@ -768,7 +804,7 @@ fn selected_version(app: &App) -> Option<(String, i64)> {
 
 fn selected_workflow(app: &App) -> Option<String> {
     match &app.view {
-        View::Versions { workflow } => Some(workflow.clone()),
+        View::Versions { workflow } | View::Test { workflow } => Some(workflow.clone()),
         _ => app
             .workflows
             .items
@@ -776,6 +812,98 @@ fn selected_workflow(app: &App) -> Option<String> {
             .get(app.workflows.selected)
             .map(|w| w.key.clone()),
     }
+}
+
+/// Opens the test picker for the selected workflow (its draft when it has one, else its
+/// published version), the selected version, or the version on the test screen.
+fn test_picker(app: &mut App) -> Vec<Effect> {
+    let (workflow, version) = match &app.view {
+        View::Versions { .. } => match selected_version(app) {
+            Some((workflow, version)) => (workflow, TestVersion::Number(version)),
+            None => return Vec::new(),
+        },
+        View::Test { workflow } => (workflow.clone(), app.test.version),
+        _ => {
+            let Some(w) = app
+                .workflows
+                .items
+                .get()
+                .and_then(|list| list.get(app.workflows.selected))
+            else {
+                return Vec::new();
+            };
+            let version = match (w.has_draft, w.published_version) {
+                (true, _) => TestVersion::Draft,
+                (false, Some(_)) => TestVersion::Published,
+                (false, None) => {
+                    app.toast = Some((format!("{} has nothing to test yet", w.key), true));
+                    return Vec::new();
+                }
+            };
+            (w.key.clone(), version)
+        }
+    };
+    app.overlay = Overlay::Picker(Box::new(Picker {
+        workflow: workflow.clone(),
+        version,
+        runs: Load::Loading,
+        query: String::new(),
+        marked: Default::default(),
+        selected: 0,
+    }));
+    vec![Effect::Request(Request::Triggers(workflow))]
+}
+
+/// Runs a test and shows its screen; `compare` also runs that version on the same inputs.
+pub(super) fn start_test(
+    app: &mut App,
+    workflow: String,
+    version: TestVersion,
+    inputs: Vec<TestInput>,
+    compare: Option<TestVersion>,
+) -> Vec<Effect> {
+    app.test = TestScreen {
+        workflow: workflow.clone(),
+        version,
+        inputs: inputs.clone(),
+        report: Load::Loading,
+        selected: 0,
+        scroll: 0,
+    };
+    let request = TestRequest {
+        version,
+        inputs,
+        compare,
+        ..TestRequest::default()
+    };
+    let mut effects = go(
+        app,
+        View::Test {
+            workflow: workflow.clone(),
+        },
+    );
+    effects.push(Effect::Request(Request::Test {
+        workflow,
+        request: Box::new(request),
+    }));
+    effects
+}
+
+/// The test again, on the same inputs, compared with the published version.
+fn compare(app: &mut App) -> Vec<Effect> {
+    let test = &app.test;
+    if test.version == TestVersion::Published {
+        app.toast = Some((
+            "this tests the published version: compare a draft or another version with it".into(),
+            true,
+        ));
+        return Vec::new();
+    }
+    if test.inputs.is_empty() {
+        return Vec::new();
+    }
+    let (workflow, version, inputs) = (test.workflow.clone(), test.version, test.inputs.clone());
+    start_test(app, workflow, version, inputs, Some(TestVersion::Published))
 }
 
 /// The JSON the inspector shows for the selected step (its last attempt).

@@ -102,6 +102,51 @@ pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             }
             _ => Vec::new(),
         },
+        Overlay::Picker(picker) => {
+            let shown = picker.shown().len();
+            match key.code {
+                KeyCode::Esc => app.overlay = Overlay::None,
+                KeyCode::Enter => {
+                    let inputs = picker.inputs();
+                    if inputs.is_empty() {
+                        app.toast = Some((
+                            "nothing to test on: no recent trigger; type #ID for a record".into(),
+                            true,
+                        ));
+                        return Vec::new();
+                    }
+                    let (workflow, version) = (picker.workflow.clone(), picker.version);
+                    app.overlay = Overlay::None;
+                    return super::start_test(app, workflow, version, inputs, None);
+                }
+                KeyCode::Up => picker.selected = picker.selected.saturating_sub(1),
+                KeyCode::Down => {
+                    picker.selected = (picker.selected + 1).min(shown.saturating_sub(1));
+                }
+                KeyCode::Char(' ') => {
+                    let id = picker.shown().get(picker.selected).map(|(run, _)| run.id);
+                    if let Some(id) = id
+                        && !picker.marked.remove(&id)
+                    {
+                        picker.marked.insert(id);
+                    }
+                }
+                KeyCode::Backspace => {
+                    picker.query.pop();
+                    picker.selected = 0;
+                }
+                KeyCode::Char('u') if ctrl => {
+                    picker.query.clear();
+                    picker.selected = 0;
+                }
+                KeyCode::Char(c) if !ctrl => {
+                    picker.query.push(c);
+                    picker.selected = 0;
+                }
+                _ => {}
+            }
+            Vec::new()
+        }
         Overlay::Preview { plan, then } => match key.code {
             // Switch between the failed runs' own versions and the latest published one, or
             // take in the permanent failures held back.

@@ -135,6 +135,23 @@ pub(super) fn replied(
             app.audit_cursor = page.next_cursor;
         }
         Reply::Record(record, history) => app.record = Load::Loaded((*record, history)),
+        Reply::Triggers(runs) => {
+            if let Overlay::Picker(picker) = &mut app.overlay {
+                picker.runs = Load::Loaded(runs);
+            }
+        }
+        Reply::Test(report) => {
+            if app.test.workflow == report.workflow {
+                // Open on the first input that did not succeed.
+                app.test.selected = report
+                    .results
+                    .iter()
+                    .position(|r| r.status != RunStatus::Succeeded)
+                    .unwrap_or(0);
+                app.test.scroll = 0;
+                app.test.report = Load::Loaded(*report);
+            }
+        }
         Reply::Plan(plan) => {
             if let Overlay::Preview { plan: shown, .. } = &mut app.overlay {
                 *shown = Load::Loaded(*plan);
@@ -187,6 +204,12 @@ fn failed(app: &mut App, request: &Request, failure: CallError) -> Vec<Effect> {
         Request::Diff { .. } => keep(&mut app.diff, &error),
         Request::Audit { .. } => keep(&mut app.audit.items, &error),
         Request::Record(_) => keep(&mut app.record, &error),
+        Request::Test { .. } => app.test.report = Load::Failed(error.clone()),
+        Request::Triggers(_) => {
+            if let Overlay::Picker(picker) = &mut app.overlay {
+                picker.runs = Load::Failed(error.clone());
+            }
+        }
         Request::Replay(b) if b.dry_run => {
             if let Overlay::Preview { plan, .. } = &mut app.overlay {
                 *plan = Load::Failed(error.clone());

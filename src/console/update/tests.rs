@@ -924,3 +924,106 @@ fn an_alert_asked_for_that_is_not_there_says_so() {
         app.toast
     );
 }
+
+/// `t` on a workflow picks recent triggers (or `#ID` for a record), runs the test and opens
+/// its screen on the first input that failed; `c` runs it again compared with the published
+/// version; viewers cannot test.
+#[test]
+fn testing_a_draft_picks_inputs_shows_the_result_and_compares() {
+    use crate::wire::{TestInput, TestReport, TestVersion, WorkflowView};
+    let mut app = app(Role::Operator);
+    app.view = View::Workflows;
+    app.workflows.items = Load::Loaded(vec![WorkflowView {
+        key: "lead_routing".into(),
+        name: "Lead routing".into(),
+        team: "revops".into(),
+        published_version: Some(2),
+        latest_version: 2,
+        has_draft: true,
+        updated_at: chrono::Utc::now(),
+        runs_24h: 0,
+        failed_24h: 0,
+    }]);
+    let effects = keys(&mut app, "t");
+    assert_eq!(
+        requests(&effects),
+        [&Request::Triggers("lead_routing".into())]
+    );
+    let mut recent = vec![run(8, "lead_routing", RunStatus::Succeeded)];
+    recent[0].trigger = serde_json::json!({"record": {"id": 5, "values": {"name": "Ada"}}});
+    recent.push(run(9, "lead_routing", RunStatus::Succeeded));
+    recent[1].trigger = serde_json::json!({"record": {"id": 6, "values": {"name": "Bo"}}});
+    update(
+        &mut app,
+        Msg::Reply(
+            Request::Triggers("lead_routing".into()),
+            Box::new(Ok(Reply::Triggers(recent))),
+        ),
+    );
+    // Narrowed to Bo, marked, tested.
+    let effects = keys(&mut app, "bo <space> <enter>");
+    let Some(Request::Test { workflow, request }) = requests(&effects).first().copied() else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(workflow, "lead_routing");
+    assert_eq!(request.version, TestVersion::Draft);
+    assert_eq!(
+        request.inputs,
+        [TestInput::Payload {
+            payload: serde_json::json!({"record": {"id": 6, "values": {"name": "Bo"}}})
+        }]
+    );
+    assert_eq!(
+        app.view,
+        View::Test {
+            workflow: "lead_routing".into()
+        }
+    );
+    let report: TestReport = serde_json::from_value(serde_json::json!({
+        "workflow": "lead_routing", "version": 0, "results": [
+            {"run_id": 1, "input": {"record_id": 5}, "status": "succeeded", "steps": []},
+            {"run_id": 2, "input": {"record_id": 6}, "status": "failed", "steps": []},
+        ]
+    }))
+    .unwrap();
+    update(
+        &mut app,
+        Msg::Reply(
+            Request::Test {
+                workflow: "lead_routing".into(),
+                request: request.clone(),
+            },
+            Box::new(Ok(Reply::Test(Box::new(report)))),
+        ),
+    );
+    assert_eq!(app.test.selected, 1, "opens on the failed input");
+    keys(&mut app, "<tab>");
+    let effects = keys(&mut app, "c");
+    let Some(Request::Test { request, .. }) = requests(&effects).first().copied() else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(request.compare, Some(TestVersion::Published));
+    // A record by id, from the picker.
+    keys(&mut app, "t");
+    let effects = keys(&mut app, "#12 <enter>");
+    let Some(Request::Test { request, .. }) = requests(&effects).first().copied() else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(request.inputs, [TestInput::Record { record_id: 12 }]);
+
+    let mut viewer = app_with_view(Role::Viewer, View::Workflows);
+    viewer.workflows.items = app.workflows.items.clone();
+    assert!(keys(&mut viewer, "t").is_empty());
+    assert!(
+        viewer
+            .toast
+            .as_ref()
+            .is_some_and(|(t, _)| t.contains("viewer"))
+    );
+}
+
+fn app_with_view(role: Role, view: View) -> App {
+    let mut app = app(role);
+    app.view = view;
+    app
+}

@@ -9,6 +9,7 @@ mod lists;
 mod overlays;
 mod runs;
 mod table;
+mod testing;
 #[cfg(test)]
 mod tests;
 
@@ -22,6 +23,7 @@ use super::state::{App, Conn, View};
 use super::theme::Theme;
 
 pub(crate) use inspector::{detail_text, detail_width};
+pub(crate) use testing::detail_text as test_detail_text;
 
 /// The smallest terminal the console lays out for.
 pub const MIN: (u16, u16) = (80, 24);
@@ -65,6 +67,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
         View::Workflows => lists::workflows(frame, body, app, theme),
         View::Versions { .. } => lists::versions(frame, body, app, theme),
         View::Diff { .. } => lists::diff(frame, body, app, theme),
+        View::Test { .. } => testing::test(frame, body, app, theme),
         View::Audit => audit::audit(frame, body, app, theme),
         View::Record { .. } => audit::record(frame, body, app, theme),
     }

@@ -98,6 +98,7 @@ pub fn draw(frame: &mut Frame<'_>, body: Rect, app: &App, theme: &Theme) {
             );
             preview(frame, body, plan, on, include, app.overlay_scroll, theme)
         }
+        Overlay::Picker(picker) => super::testing::picker(frame, body, picker, theme),
         Overlay::Editor { dlq, editor, error } => {
             let area = centered(
                 body,

@@ -464,7 +464,68 @@ fn screens() -> Vec<Screen> {
         }),
         ("preview", |app| preview(app, 2)),
         ("preview_long", |app| preview(app, 400)),
+        ("test", |app| {
+            at_view(
+                app,
+                View::Test {
+                    workflow: "lead_routing".into(),
+                },
+            );
+            app.test.workflow = "lead_routing".into();
+            app.test.report = Load::Loaded(test_report());
+        }),
+        ("test_picker", |app| {
+            at_view(app, View::Workflows);
+            let runs = vec![
+                run(3, "lead_routing", RunStatus::Succeeded),
+                run(7, "lead_routing", RunStatus::Failed),
+            ];
+            app.overlay = Overlay::Picker(Box::new(crate::console::state::Picker {
+                workflow: "lead_routing".into(),
+                version: TestVersion::Draft,
+                runs: Load::Loaded(runs),
+                query: String::new(),
+                marked: [7].into(),
+                selected: 1,
+            }));
+        }),
     ]
+}
+
+/// A test of a draft on two records, compared with the published version: the first input
+/// writes, calls out and would start another workflow; the second now fails.
+fn test_report() -> TestReport {
+    serde_json::from_value(json!({
+        "workflow": "lead_routing", "version": 0,
+        "results": [
+            {"run_id": 901, "input": {"record_id": 41}, "status": "succeeded", "steps": [
+                {"id": "enrich", "status": "succeeded",
+                 "would_call": {"method": "POST", "url": "https://enrich.example.com/v1/person", "headers": {"Authorization": "[redacted]"}, "body": {"email": "ada@example.com"}},
+                 "response": {"source": "mock", "status": 200, "body": {"owner": "ann"}}},
+                {"id": "assign", "status": "succeeded", "writes": [{"object": "leads", "record_id": 41, "op": "update", "changes": [
+                    {"field": "owner", "before": "bo", "after": "ann", "changed": true}]}]},
+                {"id": "tell", "status": "not_sent",
+                 "would_call": {"method": "POST", "url": "[redacted]", "body": {"text": "Ada goes to ann"}}},
+            ],
+             "writes": [{"object": "leads", "record_id": 41, "op": "update", "changes": [
+                 {"field": "owner", "before": "bo", "after": "ann", "changed": true},
+                 {"field": "score", "before": null, "after": 87, "changed": true},
+                 {"field": "segment", "before": "smb", "after": "smb", "changed": false}]}],
+             "would_trigger": [{"workflow": "deal_stage_followup", "version": 4, "record_id": 41, "fields": ["owner"]}]},
+            {"run_id": 902, "input": {"record_id": 42}, "status": "failed",
+             "error": {"class": "permanent", "message": "template error in step `assign`: `trigger.record.values.owner_email` is undefined", "retryable": false},
+             "steps": [{"id": "enrich", "status": "failed", "error": {"class": "permanent", "message": "template error in step `assign`: `trigger.record.values.owner_email` is undefined", "retryable": false}},
+                       {"id": "assign", "status": "not_run"}, {"id": "tell", "status": "not_run"}]},
+        ],
+        "compare": {"version": 3, "results": [
+            {"run_id": 903, "input": {"record_id": 41}, "status": "succeeded", "steps": []},
+            {"run_id": 904, "input": {"record_id": 42}, "status": "succeeded", "steps": []},
+        ], "inputs": [
+            {"input": 0, "status": "succeeded", "compared_status": "succeeded", "same_status": true, "same_writes": true, "same_calls": true},
+            {"input": 1, "status": "failed", "compared_status": "succeeded", "same_status": false, "same_writes": false, "same_calls": false},
+        ], "differ": 1, "now_fail": 1, "summary": "1 of 2 would now fail; 1 write the same fields; 1 make the same calls"},
+    }))
+    .expect("a test report")
 }
 
 fn render(app: &App, theme: &theme::Theme, width: u16, height: u16) -> String {
