@@ -216,7 +216,7 @@ async fn a_test_run_sends_nothing_writes_nothing_counts_nowhere_and_shows_the_ne
         link["writes"][0]["changes"],
         json!([
             {"field": "score", "before": 10, "after": 20, "changed": true},
-            {"field": "task_id", "before": null, "after": -1, "changed": true},
+            {"field": "task_id", "before": null, "after": -1, "changed": true, "note": "placeholder for the new tasks record"},
         ])
     );
     // A write to the record the run would create lands on its placeholder.
@@ -233,7 +233,7 @@ async fn a_test_run_sends_nothing_writes_nothing_counts_nowhere_and_shows_the_ne
                 {"field": "owner", "before": null, "after": "mock-owner", "changed": true},
                 {"field": "score", "before": 10, "after": 20, "changed": true},
                 {"field": "segment", "before": "smb", "after": "smb", "changed": false},
-                {"field": "task_id", "before": null, "after": -1, "changed": true},
+                {"field": "task_id", "before": null, "after": -1, "changed": true, "note": "placeholder for the new tasks record"},
             ]},
             {"object": "tasks", "record_id": null, "op": "create", "changes": [
                 {"field": "lead", "before": null, "after": lead, "changed": true},

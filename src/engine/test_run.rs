@@ -540,6 +540,7 @@ impl Sim {
                 before: before.get(field).cloned().unwrap_or(Value::Null),
                 after: after.clone(),
                 changed: merge.changed.contains(field),
+                note: self.placeholder(after),
             })
             .collect();
         let change = change_of(existing.clone(), &write, &merge, now);
@@ -585,6 +586,18 @@ impl Sim {
         })
     }
 
+    /// What a value is when it is the placeholder id of a record this run would create (a
+    /// number, or text holding one, as templates render ids).
+    fn placeholder(&self, value: &Value) -> Option<String> {
+        let id = match value {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }?;
+        let record = self.records.get(&id).filter(|_| id < 0)?;
+        Some(format!("placeholder for the new {} record", record.object))
+    }
+
     /// Every record's net change: each field written, from its value before the run to its
     /// value at the end.
     fn net(&self, redactor: &Redactor) -> Vec<PlannedWrite> {
@@ -604,6 +617,7 @@ impl Sim {
                             field: field.clone(),
                             changed: record.before.is_none()
                                 || before.get(field) != record.values.get(field),
+                            note: self.placeholder(&now),
                             before: redactor.value(&was),
                             after: redactor.value(&now),
                         }

@@ -223,6 +223,10 @@ pub struct FieldDiff {
     pub after: Value,
     /// False when the write sets the value the field already has.
     pub changed: bool,
+    /// Set when `after` is the placeholder id of a record the test run would create:
+    /// `placeholder for the new tasks record`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A record write a test run captured instead of applying.
@@ -379,7 +383,11 @@ impl PlannedWrite {
                 lines.push((DiffMark::Removed, format!("{field}: {before}")));
             }
             let after = change.after.to_string();
-            lines.push((DiffMark::Added, format!("{field}: {after}")));
+            let note = change
+                .note
+                .as_ref()
+                .map_or_else(String::new, |n| format!(" ({n})"));
+            lines.push((DiffMark::Added, format!("{field}: {after}{note}")));
         }
         lines
     }
@@ -454,18 +462,21 @@ mod tests {
                     before: json!("ann"),
                     after: json!("bo"),
                     changed: true,
+                    note: None,
                 },
                 FieldDiff {
-                    field: "score".into(),
+                    field: "task_id".into(),
                     before: Value::Null,
-                    after: json!(10),
+                    after: json!(-1),
                     changed: true,
+                    note: Some("placeholder for the new tasks record".into()),
                 },
                 FieldDiff {
                     field: "segment".into(),
                     before: json!("smb"),
                     after: json!("smb"),
                     changed: false,
+                    note: None,
                 },
             ],
         };
@@ -480,7 +491,7 @@ mod tests {
                 "leads 12 (update)",
                 "- owner: \"ann\"",
                 "+ owner: \"bo\"",
-                "+ score: 10",
+                "+ task_id: -1 (placeholder for the new tasks record)",
                 "  segment: \"smb\" (unchanged)",
             ]
         );

@@ -139,6 +139,15 @@ pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                     picker.query.clear();
                     picker.selected = 0;
                 }
+                // Every shown trigger, or none when they all were.
+                KeyCode::Char('a') if ctrl => {
+                    let ids: Vec<i64> = picker.shown().iter().map(|(run, _)| run.id).collect();
+                    if ids.iter().all(|id| picker.marked.contains(id)) {
+                        picker.marked.clear();
+                    } else {
+                        picker.marked.extend(ids);
+                    }
+                }
                 KeyCode::Char(c) if !ctrl => {
                     picker.query.push(c);
                     picker.selected = 0;
@@ -284,7 +293,10 @@ error.\n\nTriage: 4 (alerts), enter (the failed runs), enter (the failing step a
 enrichment API recovers); 5, select big_deal_alert, enter, select the previous version, B, y (roll back); 2 \
 (dead letters), A, l (on the latest version), check the preview (entries by error; permanent failures that would \
 fail the same way again, like the invalid e-mail addresses, are held back: i takes them in, D discards them), y (replay the rest). \
-Then watch 4: the alert resolves once the failure rate has stayed low for a while.";
+Then watch 4: the alert resolves once the failure rate has stayed low for a while.\n\nCatch it before it ships: in 5, \
+open big_deal_alert, select the bad version, t (test), ctrl-a (every recent big deal), enter: each input fails on \
+`owner_email` and nothing is sent or written; after the rollback, c compares it with the published version (\"N of N now fail\"). From a \
+shell or CI: acp workflow test FILE --recent 20 --compare published (exits 1).";
 
 /// The `:` commands, for completion.
 pub const COMMANDS: &[&str] = &[

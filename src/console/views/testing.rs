@@ -85,6 +85,7 @@ pub fn test(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             c.inputs.len(),
             c.differ
         ),
+        None if screen.version == TestVersion::Published => " ".to_owned(),
         None => " · c compares with the published version ".to_owned(),
     };
     list(
@@ -382,8 +383,10 @@ pub fn picker(frame: &mut Frame<'_>, body: Rect, picker: &Picker, theme: &Theme)
     }
     frame.render_widget(Paragraph::new(lines), rows);
     frame.render_widget(
-        Paragraph::new("type to narrow · #ID a record · space mark · enter test · esc")
-            .style(theme.key_hint),
+        Paragraph::new(
+            "type to narrow · #ID a record · space mark · ctrl-a all · enter test · esc",
+        )
+        .style(theme.key_hint),
         keys,
     );
 }
