@@ -318,8 +318,16 @@ fn result_text(n: usize, result: &TestResult) -> String {
                 Some(r) => {
                     let _ = write!(detail, " → {} ({})", r.status, r.source);
                 }
-                None => detail.push_str(" (no mock or recording: not sent)"),
+                None if step.error.is_none() => detail.push_str(" (no mock or recording)"),
+                None => {}
             }
+        }
+        for write in &step.writes {
+            let id = write
+                .record_id
+                .map_or_else(|| "new".to_owned(), |id| id.to_string());
+            let changed = write.changes.iter().filter(|c| c.changed).count();
+            let _ = write!(detail, "{} {} {id} ({changed} changed)", write.op, write.object);
         }
         if let Some(error) = &step.error {
             if !detail.is_empty() {
