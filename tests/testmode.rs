@@ -653,3 +653,70 @@ async fn the_cli_prints_the_diff_and_fails_ci_when_a_test_run_fails() {
         "{mock:?}"
     );
 }
+
+/// A test run whose request died with the server is ended as failed when the server starts
+/// again, not left `running`.
+#[tokio::test]
+async fn a_test_run_a_crash_left_running_is_ended_at_the_next_start() {
+    let h = harness(&[STAGE]).await;
+    let orphan = h
+        .store
+        .begin_test_run(acp::domain::NewRun {
+            mode: acp::wire::RunMode::Test,
+            ..acp::domain::NewRun::live(
+                "set_stage",
+                1,
+                "sales-ops",
+                acp::wire::TriggerKind::Manual,
+                json!({}),
+            )
+        })
+        .await
+        .unwrap();
+    let restarted = start_engine(h.store.clone()).await;
+    let detail = h.store.run(orphan).await.unwrap();
+    assert_eq!(detail.run.status, acp::wire::RunStatus::Failed);
+    assert_eq!(
+        detail.run.error.unwrap().message,
+        "the server stopped while this test ran"
+    );
+    restarted.shutdown().await;
+}
+
+/// A false condition skips the rest, as live; a delay does not wait.
+#[tokio::test]
+async fn conditions_skip_and_delays_do_not_wait_in_test_runs() {
+    const GATED: &str = r#"(
+        key: "gated", name: "Gated", team: "ops", trigger: Manual,
+        steps: [
+            (id: "nap", action: Delay(duration: "3h")),
+            (id: "gate", action: Condition(expr: "trigger.go")),
+            (id: "move", action: UpdateRecord(record: "{{ trigger.deal }}", values: {"stage": "won"})),
+        ],
+    )"#;
+    let h = harness(&[GATED]).await;
+    let api = serve_api(&h).await;
+    let deal = create(&api, "deals", json!({"stage": "new"})).await;
+    let (status, report) = test(
+        &api,
+        "gated",
+        json!({"version": "published", "inputs": [
+            {"payload": {"deal": deal, "go": false}},
+            {"payload": {"deal": deal, "go": true}},
+        ]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let stopped = &report["results"][0];
+    assert_eq!(stopped["status"], "succeeded");
+    assert_eq!(step(stopped, "move")["status"], "skipped");
+    assert_eq!(stopped["writes"], json!([]));
+    let went = &report["results"][1];
+    // The delay's until is three hours away, and the run went on past it at once.
+    assert_eq!(step(went, "nap")["status"], "succeeded");
+    assert!(step(went, "nap")["output"]["until"].is_string());
+    assert_eq!(
+        step(went, "move")["writes"][0]["changes"][0]["after"],
+        "won"
+    );
+}

@@ -137,6 +137,7 @@ impl Engine {
             if abandoned > 0 {
                 tracing::info!(runs = abandoned, "resuming runs left running by a crash");
             }
+            test_run::end_abandoned(store.as_ref()).await?;
         }
         let (config_poll, config_lease) = (config.poll, config.lease);
         let inner = Arc::new(Inner {

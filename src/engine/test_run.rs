@@ -90,6 +90,39 @@ impl Engine {
     }
 }
 
+/// Test runs ended per page at start.
+const ABANDONED_PAGE: usize = 500;
+
+/// Ends the test runs a crash left `running` (their request is gone, so nothing will finish
+/// them) as failed, saying why. For an engine that owns its store, at start.
+///
+/// # Errors
+/// The store's.
+pub(super) async fn end_abandoned(store: &dyn crate::store::Store) -> Result<(), EngineError> {
+    let query = RunQuery {
+        mode: Some(RunMode::Test.as_str().to_owned()),
+        status: Some(RunStatus::Running.as_str().to_owned()),
+        limit: Some(ABANDONED_PAGE),
+        ..RunQuery::default()
+    };
+    loop {
+        let page = store.runs(&query).await?;
+        for run in &page.items {
+            let error = StepFailure::permanent("the server stopped while this test ran").error;
+            let end = TestRunEnd {
+                status: RunStatus::Failed,
+                failed_step: None,
+                error: Some(error),
+                attempts: Vec::new(),
+            };
+            store.end_test_run(run.id, end).await?;
+        }
+        if page.items.len() < ABANDONED_PAGE {
+            return Ok(());
+        }
+    }
+}
+
 /// One input made ready: what the report shows and what the run gets.
 struct Input {
     shown: TestInput,

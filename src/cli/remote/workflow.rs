@@ -327,7 +327,11 @@ fn result_text(n: usize, result: &TestResult) -> String {
                 .record_id
                 .map_or_else(|| "new".to_owned(), |id| id.to_string());
             let changed = write.changes.iter().filter(|c| c.changed).count();
-            let _ = write!(detail, "{} {} {id} ({changed} changed)", write.op, write.object);
+            let _ = write!(
+                detail,
+                "{} {} {id} ({changed} changed)",
+                write.op, write.object
+            );
         }
         if let Some(error) = &step.error {
             if !detail.is_empty() {
