@@ -8,7 +8,7 @@ use crate::domain::NewRun;
 use crate::domain::rollup::Tally;
 use crate::domain::run::idempotency_prefix;
 use crate::store::{Result, StoreError};
-use crate::wire::{AttemptView, Page, RunDetail, RunQuery, RunView};
+use crate::wire::{AttemptView, Page, RunDetail, RunMode, RunQuery, RunView};
 
 /// Queues a run; a known dedupe key answers the existing run instead.
 pub fn create(tx: &mut Tx<'_>, run: &NewRun) -> Result<i64> {
@@ -152,7 +152,15 @@ pub fn page<T>(
         (query.workflow.is_some(), "r.workflow = ?1".to_owned()),
         (query.status.is_some(), format!("{status} = ?2")),
         (query.team.is_some(), "r.team = ?3".to_owned()),
-        (query.mode.is_some(), "r.mode = ?4".to_owned()),
+        // A known mode is written as a literal, so `mode = 'test'` can walk the partial
+        // index of test runs instead of every run.
+        (
+            query.mode.is_some(),
+            match query.mode.as_deref().and_then(RunMode::parse) {
+                Some(mode) => format!("r.mode = '{}'", mode.as_str()),
+                None => "r.mode = ?4".to_owned(),
+            },
+        ),
         (query.record_id.is_some(), "r.record_id = ?5".to_owned()),
         (query.since.is_some(), format!("{at} >= ?6")),
         (query.until.is_some(), format!("{at} < ?7")),
@@ -252,30 +260,44 @@ fn like_literal(text: &str) -> String {
 mod tests {
     use super::*;
 
-    /// A page filtered by a rare status walks the status index, not every run.
-    #[test]
-    fn a_status_filter_uses_the_status_index() {
+    fn plan(query: &RunQuery) -> String {
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::schema::migrate(&mut conn).unwrap();
-        let query = RunQuery {
-            status: Some("failed".into()),
-            ..RunQuery::default()
-        };
         let select = format!("EXPLAIN QUERY PLAN SELECT {RUN_COLUMNS} FROM {RUN_FROM}");
         let plan: Vec<String> = page(
             &conn,
             &select,
-            &query,
+            query,
             &Columns::RUNS,
             |r| r.get::<_, String>(3),
             |_| 0,
         )
         .unwrap()
         .items;
-        let plan = plan.join("; ");
+        plan.join("; ")
+    }
+
+    /// A page filtered by a rare status walks the status index, not every run.
+    #[test]
+    fn a_status_filter_uses_the_status_index() {
+        let plan = plan(&RunQuery {
+            status: Some("failed".into()),
+            mode: Some("live".into()),
+            ..RunQuery::default()
+        });
         assert!(
             plan.contains("USING INDEX runs_status") && !plan.contains("TEMP B-TREE"),
             "{plan}"
         );
+    }
+
+    /// Test runs are listed from their own index, not found among every live run.
+    #[test]
+    fn the_test_runs_are_listed_from_their_index() {
+        let plan = plan(&RunQuery {
+            mode: Some("test".into()),
+            ..RunQuery::default()
+        });
+        assert!(plan.contains("USING INDEX runs_test"), "{plan}");
     }
 }

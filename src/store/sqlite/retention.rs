@@ -72,7 +72,8 @@ fn delete_run(tx: &mut Tx<'_>, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// Deletes up to `limit` test runs queued before `before`, oldest first, keeping the ids
+/// Deletes up to `limit` test runs queued before `before`, oldest first (test runs are few:
+/// the scan walks only their index), keeping the ids
 /// [`prune_runs`] keeps; answers how many went.
 pub fn prune_test_runs(tx: &mut Tx<'_>, before: DateTime<Utc>, limit: usize) -> Result<usize> {
     let ids: Vec<i64> = tx
@@ -81,7 +82,7 @@ pub fn prune_test_runs(tx: &mut Tx<'_>, before: DateTime<Utc>, limit: usize) -> 
             "SELECT id FROM runs INDEXED BY runs_test WHERE mode = 'test' AND queued_at < ?1 \
              AND id NOT IN ((SELECT MAX(id) FROM runs), \
                  (SELECT COALESCE((SELECT run_id FROM attempts ORDER BY id DESC LIMIT 1), 0))) \
-             ORDER BY queued_at LIMIT ?2",
+             ORDER BY id LIMIT ?2",
         )?
         .query_map(params![ms(before), limit as i64], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;

@@ -367,7 +367,7 @@ CREATE TABLE rollups (
 "#,
     // Test runs are pruned on their own, shorter retention.
     r#"
-CREATE INDEX runs_test ON runs (queued_at) WHERE mode = 'test';
+CREATE INDEX runs_test ON runs (id) WHERE mode = 'test';
 "#,
 ];
 
