@@ -95,8 +95,12 @@ async fn create(api: &Api, object: &str, values: Value) -> i64 {
 }
 
 async fn test(api: &Api, key: &str, body: Value) -> (StatusCode, Value) {
+    test_as(api, &api.operator, key, body).await
+}
+
+async fn test_as(api: &Api, token: &str, key: &str, body: Value) -> (StatusCode, Value) {
     let response = api
-        .post(&format!("/workflows/{key}/test"), &api.operator)
+        .post(&format!("/workflows/{key}/test"), token)
         .json(&body)
         .send()
         .await
@@ -274,8 +278,8 @@ async fn a_test_run_sends_nothing_writes_nothing_counts_nowhere_and_shows_the_ne
     let events = events.as_array().unwrap();
     assert!(events.len() > 3, "{events:?}");
     assert!(events.iter().all(|e| e["run_id"] != run_id), "{events:?}");
-    // It cannot be retried or re-run into a live run.
-    for action in ["retry", "rerun"] {
+    // It cannot be retried or re-run into a live run, nor cancelled (an event about it).
+    for action in ["retry", "rerun", "cancel"] {
         let response = api
             .post(&format!("/runs/{run_id}/{action}"), &api.operator)
             .send()
@@ -427,8 +431,9 @@ async fn compare_reports_inputs_a_draft_would_now_fail_and_nothing_for_an_identi
         wait_final(&h.store, run.id).await;
     }
     // The same file as a draft: no differences.
-    let (status, same) = test(
+    let (status, same) = test_as(
         &api,
+        &api.admin,
         "set_stage",
         json!({"source": STAGE, "compare": "published", "recent": 3}),
     )
@@ -438,8 +443,9 @@ async fn compare_reports_inputs_a_draft_would_now_fail_and_nothing_for_an_identi
     assert_eq!(same["results"].as_array().unwrap().len(), 3);
     // A draft that reads a field deals do not have fails every input the published passes.
     let broken = STAGE.replace("{{ trigger.stage }}", "{{ trigger.stage_name }}");
-    let (_, worse) = test(
+    let (_, worse) = test_as(
         &api,
+        &api.admin,
         "set_stage",
         json!({"source": broken, "compare": "published", "recent": 3}),
     )
@@ -457,24 +463,34 @@ async fn compare_reports_inputs_a_draft_would_now_fail_and_nothing_for_an_identi
 
 #[tokio::test]
 async fn bad_test_requests_say_what_is_wrong() {
-    let h = harness(&[STAGE]).await;
+    let h = harness(&[STAGE, FOLLOWUP]).await;
     let api = serve_api(&h).await;
     for (body, status, needle) in [
         (json!({"version": "published"}), 422, "a test needs inputs"),
         (
-            json!({"inputs": [{"payload": {}}]}),
+            json!({"version": "draft", "inputs": [{"payload": {}}]}),
             404,
             "a draft of workflow `set_stage`",
+        ),
+        (
+            json!({"version": "published", "inputs": [{"recordid": 1}]}),
+            400,
+            "unknown field `recordid`",
+        ),
+        (
+            json!({"version": "published", "inputs": [{"payload": {}}], "mocks": {"move": {"status": 999}}}),
+            422,
+            "not an HTTP status",
+        ),
+        (
+            json!({"version": "published", "inputs": [{"record_id": 1}]}),
+            422,
+            "not started by record changes",
         ),
         (
             json!({"version": 9, "inputs": [{"payload": {}}]}),
             404,
             "not found",
-        ),
-        (
-            json!({"version": "published", "inputs": [{"record_id": 999}]}),
-            422,
-            "inputs[0]: record 999 not found",
         ),
         (
             json!({"version": "published", "inputs": [{"payload": {}}], "mocks": {"nope": {}}}),
@@ -497,15 +513,50 @@ async fn bad_test_requests_say_what_is_wrong() {
             "version is",
         ),
         (
-            json!({"source": "(key: \"other\", name: \"x\", team: \"t\", trigger: Manual, steps: [])", "inputs": [{"payload": {}}]}),
-            422,
-            "",
+            json!({"source": STAGE, "inputs": [{"payload": {}}]}),
+            403,
+            "needs the admin role",
         ),
     ] {
         let (got, answer) = test(&api, "set_stage", body.clone()).await;
         assert_eq!(got.as_u16(), status, "{body} → {answer}");
         assert!(answer.to_string().contains(needle), "{body} → {answer}");
     }
+    let (got, answer) = test(
+        &api,
+        "deal_stage_followup",
+        json!({"inputs": [{"record_id": 999}]}),
+    )
+    .await;
+    assert_eq!(got, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        answer
+            .to_string()
+            .contains("inputs[0]: record 999 not found"),
+        "{answer}"
+    );
+    // A file that names another workflow, or a file and a version at once, is refused.
+    for (body, needle) in [
+        (
+            json!({"source": STAGE.replace("set_stage", "other"), "inputs": [{"payload": {}}]}),
+            "the file's key is `other`",
+        ),
+        (
+            json!({"source": STAGE, "version": "published", "inputs": [{"payload": {}}]}),
+            "not both",
+        ),
+    ] {
+        let (got, answer) = test_as(&api, &api.admin, "set_stage", body.clone()).await;
+        assert_eq!(got, StatusCode::UNPROCESSABLE_ENTITY, "{body} → {answer}");
+        assert!(answer.to_string().contains(needle), "{body} → {answer}");
+    }
+    // Without a version: the draft when there is one, else the published version.
+    let (got, answer) = test(&api, "set_stage", json!({"inputs": [{"payload": {}}]})).await;
+    assert_eq!(
+        (got, answer["version"].clone()),
+        (StatusCode::OK, json!(1)),
+        "{answer}"
+    );
     // A viewer may not test.
     let response = api
         .post("/workflows/set_stage/test", &api.viewer)
@@ -592,7 +643,7 @@ async fn the_cli_prints_the_diff_and_fails_ci_when_a_test_run_fails() {
     std::fs::write(dir.join("bad.json"), "{\"status\": 200,\n  \"body\": }").unwrap();
     let server = api.url.trim_end_matches("/api/v1").to_owned();
     let acp = |args: Vec<String>| {
-        let (server, token) = (server.clone(), api.operator.clone());
+        let (server, token) = (server.clone(), api.admin.clone());
         tokio::task::spawn_blocking(move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_acp"))
                 .args(["workflow", "test"])
@@ -614,7 +665,7 @@ async fn the_cli_prints_the_diff_and_fails_ci_when_a_test_run_fails() {
     let out = String::from_utf8_lossy(&ok.stdout);
     assert!(ok.status.success(), "{ok:?}");
     for line in [
-        "set_stage (draft), test mode: nothing was written or sent",
+        "set_stage (unsaved file ",
         &format!("    deals {deal} (update)"),
         "    - stage: \"qualified\"",
         "    + stage: \"proposal\"",
@@ -719,4 +770,30 @@ async fn conditions_skip_and_delays_do_not_wait_in_test_runs() {
         step(went, "move")["writes"][0]["changes"][0]["after"],
         "won"
     );
+}
+
+/// A secret reshaped by a filter (`| list`) is masked in what a test shows, as in the run log.
+#[tokio::test]
+async fn a_reshaped_secret_is_masked_in_the_request_a_test_shows() {
+    const LEAKY: &str = r#"(
+        key: "leaky", name: "Leaky", team: "ops", trigger: Manual,
+        steps: [(id: "call", action: Http(method: "POST", url: "{world}/x",
+            body: {"a": "{{ secret('API_KEY') | list }}", "b": "{{ secret('API_KEY') | upper }}"}))],
+    )"#;
+    let h = harness(&[LEAKY]).await;
+    let api = serve_api(&h).await;
+    let (status, report) = test(
+        &api,
+        "leaky",
+        json!({"inputs": [{"payload": {}}], "mocks": {"call": {"body": {}}}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let text = report.to_string();
+    let spelled: Vec<String> = common::SECRET.chars().map(String::from).collect();
+    assert!(!text.contains(&json!(spelled).to_string()), "{text}");
+    assert!(!text.contains(&common::SECRET.to_uppercase()), "{text}");
+    let body = &report["results"][0]["steps"][0]["would_call"]["body"];
+    assert_eq!(body, &json!({"a": "[redacted]", "b": "[redacted]"}));
+    assert!(h.world.hits("/x").is_empty());
 }

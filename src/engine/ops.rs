@@ -276,12 +276,13 @@ impl Engine {
     }
 
     /// The run, unless it is a test run: test runs are simulations, run once by the request
-    /// that made them; retrying or re-running one would apply what it only simulated.
+    /// that made them; retrying or re-running one would apply what it only simulated, and a
+    /// cancel would announce a run nothing else may know about.
     async fn live(&self, run_id: i64) -> Result<RunView, EngineError> {
         let run = self.inner.store.run(run_id).await?.run;
         if run.mode == RunMode::Test {
             return Err(EngineError::Invalid(format!(
-                "run {run_id} is a test run: it cannot be retried or re-run (test the workflow again)"
+                "run {run_id} is a test run: it cannot be retried, re-run or cancelled (test the workflow again)"
             )));
         }
         Ok(run)
@@ -296,7 +297,11 @@ impl Engine {
     }
 
     /// Cancels a run: at once if it is not running, else at its worker's next check.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] for a test run (it ends with the request that runs it).
     pub async fn cancel(&self, run_id: i64, actor: &str) -> Result<RunStatus, EngineError> {
+        self.live(run_id).await?;
         let status = self.inner.store.cancel_run(run_id, actor).await?;
         if status == RunStatus::Running {
             self.inner.cancel_local(run_id);

@@ -81,15 +81,57 @@ impl utoipa::PartialSchema for TestVersion {
 impl utoipa::ToSchema for TestVersion {}
 
 /// One input of a test: a record as it is now, or a trigger payload as given.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-#[serde(untagged, deny_unknown_fields)]
+#[serde(untagged)]
 pub enum TestInput {
     /// The record as stored now, as if the trigger's fields had just been written with their
     /// current values (`previous` holds the same values).
     Record { record_id: i64 },
     /// A trigger payload (`trigger` in templates), as a live run of this workflow gets it.
     Payload { payload: Value },
+}
+
+impl<'de> Deserialize<'de> for TestInput {
+    /// Exactly one of `record_id` (a positive id) and `payload`; anything else is refused
+    /// naming the field, as unknown fields are everywhere in the API.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        const SHAPE: &str = r#"an input is {"record_id": ID} or {"payload": {...}}"#;
+        let Value::Object(mut fields) = Value::deserialize(deserializer)? else {
+            return Err(D::Error::custom(SHAPE));
+        };
+        if let Some(unknown) = fields
+            .keys()
+            .find(|k| !matches!(k.as_str(), "record_id" | "payload"))
+        {
+            return Err(D::Error::custom(format!(
+                "unknown field `{unknown}`: {SHAPE}"
+            )));
+        }
+        match (fields.remove("record_id"), fields.remove("payload")) {
+            (Some(id), None) => match id.as_i64().filter(|id| *id > 0) {
+                Some(record_id) => Ok(Self::Record { record_id }),
+                None => Err(D::Error::custom(format!(
+                    "record_id {id} is not a record id (a number from 1)"
+                ))),
+            },
+            (None, Some(payload)) => Ok(Self::Payload { payload }),
+            _ => Err(D::Error::custom(SHAPE)),
+        }
+    }
+}
+
+/// Reads an HTTP status from 100 to 599 (RFC 9110 §15: three digits, first 1 to 5).
+fn http_status<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
+    let status = u16::deserialize(deserializer)?;
+    if (100..=599).contains(&status) {
+        Ok(status)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "status {status} is not an HTTP status (100 to 599)"
+        )))
+    }
 }
 
 /// Mocks only, unless the request asks for recorded answers.
@@ -114,8 +156,8 @@ string_enum!(
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MockResponse {
-    /// HTTP status; a non-2xx status fails the step as a live answer would.
-    #[serde(default = "ok_status")]
+    /// HTTP status (100 to 599); a non-2xx status fails the step as a live answer would.
+    #[serde(default = "ok_status", deserialize_with = "http_status")]
     pub status: u16,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -136,10 +178,12 @@ pub const MAX_TEST_INPUTS: usize = 100;
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TestRequest {
+    /// The version to test; without it (and without `source`), the draft when there is one,
+    /// else the published version.
     #[serde(default)]
-    pub version: TestVersion,
-    /// A workflow file to test instead of a stored version (its key must be the URL's); the
-    /// runs are stored as version 0.
+    pub version: Option<TestVersion>,
+    /// A workflow file to test instead of a stored version (its key must be the URL's; admin
+    /// only, as saving a draft is); the runs are stored as version 0.
     #[serde(default)]
     pub source: Option<String>,
     #[serde(default)]
@@ -419,7 +463,7 @@ mod tests {
             "compare": "published",
         }))
         .unwrap();
-        assert_eq!(request.version, TestVersion::Number(3));
+        assert_eq!(request.version, Some(TestVersion::Number(3)));
         assert_eq!(request.inputs[0], TestInput::Record { record_id: 7 });
         assert_eq!(request.mocks["enrich"].status, 200);
         assert_eq!(request.compare, Some(TestVersion::Published));
@@ -431,6 +475,11 @@ mod tests {
             json!({"version": "latest"}),
             json!({"version": 0}),
             json!({"inputs": [{"record": 7}]}),
+            json!({"inputs": [{"record_id": 7, "payload": {}}]}),
+            json!({"inputs": [{"record_id": 0}]}),
+            json!({"inputs": [7]}),
+            json!({"mocks": {"x": {"status": 0}}}),
+            json!({"mocks": {"x": {"status": 999}}}),
             json!({"responses": "live"}),
             json!({"mocks": {"x": {"status": 200, "bodyy": 1}}}),
             json!({"extra": 1}),
@@ -447,6 +496,10 @@ mod tests {
             err.contains("\"draft\", \"published\" or a version number"),
             "{err}"
         );
+        let err = serde_json::from_value::<TestRequest>(json!({"inputs": [{"recordid": 7}]}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `recordid`"), "{err}");
         assert_eq!(json!(TestVersion::Published), json!("published"));
     }
 

@@ -3,7 +3,7 @@
 //! Loads `--runs` runs through the engine in `--stages` equal stages (3 no-op `http` steps by
 //! default, every tenth run's second step failing once, payloads with e-mails and ids). At the
 //! start of each stage, while that stage's runs are draining (a steady background load), it
-//! times the reads the console and scripts make, five times each; after the last stage it
+//! times the reads the console and scripts make (and a test-mode comparison), five times each; after the last stage it
 //! times them once more at the full size under a small extra load. It samples the WAL and
 //! reports the drain rate of the first and the last stage, the reads at full size, the WAL's
 //! peak, the process's RSS and the bytes on disk per run. Last, it drains once more while a
@@ -46,17 +46,26 @@ fn lead(i: usize) -> Value {
     })
 }
 
-/// The reads timed, by name: what the console and scripts ask for.
-fn reads(runs: usize) -> Vec<(&'static str, String)> {
+/// The reads timed, by name: what the console and scripts ask for. Each is a GET, or a POST
+/// of the body given: a test of the published version on the last 20 runs' triggers,
+/// compared with itself, answered from recorded responses (40 test runs a call).
+fn reads(runs: usize) -> Vec<(&'static str, String, Option<Value>)> {
+    let test = json!({"version": "published", "recent": 20, "compare": "published", "responses": "recorded"});
     vec![
-        ("runs_page", "/runs?limit=50".into()),
-        ("runs_failed", "/runs?status=failed&limit=50".into()),
-        ("search", format!("/runs?q=lead{}@example", runs / 2)),
-        ("health_1h", "/health?window=1h".into()),
-        ("health_24h", "/health?window=24h".into()),
-        ("workflows", "/workflows".into()),
-        ("dlq", "/dlq?limit=50".into()),
-        ("events", "/events?since=0&limit=500".into()),
+        ("runs_page", "/runs?limit=50".into(), None),
+        ("runs_failed", "/runs?status=failed&limit=50".into(), None),
+        ("search", format!("/runs?q=lead{}@example", runs / 2), None),
+        ("health_1h", "/health?window=1h".into(), None),
+        ("health_24h", "/health?window=24h".into(), None),
+        ("workflows", "/workflows".into(), None),
+        ("dlq", "/dlq?limit=50".into(), None),
+        ("events", "/events?since=0&limit=500".into(), None),
+        ("test_runs", "/runs?mode=test&limit=50".into(), None),
+        (
+            "test_compare_20",
+            "/workflows/bench/test".into(),
+            Some(test),
+        ),
     ]
 }
 
@@ -68,15 +77,15 @@ async fn time_reads(
     runs: usize,
 ) -> anyhow::Result<Vec<(&'static str, f64)>> {
     let mut medians = Vec::new();
-    for (name, path) in reads(runs) {
+    for (name, path, body) in reads(runs) {
         let mut times = Vec::new();
         for _ in 0..5 {
             let started = Instant::now();
-            let response = http
-                .get(format!("{base}{path}"))
-                .bearer_auth(token)
-                .send()
-                .await?;
+            let request = match &body {
+                Some(body) => http.post(format!("{base}{path}")).json(body),
+                None => http.get(format!("{base}{path}")),
+            };
+            let response = request.bearer_auth(token).send().await?;
             anyhow::ensure!(
                 response.status().is_success(),
                 "{path}: {}",
@@ -108,7 +117,7 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir_in(&args.workload.dir)
         .with_context(|| format!("temporary folder in {}", args.workload.dir.display()))?;
     let workload = Workload::start(dir.path(), "scale", &args.workload).await?;
-    let token = auth::create_token(workload.store.as_ref(), "bench", Role::Viewer, None)
+    let token = auth::create_token(workload.store.as_ref(), "bench", Role::Operator, None)
         .await?
         .token;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -181,14 +190,15 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
     }
     println!(
         "runs={total} drain_first_per_s={:.0} drain_last_per_s={:.0} health_24h_p50_ms={:.1} \
-         search_p50_ms={:.1} workflows_p50_ms={:.1} runs_page_p50_ms={:.1} wal_peak_mb={:.1} \
-         rss_mb={rss:.0} bytes_per_run={bytes_per_run}",
+         search_p50_ms={:.1} workflows_p50_ms={:.1} runs_page_p50_ms={:.1} \
+         test_compare_20_p50_ms={:.1} wal_peak_mb={:.1} rss_mb={rss:.0} bytes_per_run={bytes_per_run}",
         rates.first().copied().unwrap_or(0.0),
         rates.last().copied().unwrap_or(0.0),
         read("health_24h"),
         read("search"),
         read("workflows"),
         read("runs_page"),
+        read("test_compare_20"),
         wal_peak as f64 / (1024.0 * 1024.0),
     );
     Ok(())

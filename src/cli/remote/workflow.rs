@@ -41,7 +41,7 @@ pub struct TestArgs {
     /// A workflow file (tested as it is, not saved) or the key of a workflow on the server.
     target: String,
     /// The version to test when TARGET is a key: draft, published or a number (default: the
-    /// draft when there is one, else the published version).
+    /// draft when there is one, else the published version). A file is tested as it is.
     #[arg(long, value_parser = parse_version)]
     version: Option<TestVersion>,
     /// Test on this record as it is now (repeatable).
@@ -174,23 +174,19 @@ fn read_json<T: serde::de::DeserializeOwned>(file: &std::path::Path) -> anyhow::
 
 async fn test(c: &Client, args: TestArgs) -> anyhow::Result<()> {
     let file = std::path::Path::new(&args.target);
-    let (key, source) = if file.is_file() {
+    // A key is a bare name; anything that looks like a path must be a file.
+    let looks_like_path = args.target.contains(['/', '\\']) || args.target.ends_with(".ron");
+    let (key, source) = if file.is_file() || looks_like_path {
         let (key, source) = read_workflow(file)?;
+        if args.version.is_some() {
+            anyhow::bail!(
+                "--version is for a workflow key; {} is tested as it is",
+                file.display()
+            );
+        }
         (key, Some(source))
     } else {
         (args.target.clone(), None)
-    };
-    let version = match (args.version, &source) {
-        (Some(version), _) => version,
-        (None, Some(_)) => TestVersion::Draft,
-        (None, None) => {
-            let workflow: WorkflowView = c.get(&format!("/workflows/{key}")).await?;
-            if workflow.has_draft {
-                TestVersion::Draft
-            } else {
-                TestVersion::Published
-            }
-        }
     };
     let mut inputs: Vec<TestInput> = args
         .records
@@ -207,8 +203,12 @@ async fn test(c: &Client, args: TestArgs) -> anyhow::Result<()> {
         let mock: MockResponse = read_json(file)?;
         mocks.insert(step.clone(), mock);
     }
+    let label = match &source {
+        Some(_) => format!("{} (unsaved file {})", key, file.display()),
+        None => key.clone(),
+    };
     let request = TestRequest {
-        version,
+        version: args.version,
         source,
         inputs,
         mocks,
@@ -224,7 +224,7 @@ async fn test(c: &Client, args: TestArgs) -> anyhow::Result<()> {
     if c.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report_text(&report));
+        print!("{}", report_text(&label, &report));
     }
     let failed = report
         .results
@@ -242,19 +242,24 @@ async fn test(c: &Client, args: TestArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The report as text: per input its steps, would-be calls, diff and would-trigger list.
-fn report_text(report: &TestReport) -> String {
+/// The report as text: per input its steps, would-be calls, diff and would-trigger list;
+/// `label` names what was tested (a key, or a file).
+fn report_text(label: &str, report: &TestReport) -> String {
     use std::fmt::Write;
-    let version = match report.version {
-        0 => "draft".to_owned(),
-        n => format!("version {n}"),
-    };
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{} ({version}), test mode: nothing was written or sent",
-        report.workflow
-    );
+    let _ = match report.version {
+        0 if label != report.workflow => {
+            writeln!(out, "{label}, test mode: nothing was written or sent")
+        }
+        0 => writeln!(
+            out,
+            "{label} (draft), test mode: nothing was written or sent"
+        ),
+        n => writeln!(
+            out,
+            "{label} (version {n}), test mode: nothing was written or sent"
+        ),
+    };
     for (n, result) in report.results.iter().enumerate() {
         let _ = writeln!(out, "\n{}", result_text(n, result));
     }

@@ -85,7 +85,7 @@ commands!(
     Diff => (false, "diff with the previous version"),
     Publish => (true, "publish the draft"),
     Rollback => (true, "roll back to the selected version"),
-    Test => (true, "test: run on recent triggers or records, applying nothing"),
+    Test => (true, "test on recent triggers or records (applies nothing)"),
     Compare => (true, "compare the test with the published version"),
     GoRuns => (false, "runs"),
     GoDlq => (false, "dead letters"),

@@ -871,7 +871,7 @@ pub(super) fn start_test(
         scroll: 0,
     };
     let request = TestRequest {
-        version,
+        version: Some(version),
         inputs,
         compare,
         ..TestRequest::default()
@@ -892,7 +892,18 @@ pub(super) fn start_test(
 /// The test again, on the same inputs, compared with the published version.
 fn compare(app: &mut App) -> Vec<Effect> {
     let test = &app.test;
-    if test.version == TestVersion::Published {
+    let published = app
+        .workflows
+        .items
+        .get()
+        .and_then(|list| list.iter().find(|w| w.key == test.workflow))
+        .and_then(|w| w.published_version);
+    let is_published = match test.version {
+        TestVersion::Published => true,
+        TestVersion::Number(n) => published == Some(n),
+        TestVersion::Draft => false,
+    };
+    if is_published {
         app.toast = Some((
             "this tests the published version: compare a draft or another version with it".into(),
             true,

@@ -966,7 +966,7 @@ fn testing_a_draft_picks_inputs_shows_the_result_and_compares() {
         panic!("{effects:?}");
     };
     assert_eq!(workflow, "lead_routing");
-    assert_eq!(request.version, TestVersion::Draft);
+    assert_eq!(request.version, Some(TestVersion::Draft));
     assert_eq!(
         request.inputs,
         [TestInput::Payload {

@@ -327,7 +327,7 @@ pub fn picker(frame: &mut Frame<'_>, body: Rect, picker: &Picker, theme: &Theme)
         .borders(ratatui::widgets::Borders::ALL)
         .border_style(theme.border_focus)
         .title(Span::styled(
-            format!(" Test {} of {} on… ", version, picker.workflow),
+            format!(" Test {} of {} on: ", version, picker.workflow),
             theme.title,
         ));
     let inner = block.inner(area);

@@ -20,6 +20,10 @@ pub type SecretLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 /// Names a template may read besides its variables: minijinja's global functions and ours.
 const GLOBAL_FUNCTIONS: &[&str] = &["secret", "range", "dict", "debug"];
 
+/// Secret names with this prefix are the server's own settings (`ACP_ADMIN_TOKEN`,
+/// `ACP_AI_KEY`...), never a workflow's: templates may not read them.
+pub const RESERVED_SECRET_PREFIX: &str = "ACP_";
+
 /// The variables every template and expression sees.
 pub const ROOTS: &[&str] = &["trigger", "steps", "run"];
 
@@ -59,6 +63,12 @@ pub fn environment(secrets: SecretLookup) -> Environment<'static> {
         },
     );
     env.add_function("secret", move |name: String| {
+        if name.starts_with(RESERVED_SECRET_PREFIX) {
+            return Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("secret `{name}`: {}", reserved_secret()),
+            ));
+        }
         secrets(&name).ok_or_else(|| {
             minijinja::Error::new(
                 ErrorKind::InvalidOperation,
@@ -207,6 +217,13 @@ fn problem(err: minijinja::Error) -> TemplateProblem {
     }
 }
 
+/// Why a reserved secret name is refused.
+fn reserved_secret() -> String {
+    format!(
+        "names starting with {RESERVED_SECRET_PREFIX} are the server's own settings, not workflow secrets"
+    )
+}
+
 /// Finds the literal names in `secret("NAME")` calls. A computed name could leak a secret
 /// that redaction does not know about, so it is refused.
 fn secret_names(source: &str) -> Result<BTreeSet<String>, TemplateProblem> {
@@ -220,6 +237,12 @@ fn secret_names(source: &str) -> Result<BTreeSet<String>, TemplateProblem> {
         let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'');
         let name = quote.and_then(|q| rest[1..].split(q).next());
         match name {
+            Some(name) if name.starts_with(RESERVED_SECRET_PREFIX) => {
+                return Err(TemplateProblem {
+                    message: format!("secret(\"{name}\"): {}", reserved_secret()),
+                    line: Some(source[..at].lines().count().max(1)),
+                });
+            }
             Some(name) if !name.is_empty() => {
                 names.insert(name.to_owned());
             }
@@ -509,6 +532,28 @@ mod tests {
     fn computed_secret_names_are_refused() {
         let err = references(&env(), "{{ secret(trigger.name) }}", false).unwrap_err();
         assert!(err.message.contains("literal"), "{err:?}");
+    }
+
+    /// The server's own settings (the admin token, the AI key) are never a workflow's secret:
+    /// refused when a workflow is checked, and when a template asks anyway.
+    #[test]
+    fn the_servers_own_settings_are_no_secrets() {
+        let err =
+            references(&env(), "a\n{{ secret('ACP_ADMIN_TOKEN') | list }}", false).unwrap_err();
+        assert!(err.message.contains("server's own settings"), "{err:?}");
+        assert_eq!(err.line, Some(2));
+        let everything: SecretLookup = Arc::new(|_| Some("acp_admin".to_owned()));
+        let ctx = minijinja::Value::from_serialize(json!({}));
+        let refused = render_value(
+            &environment(everything),
+            &json!("{{ secret('ACP_ADMIN_TOKEN') }}"),
+            &ctx,
+        )
+        .unwrap_err();
+        assert!(
+            refused.to_string().contains("server's own settings"),
+            "{refused}"
+        );
     }
 
     #[test]

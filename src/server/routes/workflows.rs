@@ -234,6 +234,14 @@ pub(crate) async fn test(
 ) -> ApiResult<ApiJson<TestReport>> {
     let result = async {
         caller.require(Role::Operator)?;
+        // An unsaved file runs whatever templates it holds: the right to write a workflow.
+        if body.source.is_some() && !caller.role.allows(Role::Admin) {
+            return Err(ApiError::forbidden(format!(
+                "testing an unsaved file (`source`) needs the admin role, as saving a draft does; \
+                 the token `{}` is {} (test a saved draft or version instead)",
+                caller.name, caller.role
+            )));
+        }
         Ok(ApiJson(s.engine.test(&key, body).await?))
     };
     let result = result.await;
