@@ -67,16 +67,10 @@ impl Engine {
             mocks: request.mocks,
             recorded: request.responses == Responses::Recorded,
         };
-        let mut results = Vec::with_capacity(inputs.len());
-        for input in &inputs {
-            results.push(inner.rehearse(&subject, input, &answers).await?);
-        }
+        let results = inner.rehearse_all(&subject, &inputs, &answers).await?;
         let compare = match compared {
             Some(other) => {
-                let mut theirs = Vec::with_capacity(inputs.len());
-                for input in &inputs {
-                    theirs.push(inner.rehearse(&other, input, &answers).await?);
-                }
+                let theirs = inner.rehearse_all(&other, &inputs, &answers).await?;
                 Some(compare(&results, theirs, other.version))
             }
             None => None,
@@ -89,6 +83,9 @@ impl Engine {
         })
     }
 }
+
+/// Inputs of one test run at once.
+const TESTS_AT_ONCE: usize = 8;
 
 /// Test runs ended per page at start.
 const ABANDONED_PAGE: usize = 500;
@@ -272,6 +269,24 @@ impl Inner {
             trigger: change.payload(),
             record_id: Some(id),
         })
+    }
+
+    /// Runs every input in test mode, [`TESTS_AT_ONCE`] at a time (their writes then share
+    /// the store's group commits); answers the results in the inputs' order.
+    async fn rehearse_all(
+        self: &Arc<Self>,
+        compiled: &Compiled,
+        inputs: &[Input],
+        answers: &Answers,
+    ) -> Result<Vec<TestResult>, EngineError> {
+        let mut results = Vec::with_capacity(inputs.len());
+        for chunk in inputs.chunks(TESTS_AT_ONCE) {
+            let runs = chunk
+                .iter()
+                .map(|input| self.rehearse(compiled, input, answers));
+            results.extend(futures_util::future::try_join_all(runs).await?);
+        }
+        Ok(results)
     }
 
     /// Runs one input in test mode and stores the test run.
