@@ -350,7 +350,7 @@ impl Inner {
             input: input.shown.clone(),
             status: end.status,
             error: end.error.clone(),
-            writes: rehearsal.records.net(&rehearsal.redactor),
+            writes: rehearsal.records.net(|value| rehearsal.stored(value)),
             steps: rehearsal.steps,
             would_trigger: rehearsal.would_trigger,
         };
@@ -662,7 +662,8 @@ impl Sim {
 
     /// Every record's net change: each field written, from its value before the run to its
     /// value at the end.
-    fn net(&self, redactor: &Redactor) -> Vec<PlannedWrite> {
+    /// `shown` makes a value fit to show (redacted, capped).
+    fn net(&self, shown: impl Fn(&Value) -> Value) -> Vec<PlannedWrite> {
         self.order
             .iter()
             .filter_map(|id| Some((*id, self.records.get(id)?)))
@@ -680,8 +681,8 @@ impl Sim {
                             changed: record.before.is_none()
                                 || before.get(field) != record.values.get(field),
                             note: self.placeholder(&now),
-                            before: redactor.value(&was),
-                            after: redactor.value(&now),
+                            before: shown(&was),
+                            after: shown(&now),
                         }
                     })
                     .collect();
@@ -739,6 +740,20 @@ impl Rehearsal<'_> {
             self.redactor.value(value),
             self.inner.config.max_stored_bytes,
         )
+    }
+
+    /// A planned write with its values as the run log would keep them (capped in size).
+    fn capped(&self, write: PlannedWrite) -> PlannedWrite {
+        let changes = write
+            .changes
+            .into_iter()
+            .map(|change| FieldDiff {
+                before: self.stored(&change.before),
+                after: self.stored(&change.after),
+                ..change
+            })
+            .collect();
+        PlannedWrite { changes, ..write }
     }
 
     /// Runs every step; answers how the run ended (its attempts are still in `self`).
@@ -825,7 +840,7 @@ impl Rehearsal<'_> {
                             self.note_triggers(change);
                         }
                         Ok(Outcome {
-                            writes: vec![captured.write],
+                            writes: vec![self.capped(captured.write)],
                             ..Outcome::of(Ok(captured.done))
                         })
                     }
