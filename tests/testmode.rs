@@ -784,3 +784,33 @@ async fn a_reshaped_secret_is_masked_in_the_request_a_test_shows() {
     assert_eq!(body, &json!({"a": "[redacted]", "b": "[redacted]"}));
     assert!(h.world.hits("/x").is_empty());
 }
+
+/// A caller that stops waiting does not leave test runs half done: the test finishes on the
+/// engine and every test run ends.
+#[tokio::test]
+async fn a_caller_that_gives_up_leaves_no_test_run_running() {
+    let h = harness(&[STAGE]).await;
+    let api = serve_api(&h).await;
+    let deal = create(&api, "deals", json!({"stage": "new"})).await;
+    let inputs: Vec<Value> = (0..100)
+        .map(|_| json!({"payload": {"deal": deal, "stage": "won"}}))
+        .collect();
+    let gave_up = api
+        .post("/workflows/set_stage/test", &api.operator)
+        .json(&json!({"version": "published", "inputs": inputs}))
+        .timeout(std::time::Duration::from_millis(5))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the test answered within 5 ms");
+    let mut ended = false;
+    for _ in 0..500 {
+        let page: Value = api.json("/runs?mode=test&limit=500", &api.viewer).await;
+        let runs = page["items"].as_array().unwrap();
+        if runs.len() == 100 && runs.iter().all(|r| r["status"] == "succeeded") {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(ended, "every test run ends");
+}

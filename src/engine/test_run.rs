@@ -53,7 +53,25 @@ impl Engine {
     /// [`EngineError::Invalid`] for a request that names no input, too many, an unknown
     /// record, or mocks a step the workflow does not have or that does not call out.
     pub async fn test(&self, key: &str, request: TestRequest) -> Result<TestReport, EngineError> {
-        let inner = &self.inner;
+        // A task of the engine's own: the test runs to its end (each test run ended in the
+        // store) even when the caller gives up waiting, and shutdown waits for it.
+        let (inner, key) = (self.inner.clone(), key.to_owned());
+        self.inner
+            .tasks
+            .spawn(async move { inner.test(&key, request).await })
+            .await
+            .map_err(|e| StoreError::Other(format!("the test stopped: {e}")))?
+    }
+}
+
+impl Inner {
+    /// [`Engine::test`], on the engine's task.
+    async fn test(
+        self: &Arc<Self>,
+        key: &str,
+        request: TestRequest,
+    ) -> Result<TestReport, EngineError> {
+        let inner = self;
         let subject = inner
             .subject(key, request.version, request.source.as_deref())
             .await?;
@@ -344,7 +362,23 @@ impl Inner {
             steps: Vec::new(),
             would_trigger: Vec::new(),
         };
-        let end = rehearsal.run(answers).await?;
+        let end = match rehearsal.run(answers).await {
+            Ok(end) => end,
+            Err(e) => {
+                // Ended as failed, so it is not left `running`; the caller hears why.
+                let error = StepFailure::permanent(format!("the test could not finish: {e}"));
+                let end = TestRunEnd {
+                    status: RunStatus::Failed,
+                    failed_step: None,
+                    error: Some(error.error),
+                    attempts: rehearsal.attempts,
+                };
+                if let Err(also) = self.store.end_test_run(run_id, end).await {
+                    tracing::warn!(run_id, "test run left unfinished: {also}");
+                }
+                return Err(e);
+            }
+        };
         let result = TestResult {
             run_id,
             input: input.shown.clone(),
