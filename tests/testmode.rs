@@ -367,12 +367,17 @@ async fn recorded_answers_replay_the_last_live_response_of_the_step() {
 
 #[tokio::test]
 async fn would_trigger_lists_the_published_workflows_a_captured_write_starts() {
-    let h = harness(&[STAGE, FOLLOWUP]).await;
+    // Moves the stage and notes who did: the follow-up watches the stage alone.
+    let mover = STAGE.replace("set_stage", "move_stage").replace(
+        r#"values: {"stage": "{{ trigger.stage }}"}"#,
+        r#"values: {"stage": "{{ trigger.stage }}", "moved_by": "ops"}"#,
+    );
+    let h = harness(&[&mover, FOLLOWUP]).await;
     let api = serve_api(&h).await;
     let deal = create(&api, "deals", json!({"name": "Acme", "stage": "qualified"})).await;
     let (status, report) = test(
         &api,
-        "set_stage",
+        "move_stage",
         json!({"version": "published", "inputs": [
             {"payload": {"deal": deal, "stage": "proposal"}},
             {"payload": {"deal": deal, "stage": "won"}},
@@ -385,11 +390,39 @@ async fn would_trigger_lists_the_published_workflows_a_captured_write_starts() {
         json!([{"workflow": "deal_stage_followup", "version": 1, "record_id": deal, "fields": ["stage"]}])
     );
     assert_eq!(
-        report["results"][0]["writes"][0]["changes"][0],
+        report["results"][0]["writes"][0]["changes"][1],
         json!({"field": "stage", "before": "qualified", "after": "proposal", "changed": true})
     );
     // `won` does not pass the follow-up's filter.
     assert_eq!(report["results"][1]["would_trigger"], json!([]));
+    // Testing the follow-up itself on that deal: its filter is false for a `qualified` deal,
+    // and the test says a live change would not start it.
+    let (_, followup) = test(
+        &api,
+        "deal_stage_followup",
+        json!({"inputs": [{"record_id": deal}]}),
+    )
+    .await;
+    let note = followup["results"][0]["note"].as_str().unwrap_or_default();
+    assert!(note.contains("would not start the workflow"), "{followup}");
+    // A request no client could send fails as it would live, mocked or not.
+    let bad_url = STAGE.replace("set_stage", "bad_url").replace(
+        r#"(id: "move", action: UpdateRecord(record: "{{ trigger.deal }}", values: {"stage": "{{ trigger.stage }}"}))"#,
+        r#"(id: "call", action: Http(method: "POST", url: "{{ trigger.url }}"))"#,
+    );
+    // (A file of a workflow the server has never seen can be tested too, before its first push.)
+    let (status, tried) = test_as(
+        &api,
+        &api.admin,
+        "bad_url",
+        json!({"source": bad_url, "inputs": [{"payload": {"url": "no scheme here"}}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tried}");
+    let call = step(&tried["results"][0], "call");
+    assert_eq!(call["status"], "failed", "{call}");
+    let message = call["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("the URL is not valid"), "{message}");
     // And nothing was started.
     let runs: Value = api
         .json("/runs?workflow=deal_stage_followup", &api.viewer)
@@ -474,7 +507,7 @@ async fn bad_test_requests_say_what_is_wrong() {
         (
             json!({"version": "published", "inputs": [{"payload": {}}], "mocks": {"move": {"status": 999}}}),
             422,
-            "not an HTTP status",
+            "not the status of a final HTTP answer",
         ),
         (
             json!({"version": "published", "inputs": [{"record_id": 1}]}),
@@ -813,4 +846,126 @@ async fn a_caller_that_gives_up_leaves_no_test_run_running() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(ended, "every test run ends");
+}
+
+/// A secret transformed inside a `{% %}` block or by `| escape` never reaches a live run's
+/// log, a record, or a test's answer, in any of the shapes those give it.
+#[tokio::test]
+async fn secrets_transformed_by_blocks_or_escaping_are_masked_live_and_in_tests() {
+    const BLOCKS: &str = r#"(
+        key: "blocks", name: "Blocks", team: "ops", trigger: Manual,
+        steps: [
+            (id: "call", action: Http(method: "POST",
+                url: "{world}/x?k={{ secret('API_KEY') | e }}",
+                headers: {"X-Up": "{% filter upper %}{{ secret('API_KEY') }}{% endfilter %}"},
+                body: {
+                    "rev": "{% filter reverse %}{{ secret('API_KEY') }}{% endfilter %}",
+                    "esc": "{{ secret('API_KEY') | escape }}",
+                    "cond": "{% if true %}{{ secret('API_KEY') }}{% endif %}",
+                })),
+            (id: "keep", action: UpdateRecord(record: "{{ trigger.deal }}", values: {
+                "tag": "{% filter upper %}{{ secret('API_KEY') }}{% endfilter %}",
+            })),
+        ],
+    )"#;
+    let h = harness(&[BLOCKS]).await;
+    let api = serve_api(&h).await;
+    let deal = create(&api, "deals", json!({"stage": "new"})).await;
+    let live = h
+        .engine
+        .start_runs(
+            "blocks",
+            acp::wire::TriggerKind::Manual,
+            vec![json!({"deal": deal})],
+        )
+        .await
+        .unwrap()[0];
+    let stored = wait_final(&h.store, live).await;
+    let (_, report) = test(
+        &api,
+        "blocks",
+        json!({"inputs": [{"payload": {"deal": deal}}], "mocks": {"call": {"body": {}}}}),
+    )
+    .await;
+    let record: Value = api.json(&format!("/records/{deal}"), &api.viewer).await;
+    let history: Value = api
+        .json(&format!("/records/{deal}/history"), &api.viewer)
+        .await;
+    let secret = common::SECRET;
+    let reversed: String = secret.chars().rev().collect();
+    for (what, text) in [
+        ("the live run", serde_json::to_string(&stored).unwrap()),
+        ("the test", report.to_string()),
+        ("the record", record.to_string()),
+        ("its history", history.to_string()),
+    ] {
+        for form in [
+            secret.to_owned(),
+            secret.to_uppercase(),
+            reversed.clone(),
+            secret.to_uppercase().chars().rev().collect(),
+        ] {
+            assert!(!text.contains(&form), "{what} holds {form}: {text}");
+        }
+    }
+    assert_eq!(
+        stored.run.status,
+        acp::wire::RunStatus::Succeeded,
+        "{stored:?}"
+    );
+}
+
+/// A long test does not hold up a shutdown: its caller hears at once, the test stops at its
+/// next input, and no test run is left running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_stops_a_long_test_without_leaving_test_runs_running() {
+    let h = harness(&[STAGE]).await;
+    let api = serve_api(&h).await;
+    let deal = create(&api, "deals", json!({"stage": "new"})).await;
+    let inputs: Vec<Value> = (0..100)
+        .map(|_| json!({"payload": {"deal": deal, "stage": "won"}}))
+        .collect();
+    let request = api
+        .post("/workflows/set_stage/test", &api.operator)
+        .json(&json!({"version": "published", "inputs": inputs}))
+        .send();
+    let answer = tokio::spawn(request);
+    let test_runs = |status: Option<&str>| acp::wire::RunQuery {
+        mode: Some("test".into()),
+        status: status.map(str::to_owned),
+        limit: Some(500),
+        ..acp::wire::RunQuery::default()
+    };
+    for _ in 0..1000 {
+        if !h
+            .store
+            .runs(&test_runs(None))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    api.shutdown.cancel();
+    let answered = answer.await.unwrap().unwrap();
+    assert_eq!(answered.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = answered.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "shutting_down", "{body}");
+    h.engine.shutdown().await;
+    let stored = h.store.runs(&test_runs(None)).await.unwrap().items;
+    assert!(
+        stored.len() < 100,
+        "the test stopped early: {} test runs",
+        stored.len()
+    );
+    let running = h
+        .store
+        .runs(&test_runs(Some("running")))
+        .await
+        .unwrap()
+        .items;
+    assert!(running.is_empty(), "{running:?}");
 }

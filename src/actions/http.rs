@@ -71,6 +71,26 @@ pub async fn call(
     ))
 }
 
+/// Refuses a request no HTTP client could send: a method that is not a token, a URL that
+/// does not parse or is not `http`/`https`. The real sender and test mode's answers both
+/// check it, so a test fails where a live run would.
+///
+/// # Errors
+/// A permanent failure saying what is wrong.
+pub fn check(request: &HttpRequest) -> Result<(), StepFailure> {
+    reqwest::Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| StepFailure::permanent(format!("bad method `{}`", request.method)))?;
+    let url = reqwest::Url::parse(&request.url)
+        .map_err(|e| StepFailure::permanent(format!("bad request: the URL is not valid ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(StepFailure::permanent(format!(
+            "bad request: URL scheme `{}` is not http or https",
+            url.scheme()
+        )));
+    }
+    Ok(())
+}
+
 impl HttpResponse {
     /// The response metadata stored as the attempt's detail.
     pub fn detail(&self) -> Value {
@@ -99,6 +119,7 @@ impl ReqwestSender {
 #[async_trait]
 impl HttpSend for ReqwestSender {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, StepFailure> {
+        check(&request)?;
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|_| StepFailure::permanent(format!("bad method `{}`", request.method)))?;
         let mut builder = self

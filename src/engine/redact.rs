@@ -515,6 +515,8 @@ mod tests {
             "headers": {"Authorization": "Bearer {{ secret('X') }}", "X-Rev": "{{ secret('X') | reverse }}"},
             "list": ["{{ secret('X')[1:] }}", "ok"],
             "split": "{{ secret('X') | split('/') | list }}",
+            "escaped": "{{ secret('X') | e }}",
+            "block": "{% filter upper %}{{ secret('X') }}{% endfilter %}",
         });
         let rendered = json!({
             "u": "S3CR3T+VAL/UE=X&Y",
@@ -524,6 +526,8 @@ mod tests {
             "headers": {"Authorization": "Bearer s3cr3t+val/ue=X&y", "X-Rev": "y&X=eu/lav+t3rc3s"},
             "list": ["3cr3t+val/ue=X&y", "ok"],
             "split": ["s3cr3t+val", "ue=X&y"],
+            "escaped": "s3cr3t+val&#x2f;ue=X&amp;y",
+            "block": "S3CR3T+VAL/UE=X&Y",
         });
         let (safe, derived) = r.rendered(&template, &rendered);
         assert_eq!(
@@ -536,6 +540,8 @@ mod tests {
                 "headers": {"Authorization": "[redacted]", "X-Rev": "[redacted]"},
                 "list": ["[redacted]", "ok"],
                 "split": "[redacted]",
+                "escaped": "[redacted]",
+                "block": "[redacted]",
             })
         );
         assert!(derived.contains(&"ue=X&y".to_owned()), "{derived:?}");

@@ -289,6 +289,28 @@ impl Inner {
         })
     }
 
+    /// Why a live change like `trigger` would not start this workflow: its record trigger's
+    /// filter is false (or cannot be evaluated) for it; `None` when it would.
+    fn trigger_note(&self, compiled: &Compiled, trigger: &Value) -> Option<String> {
+        let Trigger::Record {
+            filter: Some(filter),
+            ..
+        } = &compiled.workflow.trigger
+        else {
+            return None;
+        };
+        let ctx = minijinja::Value::from_serialize(json!({ "trigger": trigger }));
+        match template::is_true(&self.catalog.env, filter, &ctx) {
+            Ok(true) => None,
+            Ok(false) => Some(format!(
+                "a live change like this would not start the workflow: its filter `{filter}` is false"
+            )),
+            Err(e) => Some(format!(
+                "a live change like this would not start the workflow: its filter `{filter}` fails ({e})"
+            )),
+        }
+    }
+
     /// Runs every input in test mode, [`TESTS_AT_ONCE`] at a time (their writes then share
     /// the store's group commits); answers the results in the inputs' order.
     async fn rehearse_all(
@@ -299,6 +321,13 @@ impl Inner {
     ) -> Result<Vec<TestResult>, EngineError> {
         let mut results = Vec::with_capacity(inputs.len());
         for chunk in inputs.chunks(TESTS_AT_ONCE) {
+            if self.shutdown.is_cancelled() {
+                return Err(EngineError::Invalid(format!(
+                    "the engine is shutting down: the test stopped after {} of {} inputs",
+                    results.len(),
+                    inputs.len()
+                )));
+            }
             let runs = chunk
                 .iter()
                 .map(|input| self.rehearse(compiled, input, answers));
@@ -382,6 +411,7 @@ impl Inner {
         let result = TestResult {
             run_id,
             input: input.shown.clone(),
+            note: self.trigger_note(compiled, &input.trigger),
             status: end.status,
             error: end.error.clone(),
             writes: rehearsal.records.net(|value| rehearsal.stored(value)),
@@ -504,7 +534,8 @@ struct Answer {
 
 #[async_trait]
 impl HttpSend for Answer {
-    async fn send(&self, _: HttpRequest) -> Result<HttpResponse, StepFailure> {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, StepFailure> {
+        crate::actions::http::check(&request)?;
         Ok(HttpResponse {
             status: self.status,
             headers: self
@@ -906,6 +937,15 @@ impl Rehearsal<'_> {
                         body: self.stored(&call.body),
                         ..call
                     });
+                // A request no client could send fails here as it would live, answered or not.
+                if let step::Outbound::Http(request) | step::Outbound::Notify(request) = &out
+                    && let Err(failure) = crate::actions::http::check(request)
+                {
+                    return Ok(Outcome {
+                        would_call,
+                        ..Outcome::of(Err(failure))
+                    });
+                }
                 let Some(answer) = answers
                     .find(inner, self.compiled.workflow.key(), step)
                     .await?
@@ -975,24 +1015,35 @@ impl Rehearsal<'_> {
         let published = self.inner.catalog.published();
         let record_id = (change.record.id > 0).then_some(change.record.id);
         for hit in triggered(&published, &self.inner.catalog.env, change, now) {
+            // The fields its trigger watches among those changed (all of them when it watches
+            // every field).
+            let watched = published
+                .iter()
+                .find(|c| c.workflow.key() == hit.workflow)
+                .and_then(|c| match &c.workflow.trigger {
+                    Trigger::Record { fields, .. } if !fields.is_empty() => Some(fields.clone()),
+                    _ => None,
+                });
+            let fields: Vec<String> = change
+                .changed
+                .iter()
+                .filter(|f| watched.as_ref().is_none_or(|w| w.contains(f)))
+                .cloned()
+                .collect();
             let seen = self
                 .would_trigger
                 .iter_mut()
                 .find(|t| t.workflow == hit.workflow && t.record_id == record_id);
             match seen {
                 Some(seen) => {
-                    let fields: BTreeSet<String> = seen
-                        .fields
-                        .drain(..)
-                        .chain(change.changed.iter().cloned())
-                        .collect();
-                    seen.fields = fields.into_iter().collect();
+                    let all: BTreeSet<String> = seen.fields.drain(..).chain(fields).collect();
+                    seen.fields = all.into_iter().collect();
                 }
                 None => self.would_trigger.push(WouldTrigger {
                     workflow: hit.workflow,
                     version: hit.version,
                     record_id,
-                    fields: change.changed.clone(),
+                    fields,
                 }),
             }
         }

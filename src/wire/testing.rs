@@ -50,6 +50,9 @@ impl<'de> Deserialize<'de> for TestVersion {
             Value::Number(n) if n.as_i64().is_some_and(|n| n > 0) => {
                 Ok(Self::Number(n.as_i64().unwrap_or_default()))
             }
+            Value::String(s) if s.parse::<i64>().is_ok_and(|n| n > 0) => {
+                Ok(Self::Number(s.parse().unwrap_or_default()))
+            }
             other => Err(serde::de::Error::custom(format!(
                 "version is \"draft\", \"published\" or a version number from 1, not {other}"
             ))),
@@ -122,16 +125,39 @@ impl<'de> Deserialize<'de> for TestInput {
     }
 }
 
-/// Reads an HTTP status from 100 to 599 (RFC 9110 §15: three digits, first 1 to 5).
+/// Reads the status of a final HTTP answer, 200 to 599 (RFC 9110 §15: 1xx answers are
+/// interim; a client never ends with one).
 fn http_status<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u16, D::Error> {
     let status = u16::deserialize(deserializer)?;
-    if (100..=599).contains(&status) {
+    if (200..=599).contains(&status) {
         Ok(status)
     } else {
         Err(serde::de::Error::custom(format!(
-            "status {status} is not an HTTP status (100 to 599)"
+            "status {status} is not the status of a final HTTP answer (200 to 599)"
         )))
     }
+}
+
+/// Reads header names and values a real answer could carry: names are RFC 9110 tokens, values
+/// hold no control characters but tab (§5.5).
+fn http_headers<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let headers = BTreeMap::<String, String>::deserialize(deserializer)?;
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    for (name, value) in &headers {
+        if name.is_empty() || !name.chars().all(token) {
+            return Err(serde::de::Error::custom(format!(
+                "header name {name:?} is not an HTTP field name (letters, digits and !#$%&'*+-.^_`|~)"
+            )));
+        }
+        if value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(serde::de::Error::custom(format!(
+                "header {name}: the value holds a control character"
+            )));
+        }
+    }
+    Ok(headers)
 }
 
 /// Mocks only, unless the request asks for recorded answers.
@@ -156,10 +182,10 @@ string_enum!(
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MockResponse {
-    /// HTTP status (100 to 599); a non-2xx status fails the step as a live answer would.
+    /// HTTP status (200 to 599); a non-2xx status fails the step as a live answer would.
     #[serde(default = "ok_status", deserialize_with = "http_status")]
     pub status: u16,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "http_headers")]
     pub headers: BTreeMap<String, String>,
     /// The body (for an `ai` step, the completion).
     #[serde(default)]
@@ -335,6 +361,10 @@ pub struct TestResult {
     pub writes: Vec<PlannedWrite>,
     #[serde(default)]
     pub would_trigger: Vec<WouldTrigger>,
+    /// Set when a live change like this input would not start the workflow at all (its
+    /// trigger's filter is false for it): the test shows what the steps would do if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// How one input fared on the tested version and on the version compared with.
@@ -480,6 +510,9 @@ mod tests {
             json!({"inputs": [7]}),
             json!({"mocks": {"x": {"status": 0}}}),
             json!({"mocks": {"x": {"status": 999}}}),
+            json!({"mocks": {"x": {"status": 101}}}),
+            json!({"mocks": {"x": {"headers": {"a b": "x"}}}}),
+            json!({"mocks": {"x": {"headers": {"x": "a\nb"}}}}),
             json!({"responses": "live"}),
             json!({"mocks": {"x": {"status": 200, "bodyy": 1}}}),
             json!({"extra": 1}),
@@ -501,6 +534,8 @@ mod tests {
             .to_string();
         assert!(err.contains("unknown field `recordid`"), "{err}");
         assert_eq!(json!(TestVersion::Published), json!("published"));
+        let quoted: TestRequest = serde_json::from_value(json!({"version": "3"})).unwrap();
+        assert_eq!(quoted.version, Some(TestVersion::Number(3)));
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub enum RemoteWorkflowCommand {
 /// `acp workflow test`.
 #[derive(clap::Args)]
 pub struct TestArgs {
-    /// A workflow file (tested as it is, not saved) or the key of a workflow on the server.
+    /// A workflow file (a path with a `/` or ending in `.ron`; tested as it is, not saved) or
+    /// the key of a workflow on the server.
     target: String,
     /// The version to test when TARGET is a key: draft, published or a number (default: the
     /// draft when there is one, else the published version). A file is tested as it is.
@@ -174,9 +175,9 @@ fn read_json<T: serde::de::DeserializeOwned>(file: &std::path::Path) -> anyhow::
 
 async fn test(c: &Client, args: TestArgs) -> anyhow::Result<()> {
     let file = std::path::Path::new(&args.target);
-    // A key is a bare name; anything that looks like a path must be a file.
+    // A key is a bare name; a path (with a separator, or ending in .ron) is a file.
     let looks_like_path = args.target.contains(['/', '\\']) || args.target.ends_with(".ron");
-    let (key, source) = if file.is_file() || looks_like_path {
+    let (key, source) = if looks_like_path {
         let (key, source) = read_workflow(file)?;
         if args.version.is_some() {
             anyhow::bail!(
@@ -308,6 +309,9 @@ fn result_text(n: usize, result: &TestResult) -> String {
         result.status,
         result.run_id
     );
+    if let Some(note) = &result.note {
+        let _ = writeln!(out, "  note: {note}");
+    }
     for step in &result.steps {
         let status = match step.status {
             TestStepStatus::NotSent => "not sent",

@@ -407,6 +407,21 @@ impl App {
         self.read_only_flag || self.role() == Role::Viewer
     }
 
+    /// True when the test screen shows the published version (nothing to compare it with).
+    pub fn tests_published(&self) -> bool {
+        let published = self
+            .workflows
+            .items
+            .get()
+            .and_then(|list| list.iter().find(|w| w.key == self.test.workflow))
+            .and_then(|w| w.published_version);
+        match self.test.version {
+            TestVersion::Published => true,
+            TestVersion::Number(n) => published == Some(n),
+            TestVersion::Draft => false,
+        }
+    }
+
     /// Firing alerts, for the header and the health view.
     pub fn firing(&self) -> Vec<&AlertView> {
         self.alerts

@@ -12,7 +12,7 @@ use crossterm::event::KeyEvent;
 use super::keymap::Command;
 use super::msg::{Effect, Msg, Request};
 use super::state::{App, Conn, Filter, Load, Overlay, Pending, Picker, TestScreen, View};
-use crate::wire::{ReplayOn, Role, RunView, TestInput, TestRequest, TestVersion};
+use crate::wire::{ReplayOn, Responses, Role, RunView, TestInput, TestRequest, TestVersion};
 pub use overlay::{COMMANDS, run_command_line};
 
 /// Rows a page key moves.
@@ -870,10 +870,12 @@ pub(super) fn start_test(
         selected: 0,
         scroll: 0,
     };
+    // The console has no mocks to give: outside calls get their last live answer.
     let request = TestRequest {
         version: Some(version),
         inputs,
         compare,
+        responses: Responses::Recorded,
         ..TestRequest::default()
     };
     let mut effects = go(
@@ -891,25 +893,14 @@ pub(super) fn start_test(
 
 /// The test again, on the same inputs, compared with the published version.
 fn compare(app: &mut App) -> Vec<Effect> {
-    let test = &app.test;
-    let published = app
-        .workflows
-        .items
-        .get()
-        .and_then(|list| list.iter().find(|w| w.key == test.workflow))
-        .and_then(|w| w.published_version);
-    let is_published = match test.version {
-        TestVersion::Published => true,
-        TestVersion::Number(n) => published == Some(n),
-        TestVersion::Draft => false,
-    };
-    if is_published {
+    if app.tests_published() {
         app.toast = Some((
             "this tests the published version: compare a draft or another version with it".into(),
             true,
         ));
         return Vec::new();
     }
+    let test = &app.test;
     if test.inputs.is_empty() {
         return Vec::new();
     }

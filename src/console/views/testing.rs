@@ -85,7 +85,7 @@ pub fn test(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             c.inputs.len(),
             c.differ
         ),
-        None if screen.version == TestVersion::Published => " ".to_owned(),
+        None if app.tests_published() => " ".to_owned(),
         None => " · c compares with the published version ".to_owned(),
     };
     list(
@@ -200,6 +200,9 @@ fn detail(report: &TestReport, selected: usize) -> Vec<(Tone, String)> {
     )];
     if let Some(error) = &result.error {
         lines.push((Tone::Error, error.message.clone()));
+    }
+    if let Some(note) = &result.note {
+        lines.push((Tone::Warning, note.clone()));
     }
     lines.push((Tone::Header, "STEPS".into()));
     lines.extend(steps(result));

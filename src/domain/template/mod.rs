@@ -257,15 +257,16 @@ fn secret_names(source: &str) -> Result<BTreeSet<String>, TemplateProblem> {
     Ok(names)
 }
 
-/// Filters that only encode a value (so a secret passed through them is still recognisable
-/// by its encodings).
-const ENCODING_FILTERS: &[&str] = &["urlencode", "tojson", "trim", "string", "e", "escape"];
+/// Filters that only encode a value in a form the redactor knows (so a secret passed
+/// through them is still recognisable). Not `escape`: the redactor does not know HTML
+/// entities.
+const ENCODING_FILTERS: &[&str] = &["urlencode", "tojson", "trim", "string"];
 
 /// True when every `secret(...)` in the template is a whole `{{ }}` block by itself,
-/// optionally followed by encoding filters (`{{ secret("K") | urlencode }}`): then the secret
-/// appears in the rendered text only as itself or a known encoding of it. Anything else
-/// (`| upper`, slicing, `split`, use inside a `{% %}` statement) transforms it beyond
-/// recognition.
+/// optionally followed by encoding filters (`{{ secret("K") | urlencode }}`), and the
+/// template has no `{% %}` statement: then the secret appears in the rendered text only as
+/// itself or a known encoding of it. Anything else (`| upper`, slicing, `split`, `| escape`,
+/// a `{% filter upper %}` around it, any statement) may transform it beyond recognition.
 pub fn reads_secrets_plainly(source: &str) -> bool {
     if !source.contains("secret(") {
         return true;
@@ -275,8 +276,11 @@ pub fn reads_secrets_plainly(source: &str) -> bool {
         let body = block
             .body
             .trim_matches(|c: char| c.is_whitespace() || c == '-');
+        if block.statement {
+            return false;
+        }
         if body.contains("secret(") {
-            if block.statement || !is_plain_secret(body) {
+            if !is_plain_secret(body) {
                 return false;
             }
             uses += 1;
@@ -647,6 +651,11 @@ mod tests {
             "{% if secret('K') %}x{% endif %}",
             "a {{ secret('K') }} b {{ secret('K') | reverse }}",
             "{{ 'x' ~ secret('K') }}",
+            "{% filter upper %}{{ secret('K') }}{% endfilter %}",
+            "{% filter reverse %}{{ secret('K') }}{% endfilter %}",
+            "{% if true %}{{ secret('K') }}{% endif %}",
+            "{{ secret('K') | e }}",
+            "{{ secret('K') | escape }}",
         ] {
             assert!(!reads_secrets_plainly(transformed), "{transformed}");
         }

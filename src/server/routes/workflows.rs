@@ -242,7 +242,16 @@ pub(crate) async fn test(
                 caller.name, caller.role
             )));
         }
-        Ok(ApiJson(s.engine.test(&key, body).await?))
+        // A long test does not hold up a shutdown: the answer goes at once, and the test
+        // stops at its next input (what it had begun ends on the engine).
+        tokio::select! {
+            report = s.engine.test(&key, body) => Ok(ApiJson(report?)),
+            _ = s.shutdown.cancelled() => Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is shutting down: the test stopped; test it again once it is back",
+            )),
+        }
     };
     let result = result.await;
     s.audited(
