@@ -818,6 +818,15 @@ async fn a_reshaped_secret_is_masked_in_the_request_a_test_shows() {
     assert!(h.world.hits("/x").is_empty());
 }
 
+/// A test of `set_stage` on a hundred inputs: long enough to be interrupted.
+fn hundred_inputs(api: &Api, deal: i64) -> reqwest::RequestBuilder {
+    let inputs: Vec<Value> = (0..100)
+        .map(|_| json!({"payload": {"deal": deal, "stage": "won"}}))
+        .collect();
+    api.post("/workflows/set_stage/test", &api.operator)
+        .json(&json!({"version": "published", "inputs": inputs}))
+}
+
 /// A caller that stops waiting does not leave test runs half done: the test finishes on the
 /// engine and every test run ends.
 #[tokio::test]
@@ -825,12 +834,7 @@ async fn a_caller_that_gives_up_leaves_no_test_run_running() {
     let h = harness(&[STAGE]).await;
     let api = serve_api(&h).await;
     let deal = create(&api, "deals", json!({"stage": "new"})).await;
-    let inputs: Vec<Value> = (0..100)
-        .map(|_| json!({"payload": {"deal": deal, "stage": "won"}}))
-        .collect();
-    let gave_up = api
-        .post("/workflows/set_stage/test", &api.operator)
-        .json(&json!({"version": "published", "inputs": inputs}))
+    let gave_up = hundred_inputs(&api, deal)
         .timeout(std::time::Duration::from_millis(5))
         .send()
         .await;
@@ -922,13 +926,7 @@ async fn a_shutdown_stops_a_long_test_without_leaving_test_runs_running() {
     let h = harness(&[STAGE]).await;
     let api = serve_api(&h).await;
     let deal = create(&api, "deals", json!({"stage": "new"})).await;
-    let inputs: Vec<Value> = (0..100)
-        .map(|_| json!({"payload": {"deal": deal, "stage": "won"}}))
-        .collect();
-    let request = api
-        .post("/workflows/set_stage/test", &api.operator)
-        .json(&json!({"version": "published", "inputs": inputs}))
-        .send();
+    let request = hundred_inputs(&api, deal).send();
     let answer = tokio::spawn(request);
     let test_runs = |status: Option<&str>| acp::wire::RunQuery {
         mode: Some("test".into()),
