@@ -51,7 +51,8 @@ impl Engine {
     /// [`EngineError::NotFound`] for an unknown workflow, version or draft;
     /// [`EngineError::Problems`] for a draft or file that does not parse;
     /// [`EngineError::Invalid`] for a request that names no input, too many, an unknown
-    /// record, or mocks a step the workflow does not have or that does not call out.
+    /// record, or mocks a step the workflow does not have or that does not call out, and when
+    /// the engine shuts down before the last input ran.
     pub async fn test(&self, key: &str, request: TestRequest) -> Result<TestReport, EngineError> {
         // A task of the engine's own: the test runs to its end (each test run ended in the
         // store) even when the caller gives up waiting, and shutdown waits for it.
@@ -471,6 +472,8 @@ struct Answers {
 }
 
 impl Answers {
+    /// The answer for `step`: its mock, else (when asked) its last successful live answer,
+    /// else none.
     async fn find(
         &self,
         inner: &Inner,
