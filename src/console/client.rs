@@ -218,7 +218,7 @@ impl Client {
                 .await?
             }
             Request::Triggers(key) => Reply::Triggers(
-                self.get::<Page<RunView>>(&format!("/runs?workflow={key}&limit=20"))
+                self.get::<Page<RunView>>(&format!("/runs?workflow={key}&limit=100"))
                     .await?
                     .items,
             ),

@@ -61,7 +61,7 @@ pub enum Request {
         workflow: String,
         version: i64,
     },
-    /// The trigger payloads of a workflow's most recent live runs, to test on.
+    /// The trigger payloads of a workflow's 100 most recent live runs, to test on.
     Triggers(String),
     /// A test of a workflow (`POST /workflows/{key}/test`).
     Test {

@@ -137,6 +137,13 @@ pub(super) fn replied(
         Reply::Record(record, history) => app.record = Load::Loaded((*record, history)),
         Reply::Triggers(runs) => {
             if let Overlay::Picker(picker) = &mut app.overlay {
+                // The newest trigger of each record (runs come newest first): the picker
+                // finds records, not every run of a busy one.
+                let mut seen = std::collections::HashSet::new();
+                let runs = runs
+                    .into_iter()
+                    .filter(|run| run.record_id.is_none_or(|id| seen.insert(id)))
+                    .collect();
                 picker.runs = Load::Loaded(runs);
             }
         }

@@ -953,6 +953,11 @@ fn testing_a_draft_picks_inputs_shows_the_result_and_compares() {
     recent[0].trigger = serde_json::json!({"record": {"id": 5, "values": {"name": "Ada"}}});
     recent.push(run(9, "lead_routing", RunStatus::Succeeded));
     recent[1].trigger = serde_json::json!({"record": {"id": 6, "values": {"name": "Bo"}}});
+    recent[1].record_id = Some(6);
+    // An older trigger of the same record: the picker lists each record once, newest first.
+    recent.push(run(4, "lead_routing", RunStatus::Succeeded));
+    recent[2].trigger = serde_json::json!({"record": {"id": 6, "values": {"name": "Bo (old)"}}});
+    recent[2].record_id = Some(6);
     update(
         &mut app,
         Msg::Reply(
@@ -960,6 +965,10 @@ fn testing_a_draft_picks_inputs_shows_the_result_and_compares() {
             Box::new(Ok(Reply::Triggers(recent))),
         ),
     );
+    let Overlay::Picker(picker) = &app.overlay else {
+        panic!("the picker is open");
+    };
+    assert_eq!(picker.shown().len(), 2, "one line per record");
     // Narrowed to Bo, marked, tested.
     let effects = keys(&mut app, "bo <space> <enter>");
     let Some(Request::Test { workflow, request }) = requests(&effects).first().copied() else {
