@@ -189,6 +189,12 @@ async fn bad_input_gets_the_documented_status_and_code() {
             "invalid_body",
         ),
         (
+            api.post("/records", t)
+                .json(&json!(["people", {"name": "Ada"}])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
             api.post("/records", t).body("x=1"),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
