@@ -709,6 +709,45 @@ async fn the_cli_prints_the_diff_and_fails_ci_when_a_test_run_fails() {
         "{broken:?}"
     );
 
+    // A file that writes another value: both versions succeed on the last live run's trigger,
+    // the writes differ, and CI hears it.
+    let live = h
+        .engine
+        .start_runs(
+            "set_stage",
+            acp::wire::TriggerKind::Manual,
+            vec![json!({"deal": deal, "stage": "proposal"})],
+        )
+        .await
+        .unwrap()[0];
+    wait_final(&h.store, live).await;
+    std::fs::write(
+        dir.join("lost.ron"),
+        STAGE.replace("{{ trigger.stage }}", "lost"),
+    )
+    .unwrap();
+    let differs = acp(vec![
+        path("lost.ron"),
+        "--recent".into(),
+        "1".into(),
+        "--compare".into(),
+        "published".into(),
+    ])
+    .await
+    .unwrap();
+    let out = String::from_utf8_lossy(&differs.stdout);
+    assert_eq!(differs.status.code(), Some(1), "{differs:?}");
+    assert!(
+        out.contains("compared with version 1: 0 of 1 would now fail; 0 write the same fields"),
+        "{out}"
+    );
+    assert!(out.contains("input 1: writes differ"), "{out}");
+    assert!(
+        String::from_utf8_lossy(&differs.stderr)
+            .contains("1 of 1 inputs differ from the compared version"),
+        "{differs:?}"
+    );
+
     let mock = acp(vec![
         "set_stage".into(),
         "--record".into(),

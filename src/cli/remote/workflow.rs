@@ -233,12 +233,13 @@ async fn test(c: &Client, args: TestArgs) -> anyhow::Result<()> {
         .filter(|r| r.status != RunStatus::Succeeded)
         .count();
     let differ = report.compare.as_ref().map_or(0, |c| c.differ);
+    let inputs = report.results.len();
     match (failed, differ) {
         (0, 0) => Ok(()),
-        (_, 0) => anyhow::bail!("{failed} of {} test runs failed", report.results.len()),
+        (_, 0) => anyhow::bail!("{failed} of {inputs} test runs failed"),
+        (0, _) => anyhow::bail!("{differ} of {inputs} inputs differ from the compared version"),
         _ => anyhow::bail!(
-            "{failed} of {} test runs failed; {differ} differ from the compared version",
-            report.results.len()
+            "{failed} of {inputs} test runs failed; {differ} differ from the compared version"
         ),
     }
 }
