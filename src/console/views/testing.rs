@@ -295,7 +295,10 @@ fn steps(result: &TestResult) -> Vec<(Tone, String)> {
                 (Some(call), Some(r)) => {
                     format!("{} {} → {} ({})", call.method, call.url, r.status, r.source)
                 }
-                (Some(call), None) => format!("{} {} not sent (no mock or recorded answer)", call.method, call.url),
+                (Some(call), None) => format!(
+                    "{} {} not sent (no mock or recorded answer)",
+                    call.method, call.url
+                ),
                 _ => step.status.to_string(),
             };
             if let Some(write) = step.writes.first() {
