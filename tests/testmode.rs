@@ -108,6 +108,12 @@ async fn test_as(api: &Api, token: &str, key: &str, body: Value) -> (StatusCode,
     (response.status(), response.json().await.unwrap())
 }
 
+/// The id of the newest run.
+async fn newest_run(h: &Harness) -> i64 {
+    let page = h.store.runs(&acp::wire::RunQuery::default()).await.unwrap();
+    page.items[0].id
+}
+
 /// The status a request is answered with.
 async fn code(request: reqwest::RequestBuilder) -> StatusCode {
     request.send().await.unwrap().status()
@@ -135,13 +141,7 @@ async fn a_test_run_sends_nothing_writes_nothing_counts_nowhere_and_shows_the_ne
         json!({"name": "Ada", "email": "ada@example.com", "segment": "smb", "score": 10}),
     )
     .await;
-    let live = h
-        .store
-        .runs(&acp::wire::RunQuery::default())
-        .await
-        .unwrap()
-        .items[0]
-        .id;
+    let live = newest_run(&h).await;
     let live = wait_final(&h.store, live).await;
     assert_eq!(live.run.status, acp::wire::RunStatus::Failed);
     let hits_before = h.world.hits("/enrich").len() + h.world.hits("/slack").len();
@@ -337,13 +337,7 @@ async fn recorded_answers_replay_the_last_live_response_of_the_step() {
         json!({"name": "Cy", "email": "cy@x.test", "segment": "mid"}),
     )
     .await;
-    let live = h
-        .store
-        .runs(&acp::wire::RunQuery::default())
-        .await
-        .unwrap()
-        .items[0]
-        .id;
+    let live = newest_run(&h).await;
     wait_until(&h.store, live, |d| {
         d.run.status == acp::wire::RunStatus::Waiting
     })

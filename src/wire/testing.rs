@@ -467,6 +467,21 @@ impl PlannedWrite {
     }
 }
 
+impl PlannedWrite {
+    /// How many fields the write changes (the others it sets to the value they had).
+    pub fn changed(&self) -> usize {
+        self.changes.iter().filter(|c| c.changed).count()
+    }
+}
+
+impl WouldTrigger {
+    /// The record it would start on: `record 12`, or `a new record`.
+    pub fn record(&self) -> String {
+        self.record_id
+            .map_or_else(|| "a new record".to_owned(), |id| format!("record {id}"))
+    }
+}
+
 impl TestReport {
     /// True when every test run succeeded and, when compared, no outcome differs (the CLI's
     /// exit status).

@@ -336,7 +336,7 @@ fn result_text(n: usize, result: &TestResult) -> String {
             let id = write
                 .record_id
                 .map_or_else(|| "new".to_owned(), |id| id.to_string());
-            let changed = write.changes.iter().filter(|c| c.changed).count();
+            let changed = write.changed();
             let _ = write!(
                 detail,
                 "{} {} {id} ({changed} changed)",
@@ -360,9 +360,7 @@ fn result_text(n: usize, result: &TestResult) -> String {
         }
     }
     for hit in &result.would_trigger {
-        let record = hit
-            .record_id
-            .map_or_else(|| "a new record".to_owned(), |id| format!("record {id}"));
+        let record = hit.record();
         let _ = writeln!(
             out,
             "  would start {} (version {}) on {record}: {} changed",

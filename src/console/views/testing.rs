@@ -244,9 +244,7 @@ fn detail(report: &TestReport, selected: usize) -> Vec<(Tone, String)> {
         lines.push((Tone::Dim, "  no other workflow".into()));
     }
     for hit in &result.would_trigger {
-        let record = hit
-            .record_id
-            .map_or_else(|| "a new record".to_owned(), |id| format!("record {id}"));
+        let record = hit.record();
         let fields = hit.fields.join(", ");
         lines.push((
             Tone::Warning,
@@ -302,7 +300,7 @@ fn steps(result: &TestResult) -> Vec<(Tone, String)> {
                 _ => step.status.to_string(),
             };
             if let Some(write) = step.writes.first() {
-                let changed = write.changes.iter().filter(|c| c.changed).count();
+                let changed = write.changed();
                 what = format!("{} {} ({changed} changed)", write.op, write.object);
             }
             if let Some(error) = &step.error {
