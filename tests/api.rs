@@ -194,6 +194,19 @@ async fn bad_input_gets_the_documented_status_and_code() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
         ),
+        // Calls whose body is optional read it the same way.
+        (
+            api.post("/runs/12345/cancel", t)
+                .json(&json!(["array reason"])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            api.post("/dlq/12345/replay", t)
+                .json(&json!({"version": 5})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
         (
             api.post("/records", t).body("x=1"),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

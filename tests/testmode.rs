@@ -399,6 +399,29 @@ async fn would_trigger_lists_the_published_workflows_a_captured_write_starts() {
     .await;
     let note = followup["results"][0]["note"].as_str().unwrap_or_default();
     assert!(note.contains("would not start the workflow"), "{followup}");
+    // Payloads that name another object, an event it does not listen for, or no watched
+    // field changed say so too.
+    let (_, payloads) = test(
+        &api,
+        "deal_stage_followup",
+        json!({"inputs": [
+            {"payload": {"object": "people", "record": {"id": deal, "values": {"stage": "proposal"}}}},
+            {"payload": {"event": "created", "record": {"id": deal, "values": {"stage": "proposal"}}}},
+            {"payload": {"changed": ["name"], "record": {"id": deal, "values": {"stage": "proposal"}}}},
+        ]}),
+    )
+    .await;
+    for (at, reason) in [
+        "it is a `people` change, the trigger reads `deals`",
+        "the trigger does not listen for `created` changes",
+        "none of its fields (stage) changed",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let note = payloads["results"][at]["note"].as_str().unwrap_or_default();
+        assert!(note.ends_with(reason), "{at}: {payloads}");
+    }
     // A request no client could send fails as it would live, mocked or not.
     let bad_url = STAGE.replace("set_stage", "bad_url").replace(
         r#"(id: "move", action: UpdateRecord(record: "{{ trigger.deal }}", values: {"stage": "{{ trigger.stage }}"}))"#,
@@ -999,4 +1022,26 @@ async fn a_shutdown_stops_a_long_test_without_leaving_test_runs_running() {
         .unwrap()
         .items;
     assert!(running.is_empty(), "{running:?}");
+}
+
+/// A record given to a workflow started only by new records is seen as just created.
+#[tokio::test]
+async fn a_record_input_takes_the_event_its_trigger_listens_for() {
+    const ON_CREATE: &str = r#"(
+        key: "greet", name: "Greet", team: "ops",
+        trigger: Record(object: "people", on: [Created], filter: "trigger.event == 'created'"),
+        steps: [(id: "seen", action: UpdateRecord(record: "{{ trigger.record.id }}", values: {"seen": "{{ trigger.event }}"}))],
+    )"#;
+    let h = harness(&[ON_CREATE]).await;
+    let api = serve_api(&h).await;
+    let person = create(&api, "people", json!({"name": "Ada"})).await;
+    wait_final(&h.store, newest_run(&h).await).await;
+    let (status, report) = test(&api, "greet", json!({"inputs": [{"record_id": person}]})).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let result = &report["results"][0];
+    assert_eq!(result["note"], Value::Null, "{result}");
+    assert_eq!(
+        step(result, "seen")["writes"][0]["changes"][0]["after"],
+        "created"
+    );
 }

@@ -239,30 +239,34 @@ where
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         let Json(value) = Json::<serde_json::Value>::from_request(req, state).await?;
-        if !value.is_object() {
-            let kind = match value {
-                serde_json::Value::Array(_) => "an array",
-                serde_json::Value::String(_) => "a string",
-                serde_json::Value::Number(_) => "a number",
-                serde_json::Value::Bool(_) => "a boolean",
-                _ => "null",
-            };
-            return Err(ApiError::unprocessable(
-                "invalid_body",
-                format!("the body must be a JSON object, not {kind}"),
-            ));
-        }
-        serde_path_to_error::deserialize(value)
-            .map(ApiJson)
-            .map_err(|e| {
-                let text = match e.path().to_string().as_str() {
-                    "." => e.inner().to_string(),
-                    path => format!("{path}: {}", e.inner()),
-                };
-                unknown_field(&text)
-                    .unwrap_or_else(|| ApiError::unprocessable("invalid_body", text))
-            })
+        object_body(value).map(ApiJson)
     }
+}
+
+/// Reads a parsed request body into `T`: it must be a JSON object (every request body of the
+/// API is one; serde would read a struct from an array by position), and a field of the
+/// wrong shape is named by its path.
+fn object_body<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> ApiResult<T> {
+    if !value.is_object() {
+        let kind = match value {
+            serde_json::Value::Array(_) => "an array",
+            serde_json::Value::String(_) => "a string",
+            serde_json::Value::Number(_) => "a number",
+            serde_json::Value::Bool(_) => "a boolean",
+            _ => "null",
+        };
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            format!("the body must be a JSON object, not {kind}"),
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let text = match e.path().to_string().as_str() {
+            "." => e.inner().to_string(),
+            path => format!("{path}: {}", e.inner()),
+        };
+        unknown_field(&text).unwrap_or_else(|| ApiError::unprocessable("invalid_body", text))
+    })
 }
 
 impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
@@ -392,14 +396,13 @@ pub async fn no_unknown_query(
     next.run(request).await
 }
 
-/// Parses an optional JSON body: empty means the default; bad JSON is 400, a wrong shape 422.
+/// Parses an optional JSON body: empty means the default; bad JSON is 400, anything else is
+/// read as [`ApiJson`] reads a body (an object, wrong shapes named by path; 422).
 pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => unknown_field(&e.to_string())
-            .unwrap_or_else(|| ApiError::unprocessable("invalid_body", e.to_string())),
-        _ => ApiError::bad_request(format!("the body is not valid JSON: {e}")),
-    })
+    let value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    object_body(value)
 }

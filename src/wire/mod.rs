@@ -36,9 +36,9 @@ pub use runs::{
     RunView, StepError, TriggerKind,
 };
 pub use testing::{
-    Comparison, DiffMark, FieldDiff, InputComparison, MAX_TEST_INPUTS, MockResponse, PlannedWrite,
-    ResponseSource, Responses, TestInput, TestReport, TestRequest, TestResponse, TestResult,
-    TestStep, TestStepStatus, TestVersion, WouldCall, WouldTrigger, WriteOp,
+    Comparison, DiffMark, FieldDiff, InputComparison, MAX_TEST_INPUTS, MockRefused, MockResponse,
+    PlannedWrite, ResponseSource, Responses, TestInput, TestReport, TestRequest, TestResponse,
+    TestResult, TestStep, TestStepStatus, TestVersion, WouldCall, WouldTrigger, WriteOp,
 };
 pub use webhooks::{DeliveryView, WebhookCreated, WebhookPayload, WebhookRequest, WebhookView};
 pub use workflows::{VersionView, WorkflowView};

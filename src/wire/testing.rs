@@ -177,10 +177,11 @@ string_enum!(
     }
 );
 
-/// A made-up answer for one step that would call out (`http`, `notify`, `ai`).
+/// A made-up answer for one step that would call out (`http`, `notify`, `ai`): an object (an
+/// array is not read by position).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "Value")]
 pub struct MockResponse {
     /// HTTP status (200 to 599); a non-2xx status fails the step as a live answer would.
     #[serde(default = "ok_status", deserialize_with = "http_status")]
@@ -190,6 +191,47 @@ pub struct MockResponse {
     /// The body (for an `ai` step, the completion).
     #[serde(default)]
     pub body: Value,
+}
+
+/// [`MockResponse`]'s fields, read once the mock is known to be an object.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MockFields {
+    #[serde(default = "ok_status", deserialize_with = "http_status")]
+    status: u16,
+    #[serde(default, deserialize_with = "http_headers")]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    body: Value,
+}
+
+/// A mock that is not an object, or whose fields are wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum MockRefused {
+    #[error("a mock is an object {{\"status\", \"headers\", \"body\"}}, not {0}")]
+    NotAnObject(Value),
+    #[error(transparent)]
+    Field(#[from] serde_json::Error),
+}
+
+impl TryFrom<Value> for MockResponse {
+    type Error = MockRefused;
+
+    fn try_from(value: Value) -> Result<Self, MockRefused> {
+        if !value.is_object() {
+            return Err(MockRefused::NotAnObject(value));
+        }
+        let MockFields {
+            status,
+            headers,
+            body,
+        } = serde_json::from_value(value)?;
+        Ok(Self {
+            status,
+            headers,
+            body,
+        })
+    }
 }
 
 fn ok_status() -> u16 {
@@ -528,6 +570,7 @@ mod tests {
             json!({"mocks": {"x": {"status": 101}}}),
             json!({"mocks": {"x": {"headers": {"a b": "x"}}}}),
             json!({"mocks": {"x": {"headers": {"x": "a\nb"}}}}),
+            json!({"mocks": {"x": [201, {}, {"ok": true}]}}),
             json!({"responses": "live"}),
             json!({"mocks": {"x": {"status": 200, "bodyy": 1}}}),
             json!({"extra": 1}),

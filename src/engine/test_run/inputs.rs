@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::super::catalog::Compiled;
 use super::super::{EngineError, Inner};
 use crate::domain::template;
+use crate::domain::workflow::RecordOn;
 use crate::domain::{RecordChange, RecordEvent, Trigger, parse_workflow};
 use crate::store::StoreError;
 use crate::wire::{
@@ -131,30 +132,44 @@ impl Inner {
     /// A record as it is now, as if the trigger's fields had just been written with their
     /// current values.
     async fn record_input(&self, subject: &Compiled, id: i64) -> Result<Input, EngineError> {
-        if !matches!(subject.workflow.trigger, Trigger::Record { .. }) {
+        let Trigger::Record {
+            object, on, fields, ..
+        } = &subject.workflow.trigger
+        else {
             return Err(EngineError::Invalid(format!(
                 "`{}` is not started by record changes: give it a payload ({{\"payload\": {{...}}}})",
                 subject.workflow.key()
             )));
-        }
-        let record = self.store.record(id).await?;
-        let fields = match &subject.workflow.trigger {
-            Trigger::Record { object, .. } if *object != record.object => {
-                return Err(EngineError::Invalid(format!(
-                    "record {id} is a `{}` record; `{}` is triggered by `{object}` records",
-                    record.object,
-                    subject.workflow.key()
-                )));
-            }
-            Trigger::Record { fields, .. } if !fields.is_empty() => fields.clone(),
-            _ => record.values.keys().cloned().collect(),
         };
-        let change = RecordChange {
-            event: RecordEvent::Updated,
-            previous: record.values.clone(),
-            changed: fields,
-            record,
-            by_workflow: None,
+        let record = self.store.record(id).await?;
+        if *object != record.object {
+            return Err(EngineError::Invalid(format!(
+                "record {id} is a `{}` record; `{}` is triggered by `{object}` records",
+                record.object,
+                subject.workflow.key()
+            )));
+        }
+        // The event the workflow listens for: a workflow started only by new records sees
+        // this one as just created (every field written), others as just updated.
+        let change = if on.contains(&RecordOn::Updated) {
+            RecordChange {
+                event: RecordEvent::Updated,
+                previous: record.values.clone(),
+                changed: match fields.is_empty() {
+                    true => record.values.keys().cloned().collect(),
+                    false => fields.clone(),
+                },
+                record,
+                by_workflow: None,
+            }
+        } else {
+            RecordChange {
+                event: RecordEvent::Created,
+                previous: Map::new(),
+                changed: record.values.keys().cloned().collect(),
+                record,
+                by_workflow: None,
+            }
         };
         Ok(Input {
             shown: TestInput::Record { record_id: id },
@@ -164,25 +179,59 @@ impl Inner {
         })
     }
 
-    /// Why a live change like `trigger` would not start this workflow: its record trigger's
-    /// filter is false (or cannot be evaluated) for it; `None` when it would.
+    /// Why a live change like `trigger` would not start this workflow's record trigger: the
+    /// payload's object, event or changed fields (where it names them) are not the ones it
+    /// listens for, or its filter is false (or cannot be evaluated); `None` when it would.
     pub(super) fn trigger_note(&self, compiled: &Compiled, trigger: &Value) -> Option<String> {
         let Trigger::Record {
-            filter: Some(filter),
-            ..
+            object,
+            on,
+            fields,
+            filter,
         } = &compiled.workflow.trigger
         else {
             return None;
         };
+        let why = |reason: String| {
+            Some(format!(
+                "a live change like this would not start the workflow: {reason}"
+            ))
+        };
+        if let Some(named) = trigger.get("object").and_then(Value::as_str)
+            && named != object
+        {
+            return why(format!(
+                "it is a `{named}` change, the trigger reads `{object}`"
+            ));
+        }
+        if let Some(event) = trigger.get("event").and_then(Value::as_str) {
+            let listens = match event {
+                "created" => on.contains(&RecordOn::Created),
+                "updated" => on.contains(&RecordOn::Updated),
+                _ => false,
+            };
+            if !listens {
+                return why(format!("the trigger does not listen for `{event}` changes"));
+            }
+        }
+        if let Some(changed) = trigger.get("changed").and_then(Value::as_array)
+            && !fields.is_empty()
+            && !changed
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|f| fields.iter().any(|w| w == f))
+        {
+            return why(format!(
+                "none of its fields ({}) changed",
+                fields.join(", ")
+            ));
+        }
+        let filter = filter.as_ref()?;
         let ctx = minijinja::Value::from_serialize(json!({ "trigger": trigger }));
         match template::is_true(&self.catalog.env, filter, &ctx) {
             Ok(true) => None,
-            Ok(false) => Some(format!(
-                "a live change like this would not start the workflow: its filter `{filter}` is false"
-            )),
-            Err(e) => Some(format!(
-                "a live change like this would not start the workflow: its filter `{filter}` fails ({e})"
-            )),
+            Ok(false) => why(format!("its filter `{filter}` is false")),
+            Err(e) => why(format!("its filter `{filter}` fails ({e})")),
         }
     }
 }
