@@ -63,6 +63,7 @@ fn app() -> App {
                 failed_step: None,
                 dead_letter: None,
                 replayed_as: None,
+                held_reason: None,
             },
         );
     }

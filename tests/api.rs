@@ -764,6 +764,9 @@ async fn the_openapi_document_describes_every_route_that_exists() {
         "TestReport",
         "PlannedWrite",
         "WouldTrigger",
+        "HoldList",
+        "HoldView",
+        "HoldRequest",
     ] {
         assert!(schemas[shape].is_object(), "{shape} is documented");
     }
@@ -775,6 +778,9 @@ async fn the_openapi_document_describes_every_route_that_exists() {
         "dlq.replayed",
         "alert.silenced",
         "control.degraded",
+        "run.held",
+        "hold.created",
+        "hold.released",
     ] {
         assert!(bodies.contains(name), "the payload of {name} is documented");
     }
@@ -803,7 +809,7 @@ async fn the_openapi_document_describes_every_route_that_exists() {
             );
         }
     }
-    assert_eq!(operations, 46, "every route is documented");
+    assert_eq!(operations, 49, "every route is documented");
 }
 
 /// A query parameter on a call that reads none is refused by name, as unknown body fields are;

@@ -389,8 +389,10 @@ async fn limited_api(limited: Limited) -> String {
         async move {
             use axum::response::IntoResponse;
             let now = l.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            // Down is a plain 500: a 503 with Retry-After would hold the runs (host
+            // backpressure) instead of sending them to the DLQ this test replays.
             let status = if l.down.load(Ordering::SeqCst) {
-                503
+                500
             } else if now > 5 {
                 429
             } else {

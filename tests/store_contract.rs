@@ -69,6 +69,8 @@ contract!(sqlite:
     text_search_finds_literal_substrings_of_errors,
     rollups_sum_runs_as_they_are_queued_and_end,
     retention_prunes_finished_runs_in_batches_and_keeps_open_dead_letters,
+    a_held_run_waits_without_a_lease_and_a_release_drains_its_hold_in_order,
+    holds_are_placed_once_per_key_and_released_once,
 );
 
 fn new_run(workflow: &str) -> NewRun {
@@ -1060,5 +1062,187 @@ async fn retention_prunes_finished_runs_in_batches_and_keeps_open_dead_letters(
         rows.iter().map(|r| r.bucket.queued).sum::<i64>(),
         8,
         "the hour rows still count every run queued"
+    );
+}
+
+fn held_on(on: &str, until: Option<chrono::DateTime<Utc>>) -> Transition {
+    Transition::Hold(acp::domain::Held {
+        on: on.into(),
+        reason: format!("waiting on {on}"),
+        until,
+    })
+}
+
+fn hold_of(scope: &str, key: Option<&str>) -> acp::domain::policy::NewHold {
+    acp::domain::policy::NewHold {
+        scope: acp::domain::policy::HoldScope::parse(scope).unwrap(),
+        reason: "vendor maintenance".into(),
+        source: acp::wire::HoldSource::Api,
+        actor: "ops".into(),
+        until: None,
+        drain_rate: None,
+        dedupe_key: key.map(str::to_owned),
+    }
+}
+
+async fn a_held_run_waits_without_a_lease_and_a_release_drains_its_hold_in_order(
+    store: &Arc<dyn Store>,
+) {
+    let hold = store
+        .create_hold(hold_of("workflow:wf", None))
+        .await
+        .unwrap();
+    let on = format!("hold:{}", hold.id);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        store.create_runs(vec![new_run("wf")]).await.unwrap();
+        let id = claim_one(store, "a").await;
+        ids.push(id);
+        store
+            .apply(id, "a", vec![held_on(&on, None)])
+            .await
+            .unwrap();
+        let view = store.run(id).await.unwrap().run;
+        assert_eq!(view.status, RunStatus::Held);
+        assert_eq!(
+            view.held_reason.as_deref(),
+            Some(format!("waiting on {on}").as_str())
+        );
+        assert_eq!(view.next_attempt_at, None);
+        // The lease went with the worker.
+        assert!(matches!(
+            store.apply(id, "a", vec![started(0, 1)]).await,
+            Err(StoreError::LeaseLost(_))
+        ));
+    }
+    let far = Utc::now() + Duration::days(365);
+    assert!(
+        store
+            .claim_runs("b", 10, far, later())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.held_runs().await.unwrap(), 3);
+    assert_eq!(store.hold(hold.id).await.unwrap().held_runs, 3);
+    // The release makes them due one interval apart, oldest first (times are kept in ms).
+    let at = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
+    let released = store
+        .release_hold(
+            hold.id,
+            "ops",
+            at,
+            Some(std::time::Duration::from_millis(200)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(released.released_by.as_deref(), Some("ops"));
+    let mut dues = Vec::new();
+    for id in &ids {
+        let view = store.run(*id).await.unwrap().run;
+        assert_eq!(view.status, RunStatus::Held, "held until claimed");
+        dues.push((view.next_attempt_at.unwrap() - at).num_milliseconds());
+    }
+    assert_eq!(dues, [0, 200, 400]);
+    let first = store
+        .claim_runs("b", 10, at + Duration::milliseconds(250), later())
+        .await
+        .unwrap();
+    let claimed: Vec<i64> = first.iter().map(|c| c.run.id).collect();
+    assert_eq!(claimed, ids[..2]);
+    assert_eq!(first[0].run.held_reason, None);
+    assert_eq!(
+        kinds_of(store, ids[0]).await.last(),
+        Some(&EventKind::RunResumed)
+    );
+    // A run held on a limit is woken for a freed slot, oldest first; a held run can be
+    // cancelled.
+    store
+        .apply(ids[0], "b", vec![held_on("workflow:wf", Some(far))])
+        .await
+        .unwrap();
+    store
+        .apply(ids[1], "b", vec![held_on("workflow:wf", Some(far))])
+        .await
+        .unwrap();
+    let now = Utc::now();
+    assert_eq!(store.wake_held("workflow:wf", 1, now).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .run(ids[0])
+            .await
+            .unwrap()
+            .run
+            .next_attempt_at
+            .map(|t| t.timestamp_millis()),
+        Some(now.timestamp_millis())
+    );
+    assert_eq!(
+        store.run(ids[1]).await.unwrap().run.next_attempt_at,
+        Some(far).map(|t| chrono::DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap())
+    );
+    assert_eq!(
+        store.cancel_run(ids[1], "ops").await.unwrap(),
+        RunStatus::Cancelled
+    );
+    assert_eq!(store.held_runs().await.unwrap(), 2);
+}
+
+async fn holds_are_placed_once_per_key_and_released_once(store: &Arc<dyn Store>) {
+    let first = store
+        .create_hold(hold_of("host:api.attio.com", Some("window:w:1")))
+        .await
+        .unwrap();
+    let again = store
+        .create_hold(hold_of("host:api.attio.com", Some("window:w:1")))
+        .await
+        .unwrap();
+    assert_eq!(first.id, again.id);
+    let other = store.create_hold(hold_of("team:qa", None)).await.unwrap();
+    let open: Vec<i64> = store
+        .holds(false, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| h.id)
+        .collect();
+    assert_eq!(open, [first.id, other.id]);
+    store
+        .release_hold(first.id, "ops", Utc::now(), None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.release_hold(first.id, "ops", Utc::now(), None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.release_hold(999, "ops", Utc::now(), None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let open: Vec<i64> = store
+        .holds(false, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| h.id)
+        .collect();
+    assert_eq!(open, [other.id]);
+    let all = store.holds(true, 10).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].released_by.as_deref(), Some("ops"));
+    let kinds: Vec<EventKind> = store
+        .events_since(0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::HoldCreated,
+            EventKind::HoldCreated,
+            EventKind::HoldReleased
+        ]
     );
 }

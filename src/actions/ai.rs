@@ -36,6 +36,11 @@ pub struct AiCompletion {
 #[async_trait]
 pub trait AiProvider: Send + Sync {
     async fn complete(&self, request: AiRequest) -> Result<AiCompletion, StepFailure>;
+
+    /// The host its calls go to, for host limits and holds; none for a provider inside ACP.
+    fn host(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Any endpoint that speaks OpenAI's `POST {base}/chat/completions`.
@@ -66,6 +71,10 @@ impl OpenAiCompatible {
 
 #[async_trait]
 impl AiProvider for OpenAiCompatible {
+    fn host(&self) -> Option<String> {
+        super::http::host_of(&self.base_url)
+    }
+
     async fn complete(&self, request: AiRequest) -> Result<AiCompletion, StepFailure> {
         let mut messages = Vec::new();
         if let Some(system) = &request.system {

@@ -91,6 +91,15 @@ pub fn check(request: &HttpRequest) -> Result<(), StepFailure> {
     Ok(())
 }
 
+/// The host of `url` in lower case (what host limits and holds are keyed by); none when the
+/// URL does not parse or has no host.
+pub fn host_of(url: &str) -> Option<String> {
+    reqwest::Url::parse(url)
+        .ok()?
+        .host_str()
+        .map(str::to_ascii_lowercase)
+}
+
 impl HttpResponse {
     /// The response metadata stored as the attempt's detail.
     pub fn detail(&self) -> Value {

@@ -61,6 +61,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         workers: args.workers as usize,
         lease: args.lease,
         max_stored_bytes: args.max_stored_bytes as usize,
+        policies: policy.policies.clone(),
         ..EngineConfig::default()
     };
     let runtime = Runtime::start(store.clone(), config, actions).await?;

@@ -181,6 +181,7 @@ fn policy(sandbox: &Sandbox, server: &str, speed: f64) -> anyhow::Result<Policy>
         team_rules: BTreeMap::new(),
         rule_defs: rules,
         team_rule_defs: BTreeMap::new(),
+        policies: Default::default(),
     })
 }
 

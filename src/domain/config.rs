@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::alert::{Rule, RuleDef, Severity};
+use super::policy::{HoldScope, LimitsDef, PolicyConfig, Rate, Window, WindowDef};
 use super::validate::locate::{Anchor, Locator};
 use super::validate::{Problem, parse_duration, ron_options};
 
@@ -46,6 +47,16 @@ pub struct ConfigDef {
     /// Rules for the workflows of one team.
     #[serde(default)]
     pub teams: BTreeMap<String, Vec<RuleDef>>,
+    /// Limits per destination host, shared by every workflow's `http`, `notify` and `ai` steps:
+    /// `{"api.attio.com": (rate: "25/s", concurrency: 10)}`.
+    #[serde(default)]
+    pub hosts: BTreeMap<String, LimitsDef>,
+    /// Maintenance windows: scheduled holds.
+    #[serde(default)]
+    pub windows: Vec<WindowDef>,
+    /// A run held longer than this raises a warning alert (default `1h`).
+    #[serde(default)]
+    pub hold_warning: Option<String>,
 }
 
 /// Where notifications go. `Debug` leaves out the secrets: a Slack webhook URL (it carries its
@@ -148,6 +159,8 @@ pub struct Policy {
     /// The rules as written, for listing them.
     pub rule_defs: Vec<RuleDef>,
     pub team_rule_defs: BTreeMap<String, Vec<RuleDef>>,
+    /// Host limits, maintenance windows and the held-work warning.
+    pub policies: PolicyConfig,
 }
 
 impl Default for Policy {
@@ -164,6 +177,7 @@ impl Default for Policy {
             team_rules: BTreeMap::new(),
             rule_defs: Vec::new(),
             team_rule_defs: BTreeMap::new(),
+            policies: PolicyConfig::default(),
         }
     }
 }
@@ -233,6 +247,11 @@ pub fn parse_config(
         defaults.group_interval,
     );
     let resolve_after = duration("resolve_after", &def.resolve_after, defaults.resolve_after);
+    let hold_warning = duration(
+        "hold_warning",
+        &def.hold_warning,
+        defaults.policies.hold_warning,
+    );
     let notify_within = duration("notify_within", &def.notify_within, defaults.notify_within);
     let public_url = match def.public_url {
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
@@ -291,6 +310,46 @@ pub fn parse_config(
         .iter()
         .map(|(team, defs)| (team.clone(), check_rules("teams", defs)))
         .collect();
+    let mut hosts = BTreeMap::new();
+    for (host, def) in &def.hosts {
+        let near = Anchor::Field("hosts", Some(format!("\"{host}\"")));
+        if !matches!(
+            HoldScope::parse(&format!("host:{host}")),
+            Ok(HoldScope::Host(_))
+        ) {
+            fail(
+                near.clone(),
+                format!("hosts: `{host}` is not a host name (no scheme, port or path)"),
+            );
+        }
+        match def.check() {
+            Ok(limits) => {
+                hosts.insert(host.to_ascii_lowercase(), limits);
+            }
+            Err(found) => found
+                .into_iter()
+                .for_each(|(_, message)| fail(near.clone(), format!("host `{host}`: {message}"))),
+        }
+    }
+    let mut windows = Vec::new();
+    let mut window_names = std::collections::HashSet::new();
+    for window in &def.windows {
+        let near = Anchor::Field("windows", Some(format!("\"{}\"", window.name)));
+        if window.name.trim().is_empty() {
+            fail(near.clone(), "windows: a window needs a name".into());
+        } else if !window_names.insert(window.name.as_str()) {
+            fail(
+                near.clone(),
+                format!("duplicate window name `{}`", window.name),
+            );
+        }
+        match check_window(window) {
+            Ok(window) => windows.push(window),
+            Err(found) => found.into_iter().for_each(|message| {
+                fail(near.clone(), format!("window `{}`: {message}", window.name))
+            }),
+        }
+    }
     if !problems.is_empty() {
         problems.sort_by_key(|p| (p.line, p.col));
         return Err(problems);
@@ -307,7 +366,60 @@ pub fn parse_config(
         team_rules,
         rule_defs: def.rules,
         team_rule_defs: def.teams,
+        policies: PolicyConfig {
+            hosts,
+            windows,
+            hold_warning,
+        },
     })
+}
+
+/// Checks one maintenance window: its scope, cron (croner, 5 or 6 fields), time zone (IANA),
+/// duration and drain rate.
+fn check_window(def: &WindowDef) -> Result<Window, Vec<String>> {
+    let mut problems = Vec::new();
+    let scope = HoldScope::parse(&def.scope)
+        .map_err(|e| problems.push(e.to_string()))
+        .ok();
+    if let Err(e) = croner::Cron::new(&def.cron).with_seconds_optional().parse() {
+        problems.push(format!("cron `{}` is not valid: {e}", def.cron));
+    }
+    let timezone = def.timezone.clone().unwrap_or_else(|| "UTC".into());
+    if timezone.parse::<chrono_tz::Tz>().is_err() {
+        problems.push(format!(
+            "timezone `{timezone}` is not an IANA name such as \"Europe/Berlin\""
+        ));
+    }
+    let duration = match parse_duration(&def.duration) {
+        Ok(d) if !d.is_zero() => Some(d),
+        Ok(_) => {
+            problems.push("duration must be longer than zero".into());
+            None
+        }
+        Err(e) => {
+            problems.push(format!("duration: {e}"));
+            None
+        }
+    };
+    let drain_rate = match def.drain_rate.as_deref().map(Rate::parse) {
+        None => None,
+        Some(Ok(rate)) => Some(rate),
+        Some(Err(e)) => {
+            problems.push(format!("drain_rate: {e}"));
+            None
+        }
+    };
+    match (scope, duration, problems.is_empty()) {
+        (Some(scope), Some(duration), true) => Ok(Window {
+            name: def.name.clone(),
+            scope,
+            cron: def.cron.clone(),
+            duration,
+            timezone,
+            drain_rate,
+        }),
+        _ => Err(problems),
+    }
 }
 
 /// What is wrong with a channel of `acp.ron`.

@@ -7,6 +7,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod failure;
 pub mod notice;
+pub mod policy;
 pub mod record;
 pub mod retry;
 pub mod rollup;
@@ -23,6 +24,6 @@ pub use record::{
     Triggered,
 };
 pub use retry::RetryPolicy;
-pub use run::{NewRun, RetryAt, Transition};
+pub use run::{Held, NewRun, RetryAt, Transition};
 pub use validate::{Problem, parse_workflow};
 pub use workflow::{ActionDef, NotifyChannel, Step, Trigger, Workflow, WorkflowDef};

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::wire::{
-    AttemptStatus, ByActor, EventBody, RetryScheduled, RunClaimed, RunEnded, RunMode, RunQueued,
-    RunReleased, RunStatus, RunWaiting, StepEnded, StepError, StepSkipped, StepStarted,
+    AttemptStatus, ByActor, EventBody, RetryScheduled, RunClaimed, RunEnded, RunHeld, RunMode,
+    RunQueued, RunReleased, RunStatus, RunWaiting, StepEnded, StepError, StepSkipped, StepStarted,
     TriggerKind,
 };
 
@@ -70,6 +70,9 @@ pub enum Transition {
     },
     /// A `delay` step: the run sleeps until then without holding a worker or a lease.
     Wait { until: DateTime<Utc> },
+    /// A policy or a hold makes the run wait, without a worker or a lease, until `until`
+    /// (none: until what it waits `on` lets it go, e.g. a hold's release).
+    Hold(Held),
     /// The run ended.
     Finish {
         status: RunStatus,
@@ -80,6 +83,17 @@ pub enum Transition {
     DeadLetter { step_id: String, error: StepError },
     /// The engine is shutting down: the run may be claimed again at once.
     Release,
+}
+
+/// Why and until when a run is held.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    /// What it waits for: `hold:<id>`, `host:<host>`, `workflow:<key>` (a workflow's own
+    /// limits, `workflow:<key>#<value>` per key). A release wakes the runs held on it.
+    pub on: String,
+    /// For people: `api.attio.com asked to wait until 10:02:03Z (429)`.
+    pub reason: String,
+    pub until: Option<DateTime<Utc>>,
 }
 
 impl NewRun {
@@ -137,6 +151,8 @@ pub enum RunStep {
     Progress,
     /// A `delay` step: the run sleeps without a lease.
     Wait,
+    /// A policy or a hold makes the run wait without a lease.
+    Hold,
     /// A failed attempt will be tried again later; the lease is released.
     ScheduleRetry,
     /// The engine is shutting down and hands the run back.
@@ -162,18 +178,18 @@ pub enum RunRefused {
     #[error("is {status}: {step:?} does not apply to a {status} run")]
     NotAllowed { status: RunStatus, step: RunStep },
     #[error(
-        "is {0}, not due: only queued, retrying or waiting runs (or expired leases) are claimed"
+        "is {0}, not due: only queued, retrying, waiting or held runs (or expired leases) are claimed"
     )]
     NotClaimable(RunStatus),
 }
 
 /// The run lifecycle: the status after `step`, or why not.
 ///
-/// | step | queued, retrying, waiting | running | succeeded, cancelled | failed |
+/// | step | queued, retrying, waiting, held | running | succeeded, cancelled | failed |
 /// |---|---|---|---|---|
 /// | claim | running | running (lease expired) | — | — |
 /// | progress | — | running | — | — |
-/// | wait / schedule retry / release | — | waiting / retrying / queued | — | — |
+/// | wait / hold / schedule retry / release | — | waiting / held / retrying / queued | — | — |
 /// | finish(s) | — | s | — | — |
 /// | dead letter | — | — | — | failed |
 /// | cancel | cancelled | running (asked to stop) | — | — |
@@ -182,16 +198,17 @@ pub enum RunRefused {
 /// # Errors
 /// [`RunRefused`] naming the status when the lifecycle does not allow the step.
 pub fn run_next(status: RunStatus, step: RunStep) -> Result<RunStatus, RunRefused> {
-    use RunStatus::{Cancelled, Failed, Queued, Retrying, Running, Succeeded, Waiting};
+    use RunStatus::{Cancelled, Failed, Held, Queued, Retrying, Running, Succeeded, Waiting};
     match (status, step) {
-        (Queued | Retrying | Waiting | Running, RunStep::Claim) => Ok(Running),
+        (Queued | Retrying | Waiting | Held | Running, RunStep::Claim) => Ok(Running),
         (Running, RunStep::Progress) => Ok(Running),
         (Running, RunStep::Wait) => Ok(Waiting),
+        (Running, RunStep::Hold) => Ok(Held),
         (Running, RunStep::ScheduleRetry) => Ok(Retrying),
         (Running, RunStep::Release) => Ok(Queued),
         (Running, RunStep::Finish(end @ (Succeeded | Failed | Cancelled))) => Ok(end),
         (Failed, RunStep::DeadLetter) => Ok(Failed),
-        (Queued | Retrying | Waiting, RunStep::Cancel) => Ok(Cancelled),
+        (Queued | Retrying | Waiting | Held, RunStep::Cancel) => Ok(Cancelled),
         (Running, RunStep::Cancel) => Ok(Running),
         (Failed, RunStep::Retry) => Ok(Queued),
         (Succeeded | Failed | Cancelled, RunStep::Cancel) => Err(RunRefused::Final(status)),
@@ -209,6 +226,7 @@ impl Transition {
             Self::StepEnded { retry: Some(_), .. } => RunStep::ScheduleRetry,
             Self::StepEnded { .. } => RunStep::Progress,
             Self::Wait { .. } => RunStep::Wait,
+            Self::Hold(_) => RunStep::Hold,
             Self::Finish { status, .. } => RunStep::Finish(*status),
             Self::DeadLetter { .. } => RunStep::DeadLetter,
             Self::Release => RunStep::Release,
@@ -264,6 +282,11 @@ impl Transition {
                 reason: reason.clone(),
             })],
             Self::Wait { until } => vec![EventBody::RunWaiting(RunWaiting { until: *until })],
+            Self::Hold(held) => vec![EventBody::RunHeld(RunHeld {
+                on: held.on.clone(),
+                reason: held.reason.clone(),
+                until: held.until,
+            })],
             Self::Finish {
                 status,
                 failed_step,
@@ -336,11 +359,12 @@ pub fn retried_event(actor: &str) -> EventBody {
 mod tests {
     use super::*;
 
-    const STATUSES: [RunStatus; 7] = [
+    const STATUSES: [RunStatus; 8] = [
         RunStatus::Queued,
         RunStatus::Running,
         RunStatus::Retrying,
         RunStatus::Waiting,
+        RunStatus::Held,
         RunStatus::Succeeded,
         RunStatus::Failed,
         RunStatus::Cancelled,
@@ -348,11 +372,12 @@ mod tests {
 
     #[test]
     fn every_step_from_every_status_is_decided() {
-        use RunStatus::{Cancelled, Failed, Queued, Retrying, Running, Succeeded, Waiting};
+        use RunStatus::{Cancelled, Failed, Held, Queued, Retrying, Running, Succeeded, Waiting};
         let steps = [
             RunStep::Claim,
             RunStep::Progress,
             RunStep::Wait,
+            RunStep::Hold,
             RunStep::ScheduleRetry,
             RunStep::Release,
             RunStep::Finish(Succeeded),
@@ -362,35 +387,31 @@ mod tests {
             RunStep::Cancel,
             RunStep::Retry,
         ];
-        // Rows follow STATUSES: queued, running, retrying, waiting, succeeded, failed, cancelled.
-        let table: [[Option<RunStatus>; 7]; 11] = [
-            [
-                Some(Running),
-                Some(Running),
-                Some(Running),
-                Some(Running),
-                None,
-                None,
-                None,
-            ],
-            [None, Some(Running), None, None, None, None, None],
-            [None, Some(Waiting), None, None, None, None, None],
-            [None, Some(Retrying), None, None, None, None, None],
-            [None, Some(Queued), None, None, None, None, None],
-            [None, Some(Succeeded), None, None, None, None, None],
-            [None, Some(Failed), None, None, None, None, None],
-            [None, Some(Cancelled), None, None, None, None, None],
-            [None, None, None, None, None, Some(Failed), None],
+        // Columns follow STATUSES: queued, running, retrying, waiting, held, succeeded, failed,
+        // cancelled.
+        let r = Some(Running);
+        let table: [[Option<RunStatus>; 8]; 12] = [
+            [r, r, r, r, r, None, None, None],
+            [None, r, None, None, None, None, None, None],
+            [None, Some(Waiting), None, None, None, None, None, None],
+            [None, Some(Held), None, None, None, None, None, None],
+            [None, Some(Retrying), None, None, None, None, None, None],
+            [None, Some(Queued), None, None, None, None, None, None],
+            [None, Some(Succeeded), None, None, None, None, None, None],
+            [None, Some(Failed), None, None, None, None, None, None],
+            [None, Some(Cancelled), None, None, None, None, None, None],
+            [None, None, None, None, None, None, Some(Failed), None],
             [
                 Some(Cancelled),
-                Some(Running),
+                r,
+                Some(Cancelled),
                 Some(Cancelled),
                 Some(Cancelled),
                 None,
                 None,
                 None,
             ],
-            [None, None, None, None, None, Some(Queued), None],
+            [None, None, None, None, None, None, Some(Queued), None],
         ];
         for (step, row) in steps.iter().zip(table) {
             for (status, next) in STATUSES.iter().zip(row) {
@@ -454,6 +475,11 @@ mod tests {
                 reason: "when was false".into(),
             },
             Transition::Wait { until: at },
+            Transition::Hold(Held {
+                on: "host:api.example.com".into(),
+                reason: "api.example.com asked to wait".into(),
+                until: Some(at),
+            }),
             Transition::Finish {
                 status: RunStatus::Succeeded,
                 failed_step: None,

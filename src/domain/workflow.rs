@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::alert::{Rule, RuleDef};
+use super::policy::{PolicyDef, RunPolicy};
 use super::retry::RetryPolicy;
 use super::template;
 
@@ -27,6 +28,9 @@ pub struct WorkflowDef {
     /// Alert rules; a workflow without any gets the default rules.
     #[serde(default)]
     pub alerts: Vec<RuleDef>,
+    /// Limits on this workflow's runs (concurrency, rate, per key); runs over them wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyDef>,
 }
 
 /// What starts a run.
@@ -239,6 +243,8 @@ pub struct Workflow {
     pub steps: Vec<Step>,
     /// The workflow's alert rules (the default rules when the file names none).
     pub rules: Vec<Rule>,
+    /// Its limits, when the file sets a policy.
+    pub policy: Option<RunPolicy>,
 }
 
 /// A checked trigger.

@@ -1,6 +1,8 @@
 //! Drives one claimed run through its remaining steps, persisting each transition.
 
 use std::panic::AssertUnwindSafe;
+
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
 use futures_util::FutureExt;
@@ -9,12 +11,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::bounds;
 use super::catalog::Compiled;
+use super::policy::Permit;
 use super::redact::Redactor;
 use super::step::{self, Control};
 use super::{EngineError, Inner};
 use crate::domain::run::idempotency_prefix;
-use crate::domain::template::is_true;
-use crate::domain::{ActionDef, RetryAt, StepFailure, Transition};
+use crate::domain::template::{is_true, render_value};
+use crate::domain::{ActionDef, Held, RetryAt, StepFailure, Transition};
 use crate::store::ClaimedRun;
 use crate::wire::{AttemptStatus, RunMode, RunStatus, RunView};
 
@@ -46,9 +49,13 @@ impl Progress {
                 let state = json!({"status": attempt.status, "output": attempt.output, "detail": attempt.detail});
                 progress.steps.insert(attempt.step_id.clone(), state);
             }
+            // A skip is no attempt, and a call the host throttled is not charged.
             let counts = attempt.id > claimed.budget_floor
                 && attempt.carried_from.is_none()
-                && attempt.status != AttemptStatus::Skipped;
+                && !matches!(
+                    attempt.status,
+                    AttemptStatus::Skipped | AttemptStatus::Throttled
+                );
             progress.attempts[index] += u32::from(counts);
         }
         progress
@@ -168,6 +175,7 @@ pub async fn drive(
         ),
         progress: Progress::new(&claimed, &compiled),
         pending: Vec::new(),
+        permit: None,
         inner,
         claimed: &claimed,
         compiled: &compiled,
@@ -199,6 +207,8 @@ struct Driver<'a> {
     redactor: Redactor,
     progress: Progress,
     pending: Vec<Transition>,
+    /// The run's slot under its workflow's concurrency, once admitted.
+    permit: Option<Permit>,
 }
 
 impl Driver<'_> {
@@ -218,6 +228,9 @@ impl Driver<'_> {
             if self.inner.shutdown.is_cancelled() {
                 return self.commit(Transition::Release).await;
             }
+            if let Err(held) = self.admit() {
+                return self.hold(held).await;
+            }
             if let Next::Stop = self.step(index).await? {
                 return Ok(());
             }
@@ -228,6 +241,62 @@ impl Driver<'_> {
             error: None,
         })
         .await
+    }
+
+    /// Before each step: a hold on the workflow or its team stops the run here (the attempt
+    /// before finished); before the first step it takes, the workflow's own limits admit it.
+    fn admit(&mut self) -> Result<(), Held> {
+        let run = &self.claimed.run;
+        if let Some(held) = self.inner.gate.run_hold(&run.workflow, &run.team) {
+            return Err(held);
+        }
+        if self.permit.is_some() {
+            return Ok(());
+        }
+        let policy = self.compiled.workflow.policy.as_ref();
+        let key = policy
+            .and_then(|p| p.key.as_deref())
+            .map(|template| self.policy_key(template));
+        // A run that has made no attempt of its own yet starts now: that is what the rate counts.
+        let fresh = !self
+            .claimed
+            .attempts
+            .iter()
+            .any(|a| a.carried_from.is_none());
+        let permit = self
+            .inner
+            .gate
+            .admit_run(&run.workflow, policy, key.as_deref(), fresh)?;
+        self.permit = Some(permit);
+        Ok(())
+    }
+
+    /// The value of the policy's key template for this run (empty when it does not render:
+    /// a limit never fails a run).
+    fn policy_key(&self, template: &str) -> String {
+        let ctx = context(&self.claimed.run, &self.progress.steps);
+        let text = Value::String(template.to_owned());
+        match render_value(&self.inner.catalog.env, &text, &ctx) {
+            Ok(Value::String(value)) => value,
+            Ok(value) => value.to_string(),
+            Err(e) => {
+                tracing::warn!(
+                    run_id = self.claimed.run.id,
+                    "policy key did not render: {e}"
+                );
+                String::new()
+            }
+        }
+    }
+
+    /// Holds the run (with the transitions pending) and wakes the claim loop when it is due.
+    async fn hold(&mut self, held: Held) -> Result<(), EngineError> {
+        let until = held.until;
+        self.commit(Transition::Hold(held)).await?;
+        if let Some(until) = until {
+            self.inner.wake_at(until);
+        }
+        Ok(())
     }
 
     /// Applies the pending transitions and `last`; answers the ids of attempts started.
@@ -277,6 +346,19 @@ impl Driver<'_> {
             self.progress.steps.insert(step.id.clone(), state);
             return Ok(Next::Continue);
         }
+        // An outside call waits for its host: holds, backpressure, the host's limits.
+        let host = match &rendered {
+            Ok(input) if step.action.is_external() => self.host(step, input),
+            _ => None,
+        };
+        let _call = match host.as_deref().map(|h| self.inner.gate.admit_call(h)) {
+            Some(Err(held)) => {
+                self.hold(held).await?;
+                return Ok(Next::Stop);
+            }
+            Some(Ok(permit)) => Some(permit),
+            None => None,
+        };
         let number = self.progress.attempts[index] + 1;
         let prefix = idempotency_prefix(
             self.claimed.run.id,
@@ -330,8 +412,56 @@ impl Driver<'_> {
         };
         match outcome {
             Ok(done) => self.succeeded(index, attempt, done).await,
-            Err(failure) => self.failed(index, attempt, failure).await,
+            Err(failure) => match (
+                host,
+                throttled_until(&failure, self.inner.config.clock.now()),
+            ) {
+                (Some(host), Some((until, status))) => {
+                    self.throttled(attempt, failure, &host, until, status).await
+                }
+                _ => self.failed(index, attempt, failure).await,
+            },
         }
+    }
+
+    /// The host an outside step calls, from its rendered input (an `ai` step's provider
+    /// knows its own).
+    fn host(&self, step: &crate::domain::Step, input: &Value) -> Option<String> {
+        let actions = &self.inner.actions;
+        let out = step::outbound(&actions.default_ai, &self.claimed.run, step, input, "").ok()?;
+        match out {
+            step::Outbound::Http(request) | step::Outbound::Notify(request) => {
+                crate::actions::http::host_of(&request.url)
+            }
+            step::Outbound::Ai { provider, .. } => actions.ai.get(&provider)?.host(),
+        }
+    }
+
+    /// The host answered 429 or 503 with `Retry-After`: every call to it waits until then,
+    /// this attempt is recorded as `throttled` (not charged to the retry budget) and the run
+    /// is held until then.
+    async fn throttled(
+        &mut self,
+        attempt: Attempt,
+        mut failure: StepFailure,
+        host: &str,
+        until: DateTime<Utc>,
+        status: u16,
+    ) -> Result<Next, EngineError> {
+        failure.error.message = self
+            .redactor
+            .text_cut(&failure.error.message, bounds::MAX_ERROR_CHARS);
+        let held = self.inner.gate.pause_host(host, until, status);
+        self.inner.backpressure(host, &held).await;
+        self.pending.push(attempt.ended(
+            AttemptStatus::Throttled,
+            Value::Null,
+            Value::Null,
+            Some(failure.error),
+            None,
+        ));
+        self.hold(held).await?;
+        Ok(Next::Stop)
     }
 
     async fn succeeded(
@@ -451,6 +581,16 @@ impl Driver<'_> {
         self.commit(finish).await?;
         Ok(Next::Stop)
     }
+}
+
+/// When a failed call means its host asked everyone to wait: a 429 or 503 with
+/// `Retry-After` (capped like a retry's), as the time to wait until and the status.
+fn throttled_until(failure: &StepFailure, now: DateTime<Utc>) -> Option<(DateTime<Utc>, u16)> {
+    let status = failure.error.status.filter(|s| matches!(s, 429 | 503))?;
+    let wait = failure
+        .retry_after?
+        .min(crate::domain::retry::MAX_RETRY_AFTER);
+    Some((crate::domain::clock::later_or_max(now, wait), status))
 }
 
 /// The attempt a driver is running.

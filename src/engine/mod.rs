@@ -18,7 +18,9 @@ mod catalog;
 mod clock;
 mod driver;
 mod health;
+mod holds;
 mod ops;
+mod policy;
 pub mod redact;
 mod replay;
 mod step;
@@ -35,6 +37,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::actions::Actions;
 use crate::domain::clock::{Clock, Loop, SystemClock};
+use crate::domain::policy::PolicyConfig;
 use crate::domain::template::SecretLookup;
 use crate::store::{Store, StoreError};
 use catalog::Catalog;
@@ -82,6 +85,8 @@ pub struct EngineConfig {
     pub max_stored_bytes: usize,
     /// Where the engine reads the time (due runs, leases, retry and delay times, schedules).
     pub clock: Arc<dyn Clock>,
+    /// Host limits and maintenance windows (from `acp.ron`).
+    pub policies: PolicyConfig,
 }
 
 impl Default for EngineConfig {
@@ -95,6 +100,7 @@ impl Default for EngineConfig {
             sole_owner: true,
             max_stored_bytes: bounds::DEFAULT_MAX_STORED,
             clock: Arc::new(SystemClock),
+            policies: PolicyConfig::default(),
         }
     }
 }
@@ -121,6 +127,8 @@ struct Inner {
     /// The claim loop and the lease heartbeat, as the runtime's watchdog and health see them.
     claims: Loop,
     leases: Loop,
+    /// Holds and limits: what runs and calls may do now.
+    gate: policy::Gate,
 }
 
 impl Engine {
@@ -140,7 +148,10 @@ impl Engine {
             test_run::end_abandoned(store.as_ref()).await?;
         }
         let (config_poll, config_lease) = (config.poll, config.lease);
+        let gate = policy::Gate::new(config.clock.clone(), &config.policies);
+        gate.set_holds(store.holds(false, 0).await?);
         let inner = Arc::new(Inner {
+            gate,
             owner: format!("engine-{}-{:08x}", std::process::id(), fastrand::u32(..)),
             slots: Arc::new(Semaphore::new(config.workers.max(1))),
             store,
@@ -160,6 +171,7 @@ impl Engine {
         inner.tasks.spawn(worker::claim_loop(inner.clone()));
         inner.tasks.spawn(worker::heartbeat_loop(inner.clone()));
         inner.tasks.spawn(triggers::schedule_loop(inner.clone()));
+        inner.tasks.spawn(holds::holds_loop(inner.clone()));
         Ok(Self { inner })
     }
 

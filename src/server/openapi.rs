@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::AppState;
 use super::error::ApiJson;
-use super::routes::{admin, alerts, dlq, hooks, records, runs, workflows};
+use super::routes::{admin, alerts, dlq, holds, hooks, records, runs, workflows};
 use super::{stream, webhooks};
 
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use super::{stream, webhooks};
         admin::tokens, admin::create_token, admin::revoke_token, admin::audit, admin::events, admin::health, admin::me,
         alerts::list, alerts::one, alerts::ack, alerts::silence, alerts::rules, alerts::put_rule,
         alerts::delete_rule, alerts::notifications,
+        holds::list, holds::create, holds::release,
         hooks::receive, stream::upgrade,
         webhooks::list, webhooks::create, webhooks::remove, webhooks::deliveries,
     ),

@@ -19,12 +19,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
+use crate::domain::policy::NewHold;
 use crate::domain::rollup::{Bucket, Span};
 use crate::domain::{NewRun, PreparedWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
     AlertState, AlertView, AttemptStatus, AttemptView, AuditEntry, DeliveryView, DlqView, Event,
-    EventBody, FieldChange, NotificationView, Page, RecordView, Role, RunDetail, RunQuery,
-    RunStatus, RunView, StepError, TokenView, VersionView, WebhookView, WorkflowView,
+    EventBody, FieldChange, HoldView, NotificationView, Page, RecordView, Role, RunDetail,
+    RunQuery, RunStatus, RunView, StepError, TokenView, VersionView, WebhookView, WorkflowView,
 };
 
 /// What can go wrong in the store.
@@ -256,10 +257,51 @@ pub struct Replay {
 /// Every method can also answer [`StoreError::Other`] when the database itself fails (I/O,
 /// a closed store); the `# Errors` of each method list the answers it gives on purpose.
 pub trait Store:
-    EventLog + WorkflowStore + RunStore + RecordStore + AlertStore + OutboxStore + AccessStore
+    EventLog
+    + WorkflowStore
+    + RunStore
+    + HoldStore
+    + RecordStore
+    + AlertStore
+    + OutboxStore
+    + AccessStore
 {
     /// Finishes pending writes and releases the database (the store answers nothing after).
     fn close(&self);
+}
+
+/// Holds and the runs they hold. The engine decides what is held and when a hold ends; the
+/// store keeps the holds and moves held runs' due times atomically with a release.
+#[async_trait]
+pub trait HoldStore: Send + Sync + 'static {
+    /// Places a hold (with its `hold.created` event). A known `dedupe_key` answers the hold
+    /// placed with it and places nothing.
+    async fn create_hold(&self, hold: NewHold) -> Result<HoldView>;
+    /// Releases a hold (with its `hold.released` event): its runs fall due from `at`, oldest
+    /// first, one every `interval` (all at once without one).
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown hold; `Conflict` for one released already.
+    async fn release_hold(
+        &self,
+        id: i64,
+        actor: &str,
+        at: DateTime<Utc>,
+        interval: Option<std::time::Duration>,
+    ) -> Result<HoldView>;
+    /// One hold.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown hold.
+    async fn hold(&self, id: i64) -> Result<HoldView>;
+    /// The holds not released yet, oldest first; with `released`, also the newest `limit`
+    /// released ones.
+    async fn holds(&self, released: bool, limit: usize) -> Result<Vec<HoldView>>;
+    /// Makes the `n` oldest runs held on `on` due at `at` (a limit freed a slot); answers how
+    /// many.
+    async fn wake_held(&self, on: &str, n: usize, at: DateTime<Utc>) -> Result<usize>;
+    /// Runs held now, whatever holds them.
+    async fn held_runs(&self) -> Result<i64>;
 }
 
 /// The run log: events numbered by a gap-free sequence, committed with their change.

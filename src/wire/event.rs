@@ -74,6 +74,38 @@ pub struct RunWaiting {
     pub until: DateTime<Utc>,
 }
 
+/// A run waits on a policy or a hold: `on` names what it waits for (`hold:12`,
+/// `host:api.attio.com`, `workflow:lead_routing`), `reason` says it for people, and `until` is
+/// the earliest time it may continue (none while a hold without an end lasts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct RunHeld {
+    pub on: String,
+    pub reason: String,
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// A hold was placed or released.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct HoldChanged {
+    pub hold_id: i64,
+    /// `workflow:KEY`, `team:NAME` or `host:HOST`.
+    pub scope: String,
+    pub reason: String,
+    pub source: super::HoldSource,
+    /// When the hold ends by itself.
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
+    /// Who placed or released it (`window:NAME`, `backpressure` for automatic holds).
+    #[serde(default)]
+    pub actor: String,
+    /// At release: the runs it held, now draining.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_runs: Option<i64>,
+}
+
 /// A run ended (succeeded, failed or cancelled).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
@@ -243,6 +275,8 @@ pub enum EventBody {
     RunResumed(RunClaimed),
     #[serde(rename = "run.waiting")]
     RunWaiting(RunWaiting),
+    #[serde(rename = "run.held")]
+    RunHeld(RunHeld),
     #[serde(rename = "run.succeeded")]
     RunSucceeded(RunEnded),
     #[serde(rename = "run.failed")]
@@ -291,6 +325,10 @@ pub enum EventBody {
     AlertAcked(AlertChanged),
     #[serde(rename = "alert.silenced")]
     AlertSilenced(AlertChanged),
+    #[serde(rename = "hold.created")]
+    HoldCreated(HoldChanged),
+    #[serde(rename = "hold.released")]
+    HoldReleased(HoldChanged),
     #[serde(rename = "control.degraded")]
     ControlDegraded(ControlChanged),
     #[serde(rename = "control.recovered")]
@@ -305,6 +343,7 @@ impl EventBody {
             Self::RunStarted(_) => EventKind::RunStarted,
             Self::RunResumed(_) => EventKind::RunResumed,
             Self::RunWaiting(_) => EventKind::RunWaiting,
+            Self::RunHeld(_) => EventKind::RunHeld,
             Self::RunSucceeded(_) => EventKind::RunSucceeded,
             Self::RunFailed(_) => EventKind::RunFailed,
             Self::RunCancelRequested(_) => EventKind::RunCancelRequested,
@@ -329,6 +368,8 @@ impl EventBody {
             Self::AlertResolved(_) => EventKind::AlertResolved,
             Self::AlertAcked(_) => EventKind::AlertAcked,
             Self::AlertSilenced(_) => EventKind::AlertSilenced,
+            Self::HoldCreated(_) => EventKind::HoldCreated,
+            Self::HoldReleased(_) => EventKind::HoldReleased,
             Self::ControlDegraded(_) => EventKind::ControlDegraded,
             Self::ControlRecovered(_) => EventKind::ControlRecovered,
         }
@@ -358,6 +399,7 @@ impl EventBody {
             Self::RunQueued(_) | Self::RunRetried(_) | Self::RunReleased(_) => RunStatus::Queued,
             Self::RunStarted(_) | Self::RunResumed(_) | Self::StepStarted(_) => RunStatus::Running,
             Self::RunWaiting(_) => RunStatus::Waiting,
+            Self::RunHeld(_) => RunStatus::Held,
             Self::StepRetryScheduled(_) => RunStatus::Retrying,
             Self::RunSucceeded(_) => RunStatus::Succeeded,
             Self::RunFailed(_) => RunStatus::Failed,
@@ -375,6 +417,7 @@ pub enum EventKind {
     RunStarted,
     RunResumed,
     RunWaiting,
+    RunHeld,
     RunSucceeded,
     RunFailed,
     RunCancelRequested,
@@ -399,6 +442,8 @@ pub enum EventKind {
     AlertResolved,
     AlertAcked,
     AlertSilenced,
+    HoldCreated,
+    HoldReleased,
     ControlDegraded,
     ControlRecovered,
 }
@@ -408,6 +453,7 @@ const NAMES: &[(EventKind, &str)] = &[
     (EventKind::RunStarted, "run.started"),
     (EventKind::RunResumed, "run.resumed"),
     (EventKind::RunWaiting, "run.waiting"),
+    (EventKind::RunHeld, "run.held"),
     (EventKind::RunSucceeded, "run.succeeded"),
     (EventKind::RunFailed, "run.failed"),
     (EventKind::RunCancelRequested, "run.cancel_requested"),
@@ -432,6 +478,8 @@ const NAMES: &[(EventKind, &str)] = &[
     (EventKind::AlertResolved, "alert.resolved"),
     (EventKind::AlertAcked, "alert.acked"),
     (EventKind::AlertSilenced, "alert.silenced"),
+    (EventKind::HoldCreated, "hold.created"),
+    (EventKind::HoldReleased, "hold.released"),
     (EventKind::ControlDegraded, "control.degraded"),
     (EventKind::ControlRecovered, "control.recovered"),
 ];
@@ -528,6 +576,15 @@ mod tests {
             part: "alert evaluator".into(),
             last_run: Some(at),
         };
+        let hold = HoldChanged {
+            hold_id: 4,
+            scope: "workflow:lead_routing".into(),
+            reason: "vendor maintenance".into(),
+            source: super::super::HoldSource::Api,
+            until: Some(at),
+            actor: "ops".into(),
+            released_runs: None,
+        };
         vec![
             EventBody::RunQueued(RunQueued {
                 trigger_kind: TriggerKind::Record,
@@ -621,6 +678,16 @@ mod tests {
                 actor: Some("ops".into()),
                 until: Some(at),
                 ..alert
+            }),
+            EventBody::RunHeld(RunHeld {
+                on: "host:api.attio.com".into(),
+                reason: "api.attio.com asked to wait until 10:02:03Z (429)".into(),
+                until: Some(at),
+            }),
+            EventBody::HoldCreated(hold.clone()),
+            EventBody::HoldReleased(HoldChanged {
+                released_runs: Some(12),
+                ..hold
             }),
             EventBody::ControlDegraded(control.clone()),
             EventBody::ControlRecovered(control),

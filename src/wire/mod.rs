@@ -10,6 +10,7 @@ mod alerts;
 mod api;
 mod event;
 mod health;
+mod holds;
 mod records;
 mod runs;
 mod testing;
@@ -23,13 +24,15 @@ pub use alerts::{
 pub use api::*;
 pub use event::{
     AlertChanged, ByActor, ControlChanged, DlqAdded, DlqDiscarded, DlqReplayed, Event, EventBody,
-    EventKind, RecordChanged, RetryScheduled, RunClaimed, RunEnded, RunQueued, RunReleased,
-    RunWaiting, StepEnded, StepSkipped, StepStarted, WorkflowPublished, WorkflowRolledBack,
+    EventKind, HoldChanged, RecordChanged, RetryScheduled, RunClaimed, RunEnded, RunHeld,
+    RunQueued, RunReleased, RunWaiting, StepEnded, StepSkipped, StepStarted, WorkflowPublished,
+    WorkflowRolledBack,
 };
 pub use health::{
     ControlStatus, Counts, FailureReason, Health, HealthQuery, LoopStatus, TeamHealth, Unnotified,
     WorkflowHealth,
 };
+pub use holds::{HoldList, HoldRequest, HoldSource, HoldView, WindowView};
 pub use records::{FieldChange, RecordView, Source};
 pub use runs::{
     AttemptStatus, AttemptView, DlqStatus, DlqView, ErrorClass, RunDetail, RunMode, RunStatus,

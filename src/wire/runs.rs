@@ -37,12 +37,14 @@ macro_rules! string_enum {
 pub(crate) use string_enum;
 
 string_enum!(
-    /// Where a run is in its life. `waiting` means a `delay` step is sleeping.
+    /// Where a run is in its life. `waiting` means a `delay` step is sleeping; `held` that a
+    /// policy or a hold makes it wait (with a reason and, when known, until when).
     RunStatus {
         Queued => "queued",
         Running => "running",
         Retrying => "retrying",
         Waiting => "waiting",
+        Held => "held",
         Succeeded => "succeeded",
         Failed => "failed",
         Cancelled => "cancelled",
@@ -84,7 +86,9 @@ string_enum!(
 );
 
 string_enum!(
-    /// The outcome of one attempt of one step.
+    /// The outcome of one attempt of one step. `throttled`: the host answered 429 or 503 with
+    /// `Retry-After`; the attempt is not charged to the step's retry budget and the run is
+    /// held until then.
     AttemptStatus {
         Running => "running",
         Succeeded => "succeeded",
@@ -92,6 +96,7 @@ string_enum!(
         Skipped => "skipped",
         Abandoned => "abandoned",
         Cancelled => "cancelled",
+        Throttled => "throttled",
     }
 );
 
@@ -163,6 +168,9 @@ pub struct RunView {
     /// The run that replayed this one's dead-letter entry.
     #[serde(default)]
     pub replayed_as: Option<i64>,
+    /// Why a held run waits (`next_attempt_at` says until when, when that is known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_reason: Option<String>,
 }
 
 impl RunView {
@@ -206,6 +214,7 @@ impl RunView {
             failed_step: None,
             dead_letter: None,
             replayed_as: None,
+            held_reason: None,
         })
     }
 
@@ -223,6 +232,11 @@ impl RunView {
             EventBody::RunStarted(_) | EventBody::RunResumed(_) => {
                 self.started_at.get_or_insert(event.at);
                 self.next_attempt_at = None;
+                self.held_reason = None;
+            }
+            EventBody::RunHeld(held) => {
+                self.next_attempt_at = held.until;
+                self.held_reason = Some(held.reason.clone());
             }
             EventBody::StepStarted(_) => self.attempts += 1,
             EventBody::RunWaiting(waiting) => self.next_attempt_at = Some(waiting.until),
@@ -241,6 +255,7 @@ impl RunView {
             | EventBody::RunFailed(ended)
             | EventBody::RunCancelled(ended) => {
                 self.next_attempt_at = None;
+                self.held_reason = None;
                 self.finished_at = Some(event.at);
                 self.error = ended.error.clone();
                 self.failed_step = ended.step_id.clone();

@@ -66,10 +66,15 @@ pub struct Hit {
     pub headers: HeaderMap,
     pub body: Value,
     pub status: u16,
+    /// When it arrived.
+    pub at: tokio::time::Instant,
 }
 
 #[derive(Default)]
 struct WorldState {
+    /// Requests being answered now, and the most ever at once.
+    open: usize,
+    max_open: usize,
     scripts: HashMap<String, VecDeque<Reply>>,
     hits: Vec<Hit>,
     /// First successful answer per Idempotency-Key: a repeated key is answered from here and
@@ -118,6 +123,11 @@ impl World {
             .filter(|h| h.path == path)
             .cloned()
             .collect()
+    }
+
+    /// The most requests the world was answering at once.
+    pub fn max_open(&self) -> usize {
+        self.state.lock().unwrap().max_open
     }
 
     /// How many distinct idempotency keys were applied (answered 2xx the first time).
@@ -169,11 +179,15 @@ async fn answer(
             headers,
             body: serde_json::from_slice(&body).unwrap_or(Value::Null),
             status: reply.status,
+            at: tokio::time::Instant::now(),
         });
+        s.open += 1;
+        s.max_open = s.max_open.max(s.open);
     }
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
+    state.lock().unwrap().open -= 1;
     let mut response = (
         StatusCode::from_u16(reply.status).unwrap(),
         axum::Json(reply.body),
@@ -397,6 +411,11 @@ impl Api {
     pub fn post(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
         self.http
             .post(format!("{}{path}", self.url))
+            .bearer_auth(token)
+    }
+    pub fn delete(&self, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.http
+            .delete(format!("{}{path}", self.url))
             .bearer_auth(token)
     }
 }

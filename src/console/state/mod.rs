@@ -443,6 +443,7 @@ pub fn glyph(status: RunStatus) -> &'static str {
         RunStatus::Running => "▶",
         RunStatus::Retrying => "↻",
         RunStatus::Waiting => "…",
+        RunStatus::Held => "‖",
         RunStatus::Succeeded => "✓",
         RunStatus::Failed => "✗",
         RunStatus::Cancelled => "⊘",

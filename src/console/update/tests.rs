@@ -70,6 +70,7 @@ fn run(id: i64, workflow: &str, status: RunStatus) -> RunView {
         failed_step: None,
         dead_letter: None,
         replayed_as: None,
+        held_reason: None,
     }
 }
 

@@ -16,7 +16,7 @@ pub fn status_style(status: RunStatus, theme: &Theme) -> ratatui::style::Style {
         RunStatus::Queued => theme.run_queued,
         RunStatus::Running => theme.run_running,
         RunStatus::Retrying => theme.run_retrying,
-        RunStatus::Waiting => theme.run_waiting,
+        RunStatus::Waiting | RunStatus::Held => theme.run_waiting,
         RunStatus::Succeeded => theme.run_succeeded,
         RunStatus::Failed => theme.run_failed,
         RunStatus::Cancelled => theme.run_cancelled,

@@ -49,6 +49,7 @@ fn run(id: i64, workflow: &str, status: RunStatus) -> RunView {
         failed_step: (status == RunStatus::Failed).then(|| "enrich".into()),
         dead_letter: None,
         replayed_as: None,
+        held_reason: None,
     }
 }
 

@@ -13,6 +13,7 @@ pub(crate) mod locate;
 mod steps;
 
 use super::alert;
+use super::policy::{PolicyDef, RunPolicy};
 use super::template::{self, References};
 use super::workflow::{StepDef, Trigger, TriggerDef, Workflow, WorkflowDef};
 use locate::{Anchor, Locator};
@@ -123,6 +124,7 @@ impl<'s> Checker<'s> {
             steps.push(self.check_step(&def.steps, index));
         }
         let rules = self.check_rules(&def);
+        let policy = def.policy.as_ref().and_then(|p| self.check_policy(p));
         match (trigger, self.problems.is_empty()) {
             (Some(trigger), true) => Ok(Workflow {
                 steps: steps.into_iter().flatten().collect(),
@@ -130,10 +132,31 @@ impl<'s> Checker<'s> {
                 sla,
                 trigger,
                 rules,
+                policy,
             }),
             _ => {
                 self.problems.sort_by_key(|p| (p.line, p.col));
                 Err(self.problems)
+            }
+        }
+    }
+
+    /// Checks the workflow's policy: its numbers and rate, and its key as a template over the
+    /// trigger and the run (no step has run when a run is admitted).
+    fn check_policy(&mut self, def: &PolicyDef) -> Option<RunPolicy> {
+        if let Some(key) = &def.key {
+            self.check_template(Anchor::Field("policy", Some("key".into())), key, false, &[]);
+        }
+        match def.check() {
+            Ok(policy) => Some(policy),
+            Err(problems) => {
+                for (field, message) in problems {
+                    self.fail(
+                        Anchor::Field("policy", Some(field.to_owned())),
+                        format!("policy: {message}"),
+                    );
+                }
+                None
             }
         }
     }

@@ -203,6 +203,7 @@ impl Inner {
             failed_step: None,
             dead_letter: None,
             replayed_as: None,
+            held_reason: None,
         };
         let mut rehearsal = Rehearsal::new(self, compiled, run);
         let ran = rehearsal.run(answers).await;

@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 pub(crate) mod alerts;
 pub(crate) mod dlq;
+pub(crate) mod holds;
 pub(crate) mod hooks;
 pub(crate) mod records;
 pub(crate) mod runs;
@@ -23,6 +24,7 @@ pub fn api() -> Router<AppState> {
         .merge(records::routes())
         .merge(admin::routes())
         .merge(alerts::routes())
+        .merge(holds::routes())
         .merge(hooks::routes())
 }
 

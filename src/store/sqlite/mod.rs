@@ -5,6 +5,7 @@ mod alerts;
 mod connection;
 mod dlq;
 mod events;
+mod holds;
 mod notify;
 mod queue;
 mod records;
@@ -28,17 +29,18 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, oneshot};
 
 use super::{
-    AccessStore, AlertChange, AlertStore, Attempt, ClaimedRun, EventLog, Message, NewAudit,
-    NewMessage, NewNotice, OutboxStore, PrunedRuns, RecordStore, Recorded, Replay, Result,
-    RollupRow, RunStore, Store, StoreError, StoredRule, Target, TestRunEnd, UnnotifiedCount,
-    WebhookRow, WorkflowStore,
+    AccessStore, AlertChange, AlertStore, Attempt, ClaimedRun, EventLog, HoldStore, Message,
+    NewAudit, NewMessage, NewNotice, OutboxStore, PrunedRuns, RecordStore, Recorded, Replay,
+    Result, RollupRow, RunStore, Store, StoreError, StoredRule, Target, TestRunEnd,
+    UnnotifiedCount, WebhookRow, WorkflowStore,
 };
+use crate::domain::policy::NewHold;
 use crate::domain::rollup::Span;
 use crate::domain::{NewRun, PreparedWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
     AlertState, AlertView, AuditEntry, DeliveryView, DlqView, Event, EventBody, FieldChange,
-    NotificationView, Page, RecordView, Role, RunDetail, RunQuery, RunStatus, RunView, TokenView,
-    VersionView, WorkflowView,
+    HoldView, NotificationView, Page, RecordView, Role, RunDetail, RunQuery, RunStatus, RunView,
+    TokenView, VersionView, WorkflowView,
 };
 pub use connection::Durability;
 use connection::{Readers, checkpoint_loop, open};
@@ -397,6 +399,42 @@ impl RunStore for SqliteStore {
         let (reason, actor) = (reason.to_owned(), actor.to_owned());
         self.write(move |tx| dlq::discard(tx, id, &reason, &actor))
             .await
+    }
+}
+
+#[async_trait]
+impl HoldStore for SqliteStore {
+    async fn create_hold(&self, hold: NewHold) -> Result<HoldView> {
+        self.write(move |tx| holds::create(tx, &hold)).await
+    }
+
+    async fn release_hold(
+        &self,
+        id: i64,
+        actor: &str,
+        at: DateTime<Utc>,
+        interval: Option<std::time::Duration>,
+    ) -> Result<HoldView> {
+        let actor = actor.to_owned();
+        self.write(move |tx| holds::release(tx, id, &actor, at, interval))
+            .await
+    }
+
+    async fn hold(&self, id: i64) -> Result<HoldView> {
+        self.read(move |c| holds::get(c, id)).await
+    }
+
+    async fn holds(&self, released: bool, limit: usize) -> Result<Vec<HoldView>> {
+        self.read(move |c| holds::list(c, released, limit)).await
+    }
+
+    async fn wake_held(&self, on: &str, n: usize, at: DateTime<Utc>) -> Result<usize> {
+        let on = on.to_owned();
+        self.write(move |tx| holds::wake(tx, &on, n, at)).await
+    }
+
+    async fn held_runs(&self) -> Result<i64> {
+        self.read(holds::held_runs).await
     }
 }
 

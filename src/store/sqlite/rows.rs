@@ -50,10 +50,10 @@ pub fn parsed<T>(text: String, parse: fn(&str) -> Option<T>, what: &str) -> rusq
 
 pub const RUN_COLUMNS: &str = "r.id, r.workflow, r.version, r.team, r.status, r.mode, r.trigger_kind, \
      r.trigger, r.record_id, r.origin_run, r.queued_at, r.started_at, r.finished_at, r.due_at, r.attempts, \
-     r.error, r.failed_step, dl.status, dl.replay_run";
+     r.error, r.failed_step, dl.status, dl.replay_run, r.held_reason";
 
 /// How many columns [`RUN_COLUMNS`] selects: a query that adds its own reads them from here.
-pub const RUN_WIDTH: usize = 19;
+pub const RUN_WIDTH: usize = 20;
 
 /// The runs table as `r` with its dead-letter entry, if any, as `dl` (one row per run: an
 /// entry's `run_id` is unique), for [`RUN_COLUMNS`].
@@ -83,6 +83,7 @@ pub fn run(row: &Row<'_>) -> rusqlite::Result<RunView> {
             .map(|s| parsed(s, DlqStatus::parse, "dead-letter status"))
             .transpose()?,
         replayed_as: row.get(18)?,
+        held_reason: row.get(19)?,
     })
 }
 

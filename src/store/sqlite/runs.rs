@@ -21,7 +21,7 @@ const CLAIM_QUERIES: [&str; 2] = [
     "SELECT id, status, started_at FROM runs INDEXED BY runs_lease \
      WHERE status = 'running' AND lease_until < ?1 AND mode = 'live' ORDER BY lease_until LIMIT ?2",
     "SELECT id, status, started_at FROM runs INDEXED BY runs_due \
-     WHERE status IN ('queued', 'retrying', 'waiting') AND due_at <= ?1 ORDER BY due_at, id LIMIT ?2",
+     WHERE status IN ('queued', 'retrying', 'waiting', 'held') AND due_at <= ?1 ORDER BY due_at, id LIMIT ?2",
 ];
 
 /// Claims runs due at `now` and runs whose lease expired by then.
@@ -53,8 +53,9 @@ pub fn claim(
     for (id, was, started) in due {
         tx.conn
             .prepare_cached(
-                "UPDATE runs SET status = 'running', lease_owner = ?, lease_until = ?, due_at = NULL, \
-                 started_at = COALESCE(started_at, ?) WHERE id = ?",
+                "UPDATE runs SET status = 'running', lease_owner = ?1, lease_until = ?2, due_at = NULL, \
+                 started_at = COALESCE(started_at, ?3), held_ms = held_ms + COALESCE(?3 - held_since, 0), \
+                 held_since = NULL, held_on = NULL, held_reason = NULL WHERE id = ?4",
             )?
             .execute(params![owner, ms(lease_until), now, id])?;
         let abandoned = if was == "running" {
@@ -222,6 +223,14 @@ fn apply_one(tx: &mut Tx<'_>, run_id: i64, transition: &Transition) -> Result<Op
                 params![ms(*until), run_id],
             )?;
         }
+        Transition::Hold(held) => {
+            tx.conn
+                .prepare_cached(
+                    "UPDATE runs SET status = 'held', due_at = ?, held_on = ?, held_reason = ?, held_since = ?, \
+                     lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                )?
+                .execute(params![held.until.map(ms), held.on, held.reason, now, run_id])?;
+        }
         Transition::Finish {
             status,
             failed_step,
@@ -249,8 +258,9 @@ fn finish(
     let ended = tx
         .conn
         .prepare_cached(
-            "UPDATE runs SET status = ?, finished_at = ?, lease_owner = NULL, lease_until = NULL, due_at = NULL, \
-             error = ?, failed_step = ? WHERE id = ? RETURNING workflow, team, mode, started_at",
+            "UPDATE runs SET status = ?1, finished_at = ?2, lease_owner = NULL, lease_until = NULL, due_at = NULL, \
+             error = ?3, failed_step = ?4, held_ms = held_ms + COALESCE(?2 - held_since, 0), held_since = NULL, \
+             held_on = NULL, held_reason = NULL WHERE id = ?5 RETURNING workflow, team, mode, started_at, held_ms",
         )?
         .query_row(
             params![
@@ -266,10 +276,13 @@ fn finish(
                     r.get::<_, String>(1)?,
                     rows::parsed(r.get(2)?, RunMode::parse, "run mode")?,
                     r.get::<_, Option<i64>>(3)?.map(rows::time),
+                    r.get::<_, i64>(4)?,
                 ))
             },
         )?;
-    let (workflow, team, mode, started_at) = ended;
+    let (workflow, team, mode, started_at, held_ms) = ended;
+    // The SLA clock stops while a run is held: its duration starts later by the time held.
+    let started_at = started_at.map(|at| at + chrono::TimeDelta::milliseconds(held_ms));
     tx.tally(Tally::ended(
         (&workflow, &team, mode),
         status,

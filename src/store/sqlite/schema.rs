@@ -369,6 +369,32 @@ CREATE TABLE rollups (
     r#"
 CREATE INDEX runs_test ON runs (id) WHERE mode = 'test';
 "#,
+    // Policies: a run may be held (by a hold, a limit or a host that asked to wait); held runs
+    // are claimed when due like queued ones, and a hold's release finds its runs by `held_on`.
+    // `held_ms` sums the time a run spent held, which its duration (the SLA clock) leaves out.
+    r#"
+ALTER TABLE runs ADD COLUMN held_on TEXT;
+ALTER TABLE runs ADD COLUMN held_reason TEXT;
+ALTER TABLE runs ADD COLUMN held_since INTEGER;
+ALTER TABLE runs ADD COLUMN held_ms INTEGER NOT NULL DEFAULT 0;
+DROP INDEX runs_due;
+CREATE INDEX runs_due ON runs (due_at) WHERE status IN ('queued', 'retrying', 'waiting', 'held');
+CREATE INDEX runs_held ON runs (held_on, id) WHERE status = 'held';
+CREATE TABLE holds (
+    id INTEGER PRIMARY KEY,
+    scope TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    until INTEGER,
+    drain_rate TEXT,
+    dedupe_key TEXT UNIQUE,
+    released_at INTEGER,
+    released_by TEXT
+);
+CREATE INDEX holds_open ON holds (id) WHERE released_at IS NULL;
+"#,
 ];
 
 /// The migration (counted from 1) after which the runs already kept are summed into rollups.
