@@ -466,3 +466,47 @@ async fn runs_queued_longer_than_the_limit_breach_the_sla() {
     assert_eq!(states(&stuck), [("stuck".to_owned(), AlertState::Firing)]);
     assert_eq!(stuck[0].detail["queued_too_long"], 2);
 }
+
+const QUIET: &str = r#"(key: "quiet", name: "Quiet", team: "qa", trigger: Manual,
+    steps: [(id: "call", action: Http(method: "POST", url: "{world}/call"))],
+    alerts: [(name: "silent", severity: Critical, when: Silence(window: "10m"))])"#;
+
+/// A held workflow is quiet on purpose: its silence rule waits, its held runs are no
+/// failures, and work held longer than `hold_warning` (1 hour by default) raises its own
+/// warning.
+#[tokio::test]
+async fn held_work_pauses_silence_and_warns_when_held_too_long() {
+    let h = harness(&[QUIET]).await;
+    let ev = evaluator(&h);
+    let now = Utc::now();
+    assert!(ev.evaluate_at(now).await.unwrap().is_empty());
+    let request =
+        serde_json::from_value(json!({"scope": "workflow:quiet", "reason": "CRM migration"}));
+    h.engine.create_hold(request.unwrap(), "ops").await.unwrap();
+    let run = h
+        .engine
+        .start_runs("quiet", TriggerKind::Manual, vec![json!({})])
+        .await
+        .unwrap()[0];
+    common::wait_until(&h.store, run, |d| {
+        d.run.status == acp::wire::RunStatus::Held
+    })
+    .await;
+    // Half an hour on: silent, but held on purpose and not yet for too long.
+    assert!(
+        ev.evaluate_at(now + Duration::minutes(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let fired = ev.evaluate_at(now + Duration::minutes(61)).await.unwrap();
+    assert_eq!(
+        states(&fired),
+        [("held_too_long".to_owned(), AlertState::Firing)]
+    );
+    assert_eq!(fired[0].severity, "warning");
+    assert_eq!(fired[0].detail["held"], 1);
+    assert!(fired[0].detail["oldest_held_secs"].as_i64().unwrap() >= 3600);
+    let health = h.engine.health(&Default::default()).await.unwrap();
+    assert_eq!((health.held, health.workflows[0].counts.failed), (1, 0));
+}

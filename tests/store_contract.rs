@@ -1123,7 +1123,12 @@ async fn a_held_run_waits_without_a_lease_and_a_release_drains_its_hold_in_order
             .unwrap()
             .is_empty()
     );
-    assert_eq!(store.held_runs().await.unwrap(), 3);
+    let held = store.held_runs().await.unwrap();
+    assert_eq!(
+        (held[0].workflow.as_str(), held[0].runs, held.len()),
+        ("wf", 3, 1)
+    );
+    assert!(held[0].since <= Utc::now());
     assert_eq!(store.hold(hold.id).await.unwrap().held_runs, 3);
     // The release makes them due one interval apart, oldest first (times are kept in ms).
     let at = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap();
@@ -1185,7 +1190,7 @@ async fn a_held_run_waits_without_a_lease_and_a_release_drains_its_hold_in_order
         store.cancel_run(ids[1], "ops").await.unwrap(),
         RunStatus::Cancelled
     );
-    assert_eq!(store.held_runs().await.unwrap(), 2);
+    assert_eq!(store.held_runs().await.unwrap()[0].runs, 2);
 }
 
 async fn holds_are_placed_once_per_key_and_released_once(store: &Arc<dyn Store>) {

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::domain::alert::Condition;
 use crate::domain::rollup::Bucket;
+use crate::store::HeldRuns;
 
 /// What the evaluator knows about one workflow at `now`.
 pub struct Scene<'a> {
@@ -23,6 +24,10 @@ pub struct Scene<'a> {
     pub dlq_depth: i64,
     /// Since when the evaluator has watched this workflow (silence needs a full window).
     pub watched_since: DateTime<Utc>,
+    /// Its runs held now, if any.
+    pub held: Option<&'a HeldRuns>,
+    /// A hold on the workflow or its team lasts now.
+    pub paused: bool,
 }
 
 impl Scene<'_> {
@@ -76,7 +81,10 @@ pub fn holds(condition: &Condition, scene: &Scene<'_>) -> Option<Value> {
                 .then(|| json!({"slower_than_sla": slow, "queued_too_long": waiting}))
         }
         Condition::Silence { window, succeeded } => {
-            if scene.watched_since > ago(scene.now, *window) {
+            // A paused workflow, or one whose runs wait on a hold or a limit, is quiet on
+            // purpose: its silence rule waits too.
+            if scene.watched_since > ago(scene.now, *window) || scene.paused || scene.held.is_some()
+            {
                 return None;
             }
             let sums = scene.sums(*window);
@@ -88,6 +96,13 @@ pub fn holds(condition: &Condition, scene: &Scene<'_>) -> Option<Value> {
         }
         Condition::DlqDepth { above } => {
             (scene.dlq_depth > i64::from(*above)).then(|| json!({"dlq_depth": scene.dlq_depth}))
+        }
+        Condition::HeldLonger { than } => {
+            let held = scene.held?;
+            let for_secs = (scene.now - held.since).num_seconds();
+            (for_secs >= than.as_secs() as i64).then(|| {
+                json!({"held": held.runs, "oldest_held_secs": for_secs, "limit_secs": than.as_secs()})
+            })
         }
     }
 }

@@ -17,12 +17,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::alert::{Condition, Rule, Severity};
+use crate::domain::alert::{Condition, HELD_TOO_LONG, Rule, Severity};
 use crate::domain::clock::Heartbeat;
 use crate::domain::config::Policy;
 use crate::domain::notice;
 use crate::domain::rollup::{Bucket, spans};
 use crate::engine::Engine;
+use crate::store::HeldRuns;
 use crate::store::{AlertChange, NewNotice, Store, StoreError};
 use crate::wire::{AlertState, AlertView};
 use conditions::{Scene, holds, queue_limits};
@@ -76,7 +77,17 @@ impl Evaluator {
             .watched()
             .into_iter()
             .map(|w| {
-                let rules = rules::effective(&w, &self.policy, &api);
+                let mut rules = rules::effective(&w, &self.policy, &api);
+                if !rules.iter().any(|r| r.name == HELD_TOO_LONG) {
+                    rules.push(Rule {
+                        name: HELD_TOO_LONG.into(),
+                        severity: Severity::Warning,
+                        condition: Condition::HeldLonger {
+                            than: self.policy.policies.hold_warning,
+                        },
+                        after: Duration::ZERO,
+                    });
+                }
                 (w, rules)
             })
             .collect();
@@ -114,6 +125,13 @@ impl Evaluator {
             waiting.insert(limit, counts);
         }
         let depths: HashMap<String, i64> = self.store.dlq_depths().await?.into_iter().collect();
+        let held: HashMap<String, HeldRuns> = self
+            .store
+            .held_runs()
+            .await?
+            .into_iter()
+            .map(|h| (h.workflow.clone(), h))
+            .collect();
         let mut active: HashMap<(String, String), AlertView> = self
             .store
             .active_alerts()
@@ -151,6 +169,8 @@ impl Evaluator {
                     sla: w.sla,
                     dlq_depth: depths.get(&w.key).copied().unwrap_or(0),
                     watched_since,
+                    held: held.get(&w.key),
+                    paused: w.paused,
                 };
                 for rule in rules {
                     let id = (rule.name.clone(), w.key.clone());
@@ -324,7 +344,7 @@ fn window(condition: &Condition) -> Duration {
         | Condition::AnyFailure { window }
         | Condition::SlaBreach { window, .. }
         | Condition::Silence { window, .. } => *window,
-        Condition::DlqDepth { .. } => Duration::ZERO,
+        Condition::DlqDepth { .. } | Condition::HeldLonger { .. } => Duration::ZERO,
     }
 }
 

@@ -160,6 +160,7 @@ mod tests {
             sla: None,
             rules,
             rule_defs: Vec::new(),
+            paused: false,
         }
     }
 

@@ -107,6 +107,10 @@ impl Client {
         self.send(self.http.patch(self.url(path)).json(body)).await
     }
 
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(self.http.delete(self.url(path))).await
+    }
+
     pub async fn put_text<T: DeserializeOwned>(
         &self,
         path: &str,

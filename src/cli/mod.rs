@@ -38,6 +38,9 @@ enum Command {
     /// The dead-letter queue on a server: list, show, replay, discard.
     #[command(subcommand)]
     Dlq(remote::DlqCommand),
+    /// Holds on a server: list (with maintenance windows), place, release.
+    #[command(subcommand)]
+    Holds(remote::HoldsCommand),
     /// Alerts on a server: list, ack, silence.
     #[command(subcommand)]
     Alerts(remote::AlertsCommand),
@@ -221,6 +224,12 @@ pub fn run(cli: Cli) -> ExitCode {
             remote_call(
                 &cli.remote,
                 |c| async move { remote::alerts(&c, command).await },
+            )
+        }
+        Command::Holds(command) => {
+            remote_call(
+                &cli.remote,
+                |c| async move { remote::holds(&c, command).await },
             )
         }
         Command::Dlq(command) => {

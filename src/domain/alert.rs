@@ -75,6 +75,10 @@ pub enum ConditionDef {
     },
     /// More than `above` dead-letter entries are open.
     DlqDepth { above: u32 },
+    /// A run has been held (by a hold, a limit or a host that asked to wait) longer than
+    /// `than`: held work is piling up. Every workflow has one, `held_too_long`, from
+    /// `hold_warning` in `acp.ron` (default `1h`), unless a rule of that name replaces it.
+    HeldLonger { than: String },
 }
 
 /// A checked rule.
@@ -108,7 +112,13 @@ pub enum Condition {
     DlqDepth {
         above: u32,
     },
+    HeldLonger {
+        than: Duration,
+    },
 }
+
+/// The name of every workflow's built-in held-work rule.
+pub const HELD_TOO_LONG: &str = "held_too_long";
 
 const DEFAULT_WINDOW: Duration = Duration::from_secs(15 * 60);
 
@@ -367,6 +377,9 @@ impl RuleDef {
                 })
             }
             ConditionDef::DlqDepth { above } => Some(Condition::DlqDepth { above: *above }),
+            ConditionDef::HeldLonger { than } => {
+                duration("than", Some(than)).map(|than| Condition::HeldLonger { than })
+            }
         };
         let after = match self.after.as_deref().map(&parse) {
             None => Some(Duration::ZERO),

@@ -72,6 +72,14 @@ impl Engine {
             .collect();
         let depths: BTreeMap<String, i64> =
             self.inner.store.dlq_depths().await?.into_iter().collect();
+        let held: BTreeMap<String, i64> = self
+            .inner
+            .store
+            .held_runs()
+            .await?
+            .into_iter()
+            .map(|h| (h.workflow, h.runs))
+            .collect();
         let teams: BTreeMap<String, String> = self
             .inner
             .store
@@ -87,7 +95,7 @@ impl Engine {
                 continue;
             }
             let buckets_of: Vec<&RollupRow> = rows.iter().filter(|r| &r.workflow == key).collect();
-            workflows.push(workflow_health(
+            let mut health = workflow_health(
                 key,
                 team,
                 &buckets_of,
@@ -95,7 +103,9 @@ impl Engine {
                 asked,
                 bucket,
                 buckets,
-            ));
+            );
+            health.counts.held = held.get(key).copied().unwrap_or(0);
+            workflows.push(health);
         }
         let mut team_counts: BTreeMap<String, Counts> = BTreeMap::new();
         for w in &workflows {
@@ -104,6 +114,7 @@ impl Engine {
             c.succeeded += w.counts.succeeded;
             c.failed += w.counts.failed;
             c.dlq_depth += w.counts.dlq_depth;
+            c.held += w.counts.held;
         }
         let teams = team_counts
             .into_iter()
@@ -117,6 +128,7 @@ impl Engine {
             until,
             bucket_secs: bucket.num_seconds(),
             dlq_depth: workflows.iter().map(|w| w.counts.dlq_depth).sum(),
+            held: workflows.iter().map(|w| w.counts.held).sum(),
             workflows,
             teams,
             failure_reasons: reasons(&rows),
@@ -164,6 +176,7 @@ fn workflow_health(
             failed: total.failed,
             failure_rate: rate(total.failed, total.succeeded),
             dlq_depth,
+            held: 0,
         },
         p50_ms: total.percentile_ms(0.50),
         p95_ms: total.percentile_ms(0.95),

@@ -125,7 +125,14 @@ impl Engine {
                 .iter()
                 .map(|w| window_view(w, now))
                 .collect(),
-            held_runs: self.inner.store.held_runs().await?,
+            held_runs: self
+                .inner
+                .store
+                .held_runs()
+                .await?
+                .iter()
+                .map(|h| h.runs)
+                .sum(),
         })
     }
 }

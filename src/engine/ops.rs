@@ -21,6 +21,8 @@ pub struct Watched {
     pub rules: Vec<crate::domain::alert::Rule>,
     /// The same rules as written.
     pub rule_defs: Vec<crate::domain::alert::RuleDef>,
+    /// A hold on the workflow or its team lasts now (its silence rule waits).
+    pub paused: bool,
 }
 
 /// What loading a folder of workflow files did.
@@ -142,6 +144,11 @@ impl Engine {
                 sla: c.workflow.sla,
                 rules: c.workflow.rules.clone(),
                 rule_defs: c.workflow.def.alerts.clone(),
+                paused: self
+                    .inner
+                    .gate
+                    .run_hold(c.workflow.key(), c.workflow.team())
+                    .is_some(),
             })
             .collect()
     }

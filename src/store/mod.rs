@@ -63,6 +63,15 @@ pub struct ClaimedRun {
     pub attempts: Vec<AttemptView>,
 }
 
+/// A workflow's runs held now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeldRuns {
+    pub workflow: String,
+    pub runs: i64,
+    /// When the longest-held of them was held.
+    pub since: DateTime<Utc>,
+}
+
 /// One step of a test run as it is stored when the test ends.
 #[derive(Debug, Clone)]
 pub struct TestAttempt {
@@ -300,8 +309,8 @@ pub trait HoldStore: Send + Sync + 'static {
     /// Makes the `n` oldest runs held on `on` due at `at` (a limit freed a slot); answers how
     /// many.
     async fn wake_held(&self, on: &str, n: usize, at: DateTime<Utc>) -> Result<usize>;
-    /// Runs held now, whatever holds them.
-    async fn held_runs(&self) -> Result<i64>;
+    /// Runs held now per workflow (whatever holds them), by workflow key.
+    async fn held_runs(&self) -> Result<Vec<HeldRuns>>;
 }
 
 /// The run log: events numbered by a gap-free sequence, committed with their change.

@@ -34,6 +34,9 @@ pub struct Health {
     pub failure_reasons: Vec<FailureReason>,
     /// Open dead-letter entries (all time).
     pub dlq_depth: i64,
+    /// Runs held now.
+    #[serde(default)]
+    pub held: i64,
     /// The control plane's own health.
     #[serde(default)]
     pub control: ControlStatus,
@@ -92,6 +95,9 @@ pub struct Counts {
     /// failed / (succeeded + failed); 0 when nothing finished.
     pub failure_rate: f64,
     pub dlq_depth: i64,
+    /// Runs held now (by a hold, a limit or a host that asked to wait); never failures.
+    #[serde(default)]
+    pub held: i64,
 }
 
 /// One workflow over the window.

@@ -2,12 +2,14 @@
 
 mod alerts;
 mod dlq;
+mod holds;
 mod records;
 mod runs;
 mod workflow;
 
 pub use alerts::{AlertsCommand, alerts};
 pub use dlq::{DlqCommand, dlq};
+pub use holds::{HoldsCommand, holds};
 pub use records::{RecordsCommand, records};
 pub use runs::{RunsCommand, runs};
 pub use workflow::{RemoteWorkflowCommand, workflow};

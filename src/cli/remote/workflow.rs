@@ -1,4 +1,4 @@
-//! `acp workflow list|push|publish|rollback|diff|test`.
+//! `acp workflow list|push|publish|rollback|diff|test|pause|resume`.
 
 use std::path::PathBuf;
 
@@ -33,6 +33,19 @@ pub enum RemoteWorkflowCommand {
     /// Prints each step, the requests it would send and the per-field diff of the records it
     /// would change; exits 1 when a test run fails or, with --compare, when outcomes differ.
     Test(TestArgs),
+    /// Pause a workflow: its new runs wait before their first step, running ones at their
+    /// next step (a hold on `workflow:KEY`, until resumed or for a while).
+    Pause {
+        key: String,
+        /// Why (shown beside every run it holds).
+        #[arg(long)]
+        reason: String,
+        /// How long, e.g. `2h` (default: until resumed).
+        #[arg(long = "for", value_name = "DURATION")]
+        for_: Option<String>,
+    },
+    /// Resume a paused workflow: its held runs continue, oldest first.
+    Resume { key: String },
 }
 
 /// `acp workflow test`.
@@ -137,6 +150,10 @@ pub async fn workflow(c: &Client, command: RemoteWorkflowCommand) -> anyhow::Res
             )
         }
         RemoteWorkflowCommand::Test(args) => test(c, args).await,
+        RemoteWorkflowCommand::Pause { key, reason, for_ } => {
+            super::holds::pause(c, &key, reason, for_).await
+        }
+        RemoteWorkflowCommand::Resume { key } => super::holds::resume(c, &key).await,
         RemoteWorkflowCommand::Diff { key, from, to } => {
             let diff: Diff = c
                 .get_with(

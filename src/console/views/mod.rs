@@ -229,6 +229,19 @@ fn header_counts<'a>(app: &App, theme: &Theme) -> Vec<Span<'a>> {
             style,
         ));
     }
+    // Held runs (holds, limits, a host that asked to wait), shown while there are any.
+    if let Some(held) = app
+        .runs
+        .loaded
+        .then(|| counts.get("held").copied().unwrap_or(0))
+        .filter(|n| *n > 0)
+    {
+        let plus = if older { "+" } else { "" };
+        right.push(Span::styled(
+            format!("held {held}{plus} "),
+            theme.run_waiting,
+        ));
+    }
     // Outcomes over the last 24 hours, from the server's rollups (whatever the list holds).
     let day = app.totals.get().map(|t| {
         t.workflows.iter().fold((0, 0), |(ok, failed), w| {

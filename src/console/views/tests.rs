@@ -200,6 +200,7 @@ fn app() -> App {
                     failed: 20 - i as i64 * 9,
                     failure_rate: 0.16 - i as f64 * 0.07,
                     dlq_depth: 2 - i as i64,
+                    held: 0,
                 },
                 p50_ms: Some(420),
                 p95_ms: Some(2300 + i as i64 * 1000),
@@ -208,6 +209,7 @@ fn app() -> App {
                 unnotified: Unnotified::default(),
             })
             .collect(),
+        held: 0,
         teams: Vec::new(),
         failure_reasons: vec![FailureReason {
             signature: "HTTP 503 from enrichment for lead #".into(),

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::rows::{self, ms};
 use super::writer::Tx;
 use crate::domain::policy::{NewHold, hold_key, released_event};
-use crate::store::{Result, StoreError};
+use crate::store::{HeldRuns, Result, StoreError};
 use crate::wire::{HoldSource, HoldView};
 
 const HOLD_COLUMNS: &str = "h.id, h.scope, h.reason, h.source, h.created_by, h.created_at, h.until, \
@@ -153,9 +153,20 @@ pub fn list(conn: &Connection, released: bool, limit: usize) -> Result<Vec<HoldV
     Ok(holds)
 }
 
-/// Runs held now, whatever holds them.
-pub fn held_runs(conn: &Connection) -> Result<i64> {
-    Ok(conn
-        .prepare_cached("SELECT COUNT(*) FROM runs INDEXED BY runs_held WHERE status = 'held'")?
-        .query_row([], |r| r.get(0))?)
+/// Runs held now per workflow, whatever holds them (walks the held runs only).
+pub fn held_runs(conn: &Connection) -> Result<Vec<HeldRuns>> {
+    let list = conn
+        .prepare_cached(
+            "SELECT workflow, COUNT(*), MIN(held_since) FROM runs INDEXED BY runs_held \
+             WHERE status = 'held' GROUP BY workflow ORDER BY workflow",
+        )?
+        .query_map([], |r| {
+            Ok(HeldRuns {
+                workflow: r.get(0)?,
+                runs: r.get(1)?,
+                since: rows::time(r.get::<_, Option<i64>>(2)?.unwrap_or(0)),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(list)
 }

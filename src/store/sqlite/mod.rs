@@ -29,9 +29,9 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, oneshot};
 
 use super::{
-    AccessStore, AlertChange, AlertStore, Attempt, ClaimedRun, EventLog, HoldStore, Message,
-    NewAudit, NewMessage, NewNotice, OutboxStore, PrunedRuns, RecordStore, Recorded, Replay,
-    Result, RollupRow, RunStore, Store, StoreError, StoredRule, Target, TestRunEnd,
+    AccessStore, AlertChange, AlertStore, Attempt, ClaimedRun, EventLog, HeldRuns, HoldStore,
+    Message, NewAudit, NewMessage, NewNotice, OutboxStore, PrunedRuns, RecordStore, Recorded,
+    Replay, Result, RollupRow, RunStore, Store, StoreError, StoredRule, Target, TestRunEnd,
     UnnotifiedCount, WebhookRow, WorkflowStore,
 };
 use crate::domain::policy::NewHold;
@@ -433,7 +433,7 @@ impl HoldStore for SqliteStore {
         self.write(move |tx| holds::wake(tx, &on, n, at)).await
     }
 
-    async fn held_runs(&self) -> Result<i64> {
+    async fn held_runs(&self) -> Result<Vec<HeldRuns>> {
         self.read(holds::held_runs).await
     }
 }
