@@ -174,8 +174,17 @@ async fn triage_from_the_console_replays_the_dlq_through_the_preview() {
     );
     console.keys("y");
     console
-        .until("the replay", |a| {
-            a.toast.as_ref().is_some_and(|t| t.0 == "3 runs replayed")
+        .until("the replay job", |a| {
+            a.toast
+                .as_ref()
+                .is_some_and(|t| t.0.starts_with("replay job 1 started: 3 runs at 10/s"))
+        })
+        .await;
+    console
+        .until("the job to start every run", |a| {
+            a.job
+                .as_ref()
+                .is_some_and(|j| j.started == 3 && j.is_over())
         })
         .await;
     console

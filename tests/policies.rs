@@ -470,3 +470,143 @@ async fn a_maintenance_window_holds_its_scope_from_each_start_to_its_end() {
     );
     assert_eq!(released.released_by.as_deref(), Some("expired"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_replay_job_starts_at_its_rate_reports_exact_progress_and_cancels_the_rest() {
+    let once = r#"(key: "sync", name: "Sync", team: "qa", trigger: Manual,
+        steps: [(id: "push", action: Http(method: "POST", url: "{world}/push"), retry: (max_attempts: 1))])"#;
+    let h = start(&[once], PolicyConfig::default(), 16).await;
+    let api = serve_api(&h).await;
+    h.world.script("/push", vec![Reply::status(500)]);
+    for run in start_runs(&h, "sync", 100).await {
+        assert_eq!(
+            wait_final(&h.store, run).await.run.status,
+            RunStatus::Failed
+        );
+    }
+    h.world.script("/push", vec![Reply::ok(json!({}))]);
+    let failed_calls = h.world.hits("/push").len();
+    let started = Instant::now();
+    let answer = api
+        .post("/dlq/replay", &api.operator)
+        .json(&json!({"all": true, "rate": "10/s"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 202);
+    let job: acp::wire::JobView = answer.json().await.unwrap();
+    assert_eq!((job.total, job.rate.as_str()), (100, "10/s"));
+    assert_eq!(job.plan.as_ref().unwrap().count, 100);
+    let path = format!("/jobs/{}", job.id);
+    // After about 3 s (30 started), cancel the rest.
+    let mut progress: acp::wire::JobView = api.json(&path, &api.viewer).await;
+    while progress.started < 30 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        progress = api.json(&path, &api.viewer).await;
+    }
+    let refused = api.delete(&path, &api.viewer).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let cancelled: acp::wire::JobView = api
+        .delete(&path, &api.operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.state, acp::wire::JobState::Cancelled);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let last: acp::wire::JobView = api.json(&path, &api.viewer).await;
+    assert!(last.started >= 30 && last.started <= 32, "{last:?}");
+    // Counts are exact: every started run is one replay run, and none past the cancel.
+    let runs = h
+        .store
+        .runs(&acp::wire::RunQuery {
+            limit: Some(500),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let replays: Vec<i64> = runs
+        .items
+        .iter()
+        .filter(|r| r.trigger_kind == TriggerKind::Replay)
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(replays.len() as i64, last.started);
+    for run in &replays {
+        assert_eq!(
+            wait_final(&h.store, *run).await.run.status,
+            RunStatus::Succeeded
+        );
+    }
+    let last: acp::wire::JobView = api.json(&path, &api.viewer).await;
+    assert_eq!((last.succeeded, last.failed), (last.started, 0));
+    // What did not start stays open in the DLQ.
+    let open = h
+        .store
+        .dlq(&acp::wire::RunQuery {
+            status: Some("open".into()),
+            limit: Some(500),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(open.items.len() as i64, 100 - last.started);
+    // The receiver saw the replays at most 10 (+ a burst of 1) a second.
+    let times: Vec<Instant> = h.world.hits("/push")[failed_calls..]
+        .iter()
+        .map(|hit| hit.at)
+        .collect();
+    assert_eq!(times.len() as i64, last.started);
+    assert!(
+        busiest_second(&times) <= 11,
+        "{} in one second",
+        busiest_second(&times)
+    );
+    assert!(started.elapsed() >= Duration::from_millis(2_900));
+    // The job cannot be cancelled twice.
+    let again = api.delete(&path, &api.operator).send().await.unwrap();
+    assert_eq!(again.status(), 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_job_continues_after_a_restart_where_it_stopped() {
+    let once = r#"(key: "sync", name: "Sync", team: "qa", trigger: Manual,
+        steps: [(id: "push", action: Http(method: "POST", url: "{world}/push"), retry: (max_attempts: 1))])"#;
+    let h = start(&[once], PolicyConfig::default(), 4).await;
+    h.world.script("/push", vec![Reply::status(500)]);
+    for run in start_runs(&h, "sync", 6).await {
+        wait_final(&h.store, run).await;
+    }
+    h.world.script("/push", vec![Reply::ok(json!({}))]);
+    let request = serde_json::from_value(json!({"all": true, "rate": "4/s"})).unwrap();
+    let job = h.engine.start_replay_job(&request, "ops").await.unwrap();
+    until("two starts", || h.world.hits("/push").len() >= 8).await;
+    h.runtime.stop().await.unwrap();
+    let before = h.world.hits("/push").len() - 6;
+    let path = h.dir.path().join("acp.db");
+    let store = acp::store::open(&format!("sqlite://{}", path.display())).unwrap();
+    let engine = acp::engine::Engine::start(
+        store.clone(),
+        common::config(),
+        Actions::new(None, None).unwrap(),
+    )
+    .await
+    .unwrap();
+    let done = loop {
+        let progress = engine.job(job.id).await.unwrap();
+        if progress.is_over() && progress.ended() == progress.started {
+            break progress;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done.state, acp::wire::JobState::Finished);
+    assert_eq!((done.started, done.succeeded, done.skipped), (6, 6, 0));
+    assert_eq!(
+        h.world.hits("/push").len(),
+        12,
+        "each entry replayed once ({before} before)"
+    );
+    engine.shutdown().await;
+}

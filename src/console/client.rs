@@ -15,8 +15,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use super::msg::{Msg, Reply, Request};
 use super::state::Conn;
 use crate::wire::{
-    AlertView, AuditEntry, Diff, DlqView, ErrorBody, FieldChange, Health, Me, Page, Reason,
-    RecordView, ReplayPlan, ReplayRequest, RunDetail, RunView, StreamMessage, TestReport,
+    AlertView, AuditEntry, Diff, DlqView, ErrorBody, FieldChange, Health, JobView, Me, Page,
+    Reason, RecordView, ReplayPlan, ReplayRequest, RunDetail, RunView, StreamMessage, TestReport,
     VersionView, WorkflowView,
 };
 
@@ -171,14 +171,15 @@ impl Client {
                 )
                 .await?
             }
-            Request::Replay(bulk) => {
+            Request::Replay(bulk) if bulk.dry_run => {
                 let plan: ReplayPlan = self.post("/dlq/replay", bulk).await?;
-                if bulk.dry_run {
-                    Reply::Plan(Box::new(plan))
-                } else {
-                    Reply::Done(format!("{} runs replayed", plan.count))
-                }
+                Reply::Plan(Box::new(plan))
             }
+            Request::Replay(bulk) => {
+                let job: JobView = self.post("/dlq/replay", bulk).await?;
+                Reply::Job(Box::new(job))
+            }
+            Request::Job(id) => Reply::Job(Box::new(self.get(&format!("/jobs/{id}")).await?)),
             Request::ReplayEdited { dlq, payload } => {
                 let body = ReplayRequest {
                     payload: Some(payload.clone()),

@@ -4,9 +4,9 @@
 use crossterm::event::KeyEvent;
 
 use crate::wire::{
-    AlertView, AuditEntry, BulkReplay, Diff, DlqView, FieldChange, Health, Me, Page, RecordView,
-    ReplayPlan, RunDetail, RunView, StreamMessage, TestReport, TestRequest, VersionView,
-    WorkflowView,
+    AlertView, AuditEntry, BulkReplay, Diff, DlqView, FieldChange, Health, JobView, Me, Page,
+    RecordView, ReplayPlan, RunDetail, RunView, StreamMessage, TestReport, TestRequest,
+    VersionView, WorkflowView,
 };
 
 use super::state::Conn;
@@ -45,8 +45,10 @@ pub enum Request {
     Retry(i64),
     Rerun(i64),
     Cancel(i64),
-    /// A bulk replay; with `dry_run` only the plan.
+    /// A bulk replay; with `dry_run` only the plan, else a job.
     Replay(Box<BulkReplay>),
+    /// A replay job's progress.
+    Job(i64),
     ReplayEdited {
         dlq: i64,
         payload: serde_json::Value,
@@ -88,6 +90,8 @@ pub enum Reply {
     Audit(Page<AuditEntry>),
     Record(Box<RecordView>, Vec<FieldChange>),
     Plan(Box<ReplayPlan>),
+    /// A replay job, started or as it is now.
+    Job(Box<JobView>),
     Triggers(Vec<RunView>),
     Test(Box<TestReport>),
     /// A change went through; what to tell the user.

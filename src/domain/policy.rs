@@ -43,6 +43,32 @@ impl Rate {
         Ok(Self { count, per })
     }
 
+    /// `n` events per second (`2.5` is one every 400 ms).
+    ///
+    /// # Errors
+    /// [`RateError`] for a number that is not finite and positive, or under one a century.
+    pub fn per_second(n: f64) -> Result<Self, RateError> {
+        let bad = || RateError(n.to_string());
+        if !(n.is_finite() && n > 0.0) {
+            return Err(bad());
+        }
+        if n.fract() == 0.0 && n <= f64::from(u32::MAX) {
+            let count = NonZeroU32::new(n as u32).ok_or_else(bad)?;
+            return Ok(Self {
+                count,
+                per: Duration::from_secs(1),
+            });
+        }
+        let per = Duration::try_from_secs_f64(1.0 / n).map_err(|_| bad())?;
+        if per.is_zero() || per > MAX_DURATION {
+            return Err(bad());
+        }
+        Ok(Self {
+            count: NonZeroU32::MIN,
+            per,
+        })
+    }
+
     /// The time between two events at this rate (GCRA's emission interval), at least 1 ns.
     pub fn interval(&self) -> Duration {
         (self.per / self.count.get()).max(Duration::from_nanos(1))

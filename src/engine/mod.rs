@@ -19,6 +19,7 @@ mod clock;
 mod driver;
 mod health;
 mod holds;
+mod jobs;
 mod ops;
 mod policy;
 pub mod redact;
@@ -129,6 +130,8 @@ struct Inner {
     leases: Loop,
     /// Holds and limits: what runs and calls may do now.
     gate: policy::Gate,
+    /// The bulk replay jobs this engine runs, with their cancel tokens.
+    jobs: Mutex<std::collections::HashMap<i64, CancellationToken>>,
 }
 
 impl Engine {
@@ -152,6 +155,7 @@ impl Engine {
         gate.set_holds(store.holds(false, 0).await?);
         let inner = Arc::new(Inner {
             gate,
+            jobs: Mutex::default(),
             owner: format!("engine-{}-{:08x}", std::process::id(), fastrand::u32(..)),
             slots: Arc::new(Semaphore::new(config.workers.max(1))),
             store,
@@ -172,6 +176,9 @@ impl Engine {
         inner.tasks.spawn(worker::heartbeat_loop(inner.clone()));
         inner.tasks.spawn(triggers::schedule_loop(inner.clone()));
         inner.tasks.spawn(holds::holds_loop(inner.clone()));
+        if inner.config.sole_owner {
+            inner.spawn_jobs().await?;
+        }
         Ok(Self { inner })
     }
 

@@ -377,6 +377,30 @@ impl Gate {
     }
 }
 
+/// Paces a loop of one: `ready` waits until the rate allows the next event.
+pub struct Pacer {
+    gcra: Gcra,
+    clock: GovernorClock,
+}
+
+impl Pacer {
+    /// A pacer at `rate` with a burst of one (events evenly spaced).
+    pub fn new(rate: Rate, clock: Arc<dyn Clock>) -> Self {
+        let clock = GovernorClock(clock);
+        Self {
+            gcra: gcra(rate, NonZeroU32::MIN, clock.clone()),
+            clock,
+        }
+    }
+
+    /// Waits (on tokio's timer) until governor lets the next event through, and takes it.
+    pub async fn ready(&self) {
+        while let Err(not_until) = self.gcra.check() {
+            tokio::time::sleep(not_until.wait_time_from(self.clock.now())).await;
+        }
+    }
+}
+
 fn gcra(rate: Rate, burst: NonZeroU32, clock: GovernorClock) -> Gcra {
     let quota = Quota::with_period(rate.interval())
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))

@@ -6,19 +6,33 @@ use serde_json::Value;
 
 use super::{Engine, EngineError};
 use crate::domain::NewRun;
+use crate::domain::policy::Rate;
 use crate::domain::signature::signature;
-use crate::store::Replay;
+use crate::store::{NewJob, Replay};
 use crate::wire::{
-    BulkReplay, DlqStatus, DlqView, ErrorClass, ExternalStep, ReplayGroup, ReplayOn, ReplayPlan,
-    RunQuery, RunView, TriggerKind,
+    BulkReplay, DlqStatus, DlqView, ErrorClass, ExternalStep, JobView, ReplayGroup, ReplayOn,
+    ReplayPlan, ReplayRate, RunQuery, RunView, TriggerKind,
 };
 
 /// Most entries one bulk replay takes.
 const MAX_BULK: usize = 10_000;
 
-/// Runs a bulk replay starts per second unless it asks otherwise: the API that failed them
-/// is often just recovering.
-pub const DEFAULT_REPLAY_RATE: f64 = 10.0;
+/// How fast a bulk replay starts its runs unless it asks otherwise: the API that failed
+/// them is often just recovering.
+pub const DEFAULT_REPLAY_RATE: &str = "10/s";
+
+/// The rate a bulk replay asked for, or the default.
+///
+/// # Errors
+/// [`EngineError::Invalid`] naming the rate.
+fn replay_rate(rate: Option<&ReplayRate>) -> Result<Rate, EngineError> {
+    let invalid = |e: crate::domain::policy::RateError| EngineError::Invalid(format!("rate: {e}"));
+    match rate {
+        None => Rate::parse(DEFAULT_REPLAY_RATE).map_err(invalid),
+        Some(ReplayRate::PerSecond(n)) => Rate::per_second(*n).map_err(invalid),
+        Some(ReplayRate::Text(text)) => Rate::parse(text).map_err(invalid),
+    }
+}
 
 impl Engine {
     /// Replays a dead-letter entry. On the same version with the same payload, steps that
@@ -38,54 +52,80 @@ impl Engine {
             dlq_id,
             run,
             actor: actor.to_owned(),
+            job: None,
         };
         let id = self.inner.store.replay(replay).await?;
         self.inner.wake.notify_one();
         Ok(id)
     }
 
-    /// Replays every open entry matching the request's filter and ids (or, with `dry_run`,
-    /// only says what would happen): how many runs, which workflows and records, which
-    /// steps would call an outside system again, with or without the original idempotency
-    /// key, and the entries by error class and signature. Entries that failed permanently and
-    /// would run the same version again are held back unless `include_permanent`. The runs start spread out, `rate` per second (default [`DEFAULT_REPLAY_RATE`]).
+    /// What replaying every open entry matching the request's filter and ids would do: how
+    /// many runs, which workflows and records, which steps would call an outside system
+    /// again, with or without the original idempotency key, and the entries by error class
+    /// and signature. Entries that failed permanently and would run the same version again
+    /// are held back unless `include_permanent`. Nothing is replayed (see
+    /// [`Engine::start_replay_job`]).
     ///
     /// # Errors
-    /// [`EngineError::Invalid`] when neither a filter nor ids narrow it and `all` is not set
-    /// (a dry run may look at everything), or when `rate` is not a positive number.
-    pub async fn replay_matching(
+    /// [`EngineError::Invalid`] when the rate is not a positive rate.
+    pub async fn replay_matching(&self, request: &BulkReplay) -> Result<ReplayPlan, EngineError> {
+        replay_rate(request.rate.as_ref())?;
+        Ok(self.matching(request).await?.0)
+    }
+
+    /// Starts a bulk replay as a job: its runs start at the request's rate (default
+    /// [`DEFAULT_REPLAY_RATE`]), oldest entry first, each run also waiting on its workflow's
+    /// and hosts' limits; the job's progress is read with [`Engine::job`], and
+    /// [`Engine::cancel_job`] stops it before the next start. A restart continues it.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] when neither a filter nor ids narrow it and `all` is not set,
+    /// or when the rate is not a positive rate.
+    pub async fn start_replay_job(
         &self,
         request: &BulkReplay,
         actor: &str,
-    ) -> Result<ReplayPlan, EngineError> {
-        let BulkReplay {
-            filter: query,
-            version: on,
-            dry_run,
-            ids,
-            all,
-            rate,
-            include_permanent,
-        } = request;
-        let (on, dry_run) = (*on, *dry_run);
+    ) -> Result<JobView, EngineError> {
         // Only open entries are replayed whatever `status` says, so it narrows nothing.
         let narrowing = RunQuery {
             status: None,
-            ..query.clone()
+            ..request.filter.clone()
         };
-        if narrowing.matches_everything() && ids.is_empty() && !all && !dry_run {
+        if narrowing.matches_everything() && request.ids.is_empty() && !request.all {
             return Err(EngineError::Invalid(
                 "this would replay every open dead letter: narrow it with a filter or ids, or \
                  send \"all\": true"
                     .into(),
             ));
         }
-        let rate = rate.unwrap_or(DEFAULT_REPLAY_RATE);
-        if !(rate.is_finite() && rate > 0.0) {
-            return Err(EngineError::Invalid(format!(
-                "rate must be a positive number of runs per second, not {rate}"
-            )));
-        }
+        let rate = replay_rate(request.rate.as_ref())?;
+        let (plan, entries) = self.matching(request).await?;
+        let job = self
+            .inner
+            .store
+            .create_job(NewJob {
+                actor: actor.to_owned(),
+                rate: rate.to_string(),
+                on: request.version,
+                entries,
+                plan,
+            })
+            .await?;
+        // The runner reads the job back from the store, as it does after a restart.
+        self.inner.spawn_jobs().await?;
+        Ok(job)
+    }
+
+    /// The plan of a bulk replay and the entries it replays, in order.
+    async fn matching(&self, request: &BulkReplay) -> Result<(ReplayPlan, Vec<i64>), EngineError> {
+        let BulkReplay {
+            filter: query,
+            version: on,
+            ids,
+            include_permanent,
+            ..
+        } = request;
+        let on = *on;
         let mut entries = self.open_entries(query).await?;
         if !ids.is_empty() {
             entries.retain(|e| ids.contains(&e.id));
@@ -93,13 +133,14 @@ impl Engine {
         let mut workflows = BTreeSet::new();
         let mut records = BTreeSet::new();
         let mut steps: BTreeMap<(String, i64, String, String, bool), usize> = BTreeMap::new();
-        let mut plans = Vec::with_capacity(entries.len());
+        let mut replayed_ids = Vec::with_capacity(entries.len());
         let mut groups: BTreeMap<(ErrorClass, String), (usize, bool)> = BTreeMap::new();
         let mut held_back = 0;
-        let start = self.inner.config.clock.now();
+        // Oldest entry first: the order the job starts them in.
+        entries.sort_by_key(|e| e.id);
         for entry in entries {
             let old = self.inner.store.run(entry.run_id).await?.run;
-            let mut run = self.replay_run(old.clone(), on, None)?;
+            let run = self.replay_run(old.clone(), on, None)?;
             let first_line = entry.error.message.lines().next().unwrap_or("");
             // A permanent failure on the same version would fail again at once.
             let replayed = *include_permanent
@@ -115,9 +156,6 @@ impl Engine {
             }
             workflows.insert(old.workflow.clone());
             records.extend(old.record_id);
-            let offset = std::time::Duration::try_from_secs_f64(plans.len() as f64 / rate)
-                .unwrap_or(crate::domain::clock::MAX_DURATION);
-            run.not_before = Some(crate::domain::clock::later_or_max(start, offset));
             let compiled = self.inner.catalog.get(&run.workflow, run.version).await?;
             let steps_run = &compiled.workflow.steps;
             let from = match run.carry_from_origin {
@@ -137,23 +175,7 @@ impl Engine {
                 );
                 *steps.entry(id).or_default() += 1;
             }
-            plans.push((entry.id, run));
-        }
-        let mut created = Vec::new();
-        if !dry_run {
-            for (dlq_id, run) in plans.iter().cloned() {
-                created.push(
-                    self.inner
-                        .store
-                        .replay(Replay {
-                            dlq_id,
-                            run,
-                            actor: actor.to_owned(),
-                        })
-                        .await?,
-                );
-            }
-            self.inner.wake.notify_one();
+            replayed_ids.push(entry.id);
         }
         let external_steps = steps
             .into_iter()
@@ -178,15 +200,45 @@ impl Engine {
             })
             .collect();
         groups.sort_by_key(|g| (!g.replayed, std::cmp::Reverse(g.count)));
-        Ok(ReplayPlan {
-            count: plans.len(),
+        let plan = ReplayPlan {
+            count: replayed_ids.len(),
             workflows: workflows.into_iter().collect(),
             records: records.into_iter().collect(),
             external_steps,
-            runs: created,
+            runs: Vec::new(),
             groups,
             held_back,
-        })
+        };
+        Ok((plan, replayed_ids))
+    }
+
+    /// Replays one entry for a job, recording the job's entries done (`next`) with it:
+    /// `None` when someone closed the entry meanwhile.
+    pub(super) async fn replay_for_job(
+        &self,
+        dlq_id: i64,
+        on: ReplayOn,
+        job: (i64, usize),
+        actor: &str,
+    ) -> Result<Option<i64>, EngineError> {
+        let entry = self.inner.store.dlq_entry(dlq_id).await?;
+        if entry.status != DlqStatus::Open {
+            return Ok(None);
+        }
+        let old = self.inner.store.run(entry.run_id).await?.run;
+        let run = self.replay_run(old, on, None)?;
+        let replay = Replay {
+            dlq_id,
+            run,
+            actor: actor.to_owned(),
+            job: Some(job),
+        };
+        match self.inner.store.replay(replay).await {
+            Ok(id) => Ok(Some(id)),
+            // Closed between the read and the replay.
+            Err(crate::store::StoreError::Conflict(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn open_entries(&self, query: &RunQuery) -> Result<Vec<DlqView>, EngineError> {

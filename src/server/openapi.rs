@@ -19,7 +19,7 @@ use super::{stream, webhooks};
         workflows::put_draft, workflows::validate, workflows::publish, workflows::rollback,
         workflows::test,
         runs::list, runs::one, runs::start, runs::retry, runs::rerun, runs::cancel,
-        dlq::list, dlq::one, dlq::replay, dlq::replay_matching, dlq::discard,
+        dlq::list, dlq::one, dlq::replay, dlq::replay_matching, dlq::discard, dlq::job, dlq::cancel_job,
         records::create, records::update, records::one, records::history,
         admin::tokens, admin::create_token, admin::revoke_token, admin::audit, admin::events, admin::health, admin::me,
         alerts::list, alerts::one, alerts::ack, alerts::silence, alerts::rules, alerts::put_rule,

@@ -24,8 +24,9 @@ use crate::domain::rollup::{Bucket, Span};
 use crate::domain::{NewRun, PreparedWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
     AlertState, AlertView, AttemptStatus, AttemptView, AuditEntry, DeliveryView, DlqView, Event,
-    EventBody, FieldChange, HoldView, NotificationView, Page, RecordView, Role, RunDetail,
-    RunQuery, RunStatus, RunView, StepError, TokenView, VersionView, WebhookView, WorkflowView,
+    EventBody, FieldChange, HoldView, JobState, JobView, NotificationView, Page, RecordView,
+    ReplayOn, ReplayPlan, Role, RunDetail, RunQuery, RunStatus, RunView, StepError, TokenView,
+    VersionView, WebhookView, WorkflowView,
 };
 
 /// What can go wrong in the store.
@@ -257,6 +258,33 @@ pub struct Replay {
     pub dlq_id: i64,
     pub run: NewRun,
     pub actor: String,
+    /// The bulk replay job that starts it, if any, and the job's entries done with this one
+    /// (recorded in the same transaction, so a crash never replays an entry twice or loses
+    /// count).
+    pub job: Option<(i64, usize)>,
+}
+
+/// A bulk replay to keep as a job: the open entries to replay, in order.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub actor: String,
+    /// The rate its runs start at, as written (`5/s`).
+    pub rate: String,
+    pub on: ReplayOn,
+    pub entries: Vec<i64>,
+    pub plan: ReplayPlan,
+}
+
+/// A running job as its runner needs it.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub id: i64,
+    pub actor: String,
+    pub rate: String,
+    pub on: ReplayOn,
+    pub entries: Vec<i64>,
+    /// Entries done (replayed or skipped) so far: the runner continues from here.
+    pub next: usize,
 }
 
 /// Everything the engine and the API need from persistence: one trait per concern, and
@@ -270,6 +298,7 @@ pub trait Store:
     + WorkflowStore
     + RunStore
     + HoldStore
+    + JobStore
     + RecordStore
     + AlertStore
     + OutboxStore
@@ -311,6 +340,27 @@ pub trait HoldStore: Send + Sync + 'static {
     async fn wake_held(&self, on: &str, n: usize, at: DateTime<Utc>) -> Result<usize>;
     /// Runs held now per workflow (whatever holds them), by workflow key.
     async fn held_runs(&self) -> Result<Vec<HeldRuns>>;
+}
+
+/// Bulk replay jobs and their progress.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// Keeps a new job, `running`, with nothing done.
+    async fn create_job(&self, job: NewJob) -> Result<JobView>;
+    /// A job with its progress (runs started, succeeded and failed, counted from its runs).
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown job.
+    async fn job(&self, id: i64) -> Result<JobView>;
+    /// The jobs still running, oldest first.
+    async fn running_jobs(&self) -> Result<Vec<JobRow>>;
+    /// Records that the first `next` entries are done, `skipped` more of them not replayed.
+    async fn advance_job(&self, id: i64, next: usize, skipped: i64) -> Result<()>;
+    /// Ends a running job as `finished` or `cancelled`.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown job, `Conflict` for one that already ended.
+    async fn end_job(&self, id: i64, state: JobState) -> Result<JobView>;
 }
 
 /// The run log: events numbered by a gap-free sequence, committed with their change.

@@ -179,10 +179,11 @@ pub struct BulkReplay {
     /// filter never replays everything by accident.
     #[serde(default)]
     pub all: bool,
-    /// Replayed runs start at most this many per second (default 10), so a bulk replay does
-    /// not hit a recovering API all at once.
+    /// Replayed runs start at most this fast (default 10 per second), so a bulk replay does
+    /// not hit a recovering API all at once: a number per second (`10`) or a rate (`"5/s"`).
+    /// They also obey their workflow's and their hosts' limits.
     #[serde(default)]
-    pub rate: Option<f64>,
+    pub rate: Option<super::ReplayRate>,
     /// Also replay entries that failed permanently and would run the very same version again
     /// (they would fail again at once: a 422 stays a 422). Off by default; entries replayed on
     /// another version (`"version": "latest"` after a fix) are included either way.

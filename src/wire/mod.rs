@@ -11,6 +11,7 @@ mod api;
 mod event;
 mod health;
 mod holds;
+mod jobs;
 mod records;
 mod runs;
 mod testing;
@@ -33,6 +34,7 @@ pub use health::{
     WorkflowHealth,
 };
 pub use holds::{HoldList, HoldRequest, HoldSource, HoldView, WindowView};
+pub use jobs::{JobState, JobView, ReplayRate};
 pub use records::{FieldChange, RecordView, Source};
 pub use runs::{
     AttemptStatus, AttemptView, DlqStatus, DlqView, ErrorClass, RunDetail, RunMode, RunStatus,

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 
 use super::super::client::Client;
 use super::{Filter, done};
-use acp::wire::{BulkReplay, Created, DlqView, Page, ReplayOn, ReplayPlan};
+use acp::wire::{
+    BulkReplay, Created, DlqView, JobState, JobView, Page, ReplayOn, ReplayPlan, ReplayRate,
+};
 
 #[derive(Subcommand)]
 pub enum DlqCommand {
@@ -33,9 +35,11 @@ pub enum DlqCommand {
         /// With --all: replay without asking (the count is still printed first).
         #[arg(long, short = 'y', requires = "all")]
         yes: bool,
-        /// With --all: replayed runs start at most this many per second (server default 10).
-        #[arg(long, requires = "all")]
-        rate: Option<f64>,
+        /// With --all: replayed runs start at most this fast, e.g. `5/s`, `300/m` or a number
+        /// per second (server default 10/s); they also wait on their workflow's and hosts'
+        /// limits.
+        #[arg(long, requires = "all", value_parser = parse_rate)]
+        rate: Option<ReplayRate>,
         /// With --all: also replay entries that failed permanently and would run the same
         /// version again (held back by default: they would fail again at once).
         #[arg(long, requires = "all")]
@@ -144,7 +148,8 @@ pub async fn dlq(c: &Client, command: DlqCommand) -> anyhow::Result<()> {
                         dry_run: false,
                         ..request
                     };
-                    bulk(c, &request).await.map(drop)
+                    let job: JobView = c.post("/dlq/replay", &request).await?;
+                    follow(c, job).await
                 }
                 (None, false) => anyhow::bail!(
                     "name an entry id, or pass --all to replay every open entry matching the filters"
@@ -161,6 +166,65 @@ pub async fn dlq(c: &Client, command: DlqCommand) -> anyhow::Result<()> {
             )
         }
     }
+}
+
+fn parse_rate(text: &str) -> Result<ReplayRate, String> {
+    Ok(match text.trim().parse::<f64>() {
+        Ok(n) => ReplayRate::PerSecond(n),
+        Err(_) => ReplayRate::Text(text.trim().to_owned()),
+    })
+}
+
+/// Follows a replay job to its end with a progress bar (runs started of the total, and how
+/// many ended); Ctrl-C cancels what has not started.
+async fn follow(c: &Client, job: JobView) -> anyhow::Result<()> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let bar = if c.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(job.total.max(0) as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} started at {msg} (Ctrl-C cancels the rest)",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let path = format!("/jobs/{}", job.id);
+    let mut current = job;
+    let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        bar.set_position((current.started + current.skipped).max(0) as u64);
+        bar.set_message(format!(
+            "{}: {} succeeded, {} failed",
+            current.rate, current.succeeded, current.failed
+        ));
+        if current.is_over() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {
+                current = c.get(&path).await?;
+            }
+            _ = &mut interrupted => {
+                current = c.delete(&path).await?;
+                break;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let left = current.total - current.started - current.skipped;
+    let sentence = match current.state {
+        JobState::Cancelled => format!(
+            "replay job {} cancelled: {} runs started, {left} entries left open in the DLQ",
+            current.id, current.started
+        ),
+        _ => format!(
+            "replay job {} started {} runs ({} succeeded, {} failed so far, {} skipped: closed meanwhile); follow them with `acp runs list`",
+            current.id, current.started, current.succeeded, current.failed, current.skipped
+        ),
+    };
+    done(c, &current, &sentence)
 }
 
 /// Asks on the terminal before replaying `count` entries; without a terminal only `--yes`
@@ -184,20 +248,15 @@ fn confirm(count: usize, yes: bool) -> anyhow::Result<bool> {
     Ok(go)
 }
 
-/// Sends a bulk replay (or its dry run), prints the plan and answers it.
+/// Sends a bulk replay's dry run, prints the plan and answers it.
 async fn bulk(c: &Client, request: &BulkReplay) -> anyhow::Result<ReplayPlan> {
     let plan: ReplayPlan = c.post("/dlq/replay", request).await?;
     if c.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(plan);
     }
-    let verb = if request.dry_run {
-        "would replay"
-    } else {
-        "replayed"
-    };
     println!(
-        "{verb} {} entries of {} ({} records)",
+        "would replay {} entries of {} ({} records)",
         plan.count,
         plan.workflows.join(", "),
         plan.records.len()

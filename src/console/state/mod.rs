@@ -7,8 +7,8 @@ mod tables;
 use std::collections::{BTreeSet, HashMap};
 
 use crate::wire::{
-    AlertView, AuditEntry, Diff, FieldChange, Health, Me, RecordView, ReplayOn, ReplayPlan, Role,
-    RunStatus, TestInput, TestReport, TestVersion, VersionView, WorkflowView,
+    AlertView, AuditEntry, Diff, FieldChange, Health, JobView, Me, RecordView, ReplayOn,
+    ReplayPlan, Role, RunStatus, TestInput, TestReport, TestVersion, VersionView, WorkflowView,
 };
 
 use super::keymap::{Context, Keymap};
@@ -321,6 +321,9 @@ pub struct App {
     pub record: Load<(RecordView, Vec<FieldChange>)>,
     /// The last outcome or refusal, shown in the status bar.
     pub toast: Option<(String, bool)>,
+    /// The last bulk replay job started here, followed until it ends (a progress bar under
+    /// the dead letters).
+    pub job: Option<JobView>,
     /// Workflow key -> team, for events that carry no team.
     pub teams: HashMap<String, String>,
     /// Lists to reload on the next tick (stream events touched them).
@@ -372,6 +375,7 @@ impl App {
             audit: Listing::default(),
             record: Load::Idle,
             toast: None,
+            job: None,
             teams: HashMap::new(),
             stale: BTreeSet::new(),
             focus_alert: None,

@@ -92,6 +92,9 @@ fn tick(app: &mut App) -> Vec<Effect> {
         })
         .map(Effect::Request)
         .collect();
+    if let Some(job) = app.job.as_ref().filter(|j| !j.is_over()) {
+        effects.push(Effect::Request(Request::Job(job.id)));
+    }
     if app.view == View::Health && app.conn == Conn::Live {
         effects.push(Effect::Request(Request::Health {
             team: app.health_team.clone(),

@@ -164,6 +164,17 @@ pub(super) fn replied(
                 *shown = Load::Loaded(*plan);
             }
         }
+        Reply::Job(job) => {
+            if app.job.as_ref().is_none_or(|known| known.id != job.id) {
+                let said = format!(
+                    "replay job {} started: {} runs at {}, each also waiting on its limits",
+                    job.id, job.total, job.rate
+                );
+                app.toast = Some((said, false));
+            }
+            app.stale.insert("dlq");
+            app.job = Some(*job);
+        }
         Reply::Done(said) => {
             app.toast = Some((said, false));
             app.stale.extend(["dlq", "alerts", "workflows"]);

@@ -3,7 +3,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{LineGauge, Paragraph};
 
 use super::super::state::{App, Grouping};
 use super::super::theme::Theme;
@@ -11,9 +11,18 @@ use super::table::{
     Columns, ERROR_MIN, col, ellipsis, filter_mark, framed, list, loading, number_width,
 };
 use super::{ago, clock, datetime};
-use crate::wire::AlertState;
+use crate::wire::{AlertState, JobState, JobView};
 
 pub fn dlq(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
+    let area = match &app.job {
+        Some(job) => {
+            let [list, bar] =
+                Layout::vertical([Constraint::Min(3), Constraint::Length(1)]).areas(area);
+            job_progress(frame, bar, job, theme);
+            list
+        }
+        None => area,
+    };
     let Some(entries) = app.dlq.entries.get() else {
         return loading(frame, area, "Dead letters", &app.dlq.entries, theme);
     };
@@ -74,6 +83,30 @@ pub fn dlq(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         app.dlq.selected,
         theme,
     );
+}
+
+/// One line: a replay job's runs started of its total, and how many ended either way.
+fn job_progress(frame: &mut Frame<'_>, area: Rect, job: &JobView, theme: &Theme) {
+    let done = job.started + job.skipped;
+    let ratio = match job.total {
+        0 => 1.0,
+        total => (done as f64 / total as f64).clamp(0.0, 1.0),
+    };
+    let state = match job.state {
+        JobState::Running => format!("at {}", job.rate),
+        JobState::Finished => "all started".to_owned(),
+        JobState::Cancelled => "cancelled, the rest stay open".to_owned(),
+    };
+    let label = format!(
+        "replay {}: {done}/{} {state} · {}✓ {}✗",
+        job.id, job.total, job.succeeded, job.failed
+    );
+    let gauge = LineGauge::default()
+        .ratio(ratio)
+        .label(label)
+        .filled_style(theme.run_succeeded)
+        .unfilled_style(theme.dim);
+    frame.render_widget(gauge, area);
 }
 
 pub fn alerts(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {

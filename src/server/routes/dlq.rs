@@ -9,13 +9,15 @@ use axum::routing::{get, post};
 use super::super::AppState;
 use super::super::auth::Caller;
 use super::super::error::{
-    ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, check_filter, check_reason, optional_json,
+    ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, NoBody, check_filter, check_reason,
+    optional_json,
 };
 use crate::wire::{
-    BulkReplay, Created, DlqStatus, DlqView, Page, Reason, ReplayPlan, ReplayRequest, Role,
-    RunQuery,
+    BulkReplay, Created, DlqStatus, DlqView, JobView, Page, Reason, ReplayPlan, ReplayRequest,
+    Role, RunQuery,
 };
 use axum::body::Bytes;
+use axum::response::{IntoResponse, Response};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -24,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dlq/{id}", get(one))
         .route("/dlq/{id}/replay", post(replay))
         .route("/dlq/{id}/discard", post(discard))
+        .route("/jobs/{id}", get(job).delete(cancel_job))
 }
 
 #[utoipa::path(get, path = "/api/v1/dlq", params(RunQuery), responses((status = 200, body = Page<DlqView>), (status = "4XX", description = "an error", body = ErrorBody)), tag = "dlq", security(("bearer" = [])))]
@@ -69,18 +72,22 @@ pub(crate) async fn replay(
         .await
 }
 
-#[utoipa::path(post, path = "/api/v1/dlq/replay", request_body = BulkReplay, responses((status = 200, body = ReplayPlan), (status = "4XX", description = "an error", body = ErrorBody)), tag = "dlq", security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/dlq/replay", request_body = BulkReplay, responses((status = 200, description = "a dry run: what would be replayed", body = ReplayPlan), (status = 202, description = "the replay job, started", body = JobView), (status = "4XX", description = "an error", body = ErrorBody)), tag = "dlq", security(("bearer" = [])))]
 #[tracing::instrument(skip_all, err(level = "debug"))]
 pub(crate) async fn replay_matching(
     State(s): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<BulkReplay>,
-) -> ApiResult<ApiJson<ReplayPlan>> {
+) -> ApiResult<Response> {
     let result = async {
         caller.require(Role::Operator)?;
         check_filter(&body.filter, |s| DlqStatus::parse(s).is_some())?;
-        let plan = s.engine.replay_matching(&body, &caller.name).await?;
-        Ok(ApiJson(plan))
+        if body.dry_run {
+            let plan = s.engine.replay_matching(&body).await?;
+            return Ok(ApiJson(plan).into_response());
+        }
+        let job = s.engine.start_replay_job(&body, &caller.name).await?;
+        Ok((StatusCode::ACCEPTED, ApiJson(job)).into_response())
     };
     let result = result.await;
     if body.dry_run {
@@ -95,6 +102,33 @@ pub(crate) async fn replay_matching(
         result,
     )
     .await
+}
+
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", params(("id" = i64, Path)), responses((status = 200, body = JobView), (status = "4XX", description = "an error", body = ErrorBody)), tag = "dlq", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
+pub(crate) async fn job(
+    State(s): State<AppState>,
+    _: Caller,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<ApiJson<JobView>> {
+    Ok(ApiJson(s.engine.job(id).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/jobs/{id}", params(("id" = i64, Path)), responses((status = 200, body = JobView), (status = "4XX", description = "an error", body = ErrorBody)), tag = "dlq", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
+pub(crate) async fn cancel_job(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    _: NoBody,
+) -> ApiResult<ApiJson<JobView>> {
+    let result = async {
+        caller.require(Role::Operator)?;
+        Ok(ApiJson(s.engine.cancel_job(id).await?))
+    };
+    let result = result.await;
+    s.audited(&caller, "job.cancel", format!("job:{id}"), None, result)
+        .await
 }
 
 #[utoipa::path(post, path = "/api/v1/dlq/{id}/discard", params(("id" = i64, Path)), request_body = Reason, responses((status = 204, description = "discarded"), (status = "4XX", description = "an error", body = ErrorBody)), tag = "dlq", security(("bearer" = [])))]

@@ -61,6 +61,14 @@ pub fn replay(tx: &mut Tx<'_>, replay: &Replay) -> Result<i64> {
     let entry = get(tx.conn, replay.dlq_id)?;
     let next = dlq_next(entry.status, DlqStep::Replay).map_err(|e| refused(entry.id, e))?;
     let run_id = queue::create(tx, &replay.run)?;
+    if let Some((job, next)) = replay.job {
+        tx.conn
+            .prepare_cached("UPDATE runs SET job_id = ? WHERE id = ?")?
+            .execute(params![job, run_id])?;
+        tx.conn
+            .prepare_cached("UPDATE jobs SET next = ? WHERE id = ?")?
+            .execute(params![next as i64, job])?;
+    }
     tx.conn.execute(
         "UPDATE dlq SET status = ?, closed_at = ?, closed_by = ?, close_reason = 'replayed', replay_run = ? \
          WHERE id = ?",

@@ -6,6 +6,7 @@ mod connection;
 mod dlq;
 mod events;
 mod holds;
+mod jobs;
 mod notify;
 mod queue;
 mod records;
@@ -30,17 +31,17 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::{
     AccessStore, AlertChange, AlertStore, Attempt, ClaimedRun, EventLog, HeldRuns, HoldStore,
-    Message, NewAudit, NewMessage, NewNotice, OutboxStore, PrunedRuns, RecordStore, Recorded,
-    Replay, Result, RollupRow, RunStore, Store, StoreError, StoredRule, Target, TestRunEnd,
-    UnnotifiedCount, WebhookRow, WorkflowStore,
+    JobRow, JobStore, Message, NewAudit, NewJob, NewMessage, NewNotice, OutboxStore, PrunedRuns,
+    RecordStore, Recorded, Replay, Result, RollupRow, RunStore, Store, StoreError, StoredRule,
+    Target, TestRunEnd, UnnotifiedCount, WebhookRow, WorkflowStore,
 };
 use crate::domain::policy::NewHold;
 use crate::domain::rollup::Span;
 use crate::domain::{NewRun, PreparedWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
     AlertState, AlertView, AuditEntry, DeliveryView, DlqView, Event, EventBody, FieldChange,
-    HoldView, NotificationView, Page, RecordView, Role, RunDetail, RunQuery, RunStatus, RunView,
-    TokenView, VersionView, WorkflowView,
+    HoldView, JobState, JobView, NotificationView, Page, RecordView, Role, RunDetail, RunQuery,
+    RunStatus, RunView, TokenView, VersionView, WorkflowView,
 };
 pub use connection::Durability;
 use connection::{Readers, checkpoint_loop, open};
@@ -435,6 +436,30 @@ impl HoldStore for SqliteStore {
 
     async fn held_runs(&self) -> Result<Vec<HeldRuns>> {
         self.read(holds::held_runs).await
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn create_job(&self, job: NewJob) -> Result<JobView> {
+        self.write(move |tx| jobs::create(tx, &job)).await
+    }
+
+    async fn job(&self, id: i64) -> Result<JobView> {
+        self.read(move |c| jobs::get(c, id)).await
+    }
+
+    async fn running_jobs(&self) -> Result<Vec<JobRow>> {
+        self.read(jobs::running).await
+    }
+
+    async fn advance_job(&self, id: i64, next: usize, skipped: i64) -> Result<()> {
+        self.write(move |tx| jobs::advance(tx, id, next, skipped))
+            .await
+    }
+
+    async fn end_job(&self, id: i64, state: JobState) -> Result<JobView> {
+        self.write(move |tx| jobs::end(tx, id, state)).await
     }
 }
 

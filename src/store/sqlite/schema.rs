@@ -395,6 +395,28 @@ CREATE TABLE holds (
 );
 CREATE INDEX holds_open ON holds (id) WHERE released_at IS NULL;
 "#,
+    // Bulk replays as jobs: the entries to replay in order and how far the job got, so a
+    // restart continues it; its runs carry the job's id for progress counts.
+    r#"
+ALTER TABLE runs ADD COLUMN job_id INTEGER;
+CREATE INDEX runs_job ON runs (job_id, status) WHERE job_id IS NOT NULL;
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    rate TEXT NOT NULL,
+    replay_on TEXT NOT NULL,
+    entries TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    next INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0,
+    plan TEXT
+);
+CREATE INDEX jobs_running ON jobs (id) WHERE state = 'running';
+"#,
 ];
 
 /// The migration (counted from 1) after which the runs already kept are summed into rollups.
