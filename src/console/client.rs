@@ -15,9 +15,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use super::msg::{Msg, Reply, Request};
 use super::state::Conn;
 use crate::wire::{
-    AlertView, AuditEntry, Diff, DlqView, ErrorBody, FieldChange, Health, JobView, Me, Page,
-    Reason, RecordView, ReplayPlan, ReplayRequest, RunDetail, RunView, StreamMessage, TestReport,
-    VersionView, WorkflowView,
+    AlertView, AuditEntry, Diff, DlqView, ErrorBody, FieldChange, Health, HoldView, JobView, Me,
+    Page, Reason, RecordView, ReplayPlan, ReplayRequest, RunDetail, RunView, StreamMessage,
+    TestReport, VersionView, WorkflowView,
 };
 
 /// Why a call to the server (or the demo's sandbox) failed; `Display` is what the status line
@@ -201,6 +201,25 @@ impl Client {
                         .await?;
                 }
                 Reply::Done(format!("{} entries discarded", ids.len()))
+            }
+            Request::Holds => Reply::Holds(Box::new(self.get("/holds").await?)),
+            Request::PlaceHold(request) => {
+                let hold: HoldView = self.post("/holds", request).await?;
+                let until = hold.until.map_or("until released".to_owned(), |u| {
+                    format!("until {}", u.format("%H:%M:%SZ"))
+                });
+                Reply::Done(format!("hold {} on {} {until}", hold.id, hold.scope))
+            }
+            Request::ReleaseHold(id) => {
+                let request = self.http.delete(format!("{}/holds/{id}", self.base));
+                let hold: HoldView = self.answer(request).await?;
+                let drain = hold
+                    .drain_rate
+                    .map_or("at once".to_owned(), |r| format!("at {r}"));
+                Reply::Done(format!(
+                    "hold {id} on {} released: {} held runs continue {drain}",
+                    hold.scope, hold.held_runs
+                ))
             }
             Request::Ack(id) => {
                 self.done(

@@ -4,9 +4,9 @@
 use crossterm::event::KeyEvent;
 
 use crate::wire::{
-    AlertView, AuditEntry, BulkReplay, Diff, DlqView, FieldChange, Health, JobView, Me, Page,
-    RecordView, ReplayPlan, RunDetail, RunView, StreamMessage, TestReport, TestRequest,
-    VersionView, WorkflowView,
+    AlertView, AuditEntry, BulkReplay, Diff, DlqView, FieldChange, Health, HoldList, HoldRequest,
+    JobView, Me, Page, RecordView, ReplayPlan, RunDetail, RunView, StreamMessage, TestReport,
+    TestRequest, VersionView, WorkflowView,
 };
 
 use super::state::Conn;
@@ -49,6 +49,9 @@ pub enum Request {
     Replay(Box<BulkReplay>),
     /// A replay job's progress.
     Job(i64),
+    Holds,
+    PlaceHold(Box<HoldRequest>),
+    ReleaseHold(i64),
     ReplayEdited {
         dlq: i64,
         payload: serde_json::Value,
@@ -92,6 +95,7 @@ pub enum Reply {
     Plan(Box<ReplayPlan>),
     /// A replay job, started or as it is now.
     Job(Box<JobView>),
+    Holds(Box<HoldList>),
     Triggers(Vec<RunView>),
     Test(Box<TestReport>),
     /// A change went through; what to tell the user.

@@ -87,12 +87,16 @@ commands!(
     Rollback => (true, "roll back to the selected version"),
     Test => (true, "test on recent triggers or records (applies nothing)"),
     Compare => (true, "compare the test with the published version"),
+    Pause => (true, "pause the workflow (a hold, with a reason) / resume it"),
+    PlaceHold => (true, "hold a workflow, team or host: SCOPE REASON [for DURATION]"),
+    Release => (true, "release the hold: its runs continue at its drain rate"),
     GoRuns => (false, "runs"),
     GoDlq => (false, "dead letters"),
     GoHealth => (false, "health"),
     GoAlerts => (false, "alerts"),
     GoWorkflows => (false, "workflows"),
     GoAudit => (false, "audit log"),
+    GoHolds => (false, "holds and maintenance windows"),
 );
 
 /// Where a binding applies; `Global` is looked up after the view's own context.
@@ -106,6 +110,7 @@ pub enum Context {
     Alerts,
     Workflows,
     Audit,
+    Holds,
 }
 
 impl Context {
@@ -120,10 +125,11 @@ impl Context {
             Self::Alerts => "alerts",
             Self::Workflows => "workflows",
             Self::Audit => "audit",
+            Self::Holds => "holds",
         }
     }
 
-    pub const ALL: [Context; 8] = [
+    pub const ALL: [Context; 9] = [
         Self::Global,
         Self::Runs,
         Self::Inspector,
@@ -132,6 +138,7 @@ impl Context {
         Self::Alerts,
         Self::Workflows,
         Self::Audit,
+        Self::Holds,
     ];
 }
 
@@ -180,6 +187,8 @@ struct KeymapDef {
     workflows: Bindings,
     #[serde(default)]
     audit: Bindings,
+    #[serde(default)]
+    holds: Bindings,
 }
 
 impl KeymapDef {
@@ -193,6 +202,7 @@ impl KeymapDef {
             Context::Alerts => &self.alerts,
             Context::Workflows => &self.workflows,
             Context::Audit => &self.audit,
+            Context::Holds => &self.holds,
         }
     }
 }

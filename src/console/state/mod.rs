@@ -7,7 +7,7 @@ mod tables;
 use std::collections::{BTreeSet, HashMap};
 
 use crate::wire::{
-    AlertView, AuditEntry, Diff, FieldChange, Health, JobView, Me, RecordView, ReplayOn,
+    AlertView, AuditEntry, Diff, FieldChange, Health, HoldList, JobView, Me, RecordView, ReplayOn,
     ReplayPlan, Role, RunStatus, TestInput, TestReport, TestVersion, VersionView, WorkflowView,
 };
 
@@ -76,6 +76,8 @@ pub enum View {
     Record {
         id: i64,
     },
+    /// Holds and the maintenance windows (`:holds`).
+    Holds,
 }
 
 impl View {
@@ -91,6 +93,7 @@ impl View {
                 Context::Workflows
             }
             Self::Audit | Self::Record { .. } => Context::Audit,
+            Self::Holds => Context::Holds,
         }
     }
 
@@ -108,6 +111,7 @@ impl View {
             Self::Test { workflow } => format!("{workflow} test"),
             Self::Audit => "audit".into(),
             Self::Record { id } => format!("record {id}"),
+            Self::Holds => "holds".into(),
         }
     }
 }
@@ -124,6 +128,8 @@ pub enum Pending {
         workflow: String,
         version: i64,
     },
+    /// Release a hold (resume a paused workflow).
+    Release(i64),
     /// Replay the entries of a previewed plan.
     Replay {
         ids: Vec<i64>,
@@ -185,11 +191,11 @@ pub enum Overlay {
         question: String,
         then: Pending,
     },
-    /// A typed reason, then the discard of these dead-letter entries.
+    /// A typed line (a reason), then what it is for.
     Reason {
         prompt: String,
         input: String,
-        ids: Vec<i64>,
+        then: Typed,
     },
     /// The server's dry-run answer before a replay.
     Preview {
@@ -205,6 +211,17 @@ pub enum Overlay {
         editor: Box<tui_textarea::TextArea<'static>>,
         error: Option<String>,
     },
+}
+
+/// What a typed line is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Typed {
+    /// Discard these dead-letter entries with the reason.
+    Discard(Vec<i64>),
+    /// Pause this workflow (a hold until resumed) with the reason.
+    Pause(String),
+    /// A new hold: `SCOPE REASON [for DURATION]`.
+    Hold,
 }
 
 /// The test input picker.
@@ -324,6 +341,9 @@ pub struct App {
     /// The last bulk replay job started here, followed until it ends (a progress bar under
     /// the dead letters).
     pub job: Option<JobView>,
+    /// Holds, maintenance windows and the held count (`:holds`; the workflows screen reads
+    /// which workflows are paused from it).
+    pub holds: Listing<HoldList>,
     /// Workflow key -> team, for events that carry no team.
     pub teams: HashMap<String, String>,
     /// Lists to reload on the next tick (stream events touched them).
@@ -347,6 +367,14 @@ pub struct App {
 }
 
 impl App {
+    /// The hold a person placed on `workflow` (what `z` releases), if it is paused.
+    pub fn pause_of(&self, workflow: &str) -> Option<&crate::wire::HoldView> {
+        let scope = format!("workflow:{workflow}");
+        self.holds.items.get()?.holds.iter().find(|h| {
+            h.scope == scope && h.source == crate::wire::HoldSource::Api && h.released_at.is_none()
+        })
+    }
+
     pub fn new(server: String, keymap: Keymap, read_only: bool) -> Self {
         Self {
             server,
@@ -376,6 +404,7 @@ impl App {
             record: Load::Idle,
             toast: None,
             job: None,
+            holds: Listing::default(),
             teams: HashMap::new(),
             stale: BTreeSet::new(),
             focus_alert: None,

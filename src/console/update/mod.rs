@@ -11,8 +11,10 @@ use crossterm::event::KeyEvent;
 
 use super::keymap::Command;
 use super::msg::{Effect, Msg, Request};
-use super::state::{App, Conn, Filter, Load, Overlay, Pending, Picker, TestScreen, View};
-use crate::wire::{ReplayOn, Responses, Role, RunView, TestInput, TestRequest, TestVersion};
+use super::state::{App, Conn, Filter, Load, Overlay, Pending, Picker, TestScreen, Typed, View};
+use crate::wire::{
+    HoldView, ReplayOn, Responses, Role, RunView, TestInput, TestRequest, TestVersion,
+};
 pub use overlay::{COMMANDS, run_command_line};
 
 /// Rows a page key moves.
@@ -88,6 +90,7 @@ fn tick(app: &mut App) -> Vec<Effect> {
             "dlq" => Some(Request::Dlq),
             "workflows" => Some(Request::Workflows),
             "totals" => Some(Request::Totals),
+            "holds" => Some(Request::Holds),
             _ => None,
         })
         .map(Effect::Request)
@@ -311,7 +314,7 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
                         if ids.len() == 1 { "y" } else { "ies" }
                     ),
                     input: String::new(),
-                    ids,
+                    then: Typed::Discard(ids),
                 };
             }
         }
@@ -374,6 +377,55 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
         Command::GoAlerts => return switch(app, View::Alerts),
         Command::GoWorkflows => return switch(app, View::Workflows),
         Command::GoAudit => return switch(app, View::Audit),
+        Command::GoHolds => return switch(app, View::Holds),
+        Command::Pause => {
+            if let Some(workflow) = selected_workflow(app) {
+                match app.pause_of(&workflow) {
+                    Some(hold) => {
+                        app.overlay = Overlay::Confirm {
+                            question: format!(
+                                "Resume {workflow}? (releases hold {}: {})",
+                                hold.id, hold.reason
+                            ),
+                            then: Pending::Release(hold.id),
+                        };
+                    }
+                    None => {
+                        app.overlay = Overlay::Reason {
+                            prompt: format!(
+                                "Pause {workflow}: its runs wait until resumed (z). Why?"
+                            ),
+                            input: String::new(),
+                            then: Typed::Pause(workflow),
+                        };
+                    }
+                }
+            }
+        }
+        Command::PlaceHold => {
+            app.overlay = Overlay::Reason {
+                prompt: "Hold: SCOPE REASON [for 2h], e.g. host:api.attio.com vendor outage".into(),
+                input: String::new(),
+                then: Typed::Hold,
+            };
+        }
+        Command::Release => {
+            if let Some(hold) = selected_hold(app) {
+                app.overlay = Overlay::Confirm {
+                    question: format!(
+                        "Release hold {} on {}? Its {} held runs continue{}.",
+                        hold.id,
+                        hold.scope,
+                        hold.held_runs,
+                        hold.drain_rate
+                            .as_deref()
+                            .map(|r| format!(" at {r}"))
+                            .unwrap_or_default()
+                    ),
+                    then: Pending::Release(hold.id),
+                };
+            }
+        }
     }
     Vec::new()
 }
@@ -421,7 +473,7 @@ pub fn handles(app: &App, command: Command) -> bool {
     let inspector = matches!(view, View::Inspector { .. });
     match command {
         Quit | Help | CommandMode | Refresh | GoRuns | GoDlq | GoHealth | GoAlerts
-        | GoWorkflows | GoAudit => true,
+        | GoWorkflows | GoAudit | GoHolds => true,
         Back => !app.history.is_empty(),
         Up | Down | PageUp | PageDown | Top | Bottom => *view != View::Health,
         Filter | ClearFilter => matches!(view, View::Runs | View::Dlq),
@@ -446,6 +498,8 @@ pub fn handles(app: &App, command: Command) -> bool {
             View::Workflows | View::Versions { .. } | View::Test { .. }
         ),
         Compare => matches!(view, View::Test { .. }),
+        Pause => matches!(view, View::Workflows | View::Versions { .. }),
+        PlaceHold | Release => *view == View::Holds,
     }
 }
 
@@ -458,6 +512,14 @@ fn refusal(app: &App, command: Command) -> Option<String> {
         Role::Viewer => return Some("read-only: this token has the viewer role".into()),
         Role::Operator if matches!(command, Command::Publish | Command::Rollback) => {
             return Some("publish and rollback need an admin token".into());
+        }
+        Role::Operator
+            if matches!(
+                command,
+                Command::Pause | Command::PlaceHold | Command::Release
+            ) =>
+        {
+            return Some("holds (pause, resume, release) need an admin token".into());
         }
         _ => {}
     }
@@ -528,7 +590,13 @@ pub(super) fn open_effects(app: &mut App) -> Vec<Effect> {
             team: app.health_team.clone(),
         },
         View::Alerts => Request::Alerts,
-        View::Workflows => Request::Workflows,
+        View::Workflows => {
+            return vec![
+                Effect::Request(Request::Workflows),
+                Effect::Request(Request::Holds),
+            ];
+        }
+        View::Holds => Request::Holds,
         View::Versions { workflow } => Request::Versions(workflow.clone()),
         View::Audit => Request::Audit { cursor: None },
         View::Record { id } => {
@@ -644,6 +712,7 @@ pub(super) fn confirmed(then: Pending) -> Request {
         Pending::Ack(id) => Request::Ack(id),
         Pending::Publish(key) => Request::Publish(key),
         Pending::Rollback { workflow, version } => Request::Rollback { workflow, version },
+        Pending::Release(id) => Request::ReleaseHold(id),
         then @ Pending::Replay { .. } => {
             Request::Replay(Box::new(then.bulk(false).unwrap_or_default()))
         }
@@ -677,6 +746,10 @@ pub(super) fn move_by(app: &mut App, delta: i64) {
         View::Audit => (
             &mut app.audit.selected,
             app.audit.items.get().map_or(0, Vec::len),
+        ),
+        View::Holds => (
+            &mut app.holds.selected,
+            app.holds.items.get().map_or(0, |h| h.holds.len()),
         ),
         View::Record { .. } => (
             &mut app.record_selected,
@@ -803,6 +876,10 @@ fn selected_version(app: &App) -> Option<(String, i64)> {
         .get(app.versions.selected)?
         .version;
     Some((workflow.clone(), version))
+}
+
+fn selected_hold(app: &App) -> Option<&HoldView> {
+    app.holds.items.get()?.holds.get(app.holds.selected)
 }
 
 fn selected_workflow(app: &App) -> Option<String> {

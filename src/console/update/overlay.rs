@@ -4,9 +4,9 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::super::msg::{Effect, Request};
-use super::super::state::{App, Filter, Load, Overlay, Pending, View};
+use super::super::state::{App, Filter, Load, Overlay, Pending, Typed, View};
 use super::{confirmed, switch};
-use crate::wire::ReplayOn;
+use crate::wire::{HoldRequest, ReplayOn};
 
 pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
@@ -201,16 +201,34 @@ pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                 Vec::new()
             }
         },
-        Overlay::Reason { input, ids, .. } => match key.code {
+        Overlay::Reason { input, then, .. } => match key.code {
             KeyCode::Esc => {
                 app.overlay = Overlay::None;
                 Vec::new()
             }
             KeyCode::Enter if !input.trim().is_empty() => {
-                let (reason, ids) = (input.trim().to_owned(), std::mem::take(ids));
+                let typed = input.trim().to_owned();
+                let request = match then {
+                    Typed::Discard(ids) => {
+                        let ids = std::mem::take(ids);
+                        app.dlq.marked.clear();
+                        Request::Discard { ids, reason: typed }
+                    }
+                    Typed::Pause(workflow) => Request::PlaceHold(Box::new(HoldRequest {
+                        scope: format!("workflow:{workflow}"),
+                        reason: typed,
+                        ..HoldRequest::default()
+                    })),
+                    Typed::Hold => match hold_request(&typed) {
+                        Ok(request) => Request::PlaceHold(Box::new(request)),
+                        Err(problem) => {
+                            app.toast = Some((problem, true));
+                            return Vec::new();
+                        }
+                    },
+                };
                 app.overlay = Overlay::None;
-                app.dlq.marked.clear();
-                vec![Effect::Request(Request::Discard { ids, reason })]
+                vec![Effect::Request(request)]
             }
             KeyCode::Backspace => {
                 input.pop();
@@ -300,12 +318,36 @@ shell or CI: acp workflow test FILE --recent 20 --compare published (exits 1).";
 
 /// The `:` commands, for completion.
 pub const COMMANDS: &[&str] = &[
-    "incident", "fix", "runs", "dlq", "health", "alerts", "wf", "audit", "run ", "record ", "quit",
+    "incident", "fix", "runs", "dlq", "health", "alerts", "wf", "audit", "holds", "run ",
+    "record ", "quit",
 ];
 
 fn complete(text: &str) -> Option<&'static str> {
     let matches: Vec<&&str> = COMMANDS.iter().filter(|c| c.starts_with(text)).collect();
     (matches.len() == 1).then(|| *matches[0])
+}
+
+/// Reads `SCOPE REASON [for DURATION]` (the server checks the scope and the duration).
+fn hold_request(text: &str) -> Result<HoldRequest, String> {
+    let usage = "write SCOPE REASON [for DURATION], e.g. host:api.attio.com vendor outage for 2h";
+    let (scope, rest) = text
+        .split_once(char::is_whitespace)
+        .ok_or_else(|| format!("a hold needs a reason: {usage}"))?;
+    let (reason, for_) = match rest.trim().rsplit_once(" for ") {
+        Some((reason, duration)) if !reason.trim().is_empty() => {
+            (reason.trim(), Some(duration.trim().to_owned()))
+        }
+        _ => (rest.trim(), None),
+    };
+    if !scope.contains(':') {
+        return Err(format!("`{scope}` is not a scope: {usage}"));
+    }
+    Ok(HoldRequest {
+        scope: scope.to_owned(),
+        reason: reason.to_owned(),
+        for_,
+        ..HoldRequest::default()
+    })
 }
 
 /// True for a run or record id: a whole number from 1.
@@ -341,6 +383,7 @@ pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
         ("alerts" | "a", _) => View::Alerts,
         ("wf" | "workflows" | "w", _) => View::Workflows,
         ("audit", _) => View::Audit,
+        ("holds", _) => View::Holds,
         ("run", Some(id)) if words.clone().next().is_none() && positive(id) => View::Inspector {
             run: id.parse().unwrap_or(0),
         },

@@ -175,9 +175,13 @@ pub(super) fn replied(
             app.stale.insert("dlq");
             app.job = Some(*job);
         }
+        Reply::Holds(holds) => {
+            app.holds.selected = app.holds.selected.min(holds.holds.len().saturating_sub(1));
+            app.holds.items = Load::Loaded(*holds);
+        }
         Reply::Done(said) => {
             app.toast = Some((said, false));
-            app.stale.extend(["dlq", "alerts", "workflows"]);
+            app.stale.extend(["dlq", "alerts", "workflows", "holds"]);
             return open_effects(app);
         }
     }
@@ -221,6 +225,7 @@ fn failed(app: &mut App, request: &Request, failure: CallError) -> Vec<Effect> {
         Request::Versions(_) => keep(&mut app.versions.items, &error),
         Request::Diff { .. } => keep(&mut app.diff, &error),
         Request::Audit { .. } => keep(&mut app.audit.items, &error),
+        Request::Holds => keep(&mut app.holds.items, &error),
         Request::Record(_) => keep(&mut app.record, &error),
         Request::Test { .. } => app.test.report = Load::Failed(error.clone()),
         Request::Triggers(_) => {
@@ -270,6 +275,9 @@ pub(super) fn streamed(app: &mut App, message: StreamMessage) -> Vec<Effect> {
         }
         "workflow" => {
             app.stale.insert("workflows");
+        }
+        "hold" => {
+            app.stale.insert("holds");
         }
         _ => {}
     }

@@ -1037,3 +1037,102 @@ fn app_with_view(role: Role, view: View) -> App {
     app.view = view;
     app
 }
+
+/// `z` pauses the selected workflow with a typed reason (a hold) and, once paused, asks to
+/// resume it (the hold's release); operators may not; `:holds` places holds from one typed
+/// line and releases the selected one after a yes.
+#[test]
+fn workflows_pause_and_resume_and_holds_are_placed_and_released() {
+    use crate::wire::{HoldList, HoldRequest, HoldSource, HoldView, WorkflowView};
+    let mut admin = app(Role::Admin);
+    admin.view = View::Workflows;
+    admin.workflows.items = Load::Loaded(vec![WorkflowView {
+        key: "lead_routing".into(),
+        name: "Lead routing".into(),
+        team: "revops".into(),
+        published_version: Some(2),
+        latest_version: 2,
+        has_draft: false,
+        updated_at: chrono::Utc::now(),
+        runs_24h: 0,
+        failed_24h: 0,
+    }]);
+    admin.holds.items = Load::Loaded(HoldList::default());
+    assert!(
+        keys(&mut admin, "z <enter>").is_empty(),
+        "a pause needs a reason"
+    );
+    let effects = keys(&mut admin, "CRM <space> migration <enter>");
+    assert_eq!(
+        requests(&effects),
+        [&Request::PlaceHold(Box::new(HoldRequest {
+            scope: "workflow:lead_routing".into(),
+            reason: "CRM migration".into(),
+            ..HoldRequest::default()
+        }))]
+    );
+    let hold = HoldView {
+        id: 4,
+        scope: "workflow:lead_routing".into(),
+        reason: "CRM migration".into(),
+        source: HoldSource::Api,
+        created_by: "me".into(),
+        created_at: chrono::Utc::now(),
+        until: None,
+        drain_rate: None,
+        released_at: None,
+        released_by: None,
+        held_runs: 3,
+    };
+    admin.holds.items = Load::Loaded(HoldList {
+        holds: vec![hold],
+        ..HoldList::default()
+    });
+    keys(&mut admin, "z");
+    assert!(
+        matches!(&admin.overlay, Overlay::Confirm { question, .. } if question.starts_with("Resume lead_routing?")),
+        "{:?}",
+        admin.overlay
+    );
+    assert_eq!(requests(&keys(&mut admin, "y")), [&Request::ReleaseHold(4)]);
+    // `:holds`: a new hold from one line; a line without a scope says how to write it.
+    keys(&mut admin, ":holds <enter>");
+    assert_eq!(admin.view, View::Holds);
+    keys(&mut admin, "n");
+    let effects = keys(&mut admin, "vendor <space> outage <enter>");
+    assert!(effects.is_empty());
+    assert!(
+        admin.toast.as_ref().unwrap().0.contains("SCOPE REASON"),
+        "{:?}",
+        admin.toast
+    );
+    assert!(
+        matches!(admin.overlay, Overlay::Reason { .. }),
+        "kept to correct"
+    );
+    keys(&mut admin, "<esc> n");
+    let effects = keys(
+        &mut admin,
+        "host:api.attio.com <space> vendor <space> outage <space> for <space> 2h <enter>",
+    );
+    assert_eq!(
+        requests(&effects),
+        [&Request::PlaceHold(Box::new(HoldRequest {
+            scope: "host:api.attio.com".into(),
+            reason: "vendor outage".into(),
+            for_: Some("2h".into()),
+            ..HoldRequest::default()
+        }))]
+    );
+    keys(&mut admin, "D");
+    assert_eq!(requests(&keys(&mut admin, "y")), [&Request::ReleaseHold(4)]);
+    // Holds are an admin's.
+    let mut operator = app(Role::Operator);
+    operator.view = View::Holds;
+    assert!(keys(&mut operator, "n").is_empty());
+    assert!(
+        operator.toast.as_ref().unwrap().0.contains("admin"),
+        "{:?}",
+        operator.toast
+    );
+}

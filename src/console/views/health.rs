@@ -53,6 +53,13 @@ pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             stalled,
             Span::styled(format!(" · dlq {} · ", health.dlq_depth), theme.text),
             Span::styled(
+                match health.held {
+                    0 => String::new(),
+                    n => format!("held {n} · "),
+                },
+                theme.run_waiting,
+            ),
+            Span::styled(
                 format!(
                     "unnotified failures {}/{} ({:.0}%)",
                     unnotified.unnotified,
@@ -125,6 +132,13 @@ pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                     } else {
                         theme.dim
                     },
+                ),
+                Span::styled(
+                    match w.counts.held {
+                        0 => String::new(),
+                        n => format!("held {n} "),
+                    },
+                    theme.run_waiting,
                 ),
                 Span::styled(
                     if alerts > 0 {

@@ -69,15 +69,24 @@ pub fn inspector(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             theme.dim,
         ));
     }
-    let error = run.error.as_ref().map_or_else(Line::default, |e| {
-        Line::styled(
-            format!(
-                "{} error: {}",
-                e.class,
-                e.message.lines().next().unwrap_or("")
-            ),
-            theme.error,
-        )
+    let held = run.held_reason.as_ref().map(|reason| {
+        let until = run
+            .next_attempt_at
+            .map(|at| format!(" (may go on {})", clock(&at)))
+            .unwrap_or_default();
+        Line::styled(format!("held: {reason}{until}"), theme.run_waiting)
+    });
+    let error = held.unwrap_or_else(|| {
+        run.error.as_ref().map_or_else(Line::default, |e| {
+            Line::styled(
+                format!(
+                    "{} error: {}",
+                    e.class,
+                    e.message.lines().next().unwrap_or("")
+                ),
+                theme.error,
+            )
+        })
     });
     frame.render_widget(
         Paragraph::new(vec![summary, Line::from(when), error]).block(
@@ -282,6 +291,7 @@ fn attempt_glyph(status: AttemptStatus) -> &'static str {
         "succeeded" => "✓",
         "failed" => "✗",
         "skipped" => "–",
+        "throttled" => "‖",
         _ => "▶",
     }
 }
@@ -291,6 +301,7 @@ fn attempt_style(status: AttemptStatus, theme: &Theme) -> ratatui::style::Style 
         "succeeded" => theme.run_succeeded,
         "failed" => theme.run_failed,
         "skipped" => theme.dim,
+        "throttled" => theme.run_waiting,
         _ => theme.run_running,
     }
 }

@@ -104,7 +104,7 @@ fn job_progress(frame: &mut Frame<'_>, area: Rect, job: &JobView, theme: &Theme)
     let gauge = LineGauge::default()
         .ratio(ratio)
         .label(label)
-        .filled_style(theme.run_succeeded)
+        .filled_style(theme.selection)
         .unfilled_style(theme.dim);
     frame.render_widget(gauge, area);
 }
@@ -238,10 +238,11 @@ pub fn workflows(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
                             .map_or_else(|| "-".into(), |v| format!("v{v}")),
                     ),
                     Span::raw(format!("v{}", w.latest_version)),
-                    Span::styled(
-                        if w.has_draft { "draft" } else { "" }.to_owned(),
-                        theme.warning,
-                    ),
+                    match (app.pause_of(&w.key), w.has_draft) {
+                        (Some(_), _) => Span::styled("paused", theme.run_waiting),
+                        (None, true) => Span::styled("draft", theme.warning),
+                        (None, false) => Span::raw(""),
+                    },
                     Span::raw(w.name.clone()),
                 ],
                 theme.text,

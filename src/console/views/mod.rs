@@ -4,6 +4,7 @@
 
 mod audit;
 mod health;
+mod holds;
 mod inspector;
 mod lists;
 mod overlays;
@@ -70,6 +71,7 @@ pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
         View::Test { .. } => testing::test(frame, body, app, theme),
         View::Audit => audit::audit(frame, body, app, theme),
         View::Record { .. } => audit::record(frame, body, app, theme),
+        View::Holds => holds::holds(frame, body, app, theme),
     }
     if let Some((_, is_error)) = &app.toast {
         let style = if *is_error { theme.error } else { theme.text };

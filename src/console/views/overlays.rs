@@ -284,6 +284,7 @@ const COMMAND_HELP: &[(&str, &str)] = &[
     (":alerts  :a", "alerts"),
     (":wf", "workflows and their versions"),
     (":audit", "the audit log"),
+    (":holds", "holds (pauses) and maintenance windows"),
     (":run ID", "open run ID in the inspector"),
     (":record ID", "the field history of record ID"),
     (
@@ -298,6 +299,7 @@ const COMMAND_HELP: &[(&str, &str)] = &[
 const LEGEND: &[(&str, &str)] = &[
     ("· ▶ … ↻", "queued, running, waiting, retrying"),
     ("✓ ✗ ⊘", "succeeded, failed, cancelled"),
+    ("‖", "held: a hold, a limit or a host that asked to wait"),
     (
         "↻ as #N",
         "a failed run whose dead letter was replayed as run N",

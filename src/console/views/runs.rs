@@ -150,6 +150,9 @@ fn status_text(run: &RunView) -> String {
 /// The last column of a run row: the error, or for a replay or re-run without one, the run
 /// it repeats (`replay of #77`).
 fn last_cell<'a>(run: &RunView, width: u16, theme: &Theme) -> Cell<'a> {
+    if let Some(reason) = &run.held_reason {
+        return Cell::from(Span::styled(ellipsis(reason, width), theme.run_waiting));
+    }
     match (&run.error, run.origin_run, run.trigger_kind) {
         (Some(e), _, _) => Cell::from(Span::styled(
             ellipsis(e.message.lines().next().unwrap_or(""), width),

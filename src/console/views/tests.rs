@@ -374,6 +374,63 @@ fn preview(app: &mut App, records: i64) {
     };
 }
 
+fn holds_sample() -> crate::wire::HoldList {
+    use crate::wire::{HoldList, HoldSource, HoldView, WindowView};
+    let hold = |id, scope: &str, source, by: &str, reason: &str, runs| HoldView {
+        id,
+        scope: scope.into(),
+        reason: reason.into(),
+        source,
+        created_by: by.into(),
+        created_at: at(40),
+        until: (id != 1).then(|| at(70)),
+        drain_rate: Some("5/s".into()),
+        released_at: None,
+        released_by: None,
+        held_runs: runs,
+    };
+    HoldList {
+        holds: vec![
+            hold(
+                1,
+                "workflow:lead_routing",
+                HoldSource::Api,
+                "admin",
+                "CRM migration",
+                12,
+            ),
+            hold(
+                2,
+                "host:enrichment.example.com",
+                HoldSource::Backpressure,
+                "backpressure",
+                "enrichment.example.com asked to wait until 10:02:03Z (429)",
+                30,
+            ),
+            hold(
+                3,
+                "host:api.attio.com",
+                HoldSource::Window,
+                "window:crm-maintenance",
+                "maintenance window crm-maintenance",
+                0,
+            ),
+        ],
+        windows: vec![WindowView {
+            name: "crm-maintenance".into(),
+            scope: "host:api.attio.com".into(),
+            cron: "0 2 * * SAT".into(),
+            timezone: "Europe/Berlin".into(),
+            duration_s: 7200,
+            drain_rate: Some("5/s".into()),
+            next_start: Some(at(65)),
+            next_end: Some(at(70)),
+            active: false,
+        }],
+        held_runs: 42,
+    }
+}
+
 fn screens() -> Vec<Screen> {
     vec![
         ("runs", |app| at_view(app, View::Runs)),
@@ -422,6 +479,42 @@ fn screens() -> Vec<Screen> {
             app.inspector.trigger = true;
         }),
         ("dlq", |app| at_view(app, View::Dlq)),
+        ("dlq_replay_job", |app| {
+            app.job = Some(crate::wire::JobView {
+                id: 3,
+                kind: "dlq.replay".into(),
+                state: crate::wire::JobState::Running,
+                total: 120,
+                started: 45,
+                succeeded: 40,
+                failed: 2,
+                skipped: 1,
+                rate: "5/s".into(),
+                created_by: "oncall".into(),
+                created_at: at(50),
+                finished_at: None,
+                plan: None,
+            });
+            at_view(app, View::Dlq);
+        }),
+        ("holds", |app| {
+            app.holds.items = Load::Loaded(holds_sample());
+            at_view(app, View::Holds);
+        }),
+        ("workflows_paused", |app| {
+            app.holds.items = Load::Loaded(holds_sample());
+            at_view(app, View::Workflows);
+        }),
+        ("inspector_held", |app| {
+            at_view(app, View::Inspector { run: 7 });
+            if let Load::Loaded(detail) = &mut app.inspector.detail {
+                detail.run.status = RunStatus::Held;
+                detail.run.error = None;
+                detail.run.held_reason =
+                    Some("api.attio.com asked to wait until 10:02:03Z (429)".into());
+                detail.run.next_attempt_at = Some(at(59));
+            }
+        }),
         ("health", |app| at_view(app, View::Health)),
         ("health_stalled", |app| {
             at_view(app, View::Health);
