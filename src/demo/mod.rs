@@ -19,6 +19,7 @@ use anyhow::Context;
 use crate::actions::Actions;
 use crate::domain::alert::{ConditionDef, RuleDef, Severity};
 use crate::domain::config::{ChannelDef, EmailTls, Policy};
+use crate::domain::policy::PolicyConfig;
 use crate::domain::validate::parse_duration;
 use crate::engine::EngineConfig;
 use crate::runtime::Runtime;
@@ -95,11 +96,37 @@ fn secrets(sandbox: &Sandbox) -> BTreeMap<&'static str, String> {
     ])
 }
 
+/// The sandbox's enrichment API as workflows call it: under its own host name (`localhost`,
+/// the same loopback server), so holds, limits and backpressure on it leave the sandbox's
+/// other services alone.
+fn enrichment_url(sandbox: &Sandbox) -> String {
+    format!(
+        "{}/enrich",
+        sandbox.url.replace("127.0.0.1", ENRICHMENT_HOST)
+    )
+}
+
+/// The enrichment API's host.
+const ENRICHMENT_HOST: &str = "localhost";
+
+/// The demo's host limit and maintenance window, as an `acp.ron` says them.
+const DEMO_POLICIES: &str = r#"(
+    hosts: {"localhost": (rate: "20/s", burst: 10)},
+    windows: [(name: "crm-maintenance", scope: "workflow:renewal_reminder", cron: "0 2 * * SAT",
+               duration: "2h", timezone: "Europe/Berlin", drain_rate: "2/s")],
+)"#;
+
+fn policies() -> anyhow::Result<PolicyConfig> {
+    crate::domain::config::parse_config(DEMO_POLICIES, |_| None)
+        .map(|p| p.policies)
+        .map_err(|problems| anyhow::anyhow!("demo policies: {problems:?}"))
+}
+
 /// A sample workflow with its outside systems moved into the sandbox.
 fn sandboxed(source: &str, sandbox: &Sandbox) -> String {
     let url = &sandbox.url;
     source
-        .replace("https://enrich.example.com", &format!("{url}/enrich"))
+        .replace("https://enrich.example.com", &enrichment_url(sandbox))
         .replace("https://verify.example.com", &format!("{url}/verify"))
         .replace("https://crm.example.com", &format!("{url}/crm"))
         .replace("provider: \"builtin\"", "provider: \"openai\"")
@@ -181,7 +208,7 @@ fn policy(sandbox: &Sandbox, server: &str, speed: f64) -> anyhow::Result<Policy>
         team_rules: BTreeMap::new(),
         rule_defs: rules,
         team_rule_defs: BTreeMap::new(),
-        policies: Default::default(),
+        policies: policies()?,
     })
 }
 
@@ -210,6 +237,7 @@ impl Demo {
         let secrets = secrets(&sandbox);
         let config = EngineConfig {
             secrets: Arc::new(move |name: &str| secrets.get(name).cloned()),
+            policies: policies()?,
             ..EngineConfig::default()
         };
         let runtime = Runtime::start(store.clone(), config, actions).await?;

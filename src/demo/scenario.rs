@@ -1,5 +1,5 @@
-//! The scripted incident: after about a minute the enrichment API starts answering 429/503 to
-//! most calls (lead routing retries, then dead-letters; the failure-rate alert fires and is
+//! The scripted incident: after about a minute the enrichment API starts answering 503 (now
+//! and then 429) to most calls (lead routing retries, then dead-letters; the failure-rate alert fires and is
 //! sent to the Slack-like sink); half a minute later somebody publishes a big-deal alert that
 //! reads a field deals do not have, so every big deal fails on a template error. The way out:
 //! fix the sandbox (`:fix` in the console, or `POST /control/fix`), roll `big_deal_alert` back,
@@ -46,7 +46,7 @@ pub async fn incident(client: Client, world: Arc<World>, speed: f64, shutdown: C
         _ = shutdown.cancelled() => return,
     }
     world.outage.store(true, Ordering::Relaxed);
-    tracing::info!("demo: the enrichment API is degrading (429/503)");
+    tracing::info!("demo: the enrichment API is degrading (503, now and then 429)");
     tokio::select! {
         _ = tokio::time::sleep(wait(30)) => {}
         _ = shutdown.cancelled() => return,

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 /// What the sandbox is doing and what it received.
 #[derive(Default)]
 pub struct World {
-    /// The enrichment API answers 429/503 to most calls.
+    /// The enrichment API answers 503 (now and then 429) to most calls.
     pub outage: AtomicBool,
     /// Calls so far, to pick failures deterministically (every n-th call).
     calls: AtomicU64,
@@ -120,8 +120,9 @@ struct Email {
 }
 
 /// Enrichment: a company for an address. Mostly fine; sometimes a 429 (either Retry-After
-/// form), a 503, a slow answer, or a 422 for addresses it cannot read. In an outage, nine
-/// calls in ten fail with 429 or 503.
+/// form: ACP holds every call to the host until then), a 503, a slow answer, or a 422 for
+/// addresses it cannot read. In an outage, nine calls in ten fail: mostly a plain 503 (retried
+/// until the budget is spent, then dead-lettered), now and then a 429 asking to wait a second.
 async fn enrich(State(w): State<Arc<World>>, Query(q): Query<Email>) -> Response {
     let n = w.tick();
     let email = q.email.unwrap_or_default();
@@ -135,7 +136,7 @@ async fn enrich(State(w): State<Arc<World>>, Query(q): Query<Email>) -> Response
     if w.outage.load(Ordering::Relaxed) {
         match n % 10 {
             0 => {}
-            n if n % 2 == 1 => return retry_after(StatusCode::TOO_MANY_REQUESTS, "2".into()),
+            5 => return retry_after(StatusCode::TOO_MANY_REQUESTS, "1".into()),
             _ => return (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable").into_response(),
         }
     } else {
@@ -245,7 +246,7 @@ async fn fix(State(w): State<Arc<World>>) -> &'static str {
 /// Starts an enrichment outage.
 async fn break_it(State(w): State<Arc<World>>) -> &'static str {
     w.outage.store(true, Ordering::Relaxed);
-    "the enrichment API now answers 429/503 to most calls\n"
+    "the enrichment API now answers 503 (now and then 429) to most calls\n"
 }
 
 fn fnv(text: &str) -> u64 {

@@ -345,8 +345,11 @@ pub fn parse_config(
         }
         match check_window(window) {
             Ok(window) => windows.push(window),
-            Err(found) => found.into_iter().for_each(|message| {
-                fail(near.clone(), format!("window `{}`: {message}", window.name))
+            Err(found) => found.into_iter().for_each(|(text, message)| {
+                fail(
+                    Anchor::Field("windows", Some(format!("\"{text}\""))),
+                    format!("window `{}`: {message}", window.name),
+                )
             }),
         }
     }
@@ -375,29 +378,31 @@ pub fn parse_config(
 }
 
 /// Checks one maintenance window: its scope, cron (croner, 5 or 6 fields), time zone (IANA),
-/// duration and drain rate.
-fn check_window(def: &WindowDef) -> Result<Window, Vec<String>> {
-    let mut problems = Vec::new();
+/// duration and drain rate. Each problem comes with the text it is about, to place it.
+fn check_window(def: &WindowDef) -> Result<Window, Vec<(String, String)>> {
+    let mut problems: Vec<(String, String)> = Vec::new();
     let scope = HoldScope::parse(&def.scope)
-        .map_err(|e| problems.push(e.to_string()))
+        .map_err(|e| problems.push((def.scope.clone(), e.to_string())))
         .ok();
     if let Err(e) = croner::Cron::new(&def.cron).with_seconds_optional().parse() {
-        problems.push(format!("cron `{}` is not valid: {e}", def.cron));
+        let message = format!("cron `{}` is not valid: {e}", def.cron);
+        problems.push((def.cron.clone(), message));
     }
     let timezone = def.timezone.clone().unwrap_or_else(|| "UTC".into());
     if timezone.parse::<chrono_tz::Tz>().is_err() {
-        problems.push(format!(
-            "timezone `{timezone}` is not an IANA name such as \"Europe/Berlin\""
-        ));
+        let message =
+            format!("timezone `{timezone}` is not an IANA name such as \"Europe/Berlin\"");
+        problems.push((timezone.clone(), message));
     }
     let duration = match parse_duration(&def.duration) {
         Ok(d) if !d.is_zero() => Some(d),
         Ok(_) => {
-            problems.push("duration must be longer than zero".into());
+            let message = "duration must be longer than zero".to_owned();
+            problems.push((def.duration.clone(), message));
             None
         }
         Err(e) => {
-            problems.push(format!("duration: {e}"));
+            problems.push((def.duration.clone(), format!("duration: {e}")));
             None
         }
     };
@@ -405,7 +410,8 @@ fn check_window(def: &WindowDef) -> Result<Window, Vec<String>> {
         None => None,
         Some(Ok(rate)) => Some(rate),
         Some(Err(e)) => {
-            problems.push(format!("drain_rate: {e}"));
+            let text = def.drain_rate.clone().unwrap_or_default();
+            problems.push((text, format!("drain_rate: {e}")));
             None
         }
     };
@@ -596,6 +602,47 @@ mod tests {
             policy.channels_for(Severity::Warning, "revops", "lead_routing"),
             ["oncall-slack", "ops-email"]
         );
+        let attio = &policy.policies.hosts["api.attio.com"];
+        assert_eq!(attio.rate.map(|r| r.to_string()).as_deref(), Some("25/s"));
+        assert_eq!(attio.concurrency.map(|c| c.get()), Some(10));
+        assert_eq!(policy.policies.windows[0].timezone, "Europe/Berlin");
+        assert_eq!(policy.policies.hold_warning, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn host_limits_and_windows_are_checked_with_positions() {
+        let text = r#"(
+    hosts: {
+        "https://api.attio.com": (rate: "25/s"),
+        "api.example.com": (rate: "fast", burst: 0),
+    },
+    windows: [
+        (name: "w", scope: "queue:x", cron: "61 * * * *", duration: "0s", timezone: "Mars/Base"),
+        (name: "w", scope: "host:a.example.com", cron: "0 2 * * SAT", duration: "2h", drain_rate: "1/0s"),
+    ],
+    hold_warning: "soon",
+)"#;
+        let problems = parse_config(text, |_| None).unwrap_err();
+        let said: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{}:{} {}", p.line, p.col, p.message))
+            .collect();
+        let all = said.join("\n");
+        for needle in [
+            "3:9 hosts: `https://api.attio.com` is not a host name",
+            "4:9 host `api.example.com`: `fast` is not a rate",
+            "4:9 host `api.example.com`: burst must be at least 1",
+            "7:28 window `w`: `queue:x` is not a hold scope",
+            "7:45 window `w`: cron `61 * * * *` is not valid",
+            "7:69 window `w`: duration must be longer than zero",
+            "7:85 window `w`: timezone `Mars/Base` is not an IANA name",
+            "7:16 duplicate window name `w`",
+            "8:99 window `w`: drain_rate: `1/0s` is not a rate",
+            "10:5 hold_warning: `soon` is not a duration",
+        ] {
+            assert!(all.contains(needle), "{needle} in\n{all}");
+        }
+        assert!(said.iter().all(|p| !p.starts_with("1:1 ")), "{all}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //!                ▲                 │  │
 //!                │   retry (op)    │  └─ transient error, budget left ─► retrying ──due──► (claim)
 //!                │                 │  └─ delay step ─────────────────► waiting  ──due──► (claim)
+//!                │                 │  └─ a hold or a limit ──────────► held ──due/released──► (claim)
 //!             failed ◄── permanent error / budget spent (+ DLQ entry)
 //!  lease expired while running ──► claimed again, in-flight attempt marked abandoned and re-run
 //! ```

@@ -404,7 +404,8 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
         }
         Command::PlaceHold => {
             app.overlay = Overlay::Reason {
-                prompt: "Hold: SCOPE REASON [for 2h], e.g. host:api.attio.com vendor outage".into(),
+                prompt: "SCOPE REASON [for 2h] [drain 5/s]: host:api.attio.com vendor outage"
+                    .into(),
                 input: String::new(),
                 then: Typed::Hold,
             };

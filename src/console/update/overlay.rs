@@ -304,14 +304,19 @@ fn apply_filter(app: &mut App) {
 }
 
 /// What `:incident` says in the demo.
-const INCIDENT: &str = "About a minute in, the sandbox's enrichment API starts answering 429 and 503 to most calls: \
+const INCIDENT: &str = "About a minute in, the sandbox's enrichment API starts answering 503 (now and then 429) to most calls: \
 lead_routing retries, then dead-letters, and the failure_rate alert fires (its notification is in the sandbox's \
 Slack-like sink). Half a minute later a bad big_deal_alert version goes out: every big deal fails on a template \
 error.\n\nTriage: 4 (alerts), enter (the failed runs), enter (the failing step and its error).\n\nFix: :fix (the \
 enrichment API recovers); 5, select big_deal_alert, enter, select the previous version, B, y (roll back); 2 \
 (dead letters), A, l (on the latest version), check the preview (entries by error; permanent failures that would \
 fail the same way again, like the invalid e-mail addresses, are held back: i takes them in, D discards them), y (replay the rest). \
-Then watch 4: the alert resolves once the failure rate has stayed low for a while.\n\nCatch it before it ships: in 5, \
+Then watch 4: the alert resolves once the failure rate has stayed low for a while.\n\nStop the bleeding first: \
+during the outage, hold every call to the enrichment API (the sandbox serves it as localhost): :holds, n, \
+host:localhost enrichment outage drain 5/s, enter. Lead routing runs now wait at their enrich step (status held, \
+‖ in 1) instead of burning their retries into the DLQ; the API's own 429s with Retry-After already hold it for \
+a moment by themselves (the automatic holds in :holds). After :fix, D on the hold releases it: the held runs \
+drain at 5 a second, oldest first, and none of them reaches the DLQ.\n\nCatch it before it ships: in 5, \
 open big_deal_alert, select the bad version, t (test), ctrl-a (every recent big deal), enter: each input fails on \
 `owner_email` and nothing is sent or written; after the rollback, c compares it with the published version (\"N of N now fail\"). From a \
 shell or CI: acp workflow test FILE --recent 20 --compare published (exits 1).";
@@ -327,25 +332,34 @@ fn complete(text: &str) -> Option<&'static str> {
     (matches.len() == 1).then(|| *matches[0])
 }
 
-/// Reads `SCOPE REASON [for DURATION]` (the server checks the scope and the duration).
+/// Reads `SCOPE REASON [for DURATION] [drain RATE]` (the server checks the scope, the
+/// duration and the rate).
 fn hold_request(text: &str) -> Result<HoldRequest, String> {
-    let usage = "write SCOPE REASON [for DURATION], e.g. host:api.attio.com vendor outage for 2h";
+    let usage = "write SCOPE REASON [for DURATION] [drain RATE], e.g. host:api.attio.com vendor \
+                 outage for 2h drain 5/s";
     let (scope, rest) = text
         .split_once(char::is_whitespace)
         .ok_or_else(|| format!("a hold needs a reason: {usage}"))?;
-    let (reason, for_) = match rest.trim().rsplit_once(" for ") {
-        Some((reason, duration)) if !reason.trim().is_empty() => {
-            (reason.trim(), Some(duration.trim().to_owned()))
-        }
-        _ => (rest.trim(), None),
-    };
     if !scope.contains(':') {
         return Err(format!("`{scope}` is not a scope: {usage}"));
     }
+    let mut words: Vec<&str> = rest.split_whitespace().collect();
+    let (mut for_, mut drain_rate) = (None, None);
+    // The options come last, in either order.
+    while words.len() >= 3 {
+        let (option, value) = (words[words.len() - 2], words[words.len() - 1].to_owned());
+        match option {
+            "for" if for_.is_none() => for_ = Some(value),
+            "drain" if drain_rate.is_none() => drain_rate = Some(value),
+            _ => break,
+        }
+        words.truncate(words.len() - 2);
+    }
     Ok(HoldRequest {
         scope: scope.to_owned(),
-        reason: reason.to_owned(),
+        reason: words.join(" "),
         for_,
+        drain_rate,
         ..HoldRequest::default()
     })
 }

@@ -1113,7 +1113,7 @@ fn workflows_pause_and_resume_and_holds_are_placed_and_released() {
     keys(&mut admin, "<esc> n");
     let effects = keys(
         &mut admin,
-        "host:api.attio.com <space> vendor <space> outage <space> for <space> 2h <enter>",
+        "host:api.attio.com <space> vendor <space> outage <space> for <space> 2h <space> drain <space> 5/s <enter>",
     );
     assert_eq!(
         requests(&effects),
@@ -1121,6 +1121,7 @@ fn workflows_pause_and_resume_and_holds_are_placed_and_released() {
             scope: "host:api.attio.com".into(),
             reason: "vendor outage".into(),
             for_: Some("2h".into()),
+            drain_rate: Some("5/s".into()),
             ..HoldRequest::default()
         }))]
     );

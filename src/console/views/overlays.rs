@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::super::state::{App, Load, Overlay, Pending};
+use super::super::state::{App, Load, Overlay, Pending, Typed};
 use super::super::theme::Theme;
 use super::super::update::COMMANDS;
 use super::centered;
@@ -70,16 +70,22 @@ pub fn draw(frame: &mut Frame<'_>, body: Rect, app: &App, theme: &Theme) {
             ];
             boxed(frame, body, " Confirm ", text, 60, 6, theme);
         }
-        Overlay::Reason { prompt, input, .. } => {
+        Overlay::Reason {
+            prompt,
+            input,
+            then,
+        } => {
+            let (title, enter) = match then {
+                Typed::Discard(_) => (" Discard ", "discard (a reason is required)"),
+                Typed::Pause(_) => (" Pause ", "pause (a reason is required)"),
+                Typed::Hold => (" Hold ", "place the hold (admin)"),
+            };
             let text = vec![
                 Line::styled(prompt.clone(), theme.text),
                 Line::styled(format!("> {input}▏"), theme.title),
-                Line::styled(
-                    "Enter: discard (a reason is required)    Esc: cancel",
-                    theme.key_hint,
-                ),
+                Line::styled(format!("Enter: {enter}    Esc: cancel"), theme.key_hint),
             ];
-            boxed(frame, body, " Discard ", text, 70, 6, theme);
+            boxed(frame, body, title, text, 70, 6, theme);
         }
         Overlay::Preview { plan, then } => {
             let on = match then {

@@ -14,7 +14,8 @@ use crate::wire::{HoldSource, HoldView};
 
 const HOLD_COLUMNS: &str = "h.id, h.scope, h.reason, h.source, h.created_by, h.created_at, h.until, \
      h.drain_rate, h.released_at, h.released_by, \
-     (SELECT COUNT(*) FROM runs INDEXED BY runs_held WHERE status = 'held' AND held_on = 'hold:' || h.id)";
+     (SELECT COUNT(*) FROM runs INDEXED BY runs_held WHERE status = 'held' AND held_on IN \
+      ('hold:' || h.id, CASE WHEN h.source = 'backpressure' THEN h.scope END))";
 
 fn hold(row: &rusqlite::Row<'_>) -> rusqlite::Result<HoldView> {
     Ok(HoldView {
