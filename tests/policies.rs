@@ -52,6 +52,44 @@ async fn start_runs(h: &Harness, key: &str, n: usize) -> Vec<i64> {
         .unwrap()
 }
 
+/// Places a hold through the API as the admin.
+async fn place(api: &common::Api, body: Value) -> HoldView {
+    let answer = api
+        .post("/holds", &api.admin)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    answer.json().await.unwrap()
+}
+
+/// `DELETE /holds/{id}` with `token`: the status.
+async fn release(api: &common::Api, id: i64, token: &str) -> u16 {
+    let path = format!("/holds/{id}");
+    api.delete(&path, token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Stops a harness's server and opens its database again with a new engine, as a restart.
+async fn restart(h: &Harness) -> (std::sync::Arc<dyn acp::store::Store>, acp::engine::Engine) {
+    h.runtime.stop().await.unwrap();
+    let path = h.dir.path().join("acp.db");
+    let store = acp::store::open(&format!("sqlite://{}", path.display())).unwrap();
+    let engine = acp::engine::Engine::start(
+        store.clone(),
+        common::config(),
+        Actions::new(None, None).unwrap(),
+    )
+    .await
+    .unwrap();
+    (store, engine)
+}
+
 /// The most calls any one-second window saw (windows start at each call).
 fn busiest_second(times: &[Instant]) -> usize {
     let mut sorted = times.to_vec();
@@ -211,15 +249,11 @@ async fn a_503_with_retry_after_as_an_http_date_pauses_the_host_for_every_run() 
 async fn a_held_workflow_queues_its_runs_and_drains_them_at_the_rate_after_release() {
     let h = start(&[&caller("routing", "/route")], PolicyConfig::default(), 8).await;
     let api = serve_api(&h).await;
-    let hold: HoldView = api
-        .post("/holds", &api.admin)
-        .json(&json!({"scope": "workflow:routing", "for": "2s", "reason": "CRM migration", "drain_rate": "5/s"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let hold = place(
+        &api,
+        json!({"scope": "workflow:routing", "for": "2s", "reason": "CRM migration", "drain_rate": "5/s"}),
+    )
+    .await;
     assert_eq!(hold.scope, "workflow:routing");
     assert_eq!(hold.created_by, "admin");
     let placed = Instant::now();
@@ -274,15 +308,11 @@ async fn a_held_host_stops_a_run_at_the_step_that_calls_it_until_released() {
     let key = h.engine.save_draft(&source, "test").await.unwrap();
     h.engine.publish(&key, "test").await.unwrap();
     let api = serve_api(&h).await;
-    let hold: HoldView = api
-        .post("/holds", &api.admin)
-        .json(&json!({"scope": "host:localhost", "reason": "vendor outage"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let hold = place(
+        &api,
+        json!({"scope": "host:localhost", "reason": "vendor outage"}),
+    )
+    .await;
     let run = start_runs(&h, "two", 1).await[0];
     let held = wait_until(&h.store, run, |d| d.run.status == RunStatus::Held).await;
     assert_eq!(
@@ -294,27 +324,12 @@ async fn a_held_host_stops_a_run_at_the_step_that_calls_it_until_released() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(h.world.hits("/second").is_empty());
     // An operator may not release it; an admin may.
-    let refused = api
-        .delete(&format!("/holds/{}", hold.id), &api.operator)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 403);
-    let released = api
-        .delete(&format!("/holds/{}", hold.id), &api.admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(released.status(), 200);
+    assert_eq!(release(&api, hold.id, &api.operator).await, 403);
+    assert_eq!(release(&api, hold.id, &api.admin).await, 200);
     let done = wait_final(&h.store, run).await;
     assert_eq!(done.run.status, RunStatus::Succeeded);
     assert_eq!(h.world.hits("/second").len(), 1);
-    let again = api
-        .delete(&format!("/holds/{}", hold.id), &api.admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 409);
+    assert_eq!(release(&api, hold.id, &api.admin).await, 409);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -395,16 +410,7 @@ async fn held_runs_and_holds_survive_a_restart() {
     for run in &runs {
         wait_until(&h.store, *run, |d| d.run.status == RunStatus::Held).await;
     }
-    h.runtime.stop().await.unwrap();
-    let path = h.dir.path().join("acp.db");
-    let store = acp::store::open(&format!("sqlite://{}", path.display())).unwrap();
-    let engine = acp::engine::Engine::start(
-        store.clone(),
-        common::config(),
-        Actions::new(None, None).unwrap(),
-    )
-    .await
-    .unwrap();
+    let (store, engine) = restart(&h).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     for run in &runs {
         assert_eq!(store.run(*run).await.unwrap().run.status, RunStatus::Held);
@@ -583,17 +589,8 @@ async fn a_replay_job_continues_after_a_restart_where_it_stopped() {
     let request = serde_json::from_value(json!({"all": true, "rate": "4/s"})).unwrap();
     let job = h.engine.start_replay_job(&request, "ops").await.unwrap();
     until("two starts", || h.world.hits("/push").len() >= 8).await;
-    h.runtime.stop().await.unwrap();
+    let (_store, engine) = restart(&h).await;
     let before = h.world.hits("/push").len() - 6;
-    let path = h.dir.path().join("acp.db");
-    let store = acp::store::open(&format!("sqlite://{}", path.display())).unwrap();
-    let engine = acp::engine::Engine::start(
-        store.clone(),
-        common::config(),
-        Actions::new(None, None).unwrap(),
-    )
-    .await
-    .unwrap();
     let done = loop {
         let progress = engine.job(job.id).await.unwrap();
         if progress.is_over() && progress.ended() == progress.started {

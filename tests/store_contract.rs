@@ -85,6 +85,12 @@ async fn status(store: &Arc<dyn Store>, id: i64) -> RunStatus {
     store.run(id).await.unwrap().run.status
 }
 
+/// The kinds of every event in the log, in order.
+async fn every_kind(store: &Arc<dyn Store>) -> Vec<EventKind> {
+    let events = store.events_since(0, 100_000).await.unwrap();
+    events.iter().map(|e| e.kind()).collect()
+}
+
 async fn kinds_of(store: &Arc<dyn Store>, run: i64) -> Vec<EventKind> {
     let events = store.events_since(0, 100_000).await.unwrap();
     events
@@ -666,13 +672,7 @@ async fn alert_changes_follow_the_alert_lifecycle(store: &Arc<dyn Store>) {
         store.alert_change(AlertChange::Resolve { id: 9_999 }).await,
         Err(StoreError::NotFound(_))
     ));
-    let kinds: Vec<EventKind> = store
-        .events_since(0, 100)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind())
-        .collect();
+    let kinds = every_kind(store).await;
     assert_eq!(
         kinds,
         [
@@ -1242,13 +1242,7 @@ async fn holds_are_placed_once_per_key_and_released_once(store: &Arc<dyn Store>)
     let all = store.holds(true, 10).await.unwrap();
     assert_eq!(all.len(), 2);
     assert_eq!(all[1].released_by.as_deref(), Some("ops"));
-    let kinds: Vec<EventKind> = store
-        .events_since(0, 100)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.kind())
-        .collect();
+    let kinds = every_kind(store).await;
     assert_eq!(
         kinds,
         [

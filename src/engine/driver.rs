@@ -583,12 +583,19 @@ impl Driver<'_> {
     }
 }
 
+/// The shortest `Retry-After` that holds a host: a shorter one (`0`, a date already past) is
+/// retried like any transient failure, charged and backed off, so a host that keeps
+/// answering "retry now" cannot keep runs calling it in a loop that spends nothing.
+const MIN_THROTTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// When a failed call means its host asked everyone to wait: a 429 or 503 with
-/// `Retry-After` (capped like a retry's), as the time to wait until and the status.
+/// `Retry-After` of at least [`MIN_THROTTLE`] (capped like a retry's), as the time to wait
+/// until and the status.
 fn throttled_until(failure: &StepFailure, now: DateTime<Utc>) -> Option<(DateTime<Utc>, u16)> {
     let status = failure.error.status.filter(|s| matches!(s, 429 | 503))?;
     let wait = failure
-        .retry_after?
+        .retry_after
+        .filter(|wait| *wait >= MIN_THROTTLE)?
         .min(crate::domain::retry::MAX_RETRY_AFTER);
     Some((crate::domain::clock::later_or_max(now, wait), status))
 }
@@ -620,5 +627,32 @@ impl Attempt {
             detail,
             retry,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_429_or_503_asking_for_a_second_or_more_holds_the_host() {
+        let now: DateTime<Utc> = "2026-12-01T10:00:00Z".parse().unwrap();
+        let failure = |status, secs: Option<u64>| {
+            StepFailure::from_status(status, "busy", secs.map(std::time::Duration::from_secs))
+        };
+        let until = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(
+            throttled_until(&failure(429, Some(2)), now),
+            Some((until("2026-12-01T10:00:02Z"), 429))
+        );
+        assert_eq!(
+            throttled_until(&failure(503, Some(7200)), now),
+            Some((until("2026-12-01T11:00:00Z"), 503)),
+            "capped at an hour"
+        );
+        assert_eq!(throttled_until(&failure(429, Some(0)), now), None);
+        assert_eq!(throttled_until(&failure(429, None), now), None);
+        assert_eq!(throttled_until(&failure(500, Some(5)), now), None);
+        assert_eq!(throttled_until(&failure(502, Some(5)), now), None);
     }
 }

@@ -61,6 +61,7 @@ fn reads(runs: usize) -> Vec<(&'static str, String, Option<Value>)> {
         ("dlq", "/dlq?limit=50".into(), None),
         ("events", "/events?since=0&limit=500".into(), None),
         ("test_runs", "/runs?mode=test&limit=50".into(), None),
+        ("holds", "/holds".into(), None),
         (
             "test_compare_20",
             "/workflows/bench/test".into(),
@@ -162,6 +163,8 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         "-",
         show(&at_full)
     );
+    let held = held_backlog(&workload, &http, &base, &token, (args.runs / 20).max(500)).await?;
+    println!("{held}");
     // Deleting every run would leave nothing to open: a kept database skips the retention step.
     let pruning = match args.keep {
         false => Some(prune_under_load(&workload, extra).await?),
@@ -202,6 +205,70 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         wal_peak as f64 / (1024.0 * 1024.0),
     );
     Ok(())
+}
+
+/// A held backlog: a hold on the bench workflow, `runs` runs queued behind it (each claimed
+/// and held), the reads that count held runs (`/holds`, `/health`) while they wait, the
+/// release (one statement makes them all due), and the drain after it.
+async fn held_backlog(
+    workload: &Workload,
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    runs: usize,
+) -> anyhow::Result<String> {
+    let engine = workload.runtime.engine();
+    let request = serde_json::from_value(json!({"scope": "workflow:bench", "reason": "bench"}))?;
+    let hold = engine.create_hold(request, "bench").await?;
+    let started = Instant::now();
+    for from in (0..runs).step_by(1000) {
+        let payloads: Vec<Value> = (from..(from + 1000).min(runs)).map(lead).collect();
+        engine
+            .start_runs("bench", acp::wire::TriggerKind::Manual, payloads)
+            .await?;
+    }
+    loop {
+        let held: i64 = workload
+            .store
+            .held_runs()
+            .await?
+            .iter()
+            .map(|h| h.runs)
+            .sum();
+        if held as usize >= runs {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let held_per_s = runs as f64 / started.elapsed().as_secs_f64();
+    let mut timed = Vec::new();
+    for (name, path) in [("holds", "/holds"), ("health_1h", "/health?window=1h")] {
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let at = Instant::now();
+            http.get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await?
+                .error_for_status()?
+                .bytes()
+                .await?;
+            times.push(at.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        timed.push((name, times[2]));
+    }
+    let finished = tokio::spawn(super::wait_for_runs(workload.store.subscribe(), runs));
+    let at = Instant::now();
+    engine.release_hold(hold.id, "bench").await?;
+    let release_ms = at.elapsed().as_secs_f64() * 1000.0;
+    finished.await??;
+    let drain_per_s = runs as f64 / at.elapsed().as_secs_f64();
+    Ok(format!(
+        "held backlog: {runs} runs held at {held_per_s:.0}/s; with them held {}; release \
+         {release_ms:.0} ms (one statement); drained after it at {drain_per_s:.0} runs/s",
+        show(&timed)
+    ))
 }
 
 /// Retention under load: drains `runs` runs alone, then `runs` more while a retention pass
