@@ -108,7 +108,7 @@ fn busiest_second(times: &[Instant]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_rate_is_shared_by_every_workflow_that_calls_it() {
     let (a, b) = (caller("alpha", "/a"), caller("beta", "/b"));
-    let h = start(&[&a, &b], limits(Some("20/s"), Some(5), None), 16).await;
+    let h = start(&[&a, &b], limits(Some("5/s"), Some(5), None), 16).await;
     let mut runs = start_runs(&h, "alpha", 100).await;
     runs.extend(start_runs(&h, "beta", 100).await);
     for run in &runs {
@@ -123,13 +123,13 @@ async fn a_host_rate_is_shared_by_every_workflow_that_calls_it() {
     assert_eq!(times.len(), 200);
     let busiest = busiest_second(&times);
     assert!(
-        busiest <= 25,
-        "{busiest} calls in one second, over 20/s + burst 5"
+        busiest <= 10,
+        "{busiest} calls in one second, over 5/s + burst 5"
     );
-    // 200 calls at 20/s after a burst of 5 take at least 9.75 s.
+    // 200 calls at 5/s after a burst of 5 take at least 39 s.
     let first = times.iter().min().unwrap();
     let last = times.iter().max().unwrap();
-    assert!(last.duration_since(*first) >= Duration::from_millis(9_500));
+    assert!(last.duration_since(*first) >= Duration::from_millis(38_500));
     // Runs over the limit were held, with the reason, and none was charged an attempt.
     let events = h.store.events_since(0, 100_000).await.unwrap();
     let held: Vec<&acp::wire::Event> = events
@@ -143,7 +143,7 @@ async fn a_host_rate_is_shared_by_every_workflow_that_calls_it() {
         data["reason"]
             .as_str()
             .unwrap()
-            .contains("rate limit (20/s, burst 5)"),
+            .contains("rate limit (5/s, burst 5)"),
         "{data}"
     );
     for run in runs.iter().take(20) {
