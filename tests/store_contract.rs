@@ -1198,6 +1198,26 @@ async fn a_held_run_waits_without_a_lease_and_a_release_drains_its_hold_in_order
         RunStatus::Cancelled
     );
     assert_eq!(store.held_runs().await.unwrap()[0].runs, 2);
+    // A run held on a hold released meanwhile is due at once: no release would come for it.
+    store.cancel_run(ids[0], "ops").await.unwrap();
+    let late = store
+        .create_hold(hold_of("workflow:wf", None))
+        .await
+        .unwrap();
+    store
+        .release_hold(late.id, "ops", Utc::now(), None)
+        .await
+        .unwrap();
+    store.create_runs(vec![new_run("wf")]).await.unwrap();
+    let stray = claim_one(store, "c").await;
+    let on = format!("hold:{}", late.id);
+    store
+        .apply(stray, "c", vec![held_on(&on, None)])
+        .await
+        .unwrap();
+    let view = store.run(stray).await.unwrap().run;
+    assert_eq!(view.status, RunStatus::Held);
+    assert!(view.next_attempt_at.is_some(), "due at once: {view:?}");
 }
 
 async fn holds_are_placed_once_per_key_and_released_once(store: &Arc<dyn Store>) {

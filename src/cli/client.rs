@@ -176,7 +176,8 @@ impl Client {
             .load_preset(NOTHING)
             .set_header(header.iter().map(|h| h.to_uppercase()));
         for row in rows(value) {
-            table.add_row(row);
+            // Data prints as text: an escape in a stored value never becomes a terminal command.
+            table.add_row(row.iter().map(|c| acp::wire::printable(c).into_owned()));
         }
         println!("{table}");
         Ok(())

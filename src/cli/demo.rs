@@ -12,6 +12,9 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     } else {
         open_console(&demo).await
     };
+    // Stopping lets the attempts in flight finish (up to the grace period): say so, rather
+    // than leave a silent terminal for those seconds.
+    eprintln!("stopping the demo: letting the runs in flight finish (at most 10 s)…");
     demo.stop().await?;
     result
 }

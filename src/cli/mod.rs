@@ -255,7 +255,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", acp::wire::printable(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

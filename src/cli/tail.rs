@@ -85,7 +85,7 @@ fn print(c: &Client, event: &Event) -> anyhow::Result<()> {
     }
     let workflow = event.workflow.as_deref().unwrap_or("-");
     let run = event.run_id.map_or("-".into(), |r| r.to_string());
-    println!(
+    let line = format!(
         "{:>8}  {}  {:<22} {:<22} {:>7}  {}",
         event.seq,
         clock(&event.at),
@@ -94,5 +94,6 @@ fn print(c: &Client, event: &Event) -> anyhow::Result<()> {
         run,
         event.body.data()
     );
+    println!("{}", acp::wire::printable(&line));
     Ok(())
 }

@@ -337,6 +337,12 @@ pub fn parse_config(
         let near = Anchor::Field("windows", Some(format!("\"{}\"", window.name)));
         if window.name.trim().is_empty() {
             fail(near.clone(), "windows: a window needs a name".into());
+        } else if window.name.contains(crate::wire::is_unsafe_char) {
+            fail(
+                near.clone(),
+                "windows: a name must not contain control or invisible formatting characters"
+                    .into(),
+            );
         } else if !window_names.insert(window.name.as_str()) {
             fail(
                 near.clone(),
@@ -384,9 +390,22 @@ fn check_window(def: &WindowDef) -> Result<Window, Vec<(String, String)>> {
     let scope = HoldScope::parse(&def.scope)
         .map_err(|e| problems.push((def.scope.clone(), e.to_string())))
         .ok();
-    if let Err(e) = croner::Cron::new(&def.cron).with_seconds_optional().parse() {
-        let message = format!("cron `{}` is not valid: {e}", def.cron);
-        problems.push((def.cron.clone(), message));
+    match croner::Cron::new(&def.cron).with_seconds_optional().parse() {
+        Err(e) => {
+            let message = format!("cron `{}` is not valid: {e}", def.cron);
+            problems.push((def.cron.clone(), message));
+        }
+        // A date that never comes (`0 0 30 2 *`, the 30th of February) is a window that
+        // never opens: surely a mistake.
+        Ok(cron)
+            if cron
+                .find_next_occurrence(&chrono::Utc::now(), false)
+                .is_err() =>
+        {
+            let message = format!("cron `{}` never fires", def.cron);
+            problems.push((def.cron.clone(), message));
+        }
+        Ok(_) => {}
     }
     let timezone = def.timezone.clone().unwrap_or_else(|| "UTC".into());
     if timezone.parse::<chrono_tz::Tz>().is_err() {
@@ -619,6 +638,7 @@ mod tests {
     windows: [
         (name: "w", scope: "queue:x", cron: "61 * * * *", duration: "0s", timezone: "Mars/Base"),
         (name: "w", scope: "host:a.example.com", cron: "0 2 * * SAT", duration: "2h", drain_rate: "1/0s"),
+        (name: "feb30", scope: "team:t", cron: "0 0 30 2 *", duration: "1h"),
     ],
     hold_warning: "soon",
 )"#;
@@ -638,7 +658,8 @@ mod tests {
             "7:85 window `w`: timezone `Mars/Base` is not an IANA name",
             "7:16 duplicate window name `w`",
             "8:99 window `w`: drain_rate: `1/0s` is not a rate",
-            "10:5 hold_warning: `soon` is not a duration",
+            "9:48 window `feb30`: cron `0 0 30 2 *` never fires",
+            "11:5 hold_warning: `soon` is not a duration",
         ] {
             assert!(all.contains(needle), "{needle} in\n{all}");
         }

@@ -43,24 +43,31 @@ impl Rate {
         Ok(Self { count, per })
     }
 
-    /// `n` events per second (`2.5` is one every 400 ms).
+    /// `n` events per second as a whole count per whole seconds where there is one within
+    /// 1,000 seconds (`1.5` is `3/2s`, `0.1` is `1/10s`), else one per the nearest
+    /// millisecond interval.
     ///
     /// # Errors
-    /// [`RateError`] for a number that is not finite and positive, or under one a century.
+    /// [`RateError`] for a number that is not finite and positive, or over `u32::MAX`.
     pub fn per_second(n: f64) -> Result<Self, RateError> {
         let bad = || RateError(n.to_string());
-        if !(n.is_finite() && n > 0.0) {
+        if !(n.is_finite() && n > 0.0 && n <= f64::from(u32::MAX)) {
             return Err(bad());
         }
-        if n.fract() == 0.0 && n <= f64::from(u32::MAX) {
-            let count = NonZeroU32::new(n as u32).ok_or_else(bad)?;
-            return Ok(Self {
-                count,
-                per: Duration::from_secs(1),
-            });
+        for seconds in 1..=1000u32 {
+            let count = n * f64::from(seconds);
+            if count > f64::from(u32::MAX) {
+                break;
+            }
+            if (count - count.round()).abs() < 1e-9 && count.round() >= 1.0 {
+                let count = NonZeroU32::new(count.round() as u32).ok_or_else(bad)?;
+                let per = Duration::from_secs(u64::from(seconds));
+                return Ok(Self { count, per });
+            }
         }
         let per = Duration::try_from_secs_f64(1.0 / n).map_err(|_| bad())?;
-        if per.is_zero() || per > MAX_DURATION {
+        let per = Duration::from_millis(per.as_millis().max(1) as u64);
+        if per > MAX_DURATION {
             return Err(bad());
         }
         Ok(Self {
@@ -238,7 +245,12 @@ impl HoldScope {
         let bad = || ScopeError(text.to_owned());
         let (kind, name) = text.trim().split_once(':').ok_or_else(bad)?;
         let name = name.trim();
-        if name.is_empty() || name.len() > 253 || name.chars().any(char::is_whitespace) {
+        if name.is_empty()
+            || name.len() > 253
+            || name
+                .chars()
+                .any(|c| c.is_whitespace() || crate::wire::is_unsafe_char(c))
+        {
             return Err(bad());
         }
         match kind.trim() {
@@ -403,6 +415,19 @@ mod tests {
             Duration::from_secs(30)
         );
         assert_eq!(Rate::parse(" 5 / h ").unwrap().to_string(), "5/h");
+        let as_rate = |n: f64| Rate::per_second(n).unwrap().to_string();
+        assert_eq!(
+            [
+                as_rate(10.0),
+                as_rate(1.5),
+                as_rate(0.1),
+                as_rate(std::f64::consts::PI)
+            ],
+            ["10/s", "3/2s", "1/10s", "1/318ms"]
+        );
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e12] {
+            assert!(Rate::per_second(bad).is_err(), "{bad}");
+        }
         for bad in [
             "10", "0/s", "-1/s", "10/x", "10/0s", "ten/s", "/s", "5/1000y",
         ] {
@@ -467,6 +492,9 @@ mod tests {
             "host:https://api.attio.com",
             "host:api.attio.com/v2",
             "team:a b",
+            "team:ops\u{1b}[31m",
+            "team:\u{202e}evil",
+            "workflow:x\u{0}",
         ] {
             assert!(HoldScope::parse(bad).is_err(), "{bad}");
         }

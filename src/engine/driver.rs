@@ -263,10 +263,13 @@ impl Driver<'_> {
             .attempts
             .iter()
             .any(|a| a.carried_from.is_none());
-        let permit = self
-            .inner
-            .gate
-            .admit_run(&run.workflow, policy, key.as_deref(), fresh)?;
+        let permit = self.inner.gate.admit_run(
+            &run.workflow,
+            policy,
+            key.as_deref(),
+            fresh,
+            self.claimed.held_on.as_deref(),
+        )?;
         self.permit = Some(permit);
         Ok(())
     }
@@ -351,7 +354,11 @@ impl Driver<'_> {
             Ok(input) if step.action.is_external() => self.host(step, input),
             _ => None,
         };
-        let _call = match host.as_deref().map(|h| self.inner.gate.admit_call(h)) {
+        let held_on = self.claimed.held_on.as_deref();
+        let _call = match host
+            .as_deref()
+            .map(|h| self.inner.gate.admit_call(h, held_on))
+        {
             Some(Err(held)) => {
                 self.hold(held).await?;
                 return Ok(Next::Stop);

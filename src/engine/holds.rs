@@ -49,9 +49,11 @@ impl Engine {
                 "reason: say why (it is shown beside every run it holds)".into(),
             ));
         }
-        if reason.chars().count() > 500 || reason.chars().any(char::is_control) {
+        if reason.chars().count() > 1000 || reason.contains(crate::wire::is_unsafe_char) {
             return Err(invalid(
-                "reason: at most 500 characters, on one line without control characters".into(),
+                "reason: at most 1,000 characters, on one line, without control or invisible \
+                 formatting characters"
+                    .into(),
             ));
         }
         let now = self.inner.config.clock.now();

@@ -200,7 +200,8 @@ impl Gate {
 
     /// Admits a run under its workflow's policy: a concurrency slot for as long as the
     /// permit lives, and (when `fresh`, i.e. before its first step) a start under the rate.
-    /// `key` is the policy key's value, when the policy has one.
+    /// `key` is the policy key's value, when the policy has one; `held_on` what the run
+    /// waited for until its claim (a run returning to this limit keeps its turn).
     ///
     /// # Errors
     /// The [`Held`] the run should take: over the concurrency (woken when a slot frees) or
@@ -211,6 +212,7 @@ impl Gate {
         policy: Option<&RunPolicy>,
         key: Option<&str>,
         fresh: bool,
+        held_on: Option<&str>,
     ) -> Result<Permit, Held> {
         let Some(policy) = policy else {
             return Ok(Permit::empty(self));
@@ -223,15 +225,16 @@ impl Gate {
             Some(value) => format!("{workflow} (key `{value}`)"),
             None => workflow.to_owned(),
         };
-        self.admit(&limit, &who, &policy.limits, fresh, "runs")
+        let returning = held_on == Some(limit.as_str());
+        self.admit(&limit, &who, &policy.limits, fresh, returning, "runs")
     }
 
     /// Admits a call to `host`: holds and backpressure on it, then its limits from
-    /// `acp.ron`.
+    /// `acp.ron`; `held_on` as for [`Gate::admit_run`].
     ///
     /// # Errors
     /// The [`Held`] the run should take before making the call.
-    pub fn admit_call(&self, host: &str) -> Result<Permit, Held> {
+    pub fn admit_call(&self, host: &str, held_on: Option<&str>) -> Result<Permit, Held> {
         let host = host.to_ascii_lowercase();
         let now = self.now();
         {
@@ -254,19 +257,24 @@ impl Gate {
                 });
             }
         }
+        let limit = format!("host:{host}");
+        let returning = held_on == Some(limit.as_str());
         match self.hosts.get(&host) {
-            Some(limits) => self.admit(&format!("host:{host}"), &host, limits, true, "calls"),
+            Some(limits) => self.admit(&limit, &host, limits, true, returning, "calls"),
             None => Ok(Permit::empty(self)),
         }
     }
 
-    /// Concurrency first (so a run refused for it spends no rate), then the rate.
+    /// Concurrency first (so a run refused for it spends no rate), then the rate. First come,
+    /// first served: while runs wait their turn on the rate, a run that was not among them
+    /// (`returning` is false) queues behind them even if governor would let it through now.
     fn admit(
         &self,
         limit: &str,
         who: &str,
         limits: &Limits,
         rated: bool,
+        returning: bool,
         what: &str,
     ) -> Result<Permit, Held> {
         let now = self.now();
@@ -278,7 +286,7 @@ impl Gate {
             if open >= max.get() {
                 return Err(Held {
                     on: limit.to_owned(),
-                    reason: format!("{who} has {open} {what} open, its concurrency limit"),
+                    reason: format!("{who} has {open} {what} in progress, its concurrency limit"),
                     until: Some(later_or_max(now, CONCURRENCY_RECHECK)),
                 });
             }
@@ -305,8 +313,16 @@ impl Gate {
                 };
             }
             paced.used = now;
-            if let Err(not_until) = paced.gcra.check() {
-                let wait = not_until.wait_time_from(clock.now());
+            let queued_behind = !returning && paced.next_slot > now;
+            let refused = match queued_behind {
+                true => Some(Duration::ZERO),
+                false => paced
+                    .gcra
+                    .check()
+                    .err()
+                    .map(|not_until| not_until.wait_time_from(clock.now())),
+            };
+            if let Some(wait) = refused {
                 let due = later_or_max(now, wait).max(paced.next_slot);
                 paced.next_slot = later_or_max(due, rate.interval());
                 return Err(Held {
@@ -469,10 +485,10 @@ mod tests {
     fn a_rate_admits_its_burst_then_paces_the_rest_one_interval_apart() {
         let clock = Arc::new(ManualClock::new("2026-12-01T10:00:00Z"));
         let gate = gate(&clock, &[("api.example.com", "5/s", Some(2), None)]);
-        assert!(gate.admit_call("api.example.com").is_ok());
-        assert!(gate.admit_call("API.example.com").is_ok());
+        assert!(gate.admit_call("api.example.com", None).is_ok());
+        assert!(gate.admit_call("API.example.com", None).is_ok());
         let dues: Vec<_> = (0..3)
-            .map(|_| gate.admit_call("api.example.com").err().unwrap())
+            .map(|_| gate.admit_call("api.example.com", None).err().unwrap())
             .collect();
         let start = clock.now();
         let offsets: Vec<i64> = dues
@@ -487,9 +503,16 @@ mod tests {
             dues[0].reason
         );
         // Another host is not limited.
-        assert!(gate.admit_call("other.example.com").is_ok());
+        assert!(gate.admit_call("other.example.com", None).is_ok());
+        // First come, first served: at 200 ms the first held run returns and goes; a new run
+        // arriving then queues behind the other two held ones.
         clock.advance(Duration::from_millis(200));
-        assert!(gate.admit_call("api.example.com").is_ok());
+        let waited = Some("host:api.example.com");
+        assert!(gate.admit_call("api.example.com", waited).is_ok());
+        let newcomer = gate.admit_call("api.example.com", None).err().unwrap();
+        assert_eq!((newcomer.until.unwrap() - start).num_milliseconds(), 800);
+        clock.advance(Duration::from_millis(200));
+        assert!(gate.admit_call("api.example.com", waited).is_ok());
     }
 
     #[test]
@@ -504,25 +527,29 @@ mod tests {
         .check()
         .unwrap();
         let a = gate
-            .admit_run("wf", Some(&policy), Some("ann"), true)
+            .admit_run("wf", Some(&policy), Some("ann"), true, None)
             .unwrap();
         let _b = gate
-            .admit_run("wf", Some(&policy), Some("ann"), false)
+            .admit_run("wf", Some(&policy), Some("ann"), false, None)
             .unwrap();
         let held = gate
-            .admit_run("wf", Some(&policy), Some("ann"), true)
+            .admit_run("wf", Some(&policy), Some("ann"), true, None)
             .err()
             .unwrap();
         assert_eq!(held.on, "workflow:wf#ann");
-        assert!(held.reason.contains("2 runs open"), "{}", held.reason);
+        assert!(
+            held.reason.contains("2 runs in progress"),
+            "{}",
+            held.reason
+        );
         // Another key has its own slots.
         let _bob = gate
-            .admit_run("wf", Some(&policy), Some("bob"), true)
+            .admit_run("wf", Some(&policy), Some("bob"), true, None)
             .unwrap();
         drop(a);
         assert_eq!(gate.take_freed(), ["workflow:wf#ann"]);
         assert!(
-            gate.admit_run("wf", Some(&policy), Some("ann"), true)
+            gate.admit_run("wf", Some(&policy), Some("ann"), true, None)
                 .is_ok()
         );
     }
@@ -537,13 +564,13 @@ mod tests {
             held.reason,
             "api.attio.com asked to wait until 10:00:03Z (429)"
         );
-        let other = gate.admit_call("api.attio.com").err().unwrap();
+        let other = gate.admit_call("api.attio.com", None).err().unwrap();
         assert_eq!(
             (other.on.as_str(), other.until),
             ("host:api.attio.com", Some(until))
         );
         clock.advance(Duration::from_secs(3));
-        assert!(gate.admit_call("api.attio.com").is_ok());
+        assert!(gate.admit_call("api.attio.com", None).is_ok());
     }
 
     #[test]
@@ -576,7 +603,10 @@ mod tests {
             "held by hold 1 on team:revops until 10:01:00Z: vendor maintenance"
         );
         assert!(gate.run_hold("lead_routing", "sales").is_none());
-        assert_eq!(gate.admit_call("api.attio.com").err().unwrap().on, "hold:2");
+        assert_eq!(
+            gate.admit_call("api.attio.com", None).err().unwrap().on,
+            "hold:2"
+        );
         clock.advance(Duration::from_secs(60));
         assert!(gate.run_hold("lead_routing", "revops").is_none());
     }

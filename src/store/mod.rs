@@ -61,6 +61,9 @@ pub struct ClaimedRun {
     pub inherited_prefix: Option<String>,
     /// Attempts with an id at or below this do not count toward retry budgets (set by retry).
     pub budget_floor: i64,
+    /// What the run was held on until this claim (`host:...`, `workflow:...`, `hold:...`):
+    /// a run coming back to a limit it waited for keeps its place in the queue.
+    pub held_on: Option<String>,
     pub attempts: Vec<AttemptView>,
 }
 

@@ -6,6 +6,28 @@
 
 /// What `Debug` prints in place of a secret (tokens, signing secrets, passwords).
 pub const REDACTED: &str = "[redacted]";
+
+/// True for a character a terminal must never be sent from data: control characters (an
+/// escape starts a terminal command: colours, a clipboard write with OSC 52) and the
+/// invisible format characters that reorder or hide text (bidi overrides and isolates,
+/// zero-width spaces and joiners, the byte-order mark; Unicode TR #36, "Unicode Security
+/// Considerations").
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// `text` with every [`is_unsafe_char`] replaced by `�`, for printing data on a terminal.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.contains(is_unsafe_char) {
+        false => std::borrow::Cow::Borrowed(text),
+        true => std::borrow::Cow::Owned(
+            text.chars()
+                .map(|c| if is_unsafe_char(c) { '\u{FFFD}' } else { c })
+                .collect(),
+        ),
+    }
+}
 mod alerts;
 mod api;
 mod event;
@@ -50,6 +72,19 @@ pub use workflows::{VersionView, WorkflowView};
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn terminal_commands_and_invisible_reordering_never_print() {
+        let text = "team:ops\u{1b}[31mRED\u{1b}]52;c;aGVsbG8=\u{7}\u{202e}evil\u{200b}";
+        assert_eq!(
+            super::printable(text),
+            "team:ops\u{FFFD}[31mRED\u{FFFD}]52;c;aGVsbG8=\u{FFFD}\u{FFFD}evil\u{FFFD}"
+        );
+        assert!(matches!(
+            super::printable("Müller · ✓ 日本"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
     #[test]
     fn created_secrets_stay_out_of_debug_output() {
         let token = super::TokenCreated {

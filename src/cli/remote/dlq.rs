@@ -255,8 +255,8 @@ async fn bulk(c: &Client, request: &BulkReplay) -> anyhow::Result<ReplayPlan> {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(plan);
     }
-    println!(
-        "would replay {} entries of {} ({} records)",
+    let mut text = format!(
+        "would replay {} entries of {} ({} records)\n",
         plan.count,
         plan.workflows.join(", "),
         plan.records.len()
@@ -267,10 +267,10 @@ async fn bulk(c: &Client, request: &BulkReplay) -> anyhow::Result<ReplayPlan> {
         } else {
             " — held back (permanent; --include-permanent replays it)"
         };
-        println!(
-            "  {} x{}: {}{held}",
+        text.push_str(&format!(
+            "  {} x{}: {}{held}\n",
             group.class, group.count, group.signature
-        );
+        ));
     }
     for step in &plan.external_steps {
         let key = if step.idempotency_key {
@@ -278,10 +278,11 @@ async fn bulk(c: &Client, request: &BulkReplay) -> anyhow::Result<ReplayPlan> {
         } else {
             "NEW idempotency key"
         };
-        println!(
-            "  calls out again: {}@{} step {} ({}) x{} — {key}",
+        text.push_str(&format!(
+            "  calls out again: {}@{} step {} ({}) x{} — {key}\n",
             step.workflow, step.version, step.step_id, step.kind, step.runs
-        );
+        ));
     }
+    print!("{}", acp::wire::printable(&text));
     Ok(plan)
 }

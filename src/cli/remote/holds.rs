@@ -51,10 +51,11 @@ pub async fn holds(c: &Client, command: HoldsCommand) -> anyhow::Result<()> {
                     (false, Some(start), _) => format!("next {}", clock(&start)),
                     _ => "no next occurrence".into(),
                 };
-                println!(
+                let line = format!(
                     "window {} holds {} ({} {}, {} s): {next}",
                     w.name, w.scope, w.cron, w.timezone, w.duration_s
                 );
+                println!("{}", acp::wire::printable(&line));
             }
             Ok(())
         }
@@ -142,6 +143,13 @@ pub async fn pause(
     reason: String,
     for_: Option<String>,
 ) -> anyhow::Result<()> {
+    if let Some(hold) = pause_of(c, key).await? {
+        anyhow::bail!(
+            "`{key}` is already paused (hold {}: {}); `acp workflow resume {key}` resumes it",
+            hold.id,
+            acp::wire::printable(&hold.reason)
+        );
+    }
     let request = HoldRequest {
         scope: format!("workflow:{key}"),
         reason,
@@ -154,6 +162,9 @@ pub async fn pause(
 /// `acp workflow resume KEY`: releases every hold a person placed on `workflow:KEY`
 /// (maintenance windows and host backpressure keep theirs).
 pub async fn resume(c: &Client, key: &str) -> anyhow::Result<()> {
+    // An unknown workflow is a 404, not "not paused".
+    c.get::<serde_json::Value>(&format!("/workflows/{key}"))
+        .await?;
     let list: HoldList = c.get("/holds").await?;
     let scope = format!("workflow:{key}");
     let mine: Vec<&HoldView> = list
@@ -168,4 +179,15 @@ pub async fn resume(c: &Client, key: &str) -> anyhow::Result<()> {
         release(c, hold.id).await?;
     }
     Ok(())
+}
+
+/// The hold a person placed on `workflow:KEY`, if any (what pause places and resume
+/// releases).
+pub async fn pause_of(c: &Client, key: &str) -> anyhow::Result<Option<HoldView>> {
+    let list: HoldList = c.get("/holds").await?;
+    let scope = format!("workflow:{key}");
+    Ok(list
+        .holds
+        .into_iter()
+        .find(|h| h.scope == scope && h.source == HoldSource::Api))
 }

@@ -72,7 +72,7 @@ pub(super) fn done(
     if c.json {
         println!("{}", serde_json::to_string_pretty(value)?);
     } else {
-        println!("{sentence}");
+        println!("{}", acp::wire::printable(sentence));
     }
     Ok(())
 }

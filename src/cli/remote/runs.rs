@@ -33,6 +33,19 @@ pub async fn runs(c: &Client, command: RunsCommand) -> anyhow::Result<()> {
         }
         RunsCommand::Show { id } => {
             let detail: RunDetail = c.get(&format!("/runs/{id}")).await?;
+            if let (false, Some(reason)) = (c.json, &detail.run.held_reason) {
+                let until = detail
+                    .run
+                    .next_attempt_at
+                    .as_ref()
+                    .map_or("when it is released".to_owned(), clock);
+                println!(
+                    "{}",
+                    acp::wire::printable(&format!(
+                        "run {id} is held: {reason}; it may go on {until}"
+                    ))
+                );
+            }
             c.show(
                 &detail,
                 &["step", "attempt", "status", "started", "error"],
@@ -89,15 +102,24 @@ pub async fn runs(c: &Client, command: RunsCommand) -> anyhow::Result<()> {
 fn print_runs(c: &Client, page: &Page<RunView>) -> anyhow::Result<()> {
     c.show(
         page,
-        &["id", "workflow", "status", "queued", "attempts", "error"],
+        &[
+            "id",
+            "workflow",
+            "status",
+            "queued",
+            "attempts",
+            "error / held",
+        ],
         |p| {
             p.items
                 .iter()
                 .map(|r| {
-                    let error = r
-                        .error
-                        .as_ref()
-                        .map_or("-".into(), |e| e.message.chars().take(60).collect());
+                    // A held run says why it waits where a failed one says what went wrong.
+                    let error = match (&r.held_reason, &r.error) {
+                        (Some(reason), _) => reason.chars().take(60).collect(),
+                        (None, Some(e)) => e.message.chars().take(60).collect(),
+                        (None, None) => "-".into(),
+                    };
                     let workflow = format!("{}@{}", r.workflow, r.version);
                     vec![
                         r.id.to_string(),

@@ -99,20 +99,28 @@ pub async fn workflow(c: &Client, command: RemoteWorkflowCommand) -> anyhow::Res
     match command {
         RemoteWorkflowCommand::List => {
             let list: Vec<WorkflowView> = c.get("/workflows").await?;
+            let holds: acp::wire::HoldList = c.get("/holds").await?;
             c.show(
                 &list,
-                &["key", "team", "published", "latest", "draft"],
+                &["key", "team", "published", "latest", "draft", "paused"],
                 |l| {
                     l.iter()
                         .map(|w| {
                             let published =
                                 w.published_version.map_or("-".into(), |v| v.to_string());
+                            let scope = format!("workflow:{}", w.key);
+                            let paused = holds
+                                .holds
+                                .iter()
+                                .find(|h| h.scope == scope)
+                                .map_or("-".into(), |h| format!("hold {}", h.id));
                             vec![
                                 w.key.clone(),
                                 w.team.clone(),
                                 published,
                                 w.latest_version.to_string(),
                                 w.has_draft.to_string(),
+                                paused,
                             ]
                         })
                         .collect()
@@ -242,7 +250,7 @@ async fn test(c: &Client, args: TestArgs) -> anyhow::Result<()> {
     if c.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report_text(&label, &report));
+        print!("{}", acp::wire::printable(&report_text(&label, &report)));
     }
     let failed = report
         .results

@@ -88,7 +88,7 @@ commands!(
     Test => (true, "test on recent triggers or records (applies nothing)"),
     Compare => (true, "compare the test with the published version"),
     Pause => (true, "pause the workflow (a hold, with a reason) / resume it"),
-    PlaceHold => (true, "hold a workflow, team or host: SCOPE REASON [for DURATION]"),
+    PlaceHold => (true, "hold a workflow, team or host: SCOPE REASON [for 2h] [drain 5/s]"),
     Release => (true, "release the hold: its runs continue at its drain rate"),
     GoRuns => (false, "runs"),
     GoDlq => (false, "dead letters"),

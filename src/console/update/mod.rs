@@ -98,6 +98,10 @@ fn tick(app: &mut App) -> Vec<Effect> {
     if let Some(job) = app.job.as_ref().filter(|j| !j.is_over()) {
         effects.push(Effect::Request(Request::Job(job.id)));
     }
+    // The holds screen counts held runs, which change with every run event: it reloads.
+    if app.view == View::Holds && app.conn == Conn::Live {
+        effects.push(Effect::Request(Request::Holds));
+    }
     if app.view == View::Health && app.conn == Conn::Live {
         effects.push(Effect::Request(Request::Health {
             team: app.health_team.clone(),

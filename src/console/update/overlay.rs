@@ -355,6 +355,21 @@ fn hold_request(text: &str) -> Result<HoldRequest, String> {
         }
         words.truncate(words.len() - 2);
     }
+    if words.is_empty() {
+        return Err(format!("a hold needs a reason: {usage}"));
+    }
+    // An option left inside the reason (`for 2h ... extra`) was surely meant as one.
+    let stray = words.windows(2).find(|pair| match pair[0] {
+        "for" => pair[1].starts_with(|c: char| c.is_ascii_digit()),
+        "drain" => pair[1].contains('/'),
+        _ => false,
+    });
+    if let Some(pair) = stray {
+        return Err(format!(
+            "`{} {}` must come last, after the reason: {usage}",
+            pair[0], pair[1]
+        ));
+    }
     Ok(HoldRequest {
         scope: scope.to_owned(),
         reason: words.join(" "),
@@ -438,9 +453,14 @@ pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
             return Vec::new();
         }
         (other, _) => {
+            let demo = if app.sandbox.is_some() {
+                " :incident :fix"
+            } else {
+                ""
+            };
             app.toast = Some((
                 format!(
-                    "unknown command `{other}`; the commands: :runs :dlq :health [TEAM] :alerts :wf :audit :run ID :record ID :incident :fix :quit (? lists them)"
+                    "unknown command `{other}`; the commands: :runs :dlq :health [TEAM] :alerts :wf :audit :holds :run ID :record ID{demo} :quit (? lists them)"
                 ),
                 true,
             ));

@@ -1110,6 +1110,14 @@ fn workflows_pause_and_resume_and_holds_are_placed_and_released() {
         matches!(admin.overlay, Overlay::Reason { .. }),
         "kept to correct"
     );
+    // Options go last, and a hold needs a reason besides them.
+    for line in [
+        "<esc> n host:x.com <space> why <space> for <space> 2h <space> extra <enter>",
+        "<esc> n host:x.com <space> for <space> 2h <enter>",
+    ] {
+        assert!(keys(&mut admin, line).is_empty(), "{line}");
+        assert!(admin.toast.as_ref().unwrap().1, "{:?}", admin.toast);
+    }
     keys(&mut admin, "<esc> n");
     let effects = keys(
         &mut admin,

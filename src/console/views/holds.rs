@@ -47,9 +47,14 @@ pub fn holds(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
         table,
         Columns {
             title: format!(
-                " Holds · {} active · {} runs held · n hold, D release ",
+                " Holds · {} active · {} runs held{} ",
                 list_.holds.len(),
-                list_.held_runs
+                list_.held_runs,
+                if app.role() == crate::wire::Role::Admin {
+                    " · n hold, D release"
+                } else {
+                    ""
+                }
             ),
             cols: vec![
                 col("ID", number_width(4, list_.holds.iter().map(|h| h.id)), 9),

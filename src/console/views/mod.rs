@@ -31,6 +31,17 @@ pub const MIN: (u16, u16) = (80, 24);
 
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
+    draw_screen(frame, app, theme);
+    // Whatever the server sent (a reason, a record value, an error) reaches the terminal
+    // only as text: an escape or a bidi override in data never becomes a terminal command.
+    for cell in frame.buffer_mut().content.iter_mut() {
+        if cell.symbol().contains(crate::wire::is_unsafe_char) {
+            cell.set_symbol("\u{FFFD}");
+        }
+    }
+}
+
+fn draw_screen(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
     let area = frame.area();
     if area.width < MIN.0 || area.height < MIN.1 {
         let text = format!(

@@ -779,3 +779,22 @@ fn ids_past_a_million_show_whole_at_80x24() {
     );
     assert!(screen.contains("↻ #1019999 "), "{screen}");
 }
+
+/// Data with terminal commands in it (an escape, a clipboard write, a bidi override) is shown
+/// as text: no cell the console draws holds a control or format character.
+#[test]
+fn escapes_in_data_never_reach_the_terminal() {
+    let mut app = app();
+    let mut holds = holds_sample();
+    holds.holds[0].scope = "team:ops\u{1b}[31mRED\u{1b}]52;c;aGVsbG8=\u{7}".into();
+    holds.holds[0].reason = "\u{202e}evil".into();
+    app.holds.items = Load::Loaded(holds);
+    app.view = View::Holds;
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("a test terminal");
+    let theme = theme::load("mono", None).unwrap();
+    terminal.draw(|f| draw(f, &app, &theme)).expect("a frame");
+    let buffer = terminal.backend().buffer();
+    let text: String = buffer.content.iter().map(|c| c.symbol()).collect();
+    assert!(!text.contains(crate::wire::is_unsafe_char), "{text:?}");
+    assert!(text.contains("team:ops\u{FFFD}[31mRED"), "{text}");
+}

@@ -200,6 +200,15 @@ impl<'s> Checker<'s> {
         if def.team.trim().is_empty() {
             self.fail(Anchor::Field("team", None), "team must not be empty");
         }
+        // Names are shown on terminals and used in hold scopes (`team:NAME`).
+        for (field, text) in [("name", &def.name), ("team", &def.team)] {
+            if text.contains(crate::wire::is_unsafe_char) {
+                self.fail(
+                    Anchor::Field(field, None),
+                    format!("{field} must not contain control or invisible formatting characters"),
+                );
+            }
+        }
     }
 
     fn check_trigger(&mut self, trigger: &TriggerDef) -> Option<Trigger> {

@@ -42,7 +42,10 @@ pub(crate) async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<HoldRequest>,
 ) -> ApiResult<(StatusCode, ApiJson<HoldView>)> {
-    let (target, reason) = (body.scope.clone(), Some(body.reason.clone()));
+    // The audit log names the scope only once it is one (a refused body may hold anything).
+    let target = crate::domain::policy::HoldScope::parse(&body.scope)
+        .map_or_else(|_| "hold:invalid-scope".to_owned(), |s| s.to_string());
+    let reason = Some(crate::wire::printable(&body.reason).into_owned());
     let result = async {
         caller.require(Role::Admin)?;
         let hold = s.engine.create_hold(body, &caller.name).await?;

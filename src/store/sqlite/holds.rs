@@ -112,6 +112,21 @@ fn drain(
     Ok(n)
 }
 
+/// True when `on` names a hold (`hold:<id>`) that is released already.
+pub fn released(conn: &Connection, on: &str) -> Result<bool> {
+    let Some(id) = on
+        .strip_prefix("hold:")
+        .and_then(|id| id.parse::<i64>().ok())
+    else {
+        return Ok(false);
+    };
+    let released = conn
+        .prepare_cached("SELECT released_at IS NOT NULL FROM holds WHERE id = ?")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    Ok(released.unwrap_or(false))
+}
+
 /// Makes the `n` oldest runs held on `on` due at `at` (a limit's slot freed); answers how many.
 pub fn wake(tx: &mut Tx<'_>, on: &str, n: usize, at: DateTime<Utc>) -> Result<usize> {
     let woken = tx

@@ -18,9 +18,9 @@ use crate::wire::{RunMode, RunStatus};
 
 /// The claim's two scans: runs whose lease expired, then due runs, each in index order.
 const CLAIM_QUERIES: [&str; 2] = [
-    "SELECT id, status, started_at FROM runs INDEXED BY runs_lease \
+    "SELECT id, status, started_at, held_on FROM runs INDEXED BY runs_lease \
      WHERE status = 'running' AND lease_until < ?1 AND mode = 'live' ORDER BY lease_until LIMIT ?2",
-    "SELECT id, status, started_at FROM runs INDEXED BY runs_due \
+    "SELECT id, status, started_at, held_on FROM runs INDEXED BY runs_due \
      WHERE status IN ('queued', 'retrying', 'waiting', 'held') AND due_at <= ?1 ORDER BY due_at, id LIMIT ?2",
 ];
 
@@ -40,17 +40,17 @@ pub fn claim(
     // named: left to itself the planner takes `runs_status` for the status test and then
     // sorts every queued run by due time (20 ms a claim with 100,000 queued, growing with
     // the backlog, against 0.2 ms in due-time order).
-    let mut due: Vec<(i64, String, Option<i64>)> = Vec::new();
+    let mut due: Vec<(i64, String, Option<i64>, Option<String>)> = Vec::new();
     for sql in CLAIM_QUERIES {
         let left = limit.saturating_sub(due.len()) as i64;
         let mut statement = tx.conn.prepare_cached(sql)?;
         let rows = statement.query_map(params![due_by, left], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?;
         due.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
     }
     let mut claimed = Vec::with_capacity(due.len());
-    for (id, was, started) in due {
+    for (id, was, started, held_on) in due {
         tx.conn
             .prepare_cached(
                 "UPDATE runs SET status = 'running', lease_owner = ?1, lease_until = ?2, due_at = NULL, \
@@ -93,6 +93,7 @@ pub fn claim(
             run,
             inherited_prefix: prefix,
             budget_floor: floor,
+            held_on,
         });
     }
     Ok(claimed)
@@ -224,12 +225,19 @@ fn apply_one(tx: &mut Tx<'_>, run_id: i64, transition: &Transition) -> Result<Op
             )?;
         }
         Transition::Hold(held) => {
+            // A run held on a hold waits for the release to make it due. The engine decided
+            // from its copy of the holds; a release committed meanwhile would never come back
+            // for this run, so it is due at once (its next claim asks the engine again).
+            let due = match (held.until, super::holds::released(tx.conn, &held.on)?) {
+                (None, true) => Some(now),
+                (until, _) => until.map(ms),
+            };
             tx.conn
                 .prepare_cached(
                     "UPDATE runs SET status = 'held', due_at = ?, held_on = ?, held_reason = ?, held_since = ?, \
                      lease_owner = NULL, lease_until = NULL WHERE id = ?",
                 )?
-                .execute(params![held.until.map(ms), held.on, held.reason, now, run_id])?;
+                .execute(params![due, held.on, held.reason, now, run_id])?;
         }
         Transition::Finish {
             status,
