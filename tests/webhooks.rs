@@ -199,3 +199,50 @@ async fn signed_deliveries_survive_a_receiver_outage_in_order() {
         .unwrap();
     assert_eq!(bad.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+/// Hold changes go out like run changes: a subscription to `hold.*` for a workflow gets its
+/// pause and its release (and every other kind's prefix is accepted, `alert.*` included).
+#[tokio::test]
+async fn hold_changes_reach_a_workflow_subscription() {
+    let h = harness(&[QUICK]).await;
+    let api = serve_api(&h).await;
+    let state = Arc::new(Mutex::new(Receiver {
+        up: true,
+        ..Default::default()
+    }));
+    let url = receiver(state.clone()).await;
+    let created: Value = api
+        .post("/webhooks", &api.admin)
+        .json(&json!({"url": url, "events": ["hold.*", "alert.*"], "workflow": "quick"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = created["secret"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"));
+    state.lock().unwrap().secret = STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let refused = api
+        .post("/webhooks", &api.admin)
+        .json(&json!({"url": url, "events": ["hold.nothing*"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let request = serde_json::from_value(json!({"scope": "workflow:quick", "reason": "migration"}));
+    let hold = h.engine.create_hold(request.unwrap(), "ops").await.unwrap();
+    h.engine.release_hold(hold.id, "ops").await.unwrap();
+    until("the pause and the release", || {
+        state.lock().unwrap().received.len() == 2
+    })
+    .await;
+    let received = state.lock().unwrap().received.clone();
+    assert_eq!(received[0]["type"], "hold.created");
+    assert_eq!(received[0]["data"]["data"]["reason"], "migration");
+    assert_eq!(received[1]["type"], "hold.released");
+    assert_eq!(received[1]["data"]["workflow"], "quick");
+}

@@ -271,6 +271,15 @@ impl HoldScope {
         }
     }
 
+    /// The workflow a `workflow:KEY` scope names (its hold events carry it, so a webhook
+    /// subscription for that workflow sees them).
+    pub fn workflow(&self) -> Option<&str> {
+        match self {
+            Self::Workflow(key) => Some(key),
+            Self::Team(_) | Self::Host(_) => None,
+        }
+    }
+
     /// True when a call to `host` is covered.
     pub fn covers_host(&self, host: &str) -> bool {
         matches!(self, Self::Host(h) if h.eq_ignore_ascii_case(host))

@@ -493,6 +493,11 @@ impl EventKind {
             .map_or("unknown", |(_, n)| n)
     }
 
+    /// Every kind's dotted name.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        NAMES.iter().map(|(_, name)| *name)
+    }
+
     /// Parses a dotted name such as `run.failed`.
     pub fn parse(name: &str) -> Option<Self> {
         NAMES.iter().find(|(_, n)| *n == name).map(|(k, _)| *k)

@@ -108,10 +108,7 @@ fn check(body: &WebhookRequest) -> Result<(), ApiError> {
     for pattern in &body.events {
         let known = match pattern.strip_suffix('*') {
             Some(prefix) => {
-                !prefix.is_empty()
-                    && ["run.", "step.", "dlq.", "workflow.", "record."]
-                        .iter()
-                        .any(|p| p.starts_with(prefix) || prefix.starts_with(p))
+                !prefix.is_empty() && EventKind::names().any(|name| name.starts_with(prefix))
             }
             None => EventKind::parse(pattern).is_some(),
         };

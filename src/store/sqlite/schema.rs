@@ -417,6 +417,11 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_running ON jobs (id) WHERE state = 'running';
 "#,
+    // Held runs per workflow (health, the alert evaluator, `GET /holds`) from the index alone:
+    // with 50,000 runs held, grouping them through `runs_held` read every row (30 ms a read).
+    r#"
+CREATE INDEX runs_held_workflow ON runs (workflow, held_since) WHERE status = 'held';
+"#,
 ];
 
 /// The migration (counted from 1) after which the runs already kept are summed into rollups.
