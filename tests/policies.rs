@@ -607,3 +607,31 @@ async fn a_replay_job_continues_after_a_restart_where_it_stopped() {
     );
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_over_a_workflow_rate_are_served_in_arrival_order() {
+    let paced = r#"(key: "paced", name: "Paced", team: "qa", trigger: Manual,
+        policy: (rate: "4/s", burst: 1),
+        steps: [(id: "call", action: Http(method: "POST", url: "{world}/paced", body: {"run": "{{ run.id }}"}))])"#;
+    let h = start(&[paced], PolicyConfig::default(), 8).await;
+    let mut runs = Vec::new();
+    for _ in 0..8 {
+        runs.extend(start_runs(&h, "paced", 1).await);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    for run in &runs {
+        assert_eq!(
+            wait_final(&h.store, *run).await.run.status,
+            RunStatus::Succeeded
+        );
+    }
+    let order: Vec<i64> = h
+        .world
+        .hits("/paced")
+        .iter()
+        .map(|hit| hit.body["run"].as_i64().unwrap())
+        .collect();
+    assert_eq!(order, runs, "first come, first served");
+    let times: Vec<Instant> = h.world.hits("/paced").iter().map(|hit| hit.at).collect();
+    assert!(busiest_second(&times) <= 5, "4/s with a burst of 1");
+}

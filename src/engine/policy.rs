@@ -323,8 +323,17 @@ impl Gate {
                     .map(|not_until| not_until.wait_time_from(clock.now())),
             };
             if let Some(wait) = refused {
-                let due = later_or_max(now, wait).max(paced.next_slot);
-                paced.next_slot = later_or_max(due, rate.interval());
+                // A run back for its turn that governor sends away (it came a moment early,
+                // or a burst went first) keeps its place: it tries again as soon as governor
+                // allows, ahead of the runs queued after it. A newcomer takes the next slot.
+                let due = match returning {
+                    true => later_or_max(now, wait),
+                    false => {
+                        let due = later_or_max(now, wait).max(paced.next_slot);
+                        paced.next_slot = later_or_max(due, rate.interval());
+                        due
+                    }
+                };
                 return Err(Held {
                     on: limit.to_owned(),
                     reason: format!(
@@ -511,7 +520,12 @@ mod tests {
         assert!(gate.admit_call("api.example.com", waited).is_ok());
         let newcomer = gate.admit_call("api.example.com", None).err().unwrap();
         assert_eq!((newcomer.until.unwrap() - start).num_milliseconds(), 800);
-        clock.advance(Duration::from_millis(200));
+        // A returning run that comes a moment early keeps its place: it is sent back only
+        // until governor allows, not behind the newcomer.
+        clock.advance(Duration::from_millis(195));
+        let early = gate.admit_call("api.example.com", waited).err().unwrap();
+        assert_eq!((early.until.unwrap() - start).num_milliseconds(), 400);
+        clock.advance(Duration::from_millis(5));
         assert!(gate.admit_call("api.example.com", waited).is_ok());
     }
 

@@ -24,12 +24,26 @@ pub fn hash_token(token: &str) -> String {
 }
 
 /// Creates a token and answers its secret (shown once).
+///
+/// # Errors
+/// [`StoreError::Invalid`] for a name that is empty, over 100 characters or holds control
+/// or invisible formatting characters; the store's errors.
 pub async fn create_token(
     store: &dyn Store,
     name: &str,
     role: Role,
     secret: Option<String>,
 ) -> Result<TokenCreated, StoreError> {
+    // A token's name is the actor in the audit log and on every hold it places: shown on
+    // terminals, so it must be plain text.
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.contains(crate::wire::is_unsafe_char) {
+        return Err(StoreError::Invalid(
+            "a token name is 1 to 100 characters without control or invisible formatting \
+             characters"
+                .into(),
+        ));
+    }
     let token = match secret {
         Some(token) => token,
         None => new_token()?,

@@ -17,13 +17,15 @@ pub fn is_unsafe_char(c: char) -> bool {
         || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
-/// `text` with every [`is_unsafe_char`] replaced by `�`, for printing data on a terminal.
+/// `text` with every [`is_unsafe_char`] but line breaks and tabs replaced by `�`, for
+/// printing data (and text made from it) on a terminal line by line.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    match text.contains(is_unsafe_char) {
+    let unsafe_here = |c: char| is_unsafe_char(c) && !matches!(c, '\n' | '\t');
+    match text.contains(unsafe_here) {
         false => std::borrow::Cow::Borrowed(text),
         true => std::borrow::Cow::Owned(
             text.chars()
-                .map(|c| if is_unsafe_char(c) { '\u{FFFD}' } else { c })
+                .map(|c| if unsafe_here(c) { '\u{FFFD}' } else { c })
                 .collect(),
         ),
     }
@@ -80,9 +82,10 @@ mod tests {
             "team:ops\u{FFFD}[31mRED\u{FFFD}]52;c;aGVsbG8=\u{FFFD}\u{FFFD}evil\u{FFFD}"
         );
         assert!(matches!(
-            super::printable("Müller · ✓ 日本"),
+            super::printable("Müller · ✓ 日本\n\tnext line"),
             std::borrow::Cow::Borrowed(_)
         ));
+        assert_eq!(super::printable("a\r\nb"), "a\u{FFFD}\nb");
     }
 
     #[test]

@@ -355,19 +355,31 @@ fn hold_request(text: &str) -> Result<HoldRequest, String> {
         }
         words.truncate(words.len() - 2);
     }
-    if words.is_empty() {
-        return Err(format!("a hold needs a reason: {usage}"));
-    }
-    // An option left inside the reason (`for 2h ... extra`) was surely meant as one.
-    let stray = words.windows(2).find(|pair| match pair[0] {
+    let options = |pair: &[&str]| match pair[0] {
         "for" => pair[1].starts_with(|c: char| c.is_ascii_digit()),
         "drain" => pair[1].contains('/'),
         _ => false,
-    });
-    if let Some(pair) = stray {
+    };
+    // Only options, no reason (`host:x for 2h`).
+    let only_options = words.len().is_multiple_of(2) && words.chunks(2).all(options);
+    if words.is_empty() || only_options {
+        return Err(format!("a hold needs a reason: {usage}"));
+    }
+    // An option left inside the reason (`for 2h ... extra`) was surely meant as one.
+    if let Some(at) = words.windows(2).position(options) {
+        let after: Vec<&str> = words[at + 2..]
+            .iter()
+            .copied()
+            .filter(|w| !matches!(*w, "for" | "drain"))
+            .collect();
         return Err(format!(
-            "`{} {}` must come last, after the reason: {usage}",
-            pair[0], pair[1]
+            "`{} {}` is an option: options come last, after the reason{}: {usage}",
+            words[at],
+            words[at + 1],
+            match after.last() {
+                Some(word) => format!(" (`{word}` follows it)"),
+                None => String::new(),
+            }
         ));
     }
     Ok(HoldRequest {
