@@ -59,18 +59,12 @@ async fn receiver(state: Arc<Mutex<Receiver>>) -> String {
     url
 }
 
-#[tokio::test]
-async fn signed_deliveries_survive_a_receiver_outage_in_order() {
-    let h = harness(&[QUICK]).await;
-    let api = serve_api(&h).await;
-    let state = Arc::new(Mutex::new(Receiver {
-        up: true,
-        ..Default::default()
-    }));
-    let url = receiver(state.clone()).await;
+/// Creates a subscription and hands its signing secret to the receiver; answers its id and
+/// the secret.
+async fn subscribe(api: &common::Api, state: &Arc<Mutex<Receiver>>, body: Value) -> (i64, String) {
     let created: Value = api
         .post("/webhooks", &api.admin)
-        .json(&json!({"url": url, "events": ["run.succeeded", "run.failed"], "workflow": "quick"}))
+        .json(&body)
         .send()
         .await
         .unwrap()
@@ -83,7 +77,20 @@ async fn signed_deliveries_survive_a_receiver_outage_in_order() {
     state.lock().unwrap().secret = STANDARD
         .decode(secret.trim_start_matches("whsec_"))
         .unwrap();
-    let hook = created["id"].as_i64().unwrap();
+    (created["id"].as_i64().unwrap(), secret.to_owned())
+}
+
+#[tokio::test]
+async fn signed_deliveries_survive_a_receiver_outage_in_order() {
+    let h = harness(&[QUICK]).await;
+    let api = serve_api(&h).await;
+    let state = Arc::new(Mutex::new(Receiver {
+        up: true,
+        ..Default::default()
+    }));
+    let url = receiver(state.clone()).await;
+    let body = json!({"url": url, "events": ["run.succeeded", "run.failed"], "workflow": "quick"});
+    let (hook, secret) = subscribe(&api, &state, body).await;
 
     let start = |n: usize| {
         let engine = h.engine.clone();
@@ -173,7 +180,7 @@ async fn signed_deliveries_survive_a_receiver_outage_in_order() {
         .unwrap();
     assert_eq!(listed[0]["pending"], 0);
     assert!(
-        !listed.to_string().contains(secret),
+        !listed.to_string().contains(&secret),
         "the secret is shown once"
     );
     assert_eq!(
@@ -211,21 +218,8 @@ async fn hold_changes_reach_a_workflow_subscription() {
         ..Default::default()
     }));
     let url = receiver(state.clone()).await;
-    let created: Value = api
-        .post("/webhooks", &api.admin)
-        .json(&json!({"url": url, "events": ["hold.*", "alert.*"], "workflow": "quick"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let secret = created["secret"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{created}"));
-    state.lock().unwrap().secret = STANDARD
-        .decode(secret.trim_start_matches("whsec_"))
-        .unwrap();
+    let body = json!({"url": url, "events": ["hold.*", "alert.*"], "workflow": "quick"});
+    subscribe(&api, &state, body).await;
     let refused = api
         .post("/webhooks", &api.admin)
         .json(&json!({"url": url, "events": ["hold.nothing*"]}))
