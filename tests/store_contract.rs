@@ -1220,6 +1220,12 @@ async fn a_held_run_waits_without_a_lease_and_a_release_drains_its_hold_in_order
     assert!(view.next_attempt_at.is_some(), "due at once: {view:?}");
 }
 
+/// The ids of the holds not released, oldest first.
+async fn open_hold_ids(store: &Arc<dyn Store>) -> Vec<i64> {
+    let holds = store.holds(false, 0).await.unwrap();
+    holds.iter().map(|h| h.id).collect()
+}
+
 async fn holds_are_placed_once_per_key_and_released_once(store: &Arc<dyn Store>) {
     let first = store
         .create_hold(hold_of("host:api.attio.com", Some("window:w:1")))
@@ -1231,13 +1237,7 @@ async fn holds_are_placed_once_per_key_and_released_once(store: &Arc<dyn Store>)
         .unwrap();
     assert_eq!(first.id, again.id);
     let other = store.create_hold(hold_of("team:qa", None)).await.unwrap();
-    let open: Vec<i64> = store
-        .holds(false, 0)
-        .await
-        .unwrap()
-        .iter()
-        .map(|h| h.id)
-        .collect();
+    let open = open_hold_ids(store).await;
     assert_eq!(open, [first.id, other.id]);
     store
         .release_hold(first.id, "ops", Utc::now(), None)
@@ -1251,13 +1251,7 @@ async fn holds_are_placed_once_per_key_and_released_once(store: &Arc<dyn Store>)
         store.release_hold(999, "ops", Utc::now(), None).await,
         Err(StoreError::NotFound(_))
     ));
-    let open: Vec<i64> = store
-        .holds(false, 0)
-        .await
-        .unwrap()
-        .iter()
-        .map(|h| h.id)
-        .collect();
+    let open = open_hold_ids(store).await;
     assert_eq!(open, [other.id]);
     let all = store.holds(true, 10).await.unwrap();
     assert_eq!(all.len(), 2);

@@ -93,7 +93,6 @@ async fn run_job(
         if replayed.is_none() {
             inner.store.advance_job(job.id, index + 1, 1).await?;
         }
-        inner.wake.notify_one();
     }
     match inner.store.end_job(job.id, JobState::Finished).await {
         // Cancelled after its last start.

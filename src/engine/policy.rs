@@ -74,14 +74,36 @@ struct Pause {
 
 #[derive(Default)]
 struct State {
-    /// Holds not released, as the store lists them.
-    holds: Vec<HoldView>,
+    /// Holds not released, as the store lists them, each with its scope read once.
+    holds: Vec<(HoldScope, HoldView)>,
     pauses: HashMap<String, Pause>,
     rates: HashMap<String, Paced>,
     /// Permits out, per limit key.
     open: HashMap<String, u32>,
     /// Limit keys whose permit was dropped since the last look: wake a run held on each.
     freed: Vec<String>,
+}
+
+impl State {
+    /// Pauses `host` until `until`, unless a longer pause already holds it.
+    fn pause(&mut self, host: String, until: DateTime<Utc>, reason: &str) {
+        if self.pauses.get(&host).is_none_or(|p| until > p.until) {
+            let reason = reason.to_owned();
+            self.pauses.insert(host, Pause { until, reason });
+        }
+    }
+}
+
+impl Paced {
+    fn new(rate: Rate, burst: NonZeroU32, clock: GovernorClock, now: DateTime<Utc>) -> Self {
+        Self {
+            gcra: gcra(rate, burst, clock),
+            rate,
+            burst,
+            next_slot: now,
+            used: now,
+        }
+    }
 }
 
 /// The gate: what runs and calls may do now.
@@ -93,11 +115,11 @@ pub struct Gate {
     pub freed: Arc<tokio::sync::Notify>,
 }
 
-/// A slot under a concurrency limit, given back when dropped.
+/// A slot under a concurrency limit (none when nothing limits it), given back when dropped.
 pub struct Permit {
     state: Arc<Mutex<State>>,
     freed: Arc<tokio::sync::Notify>,
-    keys: Vec<String>,
+    key: Option<String>,
 }
 
 impl Permit {
@@ -105,26 +127,24 @@ impl Permit {
         Self {
             state: gate.state.clone(),
             freed: gate.freed.clone(),
-            keys: Vec::new(),
+            key: None,
         }
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        if self.keys.is_empty() {
+        let Some(key) = self.key.take() else {
             return;
-        }
+        };
         if let Ok(mut state) = self.state.lock() {
-            for key in self.keys.drain(..) {
-                if let Some(n) = state.open.get_mut(&key) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        state.open.remove(&key);
-                    }
+            if let Some(n) = state.open.get_mut(&key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    state.open.remove(&key);
                 }
-                state.freed.push(key);
             }
+            state.freed.push(key);
         }
         self.freed.notify_one();
     }
@@ -159,20 +179,15 @@ impl Gate {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
-        for hold in &holds {
-            if let (HoldSource::Backpressure, Some(until), Ok(HoldScope::Host(host))) =
-                (hold.source, hold.until, HoldScope::parse(&hold.scope))
+        let holds: Vec<(HoldScope, HoldView)> = holds
+            .into_iter()
+            .filter_map(|h| Some((HoldScope::parse(&h.scope).ok()?, h)))
+            .collect();
+        for (scope, hold) in &holds {
+            if let (HoldSource::Backpressure, Some(until), HoldScope::Host(host)) =
+                (hold.source, hold.until, scope)
             {
-                let pause = state.pauses.entry(host).or_insert(Pause {
-                    until,
-                    reason: hold.reason.clone(),
-                });
-                if until > pause.until {
-                    *pause = Pause {
-                        until,
-                        reason: hold.reason.clone(),
-                    };
-                }
+                state.pause(host.clone(), until, &hold.reason);
             }
         }
         state.holds = holds;
@@ -191,10 +206,10 @@ impl Gate {
     pub fn run_hold(&self, workflow: &str, team: &str) -> Option<Held> {
         let now = self.now();
         let state = self.state.lock().ok()?;
-        let hold = state.holds.iter().find(|h| {
-            h.is_active_at(now)
-                && HoldScope::parse(&h.scope).is_ok_and(|s| s.covers_run(workflow, team))
-        })?;
+        let (_, hold) = state
+            .holds
+            .iter()
+            .find(|(scope, h)| h.is_active_at(now) && scope.covers_run(workflow, team))?;
         Some(held_by(hold, now))
     }
 
@@ -241,11 +256,10 @@ impl Gate {
             let Ok(state) = self.state.lock() else {
                 return Ok(Permit::empty(self));
             };
-            let scope = HoldScope::Host(host.clone());
-            if let Some(hold) = state.holds.iter().find(|h| {
+            if let Some((_, hold)) = state.holds.iter().find(|(scope, h)| {
                 h.source != HoldSource::Backpressure
                     && h.is_active_at(now)
-                    && HoldScope::parse(&h.scope).is_ok_and(|s| s == scope)
+                    && scope.covers_host(&host)
             }) {
                 return Err(held_by(hold, now));
             }
@@ -293,24 +307,14 @@ impl Gate {
         }
         if let (Some(rate), true) = (limits.rate, rated) {
             let clock = GovernorClock(self.clock.clone());
+            let burst = limits.burst;
             let paced = state
                 .rates
                 .entry(limit.to_owned())
-                .or_insert_with(|| Paced {
-                    gcra: gcra(rate, limits.burst, clock.clone()),
-                    rate,
-                    burst: limits.burst,
-                    next_slot: now,
-                    used: now,
-                });
-            if paced.rate != rate || paced.burst != limits.burst {
-                *paced = Paced {
-                    gcra: gcra(rate, limits.burst, clock.clone()),
-                    rate,
-                    burst: limits.burst,
-                    next_slot: now,
-                    used: now,
-                };
+                .or_insert_with(|| Paced::new(rate, burst, clock.clone(), now));
+            // A policy changed by a new version starts a limiter of its own.
+            if paced.rate != rate || paced.burst != burst {
+                *paced = Paced::new(rate, burst, clock.clone(), now);
             }
             paced.used = now;
             let queued_behind = !returning && paced.next_slot > now;
@@ -348,11 +352,9 @@ impl Gate {
             return Ok(Permit::empty(self));
         }
         *state.open.entry(limit.to_owned()).or_insert(0) += 1;
-        Ok(Permit {
-            state: self.state.clone(),
-            freed: self.freed.clone(),
-            keys: vec![limit.to_owned()],
-        })
+        let mut permit = Permit::empty(self);
+        permit.key = Some(limit.to_owned());
+        Ok(permit)
     }
 
     /// Pauses every call to `host` until `until` (it answered 429/503 with `Retry-After`);
@@ -365,16 +367,7 @@ impl Gate {
             short_time(until, now)
         );
         if let Ok(mut state) = self.state.lock() {
-            let pause = state.pauses.entry(host.clone()).or_insert(Pause {
-                until,
-                reason: reason.clone(),
-            });
-            if until > pause.until {
-                *pause = Pause {
-                    until,
-                    reason: reason.clone(),
-                };
-            }
+            state.pause(host.clone(), until, &reason);
         }
         Held {
             on: format!("host:{host}"),

@@ -46,13 +46,25 @@ impl Engine {
         actor: &str,
     ) -> Result<i64, EngineError> {
         let entry = self.inner.store.dlq_entry(dlq_id).await?;
+        self.replay_entry(&entry, on, payload, actor, None).await
+    }
+
+    /// Queues the replay of `entry` (for a job: with the job's entries done) and wakes the
+    /// claim loop.
+    async fn replay_entry(
+        &self,
+        entry: &DlqView,
+        on: ReplayOn,
+        payload: Option<Value>,
+        actor: &str,
+        job: Option<(i64, usize)>,
+    ) -> Result<i64, EngineError> {
         let old = self.inner.store.run(entry.run_id).await?.run;
-        let run = self.replay_run(old, on, payload)?;
         let replay = Replay {
-            dlq_id,
-            run,
+            dlq_id: entry.id,
+            run: self.replay_run(old, on, payload)?,
             actor: actor.to_owned(),
-            job: None,
+            job,
         };
         let id = self.inner.store.replay(replay).await?;
         self.inner.wake.notify_one();
@@ -225,19 +237,11 @@ impl Engine {
         if entry.status != DlqStatus::Open {
             return Ok(None);
         }
-        let old = self.inner.store.run(entry.run_id).await?.run;
-        let run = self.replay_run(old, on, None)?;
-        let replay = Replay {
-            dlq_id,
-            run,
-            actor: actor.to_owned(),
-            job: Some(job),
-        };
-        match self.inner.store.replay(replay).await {
+        match self.replay_entry(&entry, on, None, actor, Some(job)).await {
             Ok(id) => Ok(Some(id)),
             // Closed between the read and the replay.
-            Err(crate::store::StoreError::Conflict(_)) => Ok(None),
-            Err(e) => Err(e.into()),
+            Err(EngineError::Store(crate::store::StoreError::Conflict(_))) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

@@ -222,7 +222,7 @@ pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                     Typed::Hold => match hold_request(&typed) {
                         Ok(request) => Request::PlaceHold(Box::new(request)),
                         Err(problem) => {
-                            app.toast = Some((problem, true));
+                            app.toast = Some((problem.to_string(), true));
                             return Vec::new();
                         }
                     },
@@ -332,16 +332,32 @@ fn complete(text: &str) -> Option<&'static str> {
     (matches.len() == 1).then(|| *matches[0])
 }
 
+/// How a typed hold line shows what it should be.
+const HOLD_USAGE: &str = "write SCOPE REASON [for DURATION] [drain RATE], e.g. host:api.attio.com \
+                          vendor outage for 2h drain 5/s";
+
+/// What is wrong with a typed hold line (each message says how to write one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum HoldLineError {
+    #[error("a hold needs a reason: {HOLD_USAGE}")]
+    NoReason,
+    #[error("`{0}` is not a scope: {HOLD_USAGE}")]
+    NotAScope(String),
+    #[error("`{option}` is an option: options come last, after the reason{follows}: {HOLD_USAGE}")]
+    Misplaced { option: String, follows: String },
+}
+
 /// Reads `SCOPE REASON [for DURATION] [drain RATE]` (the server checks the scope, the
 /// duration and the rate).
-fn hold_request(text: &str) -> Result<HoldRequest, String> {
-    let usage = "write SCOPE REASON [for DURATION] [drain RATE], e.g. host:api.attio.com vendor \
-                 outage for 2h drain 5/s";
+///
+/// # Errors
+/// [`HoldLineError`]: no reason, no scope, or an option inside the reason.
+fn hold_request(text: &str) -> Result<HoldRequest, HoldLineError> {
     let (scope, rest) = text
         .split_once(char::is_whitespace)
-        .ok_or_else(|| format!("a hold needs a reason: {usage}"))?;
+        .ok_or(HoldLineError::NoReason)?;
     if !scope.contains(':') {
-        return Err(format!("`{scope}` is not a scope: {usage}"));
+        return Err(HoldLineError::NotAScope(scope.to_owned()));
     }
     let mut words: Vec<&str> = rest.split_whitespace().collect();
     let (mut for_, mut drain_rate) = (None, None);
@@ -355,32 +371,24 @@ fn hold_request(text: &str) -> Result<HoldRequest, String> {
         }
         words.truncate(words.len() - 2);
     }
-    let options = |pair: &[&str]| match pair[0] {
+    let is_option = |pair: &[&str]| match pair[0] {
         "for" => pair[1].starts_with(|c: char| c.is_ascii_digit()),
         "drain" => pair[1].contains('/'),
         _ => false,
     };
     // Only options, no reason (`host:x for 2h`).
-    let only_options = words.len().is_multiple_of(2) && words.chunks(2).all(options);
+    let only_options = words.len().is_multiple_of(2) && words.chunks(2).all(is_option);
     if words.is_empty() || only_options {
-        return Err(format!("a hold needs a reason: {usage}"));
+        return Err(HoldLineError::NoReason);
     }
     // An option left inside the reason (`for 2h ... extra`) was surely meant as one.
-    if let Some(at) = words.windows(2).position(options) {
-        let after: Vec<&str> = words[at + 2..]
-            .iter()
-            .copied()
-            .filter(|w| !matches!(*w, "for" | "drain"))
-            .collect();
-        return Err(format!(
-            "`{} {}` is an option: options come last, after the reason{}: {usage}",
-            words[at],
-            words[at + 1],
-            match after.last() {
-                Some(word) => format!(" (`{word}` follows it)"),
-                None => String::new(),
-            }
-        ));
+    if let Some(at) = words.windows(2).position(is_option) {
+        let follows = match words.len() > at + 2 {
+            true => format!(" (`{}` follows it)", words[words.len() - 1]),
+            false => String::new(),
+        };
+        let option = format!("{} {}", words[at], words[at + 1]);
+        return Err(HoldLineError::Misplaced { option, follows });
     }
     Ok(HoldRequest {
         scope: scope.to_owned(),
