@@ -47,6 +47,7 @@ impl StepFailure {
                 message: message.into(),
                 retryable: class == ErrorClass::Transient,
                 status,
+                host: None,
             },
             retry_after: None,
         }

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod dead_letter;
 pub mod failure;
+pub mod incident;
 pub mod notice;
 pub mod policy;
 pub mod record;

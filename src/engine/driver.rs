@@ -417,17 +417,19 @@ impl Driver<'_> {
                 }
             }
         };
-        match outcome {
-            Ok(done) => self.succeeded(index, attempt, done).await,
-            Err(failure) => match (
-                host,
-                throttled_until(&failure, self.inner.config.clock.now()),
-            ) {
-                (Some(host), Some((until, status))) => {
-                    self.throttled(attempt, failure, &host, until, status).await
-                }
-                _ => self.failed(index, attempt, failure).await,
-            },
+        let mut failure = match outcome {
+            Ok(done) => return self.succeeded(index, attempt, done).await,
+            Err(failure) => failure,
+        };
+        failure.error.host.clone_from(&host);
+        match (
+            host,
+            throttled_until(&failure, self.inner.config.clock.now()),
+        ) {
+            (Some(host), Some((until, status))) => {
+                self.throttled(attempt, failure, &host, until, status).await
+            }
+            _ => self.failed(index, attempt, failure).await,
         }
     }
 

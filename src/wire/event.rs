@@ -547,6 +547,7 @@ mod tests {
                 message: "HTTP 503".into(),
                 retryable: true,
                 status: Some(503),
+                host: None,
             }),
         };
         let step = StepEnded {

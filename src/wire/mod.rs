@@ -35,6 +35,7 @@ mod api;
 mod event;
 mod health;
 mod holds;
+mod incidents;
 mod jobs;
 mod records;
 mod runs;
@@ -58,6 +59,10 @@ pub use health::{
     WorkflowHealth,
 };
 pub use holds::{HoldList, HoldRequest, HoldSource, HoldView, WindowView};
+pub use incidents::{
+    IncidentCause, IncidentDetail, IncidentQuery, IncidentRun, IncidentState, IncidentTransition,
+    IncidentView, MetricsSummary, SignatureView, SummaryQuery, SummaryReport, WorkflowSummary,
+};
 pub use jobs::{JobState, JobView, ReplayRate};
 pub use records::{FieldChange, RecordView, Source};
 pub use runs::{

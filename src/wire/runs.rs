@@ -128,6 +128,9 @@ pub struct StepError {
     /// The HTTP status that caused it, for `http`, `ai` and `notify` steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// The destination host of the call that failed, for `http`, `ai` and `notify` steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// One run, without its attempts.

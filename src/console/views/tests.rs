@@ -22,6 +22,7 @@ fn error(message: &str) -> StepError {
         message: message.into(),
         retryable: true,
         status: Some(503),
+        host: None,
     }
 }
 
