@@ -232,12 +232,7 @@ impl Book {
                 }
             }
             (EventBody::RunSucceeded(_), _, Some(workflow)) => {
-                if self.outages.remove(workflow).is_some() {
-                    out.push(Change::OutageEnded {
-                        workflow: workflow.to_owned(),
-                        at,
-                    });
-                }
+                self.run_succeeded(workflow, at, out)
             }
             (EventBody::WorkflowPublished(p), _, Some(workflow)) => {
                 self.changed(workflow, "published", p.version, &p.actor, at, out);
@@ -308,6 +303,16 @@ impl Book {
         if !self.outages.contains_key(workflow) {
             self.outages.insert(workflow.to_owned(), at);
             out.push(Change::OutageStarted {
+                workflow: workflow.to_owned(),
+                at,
+            });
+        }
+    }
+
+    /// Ends the workflow's run-level outage, if one is open.
+    fn run_succeeded(&mut self, workflow: &str, at: DateTime<Utc>, out: &mut Vec<Change>) {
+        if self.outages.remove(workflow).is_some() {
+            out.push(Change::OutageEnded {
                 workflow: workflow.to_owned(),
                 at,
             });
