@@ -3,7 +3,7 @@
 //!
 //! [`Runtime::start`] starts the engine on a store. [`Runtime::serve`] then starts, as peers
 //! sharing one shutdown, the background loops (the alert evaluator, outbox dispatch and
-//! delivery, retention, and a watchdog over them all) and the HTTP API, which only serves.
+//! delivery, the incident tracker, retention, and a watchdog over them all) and the HTTP API, which only serves.
 //! Each loop has a name and a [`Heartbeat`]; the watchdog appends `control.degraded` to the
 //! run log when one stalls (and `control.recovered` when it comes back), and `GET /health`
 //! shows every loop. [`Runtime::stop`] closes streams, stops the loops, lets in-flight
@@ -97,7 +97,13 @@ impl Runtime {
             "retention",
             config.retention.map_or(Duration::MAX, |r| r.every * 2),
         );
-        let mut loops = vec![evaluator.clone(), dispatch.clone(), delivery.clone()];
+        let tracker = Loop::new(crate::incidents::LOOP, OUTBOX_STALE);
+        let mut loops = vec![
+            evaluator.clone(),
+            dispatch.clone(),
+            delivery.clone(),
+            tracker.clone(),
+        ];
         loops.extend(self.engine.loops());
         if config.retention.is_some() {
             loops.push(retention.clone());
@@ -143,6 +149,14 @@ impl Runtime {
                     config.alerting.clone(),
                     pace,
                     delivery.heartbeat,
+                    shutdown.clone(),
+                )),
+            ),
+            (
+                tracker.name,
+                tokio::spawn(crate::incidents::track(
+                    store.clone(),
+                    tracker.heartbeat,
                     shutdown.clone(),
                 )),
             ),

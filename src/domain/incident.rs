@@ -21,6 +21,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::signature::failure_signature;
 use crate::wire::{Event, EventBody, IncidentCause, IncidentState, SignatureView, StepError};
 
+/// The event-log cursor of the incident tracker (retention never prunes past it; migration
+/// 13 creates it at 0, so a server that upgrades folds the log it still keeps).
+pub const CURSOR: &str = "incidents";
+
 /// How long after a publish or rollback an incident that opens is shown as following it.
 pub const CAUSE_WINDOW: TimeDelta = TimeDelta::hours(1);
 
@@ -138,11 +142,13 @@ pub enum Change {
     },
     /// The failed run's dead-letter entry opened (or opened again).
     DeadLettered {
+        key: String,
         run_id: i64,
         dlq_id: i64,
     },
     /// A dead-letter entry was replayed, discarded or its run retried.
     DlqClosed {
+        key: String,
         dlq_id: i64,
     },
     /// The failing step succeeded after the incident's last failure.
@@ -199,6 +205,7 @@ impl Book {
                     incident.open_dead_letters += 1;
                 }
                 out.push(Change::DeadLettered {
+                    key: link.key.clone(),
                     run_id,
                     dlq_id: added.dlq_id,
                 });
@@ -332,7 +339,10 @@ impl Book {
         if let Some(incident) = self.incidents.get_mut(&key) {
             incident.open_dead_letters -= 1;
         }
-        out.push(Change::DlqClosed { dlq_id });
+        out.push(Change::DlqClosed {
+            key: key.clone(),
+            dlq_id,
+        });
         self.settle(&key, at, out);
     }
 

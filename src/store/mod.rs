@@ -19,14 +19,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
+use crate::domain::incident::{Book, BookQuery, Change};
 use crate::domain::policy::NewHold;
 use crate::domain::rollup::{Bucket, Span};
 use crate::domain::{NewRun, PreparedWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
     AlertState, AlertView, AttemptStatus, AttemptView, AuditEntry, DeliveryView, DlqView, Event,
-    EventBody, FieldChange, HoldView, JobState, JobView, NotificationView, Page, RecordView,
-    ReplayOn, ReplayPlan, Role, RunDetail, RunQuery, RunStatus, RunView, StepError, TokenView,
-    VersionView, WebhookView, WorkflowView,
+    EventBody, FieldChange, HoldView, IncidentDetail, IncidentQuery, IncidentView, JobState,
+    JobView, NotificationView, Page, RecordView, ReplayOn, ReplayPlan, Role, RunDetail, RunQuery,
+    RunStatus, RunView, StepError, TokenView, VersionView, WebhookView, WorkflowView,
 };
 
 /// What can go wrong in the store.
@@ -290,6 +291,28 @@ pub struct JobRow {
     pub next: usize,
 }
 
+/// How long something took, with the workflow (and its team) it belongs to: an incident's
+/// cycle (opened or regressed → resolved), a run-level outage, an alert's fired → acked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interval {
+    pub workflow: String,
+    pub team: String,
+    pub seconds: f64,
+}
+
+/// The stored facts MTTR and MTTA come from, for intervals that ended in a window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IncidentFacts {
+    /// Incident cycles resolved in the window.
+    pub resolutions: Vec<Interval>,
+    /// Run-level outages (first failed run after a success → next success) ended in it.
+    pub outages: Vec<Interval>,
+    /// Alerts acknowledged in it (fired → acked).
+    pub acknowledgements: Vec<Interval>,
+    /// Incidents not resolved, per workflow (whatever the window).
+    pub open: Vec<(String, i64)>,
+}
+
 /// Everything the engine and the API need from persistence: one trait per concern, and
 /// [`Store`] for a backend that has them all (what the server, the engine and the tests
 /// hold, as `Arc<dyn Store>`).
@@ -306,9 +329,32 @@ pub trait Store:
     + AlertStore
     + OutboxStore
     + AccessStore
+    + IncidentStore
 {
     /// Finishes pending writes and releases the database (the store answers nothing after).
     fn close(&self);
+}
+
+/// Incidents as the incident tracker keeps them. The tracker decides (see
+/// [`crate::domain::incident`]); the store loads what a fold needs and applies what it
+/// changed, with the tracker's cursor, atomically.
+#[async_trait]
+pub trait IncidentStore: Send + Sync + 'static {
+    /// What the fold of a batch needs to know of the past.
+    async fn incident_book(&self, query: BookQuery) -> Result<Book>;
+    /// Applies a batch's changes and moves the tracker's cursor to `seq`, in one transaction.
+    async fn apply_incidents(&self, changes: Vec<Change>, seq: i64) -> Result<()>;
+    /// Incidents matching `query`, active first, then by last failure, newest first.
+    async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<IncidentView>>;
+    /// One incident with its runs, records, history and alerts.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown id.
+    async fn incident(&self, id: i64) -> Result<IncidentDetail>;
+    /// The incidents whose runs an alert's notifications covered.
+    async fn alert_incidents(&self, alert_id: i64) -> Result<Vec<IncidentView>>;
+    /// The MTTR and MTTA facts of intervals that ended at or after `since`.
+    async fn incident_facts(&self, since: DateTime<Utc>) -> Result<IncidentFacts>;
 }
 
 /// Holds and the runs they hold. The engine decides what is held and when a hold ends; the

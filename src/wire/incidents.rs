@@ -154,6 +154,9 @@ pub struct IncidentDetail {
     pub runs: Vec<IncidentRun>,
     pub record_ids: Vec<i64>,
     pub history: Vec<IncidentTransition>,
+    /// Alerts whose notifications covered its runs, newest first.
+    #[serde(default)]
+    pub alerts: Vec<i64>,
 }
 
 /// `GET /incidents?state=&workflow=&team=`.

@@ -6,6 +6,7 @@ mod connection;
 mod dlq;
 mod events;
 mod holds;
+mod incidents;
 mod jobs;
 mod notify;
 mod queue;
@@ -31,17 +32,19 @@ use tokio::sync::{broadcast, oneshot};
 
 use super::{
     AccessStore, AlertChange, AlertStore, Attempt, ClaimedRun, EventLog, HeldRuns, HoldStore,
-    JobRow, JobStore, Message, NewAudit, NewJob, NewMessage, NewNotice, OutboxStore, PrunedRuns,
-    RecordStore, Recorded, Replay, Result, RollupRow, RunStore, Store, StoreError, StoredRule,
-    Target, TestRunEnd, UnnotifiedCount, WebhookRow, WorkflowStore,
+    IncidentFacts, IncidentStore, JobRow, JobStore, Message, NewAudit, NewJob, NewMessage,
+    NewNotice, OutboxStore, PrunedRuns, RecordStore, Recorded, Replay, Result, RollupRow, RunStore,
+    Store, StoreError, StoredRule, Target, TestRunEnd, UnnotifiedCount, WebhookRow, WorkflowStore,
 };
+use crate::domain::incident::{Book, BookQuery, Change};
 use crate::domain::policy::NewHold;
 use crate::domain::rollup::Span;
 use crate::domain::{NewRun, PreparedWrite, RecordWriteOutcome, Transition};
 use crate::wire::{
     AlertState, AlertView, AuditEntry, DeliveryView, DlqView, Event, EventBody, FieldChange,
-    HoldView, JobState, JobView, NotificationView, Page, RecordView, Role, RunDetail, RunQuery,
-    RunStatus, RunView, TokenView, VersionView, WorkflowView,
+    HoldView, IncidentDetail, IncidentQuery, IncidentView, JobState, JobView, NotificationView,
+    Page, RecordView, Role, RunDetail, RunQuery, RunStatus, RunView, TokenView, VersionView,
+    WorkflowView,
 };
 pub use connection::Durability;
 use connection::{Readers, checkpoint_loop, open};
@@ -436,6 +439,35 @@ impl HoldStore for SqliteStore {
 
     async fn held_runs(&self) -> Result<Vec<HeldRuns>> {
         self.read(holds::held_runs).await
+    }
+}
+
+#[async_trait]
+impl IncidentStore for SqliteStore {
+    async fn incident_book(&self, query: BookQuery) -> Result<Book> {
+        self.read(move |c| incidents::book(c, &query)).await
+    }
+
+    async fn apply_incidents(&self, changes: Vec<Change>, seq: i64) -> Result<()> {
+        self.write(move |tx| incidents::apply(tx, &changes, seq))
+            .await
+    }
+
+    async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<IncidentView>> {
+        let query = query.clone();
+        self.read(move |c| incidents::list(c, &query)).await
+    }
+
+    async fn incident(&self, id: i64) -> Result<IncidentDetail> {
+        self.read(move |c| incidents::detail(c, id)).await
+    }
+
+    async fn alert_incidents(&self, alert_id: i64) -> Result<Vec<IncidentView>> {
+        self.read(move |c| incidents::of_alert(c, alert_id)).await
+    }
+
+    async fn incident_facts(&self, since: DateTime<Utc>) -> Result<IncidentFacts> {
+        self.read(move |c| incidents::facts(c, since)).await
     }
 }
 

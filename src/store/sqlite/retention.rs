@@ -59,12 +59,13 @@ pub fn prune_runs(
     Ok(PrunedRuns { deleted, next })
 }
 
-/// Deletes one run with its attempts, dead letter and alert coverage.
+/// Deletes one run with its attempts, dead letter, alert coverage and incident link.
 fn delete_run(tx: &mut Tx<'_>, id: i64) -> Result<()> {
     for sql in [
         "DELETE FROM attempts WHERE run_id = ?",
         "DELETE FROM dlq WHERE run_id = ?",
         "DELETE FROM coverage WHERE run_id = ?",
+        "DELETE FROM incident_runs WHERE run_id = ?",
         "DELETE FROM runs WHERE id = ?",
     ] {
         tx.conn.prepare_cached(sql)?.execute([id])?;

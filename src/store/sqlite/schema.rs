@@ -422,6 +422,73 @@ CREATE INDEX jobs_running ON jobs (id) WHERE state = 'running';
     r#"
 CREATE INDEX runs_held_workflow ON runs (workflow, held_since) WHERE status = 'held';
 "#,
+    // Incidents, kept by the incident tracker from the event log (its own cursor): one row per
+    // failure signature, the failed runs it covers (pruned with their runs), its state changes,
+    // each workflow's run-level outages and its publishes and rollbacks. Small and never
+    // pruned except `incident_runs`, so MTTR survives run retention.
+    r#"
+CREATE TABLE incidents (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    signature TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    team TEXT NOT NULL,
+    step TEXT NOT NULL,
+    state TEXT NOT NULL,
+    count INTEGER NOT NULL DEFAULT 0,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    opened_at INTEGER NOT NULL,
+    resolved_at INTEGER,
+    recovered INTEGER NOT NULL DEFAULT 0,
+    example TEXT NOT NULL DEFAULT '',
+    cause TEXT,
+    versions TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX incidents_active ON incidents (workflow) WHERE state != 'resolved';
+CREATE INDEX incidents_last_seen ON incidents (last_seen);
+CREATE TABLE incident_runs (
+    incident_id INTEGER NOT NULL,
+    run_id INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    record_id INTEGER,
+    at INTEGER NOT NULL,
+    dlq_id INTEGER,
+    dlq_open INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (incident_id, run_id)
+) WITHOUT ROWID;
+CREATE INDEX incident_runs_run ON incident_runs (run_id);
+CREATE INDEX incident_runs_dlq ON incident_runs (dlq_id) WHERE dlq_id IS NOT NULL;
+CREATE INDEX incident_runs_open ON incident_runs (incident_id) WHERE dlq_open = 1;
+CREATE TABLE incident_history (
+    id INTEGER PRIMARY KEY,
+    incident_id INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    opened_at INTEGER NOT NULL
+);
+CREATE INDEX incident_history_of ON incident_history (incident_id, id);
+CREATE INDEX incident_history_resolved ON incident_history (at) WHERE state = 'resolved';
+CREATE TABLE outages (
+    id INTEGER PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    team TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    ended_at INTEGER
+);
+CREATE INDEX outages_open ON outages (workflow) WHERE ended_at IS NULL;
+CREATE INDEX outages_ended ON outages (ended_at);
+CREATE TABLE workflow_changes (
+    id INTEGER PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    change TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX workflow_changes_of ON workflow_changes (workflow, id);
+INSERT INTO cursors (name, seq) VALUES ('incidents', 0);
+"#,
 ];
 
 /// The migration (counted from 1) after which the runs already kept are summed into rollups.
