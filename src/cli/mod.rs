@@ -44,6 +44,12 @@ enum Command {
     /// Alerts on a server: list, ack, silence.
     #[command(subcommand)]
     Alerts(remote::AlertsCommand),
+    /// Incidents on a server (failures grouped by signature): list, show, replay.
+    #[command(subcommand)]
+    Incidents(remote::IncidentsCommand),
+    /// The success metrics on a server: runs per week, MTTR, MTTA, unnotified failures,
+    /// healthy workflows.
+    Metrics(remote::MetricsArgs),
     /// Records on a server: put, get, history.
     #[command(subcommand)]
     Records(remote::RecordsCommand),
@@ -224,6 +230,15 @@ pub fn run(cli: Cli) -> ExitCode {
             remote_call(
                 &cli.remote,
                 |c| async move { remote::alerts(&c, command).await },
+            )
+        }
+        Command::Incidents(command) => remote_call(&cli.remote, |c| async move {
+            remote::incidents(&c, command).await
+        }),
+        Command::Metrics(args) => {
+            remote_call(
+                &cli.remote,
+                |c| async move { remote::metrics(&c, args).await },
             )
         }
         Command::Holds(command) => {

@@ -20,6 +20,7 @@ mod clock;
 mod driver;
 mod health;
 mod holds;
+mod incidents;
 mod jobs;
 mod ops;
 mod policy;
@@ -45,6 +46,7 @@ use crate::store::{Store, StoreError};
 use catalog::Catalog;
 
 pub use clock::TokioClock;
+pub use incidents::IncidentReplayed;
 pub use ops::{LoadReport, Watched};
 
 /// What can go wrong in an engine call.

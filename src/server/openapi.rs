@@ -8,12 +8,12 @@ use utoipa::{Modify, OpenApi};
 
 use super::AppState;
 use super::error::ApiJson;
-use super::routes::{admin, alerts, dlq, holds, hooks, records, runs, workflows};
+use super::routes::{admin, alerts, dlq, holds, hooks, incidents, records, runs, workflows};
 use super::{stream, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "ACP, the Automation Control Plane", description = "Runs, dead letters, workflows, records, health and the event stream."),
+    info(title = "ACP, the Automation Control Plane", description = "Runs, dead letters, workflows, records, health, incidents and the event stream."),
     paths(
         workflows::list, workflows::one, workflows::versions, workflows::version, workflows::diff,
         workflows::put_draft, workflows::validate, workflows::publish, workflows::rollback,
@@ -25,6 +25,7 @@ use super::{stream, webhooks};
         alerts::list, alerts::one, alerts::ack, alerts::silence, alerts::rules, alerts::put_rule,
         alerts::delete_rule, alerts::notifications,
         holds::list, holds::create, holds::release,
+        incidents::list, incidents::one, incidents::replay, incidents::summary,
         hooks::receive, stream::upgrade,
         webhooks::list, webhooks::create, webhooks::remove, webhooks::deliveries,
     ),

@@ -161,7 +161,8 @@ pub struct IncidentDetail {
 
 /// `GET /incidents?state=&workflow=&team=`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
 pub struct IncidentQuery {
     #[serde(default)]
     pub state: Option<IncidentState>,
@@ -176,7 +177,8 @@ pub struct IncidentQuery {
 
 /// `GET /metrics/summary?window=7d&team=`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "server", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
+#[serde(deny_unknown_fields)]
 pub struct SummaryQuery {
     /// `7d` (default) or `30d`, or any duration of at least an hour.
     #[serde(default)]
@@ -237,4 +239,23 @@ pub struct SummaryReport {
     #[serde(flatten)]
     pub totals: MetricsSummary,
     pub per_workflow: Vec<WorkflowSummary>,
+}
+
+/// `POST /incidents/{id}/replay`: replay the incident's open dead letters, through the same
+/// preview (`dry_run`) and replay job as `POST /dlq/replay`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IncidentReplay {
+    #[serde(default)]
+    pub version: super::ReplayOn,
+    /// Only answer what would happen.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Replayed runs start at most this fast (default 10 per second).
+    #[serde(default)]
+    pub rate: Option<super::ReplayRate>,
+    /// Also replay entries that failed permanently and would run the very same version again.
+    #[serde(default)]
+    pub include_permanent: bool,
 }

@@ -168,7 +168,7 @@ pub async fn dlq(c: &Client, command: DlqCommand) -> anyhow::Result<()> {
     }
 }
 
-fn parse_rate(text: &str) -> Result<ReplayRate, String> {
+pub(super) fn parse_rate(text: &str) -> Result<ReplayRate, String> {
     Ok(match text.trim().parse::<f64>() {
         Ok(n) => ReplayRate::PerSecond(n),
         Err(_) => ReplayRate::Text(text.trim().to_owned()),
@@ -177,7 +177,7 @@ fn parse_rate(text: &str) -> Result<ReplayRate, String> {
 
 /// Follows a replay job to its end with a progress bar (runs started of the total, and how
 /// many ended); Ctrl-C cancels what has not started.
-async fn follow(c: &Client, job: JobView) -> anyhow::Result<()> {
+pub(super) async fn follow(c: &Client, job: JobView) -> anyhow::Result<()> {
     use indicatif::{ProgressBar, ProgressStyle};
     let bar = if c.json {
         ProgressBar::hidden()
@@ -229,7 +229,7 @@ async fn follow(c: &Client, job: JobView) -> anyhow::Result<()> {
 
 /// Asks on the terminal before replaying `count` entries; without a terminal only `--yes`
 /// goes ahead.
-fn confirm(count: usize, yes: bool) -> anyhow::Result<bool> {
+pub(super) fn confirm(count: usize, yes: bool) -> anyhow::Result<bool> {
     use std::io::{BufRead, IsTerminal, Write};
     if yes {
         return Ok(true);
@@ -250,7 +250,16 @@ fn confirm(count: usize, yes: bool) -> anyhow::Result<bool> {
 
 /// Sends a bulk replay's dry run, prints the plan and answers it.
 async fn bulk(c: &Client, request: &BulkReplay) -> anyhow::Result<ReplayPlan> {
-    let plan: ReplayPlan = c.post("/dlq/replay", request).await?;
+    preview(c, "/dlq/replay", request).await
+}
+
+/// Sends a replay's dry run to `path`, prints the plan and answers it.
+pub(super) async fn preview(
+    c: &Client,
+    path: &str,
+    request: &impl serde::Serialize,
+) -> anyhow::Result<ReplayPlan> {
+    let plan: ReplayPlan = c.post(path, request).await?;
     if c.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(plan);

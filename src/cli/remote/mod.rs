@@ -3,6 +3,7 @@
 mod alerts;
 mod dlq;
 mod holds;
+mod incidents;
 mod records;
 mod runs;
 mod workflow;
@@ -10,6 +11,7 @@ mod workflow;
 pub use alerts::{AlertsCommand, alerts};
 pub use dlq::{DlqCommand, dlq};
 pub use holds::{HoldsCommand, holds};
+pub use incidents::{IncidentsCommand, MetricsArgs, incidents, metrics};
 pub use records::{RecordsCommand, records};
 pub use runs::{RunsCommand, runs};
 pub use workflow::{RemoteWorkflowCommand, workflow};

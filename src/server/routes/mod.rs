@@ -5,6 +5,7 @@ pub(crate) mod alerts;
 pub(crate) mod dlq;
 pub(crate) mod holds;
 pub(crate) mod hooks;
+pub(crate) mod incidents;
 pub(crate) mod records;
 pub(crate) mod runs;
 pub(crate) mod workflows;
@@ -25,6 +26,7 @@ pub fn api() -> Router<AppState> {
         .merge(admin::routes())
         .merge(alerts::routes())
         .merge(holds::routes())
+        .merge(incidents::routes())
         .merge(hooks::routes())
 }
 

@@ -386,6 +386,25 @@ pub fn detail(conn: &Connection, id: i64) -> Result<IncidentDetail> {
     })
 }
 
+/// The incident's open dead-letter entries, oldest first.
+pub fn dead_letters(conn: &Connection, id: i64) -> Result<Vec<i64>> {
+    let known: Option<i64> = conn
+        .prepare_cached("SELECT id FROM incidents WHERE id = ?")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    if known.is_none() {
+        return Err(StoreError::NotFound(format!("incident {id}")));
+    }
+    let ids = conn
+        .prepare_cached(
+            "SELECT dlq_id FROM incident_runs INDEXED BY incident_runs_open \
+             WHERE incident_id = ? AND dlq_open = 1 ORDER BY dlq_id",
+        )?
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ids)
+}
+
 /// The incidents whose runs `alert_id`'s notifications covered, newest first.
 pub fn of_alert(conn: &Connection, alert_id: i64) -> Result<Vec<IncidentView>> {
     let list = conn

@@ -462,6 +462,10 @@ impl IncidentStore for SqliteStore {
         self.read(move |c| incidents::detail(c, id)).await
     }
 
+    async fn incident_dead_letters(&self, id: i64) -> Result<Vec<i64>> {
+        self.read(move |c| incidents::dead_letters(c, id)).await
+    }
+
     async fn alert_incidents(&self, alert_id: i64) -> Result<Vec<IncidentView>> {
         self.read(move |c| incidents::of_alert(c, alert_id)).await
     }
