@@ -108,11 +108,13 @@ impl Runtime {
         if config.retention.is_some() {
             loops.push(retention.clone());
         }
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         let state = AppState::new(
             self.engine.clone(),
             self.store.clone(),
             config,
             loops.clone(),
+            metrics.clone(),
             shutdown.clone(),
         );
         let config = state.config.clone();
@@ -148,6 +150,7 @@ impl Runtime {
                     store.clone(),
                     config.alerting.clone(),
                     pace,
+                    metrics.clone(),
                     delivery.heartbeat,
                     shutdown.clone(),
                 )),
@@ -157,6 +160,15 @@ impl Runtime {
                 tokio::spawn(crate::incidents::track(
                     store.clone(),
                     tracker.heartbeat,
+                    shutdown.clone(),
+                )),
+            ),
+            (
+                "metrics",
+                tokio::spawn(metrics.follow(
+                    self.engine.clone(),
+                    store.clone(),
+                    store.subscribe(),
                     shutdown.clone(),
                 )),
             ),

@@ -201,3 +201,167 @@ async fn an_incident_opens_groups_resolves_after_fix_and_replay_and_regresses() 
         .unwrap();
     assert_eq!(bad.status(), 422);
 }
+
+/// The value of the sample `metric` with `labels` (none when absent).
+fn sample(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    use prometheus_parse::Value;
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .find_map(|s| match &s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(*v),
+            Value::Histogram(buckets) => buckets.iter().map(|b| b.count).reduce(f64::max),
+            Value::Summary(_) => None,
+        })
+}
+
+async fn scrape(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+) -> prometheus_parse::Scrape {
+    let mut request = http.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let answer = request.send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let kind = answer.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    let text = answer.text().await.unwrap();
+    assert!(
+        !text.contains("run_id") && !text.contains("record"),
+        "no high-cardinality labels:\n{text}"
+    );
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
+}
+
+/// After a known workload the exposition, read by a real Prometheus text parser, counts what
+/// the API counts; the API port needs a token, the separate metrics listener does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_the_api_counts() {
+    let h = harness(&[ENRICH]).await;
+    let api = serve_api(&h).await;
+    h.world.script(
+        "/enrich",
+        vec![
+            failing(503, "lead 1 could not be enriched"),
+            failing(503, "lead 2 could not be enriched"),
+            failing(503, "lead 3 could not be enriched"),
+            Reply::ok(json!({})),
+        ],
+    );
+    assert_eq!(
+        run(&h, 5)
+            .await
+            .iter()
+            .filter(|s| **s == RunStatus::Failed)
+            .count(),
+        3
+    );
+    incidents_until(&api, |l| l.len() == 1 && l[0].count == 3).await;
+    let root = api.url.trim_end_matches("/api/v1").to_owned();
+    let refused = api
+        .http
+        .get(format!("{root}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open_url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    let app = acp::server::metrics_router(api.state.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    // The follower counts events as they commit: wait for the last run's end.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let metrics = scrape(&api.http, &format!("{root}/metrics"), Some(&api.viewer)).await;
+        let finished = ["succeeded", "failed"]
+            .iter()
+            .filter_map(|s| {
+                sample(
+                    &metrics,
+                    "acp_runs_finished_total",
+                    &[("workflow", "enrich"), ("status", s)],
+                )
+            })
+            .sum::<f64>();
+        if finished == 5.0 {
+            break metrics;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "runs finished: {finished}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let runs: Value = api.json("/runs?workflow=enrich", &api.viewer).await;
+    let listed = runs["items"].as_array().unwrap().len() as f64;
+    assert_eq!(
+        sample(
+            &metrics,
+            "acp_runs_started_total",
+            &[("workflow", "enrich"), ("trigger", "manual")]
+        ),
+        Some(listed)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "acp_runs_finished_total",
+            &[("workflow", "enrich"), ("status", "failed")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "acp_step_attempts_total",
+            &[
+                ("workflow", "enrich"),
+                ("step", "call"),
+                ("kind", "http"),
+                ("result", "failed")
+            ]
+        ),
+        Some(3.0)
+    );
+    let dlq: Value = api.json("/dlq?workflow=enrich", &api.viewer).await;
+    assert_eq!(
+        sample(&metrics, "acp_dlq_open", &[("workflow", "enrich")]),
+        Some(dlq["items"].as_array().unwrap().len() as f64)
+    );
+    assert_eq!(
+        sample(&metrics, "acp_incidents_open", &[("workflow", "enrich")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "acp_run_duration_seconds_count",
+            &[("workflow", "enrich")]
+        )
+        .or_else(|| sample(
+            &metrics,
+            "acp_run_duration_seconds",
+            &[("workflow", "enrich")]
+        )),
+        Some(5.0)
+    );
+    assert_eq!(sample(&metrics, "acp_runs_held", &[]), Some(0.0));
+    assert!(sample(&metrics, "acp_writer_commit_seconds", &[]).is_some_and(|s| s > 0.0));
+    let open = scrape(&api.http, &open_url, None).await;
+    assert_eq!(
+        sample(
+            &open,
+            "acp_runs_finished_total",
+            &[("workflow", "enrich"), ("status", "failed")]
+        ),
+        Some(3.0)
+    );
+}

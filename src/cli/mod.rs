@@ -107,6 +107,11 @@ pub struct ServeArgs {
     /// Address of the HTTP API.
     #[arg(long, default_value = "127.0.0.1:7700", env = "ACP_LISTEN")]
     listen: String,
+    /// Also serve the Prometheus metrics, without authentication, at `/metrics` on this
+    /// address (one only the monitoring network reaches). The API port serves them too, at
+    /// `/metrics` with a token.
+    #[arg(long, env = "ACP_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
     /// A folder of `*.ron` workflow files to load and publish at start.
     #[arg(long)]
     workflows: Option<PathBuf>,

@@ -48,6 +48,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
+    let metrics_listener = match &args.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("listening for metrics on {address}"))?,
+        ),
+        None => None,
+    };
     let _owner = own_database(&args.db)?;
     let url = format!(
         "{}&cache_mb={}",
@@ -109,7 +117,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }),
         ..ServerConfig::default()
     };
-    runtime.serve(listener, config);
+    let state = runtime.serve(listener, config);
+    if let Some(listener) = metrics_listener {
+        let address = listener.local_addr()?;
+        let shutdown = state.shutdown.clone();
+        let app = acp::server::metrics_router(state);
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::warn!("the metrics listener stopped: {e}");
+            }
+        });
+        tracing::info!("Prometheus metrics at http://{address}/metrics (no token)");
+    }
     tracing::info!(db = %args.db.display(), durability = ?args.durability, "ACP serving http://{address}/api/v1; Ctrl-C stops it");
     shutdown_signal().await;
     tracing::info!("shutting down: closing streams, finishing in-flight attempts");

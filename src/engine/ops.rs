@@ -153,6 +153,18 @@ impl Engine {
             .collect()
     }
 
+    /// The kind (`http`, `ai`, ...) of a step of a workflow's published version; `unknown`
+    /// when neither is published now.
+    pub fn step_kind(&self, workflow: &str, step: &str) -> &'static str {
+        self.inner
+            .catalog
+            .published()
+            .iter()
+            .find(|c| c.workflow.key() == workflow)
+            .and_then(|c| c.workflow.steps.iter().find(|s| s.id == step))
+            .map_or("unknown", |s| s.action.kind())
+    }
+
     /// Starts runs of a workflow's published version, one per payload.
     pub async fn start_runs(
         &self,

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::domain::clock::Heartbeat;
 use crate::domain::config::Policy;
 use crate::domain::retry::redelivery_delay;
+use crate::metrics::Metrics;
 use crate::store::{Attempt, NewMessage, Store, StoreError, Target, WebhookRow};
 use crate::wire::{Event, WebhookPayload};
 pub use send::Destination;
@@ -167,6 +168,7 @@ pub async fn deliver(
     store: Arc<dyn Store>,
     policy: Arc<Policy>,
     pace: Pace,
+    metrics: Arc<Metrics>,
     heartbeat: Arc<Heartbeat>,
     shutdown: CancellationToken,
 ) {
@@ -192,6 +194,7 @@ pub async fn deliver(
                         store: store.clone(),
                         http: http.clone(),
                         pace: pace.clone(),
+                        metrics: metrics.clone(),
                         target: target.clone(),
                         destination,
                     };
@@ -220,6 +223,7 @@ struct Queue {
     store: Arc<dyn Store>,
     http: reqwest::Client,
     pace: Pace,
+    metrics: Arc<Metrics>,
     target: Target,
     destination: Destination,
 }
@@ -288,6 +292,7 @@ impl Queue {
             self.troubled.store(true, Ordering::Relaxed);
             return false;
         }
+        self.metrics.delivery(&self.target, delivered);
         delivered
     }
 }

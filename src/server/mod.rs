@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -97,16 +98,19 @@ pub struct AppState {
     frames: tokio::sync::broadcast::Sender<Arc<stream::Frame>>,
     /// The background loops, for the health numbers.
     pub loops: Arc<[Loop]>,
+    /// What `GET /metrics` exposes.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
     /// What handlers see: `loops` are the runtime's background loops (for `GET /health`),
-    /// `shutdown` its shutdown.
+    /// `metrics` what `GET /metrics` exposes, `shutdown` its shutdown.
     pub fn new(
         engine: Engine,
         store: Arc<dyn Store>,
         config: ServerConfig,
         loops: Vec<Loop>,
+        metrics: Arc<crate::metrics::Metrics>,
         shutdown: CancellationToken,
     ) -> Self {
         let (frames, _) = tokio::sync::broadcast::channel(config.stream_buffer.max(1));
@@ -117,6 +121,7 @@ impl AppState {
             shutdown,
             frames,
             loops: loops.into(),
+            metrics,
         }
     }
 }
@@ -133,6 +138,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(openapi::routes())
                 .route_layer(axum::middleware::from_fn(error::no_unknown_query)),
         )
+        .route("/metrics", axum::routing::get(metrics_with_token))
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::no_method)
         .layer(DefaultBodyLimit::max(limit))
@@ -140,6 +146,44 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             routes::panicked,
         ))
+        .with_state(state)
+}
+
+/// `GET /metrics` on the API port: the Prometheus exposition, for any valid token.
+async fn metrics_with_token(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    _: auth::Caller,
+) -> Response {
+    exposition(&s).await
+}
+
+async fn exposition(s: &AppState) -> Response {
+    use axum::response::IntoResponse;
+    match s.metrics.render(s.store.as_ref()).await {
+        Ok(text) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                crate::metrics::exposition::CONTENT_TYPE,
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => error::ApiError::from(e).into_response(),
+    }
+}
+
+/// The metrics alone, without authentication, for a separate `--metrics-listen` address
+/// that only the monitoring network reaches: `GET /metrics`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(
+                |axum::extract::State(s): axum::extract::State<AppState>| async move {
+                    exposition(&s).await
+                },
+            ),
+        )
         .with_state(state)
 }
 

@@ -333,6 +333,8 @@ pub trait Store:
 {
     /// Finishes pending writes and releases the database (the store answers nothing after).
     fn close(&self);
+    /// How long the last write batch took to commit (none before the first).
+    fn last_commit(&self) -> Option<std::time::Duration>;
 }
 
 /// Incidents as the incident tracker keeps them. The tracker decides (see

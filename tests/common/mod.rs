@@ -330,6 +330,8 @@ pub struct Api {
     pub viewer: String,
     pub http: reqwest::Client,
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// What the handlers see (to serve more routers from it).
+    pub state: acp::server::AppState,
 }
 
 pub async fn serve_api(h: &Harness) -> Api {
@@ -379,7 +381,8 @@ pub async fn serve_api_with(
         ..ServerConfig::default()
     };
     tweak(&mut config);
-    let shutdown = h.runtime.serve(listener, config).shutdown;
+    let state = h.runtime.serve(listener, config);
+    let shutdown = state.shutdown.clone();
     let [admin, operator, viewer] = tokens.try_into().unwrap();
     Api {
         url,
@@ -388,6 +391,7 @@ pub async fn serve_api_with(
         viewer,
         http: reqwest::Client::new(),
         shutdown,
+        state,
     }
 }
 

@@ -67,6 +67,8 @@ pub struct SqliteStore {
     bus: broadcast::Sender<Arc<Event>>,
     /// Callers wait for their writes on a blocking-pool thread (see `store::open`'s `wait`).
     blocking_wait: bool,
+    /// How long the writer's last batch took to commit, in nanoseconds (0: none yet).
+    last_commit_ns: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl SqliteStore {
@@ -98,9 +100,11 @@ impl SqliteStore {
         let (jobs, queue) = mpsc::channel();
         let (bus, _) = broadcast::channel(bus_capacity.max(1));
         let publish = bus.clone();
+        let last_commit_ns = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let timing = last_commit_ns.clone();
         let writer = std::thread::Builder::new()
             .name("acp-store-writer".into())
-            .spawn(move || writer::run(conn, queue, publish, &wal))
+            .spawn(move || writer::run(conn, queue, publish, &wal, &timing))
             .map_err(|e| StoreError::Other(e.to_string()))?;
         Ok(Self {
             jobs: Mutex::new(Some(jobs)),
@@ -113,6 +117,7 @@ impl SqliteStore {
             }),
             bus,
             blocking_wait: false,
+            last_commit_ns,
         })
     }
 
@@ -201,6 +206,16 @@ impl Drop for SqliteStore {
 impl Store for SqliteStore {
     fn close(&self) {
         SqliteStore::close(self);
+    }
+
+    fn last_commit(&self) -> Option<std::time::Duration> {
+        match self
+            .last_commit_ns
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            0 => None,
+            ns => Some(std::time::Duration::from_nanos(ns)),
+        }
     }
 }
 

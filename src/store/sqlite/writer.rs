@@ -112,7 +112,8 @@ impl<T: Send, F: Fn(&mut Tx<'_>) -> Result<T> + Send> Job for Typed<T, F> {
     }
 }
 
-/// Runs until every sender is gone, then returns (after the last batch committed). Between
+/// Runs until every sender is gone, then returns (after the last batch committed), keeping
+/// how long each batch took to commit in `last_commit_ns`. Between
 /// batches, at most every 100 ms, it looks at the WAL (`wal`) and empties it once it passes
 /// half of [`WAL_LIMIT`]: only the writer has moments when no write is under way.
 pub fn run(
@@ -120,6 +121,7 @@ pub fn run(
     jobs: mpsc::Receiver<Box<dyn Job>>,
     bus: broadcast::Sender<Arc<Event>>,
     wal: &std::path::Path,
+    last_commit_ns: &std::sync::atomic::AtomicU64,
 ) {
     let mut looked = std::time::Instant::now();
     let mut next_seq: i64 = conn
@@ -135,7 +137,10 @@ pub fn run(
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let (committed, events, seq) = commit_batch(&conn, &mut batch, next_seq);
+        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        last_commit_ns.store(took.max(1), std::sync::atomic::Ordering::Relaxed);
         if committed.is_ok() {
             next_seq = seq;
             for event in events {
