@@ -432,6 +432,7 @@ async fn an_evaluator_that_stops_running_shows_in_health_and_on_the_stream() {
             ("alert evaluator", false),
             ("outbox dispatch", true),
             ("outbox delivery", true),
+            ("incident tracker", true),
             ("engine claims", true),
             ("lease heartbeat", true)
         ],

@@ -44,6 +44,7 @@ async fn every_loop_reports_its_heartbeat_and_one_stop_ends_everything() {
             "alert evaluator",
             "outbox dispatch",
             "outbox delivery",
+            "incident tracker",
             "engine claims",
             "lease heartbeat"
         ]

@@ -110,7 +110,7 @@ impl Client {
             Request::Health { team } => {
                 let mut path = "/health?window=1h&buckets=30".to_owned();
                 if let Some(team) = team {
-                    path.push_str(&format!("&team={team}"));
+                    path.push_str(&format!("&team={}", encoded(team)));
                 }
                 Reply::Health(Box::new(self.get::<Health>(&path).await?))
             }
@@ -203,6 +203,29 @@ impl Client {
                 Reply::Done(format!("{} entries discarded", ids.len()))
             }
             Request::Holds => Reply::Holds(Box::new(self.get("/holds").await?)),
+            Request::Incidents => Reply::Incidents(self.get("/incidents").await?),
+            Request::Incident(id) => {
+                Reply::Incident(Box::new(self.get(&format!("/incidents/{id}")).await?))
+            }
+            Request::ReplayIncident { id, request } if request.dry_run => {
+                let plan: ReplayPlan = self
+                    .post(&format!("/incidents/{id}/replay"), request)
+                    .await?;
+                Reply::Plan(Box::new(plan))
+            }
+            Request::ReplayIncident { id, request } => {
+                let job: JobView = self
+                    .post(&format!("/incidents/{id}/replay"), request)
+                    .await?;
+                Reply::Job(Box::new(job))
+            }
+            Request::Summary { team } => {
+                let mut path = "/metrics/summary?window=7d".to_owned();
+                if let Some(team) = team {
+                    path.push_str(&format!("&team={}", encoded(team)));
+                }
+                Reply::Summary(Box::new(self.get(&path).await?))
+            }
             Request::PlaceHold(request) => {
                 let hold: HoldView = self.post("/holds", request).await?;
                 let until = hold.until.map_or("until released".to_owned(), |u| {
@@ -428,6 +451,11 @@ fn retry_delays() -> impl Iterator<Item = Duration> {
         .with_jitter()
         .without_max_times()
         .build()
+}
+
+/// `text` as a query-string value.
+fn encoded(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 #[cfg(test)]

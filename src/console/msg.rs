@@ -5,8 +5,9 @@ use crossterm::event::KeyEvent;
 
 use crate::wire::{
     AlertView, AuditEntry, BulkReplay, Diff, DlqView, FieldChange, Health, HoldList, HoldRequest,
-    JobView, Me, Page, RecordView, ReplayPlan, RunDetail, RunView, StreamMessage, TestReport,
-    TestRequest, VersionView, WorkflowView,
+    IncidentDetail, IncidentReplay, IncidentView, JobView, Me, Page, RecordView, ReplayPlan,
+    RunDetail, RunView, StreamMessage, SummaryReport, TestReport, TestRequest, VersionView,
+    WorkflowView,
 };
 
 use super::state::Conn;
@@ -50,6 +51,18 @@ pub enum Request {
     /// A replay job's progress.
     Job(i64),
     Holds,
+    /// Incidents, active first.
+    Incidents,
+    Incident(i64),
+    /// An incident's open dead letters replayed; with `dry_run` only the plan, else a job.
+    ReplayIncident {
+        id: i64,
+        request: Box<IncidentReplay>,
+    },
+    /// The success metrics over 7 days, for a team or all.
+    Summary {
+        team: Option<String>,
+    },
     PlaceHold(Box<HoldRequest>),
     ReleaseHold(i64),
     ReplayEdited {
@@ -96,6 +109,9 @@ pub enum Reply {
     /// A replay job, started or as it is now.
     Job(Box<JobView>),
     Holds(Box<HoldList>),
+    Incidents(Vec<IncidentView>),
+    Incident(Box<IncidentDetail>),
+    Summary(Box<SummaryReport>),
     Triggers(Vec<RunView>),
     Test(Box<TestReport>),
     /// A change went through; what to tell the user.

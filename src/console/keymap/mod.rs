@@ -97,6 +97,7 @@ commands!(
     GoWorkflows => (false, "workflows"),
     GoAudit => (false, "audit log"),
     GoHolds => (false, "holds and maintenance windows"),
+    GoIncidents => (false, "incidents: failures grouped by signature"),
 );
 
 /// Where a binding applies; `Global` is looked up after the view's own context.
@@ -111,6 +112,7 @@ pub enum Context {
     Workflows,
     Audit,
     Holds,
+    Incidents,
 }
 
 impl Context {
@@ -126,10 +128,11 @@ impl Context {
             Self::Workflows => "workflows",
             Self::Audit => "audit",
             Self::Holds => "holds",
+            Self::Incidents => "incidents",
         }
     }
 
-    pub const ALL: [Context; 9] = [
+    pub const ALL: [Context; 10] = [
         Self::Global,
         Self::Runs,
         Self::Inspector,
@@ -139,6 +142,7 @@ impl Context {
         Self::Workflows,
         Self::Audit,
         Self::Holds,
+        Self::Incidents,
     ];
 }
 
@@ -189,6 +193,8 @@ struct KeymapDef {
     audit: Bindings,
     #[serde(default)]
     holds: Bindings,
+    #[serde(default)]
+    incidents: Bindings,
 }
 
 impl KeymapDef {
@@ -203,6 +209,7 @@ impl KeymapDef {
             Context::Workflows => &self.workflows,
             Context::Audit => &self.audit,
             Context::Holds => &self.holds,
+            Context::Incidents => &self.incidents,
         }
     }
 }

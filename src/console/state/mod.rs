@@ -7,8 +7,9 @@ mod tables;
 use std::collections::{BTreeSet, HashMap};
 
 use crate::wire::{
-    AlertView, AuditEntry, Diff, FieldChange, Health, HoldList, JobView, Me, RecordView, ReplayOn,
-    ReplayPlan, Role, RunStatus, TestInput, TestReport, TestVersion, VersionView, WorkflowView,
+    AlertView, AuditEntry, Diff, FieldChange, Health, HoldList, IncidentDetail, IncidentView,
+    JobView, Me, RecordView, ReplayOn, ReplayPlan, Role, RunStatus, SummaryReport, TestInput,
+    TestReport, TestVersion, VersionView, WorkflowView,
 };
 
 use super::keymap::{Context, Keymap};
@@ -78,6 +79,12 @@ pub enum View {
     },
     /// Holds and the maintenance windows (`:holds`).
     Holds,
+    /// Incidents, active first (`:incidents`).
+    Incidents,
+    /// One incident: its cause, history and runs.
+    Incident {
+        id: i64,
+    },
 }
 
 impl View {
@@ -94,6 +101,7 @@ impl View {
             }
             Self::Audit | Self::Record { .. } => Context::Audit,
             Self::Holds => Context::Holds,
+            Self::Incidents | Self::Incident { .. } => Context::Incidents,
         }
     }
 
@@ -112,6 +120,8 @@ impl View {
             Self::Audit => "audit".into(),
             Self::Record { id } => format!("record {id}"),
             Self::Holds => "holds".into(),
+            Self::Incidents => "incidents".into(),
+            Self::Incident { id } => format!("incident {id}"),
         }
     }
 }
@@ -142,9 +152,54 @@ pub enum Pending {
         dlq: i64,
         payload: serde_json::Value,
     },
+    /// Replay an incident's open dead letters (previewed first).
+    ReplayIncident {
+        id: i64,
+        version: ReplayOn,
+        include_permanent: bool,
+    },
 }
 
 impl Pending {
+    /// The replay options a preview can switch (`l`: version, `i`: permanent failures).
+    pub fn replay_options(&mut self) -> Option<(&mut ReplayOn, &mut bool)> {
+        match self {
+            Self::Replay {
+                version,
+                include_permanent,
+                ..
+            }
+            | Self::ReplayIncident {
+                version,
+                include_permanent,
+                ..
+            } => Some((version, include_permanent)),
+            _ => None,
+        }
+    }
+
+    /// The request a replay preview sends (`dry_run`) or its yes sends; none for changes
+    /// that are not replays.
+    pub fn replay_request(&self, dry_run: bool) -> Option<super::msg::Request> {
+        use super::msg::Request;
+        match self {
+            Self::ReplayIncident {
+                id,
+                version,
+                include_permanent,
+            } => Some(Request::ReplayIncident {
+                id: *id,
+                request: Box::new(crate::wire::IncidentReplay {
+                    version: *version,
+                    dry_run,
+                    rate: None,
+                    include_permanent: *include_permanent,
+                }),
+            }),
+            _ => self.bulk(dry_run).map(|b| Request::Replay(Box::new(b))),
+        }
+    }
+
     /// The bulk replay a [`Pending::Replay`] sends (`None` for other changes); `dry_run` asks
     /// only for the plan.
     pub fn bulk(&self, dry_run: bool) -> Option<crate::wire::BulkReplay> {
@@ -344,6 +399,13 @@ pub struct App {
     /// Holds, maintenance windows and the held count (`:holds`; the workflows screen reads
     /// which workflows are paused from it).
     pub holds: Listing<HoldList>,
+    /// Incidents, active first (`:incidents`).
+    pub incidents: Listing<Vec<IncidentView>>,
+    /// The incident opened from the list, and its selected run.
+    pub incident: Load<IncidentDetail>,
+    pub incident_selected: usize,
+    /// The success metrics over 7 days (the health screen's summary line).
+    pub summary: Load<SummaryReport>,
     /// Workflow key -> team, for events that carry no team.
     pub teams: HashMap<String, String>,
     /// Lists to reload on the next tick (stream events touched them).
@@ -405,6 +467,10 @@ impl App {
             toast: None,
             job: None,
             holds: Listing::default(),
+            incidents: Listing::default(),
+            incident: Load::Idle,
+            incident_selected: 0,
+            summary: Load::Idle,
             teams: HashMap::new(),
             stale: BTreeSet::new(),
             focus_alert: None,

@@ -107,6 +107,14 @@ fn tick(app: &mut App) -> Vec<Effect> {
             team: app.health_team.clone(),
         }));
     }
+    // Incidents change as the server's tracker folds the log in: their screens reload.
+    if app.conn == Conn::Live {
+        match app.view {
+            View::Incidents => effects.push(Effect::Request(Request::Incidents)),
+            View::Incident { id } => effects.push(Effect::Request(Request::Incident(id))),
+            _ => {}
+        }
+    }
     effects
 }
 
@@ -359,6 +367,32 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
                 };
             }
         }
+        Command::Rollback if incident_view(app) => {
+            let Some(incident) = current_incident(app) else {
+                return Vec::new();
+            };
+            let workflow = incident.signature.workflow.clone();
+            match incident.cause.as_ref() {
+                Some(cause) if cause.change == "published" && cause.version > 1 => {
+                    let version = cause.version - 1;
+                    app.overlay = Overlay::Confirm {
+                        question: format!(
+                            "Incident {} {}. Roll {workflow} back to version {version}?",
+                            incident.id,
+                            cause.sentence()
+                        ),
+                        then: Pending::Rollback { workflow, version },
+                    };
+                }
+                _ => {
+                    app.toast = Some((
+                        "this incident did not follow a publish: roll back from the versions (:wf, enter)"
+                            .into(),
+                        true,
+                    ));
+                }
+            }
+        }
         Command::Rollback => {
             if let Some((workflow, version)) = selected_version(app) {
                 app.overlay = Overlay::Confirm {
@@ -382,6 +416,7 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
         Command::GoWorkflows => return switch(app, View::Workflows),
         Command::GoAudit => return switch(app, View::Audit),
         Command::GoHolds => return switch(app, View::Holds),
+        Command::GoIncidents => return switch(app, View::Incidents),
         Command::Pause => {
             if let Some(workflow) = selected_workflow(app) {
                 match app.pause_of(&workflow) {
@@ -478,22 +513,25 @@ pub fn handles(app: &App, command: Command) -> bool {
     let inspector = matches!(view, View::Inspector { .. });
     match command {
         Quit | Help | CommandMode | Refresh | GoRuns | GoDlq | GoHealth | GoAlerts
-        | GoWorkflows | GoAudit | GoHolds => true,
+        | GoWorkflows | GoAudit | GoHolds | GoIncidents => true,
         Back => !app.history.is_empty(),
         Up | Down | PageUp | PageDown | Top | Bottom => *view != View::Health,
         Filter | ClearFilter => matches!(view, View::Runs | View::Dlq),
-        Open => matches!(
-            view,
-            View::Runs | View::Dlq | View::Alerts | View::Workflows | View::Record { .. }
-        ),
+        Open => {
+            matches!(
+                view,
+                View::Runs | View::Dlq | View::Alerts | View::Workflows | View::Record { .. }
+            ) || incident_view(app)
+        }
         Follow | SortNext => *view == View::Runs,
         NextPane | PrevPane => inspector || matches!(view, View::Test { .. }),
         Copy | Zoom | Trigger | ReplayedAs | ReplayOf | Search | NextMatch | PrevMatch => inspector,
         History | Retry | Rerun | Cancel => inspector || *view == View::Runs,
-        Mark | MarkRange | GroupNext | Replay | ReplayLatest | ReplayFiltered | EditPayload
-        | Discard => *view == View::Dlq,
+        Replay | ReplayLatest => *view == View::Dlq || incident_view(app),
+        Mark | MarkRange | GroupNext | ReplayFiltered | EditPayload | Discard => *view == View::Dlq,
         Ack => *view == View::Alerts,
-        Diff | Rollback => matches!(view, View::Versions { .. }),
+        Diff => matches!(view, View::Versions { .. }),
+        Rollback => matches!(view, View::Versions { .. }) || incident_view(app),
         Publish => matches!(
             view,
             View::Workflows | View::Versions { .. } | View::Test { .. }
@@ -591,10 +629,22 @@ pub(super) fn open_effects(app: &mut App) -> Vec<Effect> {
             Request::Run(*run)
         }
         View::Dlq => Request::Dlq,
-        View::Health => Request::Health {
-            team: app.health_team.clone(),
-        },
-        View::Alerts => Request::Alerts,
+        View::Health => {
+            return vec![
+                Effect::Request(Request::Health {
+                    team: app.health_team.clone(),
+                }),
+                Effect::Request(Request::Summary {
+                    team: app.health_team.clone(),
+                }),
+            ];
+        }
+        View::Alerts => {
+            return vec![
+                Effect::Request(Request::Alerts),
+                Effect::Request(Request::Incidents),
+            ];
+        }
         View::Workflows => {
             return vec![
                 Effect::Request(Request::Workflows),
@@ -602,6 +652,14 @@ pub(super) fn open_effects(app: &mut App) -> Vec<Effect> {
             ];
         }
         View::Holds => Request::Holds,
+        View::Incidents => Request::Incidents,
+        View::Incident { id } => {
+            if app.incident.get().is_none_or(|d| d.incident.id != *id) {
+                app.incident = Load::Loading;
+                app.incident_selected = 0;
+            }
+            Request::Incident(*id)
+        }
         View::Versions { workflow } => Request::Versions(workflow.clone()),
         View::Audit => Request::Audit { cursor: None },
         View::Record { id } => {
@@ -675,6 +733,21 @@ fn open(app: &mut App) -> Vec<Effect> {
                 None => Vec::new(),
             }
         }
+        View::Incidents => match current_incident(app).map(|i| i.id) {
+            Some(id) => go(app, View::Incident { id }),
+            None => Vec::new(),
+        },
+        View::Incident { .. } => {
+            let run = app
+                .incident
+                .get()
+                .and_then(|d| d.runs.get(app.incident_selected))
+                .map(|r| r.run_id);
+            match run {
+                Some(run) => go(app, View::Inspector { run }),
+                None => Vec::new(),
+            }
+        }
         _ => Vec::new(),
     }
 }
@@ -685,6 +758,29 @@ fn preview(app: &mut App, command: Command) -> Vec<Effect> {
         Command::ReplayLatest => ReplayOn::Latest,
         _ => ReplayOn::Same,
     };
+    if incident_view(app) {
+        let Some(incident) = current_incident(app) else {
+            return Vec::new();
+        };
+        if incident.open_dead_letters == 0 {
+            app.toast = Some((
+                format!("incident {} has no open dead letter to replay", incident.id),
+                true,
+            ));
+            return Vec::new();
+        }
+        let then = Pending::ReplayIncident {
+            id: incident.id,
+            version,
+            include_permanent: false,
+        };
+        let request = then.replay_request(true);
+        app.overlay = Overlay::Preview {
+            plan: Load::Loading,
+            then,
+        };
+        return request.map(Effect::Request).into_iter().collect();
+    }
     let (ids, filter) = match command {
         Command::ReplayFiltered => (Vec::new(), Some(app.dlq.filter.query())),
         _ => (app.dlq.targets(), None),
@@ -722,6 +818,9 @@ pub(super) fn confirmed(then: Pending) -> Request {
             Request::Replay(Box::new(then.bulk(false).unwrap_or_default()))
         }
         Pending::ReplayEdited { dlq, payload } => Request::ReplayEdited { dlq, payload },
+        then @ Pending::ReplayIncident { .. } => {
+            then.replay_request(false).unwrap_or(Request::Incidents)
+        }
     }
 }
 
@@ -755,6 +854,14 @@ pub(super) fn move_by(app: &mut App, delta: i64) {
         View::Holds => (
             &mut app.holds.selected,
             app.holds.items.get().map_or(0, |h| h.holds.len()),
+        ),
+        View::Incidents => (
+            &mut app.incidents.selected,
+            app.incidents.items.get().map_or(0, Vec::len),
+        ),
+        View::Incident { .. } => (
+            &mut app.incident_selected,
+            app.incident.get().map_or(0, |d| d.runs.len()),
         ),
         View::Record { .. } => (
             &mut app.record_selected,
@@ -862,6 +969,23 @@ fn current_run(app: &App) -> Option<&RunView> {
         View::Inspector { .. } => app.inspector.detail.get().map(|d| &d.run),
         View::Runs => app.runs.selected_run(),
         _ => None,
+    }
+}
+
+/// True on the incidents list or one incident.
+fn incident_view(app: &App) -> bool {
+    matches!(app.view, View::Incidents | View::Incident { .. })
+}
+
+/// The incident selected in the list, or the one open.
+fn current_incident(app: &App) -> Option<&crate::wire::IncidentView> {
+    match app.view {
+        View::Incident { id } => app
+            .incident
+            .get()
+            .map(|d| &d.incident)
+            .filter(|i| i.id == id),
+        _ => app.incidents.items.get()?.get(app.incidents.selected),
     }
 }
 

@@ -160,12 +160,7 @@ pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             // Switch between the failed runs' own versions and the latest published one, or
             // take in the permanent failures held back.
             KeyCode::Char(c @ ('l' | 'i')) => {
-                let Pending::Replay {
-                    version,
-                    include_permanent,
-                    ..
-                } = then
-                else {
+                let Some((version, include_permanent)) = then.replay_options() else {
                     return Vec::new();
                 };
                 if c == 'l' {
@@ -177,8 +172,8 @@ pub(super) fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
                     *include_permanent = !*include_permanent;
                 }
                 *plan = Load::Loading;
-                then.bulk(true)
-                    .map(|b| Effect::Request(Request::Replay(Box::new(b))))
+                then.replay_request(true)
+                    .map(Effect::Request)
                     .into_iter()
                     .collect()
             }
@@ -307,7 +302,9 @@ fn apply_filter(app: &mut App) {
 const INCIDENT: &str = "About a minute in, the sandbox's enrichment API starts answering 503 (now and then 429) to most calls: \
 lead_routing retries, then dead-letters, and the failure_rate alert fires (its notification is in the sandbox's \
 Slack-like sink). Half a minute later a bad big_deal_alert version goes out: every big deal fails on a template \
-error.\n\nTriage: 4 (alerts), enter (the failed runs), enter (the failing step and its error).\n\nFix: :fix (the \
+error.\n\nTriage: 4 (alerts), enter (the failed runs), enter (the failing step and its error). 8 (incidents) \
+groups the failures by signature, each with its count, first and last seen, and the publish it followed; enter \
+lists its runs, p replays its dead letters through the preview, B rolls back the version it followed.\n\nFix: :fix (the \
 enrichment API recovers); 5, select big_deal_alert, enter, select the previous version, B, y (roll back); 2 \
 (dead letters), A, l (on the latest version), check the preview (entries by error; permanent failures that would \
 fail the same way again, like the invalid e-mail addresses, are held back: i takes them in, D discards them), y (replay the rest). \
@@ -323,8 +320,19 @@ shell or CI: acp workflow test FILE --recent 20 --compare published (exits 1).";
 
 /// The `:` commands, for completion.
 pub const COMMANDS: &[&str] = &[
-    "incident", "fix", "runs", "dlq", "health", "alerts", "wf", "audit", "holds", "run ",
-    "record ", "quit",
+    "incident",
+    "incidents",
+    "fix",
+    "runs",
+    "dlq",
+    "health",
+    "alerts",
+    "wf",
+    "audit",
+    "holds",
+    "run ",
+    "record ",
+    "quit",
 ];
 
 fn complete(text: &str) -> Option<&'static str> {
@@ -433,6 +441,12 @@ pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
         ("wf" | "workflows" | "w", _) => View::Workflows,
         ("audit", _) => View::Audit,
         ("holds", _) => View::Holds,
+        ("incidents", _) => View::Incidents,
+        ("incident", Some(id)) if words.clone().next().is_none() && positive(id) => {
+            View::Incident {
+                id: id.parse().unwrap_or(0),
+            }
+        }
         ("run", Some(id)) if words.clone().next().is_none() && positive(id) => View::Inspector {
             run: id.parse().unwrap_or(0),
         },
@@ -449,6 +463,7 @@ pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
             };
             return Vec::new();
         }
+        ("incident", None) => View::Incidents,
         ("fix", _) => match app.sandbox.clone() {
             Some(sandbox) => return vec![Effect::Request(Request::FixSandbox(sandbox))],
             None => {
@@ -461,7 +476,7 @@ pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
             return Vec::new();
         }
         ("", _) => return Vec::new(),
-        (command @ ("run" | "record"), id) => {
+        (command @ ("run" | "record" | "incident"), id) => {
             let what = match (id, words.next()) {
                 (Some(_), Some(extra)) => format!("`:{command}` takes one id, not `{extra}` too"),
                 (Some(id), None) => {
@@ -480,7 +495,7 @@ pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
             };
             app.toast = Some((
                 format!(
-                    "unknown command `{other}`; the commands: :runs :dlq :health [TEAM] :alerts :wf :audit :holds :run ID :record ID{demo} :quit (? lists them)"
+                    "unknown command `{other}`; the commands: :runs :dlq :health [TEAM] :alerts :wf :audit :holds :incidents :incident ID :run ID :record ID{demo} :quit (? lists them)"
                 ),
                 true,
             ));

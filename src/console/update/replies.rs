@@ -175,6 +175,20 @@ pub(super) fn replied(
             app.stale.insert("dlq");
             app.job = Some(*job);
         }
+        Reply::Incidents(list) => app.incidents.replace(list, |i| i.id),
+        Reply::Incident(detail) => {
+            if app.view
+                == (View::Incident {
+                    id: detail.incident.id,
+                })
+            {
+                app.incident_selected = app
+                    .incident_selected
+                    .min(detail.runs.len().saturating_sub(1));
+                app.incident = Load::Loaded(*detail);
+            }
+        }
+        Reply::Summary(summary) => app.summary = Load::Loaded(*summary),
         Reply::Holds(holds) => {
             app.holds.selected = app.holds.selected.min(holds.holds.len().saturating_sub(1));
             app.holds.items = Load::Loaded(*holds);
@@ -226,11 +240,19 @@ fn failed(app: &mut App, request: &Request, failure: CallError) -> Vec<Effect> {
         Request::Diff { .. } => keep(&mut app.diff, &error),
         Request::Audit { .. } => keep(&mut app.audit.items, &error),
         Request::Holds => keep(&mut app.holds.items, &error),
+        Request::Incidents => keep(&mut app.incidents.items, &error),
+        Request::Incident(_) => keep(&mut app.incident, &error),
+        Request::Summary { .. } => keep(&mut app.summary, &error),
         Request::Record(_) => keep(&mut app.record, &error),
         Request::Test { .. } => app.test.report = Load::Failed(error.clone()),
         Request::Triggers(_) => {
             if let Overlay::Picker(picker) = &mut app.overlay {
                 picker.runs = Load::Failed(error.clone());
+            }
+        }
+        Request::ReplayIncident { request, .. } if request.dry_run => {
+            if let Overlay::Preview { plan, .. } = &mut app.overlay {
+                *plan = Load::Failed(error.clone());
             }
         }
         Request::Replay(b) if b.dry_run => {

@@ -301,9 +301,14 @@ fn command_mode_completes_and_switches_views() {
     let effects = keys(&mut app, ": health <space> revops <enter>");
     assert_eq!(
         requests(&effects),
-        [&Request::Health {
-            team: Some("revops".into())
-        }]
+        [
+            &Request::Health {
+                team: Some("revops".into())
+            },
+            &Request::Summary {
+                team: Some("revops".into())
+            }
+        ]
     );
     keys(&mut app, ": record <space> 12 <enter>");
     assert_eq!(app.view, View::Record { id: 12 });
@@ -1146,4 +1151,176 @@ fn workflows_pause_and_resume_and_holds_are_placed_and_released() {
         "{:?}",
         operator.toast
     );
+}
+
+fn incident(
+    id: i64,
+    cause_version: Option<i64>,
+    open_dead_letters: i64,
+) -> crate::wire::IncidentView {
+    use crate::wire::{IncidentCause, IncidentState, IncidentView, SignatureView};
+    IncidentView {
+        id,
+        signature: SignatureView {
+            key: format!("v1:{id}"),
+            version: 1,
+            workflow: "lead_routing".into(),
+            step: "enrich".into(),
+            class: ErrorClass::Transient,
+            host: None,
+            message: "HTTP 503".into(),
+        },
+        team: "revops".into(),
+        state: IncidentState::Open,
+        count: 3,
+        first_seen: chrono::Utc::now(),
+        last_seen: chrono::Utc::now(),
+        opened_at: chrono::Utc::now(),
+        resolved_at: None,
+        example: "HTTP 503".into(),
+        open_dead_letters,
+        records: 0,
+        versions: vec![4],
+        cause: cause_version.map(|version| IncidentCause {
+            change: "published".into(),
+            version,
+            actor: "ana".into(),
+            at: chrono::Utc::now(),
+            after_s: 120,
+        }),
+        held: Vec::new(),
+    }
+}
+
+fn incidents_reply(list: Vec<crate::wire::IncidentView>) -> Msg {
+    Msg::Reply(Request::Incidents, Box::new(Ok(Reply::Incidents(list))))
+}
+
+/// `8` lists incidents, enter opens one and its run, `p` previews the replay of its dead
+/// letters and `y` starts it; `B` offers the rollback of the version it followed (admins).
+#[test]
+fn incidents_open_replay_through_the_preview_and_roll_back_their_cause() {
+    use crate::wire::{IncidentReplay, ReplayOn};
+    let mut app = app(Role::Operator);
+    let effects = keys(&mut app, "8");
+    assert_eq!(app.view, View::Incidents);
+    assert_eq!(requests(&effects), [&Request::Incidents]);
+    update(
+        &mut app,
+        incidents_reply(vec![incident(7, Some(4), 2), incident(5, None, 0)]),
+    );
+    let effects = keys(&mut app, "p");
+    assert_eq!(
+        requests(&effects),
+        [&Request::ReplayIncident {
+            id: 7,
+            request: Box::new(IncidentReplay {
+                dry_run: true,
+                ..IncidentReplay::default()
+            })
+        }]
+    );
+    let effects = keys(&mut app, "l");
+    assert_eq!(
+        requests(&effects),
+        [&Request::ReplayIncident {
+            id: 7,
+            request: Box::new(IncidentReplay {
+                dry_run: true,
+                version: ReplayOn::Latest,
+                ..IncidentReplay::default()
+            })
+        }],
+        "l switches the preview to the latest version"
+    );
+    update(
+        &mut app,
+        Msg::Reply(
+            Request::Incidents,
+            Box::new(Ok(Reply::Plan(Box::new(crate::wire::ReplayPlan {
+                count: 2,
+                workflows: vec!["lead_routing".into()],
+                records: Vec::new(),
+                external_steps: Vec::new(),
+                runs: Vec::new(),
+                groups: Vec::new(),
+                held_back: 0,
+            })))),
+        ),
+    );
+    let effects = keys(&mut app, "y");
+    assert_eq!(
+        requests(&effects),
+        [&Request::ReplayIncident {
+            id: 7,
+            request: Box::new(IncidentReplay {
+                version: ReplayOn::Latest,
+                ..IncidentReplay::default()
+            })
+        }]
+    );
+    // The second one has nothing to replay and followed no publish.
+    keys(&mut app, "j p");
+    assert!(
+        app.toast
+            .as_ref()
+            .unwrap()
+            .0
+            .contains("no open dead letter")
+    );
+    keys(&mut app, "B");
+    assert!(
+        app.toast.as_ref().unwrap().0.contains("admin"),
+        "operators cannot roll back"
+    );
+    let mut admin = self::app(Role::Admin);
+    keys(&mut admin, "8");
+    update(&mut admin, incidents_reply(vec![incident(7, Some(4), 2)]));
+    keys(&mut admin, "B");
+    let Overlay::Confirm { question, then } = &admin.overlay else {
+        panic!("a confirmation: {:?}", admin.overlay);
+    };
+    assert!(
+        question.contains("began 2 minutes after version 4 was published by ana"),
+        "{question}"
+    );
+    assert_eq!(
+        then,
+        &Pending::Rollback {
+            workflow: "lead_routing".into(),
+            version: 3
+        }
+    );
+    // enter opens the incident, enter on a run opens the run.
+    admin.overlay = Overlay::None;
+    let effects = keys(&mut admin, "<enter>");
+    assert_eq!(admin.view, View::Incident { id: 7 });
+    assert_eq!(requests(&effects), [&Request::Incident(7)]);
+    let detail = crate::wire::IncidentDetail {
+        incident: incident(7, Some(4), 2),
+        runs: vec![crate::wire::IncidentRun {
+            run_id: 12,
+            version: 4,
+            record_id: None,
+            at: chrono::Utc::now(),
+            dlq_id: Some(3),
+            dlq_open: true,
+        }],
+        record_ids: Vec::new(),
+        history: Vec::new(),
+        alerts: Vec::new(),
+    };
+    update(
+        &mut admin,
+        Msg::Reply(
+            Request::Incident(7),
+            Box::new(Ok(Reply::Incident(Box::new(detail)))),
+        ),
+    );
+    keys(&mut admin, "<enter>");
+    assert_eq!(admin.view, View::Inspector { run: 12 });
+    keys(&mut admin, ": incident <space> 7 <enter>");
+    assert_eq!(admin.view, View::Incident { id: 7 });
+    keys(&mut admin, ": incidents <enter>");
+    assert_eq!(admin.view, View::Incidents);
 }

@@ -11,17 +11,53 @@ use super::super::theme::Theme;
 use super::table::{Columns, col, framed, list, loading, number_width};
 use super::{ago, short_duration};
 
+/// The success metrics over 7 days: runs per week, MTTR and MTTA (median and p90), the
+/// healthy share of workflows.
+fn success_metrics<'a>(app: &App, theme: &Theme) -> Line<'a> {
+    let Some(summary) = app.summary.get() else {
+        return Line::styled(" 7 days: loading…", theme.dim);
+    };
+    let t = &summary.totals;
+    let secs = |s: Option<f64>| s.map_or("-".to_owned(), |s| short_duration((s * 1000.0) as i64));
+    Line::from(vec![
+        Span::styled(" 7d: ", theme.header),
+        Span::styled(format!("{:.0} runs/wk · ", t.runs_per_week), theme.text),
+        Span::styled(
+            format!(
+                "MTTR {} p90 {} · MTTA {} · ",
+                secs(t.mttr_p50_s),
+                secs(t.mttr_p90_s),
+                secs(t.mtta_p50_s)
+            ),
+            theme.text,
+        ),
+        Span::styled(
+            format!(
+                "healthy {}/{} {:.0}%",
+                t.healthy_workflows, t.workflows, t.healthy_pct
+            ),
+            if t.healthy_workflows < t.workflows {
+                theme.alert_firing
+            } else {
+                theme.conn_live
+            },
+        ),
+    ])
+}
+
 pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some(health) = app.health.get() else {
         return loading(frame, area, "Health", &app.health, theme);
     };
     let reasons_height = (health.failure_reasons.len().min(6) + 3) as u16;
-    let [control, workflows, reasons] = Layout::vertical([
+    let [control, metrics, workflows, reasons] = Layout::vertical([
+        Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Min(4),
         Constraint::Length(reasons_height),
     ])
     .areas(area);
+    frame.render_widget(success_metrics(app, theme), metrics);
     let evaluator = if health.control.evaluator_healthy {
         Span::styled("evaluator ok", theme.conn_live)
     } else {

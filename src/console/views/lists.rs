@@ -208,11 +208,35 @@ fn alert_detail(
             Span::styled(top, theme.error),
         ]));
     }
-    let open = app
-        .keymap
-        .chord_for(app.view.context(), crate::console::keymap::Command::Open)
-        .map(|c| format!("{c}: its failed runs"))
-        .unwrap_or_default();
+    // The incident of its workflow that failed while it was open.
+    let incident = app.incidents.items.get().into_iter().flatten().find(|i| {
+        i.signature.workflow == a.workflow
+            && i.last_seen >= a.opened_at
+            && a.resolved_at.is_none_or(|r| i.first_seen <= r)
+    });
+    if let Some(i) = incident {
+        let followed = i
+            .cause
+            .as_ref()
+            .map(|c| format!(" after v{}", c.version))
+            .unwrap_or_default();
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!("incident {} {}{followed}: ", i.id, i.state),
+                theme.header,
+            ),
+            Span::styled(format!("{}× {}", i.count, i.signature.message), theme.text),
+        ]));
+    }
+    let chord = |command| app.keymap.chord_for(app.view.context(), command);
+    let open = [
+        chord(crate::console::keymap::Command::Open).map(|c| format!("{c}: its failed runs")),
+        chord(crate::console::keymap::Command::GoIncidents).map(|c| format!("{c}: incidents")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" · ");
     lines.push(Line::styled(open, theme.key_hint));
     frame.render_widget(
         Paragraph::new(lines)

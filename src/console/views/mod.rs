@@ -5,6 +5,7 @@
 mod audit;
 mod health;
 mod holds;
+mod incidents;
 mod inspector;
 mod lists;
 mod overlays;
@@ -83,6 +84,8 @@ fn draw_screen(frame: &mut Frame<'_>, app: &App, theme: &Theme) {
         View::Audit => audit::audit(frame, body, app, theme),
         View::Record { .. } => audit::record(frame, body, app, theme),
         View::Holds => holds::holds(frame, body, app, theme),
+        View::Incidents => incidents::incidents(frame, body, app, theme),
+        View::Incident { .. } => incidents::incident(frame, body, app, theme),
     }
     if let Some((_, is_error)) = &app.toast {
         let style = if *is_error { theme.error } else { theme.text };

@@ -303,9 +303,107 @@ fn app() -> App {
             ai_policy_id: Some("lead-scoring-v2".into()),
         }],
     ));
+    app.incidents.items = Load::Loaded(incidents_sample());
+    app.summary = Load::Loaded(crate::wire::SummaryReport {
+        since: at(-10_080),
+        until: at(0),
+        totals: crate::wire::MetricsSummary {
+            runs: 1_240,
+            runs_per_week: 1_240.0,
+            mttr_p50_s: Some(1_200.0),
+            mttr_p90_s: Some(5_400.0),
+            run_mttr_p50_s: Some(900.0),
+            run_mttr_p90_s: Some(3_600.0),
+            mtta_p50_s: Some(180.0),
+            mtta_p90_s: Some(600.0),
+            unnotified_rate: 0.0,
+            healthy_workflows: 2,
+            workflows: 3,
+            healthy_pct: 66.7,
+        },
+        per_workflow: Vec::new(),
+    });
     app.runs.changed = true;
     app.refresh_lists();
     app
+}
+
+/// Two incidents: an open one that followed a publish, with a held host, and a resolved one.
+fn incidents_sample() -> Vec<crate::wire::IncidentView> {
+    use crate::wire::{ErrorClass, IncidentCause, IncidentState, IncidentView, SignatureView};
+    let incident = |id, workflow: &str, state, count, message: &str| IncidentView {
+        id,
+        signature: SignatureView {
+            key: format!("v1:{id:016x}"),
+            version: 1,
+            workflow: workflow.into(),
+            step: "enrich".into(),
+            class: ErrorClass::Transient,
+            host: Some("api.clearbit.test".into()),
+            message: message.into(),
+        },
+        team: "revops".into(),
+        state,
+        count,
+        first_seen: at(2),
+        last_seen: at(9),
+        opened_at: at(2),
+        resolved_at: None,
+        example: message.replace('#', "1841"),
+        open_dead_letters: count / 2,
+        records: count - 1,
+        versions: vec![3, 4],
+        cause: None,
+        held: Vec::new(),
+    };
+    let mut open = incident(
+        7,
+        "lead_routing",
+        IncidentState::Open,
+        12,
+        "HTTP 503 from enrichment for lead #",
+    );
+    open.cause = Some(IncidentCause {
+        change: "published".into(),
+        version: 4,
+        actor: "ana".into(),
+        at: at(-2),
+        after_s: 240,
+    });
+    open.held = vec!["host:api.clearbit.test is held: vendor outage".into()];
+    let mut resolved = incident(
+        5,
+        "big_deal_alert",
+        IncidentState::Resolved,
+        3,
+        "template error: owner_email is undefined",
+    );
+    resolved.resolved_at = Some(at(8));
+    vec![open, resolved]
+}
+
+fn incident_sample() -> crate::wire::IncidentDetail {
+    use crate::wire::{IncidentDetail, IncidentRun, IncidentState, IncidentTransition};
+    let incident = incidents_sample().remove(0);
+    IncidentDetail {
+        runs: (0..4)
+            .map(|i| IncidentRun {
+                run_id: 90 - i,
+                version: 4,
+                record_id: Some(40 + i),
+                at: at(9 - i),
+                dlq_id: Some(30 - i),
+                dlq_open: i % 2 == 0,
+            })
+            .collect(),
+        record_ids: vec![40, 41, 42, 43],
+        history: vec![IncidentTransition {
+            state: IncidentState::Open,
+            at: incident.opened_at,
+        }],
+        alerts: vec![4],
+        incident,
+    }
 }
 
 /// A screen to snapshot: its name and how to get there from [`app`].
@@ -515,6 +613,11 @@ fn screens() -> Vec<Screen> {
                     Some("api.attio.com asked to wait until 10:02:03Z (429)".into());
                 detail.run.next_attempt_at = Some(at(59));
             }
+        }),
+        ("incidents", |app| at_view(app, View::Incidents)),
+        ("incident", |app| {
+            app.incident = Load::Loaded(incident_sample());
+            at_view(app, View::Incident { id: 7 });
         }),
         ("health", |app| at_view(app, View::Health)),
         ("health_stalled", |app| {
