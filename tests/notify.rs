@@ -218,6 +218,16 @@ fn firing(changed: &[AlertView]) -> &AlertView {
 async fn every_channel_gets_a_readable_notification_and_no_failure_goes_unnotified() {
     let (h, api, sinks, ev) = setup().await;
     fail_runs(&h, 3).await;
+    // The incident tracker folds the failures in as they commit; the message names it.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    let incident = loop {
+        let list: Vec<acp::wire::IncidentView> = get(&api, "/incidents").await;
+        if let Some(i) = list.into_iter().find(|i| i.count == 3) {
+            break i;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no incident");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     let alert = firing(&ev.evaluate_at(Utc::now()).await.unwrap()).clone();
     until("slack, webhook and email", || {
         sinks.slack.bodies().len() == 1
@@ -246,7 +256,15 @@ async fn every_channel_gets_a_readable_notification_and_no_failure_goes_unnotifi
         "top error: {}",
         blocks[3]
     );
-    let links = blocks[4]["elements"][0]["text"].as_str().unwrap();
+    let incidents = blocks[4]["text"]["text"].as_str().unwrap();
+    assert!(
+        incidents.starts_with(&format!(
+            "*Incidents*\nIncident {} (open): 3× HTTP 422",
+            incident.id
+        )) && incidents.contains("after version 1 was published by"),
+        "{incidents}"
+    );
+    let links = blocks[5]["elements"][0]["text"].as_str().unwrap();
     assert!(
         links.contains("https://acp.example.com/api/v1/runs?workflow=fail&status=failed&since=")
             && links.contains(&format!(
@@ -283,6 +301,14 @@ async fn every_channel_gets_a_readable_notification_and_no_failure_goes_unnotifi
     );
     assert!(mail.contains("To: oncall@example.com"), "{mail}");
     assert!(mail.contains("New failures: 3"), "{mail}");
+    assert!(
+        mail.contains(&format!(
+            "Incident {} (open): 3=C3=97 HTTP 422",
+            incident.id
+        )) || mail.contains(&format!("Incident {} (open): 3× HTTP 422", incident.id)),
+        "the email names the incident: {mail}"
+    );
+    assert_eq!(body["incidents"][0]["id"], incident.id);
 
     // The link in the message works: it lists exactly the failed runs.
     let path = body["links"]["runs"]

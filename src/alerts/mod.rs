@@ -25,7 +25,7 @@ use crate::domain::rollup::{Bucket, spans};
 use crate::engine::Engine;
 use crate::store::HeldRuns;
 use crate::store::{AlertChange, NewNotice, Store, StoreError};
-use crate::wire::{AlertState, AlertView};
+use crate::wire::{AlertState, AlertView, IncidentQuery, IncidentView};
 use conditions::{Scene, holds, queue_limits};
 
 /// The shortest look-back, even when every rule looks at less.
@@ -313,11 +313,24 @@ impl Evaluator {
                 .public_url
                 .as_deref()
                 .unwrap_or("http://127.0.0.1:7700");
+            let incidents: Vec<IncidentView> = self
+                .store
+                .incidents(&IncidentQuery {
+                    workflow: Some(alert.workflow.clone()),
+                    limit: Some(20),
+                    ..IncidentQuery::default()
+                })
+                .await?
+                .into_iter()
+                .filter(|i| i.last_seen >= since)
+                .take(3)
+                .collect();
             let cx = notice::Context {
                 team: &origin.team,
                 public_url,
                 since,
                 new_failures: fresh.len(),
+                incidents: &incidents,
             };
             self.store
                 .notify(NewNotice {

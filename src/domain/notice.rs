@@ -4,7 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::wire::{AlertState, AlertView};
+use crate::wire::{AlertState, AlertView, IncidentView};
 
 /// Who the alert is about and where to look.
 pub struct Context<'a> {
@@ -15,6 +15,8 @@ pub struct Context<'a> {
     pub since: DateTime<Utc>,
     /// Failed runs this notification is the first to report.
     pub new_failures: usize,
+    /// The workflow's incidents that failed since `since`, newest first.
+    pub incidents: &'a [IncidentView],
 }
 
 /// The notification's model. `reason` is `firing`, `update`, `reminder` or `resolved`.
@@ -43,6 +45,14 @@ pub fn payload(alert: &AlertView, reason: &str, cx: &Context<'_>) -> Value {
         "top_error": alert.detail.get("top_error").cloned().unwrap_or(Value::Null),
         "detail": alert.detail,
         "new_failures": cx.new_failures,
+        "incidents": cx.incidents.iter().map(|i| json!({
+            "id": i.id,
+            "state": i.state,
+            "count": i.count,
+            "signature": i.signature.message,
+            "cause": i.cause.as_ref().map(crate::wire::IncidentCause::sentence),
+            "link": format!("{}/api/v1/incidents/{}", cx.public_url, i.id),
+        })).collect::<Vec<_>>(),
         "links": {
             "runs": runs,
             "alert": format!("{}/api/v1/alerts/{}", cx.public_url, alert.id),
@@ -72,6 +82,30 @@ fn text<'a>(payload: &'a Value, pointer: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// One line per incident: `Incident 7 (open): 12× HTTP 503 for lead # (began 4 minutes after
+/// version 7 was published by ana)`.
+fn incident_lines(payload: &Value) -> Vec<String> {
+    let Some(list) = payload.get("incidents").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    list.iter()
+        .map(|i| {
+            let cause = i
+                .get("cause")
+                .and_then(Value::as_str)
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default();
+            format!(
+                "Incident {} ({}): {}× {}{cause}",
+                i["id"],
+                text(i, "/state"),
+                i["count"],
+                text(i, "/signature")
+            )
+        })
+        .collect()
+}
+
 /// The most frequent error as one line with its count, if any.
 fn top_error(payload: &Value) -> Option<String> {
     crate::wire::top_error_line(payload.get("top_error")?)
@@ -95,6 +129,10 @@ pub fn slack(payload: &Value) -> Value {
     ];
     if let Some(error) = top_error(payload) {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*Top error*\n```{error}```")}}));
+    }
+    let incidents = incident_lines(payload);
+    if !incidents.is_empty() {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*Incidents*\n{}", incidents.join("\n"))}}));
     }
     blocks.push(
         json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!(
@@ -126,6 +164,9 @@ pub fn email(payload: &Value) -> (String, String) {
     );
     if let Some(error) = top_error(payload) {
         body.push_str(&format!("Top error:    {error}\n"));
+    }
+    for line in incident_lines(payload) {
+        body.push_str(&format!("{line}\n"));
     }
     body.push_str(&format!(
         "\nFailed runs:  {}\nAlert:        {}\nConsole:      {}\n",
@@ -159,6 +200,42 @@ mod tests {
         }
     }
 
+    fn incident() -> IncidentView {
+        use crate::wire::{ErrorClass, IncidentCause, IncidentState, SignatureView};
+        let at = DateTime::from_timestamp(1_799_999_700, 0).unwrap();
+        IncidentView {
+            id: 3,
+            signature: SignatureView {
+                key: "v1:0".into(),
+                version: 1,
+                workflow: "lead_routing".into(),
+                step: "enrich".into(),
+                class: ErrorClass::Transient,
+                host: None,
+                message: "HTTP 503 for lead #".into(),
+            },
+            team: "revops".into(),
+            state: IncidentState::Open,
+            count: 9,
+            first_seen: at,
+            last_seen: at,
+            opened_at: at,
+            resolved_at: None,
+            example: "HTTP 503 for lead 1841".into(),
+            open_dead_letters: 9,
+            records: 9,
+            versions: vec![7],
+            cause: Some(IncidentCause {
+                change: "published".into(),
+                version: 7,
+                actor: "ana".into(),
+                at,
+                after_s: 240,
+            }),
+            held: Vec::new(),
+        }
+    }
+
     #[test]
     fn a_notification_says_what_how_bad_since_when_and_where_to_look() {
         let cx = Context {
@@ -166,6 +243,7 @@ mod tests {
             public_url: "https://acp.example.com",
             since: DateTime::from_timestamp(1_799_999_100, 0).unwrap(),
             new_failures: 12,
+            incidents: &[incident()],
         };
         let p = payload(&alert(), "firing", &cx);
         assert_eq!(
@@ -191,10 +269,19 @@ mod tests {
                 .contains("HTTP 503 for lead 1841 (9x)")
         );
         assert!(
-            blocks[4]["elements"][0]["text"]
+            blocks[5]["elements"][0]["text"]
                 .as_str()
                 .unwrap()
                 .contains("acp console --server https://acp.example.com --alert 7")
+        );
+        let incident_line = "Incident 3 (open): 9× HTTP 503 for lead # (began 4 minutes after version 7 was published by ana)";
+        assert_eq!(
+            blocks[4]["text"]["text"],
+            format!("*Incidents*\n{incident_line}")
+        );
+        assert_eq!(
+            p["incidents"][0]["link"],
+            "https://acp.example.com/api/v1/incidents/3"
         );
         let (subject, body) = email(&p);
         assert_eq!(
@@ -202,5 +289,6 @@ mod tests {
             "[ACP] CRITICAL: failure_rate on lead_routing is firing"
         );
         assert!(body.contains("New failures: 12"), "{body}");
+        assert!(body.contains(incident_line), "{body}");
     }
 }
