@@ -46,8 +46,8 @@ fn lead(i: usize) -> Value {
     })
 }
 
-/// The reads timed, by name: what the console and scripts ask for. Each is a GET, or a POST
-/// of the body given: a test of the published version on the last 20 runs' triggers,
+/// The reads timed, by name: what the console, scripts and Prometheus ask for. Each is a GET
+/// under `/api/v1` (`@` marks a path outside it), or a POST of the body given: a test of the published version on the last 20 runs' triggers,
 /// compared with itself, answered from recorded responses (40 test runs a call).
 fn reads(runs: usize) -> Vec<(&'static str, String, Option<Value>)> {
     let test = json!({"version": "published", "recent": 20, "compare": "published", "responses": "recorded"});
@@ -62,6 +62,10 @@ fn reads(runs: usize) -> Vec<(&'static str, String, Option<Value>)> {
         ("events", "/events?since=0&limit=500".into(), None),
         ("test_runs", "/runs?mode=test&limit=50".into(), None),
         ("holds", "/holds".into(), None),
+        ("incidents", "/incidents".into(), None),
+        ("summary_7d", "/metrics/summary?window=7d".into(), None),
+        ("summary_30d", "/metrics/summary?window=30d".into(), None),
+        ("prometheus", "@/metrics".into(), None),
         (
             "test_compare_20",
             "/workflows/bench/test".into(),
@@ -79,12 +83,16 @@ async fn time_reads(
 ) -> anyhow::Result<Vec<(&'static str, f64)>> {
     let mut medians = Vec::new();
     for (name, path, body) in reads(runs) {
+        let url = match path.strip_prefix('@') {
+            Some(outside) => format!("{}{outside}", base.trim_end_matches("/api/v1")),
+            None => format!("{base}{path}"),
+        };
         let mut times = Vec::new();
         for _ in 0..5 {
             let started = Instant::now();
             let request = match &body {
-                Some(body) => http.post(format!("{base}{path}")).json(body),
-                None => http.get(format!("{base}{path}")),
+                Some(body) => http.post(&url).json(body),
+                None => http.get(&url),
             };
             let response = request.bearer_auth(token).send().await?;
             anyhow::ensure!(
@@ -155,6 +163,9 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         time_reads(&http, &base, &token, args.runs).await
     });
     drained?;
+    // How far the incident tracker is behind the log when the load stops.
+    let incident_lag = workload.store.newest_seq().await?
+        - workload.store.cursor(acp::domain::incident::CURSOR).await?;
     let at_full = at_full?;
     let rss = rss_mb();
     println!(
@@ -194,7 +205,8 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
     println!(
         "runs={total} drain_first_per_s={:.0} drain_last_per_s={:.0} health_24h_p50_ms={:.1} \
          search_p50_ms={:.1} workflows_p50_ms={:.1} runs_page_p50_ms={:.1} \
-         test_compare_20_p50_ms={:.1} wal_peak_mb={:.1} rss_mb={rss:.0} bytes_per_run={bytes_per_run}",
+         test_compare_20_p50_ms={:.1} summary_30d_p50_ms={:.1} prometheus_p50_ms={:.1} \
+         incident_lag_events={incident_lag} wal_peak_mb={:.1} rss_mb={rss:.0} bytes_per_run={bytes_per_run}",
         rates.first().copied().unwrap_or(0.0),
         rates.last().copied().unwrap_or(0.0),
         read("health_24h"),
@@ -202,6 +214,8 @@ pub async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
         read("workflows"),
         read("runs_page"),
         read("test_compare_20"),
+        read("summary_30d"),
+        read("prometheus"),
         wal_peak as f64 / (1024.0 * 1024.0),
     );
     Ok(())
