@@ -111,8 +111,7 @@ async fn an_incident_opens_groups_resolves_after_fix_and_replay_and_regresses() 
     );
 
     // Replay through the preview, then for real.
-    let path = format!("/api/v1/incidents/{}/replay", outage.id);
-    let path = path.trim_start_matches("/api/v1");
+    let path = &format!("/incidents/{}/replay", outage.id);
     let refused = api
         .post(path, &api.viewer)
         .json(&json!({}))

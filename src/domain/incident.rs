@@ -84,7 +84,7 @@ pub struct BookQuery {
 
 impl BookQuery {
     /// What `events` need.
-    pub fn of(events: &[Event]) -> Self {
+    pub fn of<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
         let mut query = Self::default();
         for event in events {
             match (&event.body, event.run_id) {

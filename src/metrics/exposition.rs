@@ -23,7 +23,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Engine;
-use crate::store::{Store, StoreError, Target};
+use crate::store::{Follower, Store, StoreError, Target};
 use crate::wire::{AlertState, Event, EventBody, RunMode};
 
 /// The content type of the exposition (OpenMetrics text, which Prometheus reads).
@@ -310,7 +310,8 @@ impl Metrics {
 
     /// Follows the run log from the first event `bus` (subscribed when the server started)
     /// carries until shutdown, counting each committed event once, in order (by sequence
-    /// number, so a lagging bus loses nothing).
+    /// number, so a lagging bus loses nothing), at most one read per
+    /// [`crate::incidents::PACE`] while events keep coming.
     pub async fn follow(
         self: std::sync::Arc<Self>,
         engine: Engine,
@@ -324,7 +325,10 @@ impl Metrics {
                 _ = shutdown.cancelled() => return,
             };
             match first {
-                Ok(event) => break event.seq - 1,
+                Ok(event) => {
+                    self.observe(&engine, &event);
+                    break event.seq;
+                }
                 Err(broadcast::error::RecvError::Lagged(_)) => match store.newest_seq().await {
                     Ok(seq) => break seq,
                     Err(e) => tracing::warn!("metrics: reading the log's end: {e}"),
@@ -332,8 +336,9 @@ impl Metrics {
                 Err(broadcast::error::RecvError::Closed) => return,
             }
         };
+        let mut log = Follower::new(bus);
         loop {
-            match store.events_since(cursor, BATCH).await {
+            match log.next(store.as_ref(), cursor, BATCH).await {
                 Ok(events) => {
                     for event in &events {
                         self.observe(&engine, event);
@@ -345,11 +350,10 @@ impl Metrics {
                 }
                 Err(e) => tracing::warn!("metrics: reading the log: {e}"),
             }
-            tokio::select! {
-                _ = bus.recv() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = shutdown.cancelled() => return,
+            if !log.wait(Duration::from_secs(1), &shutdown).await {
+                return;
             }
+            tokio::time::sleep(crate::incidents::PACE).await;
         }
     }
 

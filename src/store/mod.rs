@@ -6,11 +6,13 @@
 //! (several servers, one database, claims with `FOR UPDATE SKIP LOCKED`) implements the same
 //! trait.
 
+mod follow;
 mod sqlite;
 mod url;
 
 pub use crate::domain::alert::AlertChange;
 
+pub use follow::Follower;
 pub use url::{Location, commit_baseline, open, tally};
 
 use std::sync::Arc;

@@ -1196,11 +1196,23 @@ fn incidents_reply(list: Vec<crate::wire::IncidentView>) -> Msg {
     Msg::Reply(Request::Incidents, Box::new(Ok(Reply::Incidents(list))))
 }
 
+/// The replay of incident `id`'s dead letters (a preview with `dry_run`).
+fn replay_incident(id: i64, dry_run: bool, version: crate::wire::ReplayOn) -> Request {
+    Request::ReplayIncident {
+        id,
+        request: Box::new(crate::wire::IncidentReplay {
+            version,
+            dry_run,
+            ..crate::wire::IncidentReplay::default()
+        }),
+    }
+}
+
 /// `8` lists incidents, enter opens one and its run, `p` previews the replay of its dead
 /// letters and `y` starts it; `B` offers the rollback of the version it followed (admins).
 #[test]
 fn incidents_open_replay_through_the_preview_and_roll_back_their_cause() {
-    use crate::wire::{IncidentReplay, ReplayOn};
+    use crate::wire::ReplayOn;
     let mut app = app(Role::Operator);
     let effects = keys(&mut app, "8");
     assert_eq!(app.view, View::Incidents);
@@ -1212,25 +1224,12 @@ fn incidents_open_replay_through_the_preview_and_roll_back_their_cause() {
     let effects = keys(&mut app, "p");
     assert_eq!(
         requests(&effects),
-        [&Request::ReplayIncident {
-            id: 7,
-            request: Box::new(IncidentReplay {
-                dry_run: true,
-                ..IncidentReplay::default()
-            })
-        }]
+        [&replay_incident(7, true, ReplayOn::Same)]
     );
     let effects = keys(&mut app, "l");
     assert_eq!(
         requests(&effects),
-        [&Request::ReplayIncident {
-            id: 7,
-            request: Box::new(IncidentReplay {
-                dry_run: true,
-                version: ReplayOn::Latest,
-                ..IncidentReplay::default()
-            })
-        }],
+        [&replay_incident(7, true, ReplayOn::Latest)],
         "l switches the preview to the latest version"
     );
     update(
@@ -1251,13 +1250,7 @@ fn incidents_open_replay_through_the_preview_and_roll_back_their_cause() {
     let effects = keys(&mut app, "y");
     assert_eq!(
         requests(&effects),
-        [&Request::ReplayIncident {
-            id: 7,
-            request: Box::new(IncidentReplay {
-                version: ReplayOn::Latest,
-                ..IncidentReplay::default()
-            })
-        }]
+        [&replay_incident(7, false, ReplayOn::Latest)]
     );
     // The second one has nothing to replay and followed no publish.
     keys(&mut app, "j p");
