@@ -18,11 +18,13 @@ pub const SIGNATURE_VERSION: u32 = 1;
 /// Characters of a masked message kept.
 const MAX_CHARS: usize = 300;
 
-/// Whole shapes masked before single tokens: e-mail addresses, UUIDs, ISO 8601 timestamps
-/// (RFC 3339 and its space-separated variant).
-static SHAPES: LazyLock<[(Regex, &str); 3]> = LazyLock::new(|| {
+/// Whole shapes masked before single tokens: values quoted in backticks (how APIs, and ACP,
+/// quote the value they refuse), e-mail addresses, UUIDs, ISO 8601 timestamps (RFC 3339 and
+/// its space-separated variant).
+static SHAPES: LazyLock<[(Regex, &str); 4]> = LazyLock::new(|| {
     let re = |pattern: &str| Regex::new(pattern).expect("a valid pattern");
     [
+        (re(r"`[^`\n]{1,200}`"), "`<value>`"),
         (
             re(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)+"),
             "<email>",
@@ -38,8 +40,8 @@ static SHAPES: LazyLock<[(Regex, &str); 3]> = LazyLock::new(|| {
     ]
 });
 
-/// The message masked: e-mails, UUIDs and timestamps by name (`<email>`, `<uuid>`,
-/// `<time>`), then every other token that contains a digit: pure numbers become `#`, anything
+/// The message masked: values in backticks, e-mails, UUIDs and timestamps by name
+/// (`` `<value>` ``, `<email>`, `<uuid>`, `<time>`), then every other token that contains a digit: pure numbers become `#`, anything
 /// else with a digit in it (ids, hashes, durations) `<id>`. HTTP status codes (three digits
 /// after `HTTP `) are kept, because they tell reasons apart. At most 300 characters.
 pub fn signature(message: &str) -> String {
@@ -134,6 +136,14 @@ mod tests {
             "no owner for <email> (lead <uuid>) at <time>"
         );
         assert_eq!(signature("timed out after 10s"), "timed out after <id>");
+        assert_eq!(
+            signature(r#"HTTP 422: {"error":"`invalid@@acme` is not an email address"}"#),
+            r#"HTTP 422: {"error":"`<value>` is not an email address"}"#
+        );
+        assert_eq!(
+            signature(r#"HTTP 422: {"error":"`invalid-address` is not an email address"}"#),
+            r#"HTTP 422: {"error":"`<value>` is not an email address"}"#
+        );
     }
 
     fn error(message: &str, host: Option<&str>) -> StepError {

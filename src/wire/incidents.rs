@@ -61,10 +61,11 @@ impl IncidentCause {
     /// "began 4 minutes after version 7 was published by ana".
     pub fn sentence(&self) -> String {
         let minutes = self.after_s / 60;
-        let when = match minutes {
-            0 => format!("{} s", self.after_s.max(0)),
-            1 => "1 minute".to_owned(),
-            n => format!("{n} minutes"),
+        let when = match (minutes, self.after_s) {
+            (_, ..=0) => "right".to_owned(),
+            (0, s) => format!("{s} s"),
+            (1, _) => "1 minute".to_owned(),
+            (n, _) => format!("{n} minutes"),
         };
         let verb = match self.change.as_str() {
             "rolled_back" => "rolled back to",
@@ -258,4 +259,40 @@ pub struct IncidentReplay {
     /// Also replay entries that failed permanently and would run the very same version again.
     #[serde(default)]
     pub include_permanent: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IncidentCause;
+
+    fn cause(change: &str, after_s: i64) -> String {
+        IncidentCause {
+            change: change.into(),
+            version: 7,
+            actor: "ana".into(),
+            at: chrono::DateTime::UNIX_EPOCH,
+            after_s,
+        }
+        .sentence()
+    }
+
+    #[test]
+    fn the_cause_reads_as_a_sentence() {
+        assert_eq!(
+            cause("published", 0),
+            "began right after version 7 was published by ana"
+        );
+        assert_eq!(
+            cause("published", 40),
+            "began 40 s after version 7 was published by ana"
+        );
+        assert_eq!(
+            cause("published", 60),
+            "began 1 minute after version 7 was published by ana"
+        );
+        assert_eq!(
+            cause("rolled_back", 600),
+            "began 10 minutes after a rollback to version 7 by ana"
+        );
+    }
 }
