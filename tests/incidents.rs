@@ -364,3 +364,75 @@ async fn metrics_count_what_the_api_counts() {
         Some(3.0)
     );
 }
+
+/// Folds the log until the tracker has caught up, as the tracker loop does.
+async fn fold_all(
+    store: &dyn acp::store::Store,
+    log: &mut acp::store::Follower,
+) -> Vec<IncidentView> {
+    let mut position = acp::incidents::Position::default();
+    while acp::incidents::track_batch(store, log, &mut position)
+        .await
+        .unwrap()
+    {}
+    store
+        .incidents(&acp::wire::IncidentQuery::default())
+        .await
+        .unwrap()
+}
+
+/// A restart (the store closed and opened again, the tracker starting from its stored
+/// cursor) neither loses nor counts twice: 3 failures, a restart, 2 more make one incident of 5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_are_right_across_a_restart() {
+    let world = common::World::start().await;
+    world.script(
+        "/enrich",
+        vec![failing(503, "lead 1 could not be enriched")],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("acp.db").display());
+    let fail = |store: std::sync::Arc<dyn acp::store::Store>, n: usize, publish: bool| {
+        let world = world.url.clone();
+        async move {
+            let engine = common::start_engine(store.clone()).await;
+            if publish {
+                engine
+                    .save_draft(&ENRICH.replace("{world}", &world), "test")
+                    .await
+                    .unwrap();
+                engine.publish("enrich", "test").await.unwrap();
+            }
+            let payloads = (0..n).map(|i| json!({ "i": i })).collect();
+            for id in engine
+                .start_runs("enrich", TriggerKind::Manual, payloads)
+                .await
+                .unwrap()
+            {
+                wait_final(&store, id).await;
+            }
+            engine.shutdown().await;
+        }
+    };
+    let store = acp::store::open(&url).unwrap();
+    let mut log = acp::store::Follower::new(store.subscribe());
+    fail(store.clone(), 3, true).await;
+    let before = fold_all(store.as_ref(), &mut log).await;
+    assert_eq!(before.len(), 1);
+    assert_eq!((before[0].count, before[0].open_dead_letters), (3, 3));
+    store.close();
+
+    let store = acp::store::open(&url).unwrap();
+    let mut log = acp::store::Follower::new(store.subscribe());
+    assert_eq!(
+        fold_all(store.as_ref(), &mut log).await,
+        before,
+        "nothing folded twice"
+    );
+    fail(store.clone(), 2, false).await;
+    let after = fold_all(store.as_ref(), &mut log).await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].id, before[0].id);
+    assert_eq!((after[0].count, after[0].open_dead_letters), (5, 5));
+    store.close();
+}

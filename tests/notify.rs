@@ -309,6 +309,15 @@ async fn every_channel_gets_a_readable_notification_and_no_failure_goes_unnotifi
         "the email names the incident: {mail}"
     );
     assert_eq!(body["incidents"][0]["id"], incident.id);
+    // The alert links to the incidents its notifications covered.
+    let covered: Vec<acp::wire::IncidentView> =
+        get(&api, &format!("/incidents?alert={}", alert.id)).await;
+    assert_eq!(
+        covered.iter().map(|i| i.id).collect::<Vec<_>>(),
+        vec![incident.id]
+    );
+    let none: Vec<acp::wire::IncidentView> = get(&api, "/incidents?alert=999").await;
+    assert!(none.is_empty());
 
     // The link in the message works: it lists exactly the failed runs.
     let path = body["links"]["runs"]

@@ -233,10 +233,13 @@ async fn a_since_older_than_the_kept_events_gets_reset_first() {
     }
     let end = last_seq(&h).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while h.store.cursor("webhooks").await.unwrap() < end {
+    // Every cursor (the webhook dispatcher's, the incident tracker's) must pass the events.
+    while h.store.cursor("webhooks").await.unwrap() < end
+        || h.store.cursor("incidents").await.unwrap() < end
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the webhook dispatcher never caught up"
+            "the webhook dispatcher or the incident tracker never caught up"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

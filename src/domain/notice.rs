@@ -56,6 +56,7 @@ pub fn payload(alert: &AlertView, reason: &str, cx: &Context<'_>) -> Value {
         "links": {
             "runs": runs,
             "alert": format!("{}/api/v1/alerts/{}", cx.public_url, alert.id),
+            "incidents": format!("{}/api/v1/incidents?alert={}", cx.public_url, alert.id),
             "console": format!("acp console --server {} --alert {}", cx.public_url, alert.id),
         },
     })

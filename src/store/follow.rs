@@ -117,7 +117,7 @@ mod tests {
         queue(&store, 3).await;
         let mut log = Follower::new(store.subscribe());
         let mut seen = Vec::new();
-        let mut read = |events: Vec<Arc<Event>>, seen: &mut Vec<i64>| {
+        let read = |events: Vec<Arc<Event>>, seen: &mut Vec<i64>| {
             seen.extend(events.iter().map(|e| e.seq));
             events.len()
         };

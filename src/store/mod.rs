@@ -360,8 +360,6 @@ pub trait IncidentStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown id.
     async fn incident_dead_letters(&self, id: i64) -> Result<Vec<i64>>;
-    /// The incidents whose runs an alert's notifications covered.
-    async fn alert_incidents(&self, alert_id: i64) -> Result<Vec<IncidentView>>;
     /// The MTTR and MTTA facts of intervals that ended at or after `since`.
     async fn incident_facts(&self, since: DateTime<Utc>) -> Result<IncidentFacts>;
 }

@@ -160,7 +160,7 @@ pub struct IncidentDetail {
     pub alerts: Vec<i64>,
 }
 
-/// `GET /incidents?state=&workflow=&team=`.
+/// `GET /incidents?state=&workflow=&team=&alert=&limit=`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
@@ -171,6 +171,9 @@ pub struct IncidentQuery {
     pub workflow: Option<String>,
     #[serde(default)]
     pub team: Option<String>,
+    /// Only the incidents whose runs this alert's notifications covered.
+    #[serde(default)]
+    pub alert: Option<i64>,
     /// At most this many, newest `last_seen` first (default 100, at most 1000).
     #[serde(default)]
     pub limit: Option<usize>,

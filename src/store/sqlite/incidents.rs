@@ -295,32 +295,27 @@ fn incident(row: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentView> {
 
 /// Incidents matching `query`, the active ones first, then by last failure, newest first.
 pub fn list(conn: &Connection, query: &IncidentQuery) -> Result<Vec<IncidentView>> {
-    let state = match query.state {
-        None => None,
-        Some(IncidentState::Resolved) => Some("i.state = 'resolved'"),
-        Some(IncidentState::Open) => Some("i.state = 'open'"),
-        Some(IncidentState::Regressed) => Some("i.state = 'regressed'"),
-    };
-    let mut filters: Vec<&str> = state.into_iter().collect();
-    if query.workflow.is_some() {
-        filters.push("i.workflow = ?1");
-    }
-    if query.team.is_some() {
-        filters.push("i.team = ?2");
-    }
-    let filter = if filters.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", filters.join(" AND "))
-    };
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIST) as i64;
     let sql = format!(
-        "SELECT {INCIDENT_COLUMNS} FROM incidents i {filter} \
-         ORDER BY i.state = 'resolved', i.last_seen DESC, i.id DESC LIMIT ?3"
+        "SELECT {INCIDENT_COLUMNS} FROM incidents i \
+         WHERE (?1 IS NULL OR i.state = ?1) AND (?2 IS NULL OR i.workflow = ?2) \
+         AND (?3 IS NULL OR i.team = ?3) \
+         AND (?4 IS NULL OR i.id IN (SELECT r.incident_id FROM coverage c \
+              JOIN incident_runs r ON r.run_id = c.run_id WHERE c.alert_id = ?4)) \
+         ORDER BY i.state = 'resolved', i.last_seen DESC, i.id DESC LIMIT ?5"
     );
     let list = conn
         .prepare_cached(&sql)?
-        .query_map(params![query.workflow, query.team, limit], incident)?
+        .query_map(
+            params![
+                query.state.map(IncidentState::as_str),
+                query.workflow,
+                query.team,
+                query.alert,
+                limit
+            ],
+            incident,
+        )?
         .collect::<rusqlite::Result<_>>()?;
     Ok(list)
 }
@@ -403,19 +398,6 @@ pub fn dead_letters(conn: &Connection, id: i64) -> Result<Vec<i64>> {
         .query_map([id], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(ids)
-}
-
-/// The incidents whose runs `alert_id`'s notifications covered, newest first.
-pub fn of_alert(conn: &Connection, alert_id: i64) -> Result<Vec<IncidentView>> {
-    let list = conn
-        .prepare_cached(&format!(
-            "SELECT {INCIDENT_COLUMNS} FROM incidents i WHERE i.id IN \
-             (SELECT r.incident_id FROM coverage c JOIN incident_runs r ON r.run_id = c.run_id WHERE c.alert_id = ?) \
-             ORDER BY i.last_seen DESC LIMIT 20"
-        ))?
-        .query_map([alert_id], incident)?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(list)
 }
 
 /// The stored facts MTTR and MTTA are computed from, since `since`.

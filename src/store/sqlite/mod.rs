@@ -481,10 +481,6 @@ impl IncidentStore for SqliteStore {
         self.read(move |c| incidents::dead_letters(c, id)).await
     }
 
-    async fn alert_incidents(&self, alert_id: i64) -> Result<Vec<IncidentView>> {
-        self.read(move |c| incidents::of_alert(c, alert_id)).await
-    }
-
     async fn incident_facts(&self, since: DateTime<Utc>) -> Result<IncidentFacts> {
         self.read(move |c| incidents::facts(c, since)).await
     }
