@@ -71,6 +71,7 @@ contract!(sqlite:
     retention_prunes_finished_runs_in_batches_and_keeps_open_dead_letters,
     a_held_run_waits_without_a_lease_and_a_release_drains_its_hold_in_order,
     holds_are_placed_once_per_key_and_released_once,
+    an_incident_counts_its_failures_records_and_dead_letters,
 );
 
 fn new_run(workflow: &str) -> NewRun {
@@ -1270,4 +1271,72 @@ async fn holds_are_placed_once_per_key_and_released_once(store: &Arc<dyn Store>)
             EventKind::HoldReleased
         ]
     );
+}
+
+/// An incident keeps its failures, the records they touched (each once) and its open dead
+/// letters as the tracker's changes say, with the cursor moved in the same write.
+async fn an_incident_counts_its_failures_records_and_dead_letters(store: &Arc<dyn Store>) {
+    use acp::domain::incident::Change;
+    use acp::domain::signature::failure_signature;
+    let runs = [Some(5), Some(5), Some(6), None]
+        .into_iter()
+        .map(|record| NewRun {
+            record_id: record,
+            ..new_run("w")
+        })
+        .collect();
+    let ids = store.create_runs(runs).await.unwrap();
+    let error = acp::wire::StepError {
+        class: acp::wire::ErrorClass::Transient,
+        message: "HTTP 503 for lead 1".into(),
+        retryable: true,
+        status: Some(503),
+        host: Some("crm.example".into()),
+    };
+    let signature = failure_signature("w", "call", &error);
+    let key = signature.key.clone();
+    let at = Utc::now();
+    let mut changes = vec![Change::Opened {
+        signature,
+        at,
+        cause: None,
+    }];
+    for (i, run_id) in ids.iter().enumerate() {
+        changes.push(Change::Failed {
+            key: key.clone(),
+            run_id: *run_id,
+            at,
+            example: error.message.clone(),
+        });
+        changes.push(Change::DeadLettered {
+            key: key.clone(),
+            run_id: *run_id,
+            dlq_id: 100 + i as i64,
+        });
+    }
+    changes.push(Change::DlqClosed {
+        key: key.clone(),
+        dlq_id: 100,
+    });
+    store.apply_incidents(changes, 4).await.unwrap();
+    assert_eq!(store.cursor("incidents").await.unwrap(), 4);
+    let list = store
+        .incidents(&acp::wire::IncidentQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1);
+    let i = &list[0];
+    assert_eq!((i.count, i.records, i.open_dead_letters), (4, 2, 3));
+    assert_eq!(i.versions, vec![1]);
+    assert_eq!(
+        store.incident_dead_letters(i.id).await.unwrap(),
+        vec![101, 102, 103]
+    );
+    let detail = store.incident(i.id).await.unwrap();
+    assert_eq!(detail.record_ids, vec![6, 5], "newest first");
+    assert_eq!(detail.runs.len(), 4);
+    assert!(matches!(
+        store.incident(i.id + 1).await,
+        Err(StoreError::NotFound(_))
+    ));
 }

@@ -155,7 +155,7 @@ pub struct IncidentDetail {
     pub runs: Vec<IncidentRun>,
     pub record_ids: Vec<i64>,
     pub history: Vec<IncidentTransition>,
-    /// Alerts whose notifications covered its runs, newest first.
+    /// Alerts (of its workflow's newest 50) whose notifications covered its runs, newest first.
     #[serde(default)]
     pub alerts: Vec<i64>,
 }

@@ -170,15 +170,32 @@ fn apply_one(conn: &Connection, change: &Change) -> Result<()> {
                 .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             let (version, record) = run.unwrap_or((0, None));
+            // A record counts once per incident, whatever its runs (kept as a count, so
+            // listing incidents never counts their runs).
+            let new_record = match record {
+                Some(record) => conn
+                    .prepare_cached(
+                        "SELECT NOT EXISTS (SELECT 1 FROM incident_runs INDEXED BY incident_runs_record \
+                         WHERE incident_id = ? AND record_id = ?)",
+                    )?
+                    .query_row(params![id, record], |r| r.get::<_, bool>(0))?,
+                None => false,
+            };
             let mut versions: BTreeSet<i64> = serde_json::from_str(&versions).unwrap_or_default();
             if version > 0 {
                 versions.insert(version);
             }
             conn.prepare_cached(
                 "UPDATE incidents SET count = count + 1, last_seen = MAX(last_seen, ?2), example = ?3, \
-                 recovered = 0, versions = ?4 WHERE id = ?1",
+                 recovered = 0, versions = ?4, records = records + ?5 WHERE id = ?1",
             )?
-            .execute(params![id, ms(*at), example, rows::to_json(&versions)])?;
+            .execute(params![
+                id,
+                ms(*at),
+                example,
+                rows::to_json(&versions),
+                i64::from(new_record)
+            ])?;
             conn.prepare_cached(
                 "INSERT INTO incident_runs (incident_id, run_id, version, record_id, at) VALUES (?1, ?2, ?3, ?4, ?5) \
                  ON CONFLICT (incident_id, run_id) DO UPDATE SET at = ?5, dlq_open = 0",
@@ -266,8 +283,8 @@ fn history(conn: &Connection, key: &str, to: IncidentState, at: DateTime<Utc>) -
 
 const INCIDENT_COLUMNS: &str = "i.id, i.signature, i.team, i.state, i.count, i.first_seen, i.last_seen, \
      i.opened_at, i.resolved_at, i.example, i.versions, i.cause, \
-     (SELECT COUNT(*) FROM incident_runs r WHERE r.incident_id = i.id AND r.dlq_open = 1), \
-     (SELECT COUNT(DISTINCT record_id) FROM incident_runs r WHERE r.incident_id = i.id)";
+     (SELECT COUNT(*) FROM incident_runs r INDEXED BY incident_runs_open \
+      WHERE r.incident_id = i.id AND r.dlq_open = 1), i.records";
 
 fn incident(row: &rusqlite::Row<'_>) -> rusqlite::Result<IncidentView> {
     let signature: String = row.get(1)?;
@@ -336,7 +353,7 @@ pub fn detail(conn: &Connection, id: i64) -> Result<IncidentDetail> {
     let runs = conn
         .prepare_cached(
             "SELECT run_id, version, record_id, at, dlq_id, dlq_open FROM incident_runs \
-             WHERE incident_id = ? ORDER BY at DESC, run_id DESC LIMIT ?",
+             WHERE incident_id = ? ORDER BY run_id DESC LIMIT ?",
         )?
         .query_map(params![id, MAX_DETAIL], |r| {
             Ok(IncidentRun {
@@ -351,8 +368,9 @@ pub fn detail(conn: &Connection, id: i64) -> Result<IncidentDetail> {
         .collect::<rusqlite::Result<_>>()?;
     let record_ids = conn
         .prepare_cached(
-            "SELECT record_id FROM incident_runs WHERE incident_id = ? AND record_id IS NOT NULL \
-             GROUP BY record_id ORDER BY MAX(at) DESC LIMIT ?",
+            "SELECT record_id FROM (SELECT record_id, run_id FROM incident_runs \
+             WHERE incident_id = ?1 ORDER BY run_id DESC LIMIT 5000) \
+             WHERE record_id IS NOT NULL GROUP BY record_id ORDER BY MAX(run_id) DESC LIMIT ?2",
         )?
         .query_map(params![id, MAX_DETAIL], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
@@ -367,10 +385,12 @@ pub fn detail(conn: &Connection, id: i64) -> Result<IncidentDetail> {
         .collect::<rusqlite::Result<_>>()?;
     let alerts = conn
         .prepare_cached(
-            "SELECT DISTINCT c.alert_id FROM incident_runs r JOIN coverage c ON c.run_id = r.run_id \
-             WHERE r.incident_id = ? ORDER BY c.alert_id DESC LIMIT ?",
+            "SELECT a.id FROM (SELECT id FROM alerts WHERE workflow = ?2 ORDER BY id DESC LIMIT 50) a \
+             WHERE EXISTS (SELECT 1 FROM coverage c INDEXED BY coverage_alert \
+                 JOIN incident_runs r ON r.incident_id = ?1 AND r.run_id = c.run_id \
+                 WHERE c.alert_id = a.id) ORDER BY a.id DESC",
         )?
-        .query_map(params![id, MAX_DETAIL], |r| r.get(0))?
+        .query_map(params![id, incident.signature.workflow], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(IncidentDetail {
         incident,

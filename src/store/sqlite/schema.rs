@@ -443,7 +443,8 @@ CREATE TABLE incidents (
     recovered INTEGER NOT NULL DEFAULT 0,
     example TEXT NOT NULL DEFAULT '',
     cause TEXT,
-    versions TEXT NOT NULL DEFAULT '[]'
+    versions TEXT NOT NULL DEFAULT '[]',
+    records INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX incidents_active ON incidents (workflow) WHERE state != 'resolved';
 CREATE INDEX incidents_last_seen ON incidents (last_seen);
@@ -460,6 +461,7 @@ CREATE TABLE incident_runs (
 CREATE INDEX incident_runs_run ON incident_runs (run_id);
 CREATE INDEX incident_runs_dlq ON incident_runs (dlq_id) WHERE dlq_id IS NOT NULL;
 CREATE INDEX incident_runs_open ON incident_runs (incident_id) WHERE dlq_open = 1;
+CREATE INDEX incident_runs_record ON incident_runs (incident_id, record_id) WHERE record_id IS NOT NULL;
 CREATE TABLE incident_history (
     id INTEGER PRIMARY KEY,
     incident_id INTEGER NOT NULL,
