@@ -140,6 +140,21 @@ async fn an_incident_opens_groups_resolves_after_fix_and_replay_and_regresses() 
     assert_eq!(again.status(), 409, "nothing left to replay");
     let other = resolved.iter().find(|i| i.id != outage.id).unwrap();
     assert_eq!(other.state, IncidentState::Open, "the 422 is still open");
+    // Its one dead letter failed permanently (422) and would run the same version again.
+    let held_back = api
+        .post(&format!("/incidents/{}/replay", other.id), &api.operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held_back.status(), 409);
+    let said: Value = held_back.json().await.unwrap();
+    assert!(
+        said["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing to replay: the 1 matching entries failed permanently"),
+        "{said}"
+    );
 
     // The same failure again: the same incident, regressed, its history kept.
     h.world.script(
@@ -170,6 +185,8 @@ async fn an_incident_opens_groups_resolves_after_fix_and_replay_and_regresses() 
     // Filters.
     let open: Vec<IncidentView> = api.json("/incidents?state=open", &api.viewer).await;
     assert_eq!(open.len(), 1);
+    let active: Vec<IncidentView> = api.json("/incidents?state=active", &api.viewer).await;
+    assert_eq!(active.len(), 2, "open and regressed");
     let none: Vec<IncidentView> = api.json("/incidents?team=nobody", &api.viewer).await;
     assert!(none.is_empty());
     let bad = api

@@ -56,6 +56,8 @@ pub struct WorkflowChange {
     pub version: i64,
     pub actor: String,
     pub at: DateTime<Utc>,
+    /// The version live before it (none for a first publish).
+    pub previous: Option<i64>,
 }
 
 /// What the fold knows of the past: the incidents that are not resolved and those the batch
@@ -78,7 +80,8 @@ pub struct BookQuery {
     pub runs: Vec<i64>,
     /// Dead letters the batch closes (`dlq.replayed`, `dlq.discarded`).
     pub dlqs: Vec<i64>,
-    /// Workflows with failed runs in the batch (for their latest change).
+    /// Workflows with failed runs, publishes or rollbacks in the batch (for their latest
+    /// change).
     pub workflows: Vec<String>,
 }
 
@@ -101,6 +104,9 @@ impl BookQuery {
                 }
                 (EventBody::DlqAdded(_) | EventBody::RunRetried(_), Some(run)) => {
                     query.runs.push(run);
+                }
+                (EventBody::WorkflowPublished(_) | EventBody::WorkflowRolledBack(_), _) => {
+                    query.workflows.extend(event.workflow.clone());
                 }
                 (EventBody::DlqReplayed(r), _) => query.dlqs.push(r.dlq_id),
                 (EventBody::DlqDiscarded(d), _) => query.dlqs.push(d.dlq_id),
@@ -135,10 +141,12 @@ pub enum Change {
         at: DateTime<Utc>,
         example: String,
     },
-    /// A resolved incident failed again.
+    /// A resolved incident failed again; `cause` as for a new incident (the change it
+    /// followed this time, if one came within [`CAUSE_WINDOW`]).
     Regressed {
         key: String,
         at: DateTime<Utc>,
+        cause: Option<IncidentCause>,
     },
     /// The failed run's dead-letter entry opened (or opened again).
     DeadLettered {
@@ -262,12 +270,13 @@ impl Book {
     ) {
         let signature = failure_signature(workflow, step, error);
         let key = signature.key.clone();
+        let cause = self.cause(workflow, at);
         match self.incidents.get_mut(&key) {
             None => {
                 out.push(Change::Opened {
                     signature,
                     at,
-                    cause: self.cause(workflow, at),
+                    cause,
                 });
                 self.incidents.insert(
                     key.clone(),
@@ -286,6 +295,7 @@ impl Book {
                     out.push(Change::Regressed {
                         key: key.clone(),
                         at,
+                        cause,
                     });
                 }
                 incident.recovered = false;
@@ -374,6 +384,7 @@ impl Book {
             version,
             actor: actor.to_owned(),
             at,
+            previous: self.latest_change.get(workflow).map(|c| c.version),
         };
         self.latest_change
             .insert(workflow.to_owned(), change.clone());
@@ -393,6 +404,7 @@ impl Book {
             actor: change.actor.clone(),
             at: change.at,
             after_s: after.num_seconds(),
+            previous: change.previous,
         })
     }
 }

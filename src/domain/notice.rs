@@ -232,6 +232,7 @@ mod tests {
                 actor: "ana".into(),
                 at,
                 after_s: 240,
+                previous: Some(6),
             }),
             held: Vec::new(),
         }

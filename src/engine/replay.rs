@@ -8,7 +8,7 @@ use super::{Engine, EngineError};
 use crate::domain::NewRun;
 use crate::domain::policy::Rate;
 use crate::domain::signature::signature;
-use crate::store::{NewJob, Replay};
+use crate::store::{NewJob, Replay, StoreError};
 use crate::wire::{
     BulkReplay, DlqStatus, DlqView, ErrorClass, ExternalStep, JobView, ReplayGroup, ReplayOn,
     ReplayPlan, ReplayRate, RunQuery, RunView, TriggerKind,
@@ -92,7 +92,8 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::Invalid`] when neither a filter nor ids narrow it and `all` is not set,
-    /// or when the rate is not a positive rate.
+    /// or when the rate is not a positive rate; [`StoreError::Conflict`] when nothing would
+    /// be replayed (no entry matches, or every match is held back as permanent).
     pub async fn start_replay_job(
         &self,
         request: &BulkReplay,
@@ -112,6 +113,18 @@ impl Engine {
         }
         let rate = replay_rate(request.rate.as_ref())?;
         let (plan, entries) = self.matching(request).await?;
+        if entries.is_empty() {
+            let why = match plan.held_back {
+                0 => "no open dead letter matches".to_owned(),
+                n => format!(
+                    "the {n} matching entries failed permanently and would run the same version \
+                     again: replay them on the latest version or with include_permanent"
+                ),
+            };
+            return Err(EngineError::Store(StoreError::Conflict(format!(
+                "nothing to replay: {why}"
+            ))));
+        }
         let job = self
             .inner
             .store

@@ -17,6 +17,17 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// Which incidents `GET /incidents?state=` lists: `active` (open or regressed) or one
+    /// state.
+    IncidentFilter {
+        Active => "active",
+        Open => "open",
+        Regressed => "regressed",
+        Resolved => "resolved",
+    }
+);
+
 impl IncidentState {
     /// True for `open` and `regressed`.
     pub fn is_active(self) -> bool {
@@ -53,8 +64,12 @@ pub struct IncidentCause {
     pub version: i64,
     pub actor: String,
     pub at: DateTime<Utc>,
-    /// From the change to the incident's first failure, in seconds.
+    /// From the change to the incident's first failure (or its regression), in seconds.
     pub after_s: i64,
+    /// The version live before the change (what a rollback would go back to); none when
+    /// the change was the workflow's first publish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<i64>,
 }
 
 impl IncidentCause {
@@ -155,7 +170,7 @@ pub struct IncidentDetail {
     pub runs: Vec<IncidentRun>,
     pub record_ids: Vec<i64>,
     pub history: Vec<IncidentTransition>,
-    /// Alerts (of its workflow's newest 50) whose notifications covered its runs, newest first.
+    /// Its workflow's alerts that were open while it failed (at most 50, newest first).
     #[serde(default)]
     pub alerts: Vec<i64>,
 }
@@ -166,12 +181,12 @@ pub struct IncidentDetail {
 #[serde(deny_unknown_fields)]
 pub struct IncidentQuery {
     #[serde(default)]
-    pub state: Option<IncidentState>,
+    pub state: Option<IncidentFilter>,
     #[serde(default)]
     pub workflow: Option<String>,
     #[serde(default)]
     pub team: Option<String>,
-    /// Only the incidents whose runs this alert's notifications covered.
+    /// Only the incidents of this alert's workflow that failed while it was open.
     #[serde(default)]
     pub alert: Option<i64>,
     /// At most this many, newest `last_seen` first (default 100, at most 1000).
@@ -275,6 +290,7 @@ mod tests {
             actor: "ana".into(),
             at: chrono::DateTime::UNIX_EPOCH,
             after_s,
+            previous: Some(6),
         }
         .sentence()
     }

@@ -60,9 +60,9 @@ pub use health::{
 };
 pub use holds::{HoldList, HoldRequest, HoldSource, HoldView, WindowView};
 pub use incidents::{
-    IncidentCause, IncidentDetail, IncidentQuery, IncidentReplay, IncidentRun, IncidentState,
-    IncidentTransition, IncidentView, MetricsSummary, SignatureView, SummaryQuery, SummaryReport,
-    WorkflowSummary,
+    IncidentCause, IncidentDetail, IncidentFilter, IncidentQuery, IncidentReplay, IncidentRun,
+    IncidentState, IncidentTransition, IncidentView, MetricsSummary, SignatureView, SummaryQuery,
+    SummaryReport, WorkflowSummary,
 };
 pub use jobs::{JobState, JobView, ReplayRate};
 pub use records::{FieldChange, RecordView, Source};

@@ -264,12 +264,14 @@ pub(super) async fn preview(
         println!("{}", serde_json::to_string_pretty(&plan)?);
         return Ok(plan);
     }
-    let mut text = format!(
-        "would replay {} entries of {} ({} records)\n",
-        plan.count,
-        plan.workflows.join(", "),
-        plan.records.len()
-    );
+    let mut text = match plan.count {
+        0 => "nothing would be replayed\n".to_owned(),
+        n => format!(
+            "would replay {n} entries of {} ({} records)\n",
+            plan.workflows.join(", "),
+            plan.records.len()
+        ),
+    };
     for group in &plan.groups {
         let held = if group.replayed {
             ""

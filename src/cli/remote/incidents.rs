@@ -13,7 +13,7 @@ use acp::wire::{
 pub enum IncidentsCommand {
     /// Incidents (failures grouped by signature), active first, then by last failure.
     List {
-        /// `open`, `regressed` or `resolved`.
+        /// `active` (open or regressed), `open`, `regressed` or `resolved`.
         #[arg(long)]
         state: Option<String>,
         #[arg(long)]

@@ -372,25 +372,40 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
                 return Vec::new();
             };
             let workflow = incident.signature.workflow.clone();
-            match incident.cause.as_ref() {
-                Some(cause) if cause.change == "published" && cause.version > 1 => {
-                    let version = cause.version - 1;
-                    app.overlay = Overlay::Confirm {
+            let published = app
+                .workflows
+                .items
+                .get()
+                .and_then(|list| list.iter().find(|w| w.key == workflow))
+                .and_then(|w| w.published_version);
+            let refusal = match incident.cause.as_ref() {
+                None => Err(
+                    "this incident did not follow a publish or rollback: roll back from the versions (:wf, enter)"
+                        .to_owned(),
+                ),
+                Some(cause) if published.is_some_and(|p| p != cause.version) => Err(format!(
+                    "version {} is no longer published (v{} is): there is nothing of this incident's cause to undo",
+                    cause.version,
+                    published.unwrap_or_default()
+                )),
+                Some(cause) => match cause.previous {
+                    None => Err(format!(
+                        "version {} was {workflow}'s first version: there is none to roll back to",
+                        cause.version
+                    )),
+                    Some(version) => Ok(Overlay::Confirm {
                         question: format!(
                             "Incident {} {}. Roll {workflow} back to version {version}?",
                             incident.id,
                             cause.sentence()
                         ),
                         then: Pending::Rollback { workflow, version },
-                    };
-                }
-                _ => {
-                    app.toast = Some((
-                        "this incident did not follow a publish: roll back from the versions (:wf, enter)"
-                            .into(),
-                        true,
-                    ));
-                }
+                    }),
+                },
+            };
+            match refusal {
+                Ok(confirm) => app.overlay = confirm,
+                Err(why) => app.toast = Some((why, true)),
             }
         }
         Command::Rollback => {
@@ -652,13 +667,22 @@ pub(super) fn open_effects(app: &mut App) -> Vec<Effect> {
             ];
         }
         View::Holds => Request::Holds,
-        View::Incidents => Request::Incidents,
+        // The workflows too: which version is published decides what a rollback may undo.
+        View::Incidents => {
+            return vec![
+                Effect::Request(Request::Incidents),
+                Effect::Request(Request::Workflows),
+            ];
+        }
         View::Incident { id } => {
             if app.incident.get().is_none_or(|d| d.incident.id != *id) {
                 app.incident = Load::Loading;
                 app.incident_selected = 0;
             }
-            Request::Incident(*id)
+            return vec![
+                Effect::Request(Request::Incident(*id)),
+                Effect::Request(Request::Workflows),
+            ];
         }
         View::Versions { workflow } => Request::Versions(workflow.clone()),
         View::Audit => Request::Audit { cursor: None },

@@ -480,7 +480,8 @@ pub fn run_command_line(app: &mut App, text: &str) -> Vec<Effect> {
             let what = match (id, words.next()) {
                 (Some(_), Some(extra)) => format!("`:{command}` takes one id, not `{extra}` too"),
                 (Some(id), None) => {
-                    format!("`{id}` is not a {command} id (ids are numbers from 1)")
+                    let article = if command == "incident" { "an" } else { "a" };
+                    format!("`{id}` is not {article} {command} id (ids are numbers from 1)")
                 }
                 (None, _) => format!("`:{command}` needs an id"),
             };

@@ -1187,6 +1187,7 @@ fn incident(
             actor: "ana".into(),
             at: chrono::Utc::now(),
             after_s: 120,
+            previous: Some(version - 1),
         }),
         held: Vec::new(),
     }
@@ -1216,7 +1217,10 @@ fn incidents_open_replay_through_the_preview_and_roll_back_their_cause() {
     let mut app = app(Role::Operator);
     let effects = keys(&mut app, "8");
     assert_eq!(app.view, View::Incidents);
-    assert_eq!(requests(&effects), [&Request::Incidents]);
+    assert_eq!(
+        requests(&effects),
+        [&Request::Incidents, &Request::Workflows]
+    );
     update(
         &mut app,
         incidents_reply(vec![incident(7, Some(4), 2), incident(5, None, 0)]),
@@ -1284,11 +1288,52 @@ fn incidents_open_replay_through_the_preview_and_roll_back_their_cause() {
             version: 3
         }
     );
+    // Nothing to roll back to after a first publish, nor once another version is published.
+    admin.overlay = Overlay::None;
+    let mut first = incident(7, Some(1), 2);
+    if let Some(cause) = &mut first.cause {
+        cause.previous = None;
+    }
+    update(&mut admin, incidents_reply(vec![first]));
+    keys(&mut admin, "B");
+    assert!(
+        admin.toast.as_ref().unwrap().0.contains("first version"),
+        "{:?}",
+        admin.toast
+    );
+    let published = crate::wire::WorkflowView {
+        key: "lead_routing".into(),
+        name: "Lead routing".into(),
+        team: "revops".into(),
+        published_version: Some(5),
+        latest_version: 5,
+        has_draft: false,
+        updated_at: chrono::Utc::now(),
+        runs_24h: 0,
+        failed_24h: 0,
+    };
+    admin.workflows.items = Load::Loaded(vec![published]);
+    update(&mut admin, incidents_reply(vec![incident(7, Some(4), 2)]));
+    keys(&mut admin, "B");
+    assert!(
+        admin
+            .toast
+            .as_ref()
+            .unwrap()
+            .0
+            .contains("no longer published (v5 is)"),
+        "{:?}",
+        admin.toast
+    );
+    admin.workflows.items = Load::Idle;
     // enter opens the incident, enter on a run opens the run.
     admin.overlay = Overlay::None;
     let effects = keys(&mut admin, "<enter>");
     assert_eq!(admin.view, View::Incident { id: 7 });
-    assert_eq!(requests(&effects), [&Request::Incident(7)]);
+    assert_eq!(
+        requests(&effects),
+        [&Request::Incident(7), &Request::Workflows]
+    );
     let detail = crate::wire::IncidentDetail {
         incident: incident(7, Some(4), 2),
         runs: vec![crate::wire::IncidentRun {

@@ -28,6 +28,7 @@ fn hints(app: &App, commands: &[(Command, &str)]) -> String {
     commands
         .iter()
         .filter(|(c, _)| !(c.mutates() && app.read_only()))
+        .filter(|(c, _)| *c != Command::Rollback || app.role() == crate::wire::Role::Admin)
         .filter_map(|(c, what)| {
             app.keymap
                 .chord_for(app.view.context(), *c)

@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::super::state::{App, Load, Overlay, Pending, Typed};
+use super::super::state::{App, Load, Overlay, Typed};
 use super::super::theme::Theme;
 use super::super::update::COMMANDS;
 use super::centered;
@@ -88,20 +88,15 @@ pub fn draw(frame: &mut Frame<'_>, body: Rect, app: &App, theme: &Theme) {
             boxed(frame, body, title, text, 70, 6, theme);
         }
         Overlay::Preview { plan, then } => {
-            let on = match then {
-                Pending::Replay {
-                    version: ReplayOn::Latest,
-                    ..
-                } => "on the latest published version (l: on each run's own version)",
-                _ => "on each failed run's own version (l: on the latest published version)",
-            };
-            let include = matches!(
-                then,
-                Pending::Replay {
-                    include_permanent: true,
-                    ..
+            let (version, include) = then.replay_settings().unwrap_or((ReplayOn::Same, false));
+            let on = match version {
+                ReplayOn::Latest => {
+                    "on the latest published version (l: on each run's own version)"
                 }
-            );
+                ReplayOn::Same => {
+                    "on each failed run's own version (l: on the latest published version)"
+                }
+            };
             preview(frame, body, plan, on, include, app.overlay_scroll, theme)
         }
         Overlay::Picker(picker) => super::testing::picker(frame, body, picker, theme),

@@ -369,6 +369,7 @@ fn incidents_sample() -> Vec<crate::wire::IncidentView> {
         actor: "ana".into(),
         at: at(-2),
         after_s: 240,
+        previous: Some(3),
     });
     open.held = vec!["host:api.clearbit.test is held: vendor outage".into()];
     let mut resolved = incident(

@@ -205,7 +205,8 @@ fn a_second_signature_is_a_second_incident_and_a_failure_after_resolve_regresses
     assert!(opened(&changes).is_empty(), "the same incident comes back");
     assert!(changes.contains(&Change::Regressed {
         key: first.clone(),
-        at: minutes(9)
+        at: minutes(9),
+        cause: None,
     }));
     assert_eq!(book.incidents[&first].state, IncidentState::Regressed);
 }
@@ -289,6 +290,47 @@ fn an_incident_soon_after_a_publish_names_it_and_one_without_does_not() {
             .iter()
             .all(|c| !matches!(c, Change::Opened { cause: Some(_), .. })),
         "an hour and a minute later is not caused by the publish"
+    );
+}
+
+/// A regression takes the cause of its own time: the publish it followed, with the version
+/// live before it (what a rollback goes back to); the first publish has none before it.
+#[test]
+fn a_regression_names_the_publish_it_followed_and_the_version_before() {
+    let publish = |at, version| {
+        event(
+            at,
+            None,
+            EventBody::WorkflowPublished(WorkflowPublished {
+                version,
+                actor: "ana".into(),
+            }),
+        )
+    };
+    let mut book = Book::default();
+    let changes = fold(
+        &mut book,
+        &[
+            publish(minutes(0), 1),
+            run_failed(minutes(1), 1, "HTTP 500", "enrich.example"),
+            step_succeeded(minutes(2), 2),
+            publish(minutes(90), 2),
+            run_failed(minutes(93), 3, "HTTP 500", "enrich.example"),
+        ],
+    );
+    let first = changes.iter().find_map(|c| match c {
+        Change::Opened { cause, .. } => cause.clone(),
+        _ => None,
+    });
+    assert_eq!(first.map(|c| (c.version, c.previous)), Some((1, None)));
+    let again = changes.iter().find_map(|c| match c {
+        Change::Regressed { cause, .. } => Some(cause.clone()),
+        _ => None,
+    });
+    let again = again.expect("regressed").expect("after the second publish");
+    assert_eq!(
+        (again.version, again.previous, again.after_s),
+        (2, Some(1), 180)
     );
 }
 

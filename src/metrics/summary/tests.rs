@@ -94,7 +94,7 @@ fn facts_of(changes: &[Change]) -> IncidentFacts {
             Change::Opened { signature, at, .. } => {
                 cycle.insert(signature.key.clone(), *at);
             }
-            Change::Regressed { key, at } => {
+            Change::Regressed { key, at, .. } => {
                 cycle.insert(key.clone(), *at);
             }
             Change::Resolved { key, at } => facts.resolutions.push(interval(*at - cycle[key])),

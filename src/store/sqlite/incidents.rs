@@ -11,7 +11,8 @@ use super::writer::Tx;
 use crate::domain::incident::{Book, BookQuery, CURSOR, Change, Link, Tracked, WorkflowChange};
 use crate::store::{IncidentFacts, Interval, Result, StoreError};
 use crate::wire::{
-    IncidentDetail, IncidentQuery, IncidentRun, IncidentState, IncidentTransition, IncidentView,
+    IncidentDetail, IncidentFilter, IncidentQuery, IncidentRun, IncidentState, IncidentTransition,
+    IncidentView,
 };
 
 /// Most incidents one list answers.
@@ -100,7 +101,7 @@ pub fn book(conn: &Connection, query: &BookQuery) -> Result<Book> {
         book.outages.insert(workflow, rows::time(started));
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT change, version, actor, at FROM workflow_changes WHERE workflow = ? ORDER BY id DESC LIMIT 1",
+        "SELECT change, version, actor, at, previous FROM workflow_changes WHERE workflow = ? ORDER BY id DESC LIMIT 1",
     )?;
     for workflow in &query.workflows {
         let change = stmt
@@ -110,6 +111,7 @@ pub fn book(conn: &Connection, query: &BookQuery) -> Result<Book> {
                     version: r.get(1)?,
                     actor: r.get(2)?,
                     at: rows::time(r.get(3)?),
+                    previous: r.get(4)?,
                 })
             })
             .optional()?;
@@ -202,11 +204,11 @@ fn apply_one(conn: &Connection, change: &Change) -> Result<()> {
             )?
             .execute(params![id, run_id, version, record, ms(*at)])?;
         }
-        Change::Regressed { key, at } => {
+        Change::Regressed { key, at, cause } => {
             conn.prepare_cached(
-                "UPDATE incidents SET state = 'regressed', resolved_at = NULL WHERE key = ?",
+                "UPDATE incidents SET state = 'regressed', resolved_at = NULL, cause = ? WHERE key = ?",
             )?
-            .execute([key])?;
+            .execute(params![cause.as_ref().map(rows::to_json), key])?;
             history(conn, key, IncidentState::Regressed, *at)?;
         }
         Change::DeadLettered {
@@ -253,14 +255,16 @@ fn apply_one(conn: &Connection, change: &Change) -> Result<()> {
         }
         Change::WorkflowChanged { workflow, change } => {
             conn.prepare_cached(
-                "INSERT INTO workflow_changes (workflow, change, version, actor, at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO workflow_changes (workflow, change, version, actor, at, previous) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 workflow,
                 change.change,
                 change.version,
                 change.actor,
-                ms(change.at)
+                ms(change.at),
+                change.previous
             ])?;
         }
     }
@@ -315,17 +319,18 @@ pub fn list(conn: &Connection, query: &IncidentQuery) -> Result<Vec<IncidentView
     let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIST) as i64;
     let sql = format!(
         "SELECT {INCIDENT_COLUMNS} FROM incidents i \
-         WHERE (?1 IS NULL OR i.state = ?1) AND (?2 IS NULL OR i.workflow = ?2) \
+         WHERE (?1 IS NULL OR i.state = ?1 OR (?1 = 'active' AND i.state != 'resolved')) AND (?2 IS NULL OR i.workflow = ?2) \
          AND (?3 IS NULL OR i.team = ?3) \
-         AND (?4 IS NULL OR i.id IN (SELECT r.incident_id FROM coverage c \
-              JOIN incident_runs r ON r.run_id = c.run_id WHERE c.alert_id = ?4)) \
+         AND (?4 IS NULL OR EXISTS (SELECT 1 FROM alerts a WHERE a.id = ?4 \
+              AND a.workflow = i.workflow AND i.last_seen >= a.opened_at \
+              AND (a.resolved_at IS NULL OR i.first_seen <= a.resolved_at))) \
          ORDER BY i.state = 'resolved', i.last_seen DESC, i.id DESC LIMIT ?5"
     );
     let list = conn
         .prepare_cached(&sql)?
         .query_map(
             params![
-                query.state.map(IncidentState::as_str),
+                query.state.map(IncidentFilter::as_str),
                 query.workflow,
                 query.team,
                 query.alert,
@@ -337,8 +342,8 @@ pub fn list(conn: &Connection, query: &IncidentQuery) -> Result<Vec<IncidentView
     Ok(list)
 }
 
-/// One incident with its newest runs and records, its state history and the alerts that
-/// covered its runs.
+/// One incident with its newest runs and records, its state history and its workflow's
+/// alerts that were open while it failed.
 ///
 /// # Errors
 /// [`StoreError::NotFound`] for an unknown id.
@@ -385,12 +390,17 @@ pub fn detail(conn: &Connection, id: i64) -> Result<IncidentDetail> {
         .collect::<rusqlite::Result<_>>()?;
     let alerts = conn
         .prepare_cached(
-            "SELECT a.id FROM (SELECT id FROM alerts WHERE workflow = ?2 ORDER BY id DESC LIMIT 50) a \
-             WHERE EXISTS (SELECT 1 FROM coverage c INDEXED BY coverage_alert \
-                 JOIN incident_runs r ON r.incident_id = ?1 AND r.run_id = c.run_id \
-                 WHERE c.alert_id = a.id) ORDER BY a.id DESC",
+            "SELECT id FROM alerts WHERE workflow = ?1 AND opened_at <= ?3 \
+             AND (resolved_at IS NULL OR resolved_at >= ?2) ORDER BY id DESC LIMIT 50",
         )?
-        .query_map(params![id, incident.signature.workflow], |r| r.get(0))?
+        .query_map(
+            params![
+                incident.signature.workflow,
+                ms(incident.first_seen),
+                ms(incident.last_seen)
+            ],
+            |r| r.get(0),
+        )?
         .collect::<rusqlite::Result<_>>()?;
     Ok(IncidentDetail {
         incident,

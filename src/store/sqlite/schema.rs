@@ -486,7 +486,8 @@ CREATE TABLE workflow_changes (
     change TEXT NOT NULL,
     version INTEGER NOT NULL,
     actor TEXT NOT NULL,
-    at INTEGER NOT NULL
+    at INTEGER NOT NULL,
+    previous INTEGER
 );
 CREATE INDEX workflow_changes_of ON workflow_changes (workflow, id);
 INSERT INTO cursors (name, seq) VALUES ('incidents', 0);
