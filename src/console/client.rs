@@ -203,7 +203,7 @@ impl Client {
                 Reply::Done(format!("{} entries discarded", ids.len()))
             }
             Request::Holds => Reply::Holds(Box::new(self.get("/holds").await?)),
-            Request::Incidents => Reply::Incidents(self.get("/incidents").await?),
+            Request::Incidents => Reply::Incidents(self.get("/incidents?limit=1000").await?),
             Request::Incident(id) => {
                 Reply::Incident(Box::new(self.get(&format!("/incidents/{id}")).await?))
             }

@@ -69,7 +69,8 @@ pub async fn incidents(c: &Client, command: IncidentsCommand) -> anyhow::Result<
             query.extend(state.map(|s| ("state", s)));
             query.extend(workflow.map(|w| ("workflow", w)));
             query.extend(team.map(|t| ("team", t)));
-            query.extend(limit.map(|l| ("limit", l.to_string())));
+            let limit = limit.unwrap_or(100);
+            query.push(("limit", limit.to_string()));
             let list: Vec<IncidentView> = c.get_with("/incidents", &query).await?;
             c.show(
                 &list,
@@ -78,13 +79,20 @@ pub async fn incidents(c: &Client, command: IncidentsCommand) -> anyhow::Result<
                     "state",
                     "workflow",
                     "step",
+                    "host",
                     "count",
                     "last seen",
                     "dlq",
                     "error",
                 ],
                 |l| l.iter().map(row).collect(),
-            )
+            )?;
+            if list.len() == limit && !c.json {
+                eprintln!(
+                    "the first {limit}: --limit (up to 1000) or --state/--workflow for the rest"
+                );
+            }
+            Ok(())
         }
         IncidentsCommand::Show { id } => {
             let detail: IncidentDetail = c.get(&format!("/incidents/{id}")).await?;
@@ -129,6 +137,7 @@ fn row(i: &IncidentView) -> Vec<String> {
         i.state.to_string(),
         i.signature.workflow.clone(),
         i.signature.step.clone(),
+        i.signature.host.clone().unwrap_or_else(|| "-".into()),
         i.count.to_string(),
         clock(&i.last_seen),
         i.open_dead_letters.to_string(),
@@ -234,6 +243,9 @@ pub async fn metrics(c: &Client, args: MetricsArgs) -> anyhow::Result<()> {
         t.workflows,
         t.healthy_pct
     );
+    if t.workflows == 0 {
+        text.push_str("  no published workflows match\n");
+    }
     for w in &report.per_workflow {
         let state = if w.healthy {
             "healthy".to_owned()
