@@ -170,7 +170,8 @@ pub struct IncidentDetail {
     pub runs: Vec<IncidentRun>,
     pub record_ids: Vec<i64>,
     pub history: Vec<IncidentTransition>,
-    /// Its workflow's alerts that were open while it failed (at most 50, newest first).
+    /// Its workflow's alerts that were open while it was active, or opened within the hour
+    /// after it (at most 50, newest first).
     #[serde(default)]
     pub alerts: Vec<i64>,
 }
@@ -186,7 +187,8 @@ pub struct IncidentQuery {
     pub workflow: Option<String>,
     #[serde(default)]
     pub team: Option<String>,
-    /// Only the incidents of this alert's workflow that failed while it was open.
+    /// Only the incidents of this alert's workflow that were active while it was open or in
+    /// the hour before it opened.
     #[serde(default)]
     pub alert: Option<i64>,
     /// At most this many, newest `last_seen` first (default 100, at most 1000).

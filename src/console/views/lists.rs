@@ -208,11 +208,13 @@ fn alert_detail(
             Span::styled(top, theme.error),
         ]));
     }
-    // The incident of its workflow that failed while it was open.
+    // The incident of its workflow that was active while it was open or in the hour before
+    // (as `GET /incidents?alert=ID` answers).
     let incident = app.incidents.items.get().into_iter().flatten().find(|i| {
         i.signature.workflow == a.workflow
-            && i.last_seen >= a.opened_at
             && a.resolved_at.is_none_or(|r| i.first_seen <= r)
+            && i.resolved_at
+                .is_none_or(|r| r >= a.opened_at - chrono::TimeDelta::hours(1))
     });
     if let Some(i) = incident {
         let followed = i

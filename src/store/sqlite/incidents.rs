@@ -17,6 +17,9 @@ use crate::wire::{
 
 /// Most incidents one list answers.
 const MAX_LIST: usize = 1000;
+/// An alert is about the incidents of its workflow that were active while it was open or in
+/// the hour before it opened (its rule's window looks back from there).
+const ALERT_LOOKBACK_MS: i64 = 3_600_000;
 /// Most runs and records an incident's detail lists (newest first).
 const MAX_DETAIL: i64 = 200;
 
@@ -322,8 +325,8 @@ pub fn list(conn: &Connection, query: &IncidentQuery) -> Result<Vec<IncidentView
          WHERE (?1 IS NULL OR i.state = ?1 OR (?1 = 'active' AND i.state != 'resolved')) AND (?2 IS NULL OR i.workflow = ?2) \
          AND (?3 IS NULL OR i.team = ?3) \
          AND (?4 IS NULL OR EXISTS (SELECT 1 FROM alerts a WHERE a.id = ?4 \
-              AND a.workflow = i.workflow AND i.last_seen >= a.opened_at \
-              AND (a.resolved_at IS NULL OR i.first_seen <= a.resolved_at))) \
+              AND a.workflow = i.workflow AND i.first_seen <= COALESCE(a.resolved_at, ?6) \
+              AND COALESCE(i.resolved_at, ?6) >= a.opened_at - ?7)) \
          ORDER BY i.state = 'resolved', i.last_seen DESC, i.id DESC LIMIT ?5"
     );
     let list = conn
@@ -334,7 +337,9 @@ pub fn list(conn: &Connection, query: &IncidentQuery) -> Result<Vec<IncidentView
                 query.workflow,
                 query.team,
                 query.alert,
-                limit
+                limit,
+                i64::MAX,
+                ALERT_LOOKBACK_MS
             ],
             incident,
         )?
@@ -390,14 +395,16 @@ pub fn detail(conn: &Connection, id: i64) -> Result<IncidentDetail> {
         .collect::<rusqlite::Result<_>>()?;
     let alerts = conn
         .prepare_cached(
-            "SELECT id FROM alerts WHERE workflow = ?1 AND opened_at <= ?3 \
-             AND (resolved_at IS NULL OR resolved_at >= ?2) ORDER BY id DESC LIMIT 50",
+            "SELECT id FROM alerts WHERE workflow = ?1 AND opened_at - ?4 <= ?3 \
+             AND COALESCE(resolved_at, ?5) >= ?2 ORDER BY id DESC LIMIT 50",
         )?
         .query_map(
             params![
                 incident.signature.workflow,
                 ms(incident.first_seen),
-                ms(incident.last_seen)
+                incident.resolved_at.map_or(i64::MAX, ms),
+                ALERT_LOOKBACK_MS,
+                i64::MAX
             ],
             |r| r.get(0),
         )?
