@@ -181,19 +181,9 @@ impl Pending {
     /// The version a replay runs on and whether it takes in permanent failures (none for
     /// changes that are not replays).
     pub fn replay_settings(&self) -> Option<(ReplayOn, bool)> {
-        match self {
-            Self::Replay {
-                version,
-                include_permanent,
-                ..
-            }
-            | Self::ReplayIncident {
-                version,
-                include_permanent,
-                ..
-            } => Some((*version, *include_permanent)),
-            _ => None,
-        }
+        self.clone()
+            .replay_options()
+            .map(|(version, include)| (*version, *include))
     }
 
     /// The request a replay preview sends (`dry_run`) or its yes sends; none for changes
