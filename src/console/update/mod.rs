@@ -383,6 +383,11 @@ pub fn command_run(app: &mut App, command: Command) -> Vec<Effect> {
                     "this incident did not follow a publish or rollback: roll back from the versions (:wf, enter)"
                         .to_owned(),
                 ),
+                // Undoing a rollback would put back the version it took away: a person picks.
+                Some(cause) if cause.change == "rolled_back" => Err(format!(
+                    "this incident began after a rollback to version {}: pick the version to go to from the versions (:wf, enter)",
+                    cause.version
+                )),
                 Some(cause) if published.is_some_and(|p| p != cause.version) => Err(format!(
                     "version {} is no longer published (v{} is): there is nothing of this incident's cause to undo",
                     cause.version,

@@ -1326,6 +1326,24 @@ fn incidents_open_replay_through_the_preview_and_roll_back_their_cause() {
         admin.toast
     );
     admin.workflows.items = Load::Idle;
+    // After a rollback, B does not put back the version the rollback took away.
+    let mut rolled = incident(7, Some(1), 2);
+    if let Some(cause) = &mut rolled.cause {
+        cause.change = "rolled_back".into();
+    }
+    update(&mut admin, incidents_reply(vec![rolled]));
+    keys(&mut admin, "B");
+    assert!(
+        admin
+            .toast
+            .as_ref()
+            .unwrap()
+            .0
+            .contains("after a rollback to version 1"),
+        "{:?}",
+        admin.toast
+    );
+    update(&mut admin, incidents_reply(vec![incident(7, Some(4), 2)]));
     // enter opens the incident, enter on a run opens the run.
     admin.overlay = Overlay::None;
     let effects = keys(&mut admin, "<enter>");
