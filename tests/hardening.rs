@@ -310,6 +310,44 @@ async fn bulk_calls_must_be_explicit_and_unknown_fields_are_named() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
         assert_eq!(answer["error"]["code"], "unknown_field", "{answer}");
     }
+    // A key named twice is refused (serde would act on the last one), nested ones too, and
+    // through the optional bodies of the replay calls.
+    for (path, body) in [
+        (
+            "/dlq/replay",
+            r#"{"all": true, "dry_run": true, "dry_run": false}"#,
+        ),
+        (
+            "/tokens",
+            r#"{"name": "x", "role": "viewer", "role": "admin"}"#,
+        ),
+        (
+            "/dlq/replay",
+            r#"{"filter": {"workflow": "a", "workflow": "b"}, "dry_run": true}"#,
+        ),
+        (
+            "/dlq/1/replay",
+            r#"{"version": "same", "version": "latest"}"#,
+        ),
+        (
+            "/incidents/1/replay",
+            r#"{"dry_run": true, "dry_run": false}"#,
+        ),
+    ] {
+        let request = api
+            .post(path, &api.admin)
+            .header("content-type", "application/json")
+            .body(body);
+        let (status, answer) = call(request).await;
+        assert!(status.is_client_error(), "{path}: {status} {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("appears twice in one object"),
+            "{path}: {answer}"
+        );
+    }
     for (path, body) in [
         ("/runs/1/rerun", r#"{"paylod": {}}"#),
         ("/runs/1/retry", "not json"),
