@@ -83,6 +83,18 @@ fn seconds() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 24))
 }
 
+/// Registers `metric` and answers it (metrics are shared handles: the registry's clone and
+/// this one count into the same values).
+fn registered<M: prometheus_client::registry::Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: impl Into<String>,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 /// When runs and steps in flight started, for their durations.
 #[derive(Default)]
 struct Clocks {
@@ -132,77 +144,85 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let since = "since this server started (resets on restart)";
-        let mut registry = Registry::default();
-        let runs_started = Family::<WorkflowTrigger, Counter>::default();
-        registry.register(
+        let mut r = Registry::default();
+        let runs_started = registered(
+            &mut r,
             "acp_runs_started",
             format!("Runs created by a trigger (test runs excluded), {since}"),
-            runs_started.clone(),
+            Family::<WorkflowTrigger, Counter>::default(),
         );
-        let runs_finished = Family::<WorkflowStatus, Counter>::default();
-        registry.register(
+        let runs_finished = registered(
+            &mut r,
             "acp_runs_finished",
             format!("Runs that ended (succeeded, failed or cancelled), {since}"),
-            runs_finished.clone(),
+            Family::<WorkflowStatus, Counter>::default(),
         );
-        let step_attempts = Family::<StepLabels, Counter>::default();
-        registry.register(
+        let step_attempts = registered(
+            &mut r,
             "acp_step_attempts",
             format!(
                 "Step attempts that ended, by the step's kind and the attempt's result, {since}"
             ),
-            step_attempts.clone(),
+            Family::<StepLabels, Counter>::default(),
         );
-        let notifications = Family::<ChannelResult, Counter>::default();
-        registry.register(
+        let notifications = registered(
+            &mut r,
             "acp_notifications",
             format!(
                 "Delivery attempts of alert notifications (channel name) and webhook messages (channel \"webhook\"), {since}"
             ),
-            notifications.clone(),
+            Family::<ChannelResult, Counter>::default(),
         );
-        let run_duration: Histograms<WorkflowLabel> = Family::new_with_constructor(seconds);
-        registry.register(
+        let run_duration: Histograms<WorkflowLabel> = registered(
+            &mut r,
             "acp_run_duration_seconds",
             format!("Time from a run's start to its end, {since}"),
-            run_duration.clone(),
+            Family::new_with_constructor(seconds),
         );
-        let step_duration: Histograms<WorkflowKind> = Family::new_with_constructor(seconds);
-        registry.register(
+        let step_duration: Histograms<WorkflowKind> = registered(
+            &mut r,
             "acp_step_duration_seconds",
             format!("Time of one step attempt, {since}"),
-            step_duration.clone(),
+            Family::new_with_constructor(seconds),
         );
-        let queue_wait = seconds();
-        registry.register(
+        let queue_wait = registered(
+            &mut r,
             "acp_queue_wait_seconds",
             format!("Time from a run's creation to its first start (held time included), {since}"),
-            queue_wait.clone(),
+            seconds(),
         );
-        let dlq_open = Family::<WorkflowLabel, Gauge>::default();
-        registry.register("acp_dlq_open", "Open dead-letter entries", dlq_open.clone());
-        let incidents_open = Family::<WorkflowLabel, Gauge>::default();
-        registry.register(
+        let dlq_open = registered(
+            &mut r,
+            "acp_dlq_open",
+            "Open dead-letter entries",
+            Family::default(),
+        );
+        let incidents_open = registered(
+            &mut r,
             "acp_incidents_open",
             "Incidents open or regressed",
-            incidents_open.clone(),
+            Family::default(),
         );
-        let alerts_firing = Family::<SeverityLabel, Gauge>::default();
-        registry.register("acp_alerts_firing", "Alerts firing", alerts_firing.clone());
-        let runs_held = Gauge::default();
-        registry.register(
+        let alerts_firing = registered(
+            &mut r,
+            "acp_alerts_firing",
+            "Alerts firing",
+            Family::default(),
+        );
+        let runs_held = registered(
+            &mut r,
             "acp_runs_held",
             "Runs held now (by holds, limits or host backpressure)",
-            runs_held.clone(),
+            Gauge::default(),
         );
-        let writer_commit = Gauge::<f64, AtomicU64>::default();
-        registry.register(
+        let writer_commit = registered(
+            &mut r,
             "acp_writer_commit_seconds",
             "How long the store writer's last batch took to commit",
-            writer_commit.clone(),
+            Gauge::<f64, AtomicU64>::default(),
         );
         Self {
-            registry,
+            registry: r,
             runs_started,
             runs_finished,
             step_attempts,
@@ -363,7 +383,7 @@ impl Metrics {
     /// A store error reading the gauges.
     pub async fn render(&self, store: &dyn Store) -> Result<String, StoreError> {
         let depths = store.dlq_depths().await?;
-        let open = store.incident_facts(Utc::now()).await?.open;
+        let open = store.open_incidents().await?;
         let alerts = store.active_alerts().await?;
         let held: i64 = store.held_runs().await?.iter().map(|h| h.runs).sum();
         self.dlq_open.clear();

@@ -102,7 +102,7 @@ mod tests {
 
     async fn queue(store: &Arc<dyn Store>, n: usize) {
         let runs = (0..n)
-            .map(|_| NewRun::live("w", 1, "qa", TriggerKind::Manual, serde_json::json!({})))
+            .map(|_| NewRun::live("w", 1, "qa", TriggerKind::Manual, serde_json::Value::Null))
             .collect();
         store.create_runs(runs).await.unwrap();
     }

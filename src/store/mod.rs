@@ -360,6 +360,8 @@ pub trait IncidentStore: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown id.
     async fn incident_dead_letters(&self, id: i64) -> Result<Vec<i64>>;
+    /// Incidents not resolved (open or regressed), per workflow.
+    async fn open_incidents(&self) -> Result<Vec<(String, i64)>>;
     /// The MTTR and MTTA facts of intervals that ended at or after `since`.
     async fn incident_facts(&self, since: DateTime<Utc>) -> Result<IncidentFacts>;
 }

@@ -568,6 +568,21 @@ pub fn handles(app: &App, command: Command) -> bool {
 
 /// Why a change is not possible now, if it is not.
 fn refusal(app: &App, command: Command) -> Option<String> {
+    if let Some(why) = role_refusal(app, command) {
+        return Some(why);
+    }
+    if app.conn != Conn::Live {
+        return Some("offline: changes are disabled until the connection is back".into());
+    }
+    None
+}
+
+/// Why this console (its `--read-only` flag, its token's role) may never run `command`, if
+/// it may not; screens leave such commands out of their key hints.
+pub fn role_refusal(app: &App, command: Command) -> Option<String> {
+    if !command.mutates() {
+        return None;
+    }
     if app.read_only_flag {
         return Some("read-only console (--read-only): changes are disabled".into());
     }
@@ -585,9 +600,6 @@ fn refusal(app: &App, command: Command) -> Option<String> {
             return Some("holds (pause, resume, release) need an admin token".into());
         }
         _ => {}
-    }
-    if app.conn != Conn::Live {
-        return Some("offline: changes are disabled until the connection is back".into());
     }
     None
 }

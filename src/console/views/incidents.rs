@@ -23,19 +23,9 @@ fn state_style(state: IncidentState, theme: &Theme) -> ratatui::style::Style {
     }
 }
 
-/// The keys this screen offers, as the keymap binds them.
+/// The keys this screen offers (those this console may run), as the keymap binds them.
 fn hints(app: &App, commands: &[(Command, &str)]) -> String {
-    commands
-        .iter()
-        .filter(|(c, _)| !(c.mutates() && app.read_only()))
-        .filter(|(c, _)| *c != Command::Rollback || app.role() == crate::wire::Role::Admin)
-        .filter_map(|(c, what)| {
-            app.keymap
-                .chord_for(app.view.context(), *c)
-                .map(|chord| format!("{chord} {what}"))
-        })
-        .collect::<Vec<_>>()
-        .join(" · ")
+    super::key_hints(app, commands, " · ")
 }
 
 pub fn incidents(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {

@@ -345,22 +345,35 @@ fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
 /// something here).
 fn hints(app: &App) -> String {
     use super::keymap::Command;
-    let context = app.view.context();
-    let chord = |command| {
-        app.keymap
-            .chord_for(context, command)
-            .map(|c| c.to_string())
-    };
-    [
-        (Command::Help, "help"),
-        (Command::CommandMode, "cmd"),
-        (Command::Back, "back"),
-    ]
-    .into_iter()
-    .filter(|(command, _)| super::update::handles(app, *command))
-    .filter_map(|(command, label)| chord(command).map(|c| format!("{c} {label}")))
-    .collect::<Vec<_>>()
-    .join("  ")
+    key_hints(
+        app,
+        &[
+            (Command::Help, "help"),
+            (Command::CommandMode, "cmd"),
+            (Command::Back, "back"),
+        ],
+        "  ",
+    )
+}
+
+/// `chord label` for each of `commands` this screen handles and this console may run, as
+/// the active keymap binds them, joined by `separator`.
+pub(super) fn key_hints(
+    app: &App,
+    commands: &[(super::keymap::Command, &str)],
+    separator: &str,
+) -> String {
+    commands
+        .iter()
+        .filter(|(command, _)| super::update::handles(app, *command))
+        .filter(|(command, _)| super::update::role_refusal(app, *command).is_none())
+        .filter_map(|(command, label)| {
+            app.keymap
+                .chord_for(app.view.context(), *command)
+                .map(|c| format!("{c} {label}"))
+        })
+        .collect::<Vec<_>>()
+        .join(separator)
 }
 
 /// A centred rectangle of `width` x `height` inside `area`.

@@ -437,6 +437,18 @@ pub fn dead_letters(conn: &Connection, id: i64) -> Result<Vec<i64>> {
     Ok(ids)
 }
 
+/// Incidents not resolved, per workflow.
+pub fn open(conn: &Connection) -> Result<Vec<(String, i64)>> {
+    let open = conn
+        .prepare_cached(
+            "SELECT workflow, COUNT(*) FROM incidents INDEXED BY incidents_active \
+             WHERE state != 'resolved' GROUP BY workflow",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(open)
+}
+
 /// The stored facts MTTR and MTTA are computed from, since `since`.
 pub fn facts(conn: &Connection, since: DateTime<Utc>) -> Result<IncidentFacts> {
     let since = ms(since);
@@ -464,17 +476,10 @@ pub fn facts(conn: &Connection, since: DateTime<Utc>) -> Result<IncidentFacts> {
          LEFT JOIN workflows w ON w.key = a.workflow \
          WHERE a.acked_at >= ? AND a.fired_at IS NOT NULL AND a.acked_at >= a.fired_at",
     )?;
-    let open = conn
-        .prepare_cached(
-            "SELECT workflow, COUNT(*) FROM incidents INDEXED BY incidents_active \
-             WHERE state != 'resolved' GROUP BY workflow",
-        )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
     Ok(IncidentFacts {
         resolutions,
         outages,
         acknowledgements,
-        open,
+        open: open(conn)?,
     })
 }

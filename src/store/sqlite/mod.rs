@@ -481,6 +481,10 @@ impl IncidentStore for SqliteStore {
         self.read(move |c| incidents::dead_letters(c, id)).await
     }
 
+    async fn open_incidents(&self) -> Result<Vec<(String, i64)>> {
+        self.read(incidents::open).await
+    }
+
     async fn incident_facts(&self, since: DateTime<Utc>) -> Result<IncidentFacts> {
         self.read(move |c| incidents::facts(c, since)).await
     }
