@@ -25,7 +25,7 @@ use crate::domain::rollup::MINUTE_ROWS_KEPT;
 use crate::engine::{Engine, EngineConfig, EngineError};
 use crate::outbox::Pace;
 use crate::server::{AppState, Retention, ServerConfig};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::wire::{ControlChanged, EventBody};
 
 /// How long the outbox loops may go without a round.
@@ -51,14 +51,18 @@ impl Runtime {
     /// Starts the engine (its claim, lease and schedule loops) on `store`.
     ///
     /// # Errors
-    /// [`EngineError`] when the published workflows cannot be loaded or the crashed runs'
-    /// leases cannot be released.
+    /// [`EngineError`] when the published workflows cannot be loaded, the crashed runs'
+    /// leases cannot be released, or the link key cannot be made.
     pub async fn start(
         store: Arc<dyn Store>,
         config: EngineConfig,
         actions: Actions,
     ) -> Result<Self, EngineError> {
         let engine = Engine::start(store.clone(), config, actions).await?;
+        // The key that signs alert and run links: made on the first start, kept after.
+        let secret = crate::domain::link::LinkKey::new_secret()
+            .map_err(|e| StoreError::Other(format!("no randomness for the link key: {e}")))?;
+        store.add_link_key(secret, false).await?;
         Ok(Self {
             engine,
             store,

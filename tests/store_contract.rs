@@ -72,6 +72,7 @@ contract!(sqlite:
     a_held_run_waits_without_a_lease_and_a_release_drains_its_hold_in_order,
     holds_are_placed_once_per_key_and_released_once,
     an_incident_counts_its_failures_records_and_dead_letters,
+    link_keys_are_made_once_and_a_rotation_retires_every_one_before,
 );
 
 fn new_run(workflow: &str) -> NewRun {
@@ -1339,4 +1340,27 @@ async fn an_incident_counts_its_failures_records_and_dead_letters(store: &Arc<dy
         store.incident(i.id + 1).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+async fn link_keys_are_made_once_and_a_rotation_retires_every_one_before(store: &Arc<dyn Store>) {
+    assert_eq!(store.current_link_key().await.unwrap(), None);
+    let first = store.add_link_key([1; 32], false).await.unwrap();
+    assert_eq!((first.secret, first.retired_at), ([1; 32], None));
+    let again = store.add_link_key([2; 32], false).await.unwrap();
+    assert_eq!(again, first, "a second start keeps the key there is");
+    let second = store.add_link_key([3; 32], true).await.unwrap();
+    assert_ne!(second.id, first.id);
+    assert_eq!(store.current_link_key().await.unwrap(), Some(second.clone()));
+    let old = store.link_key(first.id).await.unwrap().unwrap();
+    assert!(old.retired_at.is_some(), "{old:?}");
+    assert_eq!(old.secret, [1; 32]);
+    let third = store.add_link_key([4; 32], true).await.unwrap();
+    assert!(store.link_key(second.id).await.unwrap().unwrap().retired_at.is_some());
+    assert_eq!(
+        store.link_key(first.id).await.unwrap().unwrap().retired_at,
+        old.retired_at,
+        "a key retires once"
+    );
+    assert_eq!(store.current_link_key().await.unwrap(), Some(third));
+    assert_eq!(store.link_key(999).await.unwrap(), None);
 }

@@ -25,8 +25,11 @@ use crate::domain::rollup::{Bucket, spans};
 use crate::engine::Engine;
 use crate::store::HeldRuns;
 use crate::store::{AlertChange, NewNotice, Store, StoreError};
-use crate::wire::{AlertState, AlertView, IncidentQuery, IncidentView};
+use crate::wire::{AlertState, AlertView};
 use conditions::{Scene, holds, queue_limits};
+
+/// Incidents a notification names at most.
+const NOTICE_INCIDENTS: usize = 3;
 
 /// The shortest look-back, even when every rule looks at less.
 const MIN_LOOKBACK: Duration = Duration::from_secs(3600);
@@ -308,23 +311,11 @@ impl Evaluator {
                 }
                 _ => continue,
             };
-            let public_url = self
-                .policy
-                .public_url
-                .as_deref()
-                .unwrap_or("http://127.0.0.1:7700");
-            let incidents: Vec<IncidentView> = self
-                .store
-                .incidents(&IncidentQuery {
-                    workflow: Some(alert.workflow.clone()),
-                    limit: Some(20),
-                    ..IncidentQuery::default()
-                })
-                .await?
-                .into_iter()
-                .filter(|i| i.last_seen >= since)
-                .take(3)
-                .collect();
+            let public_url = self.policy.base_url();
+            let incidents = self
+                .engine
+                .recent_incidents(&alert.workflow, since, NOTICE_INCIDENTS)
+                .await?;
             let cx = notice::Context {
                 team: &origin.team,
                 public_url,

@@ -93,6 +93,12 @@ enum TokenCommand {
         #[arg(long, default_value = "acp.db", env = "ACP_DB")]
         db: PathBuf,
     },
+    /// Replace the key that signs alert and run page links: every link handed out before
+    /// stops opening (it answers 403 saying it was revoked); later notifications carry new ones.
+    RotateLinks {
+        #[arg(long, default_value = "acp.db", env = "ACP_DB")]
+        db: PathBuf,
+    },
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
@@ -270,6 +276,9 @@ pub fn run(cli: Cli) -> ExitCode {
         }),
         Command::Token(TokenCommand::Create { name, role, db }) => {
             runtime().and_then(|rt| rt.block_on(serve::create_token(&db, &name, role)))
+        }
+        Command::Token(TokenCommand::RotateLinks { db }) => {
+            runtime().and_then(|rt| rt.block_on(serve::rotate_links(&db)))
         }
     };
     match result {

@@ -172,6 +172,35 @@ pub async fn shutdown_signal() {
 }
 
 /// `acp token create`: a token straight into the database.
+/// `acp token rotate-links`: a new link key; every older one is retired, in one transaction,
+/// and the rotation is written to the audit log.
+pub async fn rotate_links(db: &std::path::Path) -> anyhow::Result<()> {
+    if !db.exists() {
+        anyhow::bail!("{} does not exist: point --db at the server's database", db.display());
+    }
+    let store = acp::store::open(&store_url(db, "normal"))
+        .with_context(|| format!("opening {}", db.display()))?;
+    let secret = acp::domain::link::LinkKey::new_secret()
+        .map_err(|e| anyhow::anyhow!("no randomness for a new key: {e}"))?;
+    let key = store.add_link_key(secret, true).await?;
+    store
+        .audit(acp::store::NewAudit {
+            actor: "cli".into(),
+            role: acp::wire::Role::Admin,
+            action: "link.rotated".into(),
+            target: format!("link_key:{}", key.id),
+            reason: None,
+            outcome: "ok".into(),
+        })
+        .await?;
+    store.close();
+    eprintln!(
+        "rotated the link key: every alert and run link handed out before now answers 403 \
+         (revoked); notifications sent from now on carry new links"
+    );
+    Ok(())
+}
+
 pub async fn create_token(
     db: &std::path::Path,
     name: &str,

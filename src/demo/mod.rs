@@ -179,6 +179,7 @@ fn policy(sandbox: &Sandbox, server: &str, speed: f64) -> anyhow::Result<Policy>
         .map_err(|problems| anyhow::anyhow!("demo rules: {problems:?}"))?;
     Ok(Policy {
         public_url: Some(server.to_owned()),
+        link_ttl: crate::domain::config::DEFAULT_LINK_TTL,
         renotify: Duration::from_secs(600),
         group_interval: scaled(Duration::from_secs(60), speed, Duration::from_secs(2)),
         resolve_after: scaled(Duration::from_secs(60), speed, Duration::from_secs(5)),

@@ -22,6 +22,9 @@ pub struct ConfigDef {
     /// The address people reach this server at; notifications link to it.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// How long the signed page links in notifications open (default `7d`, at most `90d`).
+    #[serde(default)]
+    pub link_ttl: Option<String>,
     /// How often a firing alert that nobody acknowledged is sent again (default `1h`).
     #[serde(default)]
     pub renotify: Option<String>,
@@ -141,11 +144,19 @@ pub struct RouteDef {
     pub channels: Vec<String>,
 }
 
+/// How long signed links open unless `link_ttl` says otherwise: a week.
+pub const DEFAULT_LINK_TTL: Duration = Duration::from_secs(7 * 86_400);
+/// The longest `link_ttl`.
+pub const MAX_LINK_TTL: Duration = Duration::from_secs(90 * 86_400);
+
 /// The checked policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     /// Where people reach the server; `acp serve` fills in its listen address when unset.
     pub public_url: Option<String>,
+    /// How long a signed link (`{public_url}/a/...`, `/r/...`) opens after its message was
+    /// queued.
+    pub link_ttl: Duration,
     pub renotify: Duration,
     pub group_interval: Duration,
     /// How long a condition stays clear before its firing alert resolves.
@@ -167,6 +178,7 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             public_url: None,
+            link_ttl: DEFAULT_LINK_TTL,
             renotify: Duration::from_secs(3600),
             group_interval: Duration::from_secs(60),
             resolve_after: Duration::from_secs(300),
@@ -183,6 +195,11 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// Where people reach the server: `public_url`, or `acp serve`'s default address.
+    pub fn base_url(&self) -> &str {
+        self.public_url.as_deref().unwrap_or("http://127.0.0.1:7700")
+    }
+
     /// The channels an alert of `severity` on `workflow` (of `team`) goes to. Without routes,
     /// every channel gets every alert.
     pub fn channels_for(&self, severity: Severity, team: &str, workflow: &str) -> Vec<String> {
@@ -253,6 +270,17 @@ pub fn parse_config(
         defaults.policies.hold_warning,
     );
     let notify_within = duration("notify_within", &def.notify_within, defaults.notify_within);
+    let mut link_ttl = duration("link_ttl", &def.link_ttl, defaults.link_ttl);
+    if link_ttl > MAX_LINK_TTL {
+        fail(
+            Anchor::Field("link_ttl", None),
+            format!(
+                "link_ttl is at most {}d: a link is a password anyone holding it can use",
+                MAX_LINK_TTL.as_secs() / 86_400
+            ),
+        );
+        link_ttl = defaults.link_ttl;
+    }
     let public_url = match def.public_url {
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
             Some(url.trim_end_matches('/').to_owned())
@@ -365,6 +393,7 @@ pub fn parse_config(
     }
     Ok(Policy {
         public_url,
+        link_ttl,
         renotify,
         group_interval,
         resolve_after,
@@ -582,6 +611,9 @@ mod tests {
             Some("https://acp.example.com")
         );
         assert_eq!(policy.renotify, Duration::from_secs(1800));
+        assert_eq!(policy.link_ttl, DEFAULT_LINK_TTL, "a week unless set");
+        let short = parse_config("(link_ttl: \"2d\")", |_| None).unwrap();
+        assert_eq!(short.link_ttl, Duration::from_secs(2 * 86_400));
         assert_eq!(policy.group_interval, Duration::from_secs(60));
         assert_eq!(policy.resolve_after, Duration::from_secs(300));
         assert_eq!(
@@ -680,6 +712,11 @@ mod tests {
                 "5:9: channel `oncall`: environment variable SLACK_URL is not set".to_owned(),
                 "10:37: route names channel `pager`, which is not in `channels`".to_owned(),
             ]
+        );
+        let long = parse_config("(\n  link_ttl: \"180d\",\n)", |_| None).unwrap_err();
+        assert_eq!(
+            long[0].to_string(),
+            "2:3: link_ttl is at most 90d: a link is a password anyone holding it can use"
         );
         let syntax = parse_config("(channels: {\"x\": Pager(url: \"\")})", |_| None).unwrap_err();
         assert_eq!((syntax[0].line, syntax[0].col), (1, 23));

@@ -7,6 +7,7 @@ pub mod config;
 pub mod dead_letter;
 pub mod failure;
 pub mod incident;
+pub mod link;
 pub mod notice;
 pub mod policy;
 pub mod record;

@@ -30,6 +30,7 @@ pub fn payload(alert: &AlertView, reason: &str, cx: &Context<'_>) -> Value {
         "type": format!("alert.{reason}"),
         "title": title(alert, reason),
         "summary": alert.summary(),
+        "since": since,
         "alert": {
             "id": alert.id,
             "rule": alert.rule,
@@ -135,10 +136,13 @@ pub fn slack(payload: &Value) -> Value {
     if !incidents.is_empty() {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*Incidents*\n{}", incidents.join("\n"))}}));
     }
+    let runs = match payload.pointer("/links/page").and_then(Value::as_str) {
+        Some(page) => format!("*<{page}|Open the failed runs>*"),
+        None => format!("<{}|Failed runs (API)>", text(payload, "/links/runs")),
+    };
     blocks.push(
         json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!(
-            "<{}|Failed runs> | <{}|Alert {}> | `{}`",
-            text(payload, "/links/runs"),
+            "{runs} | <{}|Alert {} (API)> | `{}`",
             text(payload, "/links/alert"),
             payload.pointer("/alert/id").cloned().unwrap_or(Value::Null),
             text(payload, "/links/console"),
@@ -150,8 +154,52 @@ pub fn slack(payload: &Value) -> Value {
     })
 }
 
+/// An email: its subject, plain-text body and HTML body, saying the same.
+pub struct Email {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// The HTML part's template (minijinja, escaped as HTML).
+const EMAIL_HTML: &str = include_str!("../../templates/email.html");
+
+/// An email's subject, plain-text body and HTML body.
+pub fn email(payload: &Value) -> Email {
+    let (subject, text) = email_text(payload);
+    let html = email_html(payload).unwrap_or_else(|e| {
+        // The template is compiled in and tested; should it fail, the HTML part says what the
+        // text part says.
+        tracing::error!("rendering the email's HTML part: {e}");
+        format!("<pre>{}</pre>", escape_html(&text))
+    });
+    Email {
+        subject,
+        text,
+        html,
+    }
+}
+
+fn escape_html(text: &str) -> String {
+    minijinja::HtmlEscape(text).to_string()
+}
+
+fn email_html(payload: &Value) -> Result<String, minijinja::Error> {
+    let mut env = minijinja::Environment::new();
+    env.add_template("email.html", EMAIL_HTML)?;
+    env.get_template("email.html")?.render(minijinja::context! {
+        title => text(payload, "/title").replace('`', ""),
+        summary => text(payload, "/summary"),
+        alert => payload.get("alert"),
+        new_failures => payload.get("new_failures"),
+        top_error => top_error(payload),
+        incidents => incident_lines(payload),
+        links => payload.get("links"),
+    })
+}
+
 /// An email's subject and plain-text body.
-pub fn email(payload: &Value) -> (String, String) {
+fn email_text(payload: &Value) -> (String, String) {
     let subject = format!("[ACP] {}", text(payload, "/title")).replace('`', "");
     let mut body = format!(
         "{}\n\n{}\n\nWorkflow:     {}\nTeam:         {}\nSeverity:     {}\nFiring since: {}\nNew failures: {}\n",
@@ -169,8 +217,12 @@ pub fn email(payload: &Value) -> (String, String) {
     for line in incident_lines(payload) {
         body.push_str(&format!("{line}\n"));
     }
+    body.push('\n');
+    if let Some(page) = payload.pointer("/links/page").and_then(Value::as_str) {
+        body.push_str(&format!("Open the failed runs: {page}\n\n"));
+    }
     body.push_str(&format!(
-        "\nFailed runs:  {}\nAlert:        {}\nConsole:      {}\n",
+        "Failed runs (API): {}\nAlert (API):       {}\nConsole:           {}\n",
         text(payload, "/links/runs"),
         text(payload, "/links/alert"),
         text(payload, "/links/console"),
@@ -285,7 +337,8 @@ mod tests {
             p["incidents"][0]["link"],
             "https://acp.example.com/api/v1/incidents/3"
         );
-        let (subject, body) = email(&p);
+        let mail = email(&p);
+        let (subject, body) = (mail.subject, mail.text);
         assert_eq!(
             subject,
             "[ACP] CRITICAL: failure_rate on lead_routing is firing"

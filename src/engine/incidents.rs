@@ -42,6 +42,32 @@ impl Engine {
         Ok(list)
     }
 
+    /// Up to `n` incidents of `workflow` that failed at or after `since`, newest failure
+    /// first: what a notification and an alert's page name as the cause.
+    ///
+    /// # Errors
+    /// The store's errors.
+    pub async fn recent_incidents(
+        &self,
+        workflow: &str,
+        since: chrono::DateTime<chrono::Utc>,
+        n: usize,
+    ) -> Result<Vec<IncidentView>, StoreError> {
+        Ok(self
+            .inner
+            .store
+            .incidents(&IncidentQuery {
+                workflow: Some(workflow.to_owned()),
+                limit: Some(20),
+                ..IncidentQuery::default()
+            })
+            .await?
+            .into_iter()
+            .filter(|i| i.last_seen >= since)
+            .take(n)
+            .collect())
+    }
+
     /// One incident with its runs, records, state history and alerts.
     ///
     /// # Errors

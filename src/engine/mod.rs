@@ -138,6 +138,11 @@ struct Inner {
 }
 
 impl Engine {
+    /// The engine's time (its configured clock: the system's, or a test's).
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.config.clock.now()
+    }
+
     /// Starts the claim, heartbeat and schedule loops on the current tokio runtime.
     pub async fn start(
         store: Arc<dyn Store>,

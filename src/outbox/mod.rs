@@ -12,6 +12,7 @@
 //! - **Sending** is [`send`]: one Standard Webhooks signer for subscriptions and webhook
 //!   channels, Slack blocks, and email over SMTP.
 
+mod links;
 mod send;
 
 use std::collections::{BTreeMap, HashMap};
@@ -173,6 +174,7 @@ pub async fn deliver(
     shutdown: CancellationToken,
 ) {
     let http = reqwest::Client::new();
+    let links = links::Links::new(&policy);
     let mut running: BTreeMap<Target, JoinHandle<()>> = BTreeMap::new();
     let troubled = Arc::new(AtomicBool::new(false));
     loop {
@@ -197,6 +199,7 @@ pub async fn deliver(
                         metrics: metrics.clone(),
                         target: target.clone(),
                         destination,
+                        links: links.clone(),
                     };
                     running.insert(target, tokio::spawn(queue.run(shutdown.clone())));
                 }
@@ -226,6 +229,7 @@ struct Queue {
     metrics: Arc<Metrics>,
     target: Target,
     destination: Destination,
+    links: links::Links,
 }
 
 impl Queue {
@@ -243,7 +247,7 @@ impl Queue {
 
     /// Sends the head message if it is due; true when one was delivered.
     async fn deliver_due(&self) -> bool {
-        let message = match self.store.outbox_head(&self.target).await {
+        let mut message = match self.store.outbox_head(&self.target).await {
             Ok(Some(message)) if message.due_at <= Utc::now() => message,
             Ok(_) => return false,
             Err(e) => {
@@ -252,6 +256,11 @@ impl Queue {
                 return false;
             }
         };
+        match self.store.current_link_key().await {
+            Ok(Some(key)) => self.links.add(&key, &mut message),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("reading the link key (sent without a page link): {e}"),
+        }
         let started = Instant::now();
         let result = send::send(&self.http, self.pace.timeout, &self.destination, &message).await;
         let latency_ms = started.elapsed().as_millis() as i64;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use lettre::message::header::ContentType;
+use lettre::message::MultiPart;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
@@ -68,21 +68,20 @@ pub async fn send(
             username,
             password,
         }) => {
-            let (subject, body) = notice::email(&message.payload);
+            let body = notice::email(&message.payload);
             let mut email = lettre::Message::builder()
                 .from(
                     from.parse()
                         .map_err(|e| Failure::new(None, format!("from: {e}")))?,
                 )
-                .subject(subject)
-                .header(ContentType::TEXT_PLAIN);
+                .subject(body.subject);
             for address in to {
                 email = email.to(address
                     .parse()
                     .map_err(|e| Failure::new(None, format!("to: {e}")))?);
             }
             let email = email
-                .body(body)
+                .multipart(MultiPart::alternative_plain_html(body.text, body.html))
                 .map_err(|e| Failure::new(None, e.to_string()))?;
             let builder = match tls {
                 EmailTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),

@@ -144,12 +144,14 @@ pub async fn json_errors(
 ) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let is_json = response
+    // Handlers answer JSON or (the signed pages) HTML; what axum or tower answer on their own
+    // is plain text, or nothing.
+    let made_here = response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || made_here {
         return response;
     }
     let (parts, body) = response.into_parts();

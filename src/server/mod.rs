@@ -1,4 +1,5 @@
-//! The HTTP API under `/api/v1` (axum): REST handlers, the websocket stream, auth and roles.
+//! The HTTP API under `/api/v1` (axum): REST handlers, the websocket stream, auth and roles;
+//! and the signed read-only pages notifications link to (`/a/{token}`, `/r/{token}`).
 //!
 //! Handlers translate between wire types and engine or store calls and hold no business
 //! rules. Every error leaves through [`error::ApiError`]. The server only serves: the
@@ -7,6 +8,7 @@
 pub mod auth;
 mod error;
 pub mod openapi;
+mod pages;
 mod routes;
 mod stream;
 pub mod webhooks;
@@ -139,6 +141,7 @@ pub fn router(state: AppState) -> Router {
                 .route_layer(axum::middleware::from_fn(error::no_unknown_query)),
         )
         .route("/metrics", axum::routing::get(metrics_with_token))
+        .merge(pages::routes())
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::no_method)
         .layer(DefaultBodyLimit::max(limit))

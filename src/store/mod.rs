@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
 use crate::domain::incident::{Book, BookQuery, Change};
+use crate::domain::link::{KEY_BYTES, LinkKey};
 use crate::domain::policy::NewHold;
 use crate::domain::rollup::{Bucket, Span};
 use crate::domain::{NewRun, PreparedWrite, RecordWriteOutcome, Transition};
@@ -721,6 +722,14 @@ pub trait AccessStore: Send + Sync + 'static {
     async fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenView, String)>>;
     /// Every token, active and revoked.
     async fn tokens(&self) -> Result<Vec<TokenView>>;
+    /// The key of signed links with this id, retired or not (see [`crate::domain::link`]).
+    async fn link_key(&self, id: i64) -> Result<Option<LinkKey>>;
+    /// The newest key that is not retired: the one new links are signed with.
+    async fn current_link_key(&self) -> Result<Option<LinkKey>>;
+    /// Adds a link key made of `secret` and answers the current key. With `rotate`, every
+    /// key before is retired in the same transaction (their links stop opening); without, an
+    /// existing current key is kept and answered, so servers starting together agree on one.
+    async fn add_link_key(&self, secret: [u8; KEY_BYTES], rotate: bool) -> Result<LinkKey>;
     /// Appends a control action to the audit log.
     async fn audit(&self, entry: NewAudit) -> Result<()>;
     /// One page of the audit log, newest first, before the entry `before`.

@@ -4,6 +4,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::rows::{self, ms};
 use super::writer::Tx;
+use crate::domain::link::{KEY_BYTES, LinkKey};
 use crate::store::{NewAudit, Result, StoreError};
 use crate::wire::{AuditEntry, Page, Role, TokenView};
 
@@ -101,4 +102,60 @@ pub fn audit_log(conn: &Connection, before: Option<i64>, limit: usize) -> Result
         .then(|| items.last().map(|e| e.id.to_string()))
         .flatten();
     Ok(Page { items, next_cursor })
+}
+
+const KEY_COLUMNS: &str = "id, secret, created_at, retired_at";
+
+fn link_key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LinkKey> {
+    let secret: Vec<u8> = r.get(1)?;
+    let secret: [u8; KEY_BYTES] = secret.try_into().map_err(|bytes: Vec<u8>| {
+        rusqlite::Error::FromSqlConversionFailure(
+            1,
+            rusqlite::types::Type::Blob,
+            format!("a link key of {} bytes, not {KEY_BYTES}", bytes.len()).into(),
+        )
+    })?;
+    Ok(LinkKey {
+        id: r.get(0)?,
+        secret,
+        created_at: rows::time(r.get(2)?),
+        retired_at: r.get::<_, Option<i64>>(3)?.map(rows::time),
+    })
+}
+
+/// One link key, retired or not.
+pub fn link_key(conn: &Connection, id: i64) -> Result<Option<LinkKey>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM link_keys WHERE id = ?"))?
+        .query_row([id], link_key_row)
+        .optional()?)
+}
+
+/// The newest key not retired.
+pub fn current_link_key(conn: &Connection) -> Result<Option<LinkKey>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {KEY_COLUMNS} FROM link_keys WHERE retired_at IS NULL ORDER BY id DESC LIMIT 1"
+        ))?
+        .query_row([], link_key_row)
+        .optional()?)
+}
+
+/// Adds a key with `secret`, retiring every other one first when `rotate`; answers the
+/// current key (without `rotate`, an existing one is kept and `secret` is not stored).
+pub fn add_link_key(tx: &mut Tx<'_>, secret: &[u8; KEY_BYTES], rotate: bool) -> Result<LinkKey> {
+    if rotate {
+        tx.conn.execute(
+            "UPDATE link_keys SET retired_at = ? WHERE retired_at IS NULL",
+            [ms(tx.now)],
+        )?;
+    } else if let Some(key) = current_link_key(tx.conn)? {
+        return Ok(key);
+    }
+    tx.conn.execute(
+        "INSERT INTO link_keys (secret, created_at) VALUES (?, ?)",
+        params![secret.as_slice(), ms(tx.now)],
+    )?;
+    let id = tx.conn.last_insert_rowid();
+    link_key(tx.conn, id)?.ok_or_else(|| StoreError::Other("the new link key vanished".into()))
 }

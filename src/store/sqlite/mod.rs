@@ -37,6 +37,7 @@ use super::{
     Store, StoreError, StoredRule, Target, TestRunEnd, UnnotifiedCount, WebhookRow, WorkflowStore,
 };
 use crate::domain::incident::{Book, BookQuery, Change};
+use crate::domain::link::{KEY_BYTES, LinkKey};
 use crate::domain::policy::NewHold;
 use crate::domain::rollup::Span;
 use crate::domain::{NewRun, PreparedWrite, RecordWriteOutcome, Transition};
@@ -645,6 +646,19 @@ impl AccessStore for SqliteStore {
 
     async fn revoke_token(&self, id: i64) -> Result<()> {
         self.write(move |tx| access::revoke_token(tx, id)).await
+    }
+
+    async fn link_key(&self, id: i64) -> Result<Option<LinkKey>> {
+        self.read(move |c| access::link_key(c, id)).await
+    }
+
+    async fn current_link_key(&self) -> Result<Option<LinkKey>> {
+        self.read(access::current_link_key).await
+    }
+
+    async fn add_link_key(&self, secret: [u8; KEY_BYTES], rotate: bool) -> Result<LinkKey> {
+        self.write(move |tx| access::add_link_key(tx, &secret, rotate))
+            .await
     }
 
     async fn token_by_hash(&self, hash: &str) -> Result<Option<(TokenView, String)>> {

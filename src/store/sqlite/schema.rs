@@ -492,6 +492,15 @@ CREATE TABLE workflow_changes (
 CREATE INDEX workflow_changes_of ON workflow_changes (workflow, id);
 INSERT INTO cursors (name, seq) VALUES ('incidents', 0);
 "#,
+    // 14: the keys that sign alert and run links (domain::link); a rotation retires them all.
+    r#"
+CREATE TABLE link_keys (
+    id INTEGER PRIMARY KEY,
+    secret BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    retired_at INTEGER
+);
+"#,
 ];
 
 /// The migration (counted from 1) after which the runs already kept are summed into rollups.
