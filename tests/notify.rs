@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
@@ -20,109 +19,12 @@ use acp::alerts::Evaluator;
 use acp::domain::config::{Policy, parse_config};
 use acp::store::Store;
 use acp::wire::{AlertView, Health, NotificationView, TriggerKind};
+use common::sinks::{Receiver, Smtp};
 use common::{Api, Harness, Reply, harness, serve_api_with, until, wait_final};
 
 const FAILING: &str = r#"(key: "fail", name: "Fail", team: "revops", trigger: Manual,
     steps: [(id: "call", action: Http(method: "POST", url: "{world}/call"), retry: (max_attempts: 1))],
     alerts: [(name: "failures", severity: Critical, when: AnyFailure(window: "2h"))])"#;
-
-/// An HTTP receiver that can be taken down (503) and keeps what it accepted.
-#[derive(Clone, Default)]
-struct Receiver {
-    down: Arc<AtomicBool>,
-    got: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
-    url: String,
-}
-
-impl Receiver {
-    async fn start() -> Self {
-        let mut r = Self::default();
-        let state = r.clone();
-        let app = axum::Router::new().route(
-            "/in",
-            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-                let state = state.clone();
-                async move {
-                    if state.down.load(Ordering::SeqCst) {
-                        return StatusCode::SERVICE_UNAVAILABLE;
-                    }
-                    let body = serde_json::from_slice(&body).unwrap();
-                    state.got.lock().unwrap().push((headers, body));
-                    StatusCode::OK
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        r.url = format!("http://{}/in", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        r
-    }
-
-    fn bodies(&self) -> Vec<Value> {
-        self.got
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|g| g.1.clone())
-            .collect()
-    }
-}
-
-/// A real SMTP server (mailin) on 127.0.0.1 that refuses mail with 451 while "down".
-#[derive(Clone, Default)]
-struct Smtp {
-    down: Arc<AtomicBool>,
-    mails: Arc<Mutex<Vec<String>>>,
-    current: Vec<u8>,
-    port: u16,
-}
-
-impl mailin_embedded::Handler for Smtp {
-    fn mail(
-        &mut self,
-        _ip: std::net::IpAddr,
-        _domain: &str,
-        _from: &str,
-    ) -> mailin_embedded::Response {
-        if self.down.load(Ordering::SeqCst) {
-            return mailin_embedded::response::INTERNAL_ERROR;
-        }
-        mailin_embedded::response::OK
-    }
-
-    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.current.extend_from_slice(buf);
-        Ok(())
-    }
-
-    fn data_end(&mut self) -> mailin_embedded::Response {
-        let mail = String::from_utf8_lossy(&std::mem::take(&mut self.current)).into_owned();
-        self.mails.lock().unwrap().push(mail);
-        mailin_embedded::response::OK
-    }
-}
-
-impl Smtp {
-    fn start() -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let smtp = Smtp {
-            port: listener.local_addr().unwrap().port(),
-            ..Default::default()
-        };
-        let mut server = mailin_embedded::Server::new(smtp.clone());
-        server.with_name("sink.test").with_tcp_listener(listener);
-        std::thread::spawn(move || {
-            if let Err(e) = server.serve() {
-                eprintln!("the test SMTP server stopped: {e}");
-            }
-        });
-        smtp
-    }
-
-    fn mails(&self) -> Vec<String> {
-        self.mails.lock().unwrap().clone()
-    }
-}
 
 struct Sinks {
     slack: Receiver,
@@ -266,7 +168,8 @@ async fn every_channel_gets_a_readable_notification_and_no_failure_goes_unnotifi
     );
     let links = blocks[5]["elements"][0]["text"].as_str().unwrap();
     assert!(
-        links.contains("https://acp.example.com/api/v1/runs?workflow=fail&status=failed&since=")
+        links.contains("<https://acp.example.com/a/")
+            && links.contains("|Open the failed runs>")
             && links.contains(&format!(
                 "acp console --server https://acp.example.com --alert {}",
                 alert.id

@@ -1350,12 +1350,23 @@ async fn link_keys_are_made_once_and_a_rotation_retires_every_one_before(store: 
     assert_eq!(again, first, "a second start keeps the key there is");
     let second = store.add_link_key([3; 32], true).await.unwrap();
     assert_ne!(second.id, first.id);
-    assert_eq!(store.current_link_key().await.unwrap(), Some(second.clone()));
+    assert_eq!(
+        store.current_link_key().await.unwrap(),
+        Some(second.clone())
+    );
     let old = store.link_key(first.id).await.unwrap().unwrap();
     assert!(old.retired_at.is_some(), "{old:?}");
     assert_eq!(old.secret, [1; 32]);
     let third = store.add_link_key([4; 32], true).await.unwrap();
-    assert!(store.link_key(second.id).await.unwrap().unwrap().retired_at.is_some());
+    assert!(
+        store
+            .link_key(second.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .retired_at
+            .is_some()
+    );
     assert_eq!(
         store.link_key(first.id).await.unwrap().unwrap().retired_at,
         old.retired_at,

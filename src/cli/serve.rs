@@ -176,7 +176,10 @@ pub async fn shutdown_signal() {
 /// and the rotation is written to the audit log.
 pub async fn rotate_links(db: &std::path::Path) -> anyhow::Result<()> {
     if !db.exists() {
-        anyhow::bail!("{} does not exist: point --db at the server's database", db.display());
+        anyhow::bail!(
+            "{} does not exist: point --db at the server's database",
+            db.display()
+        );
     }
     let store = acp::store::open(&store_url(db, "normal"))
         .with_context(|| format!("opening {}", db.display()))?;

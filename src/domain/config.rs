@@ -197,7 +197,9 @@ impl Default for Policy {
 impl Policy {
     /// Where people reach the server: `public_url`, or `acp serve`'s default address.
     pub fn base_url(&self) -> &str {
-        self.public_url.as_deref().unwrap_or("http://127.0.0.1:7700")
+        self.public_url
+            .as_deref()
+            .unwrap_or("http://127.0.0.1:7700")
     }
 
     /// The channels an alert of `severity` on `workflow` (of `team`) goes to. Without routes,

@@ -297,10 +297,7 @@ mod tests {
         let claims = parsed.verify(&k, at(60)).unwrap();
         assert_eq!(claims.scope, alert());
         assert_eq!(claims.expires_at, at(WEEK));
-        assert_eq!(
-            parsed.verify(&k, at(WEEK)),
-            Err(Refusal::Expired(at(WEEK)))
-        );
+        assert_eq!(parsed.verify(&k, at(WEEK)), Err(Refusal::Expired(at(WEEK))));
         let run = sign(&k, Scope::Run { id: 42 }, at(WEEK));
         assert_eq!(run.len(), 51, "{run}");
         assert_eq!(
@@ -327,10 +324,7 @@ mod tests {
             assert_eq!(parse(&token[..cut]).err(), Some(Refusal::Tampered));
         }
         assert_eq!(parse("not a token!").err(), Some(Refusal::Tampered));
-        assert_eq!(
-            parse(&format!("{token}A")).err(),
-            Some(Refusal::Tampered)
-        );
+        assert_eq!(parse(&format!("{token}A")).err(), Some(Refusal::Tampered));
     }
 
     #[test]

@@ -129,7 +129,10 @@ mod tests {
             json!({"since": "2027-01-15T07:00:00Z", "links": {"runs": "x"}}),
         );
         links.add(&key(), &mut again);
-        assert_eq!(again.payload, notice.payload, "every try carries the same link");
+        assert_eq!(
+            again.payload, notice.payload,
+            "every try carries the same link"
+        );
 
         let mut event = message(None, json!({"type": "run.failed", "data": {"run_id": 42}}));
         links.add(&key(), &mut event);

@@ -31,8 +31,7 @@ use super::AppState;
 use crate::domain::link::{self, Claims, LinkKey, Refusal, Scope};
 use crate::store::{NewAudit, StoreError};
 use crate::wire::{
-    AlertView, AttemptStatus, IncidentView, Role, RunDetail, RunMode, RunQuery, RunStatus,
-    RunView,
+    AlertView, AttemptStatus, IncidentView, Role, RunDetail, RunMode, RunQuery, RunStatus, RunView,
 };
 
 /// Failed runs per page of an alert.
@@ -47,7 +46,10 @@ static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
     let mut env = minijinja::Environment::new();
     for (name, source) in [
         ("base.html", include_str!("../../templates/page/base.html")),
-        ("alert.html", include_str!("../../templates/page/alert.html")),
+        (
+            "alert.html",
+            include_str!("../../templates/page/alert.html"),
+        ),
         ("run.html", include_str!("../../templates/page/run.html")),
         (
             "refused.html",
@@ -148,7 +150,7 @@ impl PageError {
                 (
                     StatusCode::FORBIDDEN,
                     "This link does not open",
-                    refusal.to_string(),
+                    sentence(&refusal.to_string()),
                     advice,
                     console,
                 )
@@ -181,6 +183,13 @@ impl PageError {
         );
         (status, body).into_response()
     }
+}
+
+/// An error's text as a sentence: a capital first letter and a full stop.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let first = chars.next().map(|c| c.to_uppercase().collect::<String>());
+    format!("{}{}.", first.unwrap_or_default(), chars.as_str())
 }
 
 fn render(name: &str, context: minijinja::Value) -> Html<String> {
@@ -578,10 +587,16 @@ mod tests {
         )
         .0;
         assert!(!page.contains("<script>alert"), "{page}");
-        assert!(page.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"), "{page}");
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
+            "{page}"
+        );
         let long = Value::String("x".repeat(5000));
         let shown = shown_json(&long).unwrap();
-        assert!(shown.ends_with("1002 more characters; the API has all of it"), "{shown}");
+        assert!(
+            shown.ends_with("1002 more characters; the API has all of it"),
+            "{shown}"
+        );
         assert_eq!(shown_json(&Value::Null), None);
     }
 
@@ -590,7 +605,10 @@ mod tests {
         let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let later = |s: i64| at + chrono::TimeDelta::seconds(s);
         assert_eq!(when(at, later(42)), "2027-01-15 08:00:00 UTC (42s ago)");
-        assert_eq!(when(at, later(3 * 3600 + 120)), "2027-01-15 08:00:00 UTC (3h 2m ago)");
+        assert_eq!(
+            when(at, later(3 * 3600 + 120)),
+            "2027-01-15 08:00:00 UTC (3h 2m ago)"
+        );
         assert_eq!(when(at, later(-5)), "2027-01-15 08:00:00 UTC");
     }
 }

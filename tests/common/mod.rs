@@ -2,6 +2,8 @@
 //! temporary SQLite file.
 #![allow(dead_code)]
 
+pub mod sinks;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
