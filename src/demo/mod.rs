@@ -306,7 +306,7 @@ impl Demo {
     /// The lines `--headless` prints.
     pub fn banner(&self) -> String {
         format!(
-            "ACP demo running\n  server:  {}\n  token:   {}\n  sandbox: {}\n  console: acp console --server {} --token {} --sandbox {}\n  fix the sandbox: curl -X POST {}/control/fix\n  Slack-like sink: curl {}/slack\n",
+            "ACP demo running\n  server:  {}\n  token:   {}\n  sandbox: {}\n  console: acp console --server {} --token {} --sandbox {}\n  fix the sandbox: curl -X POST {}/control/fix\n  Slack-like sink: curl {}/slack (each message's \"Open the failed runs\" link opens without a token)\n",
             self.server,
             self.token,
             self.sandbox.url,

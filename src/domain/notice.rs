@@ -136,14 +136,15 @@ pub fn slack(payload: &Value) -> Value {
     if !incidents.is_empty() {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*Incidents*\n{}", incidents.join("\n"))}}));
     }
+    // Only the page opens in a browser without a token: the API's links are for scripts
+    // and stay in the payload, out of the clickable message.
     let runs = match payload.pointer("/links/page").and_then(Value::as_str) {
         Some(page) => format!("*<{page}|Open the failed runs>*"),
-        None => format!("<{}|Failed runs (API)>", text(payload, "/links/runs")),
+        None => format!("Failed runs (API): {}", text(payload, "/links/runs")),
     };
     blocks.push(
         json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!(
-            "{runs} | <{}|Alert {} (API)> | `{}`",
-            text(payload, "/links/alert"),
+            "{runs} | Alert {} | `{}`",
             payload.pointer("/alert/id").cloned().unwrap_or(Value::Null),
             text(payload, "/links/console"),
         )}]}),
@@ -222,10 +223,10 @@ fn email_text(payload: &Value) -> (String, String) {
         body.push_str(&format!("Open the failed runs: {page}\n\n"));
     }
     body.push_str(&format!(
-        "Failed runs (API): {}\nAlert (API):       {}\nConsole:           {}\n",
+        "Console: {}\n\nFor scripts (the API, with a token):\n  {}\n  {}\n",
+        text(payload, "/links/console"),
         text(payload, "/links/runs"),
         text(payload, "/links/alert"),
-        text(payload, "/links/console"),
     ));
     (subject, body)
 }
@@ -345,5 +346,45 @@ mod tests {
         );
         assert!(body.contains("New failures: 12"), "{body}");
         assert!(body.contains(incident_line), "{body}");
+    }
+
+    #[test]
+    fn the_page_link_is_what_people_click_in_slack_and_both_email_parts() {
+        let cx = Context {
+            team: "revops",
+            public_url: "https://acp.example.com",
+            since: DateTime::from_timestamp(1_799_999_100, 0).unwrap(),
+            new_failures: 2,
+            incidents: &[],
+        };
+        let mut p = payload(&alert(), "firing", &cx);
+        assert_eq!(p["since"], "2027-01-15T07:45:00Z");
+        let page = "https://acp.example.com/a/AQFhAAAAAQ";
+        p["links"]["page"] = Value::from(page);
+        let message = slack(&p);
+        let context = message["blocks"].as_array().unwrap().last().unwrap()["elements"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            context,
+            format!(
+                "*<{page}|Open the failed runs>* | Alert 7 | `acp console --server https://acp.example.com --alert 7`"
+            )
+        );
+        let mail = email(&p);
+        assert!(
+            mail.text
+                .contains(&format!("Open the failed runs: {page}\n")),
+            "{}",
+            mail.text
+        );
+        assert!(
+            mail.html
+                .contains("href=\"https:&#x2f;&#x2f;acp.example.com&#x2f;a&#x2f;AQFhAAAAAQ\""),
+            "{}",
+            mail.html
+        );
+        assert!(mail.html.contains("failure_rate on lead_routing is firing"));
     }
 }

@@ -10,7 +10,8 @@
 //!   when due, records every attempt, and tries a refused head again with capped, jittered
 //!   exponential backoff until the receiver takes it: each target gets its messages in order.
 //! - **Sending** is [`send`]: one Standard Webhooks signer for subscriptions and webhook
-//!   channels, Slack blocks, and email over SMTP.
+//!   channels, Slack blocks, and email over SMTP (text and HTML parts). Just before, each
+//!   message gets its signed page link (`links.page`, see [`links`]).
 
 mod links;
 mod send;
