@@ -2,7 +2,8 @@
 //! receiver and a real SMTP server; the link taken out of the delivered message opens a
 //! read-only page over plain HTTP (no token) and in a real headless browser (Debian's chromium
 //! through chromedriver); changed, expired and rotated links answer 403 saying which; a link
-//! opens its own alert's runs and nothing else.
+//! opens its own alert's runs and nothing else. Screenshots of the browser test are kept in
+//! `target/tmp/link-pages/`.
 
 mod common;
 
@@ -561,7 +562,8 @@ impl Drop for Driver {
     }
 }
 
-async fn driver() -> (Driver, fantoccini::Client) {
+/// A headless chromium session; `extra` are more command-line flags.
+async fn driver(extra: &[&str]) -> (Driver, fantoccini::Client) {
     let (chromium, chromedriver) = browser();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -575,14 +577,19 @@ async fn driver() -> (Driver, fantoccini::Client) {
         .spawn()
         .unwrap();
     let driver = Driver(child, port);
+    let mut args = vec![
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--window-size=360,800",
+    ];
+    args.extend_from_slice(extra);
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--hide-scrollbars", "--window-size=360,800"],
-        }),
+        json!({"binary": chromium, "args": args}),
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let client = loop {
@@ -642,7 +649,7 @@ async fn the_page_opens_in_a_real_browser_on_a_phone_and_a_desktop() {
     let alert = s.ev.evaluate_at(Utc::now()).await.unwrap()[0].clone();
     let url = link_for(&s, "enrich", 0).await;
 
-    let (_driver, client) = driver().await;
+    let (driver_process, client) = driver(&[]).await;
     client.goto(&url).await.unwrap();
     let dom = client.source().await.unwrap();
     assert!(dom.contains("enrich"), "{dom}");
@@ -677,5 +684,32 @@ async fn the_page_opens_in_a_real_browser_on_a_phone_and_a_desktop() {
     look(&client, &changed, 360, 800, "refused").await;
     let refused = client.source().await.unwrap();
     assert!(refused.contains("it was changed or cut short"), "{refused}");
+    let light = background(&client, &url).await;
     client.close().await.unwrap();
+    drop(driver_process);
+
+    // A phone in dark mode gets the dark colours.
+    let (_dark_process, dark) = driver(&["--force-dark-mode"]).await;
+    let background_dark = background(&dark, &url).await;
+    look(&dark, &url, 360, 800, "alert-dark").await;
+    dark.close().await.unwrap();
+    assert_eq!(light, (false, "rgb(255, 255, 255)".to_owned()));
+    assert_eq!(background_dark, (true, "rgb(13, 17, 23)".to_owned()));
+}
+
+/// Whether the browser prefers dark, and the page's background colour.
+async fn background(client: &fantoccini::Client, url: &str) -> (bool, String) {
+    client.goto(url).await.unwrap();
+    let answer = client
+        .execute(
+            "return [matchMedia('(prefers-color-scheme: dark)').matches, \
+             getComputedStyle(document.body).backgroundColor];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    (
+        answer[0].as_bool().unwrap(),
+        answer[1].as_str().unwrap().to_owned(),
+    )
 }
