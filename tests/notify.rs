@@ -194,6 +194,12 @@ async fn every_channel_gets_a_readable_notification_and_no_failure_goes_unnotifi
         format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
     );
     assert_eq!(body["type"], "alert.firing");
+    assert!(
+        body["links"]["page"]
+            .as_str()
+            .is_some_and(|page| page.starts_with("https://acp.example.com/a/")),
+        "the signed payload carries the page link: {body}"
+    );
     assert_eq!(body["new_failures"], 3);
     assert_eq!(body["alert"]["id"], alert.id);
 
