@@ -18,10 +18,9 @@ use acp::actions::Actions;
 use acp::alerts::Evaluator;
 use acp::domain::clock::Clock;
 use acp::domain::config::{Policy, parse_config};
-use acp::store::Store;
 use acp::wire::{AuditEntry, Page, TriggerKind};
 use common::sinks::{Receiver, Smtp};
-use common::{Api, Harness, Reply, SECRET, harness_custom, serve_api_with, until, wait_final};
+use common::{Api, Harness, Reply, SECRET, harness_custom, serve_alerting, until, wait_final};
 
 const ENRICH: &str = r#"(key: "enrich", name: "Enrich", team: "revops", trigger: Manual,
     steps: [(id: "call", action: Http(method: "POST", url: "{world}/call",
@@ -115,14 +114,7 @@ async fn setup() -> Setup {
         port = smtp.port,
     );
     let policy: Arc<Policy> = Arc::new(parse_config(&text, |_| None).unwrap());
-    let for_server = policy.clone();
-    let api = serve_api_with(&h, listener, move |c| c.alerting = for_server).await;
-    let ev = Evaluator::new(
-        h.engine.clone(),
-        h.store.clone() as Arc<dyn Store>,
-        Arc::default(),
-    )
-    .with_policy(policy);
+    let (api, ev) = serve_alerting(&h, listener, policy).await;
     h.world.script("/call", vec![Reply::status(422)]);
     h.world.script("/score", vec![Reply::status(400)]);
     Setup {

@@ -17,10 +17,9 @@ use serde_json::{Value, json};
 
 use acp::alerts::Evaluator;
 use acp::domain::config::{Policy, parse_config};
-use acp::store::Store;
 use acp::wire::{AlertView, Health, NotificationView, TriggerKind};
 use common::sinks::{Receiver, Smtp};
-use common::{Api, Harness, Reply, harness, serve_api_with, until, wait_final};
+use common::{Api, Harness, Reply, harness, serve_alerting, until, wait_final};
 
 const FAILING: &str = r#"(key: "fail", name: "Fail", team: "revops", trigger: Manual,
     steps: [(id: "call", action: Http(method: "POST", url: "{world}/call"), retry: (max_attempts: 1))],
@@ -75,14 +74,7 @@ async fn setup() -> (Harness, Api, Sinks, Evaluator) {
     let sinks = sinks().await;
     let policy = policy(&sinks);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let for_server = policy.clone();
-    let api = serve_api_with(&h, listener, move |c| c.alerting = for_server).await;
-    let ev = Evaluator::new(
-        h.engine.clone(),
-        h.store.clone() as Arc<dyn Store>,
-        Arc::default(),
-    )
-    .with_policy(policy);
+    let (api, ev) = serve_alerting(&h, listener, policy).await;
     h.world.script("/call", vec![Reply::status(422)]);
     (h, api, sinks, ev)
 }

@@ -52,6 +52,10 @@ static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
         ),
         ("run.html", include_str!("../../templates/page/run.html")),
         (
+            "elsewhere.html",
+            include_str!("../../templates/page/elsewhere.html"),
+        ),
+        (
             "refused.html",
             include_str!("../../templates/page/refused.html"),
         ),

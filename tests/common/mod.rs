@@ -397,6 +397,20 @@ pub async fn serve_api_with(
     }
 }
 
+/// The API served with an alerting policy, and an evaluator of that policy (tests evaluate
+/// at the moments they choose).
+pub async fn serve_alerting(
+    h: &Harness,
+    listener: tokio::net::TcpListener,
+    policy: Arc<acp::domain::config::Policy>,
+) -> (Api, acp::alerts::Evaluator) {
+    let for_server = policy.clone();
+    let api = serve_api_with(h, listener, move |c| c.alerting = for_server).await;
+    let ev = acp::alerts::Evaluator::new(h.engine.clone(), h.store.clone(), Arc::default())
+        .with_policy(policy);
+    (api, ev)
+}
+
 impl Api {
     /// GETs `path` and reads its JSON answer (panics on a transport error or other JSON).
     pub async fn json<T: serde::de::DeserializeOwned>(&self, path: &str, token: &str) -> T {
