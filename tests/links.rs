@@ -33,6 +33,10 @@ const SCORE: &str = r#"(key: "score", name: "Score", team: "sales", trigger: Man
     steps: [(id: "rate", action: Http(method: "POST", url: "{world}/score"), retry: (max_attempts: 1))],
     alerts: [(name: "failures", severity: Critical, when: AnyFailure(window: "2h"))])"#;
 
+const FLAP: &str = r#"(key: "flap", name: "Flap", team: "ops", trigger: Manual,
+    steps: [(id: "poke", action: Http(method: "POST", url: "{world}/flap"), retry: (max_attempts: 1))],
+    alerts: [(name: "failures", severity: Critical, when: AnyFailure(window: "1m"))])"#;
+
 /// The engine's clock: the wall clock moved on by a test (to see a link expire).
 #[derive(Debug, Default)]
 struct OffsetClock(AtomicI64);
@@ -96,7 +100,12 @@ async fn setup() -> Setup {
     let clock = Arc::new(OffsetClock::default());
     let mut config = common::config();
     config.clock = clock.clone();
-    let h = harness_custom(&[ENRICH, SCORE], config, Actions::new(None, None).unwrap()).await;
+    let h = harness_custom(
+        &[ENRICH, SCORE, FLAP],
+        config,
+        Actions::new(None, None).unwrap(),
+    )
+    .await;
     let slack = Receiver::start().await;
     let smtp = Smtp::start();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -105,6 +114,7 @@ async fn setup() -> Setup {
         r#"(
     public_url: "{base}",
     group_interval: "1m",
+    resolve_after: "1s",
     channels: {{
         "slack": Slack(url: "{slack}"),
         "mail": Email(host: "127.0.0.1", port: {port}, tls: None, from: "acp@example.com", to: ["oncall@example.com"]),
@@ -143,10 +153,11 @@ async fn fail(h: &Harness, workflow: &str, n: usize) -> Vec<i64> {
     ids
 }
 
-/// The page link of the Slack message about `workflow`: `<URL|Open the failed runs>`.
+/// The page link of the Slack message about `workflow` (any, when empty):
+/// `<URL|Open the failed runs>`.
 fn slack_link(message: &Value, workflow: &str) -> Option<String> {
     let text = message.to_string();
-    if !text.contains(&format!("` on {workflow}")) {
+    if !workflow.is_empty() && !text.contains(&format!("` on {workflow}")) {
         return None;
     }
     let blocks = message["blocks"].as_array()?;
@@ -154,6 +165,21 @@ fn slack_link(message: &Value, workflow: &str) -> Option<String> {
     let start = context.find("<http")? + 1;
     let end = start + context[start..].find('|')?;
     Some(context[start..end].to_owned())
+}
+
+/// The page link of the first Slack message about alert `id`.
+async fn link_of_alert(s: &Setup, id: i64) -> String {
+    let find = || {
+        s.slack.bodies().iter().find_map(|m| {
+            let context = m["blocks"].as_array()?.last()?["elements"][0]["text"].as_str()?;
+            context
+                .contains(&format!("| Alert {id} |"))
+                .then(|| slack_link(m, ""))
+                .flatten()
+        })
+    };
+    until("the alert's message", || find().is_some()).await;
+    find().unwrap()
 }
 
 /// Fires the alerts there are and answers the page link of `workflow`'s newest message.
@@ -392,7 +418,7 @@ async fn a_changed_expired_or_rotated_link_answers_403_saying_which() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("rotated the link key"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rotated the link key"));
     let rotated = open(&s, &url).await;
     assert_eq!(rotated.status, 403);
     assert!(
@@ -469,8 +495,79 @@ async fn a_link_opens_its_own_alerts_runs_page_by_page_and_nothing_else() {
     let garbage = open(&s, &format!("{url}?cursor=%00nope")).await;
     assert_eq!(garbage.status, 400, "{}", garbage.body);
     assert_safe_headers(&garbage);
-    let nothing = open(&s, &format!("{}/a/", s.base)).await;
-    assert_eq!(nothing.status, 404);
+    assert!(
+        !garbage.body.contains("nope"),
+        "what was sent is not echoed: {}",
+        garbage.body
+    );
+    for cut in ["/a/", "/a", "/r/", &format!("/a/{}/more", token_of(&url))] {
+        let answer = open(&s, &format!("{}{cut}", s.base)).await;
+        assert_eq!(answer.status, 403, "{cut}");
+        assert_safe_headers(&answer);
+        assert!(answer.body.contains("changed or cut short"), "{cut}");
+    }
+}
+
+/// The alerts of `workflow` that `changed` holds in `state`.
+fn alert_of(changed: &[acp::wire::AlertView], workflow: &str) -> acp::wire::AlertView {
+    changed
+        .iter()
+        .find(|a| a.workflow == workflow)
+        .unwrap_or_else(|| panic!("no alert of {workflow} changed: {changed:?}"))
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_after_a_resolved_one_shows_neither_its_runs_nor_later_incidents() {
+    let s = setup().await;
+    s.h.world.script("/flap", vec![Reply::status(422)]);
+    let first = fail(&s.h, "flap", 1).await;
+    let one = alert_of(&s.ev.evaluate_at(Utc::now()).await.unwrap(), "flap");
+    // The window passes without failures, and the condition stays clear for resolve_after.
+    let later = Utc::now() + chrono::TimeDelta::minutes(3);
+    s.ev.evaluate_at(later).await.unwrap();
+    let resolved =
+        s.ev.evaluate_at(later + chrono::TimeDelta::seconds(2))
+            .await
+            .unwrap();
+    assert_eq!(alert_of(&resolved, "flap").id, one.id);
+
+    let second = fail(&s.h, "flap", 1).await;
+    let two = alert_of(&s.ev.evaluate_at(Utc::now()).await.unwrap(), "flap");
+    assert_ne!(two.id, one.id);
+    let url = link_of_alert(&s, two.id).await;
+    let page = open(&s, &url).await.body;
+    assert_eq!(
+        listed_runs(&page),
+        second,
+        "only the second alert's run: {page}"
+    );
+    assert!(!listed_runs(&page).contains(&first[0]));
+
+    // After the second alert resolves, a new kind of failure is a new incident: not its.
+    let later = Utc::now() + chrono::TimeDelta::minutes(3);
+    s.ev.evaluate_at(later).await.unwrap();
+    s.ev.evaluate_at(later + chrono::TimeDelta::seconds(2))
+        .await
+        .unwrap();
+    s.h.world.script("/flap", vec![Reply::status(500)]);
+    fail(&s.h, "flap", 1).await;
+    let incidents = || async {
+        let list: Vec<acp::wire::IncidentView> =
+            s.api.json("/incidents?workflow=flap", &s.api.viewer).await;
+        list
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while incidents().await.len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no second incident");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let page = open(&s, &url).await.body;
+    assert!(page.contains("HTTP 422"), "{page}");
+    assert!(
+        !page.contains("HTTP 500"),
+        "a later incident is not on this alert's page: {page}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

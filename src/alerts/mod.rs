@@ -28,6 +28,9 @@ use crate::store::{AlertChange, NewNotice, Store, StoreError};
 use crate::wire::{AlertState, AlertView};
 use conditions::{Scene, holds, queue_limits};
 
+/// Resolved alerts looked through for the previous one of a rule (newest first).
+const PREVIOUS_LOOKED_AT: usize = 200;
+
 /// Incidents a notification names at most.
 const NOTICE_INCIDENTS: usize = 3;
 
@@ -287,6 +290,12 @@ impl Evaluator {
                 alert.fired_at.unwrap_or(alert.opened_at),
                 lookback,
             );
+            // Failures an earlier alert of the same rule reported until it resolved are that
+            // alert's, not this one's (its message, count and page start after them).
+            let since = match self.previous_resolution(alert).await? {
+                Some(resolved) if resolved > since => resolved,
+                _ => since,
+            };
             let fresh = match alert.state {
                 AlertState::Resolved => Vec::new(),
                 _ => {
@@ -334,6 +343,22 @@ impl Evaluator {
                 .await?;
         }
         Ok(())
+    }
+}
+
+impl Evaluator {
+    /// When the newest earlier alert of the same rule and workflow resolved, if one did.
+    async fn previous_resolution(
+        &self,
+        alert: &AlertView,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self
+            .store
+            .alerts(Some(AlertState::Resolved), PREVIOUS_LOOKED_AT)
+            .await?
+            .into_iter()
+            .filter(|a| a.id < alert.id && a.rule == alert.rule && a.workflow == alert.workflow)
+            .find_map(|a| a.resolved_at))
     }
 }
 

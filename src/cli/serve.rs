@@ -197,7 +197,7 @@ pub async fn rotate_links(db: &std::path::Path) -> anyhow::Result<()> {
         })
         .await?;
     store.close();
-    eprintln!(
+    println!(
         "rotated the link key: every alert and run link handed out before now answers 403 \
          (revoked); notifications sent from now on carry new links"
     );

@@ -6,7 +6,7 @@
 //! `claims || HMAC-SHA256(key, "acp-link-v1" || claims)[..16]`. The claims are, big-endian:
 //! a format byte (1), the scope (`a` alert, `r` run), the signing key's id (u32), the alert
 //! or run id (i64), the expiry (i64 Unix seconds) and, for an alert, the start of the
-//! failures it reports (i64 Unix seconds). The MAC is truncated to 128 bits, as RFC 2104 §5
+//! failures it reports (i64 Unix milliseconds, as runs are timed). The MAC is truncated to 128 bits, as RFC 2104 §5
 //! allows (no fewer than half the hash's bits). Keys are 32 random bytes kept in the
 //! database; rotating them retires every key before, and with it every link signed by one.
 //!
@@ -93,6 +93,9 @@ pub struct Claims {
     pub expires_at: DateTime<Utc>,
 }
 
+/// How refusals show a time: to the second, in UTC.
+const SHOWN: &str = "%Y-%m-%d %H:%M:%S UTC";
+
 /// Why a link does not open. Every answer is safe to show: none tells how close a forgery came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -100,10 +103,10 @@ pub enum Refusal {
     /// token of the other scope.
     #[error("this link is not valid: it was changed or cut short")]
     Tampered,
-    #[error("this link expired on {0}")]
+    #[error("this link expired on {}", .0.format(SHOWN))]
     Expired(DateTime<Utc>),
     /// Its key was retired by `acp token rotate-links` before it expired.
-    #[error("this link was revoked on {0}, when the server's links were rotated")]
+    #[error("this link was revoked on {}, when the server's links were rotated", .0.format(SHOWN))]
     Rotated(DateTime<Utc>),
 }
 
@@ -132,7 +135,7 @@ fn encode_claims(claims: &Claims) -> Vec<u8> {
     bytes.extend_from_slice(&id.to_be_bytes());
     bytes.extend_from_slice(&claims.expires_at.timestamp().to_be_bytes());
     if let Some(since) = since {
-        bytes.extend_from_slice(&since.timestamp().to_be_bytes());
+        bytes.extend_from_slice(&since.timestamp_millis().to_be_bytes());
     }
     bytes
 }
@@ -214,7 +217,7 @@ pub fn parse(token: &str) -> Result<Parsed, Refusal> {
         b'a' => Scope::Alert {
             id,
             since: read_i64(signed, 22)
-                .and_then(time)
+                .and_then(DateTime::from_timestamp_millis)
                 .ok_or(Refusal::Tampered)?,
         },
         _ => Scope::Run { id },
@@ -278,7 +281,7 @@ mod tests {
     fn alert() -> Scope {
         Scope::Alert {
             id: 7,
-            since: at(-3600),
+            since: DateTime::from_timestamp_millis(1_799_996_400_123).unwrap(),
         }
     }
 
@@ -364,6 +367,11 @@ mod tests {
             "this link expired on 2027-01-15 08:00:00 UTC"
         );
         assert_eq!(Refusal::Rotated(at(0)).code(), "rotated");
+        let retired = DateTime::from_timestamp_millis(1_800_000_000_258).unwrap();
+        assert_eq!(
+            Refusal::Rotated(retired).to_string(),
+            "this link was revoked on 2027-01-15 08:00:00 UTC, when the server's links were rotated"
+        );
         assert_eq!(alert().target(), "alert:7");
         assert_eq!(Scope::Run { id: 3 }.path(), "r");
     }

@@ -21,7 +21,7 @@ pub struct Context<'a> {
 
 /// The notification's model. `reason` is `firing`, `update`, `reminder` or `resolved`.
 pub fn payload(alert: &AlertView, reason: &str, cx: &Context<'_>) -> Value {
-    let since = cx.since.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let since = cx.since.to_rfc3339_opts(SecondsFormat::Millis, true);
     let runs = format!(
         "{}/api/v1/runs?workflow={}&status=failed&since={since}",
         cx.public_url, alert.workflow
@@ -113,44 +113,60 @@ fn top_error(payload: &Value) -> Option<String> {
     crate::wire::top_error_line(payload.get("top_error")?)
 }
 
+/// Text made safe for Slack's mrkdwn: `&`, `<` and `>` escaped as Slack documents
+/// (api.slack.com/reference/surfaces/formatting, "Escaping text"), so an error body or a
+/// record value can neither ping (`<!channel>`) nor add a link (`<https://...|label>`).
+fn mrkdwn(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// A Slack incoming-webhook message: what, how bad, since when, top error, counts, links.
+/// Every value is escaped for mrkdwn (see [`mrkdwn`]); the header is plain text.
 pub fn slack(payload: &Value) -> Value {
+    let field = |label: &str, value: &str| json!({"type": "mrkdwn", "text": format!("*{label}*\n{}", mrkdwn(value))});
     let mut fields = vec![
-        json!({"type": "mrkdwn", "text": format!("*Severity*\n{}", text(payload, "/alert/severity"))}),
-        json!({"type": "mrkdwn", "text": format!("*Since*\n{}", text(payload, "/alert/fired_at"))}),
-        json!({"type": "mrkdwn", "text": format!("*Team*\n{}", text(payload, "/alert/team"))}),
-        json!({"type": "mrkdwn", "text": format!("*New failures*\n{}", payload["new_failures"])}),
+        field("Severity", text(payload, "/alert/severity")),
+        field("Since", text(payload, "/alert/fired_at")),
+        field("Team", text(payload, "/alert/team")),
+        field("New failures", &payload["new_failures"].to_string()),
     ];
     if let Some(depth) = payload.pointer("/detail/dlq_depth") {
-        fields.push(json!({"type": "mrkdwn", "text": format!("*Dead letters*\n{depth}")}));
+        fields.push(field("Dead letters", &depth.to_string()));
     }
+    let summary = mrkdwn(text(payload, "/summary"));
     let mut blocks = vec![
         json!({"type": "header", "text": {"type": "plain_text", "text": text(payload, "/title")}}),
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*", text(payload, "/summary"))}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*{summary}*")}}),
         json!({"type": "section", "fields": fields}),
     ];
     if let Some(error) = top_error(payload) {
+        let error = mrkdwn(&error);
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*Top error*\n```{error}```")}}));
     }
-    let incidents = incident_lines(payload);
+    let incidents: Vec<String> = incident_lines(payload).iter().map(|l| mrkdwn(l)).collect();
     if !incidents.is_empty() {
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*Incidents*\n{}", incidents.join("\n"))}}));
     }
     // Only the page opens in a browser without a token: the API's links are for scripts
     // and stay in the payload, out of the clickable message.
     let runs = match payload.pointer("/links/page").and_then(Value::as_str) {
-        Some(page) => format!("*<{page}|Open the failed runs>*"),
-        None => format!("Failed runs (API): {}", text(payload, "/links/runs")),
+        Some(page) => format!("*<{}|Open the failed runs>*", mrkdwn(page)),
+        None => format!(
+            "Failed runs (API): {}",
+            mrkdwn(text(payload, "/links/runs"))
+        ),
     };
     blocks.push(
         json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!(
             "{runs} | Alert {} | `{}`",
             payload.pointer("/alert/id").cloned().unwrap_or(Value::Null),
-            text(payload, "/links/console"),
+            mrkdwn(text(payload, "/links/console")),
         )}]}),
     );
     json!({
-        "text": format!("{} - {}", text(payload, "/title"), text(payload, "/summary")),
+        "text": mrkdwn(&format!("{} - {}", text(payload, "/title"), text(payload, "/summary"))),
         "blocks": blocks,
     })
 }
@@ -308,7 +324,7 @@ mod tests {
         assert_eq!(p["summary"], "12 of 40 runs failed (30%)");
         assert_eq!(
             p["links"]["runs"],
-            "https://acp.example.com/api/v1/runs?workflow=lead_routing&status=failed&since=2027-01-15T07:45:00Z"
+            "https://acp.example.com/api/v1/runs?workflow=lead_routing&status=failed&since=2027-01-15T07:45:00.000Z"
         );
         assert_eq!(
             p["links"]["console"],
@@ -358,7 +374,7 @@ mod tests {
             incidents: &[],
         };
         let mut p = payload(&alert(), "firing", &cx);
-        assert_eq!(p["since"], "2027-01-15T07:45:00Z");
+        assert_eq!(p["since"], "2027-01-15T07:45:00.000Z");
         let page = "https://acp.example.com/a/AQFhAAAAAQ";
         p["links"]["page"] = Value::from(page);
         let message = slack(&p);
@@ -386,5 +402,31 @@ mod tests {
             mail.html
         );
         assert!(mail.html.contains("failure_rate on lead_routing is firing"));
+    }
+
+    #[test]
+    fn a_value_cannot_ping_a_channel_or_add_a_link_in_slack() {
+        let mut hostile = alert();
+        hostile.detail = json!({"failed": 2, "top_error": {"signature": "x", "count": 2,
+            "example": "```<!channel> <https://evil.example/phish|Open the failed runs> & co"}});
+        let mut evil = incident();
+        evil.signature.message = "<!here> <https://evil.example|Open the failed runs>".into();
+        let cx = Context {
+            team: "<!subteam^S1>",
+            public_url: "https://acp.example.com",
+            since: DateTime::from_timestamp(1_799_999_100, 0).unwrap(),
+            new_failures: 2,
+            incidents: std::slice::from_ref(&evil),
+        };
+        let message = slack(&payload(&hostile, "firing", &cx)).to_string();
+        for forbidden in ["<!channel>", "<!here>", "<!subteam", "<https://evil"] {
+            assert!(!message.contains(forbidden), "{forbidden} in {message}");
+        }
+        assert!(
+            message.contains(
+                "&lt;!channel&gt; &lt;https://evil.example/phish|Open the failed runs&gt; &amp; co"
+            ),
+            "{message}"
+        );
     }
 }

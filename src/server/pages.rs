@@ -31,9 +31,12 @@ use super::AppState;
 use crate::domain::link::{self, Claims, LinkKey, Refusal, Scope};
 use crate::store::{NewAudit, StoreError};
 use crate::wire::{
-    AlertView, AttemptStatus, IncidentView, Role, RunDetail, RunMode, RunQuery, RunStatus, RunView,
+    AlertView, AttemptStatus, IncidentQuery, IncidentView, Role, RunDetail, RunMode, RunQuery,
+    RunStatus, RunView,
 };
 
+/// Incidents an alert's page names at most.
+const PAGE_INCIDENTS: usize = 5;
 /// Failed runs per page of an alert.
 const RUNS_PER_PAGE: usize = 10;
 /// Characters of one JSON value shown before it is cut (the API has all of it).
@@ -83,6 +86,13 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/a/{token}", get(alert_page))
         .route("/r/{token}", get(run_page))
+        // A link cut short or with more after it is a link that was changed.
+        .route("/a", get(cut))
+        .route("/a/", get(cut))
+        .route("/a/{token}/{*rest}", get(cut))
+        .route("/r", get(cut))
+        .route("/r/", get(cut))
+        .route("/r/{token}/{*rest}", get(cut))
         .layer(axum::middleware::map_response(secure))
 }
 
@@ -116,7 +126,12 @@ impl From<StoreError> for PageError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => PageError::NotFound(what),
-            StoreError::Invalid(what) => PageError::BadRequest(what),
+            // The one input a page takes besides its token is `?cursor=`; what was sent is
+            // not echoed back.
+            StoreError::Invalid(_) => PageError::BadRequest(
+                "The position in this page's address (?cursor=…) is not one this page made."
+                    .to_owned(),
+            ),
             other => {
                 tracing::error!("a signed page could not be read: {other}");
                 PageError::Internal
@@ -388,6 +403,10 @@ fn run_card(
     }
 }
 
+async fn cut(State(s): State<AppState>) -> Response {
+    PageError::Refused(Refusal::Tampered, None).render(&base(&s))
+}
+
 async fn alert_page(
     State(s): State<AppState>,
     token: Result<Path<String>, PathRejection>,
@@ -436,9 +455,15 @@ async fn alert_body(
         let page = link::url(base, &key, Scope::Run { id: run.id }, claims.expires_at);
         runs.push(run_card(run, detail.as_ref(), base, page, now));
     }
+    // The alert's own incidents, as `GET /incidents?alert=` answers them: none that began
+    // after it resolved.
     let incidents: Vec<IncidentLine> = s
-        .engine
-        .recent_incidents(&alert.workflow, since, 3)
+        .store
+        .incidents(&IncidentQuery {
+            alert: Some(id),
+            limit: Some(PAGE_INCIDENTS),
+            ..IncidentQuery::default()
+        })
         .await?
         .into_iter()
         .map(IncidentLine::from)
