@@ -9,7 +9,7 @@
 //! that end, and cutting happens after redaction ([`Redactor::text_cut`]).
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::domain::template;
 use serde_json::Value;
@@ -69,8 +69,18 @@ impl std::fmt::Debug for Redactor {
 }
 
 /// minijinja's `urlencode` keeps `/ . - _`; RFC 3986 components keep `- . _ ~`;
-/// JavaScript's `encodeURIComponent` keeps `- _ . ! ~ * ' ( )`.
-const PERCENT_SETS: [&AsciiSet; 3] = [
+/// JavaScript's `encodeURIComponent` keeps `- _ . ! ~ * ' ( )`; a URL's query as an HTTP
+/// client writes it (the WHATWG URL Standard's query percent-encode set, and its special-query
+/// set with `'`, which reqwest's `url` applies) escapes only controls, space, `" # < >`.
+const PERCENT_SETS: [&AsciiSet; 5] = [
+    &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'<').add(b'>'),
+    &CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'#')
+        .add(b'<')
+        .add(b'>')
+        .add(b'\''),
     &NON_ALPHANUMERIC
         .remove(b'/')
         .remove(b'.')
@@ -361,6 +371,17 @@ fn encodings(secret: &str) -> Vec<String> {
         .collect();
     out.push(ascii);
     out.push(json);
+    // A receiver that quotes the request body in its own JSON error escapes those forms once
+    // more (`\"` becomes `\\\"`, `\u0026` becomes `\\u0026`).
+    let quoted: Vec<String> = out[out.len() - 4..]
+        .iter()
+        .filter(|form| form.contains(['\\', '"']))
+        .filter_map(|form| {
+            let again = serde_json::to_string(form).ok()?;
+            Some(again[1..again.len() - 1].to_owned())
+        })
+        .collect();
+    out.extend(quoted);
     out.push(hex::encode(secret.as_bytes()));
     out.push(hex::encode_upper(secret.as_bytes()));
     out
@@ -452,6 +473,13 @@ mod tests {
             7 => format!("Basic {}", STANDARD.encode(format!("{user}:{secret}"))),
             8 => URL_SAFE.encode(format!("{user}:{secret}")),
             9 => hex::encode(secret),
+            11 => serde_json::to_string(&serde_json::to_string(secret).unwrap()).unwrap(),
+            12 => serde_json::to_string(&render("{{ s | tojson }}")).unwrap(),
+            13 => {
+                let mut url = reqwest::Url::parse("https://api.example.com/v1").unwrap();
+                url.set_query(Some(&format!("key={secret}")));
+                url.query().unwrap().to_owned()
+            }
             _ => format!("  {secret}\n").trim().to_owned(),
         }
     }
@@ -462,7 +490,7 @@ mod tests {
         #[test]
         fn no_encoding_of_a_secret_survives(
             secret in "[ -~]{8,40}",
-            how in 0usize..11,
+            how in 0usize..14,
             user in "[a-z]{0,7}",
             before in "[ -~]{0,30}",
             after in "[ -~]{0,30}",
@@ -570,6 +598,23 @@ mod tests {
             !r.excerpt(&cut_first).contains("abcdefgh"),
             "{}",
             r.excerpt(&cut_first)
+        );
+        // A receiver quoting the request body in its JSON error escapes it a second time;
+        // an HTTP client writes a query with only space, `"`, `#`, `<`, `>` escaped.
+        let r = Redactor::new(["sk-q\"uote-live-1a2b".to_owned()]);
+        assert_eq!(
+            r.text(r#"HTTP 401: {"raw":"{\"key2\": \"sk-q\\\"uote-live-1a2b\"}"}"#),
+            r#"HTTP 401: {"raw":"{\"key2\": \"[redacted]\"}"}"#
+        );
+        let r = Redactor::new(["p@ss w/rd&X=1".to_owned()]);
+        assert_eq!(
+            r.text(r#"{"raw":"{\"j\": \"p@ss w/rd\\u0026X=1\"}"}"#),
+            r#"{"raw":"{\"j\": \"[redacted]\"}"}"#
+        );
+        let sliced = r.with(vec!["p@ss w".to_owned()]);
+        assert_eq!(
+            sliced.text("GET /echo?slice=p@ss%20w"),
+            "GET /echo?slice=[redacted]"
         );
     }
 }
