@@ -4,6 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
+use crate::domain::template::escape_mrkdwn as mrkdwn;
 use crate::wire::{AlertState, AlertView, IncidentView};
 
 /// Who the alert is about and where to look.
@@ -113,17 +114,9 @@ fn top_error(payload: &Value) -> Option<String> {
     crate::wire::top_error_line(payload.get("top_error")?)
 }
 
-/// Text made safe for Slack's mrkdwn: `&`, `<` and `>` escaped as Slack documents
-/// (api.slack.com/reference/surfaces/formatting, "Escaping text"), so an error body or a
-/// record value can neither ping (`<!channel>`) nor add a link (`<https://...|label>`).
-fn mrkdwn(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 /// A Slack incoming-webhook message: what, how bad, since when, top error, counts, links.
-/// Every value is escaped for mrkdwn (see [`mrkdwn`]); the header is plain text.
+/// Every value is escaped for mrkdwn ([`crate::domain::template::escape_mrkdwn`]); the
+/// header is plain text.
 pub fn slack(payload: &Value) -> Value {
     let field = |label: &str, value: &str| json!({"type": "mrkdwn", "text": format!("*{label}*\n{}", mrkdwn(value))});
     let mut fields = vec![

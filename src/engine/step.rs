@@ -10,7 +10,8 @@ use serde_json::{Map, Value, json};
 use super::catalog::Compiled;
 use super::{EngineError, Inner};
 use crate::actions::{Actions, AiProvider, AiRequest, HttpRequest, HttpSend, http, notify};
-use crate::domain::template::{is_true, render_value};
+use crate::domain::NotifyChannel;
+use crate::domain::template::{is_true, render_mrkdwn, render_value};
 use crate::domain::validate::parse_duration;
 use crate::domain::{ActionDef, Provenance, RecordWrite, Step, StepFailure};
 use crate::store::StoreError;
@@ -46,6 +47,25 @@ pub fn render(
     if let ActionDef::Condition { expr } = &step.action {
         let passed = is_true(env, expr, ctx).map_err(template_error)?;
         return Ok(json!({"expr": expr, "passed": passed}));
+    }
+    // A Slack message's text escapes the values it interpolates; it is rendered apart from
+    // the other fields, never twice.
+    if let ActionDef::Notify {
+        channel: NotifyChannel::Slack,
+        text,
+        ..
+    } = &step.action
+    {
+        let text = render_mrkdwn(env, text, ctx).map_err(template_error)?;
+        let mut fields = templates(step);
+        if let Some(map) = fields.as_object_mut() {
+            map.remove("text");
+        }
+        let mut input = render_value(env, &fields, ctx).map_err(template_error)?;
+        if let Some(map) = input.as_object_mut() {
+            map.insert("text".into(), Value::String(text));
+        }
+        return Ok(input);
     }
     render_value(env, &templates(step), ctx).map_err(template_error)
 }
@@ -434,6 +454,49 @@ fn plain(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slack_message_escapes_what_it_interpolates_and_keeps_what_its_author_wrote() {
+        let env = crate::domain::template::environment(std::sync::Arc::new(|_| None));
+        let step = Step {
+            id: "tell".into(),
+            action: ActionDef::Notify {
+                channel: NotifyChannel::Slack,
+                url: "https://hooks.slack.test/{{ trigger.room }}".into(),
+                text: "<!here> Hot lead {{ trigger.email }} (<https://crm.test/{{ trigger.id }}|open>) {{ trigger.note | safe }}".into(),
+            },
+            retry: Default::default(),
+            timeout: std::time::Duration::from_secs(5),
+            when: None,
+            ai_fields: Default::default(),
+        };
+        let ctx = minijinja::context! { trigger => json!({
+            "room": "a&b", "id": 7, "email": "<!channel> <https://evil.test|open> & co",
+            "note": "*bold*"
+        }) };
+        let input = render(&env, &step, &ctx).unwrap();
+        assert_eq!(
+            input["text"],
+            "<!here> Hot lead &lt;!channel&gt; &lt;https://evil.test|open&gt; &amp; co (<https://crm.test/7|open>) *bold*"
+        );
+        assert_eq!(
+            input["url"], "https://hooks.slack.test/a&b",
+            "only the text is mrkdwn"
+        );
+        let webhook = Step {
+            action: ActionDef::Notify {
+                channel: NotifyChannel::Webhook,
+                url: "https://x.test".into(),
+                text: "{{ trigger.email }}".into(),
+            },
+            ..step
+        };
+        assert_eq!(
+            render(&env, &webhook, &ctx).unwrap()["text"],
+            "<!channel> <https://evil.test|open> & co",
+            "a generic webhook gets the text as it is"
+        );
+    }
 
     #[test]
     fn rendered_inputs_are_read_as_their_action_shape_or_name_the_field() {

@@ -45,9 +45,22 @@ pub fn environment(secrets: SecretLookup) -> Environment<'static> {
     env.add_filter("replace", bounded_replace);
     env.add_filter("join", bounded_join);
     env.add_filter("indent", bounded_indent);
+    // A Slack message's text escapes what it interpolates (see [`render_mrkdwn`]).
+    env.set_auto_escape_callback(|name| match name {
+        MRKDWN => minijinja::AutoEscape::Custom(MRKDWN),
+        _ => minijinja::AutoEscape::None,
+    });
     env.set_formatter(|out, state, value| {
         if value.is_none() {
             return Ok(());
+        }
+        if state.auto_escape() == minijinja::AutoEscape::Custom(MRKDWN) {
+            let text = value.to_string();
+            let text = match value.is_safe() {
+                true => text,
+                false => escape_mrkdwn(&text),
+            };
+            return out.write_str(&text).map_err(minijinja::Error::from);
         }
         minijinja::escape_formatter(out, state, value)
     });
@@ -327,6 +340,37 @@ pub fn strings_in(value: &Value) -> Vec<&str> {
     }
 }
 
+/// The name (and escape mode) of a Slack message text being rendered.
+const MRKDWN: &str = "mrkdwn";
+
+/// Text made safe inside Slack's mrkdwn: `&`, `<` and `>` escaped as Slack documents
+/// (api.slack.com/reference/surfaces/formatting, "Escaping text"), so a value can neither
+/// ping (`<!channel>`) nor add a link (`<https://...|label>`).
+pub fn escape_mrkdwn(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Renders a Slack message's text: what the author wrote stays as written (their own
+/// `<https://...|links>` and `<!here>`), every value it interpolates is escaped for mrkdwn
+/// unless marked `| safe`.
+///
+/// # Errors
+/// The template's errors, as [`render_value`] gives them.
+pub fn render_mrkdwn(
+    env: &Environment<'static>,
+    text: &str,
+    ctx: &minijinja::Value,
+) -> Result<String, minijinja::Error> {
+    if !text.contains("{{") && !text.contains("{%") {
+        return Ok(text.to_owned());
+    }
+    check_limits(text, false).map_err(too_big)?;
+    guarded(|| render_capped(env.template_from_named_str(MRKDWN, text)?, ctx))
+        .map_err(name_undefined)
+}
+
 /// Renders every string in a JSON tree against `ctx`. A string that is one `{{ expression }}`
 /// keeps the expression's type; any other string renders to text.
 pub fn render_value(
@@ -438,8 +482,19 @@ fn render_checked(
         }
         return Ok(json);
     }
+    Ok(Value::String(render_capped(
+        env.template_from_str(text)?,
+        ctx,
+    )?))
+}
+
+/// Renders a template as text, stopping at [`MAX_RENDERED_BYTES`].
+fn render_capped(
+    template: minijinja::Template<'_, '_>,
+    ctx: &minijinja::Value,
+) -> Result<String, minijinja::Error> {
     let mut out = Capped(Vec::new(), false);
-    env.template_from_str(text)?
+    template
         .render_captured_to(ctx, &mut out)
         .map_err(|e| match out.1 {
             true => minijinja::Error::new(
@@ -448,7 +503,7 @@ fn render_checked(
             ),
             false => e,
         })?;
-    Ok(Value::String(String::from_utf8_lossy(&out.0).into_owned()))
+    Ok(String::from_utf8_lossy(&out.0).into_owned())
 }
 
 /// A buffer that refuses to grow past [`MAX_RENDERED_BYTES`] (and says so in its flag),
