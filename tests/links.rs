@@ -500,7 +500,14 @@ async fn a_link_opens_its_own_alerts_runs_page_by_page_and_nothing_else() {
         "what was sent is not echoed: {}",
         garbage.body
     );
-    for cut in ["/a/", "/a", "/r/", &format!("/a/{}/more", token_of(&url))] {
+    let token = token_of(&url);
+    for cut in [
+        "/a/".to_owned(),
+        "/a".to_owned(),
+        "/r/".to_owned(),
+        format!("/a/{token}/more"),
+        format!("/a/{token}/"),
+    ] {
         let answer = open(&s, &format!("{}{cut}", s.base)).await;
         assert_eq!(answer.status, 403, "{cut}");
         assert_safe_headers(&answer);
@@ -568,6 +575,17 @@ async fn an_alert_after_a_resolved_one_shows_neither_its_runs_nor_later_incident
         !page.contains("HTTP 500"),
         "a later incident is not on this alert's page: {page}"
     );
+    // The third alert's page names the new incident, not the one whose failures were the
+    // second alert's.
+    let three = alert_of(&s.ev.evaluate_at(Utc::now()).await.unwrap(), "flap");
+    let page = open(&s, &link_of_alert(&s, three.id).await).await.body;
+    let incidents = page
+        .split("<h2>Incidents</h2>")
+        .nth(1)
+        .and_then(|rest| rest.split("<h2 id=\"runs\">").next())
+        .unwrap_or_else(|| panic!("no incidents on the page: {page}"));
+    assert!(incidents.contains("HTTP 500"), "{incidents}");
+    assert!(!incidents.contains("HTTP 422"), "{incidents}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -263,6 +263,16 @@ impl Redactor {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
+                // Each value the template interpolated, too: an HTTP client may encode a part
+                // of the text (a query parameter), and only that part reaches a receiver.
+                if let Value::String(rendered) = value {
+                    derived.extend(
+                        interpolated(source, rendered)
+                            .into_iter()
+                            .flatten()
+                            .filter(|part| part.len() >= MIN_ENCODED && *part != text),
+                    );
+                }
                 if text.len() >= MIN_ENCODED {
                     derived.push(text);
                 }
@@ -334,6 +344,38 @@ fn is_base64(c: char) -> bool {
 
 /// The per-byte encodings of a secret: percent-encoded (three common sets, upper- and
 /// lower-case hex), form-encoded, JSON-escaped (plain and ASCII-only), hex.
+/// The values a template's `{{ expressions }}` gave, read off the rendered text between the
+/// template's literal parts: `https://x/?k={{ a }}&s={{ b }}` rendered as
+/// `https://x/?k=1&s=two` gives `1` and `two`. `None` for a template with statements or
+/// comments, two expressions with nothing between them, or literal parts not found in order.
+fn interpolated(source: &str, rendered: &str) -> Option<Vec<String>> {
+    if source.contains("{%") || source.contains("{#") {
+        return None;
+    }
+    let mut literals = Vec::new();
+    let mut rest = source;
+    while let Some(open) = rest.find("{{") {
+        literals.push(&rest[..open]);
+        let close = rest[open..].find("}}")? + open + 2;
+        rest = &rest[close..];
+    }
+    literals.push(rest);
+    let (first, tail) = literals.split_first()?;
+    let mut at = rendered.strip_prefix(first)?;
+    let mut parts = Vec::new();
+    for (i, literal) in tail.iter().enumerate() {
+        let last = i + 1 == tail.len();
+        let part = match (last, literal.is_empty()) {
+            (true, _) => at.strip_suffix(literal)?,
+            (false, true) => return None,
+            (false, false) => &at[..at.find(literal)?],
+        };
+        parts.push(part.to_owned());
+        at = &at[part.len() + literal.len()..];
+    }
+    Some(parts)
+}
+
 fn encodings(secret: &str) -> Vec<String> {
     let mut out = Vec::new();
     for set in PERCENT_SETS {
@@ -373,15 +415,19 @@ fn encodings(secret: &str) -> Vec<String> {
     out.push(json);
     // A receiver that quotes the request body in its own JSON error escapes those forms once
     // more (`\"` becomes `\\\"`, `\u0026` becomes `\\u0026`).
-    let quoted: Vec<String> = out[out.len() - 4..]
-        .iter()
-        .filter(|form| form.contains(['\\', '"']))
-        .filter_map(|form| {
-            let again = serde_json::to_string(form).ok()?;
-            Some(again[1..again.len() - 1].to_owned())
-        })
-        .collect();
-    out.extend(quoted);
+    // A value written with `tojson` into a JSON body and quoted back is three levels deep.
+    let mut level: Vec<String> = out[out.len() - 4..].to_vec();
+    for _ in 0..2 {
+        level = level
+            .iter()
+            .filter(|form| form.contains(['\\', '"']))
+            .filter_map(|form| {
+                let again = serde_json::to_string(form).ok()?;
+                Some(again[1..again.len() - 1].to_owned())
+            })
+            .collect();
+        out.extend(level.iter().cloned());
+    }
     out.push(hex::encode(secret.as_bytes()));
     out.push(hex::encode_upper(secret.as_bytes()));
     out
@@ -583,6 +629,21 @@ mod tests {
     }
 
     #[test]
+    fn the_values_a_template_interpolated_are_read_between_its_literal_parts() {
+        assert_eq!(
+            interpolated("https://x/?k={{ a }}&s={{ b }}", "https://x/?k=1&s=two"),
+            Some(vec!["1".to_owned(), "two".to_owned()])
+        );
+        assert_eq!(
+            interpolated("{{ a }}", "whole"),
+            Some(vec!["whole".to_owned()])
+        );
+        assert_eq!(interpolated("{{ a }}{{ b }}!", "12!"), None);
+        assert_eq!(interpolated("{% if x %}{{ a }}{% endif %}", "1"), None);
+        assert_eq!(interpolated("k={{ a }}", "other"), None);
+    }
+
+    #[test]
     fn the_examples_of_the_leaks_found() {
         let r = Redactor::new(["sk/live+Q7x9==".to_owned()]);
         assert_eq!(r.text("key=sk/live%2BQ7x9%3D%3D&x=1"), "key=[redacted]&x=1");
@@ -615,6 +676,21 @@ mod tests {
         assert_eq!(
             sliced.text("GET /echo?slice=p@ss%20w"),
             "GET /echo?slice=[redacted]"
+        );
+        // `tojson` in a JSON body, quoted back by the receiver: three levels of escaping.
+        assert_eq!(
+            r.text(r#"{"raw":"{\"j\":\"\\\"p@ss w/rd\\\\u0026X=1\\\"\"}"}"#),
+            r#"{"raw":"{\"j\":\"\\\"[redacted]\\\"\"}"}"#
+        );
+        // A slice of a secret inside a longer URL is masked where the client encoded it.
+        let template = json!({"url": "https://h/echo?q={{ secret('S') | urlencode }}&slice={{ secret('S')[0:6] }}"});
+        let rendered = json!({"url": "https://h/echo?q=p%40ss%20w%2Frd%26X%3D1&slice=p@ss w"});
+        let (_, derived) = r.rendered(&template, &rendered);
+        assert!(derived.contains(&"p@ss w".to_owned()), "{derived:?}");
+        assert_eq!(
+            r.with(derived)
+                .text("HTTP 500: GET /echo?q=p%40ss%20w%2Frd%26X%3D1&slice=p@ss%20w"),
+            "HTTP 500: GET /echo?q=[redacted]&slice=[redacted]"
         );
     }
 }

@@ -89,9 +89,11 @@ pub fn routes() -> Router<AppState> {
         // A link cut short or with more after it is a link that was changed.
         .route("/a", get(cut))
         .route("/a/", get(cut))
+        .route("/a/{token}/", get(cut))
         .route("/a/{token}/{*rest}", get(cut))
         .route("/r", get(cut))
         .route("/r/", get(cut))
+        .route("/r/{token}/", get(cut))
         .route("/r/{token}/{*rest}", get(cut))
         .layer(axum::middleware::map_response(secure))
 }
@@ -455,8 +457,8 @@ async fn alert_body(
         let page = link::url(base, &key, Scope::Run { id: run.id }, claims.expires_at);
         runs.push(run_card(run, detail.as_ref(), base, page, now));
     }
-    // The alert's own incidents, as `GET /incidents?alert=` answers them: none that began
-    // after it resolved.
+    // The alert's own incidents, as `GET /incidents?alert=` answers them (none that began
+    // after it resolved), that failed since its failures are counted.
     let incidents: Vec<IncidentLine> = s
         .store
         .incidents(&IncidentQuery {
@@ -466,6 +468,7 @@ async fn alert_body(
         })
         .await?
         .into_iter()
+        .filter(|i| i.last_seen >= since)
         .map(IncidentLine::from)
         .collect();
     let team = s

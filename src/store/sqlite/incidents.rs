@@ -326,7 +326,7 @@ pub fn list(conn: &Connection, query: &IncidentQuery) -> Result<Vec<IncidentView
          AND (?3 IS NULL OR i.team = ?3) \
          AND (?4 IS NULL OR EXISTS (SELECT 1 FROM alerts a WHERE a.id = ?4 \
               AND a.workflow = i.workflow AND i.first_seen <= COALESCE(a.resolved_at, ?6) \
-              AND COALESCE(i.resolved_at, ?6) >= a.opened_at - ?7)) \
+              AND i.last_seen >= a.opened_at - ?7)) \
          ORDER BY i.state = 'resolved', i.last_seen DESC, i.id DESC LIMIT ?5"
     );
     let list = conn
