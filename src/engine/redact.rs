@@ -284,7 +284,16 @@ impl Redactor {
                     .iter()
                     .map(|(k, v)| {
                         let safe = match templates.get(k) {
-                            _ if is_sensitive(k) && !v.is_null() => Value::String(MASK.into()),
+                            _ if is_sensitive(k) && !v.is_null() => {
+                                // Masked whole, and remembered: a receiver that echoes the
+                                // header back (a secret's slice, a token written literally)
+                                // is masked there too.
+                                if let Some(t) = templates.get(k) {
+                                    self.rendered_into(t, v, derived);
+                                }
+                                credential_parts(v, derived);
+                                Value::String(MASK.into())
+                            }
                             Some(t) => self.rendered_into(t, v, derived),
                             None => self.value(v),
                         };
@@ -344,6 +353,24 @@ fn is_base64(c: char) -> bool {
 
 /// The per-byte encodings of a secret: percent-encoded (three common sets, upper- and
 /// lower-case hex), form-encoded, JSON-escaped (plain and ASCII-only), hex.
+/// Credentials shorter than this are not looked for elsewhere: `none` or `true` in an
+/// `Authorization` field must not mask every `none` in a run.
+const MIN_CREDENTIAL: usize = 8;
+
+/// The value of a credential field, and the credential after its scheme (`Bearer abc...`).
+fn credential_parts(value: &Value, derived: &mut Vec<String>) {
+    let Value::String(text) = value else {
+        return;
+    };
+    let text = text.trim();
+    let after_scheme = text.split_once(' ').map(|(_, rest)| rest.trim());
+    for part in std::iter::once(text).chain(after_scheme) {
+        if part.len() >= MIN_CREDENTIAL && !derived.iter().any(|d| d == part) {
+            derived.push(part.to_owned());
+        }
+    }
+}
+
 /// The values a template's `{{ expressions }}` gave, read off the rendered text between the
 /// template's literal parts: `https://x/?k={{ a }}&s={{ b }}` rendered as
 /// `https://x/?k=1&s=two` gives `1` and `two`. `None` for a template with statements or
@@ -430,6 +457,14 @@ fn encodings(secret: &str) -> Vec<String> {
     }
     out.push(hex::encode(secret.as_bytes()));
     out.push(hex::encode_upper(secret.as_bytes()));
+    // Non-ASCII sent in a header and read back as Latin-1 (as HTTP/1.1 servers read header
+    // bytes): `é` comes back as `Ã©`.
+    if !secret.is_ascii() {
+        let latin1: String = secret.bytes().map(char::from).collect();
+        let json = serde_json::to_string(&latin1).unwrap_or_default();
+        out.push(json[1..json.len() - 1].to_owned());
+        out.push(latin1);
+    }
     out
 }
 
@@ -625,6 +660,33 @@ mod tests {
             !wider.text(error).contains("eu/lav"),
             "{}",
             wider.text(error)
+        );
+    }
+
+    #[test]
+    fn what_a_credential_header_held_is_masked_where_a_receiver_echoes_it() {
+        let r = Redactor::new(["p@ss w/rd&X=1".to_owned(), "sk-clé-live-9f8e7d".to_owned()]);
+        let template = json!({"headers": {
+            "X-Api-Key": "{{ secret('S')[0:6] }}",
+            "Authorization": "Bearer lit3ral-t0ken",
+            "Cookie": "none",
+        }});
+        let rendered = json!({"headers": {
+            "X-Api-Key": "p@ss w",
+            "Authorization": "Bearer lit3ral-t0ken",
+            "Cookie": "none",
+        }});
+        let (safe, derived) = r.rendered(&template, &rendered);
+        assert_eq!(safe["headers"]["X-Api-Key"], MASK);
+        let wider = r.with(derived);
+        assert_eq!(
+            wider.text(r#"HTTP 500: {"x-api-key":"p@ss w","auth":"Bearer lit3ral-t0ken","t":"lit3ral-t0ken","cookie":"none"}"#),
+            r#"HTTP 500: {"x-api-key":"[redacted]","auth":"[redacted]","t":"[redacted]","cookie":"none"}"#
+        );
+        assert_eq!(
+            r.text(r#"{"x-key":"sk-clÃ©-live-9f8e7d"}"#),
+            r#"{"x-key":"[redacted]"}"#,
+            "a non-ASCII secret read back as Latin-1"
         );
     }
 
