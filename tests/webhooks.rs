@@ -240,3 +240,68 @@ async fn hold_changes_reach_a_workflow_subscription() {
     assert_eq!(received[1]["type"], "hold.released");
     assert_eq!(received[1]["data"]["workflow"], "quick");
 }
+
+#[tokio::test]
+async fn a_redirecting_receiver_gets_no_delivery_recorded_and_the_attempt_says_where() {
+    let h = harness(&[QUICK]).await;
+    let api = serve_api(&h).await;
+    let finals = Arc::new(Mutex::new(0usize));
+    let hits = finals.clone();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(|| async {
+                (
+                    StatusCode::FOUND,
+                    [(axum::http::header::LOCATION, "/final")],
+                )
+            }),
+        )
+        .route(
+            "/final",
+            axum::routing::any(move || {
+                *hits.lock().unwrap() += 1;
+                async { StatusCode::OK }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let state = Arc::new(Mutex::new(Receiver::default()));
+    let (hook, _) = subscribe(
+        &api,
+        &state,
+        json!({"url": url, "events": ["run.succeeded"]}),
+    )
+    .await;
+    let ids = h
+        .engine
+        .start_runs("quick", TriggerKind::Manual, vec![json!({})])
+        .await
+        .unwrap();
+    wait_final(&h.store, ids[0]).await;
+    let attempts = || async {
+        let list: Vec<DeliveryView> = api
+            .json(&format!("/webhooks/{hook}/deliveries"), &api.admin)
+            .await;
+        list
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while attempts().await.len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no retried attempt");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let list = attempts().await;
+    assert!(
+        list.iter().all(|a| a.status_code == Some(302)
+            && a.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("HTTP 302 redirect to /final, not followed"))),
+        "{list:?}"
+    );
+    assert_eq!(
+        *finals.lock().unwrap(),
+        0,
+        "the redirect was never followed"
+    );
+}

@@ -174,7 +174,7 @@ pub async fn deliver(
     heartbeat: Arc<Heartbeat>,
     shutdown: CancellationToken,
 ) {
-    let http = reqwest::Client::new();
+    let http = send::client();
     let links = links::Links::new(&policy);
     let mut running: BTreeMap<Target, JoinHandle<()>> = BTreeMap::new();
     let troubled = Arc::new(AtomicBool::new(false));

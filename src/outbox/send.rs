@@ -141,9 +141,41 @@ async fn signed_post(
     post(request, timeout).await
 }
 
+/// The HTTP client every delivery uses. It follows no redirect: a 301/302/303 would be
+/// followed as a GET without the body (RFC 9110 §15.4 lets clients change the method), and a
+/// delivery recorded after one never carried the message; the 3xx is a failed attempt instead.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
+}
+
+/// Characters of a `Location` kept in an attempt's error.
+const LOCATION_SHOWN: usize = 200;
+
 async fn post(request: reqwest::RequestBuilder, timeout: Duration) -> Result<u16, Failure> {
     match request.timeout(timeout).send().await {
         Ok(response) if response.status().is_success() => Ok(response.status().as_u16()),
+        Ok(response) if response.status().is_redirection() => {
+            let location: String = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_else(|| "nowhere".into())
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(LOCATION_SHOWN)
+                .collect();
+            Err(Failure::new(
+                Some(response.status().as_u16()),
+                format!(
+                    "HTTP {} redirect to {location}, not followed (the message would arrive \
+                     without its body): point the URL at the final address",
+                    response.status().as_u16()
+                ),
+            ))
+        }
         Ok(response) => Err(Failure::new(
             Some(response.status().as_u16()),
             format!("HTTP {}", response.status().as_u16()),
@@ -172,6 +204,46 @@ fn describe(error: reqwest::Error, timeout: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_redirect_is_a_failed_attempt_that_names_where_it_pointed() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let finals = Arc::new(AtomicUsize::new(0));
+        let hits = finals.clone();
+        let app = axum::Router::new()
+            .route(
+                "/hook",
+                axum::routing::post(|| async {
+                    (
+                        axum::http::StatusCode::FOUND,
+                        [(axum::http::header::LOCATION, "/final")],
+                    )
+                }),
+            )
+            .route(
+                "/final",
+                axum::routing::any(move || {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    async { axum::http::StatusCode::OK }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let failure = post(client().post(&url).body("{}"), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(failure.status, Some(302));
+        assert!(
+            failure
+                .error
+                .starts_with("HTTP 302 redirect to /final, not followed"),
+            "{}",
+            failure.error
+        );
+        assert_eq!(finals.load(Ordering::SeqCst), 0, "/final was never asked");
+    }
 
     #[tokio::test]
     async fn a_failed_request_says_what_happened() {
