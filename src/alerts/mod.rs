@@ -275,6 +275,8 @@ impl Evaluator {
         let firing = firing
             .iter()
             .filter(|a| a.state == AlertState::Firing && !silenced(a));
+        // Resolved alerts, read once a round and only when an alert is looked at.
+        let mut earlier: Option<Vec<AlertView>> = None;
         for alert in resolved.chain(firing) {
             let Some(origin) = origins.get(&(alert.rule.clone(), alert.workflow.clone())) else {
                 continue;
@@ -292,7 +294,14 @@ impl Evaluator {
             );
             // Failures an earlier alert of the same rule reported until it resolved are that
             // alert's, not this one's (its message, count and page start after them).
-            let since = match self.previous_resolution(alert).await? {
+            if earlier.is_none() {
+                let list = self
+                    .store
+                    .alerts(Some(AlertState::Resolved), PREVIOUS_LOOKED_AT)
+                    .await?;
+                earlier = Some(list);
+            }
+            let since = match previous_resolution(earlier.as_deref().unwrap_or_default(), alert) {
                 Some(resolved) if resolved > since => resolved,
                 _ => since,
             };
@@ -346,20 +355,13 @@ impl Evaluator {
     }
 }
 
-impl Evaluator {
-    /// When the newest earlier alert of the same rule and workflow resolved, if one did.
-    async fn previous_resolution(
-        &self,
-        alert: &AlertView,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(self
-            .store
-            .alerts(Some(AlertState::Resolved), PREVIOUS_LOOKED_AT)
-            .await?
-            .into_iter()
-            .filter(|a| a.id < alert.id && a.rule == alert.rule && a.workflow == alert.workflow)
-            .find_map(|a| a.resolved_at))
-    }
+/// When the newest earlier alert of the same rule and workflow resolved, if one did
+/// (`resolved` newest first).
+fn previous_resolution(resolved: &[AlertView], alert: &AlertView) -> Option<DateTime<Utc>> {
+    resolved
+        .iter()
+        .filter(|a| a.id < alert.id && a.rule == alert.rule && a.workflow == alert.workflow)
+        .find_map(|a| a.resolved_at)
 }
 
 fn waited(alert: &AlertView, now: DateTime<Utc>) -> Duration {

@@ -171,8 +171,17 @@ pub struct Email {
     pub html: String,
 }
 
-/// The HTML part's template (minijinja, escaped as HTML).
-const EMAIL_HTML: &str = include_str!("../../templates/email.html");
+/// The HTML part's template (minijinja; its name ends in `.html`, so values are escaped),
+/// compiled once.
+static EMAIL_HTML: std::sync::LazyLock<minijinja::Environment<'static>> =
+    std::sync::LazyLock::new(|| {
+        let mut env = minijinja::Environment::new();
+        // Compiled in and rendered by the tests: a syntax error fails them, not a delivery.
+        if let Err(e) = env.add_template("email.html", include_str!("../../templates/email.html")) {
+            tracing::error!("the email template: {e}");
+        }
+        env
+    });
 
 /// An email's subject, plain-text body and HTML body.
 pub fn email(payload: &Value) -> Email {
@@ -195,17 +204,17 @@ fn escape_html(text: &str) -> String {
 }
 
 fn email_html(payload: &Value) -> Result<String, minijinja::Error> {
-    let mut env = minijinja::Environment::new();
-    env.add_template("email.html", EMAIL_HTML)?;
-    env.get_template("email.html")?.render(minijinja::context! {
-        title => text(payload, "/title").replace('`', ""),
-        summary => text(payload, "/summary"),
-        alert => payload.get("alert"),
-        new_failures => payload.get("new_failures"),
-        top_error => top_error(payload),
-        incidents => incident_lines(payload),
-        links => payload.get("links"),
-    })
+    EMAIL_HTML
+        .get_template("email.html")?
+        .render(minijinja::context! {
+            title => text(payload, "/title").replace('`', ""),
+            summary => text(payload, "/summary"),
+            alert => payload.get("alert"),
+            new_failures => payload.get("new_failures"),
+            top_error => top_error(payload),
+            incidents => incident_lines(payload),
+            links => payload.get("links"),
+        })
 }
 
 /// An email's subject and plain-text body.
@@ -300,15 +309,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_notification_says_what_how_bad_since_when_and_where_to_look() {
-        let cx = Context {
+    /// Team revops at acp.example.com, failures counted from 2027-01-15T07:45:00Z.
+    fn context(new_failures: usize, incidents: &[IncidentView]) -> Context<'_> {
+        Context {
             team: "revops",
             public_url: "https://acp.example.com",
             since: DateTime::from_timestamp(1_799_999_100, 0).unwrap(),
-            new_failures: 12,
-            incidents: &[incident()],
-        };
+            new_failures,
+            incidents,
+        }
+    }
+
+    #[test]
+    fn a_notification_says_what_how_bad_since_when_and_where_to_look() {
+        let incidents = [incident()];
+        let cx = context(12, &incidents);
         let p = payload(&alert(), "firing", &cx);
         assert_eq!(
             p["title"],
@@ -359,13 +374,7 @@ mod tests {
 
     #[test]
     fn the_page_link_is_what_people_click_in_slack_and_both_email_parts() {
-        let cx = Context {
-            team: "revops",
-            public_url: "https://acp.example.com",
-            since: DateTime::from_timestamp(1_799_999_100, 0).unwrap(),
-            new_failures: 2,
-            incidents: &[],
-        };
+        let cx = context(2, &[]);
         let mut p = payload(&alert(), "firing", &cx);
         assert_eq!(p["since"], "2027-01-15T07:45:00.000Z");
         let page = "https://acp.example.com/a/AQFhAAAAAQ";
@@ -406,10 +415,7 @@ mod tests {
         evil.signature.message = "<!here> <https://evil.example|Open the failed runs>".into();
         let cx = Context {
             team: "<!subteam^S1>",
-            public_url: "https://acp.example.com",
-            since: DateTime::from_timestamp(1_799_999_100, 0).unwrap(),
-            new_failures: 2,
-            incidents: std::slice::from_ref(&evil),
+            ..context(2, std::slice::from_ref(&evil))
         };
         let message = slack(&payload(&hostile, "firing", &cx)).to_string();
         for forbidden in ["<!channel>", "<!here>", "<!subteam", "<https://evil"] {

@@ -365,7 +365,7 @@ fn credential_parts(value: &Value, derived: &mut Vec<String>) {
     let text = text.trim();
     let after_scheme = text.split_once(' ').map(|(_, rest)| rest.trim());
     for part in std::iter::once(text).chain(after_scheme) {
-        if part.len() >= MIN_CREDENTIAL && !derived.iter().any(|d| d == part) {
+        if part.len() >= MIN_CREDENTIAL {
             derived.push(part.to_owned());
         }
     }
