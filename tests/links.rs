@@ -550,6 +550,15 @@ async fn an_alert_after_a_resolved_one_shows_neither_its_runs_nor_later_incident
         "only the second alert's run: {page}"
     );
     assert!(!listed_runs(&page).contains(&first[0]));
+    let since = page
+        .split("&since=")
+        .nth(1)
+        .and_then(|rest| rest.split(['&', '\'']).next())
+        .unwrap_or_else(|| panic!("no since= on the page: {page}"));
+    assert!(
+        since.len() == "2026-12-02T13:20:40.297Z".len() && since.ends_with('Z'),
+        "the API command counts from the same millisecond as the page: {since}"
+    );
 
     // After the second alert resolves, a new kind of failure is a new incident: not its.
     let later = Utc::now() + chrono::TimeDelta::minutes(3);

@@ -200,7 +200,9 @@ async fn alert_body(
         .into_iter()
         .find(|w| w.key == alert.workflow)
         .map(|w| w.team);
-    let rfc3339 = |at: DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    // To the millisecond, as the page counts failures (a run earlier in the same second is
+    // another alert's).
+    let rfc3339 = |at: DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::Millis, true);
     let mut api = format!(
         "curl -H \"Authorization: Bearer $ACP_TOKEN\" '{base}/api/v1/runs?workflow={}&status=failed&since={}",
         alert.workflow,
