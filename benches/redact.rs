@@ -8,7 +8,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 
-use acp::engine::redact::Redactor;
+use acp::domain::redact::Redactor;
 
 fn output(with_secrets: bool) -> Value {
     let items: Vec<Value> = (0..2_000)

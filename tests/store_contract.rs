@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use serde_json::{Map, Value, json};
 
+use acp::domain::delivery::{Class, Next};
 use acp::domain::{
     NewRun, PreparedWrite, Provenance, RecordWrite, RetryAt, StepFailure, Transition, Triggered,
 };
@@ -61,6 +62,7 @@ contract!(sqlite:
     sequence_numbers_are_gap_free_under_concurrent_writers,
     record_writes_are_idempotent_and_keep_field_history,
     the_outbox_delivers_each_target_in_order,
+    given_up_messages_hold_up_nothing_and_gone_disables_a_subscription,
     alert_changes_follow_the_alert_lifecycle,
     cursor_pages_neither_skip_nor_repeat_while_rows_arrive,
     retention_keeps_the_newest_event_and_what_a_cursor_has_not_passed,
@@ -498,6 +500,9 @@ fn hook(url: &str) -> WebhookRow {
             team: None,
             created_at: Utc::now(),
             pending: 0,
+            state: "active".into(),
+            disabled_at: None,
+            disabled_reason: None,
         },
         secret: "whsec_c2VjcmV0".into(),
     }
@@ -553,7 +558,9 @@ async fn the_outbox_delivers_each_target_in_order(store: &Arc<dyn Store>) {
         status_code: Some(503),
         latency_ms: 3,
         error: Some("HTTP 503".into()),
-        retry_at: Some(later()),
+        class: Class::Transient,
+        answer: Some("busy".into()),
+        next: Next::RetryAt(later()),
     };
     store
         .record_attempt(head.id, &hook_a, failed.clone())
@@ -569,7 +576,9 @@ async fn the_outbox_delivers_each_target_in_order(store: &Arc<dyn Store>) {
         status_code: Some(200),
         latency_ms: 3,
         error: None,
-        retry_at: None,
+        class: Class::Delivered,
+        answer: None,
+        next: Next::Delivered,
     };
     store
         .record_attempt(head.id, &hook_a, delivered.clone())
@@ -613,6 +622,123 @@ async fn the_outbox_delivers_each_target_in_order(store: &Arc<dyn Store>) {
     assert!(store.outbox_head(&hook_b).await.unwrap().is_none());
     assert!(matches!(
         store.delete_webhook(b).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn given_up_messages_hold_up_nothing_and_gone_disables_a_subscription(
+    store: &Arc<dyn Store>,
+) {
+    let id = store
+        .create_webhook(hook("http://gone"))
+        .await
+        .unwrap()
+        .view
+        .id;
+    let target = Target::Webhook(id);
+    let message = |seq| NewMessage {
+        webhook_id: id,
+        event_seq: seq,
+        kind: "run.failed".into(),
+        payload: json!({"seq": seq}),
+    };
+    store
+        .enqueue(vec![message(1), message(2), message(3)], "webhooks", 3)
+        .await
+        .unwrap();
+    let refused = |next| Attempt {
+        status_code: Some(400),
+        latency_ms: 2,
+        error: Some("HTTP 400 Bad Request".into()),
+        class: Class::Permanent,
+        answer: Some("invalid_payload".into()),
+        next,
+    };
+    let head = store.outbox_head(&target).await.unwrap().unwrap();
+    assert_eq!((head.event_seq, head.permanent), (Some(1), 0));
+    let retry_at = later();
+    store
+        .record_attempt(head.id, &target, refused(Next::RetryAt(retry_at)))
+        .await
+        .unwrap();
+    let head = store.outbox_head(&target).await.unwrap().unwrap();
+    assert_eq!(
+        (head.attempts, head.permanent),
+        (1, 1),
+        "one permanent refusal"
+    );
+    let since = Utc::now() - Duration::seconds(1);
+    store
+        .record_attempt(
+            head.id,
+            &target,
+            refused(Next::GiveUp("refused twice".into())),
+        )
+        .await
+        .unwrap();
+    let head = store.outbox_head(&target).await.unwrap().unwrap();
+    assert_eq!(
+        head.event_seq,
+        Some(2),
+        "a given-up message holds up nothing"
+    );
+    let attempts = store.deliveries(id, 10).await.unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(
+        (
+            attempts[0].class.as_deref(),
+            attempts[0].message_status.as_str(),
+            attempts[0].give_up_reason.as_deref(),
+            attempts[0].retry_at
+        ),
+        (Some("permanent"), "given_up", Some("refused twice"), None)
+    );
+    assert_eq!(attempts[1].answer.as_deref(), Some("invalid_payload"));
+    assert_eq!(
+        attempts[1].retry_at.map(|t| t.timestamp_millis()),
+        Some(retry_at.timestamp_millis())
+    );
+    let gone = Attempt {
+        status_code: Some(410),
+        class: Class::Gone,
+        next: Next::Disable("410 Gone".into()),
+        ..refused(Next::Delivered)
+    };
+    store.record_attempt(head.id, &target, gone).await.unwrap();
+    assert!(
+        store.outbox_head(&target).await.unwrap().is_none(),
+        "the subscription's other messages are given up with it"
+    );
+    let shown = store.webhooks().await.unwrap();
+    let view = &shown.iter().find(|h| h.view.id == id).unwrap().view;
+    assert_eq!(
+        (
+            view.state.as_str(),
+            view.disabled_reason.as_deref(),
+            view.pending
+        ),
+        ("disabled", Some("410 Gone"), 0)
+    );
+    assert!(view.disabled_at.is_some());
+    let given_up = store.given_up(since).await.unwrap();
+    assert_eq!(given_up.len(), 1);
+    assert_eq!((&given_up[0].target, given_up[0].count), (&target, 3));
+    assert!(
+        given_up[0].reason.contains("410 Gone"),
+        "{}",
+        given_up[0].reason
+    );
+    let enabled = store.enable_webhook(id).await.unwrap().view;
+    assert_eq!(
+        (enabled.state.as_str(), enabled.disabled_at),
+        ("active", None)
+    );
+    assert!(matches!(
+        store.enable_webhook(id).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.enable_webhook(id + 100).await,
         Err(StoreError::NotFound(_))
     ));
 }

@@ -180,6 +180,7 @@ fn policy(sandbox: &Sandbox, server: &str, speed: f64) -> anyhow::Result<Policy>
     Ok(Policy {
         public_url: Some(server.to_owned()),
         link_ttl: crate::domain::config::DEFAULT_LINK_TTL,
+        give_up_after: crate::domain::delivery::DEFAULT_GIVE_UP_AFTER,
         renotify: Duration::from_secs(600),
         group_interval: scaled(Duration::from_secs(60), speed, Duration::from_secs(2)),
         resolve_after: scaled(Duration::from_secs(60), speed, Duration::from_secs(5)),

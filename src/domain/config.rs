@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::alert::{Rule, RuleDef, Severity};
+use super::delivery::DEFAULT_GIVE_UP_AFTER;
 use super::policy::{HoldScope, LimitsDef, PolicyConfig, Rate, Window, WindowDef};
 use super::validate::locate::{Anchor, Locator};
 use super::validate::{Problem, parse_duration, ron_options};
@@ -25,6 +26,11 @@ pub struct ConfigDef {
     /// How long the signed page links in notifications open (default `7d`, at most `90d`).
     #[serde(default)]
     pub link_ttl: Option<String>,
+    /// How long a notification or webhook message that receivers keep refusing for a
+    /// passing reason (5xx, 429, a timeout) is tried before it is given up (default `24h`,
+    /// between `1m` and `30d`).
+    #[serde(default)]
+    pub give_up_after: Option<String>,
     /// How often a firing alert that nobody acknowledged is sent again (default `1h`).
     #[serde(default)]
     pub renotify: Option<String>,
@@ -144,6 +150,10 @@ pub struct RouteDef {
     pub channels: Vec<String>,
 }
 
+/// The shortest and longest `give_up_after`.
+const GIVE_UP_AFTER_RANGE: (Duration, Duration) =
+    (Duration::from_secs(60), Duration::from_secs(30 * 86_400));
+
 /// How long signed links open unless `link_ttl` says otherwise: a week.
 pub const DEFAULT_LINK_TTL: Duration = Duration::from_secs(7 * 86_400);
 /// The longest `link_ttl`.
@@ -157,6 +167,9 @@ pub struct Policy {
     /// How long a signed link (`{public_url}/a/...`, `/r/...`) opens after its message was
     /// queued.
     pub link_ttl: Duration,
+    /// How long a delivery refused for a passing reason is tried (see
+    /// [`crate::domain::delivery`]).
+    pub give_up_after: Duration,
     pub renotify: Duration,
     pub group_interval: Duration,
     /// How long a condition stays clear before its firing alert resolves.
@@ -179,6 +192,7 @@ impl Default for Policy {
         Self {
             public_url: None,
             link_ttl: DEFAULT_LINK_TTL,
+            give_up_after: DEFAULT_GIVE_UP_AFTER,
             renotify: Duration::from_secs(3600),
             group_interval: Duration::from_secs(60),
             resolve_after: Duration::from_secs(300),
@@ -273,6 +287,7 @@ pub fn parse_config(
     );
     let notify_within = duration("notify_within", &def.notify_within, defaults.notify_within);
     let mut link_ttl = duration("link_ttl", &def.link_ttl, defaults.link_ttl);
+    let mut give_up_after = duration("give_up_after", &def.give_up_after, defaults.give_up_after);
     if link_ttl > MAX_LINK_TTL {
         fail(
             Anchor::Field("link_ttl", None),
@@ -282,6 +297,15 @@ pub fn parse_config(
             ),
         );
         link_ttl = defaults.link_ttl;
+    }
+    if !(GIVE_UP_AFTER_RANGE.0..=GIVE_UP_AFTER_RANGE.1).contains(&give_up_after) {
+        fail(
+            Anchor::Field("give_up_after", None),
+            "give_up_after is between 1m and 30d: shorter drops notifications a receiver \
+             would take after a short outage, longer keeps a dead one queued for weeks"
+                .into(),
+        );
+        give_up_after = defaults.give_up_after;
     }
     let public_url = match def.public_url {
         Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
@@ -396,6 +420,7 @@ pub fn parse_config(
     Ok(Policy {
         public_url,
         link_ttl,
+        give_up_after,
         renotify,
         group_interval,
         resolve_after,

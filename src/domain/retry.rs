@@ -68,14 +68,6 @@ impl RetryPolicy {
     }
 }
 
-/// When to try delivering an outbox message again after `attempts` failed tries: an
-/// exponential ceiling from `initial` up to `max`, with the upper half jittered so that
-/// receivers coming back are not hit by every sender at once.
-pub fn redelivery_delay(initial: Duration, max: Duration, attempts: i64) -> Duration {
-    let ceiling = initial.saturating_mul(1 << attempts.clamp(0, 16)).min(max);
-    ceiling.mul_f64(0.5 + fastrand::f64() / 2.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,6 @@ mod incidents;
 mod jobs;
 mod ops;
 mod policy;
-pub mod redact;
 mod replay;
 mod step;
 mod test_run;

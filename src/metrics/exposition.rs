@@ -169,7 +169,7 @@ impl Metrics {
             &mut r,
             "acp_notifications",
             format!(
-                "Delivery attempts of alert notifications (channel name) and webhook messages (channel \"webhook\"), {since}"
+                "Delivery attempts of alert notifications (channel name) and webhook messages (channel \"webhook\") by result (delivered, failed, given_up), {since}"
             ),
             Family::<ChannelResult, Counter>::default(),
         );
@@ -239,13 +239,13 @@ impl Metrics {
         }
     }
 
-    /// Counts one delivery attempt to `target`.
-    pub fn delivery(&self, target: &Target, delivered: bool) {
+    /// Counts one delivery attempt to `target`; `result` is `delivered`, `failed` (tried
+    /// again later) or `given_up`.
+    pub fn delivery(&self, target: &Target, result: &str) {
         let channel = match target {
             Target::Channel(name) => name.clone(),
             Target::Webhook(_) => "webhook".to_owned(),
         };
-        let result = if delivered { "delivered" } else { "failed" };
         self.notifications
             .get_or_create(&ChannelResult {
                 channel,

@@ -83,6 +83,7 @@ mod tests {
             reason: None,
             payload,
             attempts: 0,
+            permanent: 0,
             due_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
             created_at: DateTime::from_timestamp_millis(1_800_000_000_250).unwrap(),
         }

@@ -17,19 +17,23 @@ mod links;
 mod send;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::clock::Heartbeat;
+use crate::domain::clock::later_or_max;
 use crate::domain::config::Policy;
-use crate::domain::retry::redelivery_delay;
+use crate::domain::delivery::{History, Next, Outcome, Rules};
+use crate::domain::redact::Redactor;
+use crate::domain::retry::MAX_RETRY_AFTER;
 use crate::metrics::Metrics;
-use crate::store::{Attempt, NewMessage, Store, StoreError, Target, WebhookRow};
+use crate::store::{Attempt, NewAudit, NewMessage, Store, StoreError, Target, WebhookRow};
+use crate::wire::Role;
 use crate::wire::{Event, WebhookPayload};
 pub use send::Destination;
 
@@ -44,7 +48,7 @@ pub struct Pace {
     /// One try's time limit.
     pub timeout: Duration,
     /// The first retry's delay; it doubles up to `retry_max` (with jitter, see
-    /// [`redelivery_delay`]).
+    /// [`Rules::wait`]).
     pub retry_initial: Duration,
     pub retry_max: Duration,
     /// How often an idle target's queue is looked at, and the set of targets refreshed.
@@ -118,7 +122,10 @@ async fn dispatch_batch(store: &dyn Store) -> Result<bool, DispatchError> {
         .collect();
     let mut messages = Vec::new();
     for event in &events {
-        for hook in hooks.iter().filter(|h| wants(h, event, &teams)) {
+        for hook in hooks
+            .iter()
+            .filter(|h| h.view.disabled_at.is_none() && wants(h, event, &teams))
+        {
             let payload = serde_json::to_value(WebhookPayload::of(event)).map_err(|source| {
                 DispatchError::Encode {
                     seq: event.seq,
@@ -146,6 +153,7 @@ async fn destinations(
         .webhooks()
         .await?
         .into_iter()
+        .filter(|hook| hook.view.disabled_at.is_none())
         .map(|hook| {
             (
                 Target::Webhook(hook.view.id),
@@ -176,6 +184,12 @@ pub async fn deliver(
 ) {
     let http = send::client();
     let links = links::Links::new(&policy);
+    let rules = Rules {
+        retry_initial: pace.retry_initial,
+        retry_max: pace.retry_max,
+        give_up_after: policy.give_up_after,
+    };
+    let floors = Floors::default();
     let mut running: BTreeMap<Target, JoinHandle<()>> = BTreeMap::new();
     let troubled = Arc::new(AtomicBool::new(false));
     loop {
@@ -199,8 +213,12 @@ pub async fn deliver(
                         pace: pace.clone(),
                         metrics: metrics.clone(),
                         target: target.clone(),
+                        origin: destination.origin(),
+                        redactor: Redactor::new(destination.secrets()),
                         destination,
                         links: links.clone(),
+                        rules,
+                        floors: floors.clone(),
                     };
                     running.insert(target, tokio::spawn(queue.run(shutdown.clone())));
                 }
@@ -231,6 +249,12 @@ struct Queue {
     target: Target,
     destination: Destination,
     links: links::Links,
+    rules: Rules,
+    /// Where the destination is, for [`Floors`].
+    origin: Option<String>,
+    floors: Floors,
+    /// The destination's secrets, kept out of recorded errors and answers.
+    redactor: Redactor,
 }
 
 impl Queue {
@@ -246,10 +270,15 @@ impl Queue {
         }
     }
 
-    /// Sends the head message if it is due; true when one was delivered.
+    /// Sends the head message if it is due; true when it left the queue (delivered or
+    /// given up), so the next one may be due now.
     async fn deliver_due(&self) -> bool {
+        let now = Utc::now();
+        if self.floors.held(self.origin.as_deref(), now) {
+            return false;
+        }
         let mut message = match self.store.outbox_head(&self.target).await {
-            Ok(Some(message)) if message.due_at <= Utc::now() => message,
+            Ok(Some(message)) if message.due_at <= now => message,
             Ok(_) => return false,
             Err(e) => {
                 tracing::warn!(target = %self.target.key(), "reading the outbox: {e}");
@@ -263,36 +292,55 @@ impl Queue {
             Err(e) => tracing::warn!("reading the link key (sent without a page link): {e}"),
         }
         let started = Instant::now();
-        let result = send::send(&self.http, self.pace.timeout, &self.destination, &message).await;
+        let reply = send::send(&self.http, self.pace.timeout, &self.destination, &message).await;
         let latency_ms = started.elapsed().as_millis() as i64;
-        let attempt = match result {
-            Ok(status) => Attempt {
-                status_code: Some(status),
-                latency_ms,
-                error: None,
-                retry_at: None,
+        let now = Utc::now();
+        if let (Some(origin), Some(asked)) = (&self.origin, reply.retry_after) {
+            self.floors.hold(origin, now, asked);
+        }
+        let next = self.rules.next(
+            Outcome {
+                class: reply.class,
+                status: reply.status,
+                retry_after: reply.retry_after,
             },
-            Err(failure) => {
-                tracing::warn!(
-                    target = %self.target.key(),
-                    message = message.id,
-                    "not delivered: {}",
-                    failure.error
-                );
-                let delay = redelivery_delay(
-                    self.pace.retry_initial,
-                    self.pace.retry_max,
-                    message.attempts,
-                );
-                Attempt {
-                    status_code: failure.status,
-                    latency_ms,
-                    error: Some(failure.error),
-                    retry_at: Some(crate::domain::clock::later_or_max(Utc::now(), delay)),
-                }
-            }
+            History {
+                failures: message.attempts,
+                permanent: message.permanent,
+                queued_at: message.created_at,
+            },
+            now,
+            matches!(self.target, Target::Webhook(_)),
+            fastrand::f64(),
+        );
+        let error = reply.error.map(|e| self.redactor.text_cut(&e, ERROR_SHOWN));
+        let answer = reply
+            .answer
+            .map(|a| self.redactor.text_cut(&a, ANSWER_SHOWN));
+        match &next {
+            Next::Delivered => {}
+            Next::RetryAt(at) => tracing::warn!(
+                target = %self.target.key(),
+                message = message.id,
+                retry_at = %at,
+                "not delivered: {}",
+                error.as_deref().unwrap_or_default()
+            ),
+            Next::GiveUp(reason) | Next::Disable(reason) => tracing::error!(
+                target = %self.target.key(),
+                message = message.id,
+                "given up: {reason}: {}",
+                error.as_deref().unwrap_or_default()
+            ),
+        }
+        let attempt = Attempt {
+            status_code: reply.status,
+            latency_ms,
+            error,
+            class: reply.class,
+            answer,
+            next: next.clone(),
         };
-        let delivered = attempt.retry_at.is_none();
         if let Err(e) = self
             .store
             .record_attempt(message.id, &self.target, attempt)
@@ -302,7 +350,55 @@ impl Queue {
             self.troubled.store(true, Ordering::Relaxed);
             return false;
         }
-        self.metrics.delivery(&self.target, delivered);
-        delivered
+        if let Next::Disable(reason) = &next {
+            let entry = NewAudit {
+                actor: "outbox".into(),
+                role: Role::Admin,
+                action: "webhook.disabled".into(),
+                target: self.target.key(),
+                reason: Some(reason.clone()),
+                outcome: "ok".into(),
+            };
+            if let Err(e) = self.store.audit(entry).await {
+                tracing::error!("writing the audit log failed: {e}");
+            }
+        }
+        let result = match next {
+            Next::Delivered => "delivered",
+            Next::RetryAt(_) => "failed",
+            Next::GiveUp(_) | Next::Disable(_) => "given_up",
+        };
+        self.metrics.delivery(&self.target, result);
+        result != "failed"
+    }
+}
+
+/// Characters of an attempt's error and answer kept.
+const ERROR_SHOWN: usize = 500;
+const ANSWER_SHOWN: usize = 300;
+
+/// When each origin (scheme, host and port) may be sent to again after it answered with
+/// `Retry-After`: shared by every target that sends there, so two channels posting to one
+/// Slack workspace both wait.
+#[derive(Debug, Default, Clone)]
+struct Floors(Arc<Mutex<HashMap<String, DateTime<Utc>>>>);
+
+impl Floors {
+    /// Nothing goes to `origin` before `now + asked` (capped like every `Retry-After`).
+    fn hold(&self, origin: &str, now: DateTime<Utc>, asked: Duration) {
+        let until = later_or_max(now, asked.min(MAX_RETRY_AFTER));
+        let mut floors = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        floors.retain(|_, at| *at > now);
+        let at = floors.entry(origin.to_owned()).or_insert(until);
+        *at = (*at).max(until);
+    }
+
+    /// True while `origin` asked to be left alone.
+    fn held(&self, origin: Option<&str>, now: DateTime<Utc>) -> bool {
+        let Some(origin) = origin else {
+            return false;
+        };
+        let floors = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        floors.get(origin).is_some_and(|at| *at > now)
     }
 }

@@ -9,6 +9,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::domain::config::{ChannelDef, EmailTls};
+use crate::domain::delivery::Class;
+use crate::domain::failure::parse_retry_after;
 use crate::domain::notice;
 use crate::domain::standard_webhooks;
 use crate::store::{Message, WebhookRow};
@@ -22,32 +24,76 @@ pub enum Destination {
     Channel(ChannelDef),
 }
 
-/// A try that did not work: the status (HTTP or SMTP) if there was one, and what went wrong.
+/// What one try got back: the status (HTTP or SMTP) if there was one, its class, what went
+/// wrong, the answer's first bytes and the receiver's `Retry-After`. Nothing in it is redacted
+/// yet (the queue redacts with the destination's secrets).
 #[derive(Debug)]
-pub struct Failure {
+pub struct Reply {
     pub status: Option<u16>,
-    pub error: String,
+    pub class: Class,
+    /// Unset when delivered.
+    pub error: Option<String>,
+    pub answer: Option<String>,
+    pub retry_after: Option<Duration>,
 }
 
-impl Failure {
-    fn new(status: Option<u16>, error: impl Into<String>) -> Self {
+impl Reply {
+    /// A try that failed before or without an answer.
+    fn failed(class: Class, status: Option<u16>, error: impl Into<String>) -> Self {
         Self {
             status,
-            error: error.into(),
+            class,
+            error: Some(error.into()),
+            answer: None,
+            retry_after: None,
         }
     }
 }
 
-/// One try at one destination; answers the status of a delivery that worked.
-///
-/// # Errors
-/// [`Failure`] with the status and what went wrong (a refusal, a timeout, an SMTP error).
+impl Destination {
+    /// What the receiver's answers and ACP's errors must never show: the signing secret, the
+    /// URL of a Slack or webhook channel (its path is the credential), the SMTP password.
+    pub fn secrets(&self) -> Vec<String> {
+        match self {
+            Self::Subscription(hook) => vec![hook.secret.clone()],
+            Self::Channel(ChannelDef::Webhook { url, secret }) => {
+                vec![url.clone(), secret.clone()]
+            }
+            Self::Channel(ChannelDef::Slack { url }) => {
+                let mut secrets = vec![url.clone()];
+                if let Ok(parsed) = reqwest::Url::parse(url) {
+                    secrets.push(parsed.path().to_owned());
+                    secrets.extend(parsed.query().map(str::to_owned));
+                }
+                secrets
+            }
+            Self::Channel(ChannelDef::Email { password, .. }) => password.iter().cloned().collect(),
+        }
+    }
+
+    /// Who a `Retry-After` applies to: the scheme, host and port messages go to (shared by
+    /// every target that sends there).
+    pub fn origin(&self) -> Option<String> {
+        let url = match self {
+            Self::Subscription(hook) => &hook.view.url,
+            Self::Channel(ChannelDef::Webhook { url, .. } | ChannelDef::Slack { url }) => url,
+            Self::Channel(ChannelDef::Email { host, port, .. }) => {
+                return Some(format!("smtp://{host}:{}", port.unwrap_or(0)));
+            }
+        };
+        reqwest::Url::parse(url)
+            .ok()
+            .map(|u| u.origin().ascii_serialization())
+    }
+}
+
+/// One try at one destination.
 pub async fn send(
     http: &reqwest::Client,
     timeout: Duration,
     destination: &Destination,
     message: &Message,
-) -> Result<u16, Failure> {
+) -> Reply {
     match destination {
         Destination::Subscription(hook) => {
             signed_post(http, timeout, &hook.view.url, &hook.secret, message).await
@@ -68,27 +114,20 @@ pub async fn send(
             username,
             password,
         }) => {
-            let body = notice::email(&message.payload);
-            let mut email = lettre::Message::builder()
-                .from(
-                    from.parse()
-                        .map_err(|e| Failure::new(None, format!("from: {e}")))?,
-                )
-                .subject(body.subject);
-            for address in to {
-                email = email.to(address
-                    .parse()
-                    .map_err(|e| Failure::new(None, format!("to: {e}")))?);
-            }
-            let email = email
-                .multipart(MultiPart::alternative_plain_html(body.text, body.html))
-                .map_err(|e| Failure::new(None, e.to_string()))?;
+            let email = match build_email(from, to, &message.payload) {
+                Ok(email) => email,
+                Err(error) => return Reply::failed(Class::Permanent, None, error),
+            };
             let builder = match tls {
-                EmailTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
-                EmailTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-                    .map_err(|e| Failure::new(None, e.to_string()))?,
-                EmailTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
-                    .map_err(|e| Failure::new(None, e.to_string()))?,
+                EmailTls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+                    host,
+                )),
+                EmailTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
+                EmailTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
+            };
+            let builder = match builder {
+                Ok(builder) => builder,
+                Err(e) => return Reply::failed(Class::Permanent, None, format!("SMTP: {e}")),
             };
             let default_port = match tls {
                 EmailTls::None => 25,
@@ -102,14 +141,41 @@ pub async fn send(
                 builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
             }
             match builder.build().send(email).await {
-                Ok(response) => Ok(u16::from(response.code())),
-                Err(e) => Err(Failure::new(
-                    e.status().map(u16::from),
-                    format!("SMTP: {e}"),
-                )),
+                Ok(response) => Reply {
+                    status: Some(u16::from(response.code())),
+                    class: Class::Delivered,
+                    error: None,
+                    answer: Some(response.message().collect::<Vec<_>>().join(" ")),
+                    retry_after: None,
+                },
+                Err(e) => {
+                    let status = e.status().map(u16::from);
+                    // A reply code says which (4yz or 5yz); no reply (a refused connection, a
+                    // timeout, a broken TLS handshake) is worth another try.
+                    let class = status.map_or(Class::Transient, Class::of_smtp);
+                    Reply::failed(class, status, format!("SMTP: {e}"))
+                }
             }
         }
     }
+}
+
+/// The notification as an email with text and HTML parts.
+fn build_email(
+    from: &str,
+    to: &[String],
+    payload: &serde_json::Value,
+) -> Result<lettre::Message, String> {
+    let body = notice::email(payload);
+    let mut email = lettre::Message::builder()
+        .from(from.parse().map_err(|e| format!("from: {e}"))?)
+        .subject(body.subject);
+    for address in to {
+        email = email.to(address.parse().map_err(|e| format!("to: {e}"))?);
+    }
+    email
+        .multipart(MultiPart::alternative_plain_html(body.text, body.html))
+        .map_err(|e| e.to_string())
 }
 
 /// The one signer: POSTs the message's payload with Standard Webhooks headers
@@ -122,15 +188,17 @@ async fn signed_post(
     url: &str,
     secret: &str,
     message: &Message,
-) -> Result<u16, Failure> {
+) -> Reply {
     let id = message
         .external_id
         .clone()
         .unwrap_or_else(|| format!("msg_{}", message.id));
     let timestamp = Utc::now().timestamp();
     let body = message.payload.to_string();
-    let signature = standard_webhooks::signature(secret, &id, timestamp, &body)
-        .map_err(|e| Failure::new(None, e.to_string()))?;
+    let signature = match standard_webhooks::signature(secret, &id, timestamp, &body) {
+        Ok(signature) => signature,
+        Err(e) => return Reply::failed(Class::Permanent, None, e.to_string()),
+    };
     let request = http
         .post(url)
         .header("content-type", "application/json")
@@ -141,47 +209,120 @@ async fn signed_post(
     post(request, timeout).await
 }
 
-/// The HTTP client every delivery uses. It follows no redirect: a 301/302/303 would be
-/// followed as a GET without the body (RFC 9110 §15.4 lets clients change the method), and a
-/// delivery recorded after one never carried the message; the 3xx is a failed attempt instead.
+/// Redirects followed in a row at most.
+const MAX_REDIRECTS: usize = 5;
+
+/// The HTTP client every delivery uses. It follows only `307` and `308`, which keep the
+/// method and the body (RFC 9110 §15.4.8, §15.4.9), up to [`MAX_REDIRECTS`] in a row. A
+/// 301/302/303 would be followed as a GET without the body (§15.4 lets clients change the
+/// method), and a delivery recorded after one never carried the message: those answers are
+/// failed attempts instead.
 pub fn client() -> reqwest::Client {
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects in a row"))
+        } else if matches!(attempt.status().as_u16(), 307 | 308) {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    });
     reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(policy)
         .build()
         .unwrap_or_default()
 }
 
 /// Characters of a `Location` kept in an attempt's error.
 const LOCATION_SHOWN: usize = 200;
+/// Bytes of an answer read to keep its start.
+const ANSWER_BYTES: usize = 512;
+/// How long the rest of an answer's body is waited for, once its status is known.
+const ANSWER_WAIT: Duration = Duration::from_secs(1);
 
-async fn post(request: reqwest::RequestBuilder, timeout: Duration) -> Result<u16, Failure> {
-    match request.timeout(timeout).send().await {
-        Ok(response) if response.status().is_success() => Ok(response.status().as_u16()),
-        Ok(response) if response.status().is_redirection() => {
-            let location: String = response
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .unwrap_or_else(|| "nowhere".into())
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(LOCATION_SHOWN)
-                .collect();
-            Err(Failure::new(
-                Some(response.status().as_u16()),
-                format!(
-                    "HTTP {} redirect to {location}, not followed (the message would arrive \
-                     without its body): point the URL at the final address",
-                    response.status().as_u16()
-                ),
-            ))
-        }
-        Ok(response) => Err(Failure::new(
-            Some(response.status().as_u16()),
-            format!("HTTP {}", response.status().as_u16()),
-        )),
-        Err(e) => Err(Failure::new(None, describe(e, timeout))),
+async fn post(request: reqwest::RequestBuilder, timeout: Duration) -> Reply {
+    let (client, built) = request.timeout(timeout).build_split();
+    // A URL no request can be made of never will be.
+    let built = match built {
+        Ok(built) => built,
+        Err(e) => return Reply::failed(Class::Permanent, None, describe(e, timeout)),
+    };
+    let asked = built.url().clone();
+    let response = match client.execute(built).await {
+        Ok(response) => response,
+        Err(e) => return Reply::failed(Class::Transient, None, describe(e, timeout)),
+    };
+    let status = response.status();
+    let code = status.as_u16();
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .map(|v: &reqwest::header::HeaderValue| {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            })
+    };
+    let retry_after = header(reqwest::header::RETRY_AFTER)
+        .and_then(|v| parse_retry_after(&v, std::time::SystemTime::now()));
+    let location: Option<String> = header(reqwest::header::LOCATION).map(|l| {
+        l.chars()
+            .filter(|c| !c.is_control())
+            .take(LOCATION_SHOWN)
+            .collect()
+    });
+    let redirected = (*response.url() != asked).then(|| response.url().to_string());
+    let mut answer = first_bytes(response).await;
+    if let Some(to) = redirected {
+        answer = Some(format!(
+            "(after a redirect to {to}) {}",
+            answer.unwrap_or_default()
+        ));
     }
+    let class = Class::of_http(code);
+    let error = match class {
+        Class::Delivered => None,
+        _ if status.is_redirection() => Some(format!(
+            "HTTP {code} redirect to {}, not followed (only 307 and 308 keep the body): point \
+             the URL at the final address",
+            location.as_deref().unwrap_or("nowhere")
+        )),
+        _ => Some(format!(
+            "HTTP {code}{}",
+            status
+                .canonical_reason()
+                .map(|r| format!(" {r}"))
+                .unwrap_or_default()
+        )),
+    };
+    Reply {
+        status: Some(code),
+        class,
+        error,
+        answer,
+        retry_after,
+    }
+}
+
+/// The first [`ANSWER_BYTES`] of a body as text (control characters as spaces), waiting at
+/// most [`ANSWER_WAIT`] for them; none when it is empty.
+async fn first_bytes(mut response: reqwest::Response) -> Option<String> {
+    let mut bytes = Vec::new();
+    let read = async {
+        while bytes.len() < ANSWER_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(ANSWER_WAIT, read).await;
+    bytes.truncate(ANSWER_BYTES);
+    let text: String = String::from_utf8_lossy(&bytes)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
 }
 
 /// What went wrong with a request, in words: a timeout says so, anything else names its
@@ -203,46 +344,130 @@ fn describe(error: reqwest::Error, timeout: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::http::{StatusCode, header};
+    use axum::routing::{any, post as on_post};
+
     use super::*;
 
-    #[tokio::test]
-    async fn a_redirect_is_a_failed_attempt_that_names_where_it_pointed() {
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let finals = Arc::new(AtomicUsize::new(0));
-        let hits = finals.clone();
-        let app = axum::Router::new()
-            .route(
-                "/hook",
-                axum::routing::post(|| async {
-                    (
-                        axum::http::StatusCode::FOUND,
-                        [(axum::http::header::LOCATION, "/final")],
-                    )
-                }),
-            )
-            .route(
-                "/final",
-                axum::routing::any(move || {
-                    hits.fetch_add(1, Ordering::SeqCst);
-                    async { axum::http::StatusCode::OK }
-                }),
-            );
+    /// Serves `app` on an ephemeral port; answers its base URL.
+    async fn serve(app: axum::Router) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        let failure = post(client().post(&url).body("{}"), Duration::from_secs(5))
-            .await
-            .unwrap_err();
-        assert_eq!(failure.status, Some(302));
+        base
+    }
+
+    #[tokio::test]
+    async fn a_302_is_a_failed_attempt_that_names_where_it_pointed() {
+        let finals = Arc::new(Mutex::new(0));
+        let hits = finals.clone();
+        let base = serve(
+            axum::Router::new()
+                .route(
+                    "/hook",
+                    on_post(|| async { (StatusCode::FOUND, [(header::LOCATION, "/final")]) }),
+                )
+                .route(
+                    "/final",
+                    any(move || {
+                        *hits.lock().unwrap() += 1;
+                        async { StatusCode::OK }
+                    }),
+                ),
+        )
+        .await;
+        let reply = post(
+            client().post(format!("{base}/hook")).body("{}"),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!((reply.status, reply.class), (Some(302), Class::Permanent));
+        let error = reply.error.unwrap();
         assert!(
-            failure
-                .error
-                .starts_with("HTTP 302 redirect to /final, not followed"),
-            "{}",
-            failure.error
+            error.starts_with("HTTP 302 redirect to /final, not followed"),
+            "{error}"
         );
-        assert_eq!(finals.load(Ordering::SeqCst), 0, "/final was never asked");
+        assert_eq!(*finals.lock().unwrap(), 0, "/final was never asked");
+    }
+
+    #[tokio::test]
+    async fn a_307_is_followed_with_the_method_and_the_body() {
+        let got: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let seen = got.clone();
+        let base = serve(
+            axum::Router::new()
+                .route(
+                    "/hook",
+                    on_post(|| async {
+                        (
+                            StatusCode::TEMPORARY_REDIRECT,
+                            [(header::LOCATION, "/final")],
+                        )
+                    }),
+                )
+                .route(
+                    "/final",
+                    any(move |method: axum::http::Method, body: String| {
+                        seen.lock().unwrap().push((method.to_string(), body));
+                        async { "taken" }
+                    }),
+                ),
+        )
+        .await;
+        let reply = post(
+            client().post(format!("{base}/hook")).body(r#"{"event":1}"#),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!((reply.status, reply.class), (Some(200), Class::Delivered));
+        assert_eq!(
+            reply.answer.as_deref(),
+            Some(format!("(after a redirect to {base}/final) taken").as_str())
+        );
+        assert_eq!(
+            *got.lock().unwrap(),
+            vec![("POST".to_owned(), r#"{"event":1}"#.to_owned())]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_answer_keeps_its_status_class_first_bytes_and_retry_after() {
+        let base = serve(
+            axum::Router::new()
+                .route(
+                    "/slow-down",
+                    on_post(|| async {
+                        (
+                            StatusCode::TOO_MANY_REQUESTS,
+                            [(header::RETRY_AFTER, "6")],
+                            "rate_limited\n\u{7}",
+                        )
+                    }),
+                )
+                .route(
+                    "/huge",
+                    on_post(|| async { (StatusCode::BAD_REQUEST, "x".repeat(100_000)) }),
+                ),
+        )
+        .await;
+        let limited = post(
+            client().post(format!("{base}/slow-down")),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(limited.class, Class::Transient);
+        assert_eq!(limited.retry_after, Some(Duration::from_secs(6)));
+        assert_eq!(limited.answer.as_deref(), Some("rate_limited"));
+        assert_eq!(limited.error.as_deref(), Some("HTTP 429 Too Many Requests"));
+        let huge = post(
+            client().post(format!("{base}/huge")),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(huge.class, Class::Permanent);
+        assert_eq!(huge.answer.map(|a| a.len()), Some(ANSWER_BYTES));
     }
 
     #[tokio::test]
@@ -251,14 +476,18 @@ mod tests {
         let url = format!("http://{}/hook", silent.local_addr().unwrap());
         let http = reqwest::Client::new();
         let timeout = Duration::from_millis(200);
-        let failure = post(http.post(&url), timeout).await.unwrap_err();
-        assert_eq!(failure.error, "no answer within 200ms");
+        let late = post(http.post(&url), timeout).await;
+        assert_eq!(late.class, Class::Transient);
+        assert_eq!(late.error.as_deref(), Some("no answer within 200ms"));
         drop(silent);
-        let refused = post(http.post(&url), timeout).await.unwrap_err();
+        let refused = post(http.post(&url), timeout).await;
+        assert_eq!(refused.class, Class::Transient);
+        let error = refused.error.unwrap();
         assert!(
-            refused.error.contains("refused") && !refused.error.contains("/hook"),
-            "{}",
-            refused.error
+            error.contains("refused") && !error.contains("/hook"),
+            "{error}"
         );
+        let nowhere = post(http.post("http://"), timeout).await;
+        assert_eq!(nowhere.class, Class::Permanent);
     }
 }

@@ -27,7 +27,7 @@ use super::{stream, webhooks};
         holds::list, holds::create, holds::release,
         incidents::list, incidents::one, incidents::replay, incidents::summary,
         hooks::receive, stream::upgrade,
-        webhooks::list, webhooks::create, webhooks::remove, webhooks::deliveries,
+        webhooks::list, webhooks::create, webhooks::remove, webhooks::enable, webhooks::deliveries,
     ),
     components(schemas(crate::wire::StreamMessage, crate::wire::WebhookPayload)),
     modifiers(&Bearer)

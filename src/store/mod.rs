@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
+use crate::domain::delivery::{Class, Next};
 use crate::domain::incident::{Book, BookQuery, Change};
 use crate::domain::link::{KEY_BYTES, LinkKey};
 use crate::domain::policy::NewHold;
@@ -204,17 +205,32 @@ pub struct Message {
     pub payload: serde_json::Value,
     /// Delivery attempts so far.
     pub attempts: i64,
+    /// Of them, the ones refused permanently.
+    pub permanent: i64,
     pub due_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
 }
 
-/// How one delivery attempt went; `retry_at` is set when it must be tried again.
+/// How one delivery attempt went and what follows (decided by [`crate::domain::delivery`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
     pub status_code: Option<u16>,
     pub latency_ms: i64,
     pub error: Option<String>,
-    pub retry_at: Option<DateTime<Utc>>,
+    pub class: Class,
+    /// The answer's first bytes, secrets redacted.
+    pub answer: Option<String>,
+    pub next: Next,
+}
+
+/// A target that could not be delivered to over a window: its given-up messages and the
+/// latest reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GivenUp {
+    pub target: Target,
+    pub count: i64,
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 /// An alert rule created through the API.
@@ -693,11 +709,20 @@ pub trait OutboxStore: Send + Sync + 'static {
     async fn enqueue(&self, messages: Vec<NewMessage>, name: &str, seq: i64) -> Result<()>;
     /// Queues a notification per channel, recording the runs it covers; answers their ids.
     async fn notify(&self, notice: NewNotice) -> Result<Vec<i64>>;
-    /// The oldest undelivered message of a target.
+    /// Enables a subscription disabled after `410 Gone`; answers it.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown or deleted subscription,
+    /// [`StoreError::Conflict`] when it is not disabled.
+    async fn enable_webhook(&self, id: i64) -> Result<WebhookRow>;
+    /// The oldest pending message of a target (given-up and delivered ones are not pending).
     async fn outbox_head(&self, target: &Target) -> Result<Option<Message>>;
-    /// Records a delivery attempt of message `id`: delivered when `retry_at` is `None`,
-    /// else due again then.
+    /// Records a delivery attempt of message `id` and applies what follows: delivered, due
+    /// again, given up, or (a subscription's) given up with its subscription disabled and its
+    /// other pending messages given up.
     async fn record_attempt(&self, id: i64, target: &Target, attempt: Attempt) -> Result<()>;
+    /// Per target, the messages given up at or after `since`, with the latest reason.
+    async fn given_up(&self, since: DateTime<Utc>) -> Result<Vec<GivenUp>>;
     /// Up to `limit` delivery attempts of a subscription's messages, newest first.
     async fn deliveries(&self, webhook_id: i64, limit: usize) -> Result<Vec<DeliveryView>>;
     /// Up to `limit` notifications newest first, optionally of one alert.

@@ -120,11 +120,16 @@ pub struct NotificationView {
     /// `firing`, `update` (new failures grouped into a firing alert), `reminder` (still firing,
     /// nobody acknowledged it) or `resolved`.
     pub reason: String,
-    /// `pending` (queued or being retried) or `delivered`.
+    /// `pending` (queued or being retried), `delivered` or `given_up` (see
+    /// `give_up_reason`; its runs count as unnotified).
     pub status: String,
     pub created_at: DateTime<Utc>,
     #[serde(default)]
     pub delivered_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub given_up_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub give_up_reason: Option<String>,
     /// Failed runs this notification told someone about.
     pub runs_covered: i64,
     /// The message as the channels render it.
@@ -144,6 +149,16 @@ pub struct NotificationAttempt {
     pub latency_ms: i64,
     #[serde(default)]
     pub error: Option<String>,
+    /// `delivered`, `transient`, `permanent` or `gone` (unset for attempts made before ACP
+    /// classified them).
+    #[serde(default)]
+    pub class: Option<String>,
+    /// The first bytes of the receiver's answer (or the SMTP reply), secrets redacted.
+    #[serde(default)]
+    pub answer: Option<String>,
+    /// When it is tried again; unset when this attempt delivered it or gave it up.
+    #[serde(default)]
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 /// `GET /notifications`.

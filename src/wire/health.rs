@@ -71,6 +71,25 @@ pub struct ControlStatus {
     /// retention).
     #[serde(default)]
     pub loops: Vec<LoopStatus>,
+    /// Destinations ACP could not deliver to: disabled subscriptions, and every target with
+    /// messages given up over the window. A failure nobody hears of starts here.
+    #[serde(default)]
+    pub deliveries: Vec<DeliveryWarning>,
+}
+
+/// A destination that cannot be delivered to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+pub struct DeliveryWarning {
+    /// `webhook:<id>` or `channel:<name>`.
+    pub target: String,
+    /// True for a subscription disabled after `410 Gone`.
+    pub disabled: bool,
+    /// Messages given up over the window.
+    pub given_up: i64,
+    /// The latest reason (why it was disabled, or why the last message was given up).
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 /// One background loop and whether it is keeping up.

@@ -55,8 +55,8 @@ pub use event::{
     WorkflowRolledBack,
 };
 pub use health::{
-    ControlStatus, Counts, FailureReason, Health, HealthQuery, LoopStatus, TeamHealth, Unnotified,
-    WorkflowHealth,
+    ControlStatus, Counts, DeliveryWarning, FailureReason, Health, HealthQuery, LoopStatus,
+    TeamHealth, Unnotified, WorkflowHealth,
 };
 pub use holds::{HoldList, HoldRequest, HoldSource, HoldView, WindowView};
 pub use incidents::{

@@ -60,6 +60,18 @@ pub struct WebhookView {
     pub created_at: DateTime<Utc>,
     /// Deliveries waiting (including ones being retried).
     pub pending: i64,
+    /// `active`, or `disabled`: the receiver answered `410 Gone`, so nothing is queued or sent
+    /// until an admin enables it again (`POST /webhooks/{id}/enable`).
+    #[serde(default = "active")]
+    pub state: String,
+    #[serde(default)]
+    pub disabled_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+}
+
+fn active() -> String {
+    "active".into()
 }
 
 /// A subscription just created, with its signing secret (`whsec_...`), shown this once (and
@@ -96,4 +108,21 @@ pub struct DeliveryView {
     pub latency_ms: i64,
     #[serde(default)]
     pub error: Option<String>,
+    /// `delivered`, `transient`, `permanent` or `gone` (unset for attempts made before ACP
+    /// classified them).
+    #[serde(default)]
+    pub class: Option<String>,
+    /// The first bytes of the receiver's answer (or the SMTP reply), secrets redacted.
+    #[serde(default)]
+    pub answer: Option<String>,
+    /// When the message is tried again; unset when this attempt delivered it or ended it.
+    #[serde(default)]
+    pub retry_at: Option<DateTime<Utc>>,
+    /// The message now: `pending`, `delivered`, `given_up` or `dropped` (its subscription
+    /// was deleted).
+    #[serde(default)]
+    pub message_status: String,
+    /// Why the message was given up.
+    #[serde(default)]
+    pub give_up_reason: Option<String>,
 }

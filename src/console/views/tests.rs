@@ -225,6 +225,7 @@ fn app() -> App {
             evaluator_last_run: Some(at(59)),
             evaluator_healthy: true,
             loops: Vec::new(),
+            deliveries: Vec::new(),
         },
         unnotified: Unnotified {
             within_ms: 600_000,

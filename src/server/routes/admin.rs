@@ -10,9 +10,10 @@ use serde::Deserialize;
 use super::super::AppState;
 use super::super::auth::{self, Caller};
 use super::super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ApiResult, NoBody};
+use crate::store::Target;
 use crate::wire::{
-    AuditEntry, ControlStatus, Event, Health, HealthQuery, LoopStatus, Me, Page, Role,
-    TokenCreated, TokenRequest, TokenView, Unnotified,
+    AuditEntry, ControlStatus, DeliveryWarning, Event, Health, HealthQuery, LoopStatus, Me, Page,
+    Role, TokenCreated, TokenRequest, TokenView, Unnotified,
 };
 
 pub fn routes() -> Router<AppState> {
@@ -171,6 +172,7 @@ pub(crate) async fn health(
         evaluator_last_run: evaluator.and_then(|l| l.last_round),
         evaluator_healthy: evaluator.is_some_and(|l| l.healthy),
         loops,
+        deliveries: delivery_warnings(&s, health.since).await?,
     };
     let within = s.config.alerting.notify_within;
     let counts = s
@@ -202,6 +204,39 @@ pub(crate) async fn health(
         row.unnotified.within_ms = within_ms;
     }
     Ok(ApiJson(health))
+}
+
+/// Disabled subscriptions, then every target with messages given up since `since`.
+async fn delivery_warnings(
+    s: &AppState,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<DeliveryWarning>, ApiError> {
+    let mut warnings: Vec<DeliveryWarning> = Vec::new();
+    for hook in s.store.webhooks().await? {
+        if let Some(at) = hook.view.disabled_at {
+            warnings.push(DeliveryWarning {
+                target: Target::Webhook(hook.view.id).key(),
+                disabled: true,
+                given_up: 0,
+                reason: hook.view.disabled_reason.unwrap_or_default(),
+                at,
+            });
+        }
+    }
+    for given_up in s.store.given_up(since).await? {
+        let key = given_up.target.key();
+        match warnings.iter_mut().find(|w| w.target == key) {
+            Some(disabled) => disabled.given_up = given_up.count,
+            None => warnings.push(DeliveryWarning {
+                target: key,
+                disabled: false,
+                given_up: given_up.count,
+                reason: given_up.reason,
+                at: given_up.at,
+            }),
+        }
+    }
+    Ok(warnings)
 }
 
 fn unnotified(within_ms: i64, failed: i64, unnotified: i64) -> Unnotified {

@@ -5,7 +5,7 @@ use crate::wire::ErrorBody;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use serde::Deserialize;
 
 use super::AppState;
@@ -19,6 +19,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/webhooks", get(list).post(create))
         .route("/webhooks/{id}", delete(remove))
+        .route("/webhooks/{id}/enable", post(enable))
         .route("/webhooks/{id}/deliveries", get(deliveries))
 }
 
@@ -61,6 +62,9 @@ pub(crate) async fn create(
             team: body.team.clone(),
             created_at: chrono::Utc::now(),
             pending: 0,
+            state: "active".into(),
+            disabled_at: None,
+            disabled_reason: None,
         };
         let row = s.store.create_webhook(WebhookRow { view, secret }).await?;
         Ok((
@@ -139,6 +143,31 @@ pub(crate) async fn remove(
     s.audited(
         &caller,
         "webhook.delete",
+        format!("webhook:{id}"),
+        None,
+        result,
+    )
+    .await
+}
+
+/// Enables a subscription that was disabled after its receiver answered `410 Gone`: events
+/// from now on are queued and sent again (what happened while it was disabled is not).
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/enable", params(("id" = i64, Path)), responses((status = 200, body = WebhookView), (status = "4XX", description = "an error; 409 when it is not disabled", body = ErrorBody)), tag = "webhooks", security(("bearer" = [])))]
+#[tracing::instrument(skip_all, err(level = "debug"))]
+pub(crate) async fn enable(
+    State(s): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<i64>,
+    _: NoBody,
+) -> ApiResult<ApiJson<WebhookView>> {
+    let result = async {
+        caller.require(Role::Admin)?;
+        Ok(ApiJson(s.store.enable_webhook(id).await?.view))
+    };
+    let result = result.await;
+    s.audited(
+        &caller,
+        "webhook.enable",
         format!("webhook:{id}"),
         None,
         result,

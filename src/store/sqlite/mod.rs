@@ -31,10 +31,11 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, oneshot};
 
 use super::{
-    AccessStore, AlertChange, AlertStore, Attempt, ClaimedRun, EventLog, HeldRuns, HoldStore,
-    IncidentFacts, IncidentStore, JobRow, JobStore, Message, NewAudit, NewJob, NewMessage,
-    NewNotice, OutboxStore, PrunedRuns, RecordStore, Recorded, Replay, Result, RollupRow, RunStore,
-    Store, StoreError, StoredRule, Target, TestRunEnd, UnnotifiedCount, WebhookRow, WorkflowStore,
+    AccessStore, AlertChange, AlertStore, Attempt, ClaimedRun, EventLog, GivenUp, HeldRuns,
+    HoldStore, IncidentFacts, IncidentStore, JobRow, JobStore, Message, NewAudit, NewJob,
+    NewMessage, NewNotice, OutboxStore, PrunedRuns, RecordStore, Recorded, Replay, Result,
+    RollupRow, RunStore, Store, StoreError, StoredRule, Target, TestRunEnd, UnnotifiedCount,
+    WebhookRow, WorkflowStore,
 };
 use crate::domain::incident::{Book, BookQuery, Change};
 use crate::domain::link::{KEY_BYTES, LinkKey};
@@ -605,6 +606,14 @@ impl OutboxStore for SqliteStore {
         let name = name.to_owned();
         self.write(move |tx| webhooks::enqueue(tx, &messages, &name, seq))
             .await
+    }
+
+    async fn enable_webhook(&self, id: i64) -> Result<WebhookRow> {
+        self.write(move |tx| webhooks::enable(tx, id)).await
+    }
+
+    async fn given_up(&self, since: DateTime<Utc>) -> Result<Vec<GivenUp>> {
+        self.read(move |c| webhooks::given_up(c, since)).await
     }
 
     async fn outbox_head(&self, target: &Target) -> Result<Option<Message>> {

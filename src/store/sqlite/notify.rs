@@ -115,7 +115,7 @@ pub fn list(conn: &Connection, alert: Option<i64>, limit: usize) -> Result<Vec<N
     let mut list: Vec<NotificationView> = conn
         .prepare_cached(
             "SELECT n.id, n.alert_id, substr(n.target, 9), n.reason, n.status, n.created_at, n.delivered_at, \
-             (SELECT COUNT(*) FROM coverage c WHERE c.notification_id = n.id), n.payload \
+             (SELECT COUNT(*) FROM coverage c WHERE c.notification_id = n.id), n.payload, n.given_up_at, n.give_up_reason \
              FROM messages n WHERE n.alert_id IS NOT NULL AND (?1 IS NULL OR n.alert_id = ?1) \
              ORDER BY n.id DESC LIMIT ?2",
         )?
@@ -130,6 +130,8 @@ pub fn list(conn: &Connection, alert: Option<i64>, limit: usize) -> Result<Vec<N
                 delivered_at: r.get::<_, Option<i64>>(6)?.map(rows::time),
                 runs_covered: r.get(7)?,
                 payload: rows::json(r.get(8)?).unwrap_or_default(),
+                given_up_at: r.get::<_, Option<i64>>(9)?.map(rows::time),
+                give_up_reason: r.get(10)?,
                 attempts: Vec::new(),
             })
         })?
@@ -140,7 +142,7 @@ pub fn list(conn: &Connection, alert: Option<i64>, limit: usize) -> Result<Vec<N
     let newest = list[0].id;
     let mut attempts: HashMap<i64, Vec<NotificationAttempt>> = HashMap::new();
     let mut query = conn.prepare_cached(
-        "SELECT message_id, at, status_code, latency_ms, error FROM message_attempts \
+        "SELECT message_id, at, status_code, latency_ms, error, class, answer, retry_at FROM message_attempts \
          WHERE message_id BETWEEN ? AND ? AND target LIKE 'channel:%' ORDER BY id",
     )?;
     let rows = query.query_map(params![oldest, newest], |r| {
@@ -151,6 +153,9 @@ pub fn list(conn: &Connection, alert: Option<i64>, limit: usize) -> Result<Vec<N
                 status_code: r.get(2)?,
                 latency_ms: r.get(3)?,
                 error: r.get(4)?,
+                class: r.get(5)?,
+                answer: r.get(6)?,
+                retry_at: r.get::<_, Option<i64>>(7)?.map(rows::time),
             },
         ))
     })?;

@@ -501,6 +501,19 @@ CREATE TABLE link_keys (
     retired_at INTEGER
 );
 "#,
+    // 15: deliveries that end (issue 18). A message is given up (`status = 'given_up'`, when
+    // and why); each attempt keeps its class, the answer's first bytes and the next try; a
+    // subscription whose receiver answered 410 Gone is disabled until an admin enables it.
+    r#"
+ALTER TABLE messages ADD COLUMN given_up_at INTEGER;
+ALTER TABLE messages ADD COLUMN give_up_reason TEXT;
+ALTER TABLE message_attempts ADD COLUMN class TEXT;
+ALTER TABLE message_attempts ADD COLUMN answer TEXT;
+ALTER TABLE message_attempts ADD COLUMN retry_at INTEGER;
+ALTER TABLE webhooks ADD COLUMN disabled_at INTEGER;
+ALTER TABLE webhooks ADD COLUMN disabled_reason TEXT;
+CREATE INDEX messages_given_up ON messages (given_up_at) WHERE status = 'given_up';
+"#,
 ];
 
 /// The migration (counted from 1) after which the runs already kept are summed into rollups.

@@ -1,0 +1,365 @@
+//! What a delivery attempt's answer means and what the outbox does next: the classification
+//! of HTTP and SMTP answers, the give-up rules and the wait before the next try.
+//!
+//! - HTTP 2xx is delivered. `410 Gone` means the receiver is gone for good: a webhook
+//!   subscription is disabled (the Standard Webhooks and Svix convention), a channel's message
+//!   is given up.
+//! - Transient: HTTP 408, 425, 429 and 5xx, SMTP 4xx (RFC 5321 §4.2.1 "transient negative
+//!   completion"), timeouts and connection errors. Retried with exponential backoff, at least
+//!   as late as the receiver's `Retry-After` (RFC 9110 §10.2.3) plus jitter, until the message
+//!   is [`Rules::give_up_after`] old.
+//! - Permanent: any other HTTP answer (4xx, and a 3xx that was not followed), SMTP 5xx
+//!   ("permanent negative completion"), and a message that cannot be built (a bad address).
+//!   Retried once, in case the receiver was mid-deploy, then given up.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::clock::later_or_max;
+use super::retry::MAX_RETRY_AFTER;
+
+/// How one attempt's answer is classified (stored with the attempt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Delivered,
+    Transient,
+    Permanent,
+    /// HTTP 410: the receiver says it will never take a message again.
+    Gone,
+}
+
+impl Class {
+    /// The stored and shown name: `delivered`, `transient`, `permanent` or `gone`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Transient => "transient",
+            Self::Permanent => "permanent",
+            Self::Gone => "gone",
+        }
+    }
+
+    /// The class of a final HTTP status (after the redirects that were followed).
+    pub fn of_http(status: u16) -> Self {
+        match status {
+            200..=299 => Self::Delivered,
+            410 => Self::Gone,
+            408 | 425 | 429 | 500.. => Self::Transient,
+            _ => Self::Permanent,
+        }
+    }
+
+    /// The class of an SMTP reply code that refused a message: 4yz transient, 5yz permanent
+    /// (RFC 5321 §4.2.1); anything else is treated as transient.
+    pub fn of_smtp(code: u16) -> Self {
+        match code {
+            200..=399 => Self::Delivered,
+            500..=599 => Self::Permanent,
+            _ => Self::Transient,
+        }
+    }
+}
+
+/// When deliveries are tried again and when they are given up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rules {
+    /// The first retry's wait; it doubles with each failed try up to `retry_max`.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// A message still refused this long after it was queued is given up (`give_up_after`
+    /// in `acp.ron`, default 24 hours).
+    pub give_up_after: Duration,
+}
+
+/// The default of [`Rules::give_up_after`]: a day.
+pub const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// What an attempt leads to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    Delivered,
+    /// Try again at this time.
+    RetryAt(DateTime<Utc>),
+    /// Stop trying this message, for this reason.
+    GiveUp(String),
+    /// Stop trying this message and disable the subscription, for this reason.
+    Disable(String),
+}
+
+/// One failed (or successful) attempt, as the rules need it.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    pub class: Class,
+    /// The status (HTTP or SMTP) it answered, if any.
+    pub status: Option<u16>,
+    /// The receiver's `Retry-After`, if it sent one.
+    pub retry_after: Option<Duration>,
+}
+
+/// A message's tries before this one.
+#[derive(Debug, Clone, Copy)]
+pub struct History {
+    /// Failed tries (every earlier try failed, or it would not be tried again).
+    pub failures: i64,
+    /// Of them, the ones refused permanently.
+    pub permanent: i64,
+    pub queued_at: DateTime<Utc>,
+}
+
+impl Rules {
+    /// What follows an attempt of a message with this `history`; `subscription` is true for
+    /// a webhook subscription (which a 410 disables) and false for an alert channel. `unit`
+    /// is a uniform draw in `[0, 1)` for the jitter.
+    pub fn next(
+        &self,
+        outcome: Outcome,
+        history: History,
+        now: DateTime<Utc>,
+        subscription: bool,
+        unit: f64,
+    ) -> Next {
+        let History {
+            failures,
+            permanent,
+            queued_at: created_at,
+        } = history;
+        let status = outcome
+            .status
+            .map_or_else(String::new, |s| format!(" ({s})"));
+        match outcome.class {
+            Class::Delivered => Next::Delivered,
+            Class::Gone if subscription => Next::Disable(
+                "the receiver answered 410 Gone: the subscription is disabled until an admin \
+                 enables it again"
+                    .into(),
+            ),
+            Class::Gone => Next::GiveUp(
+                "the receiver answered 410 Gone: the channel's address no longer exists".into(),
+            ),
+            Class::Permanent if permanent >= 1 => Next::GiveUp(format!(
+                "refused permanently twice{status}: the message cannot be delivered as it is"
+            )),
+            Class::Permanent | Class::Transient => {
+                let wait = self.wait(failures, outcome.retry_after, unit);
+                let at = later_or_max(now, wait);
+                let deadline = later_or_max(created_at, self.give_up_after);
+                if at > deadline {
+                    Next::GiveUp(format!(
+                        "still refused{status} {} after it was queued (give_up_after)",
+                        humantime::format_duration(self.give_up_after)
+                    ))
+                } else {
+                    Next::RetryAt(at)
+                }
+            }
+        }
+    }
+
+    /// The wait after `failures` earlier failed tries and this one: an exponential ceiling
+    /// from `retry_initial` up to `retry_max` with its upper half jittered, and at least the
+    /// receiver's `Retry-After` (up to [`MAX_RETRY_AFTER`]) plus up to a tenth of it again,
+    /// so senders told the same time do not all come back at once.
+    pub fn wait(&self, failures: i64, retry_after: Option<Duration>, unit: f64) -> Duration {
+        let unit = unit.clamp(0.0, 1.0);
+        let ceiling = self
+            .retry_initial
+            .saturating_mul(1 << failures.clamp(0, 16))
+            .min(self.retry_max);
+        let backoff = ceiling.mul_f64(0.5 + unit / 2.0);
+        match retry_after {
+            Some(asked) => {
+                let floor = asked.min(MAX_RETRY_AFTER);
+                floor.max(backoff) + floor.mul_f64(unit / 10.0)
+            }
+            None => backoff,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: Rules = Rules {
+        retry_initial: Duration::from_secs(1),
+        retry_max: Duration::from_secs(300),
+        give_up_after: DEFAULT_GIVE_UP_AFTER,
+    };
+
+    fn outcome(class: Class, status: u16, retry_after: Option<u64>) -> Outcome {
+        Outcome {
+            class,
+            status: Some(status),
+            retry_after: retry_after.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn answers_are_classified_as_the_issue_lists_them() {
+        for (status, class) in [
+            (200, Class::Delivered),
+            (204, Class::Delivered),
+            (302, Class::Permanent),
+            (307, Class::Permanent),
+            (400, Class::Permanent),
+            (401, Class::Permanent),
+            (404, Class::Permanent),
+            (409, Class::Permanent),
+            (413, Class::Permanent),
+            (408, Class::Transient),
+            (425, Class::Transient),
+            (429, Class::Transient),
+            (500, Class::Transient),
+            (503, Class::Transient),
+            (410, Class::Gone),
+        ] {
+            assert_eq!(Class::of_http(status), class, "HTTP {status}");
+        }
+        for (code, class) in [
+            (250, Class::Delivered),
+            (421, Class::Transient),
+            (451, Class::Transient),
+            (452, Class::Transient),
+            (550, Class::Permanent),
+            (554, Class::Permanent),
+        ] {
+            assert_eq!(Class::of_smtp(code), class, "SMTP {code}");
+        }
+    }
+
+    #[test]
+    fn a_permanent_refusal_is_retried_once_then_given_up() {
+        let now = Utc::now();
+        let first = RULES.next(
+            outcome(Class::Permanent, 400, None),
+            History {
+                failures: 0,
+                permanent: 0,
+                queued_at: now,
+            },
+            now,
+            false,
+            0.0,
+        );
+        assert_eq!(first, Next::RetryAt(now + Duration::from_millis(500)));
+        let second = RULES.next(
+            outcome(Class::Permanent, 400, None),
+            History {
+                failures: 1,
+                permanent: 1,
+                queued_at: now,
+            },
+            now,
+            false,
+            0.0,
+        );
+        assert_eq!(
+            second,
+            Next::GiveUp(
+                "refused permanently twice (400): the message cannot be delivered as it is".into()
+            )
+        );
+    }
+
+    #[test]
+    fn gone_disables_a_subscription_and_gives_up_a_channel_message() {
+        let now = Utc::now();
+        let gone = outcome(Class::Gone, 410, None);
+        assert!(matches!(
+            RULES.next(
+                gone,
+                History {
+                    failures: 0,
+                    permanent: 0,
+                    queued_at: now
+                },
+                now,
+                true,
+                0.5
+            ),
+            Next::Disable(_)
+        ));
+        assert!(matches!(
+            RULES.next(
+                gone,
+                History {
+                    failures: 0,
+                    permanent: 0,
+                    queued_at: now
+                },
+                now,
+                false,
+                0.5
+            ),
+            Next::GiveUp(_)
+        ));
+    }
+
+    #[test]
+    fn transient_refusals_back_off_exponentially_until_the_message_is_a_day_old() {
+        let queued = Utc::now();
+        // Ceilings 1, 2, 4 ... 300 s; with the draw at 0 the wait is half the ceiling.
+        for (failures, ms) in [(0, 500), (1, 1000), (2, 2000), (8, 128_000), (20, 150_000)] {
+            assert_eq!(
+                RULES.wait(failures, None, 0.0),
+                Duration::from_millis(ms),
+                "after {failures} failures"
+            );
+        }
+        assert_eq!(RULES.wait(3, None, 0.999_999).as_secs(), 7);
+        let late = queued + Duration::from_secs(24 * 3600 - 60);
+        assert_eq!(
+            RULES.next(
+                outcome(Class::Transient, 503, None),
+                History {
+                    failures: 30,
+                    permanent: 0,
+                    queued_at: queued
+                },
+                late,
+                false,
+                0.0
+            ),
+            Next::GiveUp("still refused (503) 1day after it was queued (give_up_after)".into())
+        );
+        let early = queued + Duration::from_secs(60);
+        assert_eq!(
+            RULES.next(
+                outcome(Class::Transient, 503, None),
+                History {
+                    failures: 30,
+                    permanent: 0,
+                    queued_at: queued
+                },
+                early,
+                false,
+                0.0
+            ),
+            Next::RetryAt(early + Duration::from_secs(150))
+        );
+    }
+
+    #[test]
+    fn retry_after_is_a_floor_with_up_to_a_tenth_of_jitter() {
+        // Slack's 429 Retry-After: 6 after one failure: never sooner than 6 s.
+        assert_eq!(
+            RULES.wait(1, Some(Duration::from_secs(6)), 0.0).as_secs(),
+            6
+        );
+        let most = RULES.wait(1, Some(Duration::from_secs(6)), 0.999_999);
+        assert!(
+            most > Duration::from_millis(6_590) && most < Duration::from_millis(6_600),
+            "{most:?}"
+        );
+        // A longer backoff wins over a short Retry-After; an absurd one is capped at an hour.
+        assert_eq!(
+            RULES.wait(8, Some(Duration::from_secs(1)), 0.0),
+            Duration::from_millis(128_000)
+        );
+        assert_eq!(
+            RULES.wait(0, Some(Duration::from_secs(86_400)), 0.0),
+            MAX_RETRY_AFTER
+        );
+    }
+}
