@@ -93,6 +93,12 @@ pub struct World {
 
 impl World {
     pub async fn start() -> Self {
+        Self::start_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+    }
+
+    /// The world on a listener the test prepared (an address that refused connections until
+    /// now, say).
+    pub fn start_on(listener: tokio::net::TcpListener) -> Self {
         let state = Arc::new(Mutex::new(WorldState::default()));
         let shared = state.clone();
         let app = axum::Router::new().fallback(
@@ -101,7 +107,6 @@ impl World {
                 async move { answer(state, method, uri, headers, body).await }
             },
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { url, state }

@@ -50,10 +50,12 @@ impl Receiver {
     }
 }
 
-/// A real SMTP server (mailin) on 127.0.0.1 that refuses mail with 451 while "down".
+/// A real SMTP server (mailin) on 127.0.0.1 that refuses mail with 451 while "down", and
+/// answers `MAIL FROM` with scripted refusals first.
 #[derive(Clone, Default)]
 pub struct Smtp {
     pub down: Arc<AtomicBool>,
+    refusals: Arc<Mutex<std::collections::VecDeque<mailin_embedded::Response>>>,
     mails: Arc<Mutex<Vec<String>>>,
     current: Vec<u8>,
     pub port: u16,
@@ -69,7 +71,11 @@ impl mailin_embedded::Handler for Smtp {
         if self.down.load(Ordering::SeqCst) {
             return mailin_embedded::response::INTERNAL_ERROR;
         }
-        mailin_embedded::response::OK
+        self.refusals
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(mailin_embedded::response::OK)
     }
 
     fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
@@ -99,6 +105,11 @@ impl Smtp {
             }
         });
         smtp
+    }
+
+    /// Answers the next mails' `MAIL FROM` with these replies, one each.
+    pub fn refuse(&self, replies: Vec<mailin_embedded::Response>) {
+        self.refusals.lock().unwrap().extend(replies);
     }
 
     pub fn mails(&self) -> Vec<String> {
