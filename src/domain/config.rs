@@ -745,6 +745,25 @@ mod tests {
             long[0].to_string(),
             "2:3: link_ttl is at most 90d: a link is a password anyone holding it can use"
         );
+        assert_eq!(
+            parse_config("()", |_| None).unwrap().give_up_after,
+            Duration::from_secs(86_400),
+            "a day unless set"
+        );
+        let hours = parse_config("(give_up_after: \"6h\")", |_| None).unwrap();
+        assert_eq!(hours.give_up_after, Duration::from_secs(6 * 3600));
+        for (text, at) in [("10s", "1:2"), ("60d", "1:2")] {
+            let refused =
+                parse_config(&format!("(give_up_after: \"{text}\")"), |_| None).unwrap_err();
+            assert_eq!(
+                refused[0].to_string(),
+                format!(
+                    "{at}: give_up_after is between 1m and 30d: shorter drops notifications a \
+                     receiver would take after a short outage, longer keeps a dead one queued \
+                     for weeks"
+                )
+            );
+        }
         let syntax = parse_config("(channels: {\"x\": Pager(url: \"\")})", |_| None).unwrap_err();
         assert_eq!((syntax[0].line, syntax[0].col), (1, 23));
         assert!(syntax[0].message.contains("Pager"), "{}", syntax[0].message);

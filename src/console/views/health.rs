@@ -3,13 +3,14 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::{Line, Span};
+use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::Sparkline;
 
 use super::super::state::App;
 use super::super::theme::Theme;
 use super::table::{Columns, col, framed, list, loading, number_width};
 use super::{ago, short_duration};
+use crate::wire::DeliveryWarning;
 
 /// The success metrics over 7 days: runs per week, MTTR and MTTA (median and p90), the
 /// healthy share of workflows.
@@ -45,13 +46,54 @@ fn success_metrics<'a>(app: &App, theme: &Theme) -> Line<'a> {
     ])
 }
 
+/// Destinations shown that could not be delivered to; the last line says how many more.
+const MAX_DELIVERY_LINES: usize = 3;
+
+/// A line per destination ACP could not deliver to: a disabled subscription, or a target
+/// whose messages were given up (the people it should have told were not told).
+fn delivery_warnings<'a>(deliveries: &[DeliveryWarning], theme: &Theme) -> Vec<Line<'a>> {
+    let line = |w: &DeliveryWarning| {
+        let (state, hint) = match w.target.strip_prefix("webhook:") {
+            Some(id) if w.disabled => (
+                "DISABLED".to_owned(),
+                format!(" · resume: POST /webhooks/{id}/enable"),
+            ),
+            _ => (format!("{} GIVEN UP", w.given_up), String::new()),
+        };
+        Line::from(vec![
+            Span::styled(
+                format!(" undelivered: {} {state}", w.target),
+                theme.alert_firing,
+            ),
+            Span::styled(format!("{hint} · {}", w.reason), theme.text),
+        ])
+    };
+    if deliveries.len() <= MAX_DELIVERY_LINES {
+        return deliveries.iter().map(line).collect();
+    }
+    let mut lines: Vec<Line<'a>> = deliveries[..MAX_DELIVERY_LINES - 1]
+        .iter()
+        .map(line)
+        .collect();
+    lines.push(Line::styled(
+        format!(
+            " undelivered: {} more destinations (GET /health)",
+            deliveries.len() + 1 - MAX_DELIVERY_LINES
+        ),
+        theme.alert_firing,
+    ));
+    lines
+}
+
 pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
     let Some(health) = app.health.get() else {
         return loading(frame, area, "Health", &app.health, theme);
     };
     let reasons_height = (health.failure_reasons.len().min(6) + 3) as u16;
-    let [control, metrics, workflows, reasons] = Layout::vertical([
+    let deliveries = &health.control.deliveries;
+    let [control, undelivered, metrics, workflows, reasons] = Layout::vertical([
         Constraint::Length(1),
+        Constraint::Length(deliveries.len().min(MAX_DELIVERY_LINES) as u16),
         Constraint::Length(1),
         Constraint::Min(4),
         Constraint::Length(reasons_height),
@@ -110,6 +152,10 @@ pub fn health(frame: &mut Frame<'_>, area: Rect, app: &App, theme: &Theme) {
             ),
         ]),
         control,
+    );
+    frame.render_widget(
+        Text::from(delivery_warnings(deliveries, theme)),
+        undelivered,
     );
     let team = app
         .health_team

@@ -632,6 +632,31 @@ fn screens() -> Vec<Screen> {
                 }];
             }
         }),
+        ("health_undelivered", |app| {
+            at_view(app, View::Health);
+            if let Load::Loaded(health) = &mut app.health {
+                health.control.deliveries = vec![
+                    crate::wire::DeliveryWarning {
+                        target: "webhook:3".into(),
+                        disabled: true,
+                        given_up: 4,
+                        reason: "the receiver answered 410 Gone: the subscription is disabled \
+                                 until an admin enables it again"
+                            .into(),
+                        at: at(41),
+                    },
+                    crate::wire::DeliveryWarning {
+                        target: "channel:slack".into(),
+                        disabled: false,
+                        given_up: 2,
+                        reason: "refused permanently twice (400): the message cannot be \
+                                 delivered as it is"
+                            .into(),
+                        at: at(52),
+                    },
+                ];
+            }
+        }),
         ("alerts", |app| at_view(app, View::Alerts)),
         ("workflows", |app| at_view(app, View::Workflows)),
         ("versions", |app| {
