@@ -613,3 +613,55 @@ async fn alert_channels_give_up_on_refusals_without_blocking_the_next_alert() {
         (1, 0)
     );
 }
+
+const CALLS: &str = r#"(key: "calls", name: "Calls", team: "qa", trigger: Manual,
+    steps: [
+        (id: "read", action: Http(method: "GET", url: "{world}/read")),
+        (id: "moved", action: Http(method: "POST", url: "{world}/temp", body: {"deal": 7})),
+        (id: "post", action: Http(method: "POST", url: "{world}/moved", body: {"deal": 7}), retry: (max_attempts: 1)),
+    ])"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_steps_follow_only_redirects_that_keep_the_body() {
+    let h = harness(&[CALLS]).await;
+    h.world.script(
+        "/read",
+        vec![Reply::status(302).header("location", "/data")],
+    );
+    h.world.script(
+        "/temp",
+        vec![Reply::status(307).header("location", "/final")],
+    );
+    h.world.script(
+        "/moved",
+        vec![Reply::status(302).header("location", "/elsewhere")],
+    );
+    let ids = h
+        .engine
+        .start_runs("calls", TriggerKind::Manual, vec![json!({})])
+        .await
+        .unwrap();
+    let run = wait_final(&h.store, ids[0]).await;
+    // A GET loses nothing by following; a 307 is followed with the method and the body.
+    assert_eq!(h.world.hits("/data").len(), 1);
+    let finals = h.world.hits("/final");
+    assert_eq!(
+        finals
+            .iter()
+            .map(|hit| (hit.method.as_str(), hit.body.clone()))
+            .collect::<Vec<_>>(),
+        [("POST", json!({"deal": 7}))]
+    );
+    // A POST answered 302 fails (permanently) naming where it pointed; nothing was re-sent
+    // as a GET.
+    assert_eq!(run.run.status, acp::wire::RunStatus::Failed);
+    let error = run.run.error.expect("the failed step's error");
+    assert!(
+        error.message.starts_with(
+            "HTTP 302 redirect to /elsewhere, not followed (only 307 and 308 keep the method and body)"
+        ),
+        "{error:?}"
+    );
+    assert_eq!(error.class, acp::wire::ErrorClass::Permanent);
+    assert!(h.world.hits("/elsewhere").is_empty());
+}

@@ -64,9 +64,18 @@ pub async fn call(
         Value::String(s) => s.chars().take(ERROR_BODY_CHARS).collect(),
         other => other.to_string().chars().take(ERROR_BODY_CHARS).collect(),
     };
+    let message = match response.headers.get("location") {
+        Some(location) if (300..400).contains(&response.status) => format!(
+            "HTTP {} redirect to {}, not followed (only 307 and 308 keep the method and body): \
+             point the step at the final address",
+            response.status,
+            location.chars().take(ERROR_BODY_CHARS).collect::<String>()
+        ),
+        _ => format!("HTTP {}: {snippet}", response.status),
+    };
     Err(StepFailure::from_status(
         response.status,
-        format!("HTTP {}: {snippet}", response.status),
+        message,
         retry_after,
     ))
 }
@@ -109,19 +118,43 @@ impl HttpResponse {
 
 /// The real sender: reqwest with rustls.
 pub struct ReqwestSender {
-    client: reqwest::Client,
+    /// For GET and HEAD: follows redirects (up to 10), which cannot lose anything.
+    reading: reqwest::Client,
+    /// For every other method: follows only 307 and 308, which keep the method and the body
+    /// (RFC 9110 §15.4.8, §15.4.9). A 301/302/303 would be followed as a GET without the body
+    /// (§15.4 lets clients change the method), so a POST to the CRM would "succeed" without
+    /// reaching it; the step sees the 3xx instead and fails saying where it pointed.
+    writing: reqwest::Client,
 }
 
+/// Redirects followed in a row at most.
+const MAX_REDIRECTS: usize = 10;
+
 impl ReqwestSender {
-    /// A client with ACP's user agent.
+    /// Clients with ACP's user agent.
     ///
     /// # Errors
     /// reqwest's, when the TLS backend cannot be initialised.
     pub fn new() -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("acp/", env!("CARGO_PKG_VERSION")))
+        let agent = concat!("acp/", env!("CARGO_PKG_VERSION"));
+        let reading = reqwest::Client::builder()
+            .user_agent(agent)
+            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
             .build()?;
-        Ok(Self { client })
+        let keeps_body = reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() > MAX_REDIRECTS {
+                attempt.error(format!("more than {MAX_REDIRECTS} redirects in a row"))
+            } else if matches!(attempt.status().as_u16(), 307 | 308) {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
+        let writing = reqwest::Client::builder()
+            .user_agent(agent)
+            .redirect(keeps_body)
+            .build()?;
+        Ok(Self { reading, writing })
     }
 }
 
@@ -131,8 +164,12 @@ impl HttpSend for ReqwestSender {
         check(&request)?;
         let method = reqwest::Method::from_bytes(request.method.as_bytes())
             .map_err(|_| StepFailure::permanent(format!("bad method `{}`", request.method)))?;
-        let mut builder = self
-            .client
+        let client = if matches!(method, reqwest::Method::GET | reqwest::Method::HEAD) {
+            &self.reading
+        } else {
+            &self.writing
+        };
+        let mut builder = client
             .request(method, &request.url)
             .timeout(request.timeout)
             .header("Idempotency-Key", &request.idempotency_key);
