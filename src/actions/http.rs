@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use crate::domain::StepFailure;
+use crate::domain::delivery::{MAX_REDIRECTS, redirects_keeping_the_body};
 use crate::domain::failure::parse_retry_after;
 
 /// Largest response body read, in bytes (32 MiB): a larger answer fails the step
@@ -118,17 +119,13 @@ impl HttpResponse {
 
 /// The real sender: reqwest with rustls.
 pub struct ReqwestSender {
-    /// For GET and HEAD: follows redirects (up to 10), which cannot lose anything.
+    /// For GET and HEAD: follows redirects, which cannot lose anything.
     reading: reqwest::Client,
-    /// For every other method: follows only 307 and 308, which keep the method and the body
-    /// (RFC 9110 §15.4.8, §15.4.9). A 301/302/303 would be followed as a GET without the body
-    /// (§15.4 lets clients change the method), so a POST to the CRM would "succeed" without
-    /// reaching it; the step sees the 3xx instead and fails saying where it pointed.
+    /// For every other method: follows only redirects that keep the body
+    /// ([`redirects_keeping_the_body`]), so a POST to the CRM answered 302 fails saying where
+    /// it pointed instead of "succeeding" as a GET that never reached it.
     writing: reqwest::Client,
 }
-
-/// Redirects followed in a row at most.
-const MAX_REDIRECTS: usize = 10;
 
 impl ReqwestSender {
     /// Clients with ACP's user agent.
@@ -141,18 +138,9 @@ impl ReqwestSender {
             .user_agent(agent)
             .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
             .build()?;
-        let keeps_body = reqwest::redirect::Policy::custom(|attempt| {
-            if attempt.previous().len() > MAX_REDIRECTS {
-                attempt.error(format!("more than {MAX_REDIRECTS} redirects in a row"))
-            } else if matches!(attempt.status().as_u16(), 307 | 308) {
-                attempt.follow()
-            } else {
-                attempt.stop()
-            }
-        });
         let writing = reqwest::Client::builder()
             .user_agent(agent)
-            .redirect(keeps_body)
+            .redirect(redirects_keeping_the_body())
             .build()?;
         Ok(Self { reading, writing })
     }

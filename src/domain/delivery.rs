@@ -72,6 +72,26 @@ pub struct Rules {
     pub give_up_after: Duration,
 }
 
+/// Redirects followed in a row at most.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// How a request that carries a body follows redirects: only `307` and `308`, which keep the
+/// method and the body (RFC 9110 §15.4.8, §15.4.9), up to [`MAX_REDIRECTS`] in a row. A
+/// 301/302/303 would be followed as a GET without the body (§15.4 lets clients change the
+/// method), so the message or the call would be recorded as made although it never arrived;
+/// the 3xx is answered instead, and is a failure naming its `Location`.
+pub fn redirects_keeping_the_body() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects in a row"))
+        } else if matches!(attempt.status().as_u16(), 307 | 308) {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
+}
+
 /// The default of [`Rules::give_up_after`]: a day.
 pub const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
 
@@ -187,6 +207,14 @@ mod tests {
         give_up_after: DEFAULT_GIVE_UP_AFTER,
     };
 
+    fn history(failures: i64, permanent: i64, queued_at: DateTime<Utc>) -> History {
+        History {
+            failures,
+            permanent,
+            queued_at,
+        }
+    }
+
     fn outcome(class: Class, status: u16, retry_after: Option<u64>) -> Outcome {
         Outcome {
             class,
@@ -233,11 +261,7 @@ mod tests {
         let now = Utc::now();
         let first = RULES.next(
             outcome(Class::Permanent, 400, None),
-            History {
-                failures: 0,
-                permanent: 0,
-                queued_at: now,
-            },
+            history(0, 0, now),
             now,
             false,
             0.0,
@@ -245,11 +269,7 @@ mod tests {
         assert_eq!(first, Next::RetryAt(now + Duration::from_millis(500)));
         let second = RULES.next(
             outcome(Class::Permanent, 400, None),
-            History {
-                failures: 1,
-                permanent: 1,
-                queued_at: now,
-            },
+            history(1, 1, now),
             now,
             false,
             0.0,
@@ -267,31 +287,11 @@ mod tests {
         let now = Utc::now();
         let gone = outcome(Class::Gone, 410, None);
         assert!(matches!(
-            RULES.next(
-                gone,
-                History {
-                    failures: 0,
-                    permanent: 0,
-                    queued_at: now
-                },
-                now,
-                true,
-                0.5
-            ),
+            RULES.next(gone, history(0, 0, now), now, true, 0.5),
             Next::Disable(_)
         ));
         assert!(matches!(
-            RULES.next(
-                gone,
-                History {
-                    failures: 0,
-                    permanent: 0,
-                    queued_at: now
-                },
-                now,
-                false,
-                0.5
-            ),
+            RULES.next(gone, history(0, 0, now), now, false, 0.5),
             Next::GiveUp(_)
         ));
     }
@@ -312,11 +312,7 @@ mod tests {
         assert_eq!(
             RULES.next(
                 outcome(Class::Transient, 503, None),
-                History {
-                    failures: 30,
-                    permanent: 0,
-                    queued_at: queued
-                },
+                history(30, 0, queued),
                 late,
                 false,
                 0.0
@@ -327,11 +323,7 @@ mod tests {
         assert_eq!(
             RULES.next(
                 outcome(Class::Transient, 503, None),
-                History {
-                    failures: 30,
-                    permanent: 0,
-                    queued_at: queued
-                },
+                history(30, 0, queued),
                 early,
                 false,
                 0.0

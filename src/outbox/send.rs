@@ -9,7 +9,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::domain::config::{ChannelDef, EmailTls};
-use crate::domain::delivery::Class;
+use crate::domain::delivery::{Class, redirects_keeping_the_body};
 use crate::domain::failure::parse_retry_after;
 use crate::domain::notice;
 use crate::domain::standard_webhooks;
@@ -209,26 +209,11 @@ async fn signed_post(
     post(request, timeout).await
 }
 
-/// Redirects followed in a row at most.
-const MAX_REDIRECTS: usize = 5;
-
-/// The HTTP client every delivery uses. It follows only `307` and `308`, which keep the
-/// method and the body (RFC 9110 §15.4.8, §15.4.9), up to [`MAX_REDIRECTS`] in a row. A
-/// 301/302/303 would be followed as a GET without the body (§15.4 lets clients change the
-/// method), and a delivery recorded after one never carried the message: those answers are
-/// failed attempts instead.
+/// The HTTP client every delivery uses: it follows only `307` and `308`, with the method
+/// and the body ([`redirects_keeping_the_body`]).
 pub fn client() -> reqwest::Client {
-    let policy = reqwest::redirect::Policy::custom(|attempt| {
-        if attempt.previous().len() > MAX_REDIRECTS {
-            attempt.error(format!("more than {MAX_REDIRECTS} redirects in a row"))
-        } else if matches!(attempt.status().as_u16(), 307 | 308) {
-            attempt.follow()
-        } else {
-            attempt.stop()
-        }
-    });
     reqwest::Client::builder()
-        .redirect(policy)
+        .redirect(redirects_keeping_the_body())
         .build()
         .unwrap_or_default()
 }
