@@ -30,6 +30,10 @@ const FAILING_TOO: &str = r#"(key: "fail_too", name: "Fail too", team: "revops",
     steps: [(id: "call", action: Http(method: "POST", url: "{world}/call"), retry: (max_attempts: 1))],
     alerts: [(name: "failures", severity: Critical, when: AnyFailure(window: "2h"))])"#;
 
+const FAILING_THREE: &str = r#"(key: "fail_three", name: "Fail three", team: "revops", trigger: Manual,
+    steps: [(id: "call", action: Http(method: "POST", url: "{world}/call"), retry: (max_attempts: 1))],
+    alerts: [(name: "failures", severity: Critical, when: AnyFailure(window: "2h"))])"#;
+
 /// The policy as an admin would write it: Slack at the world's `/slack`, email to `smtp`.
 fn policy(world: &World, smtp: &Smtp) -> Policy {
     let text = format!(
@@ -514,7 +518,7 @@ fn notification_classes(n: &NotificationView) -> Vec<(Option<u16>, &str)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_channels_give_up_on_refusals_without_blocking_the_next_alert() {
     let smtp = Smtp::start();
-    let h = harness(&[FAILING, FAILING_TOO]).await;
+    let h = harness(&[FAILING, FAILING_TOO, FAILING_THREE]).await;
     h.world.script("/call", vec![Reply::status(422)]);
     h.world.script(
         "/slack",
@@ -583,6 +587,13 @@ async fn alert_channels_give_up_on_refusals_without_blocking_the_next_alert() {
         [(Some(451), "transient"), (Some(250), "delivered")]
     );
     assert_eq!(smtp.mails().len(), 1);
+
+    // And the message after those goes through at the first try on both channels.
+    let third = fire(&h, &ev, "fail_three").await;
+    let (slack, mail) = settled(&api, third).await;
+    assert_eq!(notification_classes(&slack), [(Some(200), "delivered")]);
+    assert_eq!(notification_classes(&mail), [(Some(250), "delivered")]);
+    assert_eq!(smtp.mails().len(), 2);
 
     // The given-up notifications are a control-plane warning, and their run counts as
     // unnotified once notify_within has passed.
