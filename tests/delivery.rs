@@ -73,6 +73,11 @@ async fn get<T: serde::de::DeserializeOwned>(api: &Api, path: &str) -> T {
 }
 
 async fn subscribe(api: &Api, url: &str) -> i64 {
+    subscribe_keeping_secret(api, url).await.0
+}
+
+/// Subscribes `url` to `run.succeeded`; answers the id and the signing secret.
+async fn subscribe_keeping_secret(api: &Api, url: &str) -> (i64, String) {
     let created: Value = api
         .post("/webhooks", &api.admin)
         .json(&json!({"url": url, "events": ["run.succeeded"]}))
@@ -82,9 +87,10 @@ async fn subscribe(api: &Api, url: &str) -> i64 {
         .json()
         .await
         .unwrap();
-    created["id"]
+    let id = created["id"]
         .as_i64()
-        .unwrap_or_else(|| panic!("{created}"))
+        .unwrap_or_else(|| panic!("{created}"));
+    (id, created["secret"].as_str().unwrap().to_owned())
 }
 
 /// One run of `quick`, to its end: one message for every subscription.
@@ -218,6 +224,20 @@ async fn each_answer_ends_as_http_says_and_never_holds_up_the_next_message() {
         hooks.insert(case, subscribe(&api, &format!("{}{case}", world.url)).await);
     }
     let refused = subscribe(&api, &format!("http://{closed_at}/in")).await;
+    // A receiver that echoes secrets: its own signing secret (whole and its key part) and
+    // the Slack channel's URL; none of them is kept.
+    let (echo, secret) = subscribe_keeping_secret(&api, &format!("{}/echo", world.url)).await;
+    let key = secret.trim_start_matches("whsec_").to_owned();
+    world.script(
+        "/echo",
+        vec![
+            Reply {
+                body: json!({"secret": secret, "key": key, "slack": format!("{}/slack", world.url)}),
+                ..Reply::status(400)
+            },
+            Reply::ok(json!({})),
+        ],
+    );
     run(&h).await;
     run(&h).await;
 
@@ -285,6 +305,12 @@ async fn each_answer_ends_as_http_says_and_never_holds_up_the_next_message() {
     );
     assert_eq!(first[1].message_status, "given_up");
     assert_eq!(classes(&second), [(Some(200), "delivered")]);
+
+    let (first, _) = both_settled(&api, echo, "echo").await;
+    assert_eq!(
+        first[0].answer.as_deref(),
+        Some(r#"{"key":"[redacted]","secret":"[redacted]","slack":"[redacted]"}"#)
+    );
 
     // 429 with Retry-After in seconds: the next try no sooner, and no more than a tenth later.
     let (first, second) = both_settled(&api, hooks["/429s"], "429 seconds").await;
@@ -436,6 +462,27 @@ async fn gone_disables_a_subscription_until_an_admin_enables_it() {
     .await;
     let audit: Page<AuditEntry> = get(&api, "/audit").await;
     assert!(audit.items.iter().any(|e| e.action == "webhook.enable"));
+    // Enabled, it still counts its given-up message; deleted, there is nothing left to fix.
+    let health: Health = get(&api, "/health").await;
+    let warning = health
+        .control
+        .deliveries
+        .iter()
+        .find(|w| w.target == format!("webhook:{hook}"))
+        .expect("the given-up message still shows");
+    assert!(!warning.disabled && warning.given_up == 1, "{warning:?}");
+    let deleted = api
+        .delete(&format!("/webhooks/{hook}"), &api.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let health: Health = get(&api, "/health").await;
+    assert!(
+        health.control.deliveries.is_empty(),
+        "{:?}",
+        health.control.deliveries
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -456,6 +503,11 @@ async fn a_receiver_down_for_longer_than_give_up_after_loses_that_message_only()
     })
     .await;
     let last = given_up.last().unwrap();
+    let tried_for = last.at - given_up[0].at;
+    assert!(
+        tried_for >= chrono::Duration::milliseconds(1900),
+        "the last try is made when the message is 2 s old: {tried_for:?}"
+    );
     assert!(
         given_up.len() > 3
             && given_up

@@ -7,10 +7,12 @@
 //! - Transient: HTTP 408, 425, 429 and 5xx, SMTP 4xx (RFC 5321 §4.2.1 "transient negative
 //!   completion"), timeouts and connection errors. Retried with exponential backoff, at least
 //!   as late as the receiver's `Retry-After` (RFC 9110 §10.2.3) plus jitter, until the message
-//!   is [`Rules::give_up_after`] old.
+//!   is [`Rules::give_up_after`] old: the last try is made at that age (or when the receiver's
+//!   `Retry-After` ends, if later), and a refusal then gives it up.
 //! - Permanent: any other HTTP answer (4xx, and a 3xx that was not followed), SMTP 5xx
 //!   ("permanent negative completion"), and a message that cannot be built (a bad address).
-//!   Retried once, in case the receiver was mid-deploy, then given up.
+//!   Retried once, after the backoff of a fifth try (16 s by default), in case the receiver
+//!   was restarting, then given up.
 
 use std::time::Duration;
 
@@ -92,6 +94,10 @@ pub fn redirects_keeping_the_body() -> reqwest::redirect::Policy {
     })
 }
 
+/// The backoff of the one retry after a permanent refusal: that of this many failed tries
+/// (16 times `retry_initial`, 16 s by default, within `retry_max`).
+const PERMANENT_RETRY_AS_TRY: i64 = 4;
+
 /// The default of [`Rules::give_up_after`]: a day.
 pub const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
 
@@ -161,17 +167,26 @@ impl Rules {
                 "refused permanently twice{status}: the message cannot be delivered as it is"
             )),
             Class::Permanent | Class::Transient => {
-                let wait = self.wait(failures, outcome.retry_after, unit);
-                let at = later_or_max(now, wait);
                 let deadline = later_or_max(created_at, self.give_up_after);
-                if at > deadline {
-                    Next::GiveUp(format!(
+                if now >= deadline {
+                    return Next::GiveUp(format!(
                         "still refused{status} {} after it was queued (give_up_after)",
                         humantime::format_duration(self.give_up_after)
-                    ))
-                } else {
-                    Next::RetryAt(at)
+                    ));
                 }
+                // The one retry of a permanent refusal waits as a fifth try would: long
+                // enough for a receiver that was restarting.
+                let tries = match outcome.class {
+                    Class::Permanent => failures.max(PERMANENT_RETRY_AS_TRY),
+                    _ => failures,
+                };
+                let at = later_or_max(now, self.wait(tries, outcome.retry_after, unit));
+                // The last try is made when the message is give_up_after old, or later when
+                // the receiver asked to be left alone until then.
+                let asked = outcome
+                    .retry_after
+                    .map_or(now, |asked| later_or_max(now, asked.min(MAX_RETRY_AFTER)));
+                Next::RetryAt(at.min(deadline.max(asked)))
             }
         }
     }
@@ -266,7 +281,8 @@ mod tests {
             false,
             0.0,
         );
-        assert_eq!(first, Next::RetryAt(now + Duration::from_millis(500)));
+        // The backoff of a fifth try: half of 16 s with the draw at 0.
+        assert_eq!(first, Next::RetryAt(now + Duration::from_secs(8)));
         let second = RULES.next(
             outcome(Class::Permanent, 400, None),
             history(1, 1, now),
@@ -308,16 +324,24 @@ mod tests {
             );
         }
         assert_eq!(RULES.wait(3, None, 0.999_999).as_secs(), 7);
-        let late = queued + Duration::from_secs(24 * 3600 - 60);
+        // A minute before the message is a day old, the next try is at that age, not later;
+        // a refusal then gives it up.
+        let day = queued + Duration::from_secs(24 * 3600);
+        let late = day - Duration::from_secs(60);
+        let refused = outcome(Class::Transient, 503, None);
         assert_eq!(
-            RULES.next(
-                outcome(Class::Transient, 503, None),
-                history(30, 0, queued),
-                late,
-                false,
-                0.0
-            ),
+            RULES.next(refused, history(30, 0, queued), late, false, 0.0),
+            Next::RetryAt(day)
+        );
+        assert_eq!(
+            RULES.next(refused, history(31, 0, queued), day, false, 0.0),
             Next::GiveUp("still refused (503) 1day after it was queued (give_up_after)".into())
+        );
+        // A receiver that asks for an hour past that age gets its hour, then the last try.
+        let asked = outcome(Class::Transient, 429, Some(3600));
+        assert_eq!(
+            RULES.next(asked, history(30, 0, queued), late, false, 0.0),
+            Next::RetryAt(late + Duration::from_secs(3600))
         );
         let early = queued + Duration::from_secs(60);
         assert_eq!(

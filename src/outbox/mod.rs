@@ -190,6 +190,12 @@ pub async fn deliver(
         give_up_after: policy.give_up_after,
     };
     let floors = Floors::default();
+    // A receiver may echo anything; no channel's secret is kept from any answer.
+    let channel_secrets: Vec<String> = policy
+        .channels
+        .values()
+        .flat_map(|channel| Destination::Channel(channel.clone()).secrets())
+        .collect();
     let mut running: BTreeMap<Target, JoinHandle<()>> = BTreeMap::new();
     let troubled = Arc::new(AtomicBool::new(false));
     loop {
@@ -214,7 +220,9 @@ pub async fn deliver(
                         metrics: metrics.clone(),
                         target: target.clone(),
                         origin: destination.origin(),
-                        redactor: Redactor::new(destination.secrets()),
+                        redactor: Redactor::new(
+                            channel_secrets.iter().cloned().chain(destination.secrets()),
+                        ),
                         destination,
                         links: links.clone(),
                         rules,
@@ -253,7 +261,8 @@ struct Queue {
     /// Where the destination is, for [`Floors`].
     origin: Option<String>,
     floors: Floors,
-    /// The destination's secrets, kept out of recorded errors and answers.
+    /// The destination's and every channel's secrets, kept out of recorded errors and
+    /// answers.
     redactor: Redactor,
 }
 

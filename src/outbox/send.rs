@@ -50,14 +50,23 @@ impl Reply {
     }
 }
 
+/// A Standard Webhooks secret as it may show up: whole (`whsec_...`) and its key part.
+fn signing(secret: &str) -> Vec<String> {
+    let mut forms = vec![secret.to_owned()];
+    forms.extend(secret.strip_prefix("whsec_").map(str::to_owned));
+    forms
+}
+
 impl Destination {
     /// What the receiver's answers and ACP's errors must never show: the signing secret, the
     /// URL of a Slack or webhook channel (its path is the credential), the SMTP password.
     pub fn secrets(&self) -> Vec<String> {
         match self {
-            Self::Subscription(hook) => vec![hook.secret.clone()],
+            Self::Subscription(hook) => signing(&hook.secret),
             Self::Channel(ChannelDef::Webhook { url, secret }) => {
-                vec![url.clone(), secret.clone()]
+                let mut secrets = signing(secret);
+                secrets.push(url.clone());
+                secrets
             }
             Self::Channel(ChannelDef::Slack { url }) => {
                 let mut secrets = vec![url.clone()];
@@ -140,7 +149,21 @@ pub async fn send(
             if let (Some(user), Some(password)) = (username, password) {
                 builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
             }
-            match builder.build().send(email).await {
+            // lettre's timeout is per command; the greeting (and a server that never
+            // finishes) is bounded here, so a silent server is a transient failure, not a
+            // queue stuck until the peer goes away.
+            let sent = tokio::time::timeout(timeout, builder.build().send(email)).await;
+            let Ok(sent) = sent else {
+                return Reply::failed(
+                    Class::Transient,
+                    None,
+                    format!(
+                        "SMTP: no answer within {}",
+                        humantime::format_duration(timeout)
+                    ),
+                );
+            };
+            match sent {
                 Ok(response) => Reply {
                     status: Some(u16::from(response.code())),
                     class: Class::Delivered,
@@ -153,7 +176,11 @@ pub async fn send(
                     // A reply code says which (4yz or 5yz); no reply (a refused connection, a
                     // timeout, a broken TLS handshake) is worth another try.
                     let class = status.map_or(Class::Transient, Class::of_smtp);
-                    Reply::failed(class, status, format!("SMTP: {e}"))
+                    Reply {
+                        // The server's reply, when it gave one.
+                        answer: status.map(|_| e.to_string()),
+                        ..Reply::failed(class, status, format!("SMTP: {e}"))
+                    }
                 }
             }
         }
@@ -235,6 +262,10 @@ async fn post(request: reqwest::RequestBuilder, timeout: Duration) -> Reply {
     let asked = built.url().clone();
     let response = match client.execute(built).await {
         Ok(response) => response,
+        // A redirect loop, or one to an address no request can be made of, stays so.
+        Err(e) if e.is_redirect() || e.is_builder() => {
+            return Reply::failed(Class::Permanent, None, describe(e, timeout));
+        }
         Err(e) => return Reply::failed(Class::Transient, None, describe(e, timeout)),
     };
     let status = response.status();
@@ -250,12 +281,13 @@ async fn post(request: reqwest::RequestBuilder, timeout: Duration) -> Reply {
     let retry_after = header(reqwest::header::RETRY_AFTER)
         .and_then(|v| parse_retry_after(&v, std::time::SystemTime::now()));
     let location: Option<String> = header(reqwest::header::LOCATION).map(|l| {
-        l.chars()
+        shown(&l)
+            .chars()
             .filter(|c| !c.is_control())
             .take(LOCATION_SHOWN)
             .collect()
     });
-    let redirected = (*response.url() != asked).then(|| response.url().to_string());
+    let redirected = (*response.url() != asked).then(|| shown(response.url().as_str()));
     let mut answer = first_bytes(response).await;
     if let Some(to) = redirected {
         answer = Some(format!(
@@ -266,6 +298,11 @@ async fn post(request: reqwest::RequestBuilder, timeout: Duration) -> Reply {
     let class = Class::of_http(code);
     let error = match class {
         Class::Delivered => None,
+        _ if matches!(code, 307 | 308) => Some(format!(
+            "HTTP {code} redirect to {} could not be followed (not an http(s) address): point \
+             the URL at the final address",
+            location.as_deref().unwrap_or("nowhere")
+        )),
         _ if status.is_redirection() => Some(format!(
             "HTTP {code} redirect to {}, not followed (only 307 and 308 keep the body): point \
              the URL at the final address",
@@ -286,6 +323,28 @@ async fn post(request: reqwest::RequestBuilder, timeout: Duration) -> Reply {
         answer,
         retry_after,
     }
+}
+
+/// An address as an attempt keeps it: without a user name, a password or a query, any of
+/// which may hold a credential (a query becomes `?…`). Relative addresses keep their path.
+fn shown(address: &str) -> String {
+    let (mut kept, query) = match reqwest::Url::parse(address) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            let query = url.query().is_some();
+            url.set_query(None);
+            (url.to_string(), query)
+        }
+        Err(_) => match address.split_once('?') {
+            Some((path, _)) => (path.to_owned(), true),
+            None => (address.to_owned(), false),
+        },
+    };
+    if query {
+        kept.push_str("?…");
+    }
+    kept
 }
 
 /// The first [`ANSWER_BYTES`] of a body as text (control characters as spaces), waiting at
@@ -453,6 +512,136 @@ mod tests {
         .await;
         assert_eq!(huge.class, Class::Permanent);
         assert_eq!(huge.answer.map(|a| a.len()), Some(ANSWER_BYTES));
+    }
+
+    #[tokio::test]
+    async fn redirects_that_cannot_be_followed_are_permanent() {
+        let base = serve(
+            axum::Router::new()
+                .route(
+                    "/loop",
+                    on_post(|| async {
+                        (
+                            StatusCode::TEMPORARY_REDIRECT,
+                            [(header::LOCATION, "/loop")],
+                        )
+                    }),
+                )
+                .route(
+                    "/ftp",
+                    on_post(|| async {
+                        (
+                            StatusCode::PERMANENT_REDIRECT,
+                            [(header::LOCATION, "ftp://127.0.0.1/x")],
+                        )
+                    }),
+                )
+                .route(
+                    "/file",
+                    on_post(|| async {
+                        (
+                            StatusCode::TEMPORARY_REDIRECT,
+                            [(header::LOCATION, "file:///etc/passwd")],
+                        )
+                    }),
+                ),
+        )
+        .await;
+        for path in ["/loop", "/ftp", "/file"] {
+            let reply = post(
+                client().post(format!("{base}{path}")),
+                Duration::from_secs(5),
+            )
+            .await;
+            assert_eq!(reply.class, Class::Permanent, "{path}: {reply:?}");
+        }
+        let file = post(
+            client().post(format!("{base}/file")),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(
+            file.error.as_deref(),
+            Some(
+                "HTTP 307 redirect to file:///etc/passwd could not be followed (not an http(s) \
+                 address): point the URL at the final address"
+            )
+        );
+    }
+
+    #[test]
+    fn addresses_are_kept_without_credentials_or_queries() {
+        assert_eq!(
+            shown("http://user:pa55@127.0.0.1:9/in?token=abc"),
+            "http://127.0.0.1:9/in?…"
+        );
+        assert_eq!(shown("/final?sig=1"), "/final?…");
+        assert_eq!(shown("/final"), "/final");
+        let hook = |secret: &str| {
+            Destination::Subscription(WebhookRow {
+                view: crate::wire::WebhookView {
+                    id: 1,
+                    url: "http://127.0.0.1/in".into(),
+                    events: Vec::new(),
+                    workflow: None,
+                    team: None,
+                    created_at: Utc::now(),
+                    pending: 0,
+                    state: "active".into(),
+                    disabled_at: None,
+                    disabled_reason: None,
+                },
+                secret: secret.into(),
+            })
+        };
+        assert_eq!(
+            hook("whsec_a2V5a2V5a2V5").secrets(),
+            ["whsec_a2V5a2V5a2V5", "a2V5a2V5a2V5"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_mail_server_that_never_greets_is_a_transient_failure_in_time() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = silent.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                held.push(socket);
+            }
+        });
+        let channel = Destination::Channel(ChannelDef::Email {
+            host: "127.0.0.1".into(),
+            port: Some(port),
+            tls: EmailTls::None,
+            from: "acp@example.com".into(),
+            to: vec!["oncall@example.com".into()],
+            username: None,
+            password: None,
+        });
+        let message = Message {
+            id: 1,
+            target: crate::store::Target::Channel("mail".into()),
+            external_id: None,
+            kind: "notification".into(),
+            event_seq: None,
+            alert_id: Some(1),
+            reason: Some("firing".into()),
+            payload: serde_json::json!({}),
+            attempts: 0,
+            permanent: 0,
+            due_at: Utc::now(),
+            created_at: Utc::now(),
+        };
+        let started = std::time::Instant::now();
+        let reply = send(&client(), Duration::from_millis(300), &channel, &message).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(reply.class, Class::Transient);
+        assert_eq!(reply.error.as_deref(), Some("SMTP: no answer within 300ms"));
     }
 
     #[tokio::test]

@@ -212,18 +212,27 @@ async fn delivery_warnings(
     since: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<DeliveryWarning>, ApiError> {
     let mut warnings: Vec<DeliveryWarning> = Vec::new();
-    for hook in s.store.webhooks().await? {
+    let hooks = s.store.webhooks().await?;
+    // A deleted subscription or a channel no longer configured has nothing left to fix.
+    let current = |target: &Target| match target {
+        Target::Webhook(id) => hooks.iter().any(|h| h.view.id == *id),
+        Target::Channel(name) => s.config.alerting.channels.contains_key(name),
+    };
+    for hook in &hooks {
         if let Some(at) = hook.view.disabled_at {
             warnings.push(DeliveryWarning {
                 target: Target::Webhook(hook.view.id).key(),
                 disabled: true,
                 given_up: 0,
-                reason: hook.view.disabled_reason.unwrap_or_default(),
+                reason: hook.view.disabled_reason.clone().unwrap_or_default(),
                 at,
             });
         }
     }
     for given_up in s.store.given_up(since).await? {
+        if !current(&given_up.target) {
+            continue;
+        }
         let key = given_up.target.key();
         match warnings.iter_mut().find(|w| w.target == key) {
             Some(disabled) => disabled.given_up = given_up.count,
