@@ -319,6 +319,11 @@ async fn bad_input_gets_the_documented_status_and_code() {
         .await
         .unwrap();
     assert_eq!(versions.len(), 1, "nothing stored was lost");
+    let (_, body) = json(api.get("/runs/abc", t).send().await.unwrap()).await;
+    assert_eq!(
+        body["error"]["message"],
+        "`abc` in the path is not valid: expected a whole number"
+    );
 }
 
 #[tokio::test]

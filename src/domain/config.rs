@@ -516,6 +516,11 @@ pub enum ChannelError {
     NoRecipient,
     #[error("`{0}` is not an email address")]
     NotEmail(String),
+    #[error(
+        "a password with `tls: None` would cross the network in clear to `{0}`: use StartTls \
+         or Tls (None is for a relay on this machine)"
+    )]
+    PasswordInClear(String),
 }
 
 /// Reads `env:NAME` secrets and checks addresses.
@@ -566,6 +571,15 @@ fn resolve_channel(
                 if !address.contains('@') {
                     return Err(ChannelError::NotEmail(address.clone()));
                 }
+            }
+            let loopback = host == "localhost"
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if password.is_some() && tls == EmailTls::None && !loopback {
+                return Err(ChannelError::PasswordInClear(host));
             }
             ChannelDef::Email {
                 host,
@@ -764,6 +778,23 @@ mod tests {
                 )
             );
         }
+        let clear = parse_config(
+            "(channels: {\"m\": Email(host: \"smtp.example.com\", tls: None, \
+             from: \"a@example.com\", to: [\"b@example.com\"], username: \"u\", password: \"p\")})",
+            |_| None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            clear[0].to_string(),
+            "1:13: channel `m`: a password with `tls: None` would cross the network in clear to \
+             `smtp.example.com`: use StartTls or Tls (None is for a relay on this machine)"
+        );
+        let relay = "(channels: {\"m\": Email(host: \"127.0.0.1\", tls: None, \
+             from: \"a@example.com\", to: [\"b@example.com\"], username: \"u\", password: \"p\")})";
+        assert!(
+            parse_config(relay, |_| None).is_ok(),
+            "a relay on this machine"
+        );
         let syntax = parse_config("(channels: {\"x\": Pager(url: \"\")})", |_| None).unwrap_err();
         assert_eq!((syntax[0].line, syntax[0].col), (1, 23));
         assert!(syntax[0].message.contains("Pager"), "{}", syntax[0].message);

@@ -222,7 +222,37 @@ impl From<QueryRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
-        Self::bad_request(r.body_text())
+        use axum::extract::path::ErrorKind;
+        let PathRejection::FailedToDeserializePathParams(e) = &r else {
+            return Self::bad_request(r.body_text());
+        };
+        let wanted = |expected: &str| match expected {
+            "i64" | "u64" | "i32" | "u32" | "usize" => "a whole number".to_owned(),
+            other => format!("a {other}"),
+        };
+        match e.kind() {
+            ErrorKind::ParseErrorAtKey {
+                key,
+                value,
+                expected_type,
+            } => Self::bad_request(format!(
+                "`{value}` is not a valid {key} in the path: expected {}",
+                wanted(expected_type)
+            )),
+            ErrorKind::ParseErrorAtIndex {
+                value,
+                expected_type,
+                ..
+            }
+            | ErrorKind::ParseError {
+                value,
+                expected_type,
+            } => Self::bad_request(format!(
+                "`{value}` in the path is not valid: expected {}",
+                wanted(expected_type)
+            )),
+            _ => Self::bad_request(r.body_text()),
+        }
     }
 }
 
