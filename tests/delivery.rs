@@ -228,11 +228,12 @@ async fn each_answer_ends_as_http_says_and_never_holds_up_the_next_message() {
     // the Slack channel's URL; none of them is kept.
     let (echo, secret) = subscribe_keeping_secret(&api, &format!("{}/echo", world.url)).await;
     let key = secret.trim_start_matches("whsec_").to_owned();
+    let (_, other) = subscribe_keeping_secret(&api, &format!("{}/other", world.url)).await;
     world.script(
         "/echo",
         vec![
             Reply {
-                body: json!({"secret": secret, "key": key, "slack": format!("{}/slack", world.url)}),
+                body: json!({"secret": secret, "key": key, "other": other, "slack": format!("{}/slack", world.url)}),
                 ..Reply::status(400)
             },
             Reply::ok(json!({})),
@@ -287,9 +288,9 @@ async fn each_answer_ends_as_http_says_and_never_holds_up_the_next_message() {
     let finals = world.hits("/final307");
     assert_eq!(finals.len(), 2);
     assert!(
-        finals
-            .iter()
-            .all(|hit| hit.method == "POST" && hit.body["type"] == "run.succeeded"),
+        finals.iter().all(|hit| hit.method == "POST"
+            && hit.body["type"] == "run.succeeded"
+            && !hit.headers.contains_key("referer")),
         "{finals:?}"
     );
 
@@ -309,7 +310,9 @@ async fn each_answer_ends_as_http_says_and_never_holds_up_the_next_message() {
     let (first, _) = both_settled(&api, echo, "echo").await;
     assert_eq!(
         first[0].answer.as_deref(),
-        Some(r#"{"key":"[redacted]","secret":"[redacted]","slack":"[redacted]"}"#)
+        Some(
+            r#"{"key":"[redacted]","other":"[redacted]","secret":"[redacted]","slack":"[redacted]"}"#
+        )
     );
 
     // 429 with Retry-After in seconds: the next try no sooner, and no more than a tenth later.
@@ -727,4 +730,31 @@ async fn http_steps_follow_only_redirects_that_keep_the_body() {
     );
     assert_eq!(error.class, acp::wire::ErrorClass::Permanent);
     assert!(h.world.hits("/elsewhere").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_the_attempt_in_flight_finish_and_starts_no_other() {
+    let smtp = Smtp::start();
+    let (h, api) = setup(&[QUICK], |w| policy(w, &smtp)).await;
+    h.world.script(
+        "/refusing",
+        vec![Reply::status(400).after(Duration::from_millis(300))],
+    );
+    subscribe(&api, &format!("{}/refusing", h.world.url)).await;
+    for _ in 0..3 {
+        run(&h).await;
+    }
+    // The first message's second (last) try is on its way: once it is refused, the message
+    // is given up and the next would go at once, unless the server is shutting down.
+    eventually("the first message tried twice", async || {
+        (h.world.hits("/refusing").len() >= 2).then_some(())
+    })
+    .await;
+    api.shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        h.world.hits("/refusing").len(),
+        2,
+        "no try began after shutdown"
+    );
 }

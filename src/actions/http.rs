@@ -137,10 +137,12 @@ impl ReqwestSender {
         let reading = reqwest::Client::builder()
             .user_agent(agent)
             .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+            .referer(false)
             .build()?;
         let writing = reqwest::Client::builder()
             .user_agent(agent)
             .redirect(redirects_keeping_the_body())
+            .referer(false)
             .build()?;
         Ok(Self { reading, writing })
     }

@@ -11,7 +11,7 @@
 //!   `Retry-After` ends, if later), and a refusal then gives it up.
 //! - Permanent: any other HTTP answer (4xx, and a 3xx that was not followed), SMTP 5xx
 //!   ("permanent negative completion"), and a message that cannot be built (a bad address).
-//!   Retried once, after the backoff of a fifth try (16 s by default), in case the receiver
+//!   Retried once, after the backoff of a fifth try (8 to 16 s by default), in case the receiver
 //!   was restarting, then given up.
 
 use std::time::Duration;
@@ -77,25 +77,54 @@ pub struct Rules {
 /// Redirects followed in a row at most.
 pub const MAX_REDIRECTS: usize = 10;
 
-/// How a request that carries a body follows redirects: only `307` and `308`, which keep the
-/// method and the body (RFC 9110 §15.4.8, §15.4.9), up to [`MAX_REDIRECTS`] in a row. A
-/// 301/302/303 would be followed as a GET without the body (§15.4 lets clients change the
-/// method), so the message or the call would be recorded as made although it never arrived;
-/// the 3xx is answered instead, and is a failure naming its `Location`.
+/// How a request that carries a body follows redirects: only `307` and `308` to an http(s)
+/// address, which keep the method and the body (RFC 9110 §15.4.8, §15.4.9), up to
+/// [`MAX_REDIRECTS`] in a row and never back to an address already asked. A 301/302/303
+/// would be followed as a GET without the body (§15.4 lets clients change the method), so
+/// the message or the call would be recorded as made although it never arrived; the 3xx is
+/// answered instead, and is a failure naming its `Location`.
 pub fn redirects_keeping_the_body() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
-        if attempt.previous().len() > MAX_REDIRECTS {
-            attempt.error(format!("more than {MAX_REDIRECTS} redirects in a row"))
-        } else if matches!(attempt.status().as_u16(), 307 | 308) {
-            attempt.follow()
-        } else {
+        let to = attempt.url();
+        if !matches!(attempt.status().as_u16(), 307 | 308)
+            || !matches!(to.scheme(), "http" | "https")
+        {
             attempt.stop()
+        } else if attempt.previous().contains(to) {
+            let looped = format!("a redirect loop back to {}", shown_address(to.as_str()));
+            attempt.error(looped)
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects in a row"))
+        } else {
+            attempt.follow()
         }
     })
 }
 
+/// An address as an attempt keeps it: without a user name, a password or a query, any of
+/// which may hold a credential (a query becomes `?…`). Relative addresses keep their path.
+pub fn shown_address(address: &str) -> String {
+    let (mut kept, query) = match reqwest::Url::parse(address) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            let query = url.query().is_some();
+            url.set_query(None);
+            (url.to_string(), query)
+        }
+        Err(_) => match address.split_once('?') {
+            Some((path, _)) => (path.to_owned(), true),
+            None => (address.to_owned(), false),
+        },
+    };
+    if query {
+        kept.push_str("?…");
+    }
+    kept
+}
+
 /// The backoff of the one retry after a permanent refusal: that of this many failed tries
-/// (16 times `retry_initial`, 16 s by default, within `retry_max`).
+/// (a ceiling of 16 times `retry_initial`, 8 to 16 s by default, within `retry_max`).
 const PERMANENT_RETRY_AS_TRY: i64 = 4;
 
 /// The default of [`Rules::give_up_after`]: a day.

@@ -18,19 +18,17 @@ mod send;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::clock::Heartbeat;
-use crate::domain::clock::later_or_max;
 use crate::domain::config::Policy;
 use crate::domain::delivery::{History, Next, Outcome, Rules};
 use crate::domain::redact::Redactor;
-use crate::domain::retry::MAX_RETRY_AFTER;
 use crate::metrics::Metrics;
 use crate::store::{Attempt, NewAudit, NewMessage, Store, StoreError, Target, WebhookRow};
 use crate::wire::Role;
@@ -189,18 +187,24 @@ pub async fn deliver(
         retry_max: pace.retry_max,
         give_up_after: policy.give_up_after,
     };
-    let floors = Floors::default();
-    // A receiver may echo anything; no channel's secret is kept from any answer.
-    let channel_secrets: Vec<String> = policy
-        .channels
-        .values()
-        .flat_map(|channel| Destination::Channel(channel.clone()).secrets())
-        .collect();
+    // A receiver may echo anything: no secret of any destination is kept from any answer.
+    // The redactor is rebuilt only when the set of secrets changes.
+    let redactor: Shared<Redactor> = Arc::default();
+    let mut secrets_known: Vec<String> = Vec::new();
     let mut running: BTreeMap<Target, JoinHandle<()>> = BTreeMap::new();
     let troubled = Arc::new(AtomicBool::new(false));
     loop {
         match destinations(store.as_ref(), &policy).await {
             Ok(now) => {
+                let mut secrets: Vec<String> =
+                    now.values().flat_map(Destination::secrets).collect();
+                secrets.sort_unstable();
+                secrets.dedup();
+                if secrets != secrets_known {
+                    let rebuilt = Arc::new(Redactor::new(secrets.iter().cloned()));
+                    *redactor.write().unwrap_or_else(|e| e.into_inner()) = rebuilt;
+                    secrets_known = secrets;
+                }
                 running.retain(|target, task| {
                     let keep = now.contains_key(target) && !task.is_finished();
                     if !keep {
@@ -219,14 +223,10 @@ pub async fn deliver(
                         pace: pace.clone(),
                         metrics: metrics.clone(),
                         target: target.clone(),
-                        origin: destination.origin(),
-                        redactor: Redactor::new(
-                            channel_secrets.iter().cloned().chain(destination.secrets()),
-                        ),
+                        redactor: redactor.clone(),
                         destination,
                         links: links.clone(),
                         rules,
-                        floors: floors.clone(),
                     };
                     running.insert(target, tokio::spawn(queue.run(shutdown.clone())));
                 }
@@ -258,17 +258,18 @@ struct Queue {
     destination: Destination,
     links: links::Links,
     rules: Rules,
-    /// Where the destination is, for [`Floors`].
-    origin: Option<String>,
-    floors: Floors,
-    /// The destination's and every channel's secrets, kept out of recorded errors and
-    /// answers.
-    redactor: Redactor,
+    /// Every destination's secrets, kept out of recorded errors and answers.
+    redactor: Shared<Redactor>,
 }
 
+/// A value the delivery loop replaces and every queue reads.
+type Shared<T> = Arc<RwLock<Arc<T>>>;
+
 impl Queue {
+    /// Delivers until shutdown; an attempt in flight then finishes (within the time limit)
+    /// and no other starts.
     async fn run(self, shutdown: CancellationToken) {
-        loop {
+        while !shutdown.is_cancelled() {
             if self.deliver_due().await {
                 continue;
             }
@@ -283,9 +284,6 @@ impl Queue {
     /// given up), so the next one may be due now.
     async fn deliver_due(&self) -> bool {
         let now = Utc::now();
-        if self.floors.held(self.origin.as_deref(), now) {
-            return false;
-        }
         let mut message = match self.store.outbox_head(&self.target).await {
             Ok(Some(message)) if message.due_at <= now => message,
             Ok(_) => return false,
@@ -304,9 +302,6 @@ impl Queue {
         let reply = send::send(&self.http, self.pace.timeout, &self.destination, &message).await;
         let latency_ms = started.elapsed().as_millis() as i64;
         let now = Utc::now();
-        if let (Some(origin), Some(asked)) = (&self.origin, reply.retry_after) {
-            self.floors.hold(origin, now, asked);
-        }
         let next = self.rules.next(
             Outcome {
                 class: reply.class,
@@ -322,10 +317,13 @@ impl Queue {
             matches!(self.target, Target::Webhook(_)),
             fastrand::f64(),
         );
-        let error = reply.error.map(|e| self.redactor.text_cut(&e, ERROR_SHOWN));
-        let answer = reply
-            .answer
-            .map(|a| self.redactor.text_cut(&a, ANSWER_SHOWN));
+        let redactor = self
+            .redactor
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let error = reply.error.map(|e| redactor.text_cut(&e, ERROR_SHOWN));
+        let answer = reply.answer.map(|a| redactor.text_cut(&a, ANSWER_SHOWN));
         match &next {
             Next::Delivered => {}
             Next::RetryAt(at) => tracing::warn!(
@@ -385,29 +383,3 @@ impl Queue {
 /// Characters of an attempt's error and answer kept.
 const ERROR_SHOWN: usize = 500;
 const ANSWER_SHOWN: usize = 300;
-
-/// When each origin (scheme, host and port) may be sent to again after it answered with
-/// `Retry-After`: shared by every target that sends there, so two channels posting to one
-/// Slack workspace both wait.
-#[derive(Debug, Default, Clone)]
-struct Floors(Arc<Mutex<HashMap<String, DateTime<Utc>>>>);
-
-impl Floors {
-    /// Nothing goes to `origin` before `now + asked` (capped like every `Retry-After`).
-    fn hold(&self, origin: &str, now: DateTime<Utc>, asked: Duration) {
-        let until = later_or_max(now, asked.min(MAX_RETRY_AFTER));
-        let mut floors = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        floors.retain(|_, at| *at > now);
-        let at = floors.entry(origin.to_owned()).or_insert(until);
-        *at = (*at).max(until);
-    }
-
-    /// True while `origin` asked to be left alone.
-    fn held(&self, origin: Option<&str>, now: DateTime<Utc>) -> bool {
-        let Some(origin) = origin else {
-            return false;
-        };
-        let floors = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        floors.get(origin).is_some_and(|at| *at > now)
-    }
-}

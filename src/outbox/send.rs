@@ -9,7 +9,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::domain::config::{ChannelDef, EmailTls};
-use crate::domain::delivery::{Class, redirects_keeping_the_body};
+use crate::domain::delivery::{Class, redirects_keeping_the_body, shown_address};
 use crate::domain::failure::parse_retry_after;
 use crate::domain::notice;
 use crate::domain::standard_webhooks;
@@ -78,21 +78,6 @@ impl Destination {
             }
             Self::Channel(ChannelDef::Email { password, .. }) => password.iter().cloned().collect(),
         }
-    }
-
-    /// Who a `Retry-After` applies to: the scheme, host and port messages go to (shared by
-    /// every target that sends there).
-    pub fn origin(&self) -> Option<String> {
-        let url = match self {
-            Self::Subscription(hook) => &hook.view.url,
-            Self::Channel(ChannelDef::Webhook { url, .. } | ChannelDef::Slack { url }) => url,
-            Self::Channel(ChannelDef::Email { host, port, .. }) => {
-                return Some(format!("smtp://{host}:{}", port.unwrap_or(0)));
-            }
-        };
-        reqwest::Url::parse(url)
-            .ok()
-            .map(|u| u.origin().ascii_serialization())
     }
 }
 
@@ -237,10 +222,13 @@ async fn signed_post(
 }
 
 /// The HTTP client every delivery uses: it follows only `307` and `308`, with the method
-/// and the body ([`redirects_keeping_the_body`]).
+/// and the body ([`redirects_keeping_the_body`]), and sends no `Referer`.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(redirects_keeping_the_body())
+        // A followed redirect must not carry the subscription's URL (and a token in its
+        // query) to wherever it points.
+        .referer(false)
         .build()
         .unwrap_or_default()
 }
@@ -281,13 +269,13 @@ async fn post(request: reqwest::RequestBuilder, timeout: Duration) -> Reply {
     let retry_after = header(reqwest::header::RETRY_AFTER)
         .and_then(|v| parse_retry_after(&v, std::time::SystemTime::now()));
     let location: Option<String> = header(reqwest::header::LOCATION).map(|l| {
-        shown(&l)
+        shown_address(&l)
             .chars()
             .filter(|c| !c.is_control())
             .take(LOCATION_SHOWN)
             .collect()
     });
-    let redirected = (*response.url() != asked).then(|| shown(response.url().as_str()));
+    let redirected = (*response.url() != asked).then(|| shown_address(response.url().as_str()));
     let mut answer = first_bytes(response).await;
     if let Some(to) = redirected {
         answer = Some(format!(
@@ -323,28 +311,6 @@ async fn post(request: reqwest::RequestBuilder, timeout: Duration) -> Reply {
         answer,
         retry_after,
     }
-}
-
-/// An address as an attempt keeps it: without a user name, a password or a query, any of
-/// which may hold a credential (a query becomes `?…`). Relative addresses keep their path.
-fn shown(address: &str) -> String {
-    let (mut kept, query) = match reqwest::Url::parse(address) {
-        Ok(mut url) => {
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            let query = url.query().is_some();
-            url.set_query(None);
-            (url.to_string(), query)
-        }
-        Err(_) => match address.split_once('?') {
-            Some((path, _)) => (path.to_owned(), true),
-            None => (address.to_owned(), false),
-        },
-    };
-    if query {
-        kept.push_str("?…");
-    }
-    kept
 }
 
 /// The first [`ANSWER_BYTES`] of a body as text (control characters as spaces), waiting at
@@ -532,7 +498,7 @@ mod tests {
                     on_post(|| async {
                         (
                             StatusCode::PERMANENT_REDIRECT,
-                            [(header::LOCATION, "ftp://127.0.0.1/x")],
+                            [(header::LOCATION, "ftp://bob:pw@127.0.0.1/x?q=1")],
                         )
                     }),
                 )
@@ -547,6 +513,23 @@ mod tests {
                 ),
         )
         .await;
+        let looped = post(
+            client().post(format!("{base}/loop?token=t0k")),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(
+            looped.error.as_deref(),
+            Some(format!("error following redirect: a redirect loop back to {base}/loop").as_str())
+        );
+        let ftp = post(client().post(format!("{base}/ftp")), Duration::from_secs(5)).await;
+        assert_eq!(
+            ftp.error.as_deref(),
+            Some(
+                "HTTP 308 redirect to ftp://127.0.0.1/x?… could not be followed (not an http(s) \
+                 address): point the URL at the final address"
+            )
+        );
         for path in ["/loop", "/ftp", "/file"] {
             let reply = post(
                 client().post(format!("{base}{path}")),
@@ -572,11 +555,11 @@ mod tests {
     #[test]
     fn addresses_are_kept_without_credentials_or_queries() {
         assert_eq!(
-            shown("http://user:pa55@127.0.0.1:9/in?token=abc"),
+            shown_address("http://user:pa55@127.0.0.1:9/in?token=abc"),
             "http://127.0.0.1:9/in?…"
         );
-        assert_eq!(shown("/final?sig=1"), "/final?…");
-        assert_eq!(shown("/final"), "/final");
+        assert_eq!(shown_address("/final?sig=1"), "/final?…");
+        assert_eq!(shown_address("/final"), "/final");
         let hook = |secret: &str| {
             Destination::Subscription(WebhookRow {
                 view: crate::wire::WebhookView {
