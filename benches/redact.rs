@@ -51,5 +51,30 @@ fn redaction(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, redaction);
+/// The outbox redacts every answer with the secrets of every destination: building that
+/// redactor (once per change of the subscriptions) and redacting a 512-byte answer with it.
+fn outbox(c: &mut Criterion) {
+    let mut group = c.benchmark_group("outbox redactor");
+    group.sample_size(10);
+    for subscriptions in [10, 100, 1_000] {
+        let secrets: Vec<String> = (0..subscriptions)
+            .flat_map(|i| {
+                let key = format!("{i:0>8}MfKQ9r8GKYqrTwjUPD8ILPZIo2La");
+                [format!("whsec_{key}"), key]
+            })
+            .collect();
+        group.bench_function(format!("build, {subscriptions} subscriptions"), |b| {
+            b.iter(|| Redactor::new(black_box(secrets.clone())))
+        });
+        let redactor = Redactor::new(secrets.clone());
+        let answer = format!("{{\"error\":\"invalid {}\"}}", "x".repeat(480));
+        group.bench_function(
+            format!("512-byte answer, {subscriptions} subscriptions"),
+            |b| b.iter(|| redactor.text_cut(black_box(&answer), 300)),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, redaction, outbox);
 criterion_main!(benches);

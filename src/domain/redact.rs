@@ -8,6 +8,8 @@
 //! replaced whole. A text that ends with the start of a secret (cut by a size limit) loses
 //! that end, and cutting happens after redaction ([`Redactor::text_cut`]).
 
+use std::collections::HashSet;
+
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -50,6 +52,8 @@ pub struct Redactor {
     secrets: Vec<String>,
     /// Every form a secret can take in text, longest first.
     needles: Vec<Needle>,
+    /// Every form, sorted: a text's end is matched against their starts by binary search.
+    prefixes: Vec<String>,
     /// All needles in one automaton: a text is scanned once, whatever the number of forms.
     matcher: Option<AhoCorasick>,
 }
@@ -109,13 +113,17 @@ const MIN_ENCODED: usize = 4;
 /// A text that ends with this much of a secret's form is taken to be a cut secret.
 const MIN_TAIL: usize = 4;
 
+/// Forms of secrets up to which the matcher is a DFA.
+const DFA_NEEDLES: usize = 2_000;
+
 impl Redactor {
     /// A redactor for these secret values (empty values are ignored).
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Self {
         let secrets: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).collect();
         let mut needles: Vec<Needle> = Vec::new();
+        let mut seen: HashSet<String> = HashSet::new();
         let mut add = |text: String, base64: bool| {
-            if !text.is_empty() && !needles.iter().any(|n| n.text == text) {
+            if !text.is_empty() && seen.insert(text.clone()) {
                 needles.push(Needle { text, base64 });
             }
         };
@@ -137,14 +145,20 @@ impl Redactor {
             }
         }
         needles.sort_by_key(|n| std::cmp::Reverse(n.text.len()));
+        // A DFA scans fastest but grows with the forms; past a few thousand, the automaton's
+        // own choice (a contiguous NFA) keeps building time and memory in line.
+        let kind = (needles.len() <= DFA_NEEDLES).then_some(AhoCorasickKind::DFA);
         let matcher = AhoCorasick::builder()
-            .kind(Some(AhoCorasickKind::DFA))
+            .kind(kind)
             .build(needles.iter().map(|n| n.text.as_str()))
             .ok();
+        let mut prefixes: Vec<String> = needles.iter().map(|n| n.text.clone()).collect();
+        prefixes.sort_unstable();
         Self {
             secrets,
             needles,
             matcher,
+            prefixes,
         }
     }
 
@@ -219,21 +233,26 @@ impl Redactor {
         }
     }
 
-    /// Where a text ends with the first characters of a secret's form, if it does.
+    /// Where a text ends with the first characters of a secret's form (at least
+    /// [`MIN_TAIL`] of them, not all), if it does: the earliest such start. Each possible start
+    /// is looked up among the sorted forms, so the cost follows the longest form, not their
+    /// number.
     fn cut_tail(&self, text: &str) -> Option<usize> {
-        self.needles
-            .iter()
-            .filter_map(|n| {
-                let longest = n.text.len().saturating_sub(1).min(text.len());
-                (MIN_TAIL.min(n.text.len())..=longest)
-                    .rev()
-                    .filter(|len| {
-                        n.text.is_char_boundary(*len) && text.is_char_boundary(text.len() - len)
-                    })
-                    .find(|len| text.ends_with(&n.text[..*len]))
-                    .map(|len| text.len() - len)
+        if text.len() < MIN_TAIL {
+            return None;
+        }
+        let longest = self.prefixes.iter().map(String::len).max()?;
+        let from = text.len().saturating_sub(longest.saturating_sub(1));
+        (from..=text.len().saturating_sub(MIN_TAIL))
+            .filter(|start| text.is_char_boundary(*start))
+            .find(|start| {
+                let tail = &text[*start..];
+                let at = self.prefixes.partition_point(|p| p.as_str() < tail);
+                self.prefixes[at..]
+                    .iter()
+                    .take_while(|p| p.starts_with(tail))
+                    .any(|p| p.len() > tail.len())
             })
-            .min()
     }
 
     /// A rendered value safe to store, given the templates it came from, and the rendered
