@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use acp::domain::config::{Policy, parse_config};
 use acp::wire::{
-    AlertView, AuditEntry, DeliveryView, Health, NotificationView, Page, TriggerKind, WebhookView,
+    AlertView, AuditEntry, DeliveryView, DeliveryWarning, Health, NotificationView, Page,
+    TriggerKind, WebhookView,
 };
 use common::sinks::Smtp;
 use common::{Api, Harness, Reply, World, harness, serve_alerting, wait_final};
@@ -167,6 +168,16 @@ fn gaps(world: &World, path: &str) -> Vec<Duration> {
         .windows(2)
         .map(|pair| pair[1].at - pair[0].at)
         .collect()
+}
+
+/// The delivery warning `/health` shows for `target`.
+fn warning_for<'a>(health: &'a Health, target: &str) -> &'a DeliveryWarning {
+    health
+        .control
+        .deliveries
+        .iter()
+        .find(|w| w.target == target)
+        .unwrap_or_else(|| panic!("no warning for {target}: {:?}", health.control.deliveries))
 }
 
 fn http_date(at: SystemTime) -> String {
@@ -449,12 +460,7 @@ async fn gone_disables_a_subscription_until_an_admin_enables_it() {
     assert_eq!(h.world.hits("/gone").len(), 1, "one POST, no retries");
     assert_eq!(attempts(&api, hook).await.len(), 1);
     let health: Health = get(&api, "/health").await;
-    let warning = health
-        .control
-        .deliveries
-        .iter()
-        .find(|w| w.target == format!("webhook:{hook}"))
-        .expect("the disabled subscription is a warning");
+    let warning = warning_for(&health, &format!("webhook:{hook}"));
     assert!(warning.disabled && warning.given_up == 1, "{warning:?}");
     let audit: Page<AuditEntry> = get(&api, "/audit").await;
     assert!(
@@ -490,12 +496,7 @@ async fn gone_disables_a_subscription_until_an_admin_enables_it() {
     assert!(audit.items.iter().any(|e| e.action == "webhook.enable"));
     // Enabled, it still counts its given-up message; deleted, there is nothing left to fix.
     let health: Health = get(&api, "/health").await;
-    let warning = health
-        .control
-        .deliveries
-        .iter()
-        .find(|w| w.target == format!("webhook:{hook}"))
-        .expect("the given-up message still shows");
+    let warning = warning_for(&health, &format!("webhook:{hook}"));
     assert!(!warning.disabled && warning.given_up == 1, "{warning:?}");
     let deleted = api
         .delete(&format!("/webhooks/{hook}"), &api.admin)
@@ -678,12 +679,7 @@ async fn alert_channels_give_up_on_refusals_without_blocking_the_next_alert() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let health: Health = get(&api, "/health").await;
     for channel in ["channel:slack", "channel:mail"] {
-        let warning = health
-            .control
-            .deliveries
-            .iter()
-            .find(|w| w.target == channel)
-            .unwrap_or_else(|| panic!("{channel}: {:?}", health.control.deliveries));
+        let warning = warning_for(&health, channel);
         assert!(!warning.disabled && warning.given_up == 1, "{warning:?}");
     }
     let fail = health

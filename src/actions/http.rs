@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use crate::domain::StepFailure;
-use crate::domain::delivery::{MAX_REDIRECTS, redirects_keeping_the_body};
+use crate::domain::delivery::{MAX_REDIRECTS, redirects_keeping_the_body, unfollowed_redirect};
 use crate::domain::failure::parse_retry_after;
 
 /// Largest response body read, in bytes (32 MiB): a larger answer fails the step
@@ -67,10 +67,8 @@ pub async fn call(
     };
     let message = match response.headers.get("location") {
         Some(location) if (300..400).contains(&response.status) => format!(
-            "HTTP {} redirect to {}, not followed (only 307 and 308 keep the method and body): \
-             point the step at the final address",
-            response.status,
-            location.chars().take(ERROR_BODY_CHARS).collect::<String>()
+            "{}: point the step at the final address",
+            unfollowed_redirect(response.status, Some(location))
         ),
         _ => format!("HTTP {}: {snippet}", response.status),
     };

@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::clock::later_or_max;
-use super::retry::MAX_RETRY_AFTER;
+use super::retry::{MAX_RETRY_AFTER, RetryPolicy};
 
 /// How one attempt's answer is classified (stored with the attempt).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +101,32 @@ pub fn redirects_keeping_the_body() -> reqwest::redirect::Policy {
     })
 }
 
+/// Characters of a `Location` kept in an error.
+const LOCATION_SHOWN: usize = 200;
+
+/// Why a redirect answered with `status` to `location` was not followed, for an error: a
+/// 307/308 only when its address was not http(s), any other 3xx because it would lose the
+/// body. The address is shown as [`shown_address`] keeps it, without control characters.
+pub fn unfollowed_redirect(status: u16, location: Option<&str>) -> String {
+    let to: String = location.map_or_else(
+        || "nowhere".to_owned(),
+        |l| {
+            shown_address(l)
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(LOCATION_SHOWN)
+                .collect()
+        },
+    );
+    if matches!(status, 307 | 308) {
+        format!("HTTP {status} redirect to {to} could not be followed (not an http(s) address)")
+    } else {
+        format!(
+            "HTTP {status} redirect to {to}, not followed (only 307 and 308 keep the method and body)"
+        )
+    }
+}
+
 /// An address as an attempt keeps it: without a user name, a password or a query, any of
 /// which may hold a credential (a query becomes `?…`). Relative addresses keep their path.
 pub fn shown_address(address: &str) -> String {
@@ -126,6 +152,9 @@ pub fn shown_address(address: &str) -> String {
 /// The backoff of the one retry after a permanent refusal: that of this many failed tries
 /// (a ceiling of 16 times `retry_initial`, 8 to 16 s by default, within `retry_max`).
 const PERMANENT_RETRY_AS_TRY: i64 = 4;
+
+/// Failed tries past which the backoff stops growing (it reached `retry_max` long before).
+const MAX_DOUBLINGS: i64 = 30;
 
 /// The default of [`Rules::give_up_after`]: a day.
 pub const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
@@ -177,7 +206,7 @@ impl Rules {
         let History {
             failures,
             permanent,
-            queued_at: created_at,
+            queued_at,
         } = history;
         let status = outcome
             .status
@@ -196,7 +225,7 @@ impl Rules {
                 "refused permanently twice{status}: the message cannot be delivered as it is"
             )),
             Class::Permanent | Class::Transient => {
-                let deadline = later_or_max(created_at, self.give_up_after);
+                let deadline = later_or_max(queued_at, self.give_up_after);
                 if now >= deadline {
                     return Next::GiveUp(format!(
                         "still refused{status} {} after it was queued (give_up_after)",
@@ -226,10 +255,14 @@ impl Rules {
     /// so senders told the same time do not all come back at once.
     pub fn wait(&self, failures: i64, retry_after: Option<Duration>, unit: f64) -> Duration {
         let unit = unit.clamp(0.0, 1.0);
-        let ceiling = self
-            .retry_initial
-            .saturating_mul(1 << failures.clamp(0, 16))
-            .min(self.retry_max);
+        let doubling = RetryPolicy {
+            max_attempts: u32::MAX,
+            initial_delay: self.retry_initial,
+            max_delay: self.retry_max,
+            multiplier: 2.0,
+        };
+        // The attempt after `failures` failed tries is number `failures + 1`.
+        let ceiling = doubling.ceiling(failures.clamp(0, MAX_DOUBLINGS) as u32 + 1);
         let backoff = ceiling.mul_f64(0.5 + unit / 2.0);
         match retry_after {
             Some(asked) => {

@@ -379,13 +379,13 @@ impl Queue {
                 tracing::error!("writing the audit log failed: {e}");
             }
         }
-        let result = match next {
-            Next::Delivered => "delivered",
-            Next::RetryAt(_) => "failed",
-            Next::GiveUp(_) | Next::Disable(_) => "given_up",
+        let (result, left) = match next {
+            Next::Delivered => ("delivered", true),
+            Next::RetryAt(_) => ("failed", false),
+            Next::GiveUp(_) | Next::Disable(_) => ("given_up", true),
         };
         self.metrics.delivery(&self.target, result);
-        result != "failed"
+        left
     }
 }
 

@@ -9,7 +9,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::domain::config::{ChannelDef, EmailTls};
-use crate::domain::delivery::{Class, redirects_keeping_the_body, shown_address};
+use crate::domain::delivery::{
+    Class, redirects_keeping_the_body, shown_address, unfollowed_redirect,
+};
 use crate::domain::failure::parse_retry_after;
 use crate::domain::notice;
 use crate::domain::standard_webhooks;
@@ -107,69 +109,25 @@ pub async fn send(
             to,
             username,
             password,
-        }) => {
-            let email = match build_email(from, to, &message.payload) {
-                Ok(email) => email,
-                Err(error) => return Reply::failed(Class::Permanent, None, error),
-            };
-            let builder = match tls {
-                EmailTls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-                    host,
-                )),
-                EmailTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
-                EmailTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
-            };
-            let builder = match builder {
-                Ok(builder) => builder,
-                Err(e) => return Reply::failed(Class::Permanent, None, format!("SMTP: {e}")),
-            };
-            let default_port = match tls {
-                EmailTls::None => 25,
-                EmailTls::StartTls => 587,
-                EmailTls::Tls => 465,
-            };
-            let mut builder = builder
-                .port(port.unwrap_or(default_port))
-                .timeout(Some(timeout));
-            if let (Some(user), Some(password)) = (username, password) {
-                builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+        }) => match build_email(from, to, &message.payload) {
+            Ok(email) => {
+                let credentials = username.as_ref().zip(password.as_ref());
+                send_email(timeout, email, host, *port, *tls, credentials).await
             }
-            // lettre's timeout is per command; the greeting (and a server that never
-            // finishes) is bounded here, so a silent server is a transient failure, not a
-            // queue stuck until the peer goes away.
-            let sent = tokio::time::timeout(timeout, builder.build().send(email)).await;
-            let Ok(sent) = sent else {
-                return Reply::failed(
-                    Class::Transient,
-                    None,
-                    format!(
-                        "SMTP: no answer within {}",
-                        humantime::format_duration(timeout)
-                    ),
-                );
-            };
-            match sent {
-                Ok(response) => Reply {
-                    status: Some(u16::from(response.code())),
-                    class: Class::Delivered,
-                    error: None,
-                    answer: Some(response.message().collect::<Vec<_>>().join(" ")),
-                    retry_after: None,
-                },
-                Err(e) => {
-                    let status = e.status().map(u16::from);
-                    // A reply code says which (4yz or 5yz); no reply (a refused connection, a
-                    // timeout, a broken TLS handshake) is worth another try.
-                    let class = status.map_or(Class::Transient, Class::of_smtp);
-                    Reply {
-                        // The server's reply, when it gave one.
-                        answer: status.map(|_| e.to_string()),
-                        ..Reply::failed(class, status, format!("SMTP: {e}"))
-                    }
-                }
-            }
-        }
+            Err(error) => Reply::failed(Class::Permanent, None, error.to_string()),
+        },
     }
+}
+
+/// Why a notification could not be made into an email (it never will be).
+#[derive(Debug, thiserror::Error)]
+enum EmailError {
+    #[error("from: {0}")]
+    From(lettre::address::AddressError),
+    #[error("to: {0}")]
+    To(lettre::address::AddressError),
+    #[error(transparent)]
+    Build(#[from] lettre::error::Error),
 }
 
 /// The notification as an email with text and HTML parts.
@@ -177,17 +135,82 @@ fn build_email(
     from: &str,
     to: &[String],
     payload: &serde_json::Value,
-) -> Result<lettre::Message, String> {
+) -> Result<lettre::Message, EmailError> {
     let body = notice::email(payload);
     let mut email = lettre::Message::builder()
-        .from(from.parse().map_err(|e| format!("from: {e}"))?)
+        .from(from.parse().map_err(EmailError::From)?)
         .subject(body.subject);
     for address in to {
-        email = email.to(address.parse().map_err(|e| format!("to: {e}"))?);
+        email = email.to(address.parse().map_err(EmailError::To)?);
     }
-    email
-        .multipart(MultiPart::alternative_plain_html(body.text, body.html))
-        .map_err(|e| e.to_string())
+    Ok(email.multipart(MultiPart::alternative_plain_html(body.text, body.html))?)
+}
+
+/// One try at an email channel: the whole SMTP exchange within `timeout`.
+async fn send_email(
+    timeout: Duration,
+    email: lettre::Message,
+    host: &str,
+    port: Option<u16>,
+    tls: EmailTls,
+    credentials: Option<(&String, &String)>,
+) -> Reply {
+    let (builder, default_port) = match tls {
+        EmailTls::None => (
+            Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+                host,
+            )),
+            25,
+        ),
+        EmailTls::StartTls => (
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
+            587,
+        ),
+        EmailTls::Tls => (AsyncSmtpTransport::<Tokio1Executor>::relay(host), 465),
+    };
+    let builder = match builder {
+        Ok(builder) => builder,
+        Err(e) => return Reply::failed(Class::Permanent, None, format!("SMTP: {e}")),
+    };
+    let mut builder = builder
+        .port(port.unwrap_or(default_port))
+        .timeout(Some(timeout));
+    if let Some((user, password)) = credentials {
+        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    // lettre's timeout is per command; the greeting (and a server that never finishes) is
+    // bounded here, so a silent server is a transient failure, not a queue stuck until the
+    // peer goes away.
+    let Ok(sent) = tokio::time::timeout(timeout, builder.build().send(email)).await else {
+        return Reply::failed(
+            Class::Transient,
+            None,
+            format!(
+                "SMTP: no answer within {}",
+                humantime::format_duration(timeout)
+            ),
+        );
+    };
+    match sent {
+        Ok(response) => Reply {
+            status: Some(u16::from(response.code())),
+            class: Class::Delivered,
+            error: None,
+            answer: Some(response.message().collect::<Vec<_>>().join(" ")),
+            retry_after: None,
+        },
+        Err(e) => {
+            let status = e.status().map(u16::from);
+            // A reply code says which (4yz or 5yz); no reply (a refused connection, a
+            // timeout, a broken TLS handshake) is worth another try.
+            let class = status.map_or(Class::Transient, Class::of_smtp);
+            Reply {
+                // The server's reply, when it gave one.
+                answer: status.map(|_| e.to_string()),
+                ..Reply::failed(class, status, format!("SMTP: {e}"))
+            }
+        }
+    }
 }
 
 /// The one signer: POSTs the message's payload with Standard Webhooks headers
@@ -233,8 +256,6 @@ pub fn client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// Characters of a `Location` kept in an attempt's error.
-const LOCATION_SHOWN: usize = 200;
 /// Bytes of an answer read to keep its start.
 const ANSWER_BYTES: usize = 512;
 /// How long the rest of an answer's body is waited for, once its status is known.
@@ -268,13 +289,7 @@ async fn post(request: reqwest::RequestBuilder, timeout: Duration) -> Reply {
     };
     let retry_after = header(reqwest::header::RETRY_AFTER)
         .and_then(|v| parse_retry_after(&v, std::time::SystemTime::now()));
-    let location: Option<String> = header(reqwest::header::LOCATION).map(|l| {
-        shown_address(&l)
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(LOCATION_SHOWN)
-            .collect()
-    });
+    let location = header(reqwest::header::LOCATION);
     let redirected = (*response.url() != asked).then(|| shown_address(response.url().as_str()));
     let mut answer = first_bytes(response).await;
     if let Some(to) = redirected {
@@ -286,15 +301,9 @@ async fn post(request: reqwest::RequestBuilder, timeout: Duration) -> Reply {
     let class = Class::of_http(code);
     let error = match class {
         Class::Delivered => None,
-        _ if matches!(code, 307 | 308) => Some(format!(
-            "HTTP {code} redirect to {} could not be followed (not an http(s) address): point \
-             the URL at the final address",
-            location.as_deref().unwrap_or("nowhere")
-        )),
         _ if status.is_redirection() => Some(format!(
-            "HTTP {code} redirect to {}, not followed (only 307 and 308 keep the body): point \
-             the URL at the final address",
-            location.as_deref().unwrap_or("nowhere")
+            "{}: point the URL at the final address",
+            unfollowed_redirect(code, location.as_deref())
         )),
         _ => Some(format!(
             "HTTP {code}{}",
